@@ -1,0 +1,82 @@
+"""Wire types: every body that crosses a process boundary, as msgspec Structs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Tier = Literal["free", "pro", "enterprise", "internal"]
+Role = Literal["agent", "participant", "sre", "admin"]
+Access = Literal["read", "write"]
+
+# A twin id: what a URL path segment can carry without escaping.
+TwinId = str
+TWIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+TIER_LIMITS_PER_MINUTE: dict[str, int] = {
+    "free": 10,
+    "pro": 100,
+    "enterprise": 1000,
+    "internal": 10000,
+}
+
+
+class Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base for every type that crosses a process boundary."""
+
+
+class Principal(Wire):
+    """Who is calling, as the edge verified it from the JWT."""
+
+    sub: str
+    tier: Tier
+    role: Role = "agent"
+
+    @property
+    def is_superuser(self) -> bool:
+        return self.tier == "internal" or self.role == "admin"
+
+
+class ProblemBody(Wire):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+
+
+class TwinCreate(Wire):
+    twin_id: TwinId | None = None
+    profile: dict[str, Any] | None = None
+
+
+class TwinCreated(Wire):
+    twin_id: TwinId
+    version: int
+    consistency_token: str
+
+
+class TwinWritten(Wire):
+    twin_id: TwinId
+    version: int
+    consistency_token: str
+
+
+class TwinView(Wire):
+    twin_id: TwinId
+    version: int
+    profile: dict[str, Any]
+
+
+class TwinGrant(Wire):
+    sub: str
+    access: Access
+
+
+class GrantWritten(Wire):
+    twin_id: TwinId
+    sub: str
+    access: Access
+    consistency_token: str

@@ -37,7 +37,7 @@ from mbwire.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from mbwire.hop import HopSigner, HopError
+from mbwire.hop import HopError, HopSigner
 from mbwire.token import ConsistencyToken
 from mbwire.types import (
     Principal,

@@ -1,8 +1,9 @@
 """The signed hop: how a hub knows a request came through the edge (and central, through a hub).
 
-The sender puts the verified principal in ``X-MB-Principal`` (base64url JSON) and signs method, path,
-timestamp, principal and request id with HMAC-SHA256 under a shared secret in ``X-MB-Hop``. The
-receiver checks the signature and that the timestamp is within ``max_skew`` seconds."""
+The sender puts the verified principal in ``X-MB-Principal`` (base64url JSON) and signs the
+method, path, timestamp, principal and request id with HMAC-SHA256 under a shared secret in
+``X-MB-Hop``. The receiver checks the signature and that the timestamp is within ``max_skew``
+seconds."""
 
 from __future__ import annotations
 

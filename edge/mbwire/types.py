@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -11,8 +11,9 @@ Role = Literal["agent", "participant", "sre", "admin"]
 Access = Literal["read", "write"]
 
 # A twin id: what a URL path segment can carry without escaping.
-TwinId = str
 TWIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+TwinId = Annotated[str, msgspec.Meta(pattern=TWIN_ID_PATTERN)]
+Sub = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 TIER_LIMITS_PER_MINUTE: dict[str, int] = {
     "free": 10,
@@ -26,7 +27,7 @@ class Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     """Base for every type that crosses a process boundary."""
 
 
-class Principal(Wire):
+class Principal(Wire, frozen=True):
     """Who is calling, as the edge verified it from the JWT."""
 
     sub: str
@@ -38,7 +39,7 @@ class Principal(Wire):
         return self.tier == "internal" or self.role == "admin"
 
 
-class ProblemBody(Wire):
+class ProblemBody(Wire, frozen=True):
     type: str
     title: str
     status: int
@@ -47,35 +48,35 @@ class ProblemBody(Wire):
     request_id: str
 
 
-class TwinCreate(Wire):
+class TwinCreate(Wire, frozen=True):
     twin_id: TwinId | None = None
     profile: dict[str, Any] | None = None
 
 
-class TwinCreated(Wire):
+class TwinCreated(Wire, frozen=True):
     twin_id: TwinId
     version: int
     consistency_token: str
 
 
-class TwinWritten(Wire):
+class TwinWritten(Wire, frozen=True):
     twin_id: TwinId
     version: int
     consistency_token: str
 
 
-class TwinView(Wire):
+class TwinView(Wire, frozen=True):
     twin_id: TwinId
     version: int
     profile: dict[str, Any]
 
 
-class TwinGrant(Wire):
-    sub: str
+class TwinGrant(Wire, frozen=True):
+    sub: Sub
     access: Access
 
 
-class GrantWritten(Wire):
+class GrantWritten(Wire, frozen=True):
     twin_id: TwinId
     sub: str
     access: Access

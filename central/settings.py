@@ -1,0 +1,29 @@
+"""Central's settings: one frozen Struct, read from ``CENTRAL_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+
+class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    hop_secret: str
+    primary_region: str = "ams"
+    regions: str = "ams,iad,sin"
+    resident_twins: int = 4096
+    max_body_bytes: int = 1 << 20
+
+    @property
+    def region_list(self) -> tuple[str, ...]:
+        return tuple(r for r in self.regions.split(",") if r)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> CentralSettings:
+        raw = {
+            k.removeprefix("CENTRAL_").lower(): v
+            for k, v in environ.items() if k.startswith("CENTRAL_")
+        }
+        return msgspec.convert(raw, cls, strict=False)

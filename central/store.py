@@ -1,0 +1,154 @@
+"""The primary store: every write is one transaction that changes the data, appends its
+change-feed row and commits; only then is it acknowledged, with the commit's LSN as its token.
+
+Why the feed lock: a sequence value drawn inside a transaction is not a commit order (a
+transaction can draw 10, another draw 11 and commit first). The writer takes one advisory
+lock as the last statement before COMMIT and draws the feed position under it; the lock is
+released after the commit is visible, so positions appear on every replica in commit order
+and a follower reading ``seq > cursor`` can never skip one. The lock is held only for the
+feed insert and the commit itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from mbwire import ConsistencyToken, Unavailable
+
+_FEED_LOCK = 0x4D42_4645  # "MBFE"
+
+
+@dataclass(frozen=True, slots=True)
+class TwinHead:
+    owner_sub: str
+    version: int
+
+
+class WriteTx:
+    """The statements a write may run inside its one transaction."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+        self.feed: list[tuple[str, str, int | None]] = []
+        self.token: ConsistencyToken | None = None  # set once committed
+
+    async def lock_twin(self, twin_id: str) -> TwinHead | None:
+        cur = await self.conn.execute(
+            "select owner_sub, version from twins where twin_id = %s for update", (twin_id,)
+        )
+        row = await cur.fetchone()
+        return TwinHead(row[0], row[1]) if row else None
+
+    async def twin_state(self, twin_id: str) -> bytes:
+        cur = await self.conn.execute("select state from twins where twin_id = %s", (twin_id,))
+        row = await cur.fetchone()
+        assert row is not None, "twin_state is called only after lock_twin found the twin"
+        return bytes(row[0])
+
+    async def access_of(self, twin_id: str, sub: str) -> str | None:
+        cur = await self.conn.execute(
+            "select access from twin_grants where twin_id = %s and sub = %s", (twin_id, sub)
+        )
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def insert_twin(
+        self, twin_id: str, owner_sub: str, state: bytes, profile: dict[str, Any]
+    ) -> bool:
+        cur = await self.conn.execute(
+            "insert into twins (twin_id, owner_sub, state, profile, version)"
+            " values (%s, %s, %s, %s, 1) on conflict (twin_id) do nothing",
+            (twin_id, owner_sub, state, Jsonb(profile)),
+        )
+        if cur.rowcount == 1:
+            self.feed.append(("twin", twin_id, 1))
+        return cur.rowcount == 1
+
+    async def save_twin(
+        self, twin_id: str, state: bytes, profile: dict[str, Any], version: int
+    ) -> None:
+        await self.conn.execute(
+            "update twins set state = %s, profile = %s, version = %s, updated_at = now()"
+            " where twin_id = %s",
+            (state, Jsonb(profile), version, twin_id),
+        )
+        self.feed.append(("twin", twin_id, version))
+
+    async def put_grant(self, twin_id: str, sub: str, access: str, granted_by: str) -> None:
+        await self.conn.execute(
+            "insert into twin_grants (twin_id, sub, access, granted_by) values (%s, %s, %s, %s)"
+            " on conflict (twin_id, sub) do update set access = excluded.access,"
+            " granted_by = excluded.granted_by, granted_at = now()",
+            (twin_id, sub, access, granted_by),
+        )
+        self.feed.append(("grant", twin_id, None))
+
+    async def _append_feed(self) -> None:
+        if not self.feed:
+            return
+        await self.conn.execute("select pg_advisory_xact_lock(%s)", (_FEED_LOCK,))
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                "insert into change_feed (seq, kind, key, version)"
+                " values (nextval('change_feed_seq'), %s, %s, %s)",
+                self.feed,
+            )
+
+
+class Store:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 16) -> None:
+        self.pool = AsyncConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False,
+            kwargs={"autocommit": True}, name="primary",
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[WriteTx]:
+        """One write: yields the transaction; on clean exit appends the feed rows, commits, and
+        sets ``tx.token`` to an LSN at or after the end of the commit record."""
+        try:
+            async with self.pool.connection(timeout=10) as conn:
+                tx = WriteTx(conn)
+                async with conn.transaction():
+                    yield tx
+                    await tx._append_feed()
+                cur = await conn.execute("select pg_current_wal_lsn()::text")
+                row = await cur.fetchone()
+                assert row is not None
+                tx.token = ConsistencyToken.from_pg_lsn(row[0])
+        except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
+            raise Unavailable(f"the primary database is unavailable ({type(exc).__name__})",
+                              retry_after=1) from None
+
+    async def current_token(self) -> ConsistencyToken:
+        async with self.pool.connection(timeout=10) as conn:
+            cur = await conn.execute("select pg_current_wal_lsn()::text")
+            row = await cur.fetchone()
+            assert row is not None
+            return ConsistencyToken.from_pg_lsn(row[0])
+
+    async def replication(self) -> list[dict[str, Any]]:
+        """Each replica's lag as the primary sees it (application_name = region id)."""
+        async with self.pool.connection(timeout=10) as conn:
+            cur = await conn.execute(
+                "select application_name, state,"
+                " coalesce(extract(epoch from replay_lag) * 1000, 0)::float8,"
+                " pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint"
+                " from pg_stat_replication"
+            )
+            return [
+                {"region": r[0], "state": r[1], "replay_lag_ms": r[2], "behind_bytes": r[3]}
+                for r in await cur.fetchall()
+            ]

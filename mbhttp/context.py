@@ -1,0 +1,68 @@
+"""Request id and trace context for every request: the id is echoed when the caller sent a sane
+one, else made; ``traceparent`` continues the caller's trace (OpenTelemetry) so edge → hub →
+central is one trace."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import MutableScopeHeaders
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+
+REQUEST_ID_HEADER = "x-request-id"
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_tracer = trace.get_tracer("memorybank")
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str:
+    return str(request.scope.get("state", {}).get("request_id") or "")
+
+
+class RequestContextMiddleware(ASGIMiddleware):
+    """Sets ``scope["state"]["request_id"]``, opens a server span, and stamps the response with
+    ``X-Request-Id`` and the service's own ``X-Served-By`` part."""
+
+    scopes = ("http", "websocket")  # type: ignore[assignment]
+
+    def __init__(self, served_by: str, extra_headers: dict[str, str] | None = None) -> None:
+        self.served_by = served_by
+        self.extra_headers = extra_headers or {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        sent = headers.get(REQUEST_ID_HEADER, "")
+        request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        parent = propagate.extract(headers)
+        token = otel_context.attach(parent)
+        name = f"{scope.get('method', 'WS')} {scope['path']}"
+        try:
+            with _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
+                span.set_attribute("memorybank.request_id", request_id)
+
+                async def stamped(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        out = MutableScopeHeaders.from_message(message)
+                        out["X-Request-Id"] = request_id
+                        out["X-Served-By"] = self.served_by
+                        for name, value in self.extra_headers.items():
+                            out[name] = value
+                        span.set_attribute("http.status_code", message["status"])
+                    await send(message)
+
+                await next_app(scope, receive, stamped)
+        finally:
+            otel_context.detach(token)
+
+
+def outbound_trace_headers() -> dict[str, str]:
+    """``traceparent`` (and ``tracestate``) for a call made inside the current span."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier

@@ -1,0 +1,50 @@
+"""Only signed hops get in: a hub admits what the edge signed, central what a hub signed.
+The verified principal is kept in ``scope["state"]["principal"]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from mbhttp.context import request_id_of
+from mbwire import HopError, HopSigner, Principal, Unauthorized
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def hop_guard(signer: HopSigner, open_paths: frozenset[str] = frozenset({"/healthz"})) -> Guard:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        path = connection.scope["path"]
+        if path in open_paths or path.startswith("/schema"):
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in connection.scope["headers"]}
+        request_id = str(connection.scope.get("state", {}).get("request_id") or "")
+        try:
+            principal = signer.verify(
+                str(connection.scope.get("method", "GET")), path, headers, request_id
+            )
+        except HopError as exc:
+            raise Unauthorized(f"{exc}; call this service through the edge") from None
+        connection.scope.setdefault("state", {})["principal"] = principal
+
+    return guard
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal | None:
+    found = request.scope.get("state", {}).get("principal")
+    return found if isinstance(found, Principal) else None
+
+
+def require_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = principal_of(request)
+    if principal is None:
+        raise Unauthorized("this call needs an authenticated caller")
+    return principal
+
+
+__all__ = ["hop_guard", "principal_of", "request_id_of", "require_principal"]

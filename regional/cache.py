@@ -1,0 +1,104 @@
+"""The hub's Redis cache of twin views, kept honest by the change-feed follower.
+
+Three rules make a cached answer safe to serve under a consistency token:
+- The follower, for each change it reads from the replica at replay position M, first sets
+  ``inv:<twin>`` to M and then deletes the entry.
+- A reader fills the cache only through FILL, which refuses when ``inv:<twin>`` is newer than
+  the replay position its own read reflects; so a slow reader can never put back a view the
+  follower already invalidated.
+- ``feed:mark`` is the replay position the follower has fully processed; an entry may answer a
+  read whose token is at most the mark, and the answer's token is the mark.
+Entries live under an epoch; bumping it (when the follower cannot resume its cursor) drops them all.
+Positions are ``ConsistencyToken`` strings (fixed width), so Lua compares them as strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from mbwire import ConsistencyToken
+
+_FILL = """
+local inv = redis.call('GET', KEYS[2])
+if inv and inv > ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+INV_TTL_S = 600  # longer than any replica read can take (statement timeout is 10 s)
+
+
+class CachedTwin(msgspec.Struct, frozen=True):
+    version: int
+    owner_sub: str
+    profile: dict[str, Any]
+    grants: dict[str, str]
+    lsn: str
+
+
+class TwinCache:
+    def __init__(self, client: aioredis.Redis, *, ttl_s: int = 300) -> None:
+        self.redis = client
+        self.ttl_s = ttl_s
+        self.epoch = 0
+        self._fill = client.register_script(_FILL)
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(CachedTwin)
+
+    def _key(self, twin_id: str) -> str:
+        return f"mb:twin:{self.epoch}:{twin_id}"
+
+    async def load_epoch(self) -> None:
+        raw = await self.redis.get("mb:cache:epoch")
+        self.epoch = int(raw or 0)
+
+    async def bump_epoch(self) -> None:
+        self.epoch = int(await self.redis.incr("mb:cache:epoch"))
+
+    async def get(self, twin_id: str) -> tuple[CachedTwin | None, ConsistencyToken | None]:
+        """The entry (if any) and the follower's mark; a Redis failure reads as a miss."""
+        try:
+            raw, mark = await self.redis.mget(self._key(twin_id), "mb:feed:mark")
+        except RedisError:
+            return None, None
+        # The client is made without decode_responses, so values are bytes.
+        entry = self._decoder.decode(raw) if isinstance(raw, bytes) else None
+        token = ConsistencyToken.parse(mark.decode()) if isinstance(mark, bytes) else None
+        return entry, token
+
+    async def fill(self, twin_id: str, entry: CachedTwin) -> bool:
+        try:
+            done = await self._fill(
+                keys=[self._key(twin_id), f"mb:inv:{twin_id}"],
+                args=[entry.lsn, self._encoder.encode(entry), self.ttl_s],
+            )
+        except RedisError:
+            return False
+        return bool(done)
+
+    async def invalidate(
+        self, twin_ids: set[str], inv: ConsistencyToken, cursor: int,
+        mark: ConsistencyToken | None,
+    ) -> None:
+        """Run by the follower: ``inv`` is a replay position at or after every change's commit
+        (so FILLs from reads that could have missed them are refused); ``mark``, when given,
+        is a position up to which every change is now processed."""
+        pipe = self.redis.pipeline(transaction=False)
+        for twin_id in twin_ids:
+            pipe.set(f"mb:inv:{twin_id}", str(inv), ex=INV_TTL_S)
+        for twin_id in twin_ids:
+            pipe.delete(self._key(twin_id))
+        pipe.set("mb:feed:cursor", cursor)
+        if mark is not None:
+            pipe.set("mb:feed:mark", str(mark))
+        await pipe.execute()
+
+    async def cursor(self) -> int | None:
+        raw = await self.redis.get("mb:feed:cursor")
+        return int(raw) if raw is not None else None
+
+    async def reset(self, cursor: int, mark: ConsistencyToken) -> None:
+        await self.bump_epoch()
+        await self.redis.mset({"mb:feed:cursor": cursor, "mb:feed:mark": str(mark)})

@@ -1,0 +1,78 @@
+"""The change-feed follower: reads ``change_feed`` from this region's replica (so it never hears
+of a change before the replica can show it) and invalidates the Redis cache. Later consumers
+(realtime pushes, vector sync) hang off ``listeners``.
+
+The feed's ``seq`` is assigned in commit order (central/store.py), so "seq > cursor" misses
+nothing. The cursor lives in Redis beside the cache it protects: a restarted hub resumes where
+it stopped; if the feed no longer holds that far back (or Redis lost it), the cache epoch is
+bumped instead, dropping every entry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+from mbwire import ConsistencyToken, Unavailable
+from regional.cache import TwinCache
+from regional.replica import ReplayClock, Replica
+
+log = logging.getLogger("memorybank.follower")
+
+Change = tuple[int, str, str]  # (seq, kind, key)
+Listener = Callable[[list[Change], ConsistencyToken], Awaitable[None]]
+
+
+class Follower:
+    def __init__(self, replica: Replica, clock: ReplayClock, cache: TwinCache) -> None:
+        self.replica, self.clock, self.cache = replica, clock, cache
+        self.cursor = 0
+        self.mark = ConsistencyToken(0)
+        self.listeners: list[Listener] = []
+        self.batch = 1000
+
+    async def _start(self) -> None:
+        await self.cache.load_epoch()
+        low, high = await self.replica.feed_head()
+        saved = await self.cache.cursor()
+        if saved is None or (low and saved < low - 1) or saved > high:
+            self.cursor = high
+            # Mark 0: until the follower has processed a step, no token is served from cache.
+            await self.cache.reset(high, ConsistencyToken(0))
+            log.info("follower starts fresh at seq %d (cache epoch %d)", high, self.cache.epoch)
+        else:
+            self.cursor = saved
+            log.info("follower resumes at seq %d", saved)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._start()
+                while True:
+                    await self.step()
+            except (Unavailable, RedisError, OSError) as exc:
+                log.warning("follower paused: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def step(self) -> None:
+        """Waits for the replica to move, then processes everything it now shows."""
+        if self.clock.position <= self.mark.lsn:
+            await self.clock.advanced()
+        while True:
+            before, changes, after = await self.replica.feed_since(self.cursor, self.batch)
+            complete = len(changes) < self.batch
+            if changes:
+                self.cursor = changes[-1][0]
+            twins = {key for _, kind, key in changes if kind in ("twin", "grant")}
+            if changes or (complete and before > self.mark):
+                await self.cache.invalidate(
+                    twins, after, self.cursor, before if complete else None
+                )
+            if changes:
+                for listener in self.listeners:
+                    await listener(changes, after)
+            if complete:
+                self.mark = max(self.mark, before)
+                return

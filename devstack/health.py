@@ -1,0 +1,100 @@
+"""Is a child up? One probe per kind of service, and a wait with a deadline.
+
+- Postgres: a connection and ``select 1`` (a standby still replaying refuses connections);
+- Redis: ``PING`` over a raw socket (no client library needed);
+- HTTP services: ``GET /healthz`` answers 200."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from devstack.errors import StartError
+
+
+@dataclass(frozen=True, slots=True)
+class PgCheck:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedisCheck:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheck:
+    url: str
+
+
+Check = PgCheck | RedisCheck | HttpCheck
+
+
+def probe(check: Check) -> str | None:
+    """None when healthy, else why not (kept for the failure message)."""
+    try:
+        match check:
+            case PgCheck(url):
+                with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
+                    conn.execute("select 1")
+                return None
+            case RedisCheck(host, port):
+                with socket.create_connection((host, port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    reply = sock.recv(64)
+                return None if reply.startswith(b"+PONG") else f"PING answered {reply!r}"
+            case HttpCheck(url):
+                response = httpx.get(url, timeout=2)
+                if response.status_code == 200:
+                    return None
+                return f"GET {url} answered {response.status_code}"
+    except (OSError, psycopg.Error, httpx.HTTPError) as exc:
+        return f"{type(exc).__name__}: {str(exc).strip() or 'no detail'}"
+    raise AssertionError(f"unknown check {check!r}")
+
+
+def wait_healthy(
+    name: str,
+    check: Check,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float,
+) -> None:
+    """Polls ``check`` until it passes; raises ``StartError`` naming the child if the process
+    exits first or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    reason = "not probed yet"
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise StartError(name, f"exited with code {code}", str(log), tail(log))
+        reason = probe(check) or ""
+        if not reason:
+            return
+        if time.monotonic() > deadline:
+            raise StartError(
+                name, f"not healthy after {timeout:.0f} s ({reason})", str(log), tail(log)
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file (what to show when a child fails to come up)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,205 @@
+"""The local stack: Postgres primary and replicas, Redis, central, hubs and edge PoPs, each a
+detached child process, started in that order, each group waited on until healthy.
+
+``Stack`` is the API the CLI, the tests and the benchmark share. Everything it knows between two
+commands is in the data directory (``stack.json``, ``secrets.json``, ``pg/``, ``redis/``,
+``logs/``), so ``memorybank down`` in one shell stops what ``memorybank up`` started in another."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from devstack import apps, children, postgres, procs, secrets, state
+from devstack.children import Sources, StackStatus
+from devstack.errors import ConfigError, StackError
+from devstack.health import wait_healthy
+from devstack.ports import choose_plan, ports_are_free
+from devstack.procs import ProcessSpec
+from devstack.state import ALL_SERVICES, SERVICE_ORDER, StackState
+from devstack.topology import Topology, build_topology
+from georouting.catalog import DEFAULT_REGIONS, check_regions
+
+
+class Stack:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        regions: Iterable[str] | None = None,
+        *,
+        pg_bin: Path | None = None,
+        redis_server: Path | None = None,
+        services: Iterable[str] = ALL_SERVICES,
+        factories: Mapping[str, str] | None = None,
+        progress: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        """``regions``: None means those of the last run, else ``DEFAULT_REGIONS``. ``factories``
+        overrides the ASGI factory of ``central``, ``hubs`` or ``edges`` (tests use stand-ins)."""
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        try:
+            self._requested = check_regions(list(regions)) if regions is not None else None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.services = frozenset(services)
+        if unknown := self.services - ALL_SERVICES:
+            raise ConfigError(
+                f"unknown service(s) {sorted(unknown)}; known: {sorted(ALL_SERVICES)}")
+        self._pg_bin, self._redis_server = pg_bin, redis_server
+        self._factories = {**apps.DEFAULT_FACTORIES, **(factories or {})}
+        self._progress = progress
+        self._run_as = procs.unprivileged()
+        self._popens: dict[str, subprocess.Popen[bytes]] = {}  # children this object started
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def topology(self) -> Topology:
+        return self._loaded().topology
+
+    def secrets(self) -> secrets.Secrets:
+        return secrets.load_or_create(self.data_dir)
+
+    def status(self) -> StackStatus:
+        return children.status_of(state.load(self.data_dir), self.data_dir)
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def up(self) -> Topology:
+        """Starts the stack and returns once every child is healthy. On a running stack, starts
+        only children that crashed or were stopped; on failure, stops what this call started."""
+        with state.locked(self.data_dir):
+            current = state.load(self.data_dir)
+            if current is not None and current.processes:
+                if self._requested and tuple(current.regions) != self._requested:
+                    raise ConfigError(
+                        f"the stack in {self.data_dir} runs {','.join(current.regions)}; "
+                        "`memorybank down` first to change regions")
+                specs = self._specs(current)
+                for names in children.names_by_service(current).values():
+                    dead = [n for n in names if not children.is_up(current, n)]
+                    self._start(current, [specs[n] for n in dead])
+                return current.topology
+            fresh = self._plan(current)
+            try:
+                self._start_all(fresh)
+            except BaseException:
+                self._progress("start failed; stopping what was started (logs kept)")
+                self._stop_all(fresh)
+                raise
+            return fresh.topology
+
+    def down(self) -> None:
+        """Stops every recorded child, last started first; the data directory stays."""
+        with state.locked(self.data_dir):
+            current = state.load(self.data_dir)
+            if current is not None:
+                self._stop_all(current)
+
+    def stop_process(self, name: str) -> None:
+        """Stops one child (e.g. ``hub-ams``); ``status`` then shows it as stopped."""
+        with state.locked(self.data_dir):
+            current = self._loaded()
+            record = current.record(name)
+            if record is None:
+                raise StackError(f"{name} is not running in {self.data_dir}")
+            procs.stop(record)
+            current.drop(name)
+            state.save(self.data_dir, current)
+
+    def start_process(self, name: str) -> None:
+        """Starts one child again (no-op if it runs) and waits until it is healthy."""
+        with state.locked(self.data_dir):
+            current = self._loaded()
+            spec = self._specs(current).get(name)
+            if spec is None:
+                raise StackError(f"this stack has no process {name!r}; see `memorybank status`")
+            if not children.is_up(current, name):
+                self._start(current, [spec])
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _loaded(self) -> StackState:
+        current = state.load(self.data_dir)
+        if current is None:
+            raise StackError(f"no stack in {self.data_dir}; run `memorybank up` first")
+        return current
+
+    def _plan(self, previous: StackState | None) -> StackState:
+        regions = self._requested or (tuple(previous.regions) if previous else DEFAULT_REGIONS)
+        plan = choose_plan(self.data_dir, regions, ports_are_free,
+                           previous_base=previous.port_base if previous else None)
+        fresh = StackState(
+            data_dir=str(self.data_dir), regions=list(regions),
+            services=[s for s in SERVICE_ORDER if s in self.services],
+            port_base=plan.base, topology=build_topology(plan),
+        )
+        state.save(self.data_dir, fresh)
+        return fresh
+
+    def _specs(self, current: StackState) -> dict[str, ProcessSpec]:
+        sources = Sources(pg_bin=self._pg_bin, redis_server=self._redis_server,
+                          run_as=self._run_as, secrets=self.secrets(), factories=self._factories)
+        return children.build_specs(current, self.data_dir, sources)
+
+    def _start(self, current: StackState, specs: list[ProcessSpec]) -> None:
+        """Spawns a group of independent children at once, then waits until each is healthy.
+        Each is recorded before the wait, so a failed ``up`` (or ``down``) can still stop it."""
+        began, started = time.monotonic(), []
+        for spec in specs:
+            proc, record = procs.spawn(spec)
+            self._popens[spec.name] = proc
+            current.put(record)
+            started.append((spec, proc, record))
+        state.save(self.data_dir, current)
+        for spec, proc, record in started:
+            wait_healthy(spec.name, spec.check, proc, spec.log, spec.start_timeout)
+            took = time.monotonic() - began
+            self._progress(f"{spec.name:<12} up  pid {record.pid:<7} {took:.2f} s")
+
+    def _start_all(self, current: StackState) -> None:
+        specs = self._specs(current)
+        for service, names in children.names_by_service(current).items():
+            if service == "postgres":
+                self._start_postgres(current, specs)
+            else:
+                self._start(current, [specs[n] for n in names])
+
+    def _start_postgres(self, current: StackState, specs: dict[str, ProcessSpec]) -> None:
+        """initdb (once), primary, database and slots, base backups (once), replicas."""
+        bin_dir, pg_root = postgres.find_bin_dir(self._pg_bin), self.data_dir / "pg"
+        regions, primary_port = tuple(current.regions), current.port_base
+        postgres.prepare_root(pg_root, self._run_as)
+        fresh = postgres.init_primary(bin_dir, pg_root / "primary", self._run_as,
+                                      children.log_path(self.data_dir, "pg-primary"))
+        for old in pg_root.glob("replica-*"):
+            # Replicas of an earlier cluster, or of regions this stack no longer runs.
+            if fresh or old.name.removeprefix("replica-") not in regions:
+                self._progress(f"removing {old} (not a replica of this stack's primary)")
+                shutil.rmtree(old)
+        self._start(current, [specs["pg-primary"]])
+        dropped = postgres.prepare_primary(primary_port, regions)
+        if dropped:
+            self._progress(f"dropped replication slots of regions not in the stack: {dropped}")
+
+        def clone(region: str) -> None:
+            postgres.ensure_replica(bin_dir, pg_root / f"replica-{region}", region, primary_port,
+                                    self._run_as, children.log_path(self.data_dir, f"pg-{region}"))
+
+        # Base backups are mostly fsync: side by side they take about as long as one.
+        with ThreadPoolExecutor(max_workers=len(regions)) as pool:
+            list(pool.map(clone, regions))
+        self._start(current, [specs[f"pg-{r}"] for r in regions])
+        postgres.wait_streaming(primary_port, regions)
+
+    def _stop_all(self, current: StackState) -> None:
+        order = {name: i for i, name in enumerate(children.all_names(current))}
+        last_first = sorted(
+            current.processes, key=lambda p: order.get(p.name, len(order)), reverse=True)
+        for record in last_first:
+            self._progress(f"stopping {record.name}")
+            procs.stop(record)
+            current.drop(record.name)
+            state.save(self.data_dir, current)

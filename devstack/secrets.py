@@ -1,0 +1,91 @@
+"""A stack's secrets and the dev tokens signed with them.
+
+Generated once per data directory and kept in ``DATA_DIR/secrets.json`` (mode 0600), so tokens
+minted yesterday still verify after a ``down``/``up``. Three independent keys:
+
+- ``edge_hop_secret``: the edge signs hops to the hubs with it
+  (``EDGE_HOP_SECRET`` = ``HUB_HOP_SECRET``);
+- ``central_hop_secret``: hubs sign hops to central with it
+  (``HUB_CENTRAL_SECRET`` = ``CENTRAL_HOP_SECRET``);
+- ``jwt_hs256_secret``: the dev key the edge verifies client JWTs with (``EDGE_JWT_HS256_SECRET``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import time
+from pathlib import Path
+from typing import get_args
+
+import jwt
+import msgspec
+
+from mbwire.types import Role, Tier
+
+SECRETS_FILE = "secrets.json"
+JWT_AUDIENCE = "memory-bank"
+JWT_ISSUER = "memorybank-dev"
+TIERS: tuple[str, ...] = get_args(Tier)
+ROLES: tuple[str, ...] = get_args(Role)
+
+
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    edge_hop_secret: str
+    central_hop_secret: str
+    jwt_hs256_secret: str
+
+    @classmethod
+    def generate(cls) -> Secrets:
+        return cls(
+            edge_hop_secret=_random.token_urlsafe(32),
+            central_hop_secret=_random.token_urlsafe(32),
+            jwt_hs256_secret=_random.token_urlsafe(32),
+        )
+
+
+def load_or_create(data_dir: Path) -> Secrets:
+    """The data directory's secrets, generating and storing them on first use."""
+    path = data_dir / SECRETS_FILE
+    if path.exists():
+        return msgspec.json.decode(path.read_bytes(), type=Secrets)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fresh = Secrets.generate()
+    # O_EXCL: if another `up` raced us here, its file wins and we read it back below.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return msgspec.json.decode(path.read_bytes(), type=Secrets)
+    with os.fdopen(fd, "wb") as f:
+        f.write(msgspec.json.format(msgspec.json.encode(fresh)))
+    return fresh
+
+
+def mint_token(
+    secret: str,
+    sub: str,
+    *,
+    tier: str = "free",
+    role: str = "agent",
+    ttl: int = 3600,
+    now: float | None = None,
+) -> str:
+    """An HS256 JWT as the local edge expects it (aud ``memory-bank``, iss ``memorybank-dev``)."""
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {', '.join(TIERS)}")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if ttl <= 0:
+        raise ValueError("ttl must be positive")
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "sub": sub,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl,
+        "aud": JWT_AUDIENCE,
+        "iss": JWT_ISSUER,
+        "tier": tier,
+        "role": role,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")

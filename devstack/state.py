@@ -1,0 +1,71 @@
+"""``DATA_DIR/stack.json``: what a stack is (regions, services, port block, topology) and which
+children it started (name, PID, create time, command). ``down`` empties ``processes`` but keeps the
+rest, so the next ``up`` asks for the same ports.
+
+Writes are atomic (temp file + rename) and commands that change the stack hold ``DATA_DIR/.lock``,
+so two ``up``s on one data directory cannot interleave."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from devstack.procs import ProcessRecord
+from devstack.topology import Topology
+
+STATE_FILE = "stack.json"
+LOCK_FILE = ".lock"
+
+# Start order; `down` goes the other way.
+ALL_SERVICES: frozenset[str] = frozenset({"postgres", "redis", "central", "hubs", "edges"})
+SERVICE_ORDER: tuple[str, ...] = ("postgres", "redis", "central", "hubs", "edges")
+
+
+class StackState(msgspec.Struct, kw_only=True):
+    data_dir: str
+    regions: list[str]
+    services: list[str]
+    port_base: int
+    topology: Topology
+    processes: list[ProcessRecord] = msgspec.field(default_factory=list)
+    version: int = 1
+
+    def record(self, name: str) -> ProcessRecord | None:
+        return next((p for p in self.processes if p.name == name), None)
+
+    def put(self, record: ProcessRecord) -> None:
+        self.processes = [p for p in self.processes if p.name != record.name] + [record]
+
+    def drop(self, name: str) -> None:
+        self.processes = [p for p in self.processes if p.name != name]
+
+
+def load(data_dir: Path) -> StackState | None:
+    path = data_dir / STATE_FILE
+    if not path.exists():
+        return None
+    return msgspec.json.decode(path.read_bytes(), type=StackState)
+
+
+def save(data_dir: Path, state: StackState) -> None:
+    path = data_dir / STATE_FILE
+    partial = path.with_suffix(".json.partial")
+    partial.write_bytes(msgspec.json.format(msgspec.json.encode(state)) + b"\n")
+    os.replace(partial, path)
+
+
+@contextlib.contextmanager
+def locked(data_dir: Path) -> Iterator[None]:
+    """Holds the data directory's lock; released when the process dies, so it cannot go stale."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

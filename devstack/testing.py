@@ -1,0 +1,86 @@
+"""Stacks for tests and benchmarks.
+
+``running_stack`` brings a stack up in a fresh temporary data directory and always tears it down,
+even when the body (or ``up`` itself) fails::
+
+    with running_stack(services={"postgres", "redis"}, regions=("ams", "iad")) as stack:
+        url = stack.topology().postgres.primary
+
+The data directory is made with ``tempfile.mkdtemp`` and opened to 0o755, because when tests run
+as root Postgres runs as ``nobody``, which must traverse it (pytest's ``tmp_path`` is under a 0o700
+directory). ``echo_app`` is a stand-in ASGI app for testing the launcher's HTTP path before (or
+without) the real central, hub and edge apps: it answers ``/healthz`` and shows its settings."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from devstack.launcher import Stack
+from devstack.state import ALL_SERVICES
+
+KEEP_ENV = "MEMORYBANK_KEEP_TEST_STACK"  # set to 1 to keep the data directory (logs) afterwards
+
+# The factory string that runs echo_app in place of any HTTP service.
+ECHO_FACTORY = "devstack.testing:echo_app"
+
+
+@contextlib.contextmanager
+def running_stack(
+    services: Iterable[str] = ALL_SERVICES,
+    regions: Iterable[str] = ("ams", "iad"),
+    *,
+    factories: Mapping[str, str] | None = None,
+    pg_bin: Path | None = None,
+    redis_server: Path | None = None,
+) -> Iterator[Stack]:
+    root = Path(tempfile.mkdtemp(prefix="memorybank-test-"))
+    root.chmod(0o755)
+    stack = Stack(root / "stack", tuple(regions), services=services, factories=factories,
+                  pg_bin=pg_bin, redis_server=redis_server)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        try:
+            stack.down()
+        finally:
+            if os.environ.get(KEEP_ENV) != "1":
+                shutil.rmtree(root, ignore_errors=True)
+
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+_SHOWN_PREFIXES = ("CENTRAL_", "HUB_", "EDGE_", "PYTHONPATH", "OTEL_SDK_DISABLED")
+
+
+def echo_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """ASGI factory: ``GET /healthz`` -> 200, ``GET /env`` -> the service's settings as JSON."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(_SHOWN_PREFIXES)}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path = scope.get("path", "")
+        body: Mapping[str, object]
+        status, body = 404, {}
+        if path == "/healthz":
+            status, body = 200, {"ok": True}
+        elif path == "/env":
+            status, body = 200, env
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": msgspec.json.encode(body)})
+
+    return app

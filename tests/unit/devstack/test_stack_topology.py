@@ -1,0 +1,54 @@
+"""The topology and ``status --json``: exactly api.md's shape, plus ``processes``."""
+
+from __future__ import annotations
+
+import msgspec
+
+from devstack.children import ChildStatus, StackStatus
+from devstack.ports import PortPlan
+from devstack.topology import build_topology, url_of
+
+PLAN = PortPlan(base=24000, regions=("ams", "iad", "sin"))
+
+
+def test_status_json_shape() -> None:
+    topo = build_topology(PLAN)
+    children = [ChildStatus(name="pg-primary", state="running", pid=12, log="/l/pg-primary.log"),
+                ChildStatus(name="hub-ams", state="crashed", pid=13, log="/l/hub-ams.log"),
+                ChildStatus(name="edge-ams", state="stopped", pid=None, log="/l/edge-ams.log")]
+    raw = msgspec.json.decode(msgspec.json.encode(
+        StackStatus(topology=topo, children=children).report()))
+    assert list(raw) == ["regions", "edges", "hubs", "central", "postgres", "redis", "processes"]
+    assert raw["regions"] == ["ams", "iad", "sin"]
+    for key in ("edges", "hubs", "redis"):
+        assert set(raw[key]) == {"ams", "iad", "sin"}
+    assert set(raw["postgres"]) == {"primary", "replicas"}
+    assert set(raw["postgres"]["replicas"]) == {"ams", "iad", "sin"}
+    assert raw["central"] == "http://127.0.0.1:24001"
+    assert raw["edges"]["iad"] == "http://127.0.0.1:24081"
+    assert raw["hubs"]["sin"] == "http://127.0.0.1:24062"
+    assert raw["postgres"]["primary"] == "postgresql://postgres@127.0.0.1:24000/memorybank"
+    assert raw["postgres"]["replicas"]["ams"] == "postgresql://postgres@127.0.0.1:24020/memorybank"
+    assert raw["redis"]["ams"] == "redis://127.0.0.1:24040/0"
+    assert raw["processes"]["hub-ams"] == {"state": "crashed", "pid": 13, "log": "/l/hub-ams.log"}
+    assert raw["processes"]["edge-ams"]["pid"] is None
+
+
+def test_status_flags() -> None:
+    topo = build_topology(PLAN)
+    up = ChildStatus(name="central", state="running", pid=1, log="")
+    down = ChildStatus(name="central", state="stopped", pid=None, log="")
+    assert StackStatus(topology=topo, children=[up]).running
+    assert not StackStatus(topology=topo, children=[up, down]).running
+    assert StackStatus(topology=topo, children=[down]).stopped
+    assert not StackStatus(topology=None, children=[]).running
+
+
+def test_url_of_each_child() -> None:
+    topo = build_topology(PLAN)
+    assert url_of(topo, "pg-primary") == topo.postgres.primary
+    assert url_of(topo, "pg-iad") == topo.postgres.replicas["iad"]
+    assert url_of(topo, "redis-sin") == topo.redis["sin"]
+    assert url_of(topo, "central") == topo.central
+    assert url_of(topo, "hub-ams") == topo.hubs["ams"]
+    assert url_of(topo, "edge-ams") == topo.edges["ams"]

@@ -34,6 +34,15 @@ class LiveStack:
 def live() -> Iterator[LiveStack]:
     with running_stack(regions=REGIONS) as stack:
         yield LiveStack(stack.topology(), stack.secrets(), stack)
+        # Whatever the tests asserted, a service that hit an unexpected error (a 500, a crash)
+        # fails the run, with the evidence.
+        unexpected = []
+        for log in sorted((stack.data_dir / "logs").glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            for i, line in enumerate(lines):
+                if "Traceback (most recent call last)" in line or "unhandled error" in line:
+                    unexpected.append(f"{log.name}:\n" + "\n".join(lines[i : i + 40]))
+        assert not unexpected, "services logged unexpected errors:\n" + "\n\n".join(unexpected)
 
 
 @pytest.fixture(scope="session")

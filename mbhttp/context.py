@@ -53,6 +53,9 @@ class RequestContextMiddleware(ASGIMiddleware):
                         out["X-Served-By"] = self.served_by
                         for name, value in self.extra_headers.items():
                             out[name] = value
+                        # Headers a guard decided on (e.g. the fleet rate limit's counts).
+                        for name, value in scope["state"].get("response_headers", {}).items():
+                            out[name] = value
                         span.set_attribute("http.status_code", message["status"])
                     await send(message)
 

@@ -3,7 +3,7 @@ The verified principal is kept in ``scope["state"]["principal"]``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request
@@ -13,12 +13,17 @@ from litestar.handlers import BaseRouteHandler
 from mbhttp.context import request_id_of
 from mbwire import HopError, HopSigner, Principal, Unauthorized
 
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+# Runs after the hop is verified, with the principal (e.g. the fleet-wide rate limit).
+Admission = Callable[[Principal, dict[str, Any]], Awaitable[None]]
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
 
-
-def hop_guard(signer: HopSigner, open_paths: frozenset[str] = frozenset({"/healthz"})) -> Guard:
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def hop_guard(
+    signer: HopSigner,
+    open_paths: frozenset[str] = frozenset({"/healthz"}),
+    admit: Admission | None = None,
+) -> Guard:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         path = connection.scope["path"]
         if path in open_paths or path.startswith("/schema"):
             return
@@ -30,7 +35,10 @@ def hop_guard(signer: HopSigner, open_paths: frozenset[str] = frozenset({"/healt
             )
         except HopError as exc:
             raise Unauthorized(f"{exc}; call this service through the edge") from None
-        connection.scope.setdefault("state", {})["principal"] = principal
+        state = connection.scope.setdefault("state", {})
+        state["principal"] = principal
+        if admit is not None and principal is not None:
+            await admit(principal, state)
 
     return guard
 

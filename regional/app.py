@@ -18,9 +18,11 @@ from mbhttp import RequestContextMiddleware, exception_handlers, setup_tracing
 from mbhttp.guard import hop_guard
 from mbwire import HopSigner
 from regional import ops, twins
+from regional.admission import FleetAdmission
 from regional.cache import TwinCache
 from regional.central_client import CentralClient
 from regional.follower import Follower
+from regional.ratelimit import FleetLimiter
 from regional.replica import ReplayClock, Replica
 from regional.settings import HubSettings
 from regional.twins import TwinReads
@@ -36,8 +38,15 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     cache = TwinCache(redis, ttl_s=settings.cache_ttl_s)
     central = CentralClient(settings.central_url, settings.central_secret,
                             timeout_s=settings.central_timeout_s)
-    reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000)
+    reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000,
+                      use_cache=settings.cache_reads)
     follower = Follower(replica, clock, cache)
+    limits_redis = (
+        aioredis.Redis.from_url(settings.limits_redis_url, socket_timeout=1,
+                                socket_connect_timeout=1)
+        if settings.limits_redis_url else redis
+    )
+    admission = FleetAdmission(FleetLimiter(limits_redis))
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -53,6 +62,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await central.close()
+            if limits_redis is not redis:
+                await limits_redis.aclose()
             await redis.aclose()
             await replica.close()
 
@@ -66,7 +77,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             "settings": provide(settings), "clock": provide(clock), "reads": provide(reads),
             "central": provide(central), "follower": provide(follower),
         },
-        guards=[hop_guard(HopSigner(settings.hop_secret))],
+        guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission)],
         middleware=[RequestContextMiddleware(
             served_by=f"hub={settings.region}", extra_headers={"X-MB-Hub": settings.region}
         )],

@@ -20,6 +20,7 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     primary_region: str = "ams"
     token_wait_ms: int = 2000     # how long a read waits for its consistency token
     cache_ttl_s: int = 300
+    cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
     central_timeout_s: float = 10.0
     max_body_bytes: int = 1 << 20
 

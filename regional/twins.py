@@ -24,16 +24,18 @@ TOKEN_HEADER = "X-Consistency-Token"
 
 class TwinReads:
     def __init__(
-        self, replica: Replica, clock: ReplayClock, cache: TwinCache, *, wait_s: float
+        self, replica: Replica, clock: ReplayClock, cache: TwinCache, *, wait_s: float,
+        use_cache: bool = True,
     ) -> None:
         self.replica, self.clock, self.cache, self.wait_s = replica, clock, cache, wait_s
+        self.use_cache = use_cache
 
     async def view(
         self, principal: Principal, twin_id: str, token: ConsistencyToken | None
     ) -> tuple[CachedTwin, ConsistencyToken]:
         if token is not None:
             await self.clock.wait_for(token, self.wait_s)
-        entry, mark = await self.cache.get(twin_id)
+        entry, mark = await self.cache.get(twin_id) if self.use_cache else (None, None)
         if entry is not None and (token is None or (mark is not None and mark >= token)):
             answered = max(ConsistencyToken.parse(entry.lsn), mark or ConsistencyToken(0))
         else:
@@ -41,7 +43,8 @@ class TwinReads:
             if row is None:
                 raise NotFound(f"twin {twin_id} does not exist")
             entry = CachedTwin(row.version, row.owner_sub, row.profile, row.grants, str(answered))
-            await self.cache.fill(twin_id, entry)
+            if self.use_cache:
+                await self.cache.fill(twin_id, entry)
         authorize_read(principal, twin_id, entry.owner_sub, entry.grants)
         return entry, answered
 

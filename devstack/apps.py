@@ -37,7 +37,6 @@ def base_env() -> dict[str, str]:
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
-    env.setdefault("OTEL_SDK_DISABLED", "true")
     return env
 
 

@@ -59,7 +59,7 @@ def running_stack(
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-_SHOWN_PREFIXES = ("CENTRAL_", "HUB_", "EDGE_", "PYTHONPATH", "OTEL_SDK_DISABLED")
+_SHOWN_PREFIXES = ("CENTRAL_", "HUB_", "EDGE_", "PYTHONPATH")
 
 
 def echo_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:

@@ -4,7 +4,9 @@ central is one trace."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from typing import Any
 
@@ -18,6 +20,7 @@ from opentelemetry import propagate, trace
 REQUEST_ID_HEADER = "x-request-id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _tracer = trace.get_tracer("memorybank")
+access_log = logging.getLogger("memorybank.access")
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
@@ -45,11 +48,18 @@ class RequestContextMiddleware(ASGIMiddleware):
         try:
             with _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
                 span.set_attribute("memorybank.request_id", request_id)
+                ctx = span.get_span_context()
+                trace_id = f"{ctx.trace_id:032x}"
+                started, status = time.perf_counter(), 0
 
                 async def stamped(message: Message) -> None:
+                    nonlocal status
                     if message["type"] == "http.response.start":
+                        status = message["status"]
                         out = MutableScopeHeaders.from_message(message)
                         out["X-Request-Id"] = request_id
+                        # W3C Trace Context level 2: tells the caller which trace answered.
+                        out["traceresponse"] = f"00-{trace_id}-{ctx.span_id:016x}-01"
                         out["X-Served-By"] = self.served_by
                         for name, value in self.extra_headers.items():
                             out[name] = value
@@ -60,6 +70,11 @@ class RequestContextMiddleware(ASGIMiddleware):
                     await send(message)
 
                 await next_app(scope, receive, stamped)
+                access_log.info(
+                    "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
+                    scope["path"], status, (time.perf_counter() - started) * 1000,
+                    request_id, trace_id,
+                )
         finally:
             otel_context.detach(token)
 

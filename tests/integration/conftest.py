@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from devstack.launcher import Stack
 from devstack.secrets import Secrets, mint_token
 from devstack.testing import running_stack
 from devstack.topology import Topology
@@ -21,7 +22,7 @@ REGIONS = ("ams", "iad", "sin")
 class LiveStack:
     topology: Topology
     secrets: Secrets
-    stack: object  # devstack.launcher.Stack
+    stack: Stack
 
     def token(self, sub: str, *, tier: str = "internal", role: str = "agent") -> str:
         return mint_token(self.secrets.jwt_hs256_secret, sub, tier=tier, role=role)

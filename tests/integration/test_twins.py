@@ -304,3 +304,24 @@ async def test_killing_central_loses_no_acknowledged_write(live: LiveStack,
     r = await read(live, http, "crash", twin_id, "sin", max(acked.values()))
     missing = set(acked) - set(r.json()["profile"])
     assert not missing, f"acknowledged writes lost: {sorted(missing)[:10]}"
+
+
+async def test_request_id_and_trace_flow_edge_to_hub_to_central(live: LiveStack,
+                                                               http: httpx.AsyncClient):
+    import uuid
+
+    twin_id = await create(live, http, "trace")
+    trace_id, request_id = uuid.uuid4().hex, f"flow-{uuid.uuid4().hex[:12]}"
+    r = await http.patch(f"{live.topology.edges['ams']}/v1/twins/{twin_id}", content=b'{"t": 1}',
+                         headers={**live.auth("trace"), "X-Request-Id": request_id,
+                                  "Content-Type": "application/merge-patch+json",
+                                  "traceparent": f"00-{trace_id}-{'ab' * 8}-01"})
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] == request_id
+    wanted = f"request_id={request_id} trace_id={trace_id}"
+    logs = live.stack.data_dir / "logs"
+    deadline = time.monotonic() + 5
+    for name in ("hub-ams", "central"):
+        while wanted not in (logs / f"{name}.log").read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"{name} did not log {wanted}"
+            await asyncio.sleep(0.05)

@@ -207,7 +207,8 @@ async def test_access_is_the_owners_to_give(live: LiveStack, http: httpx.AsyncCl
                          headers={**live.auth("stranger", tier="pro"),
                                   "Content-Type": "application/merge-patch+json"})
     assert r.status_code == 403
-    r = await http.post(f"{edge}/v1/twins/{twin_id}/grants", headers=live.auth("stranger", tier="pro"),
+    r = await http.post(f"{edge}/v1/twins/{twin_id}/grants",
+                        headers=live.auth("stranger", tier="pro"),
                         json={"sub": "stranger", "access": "write"})
     assert r.status_code == 403
     g = await http.post(f"{edge}/v1/twins/{twin_id}/grants", headers=live.auth("owner", tier="pro"),

@@ -68,7 +68,6 @@ def test_http_services_wiring() -> None:
         assert {str(apps.REPO_ROOT / "edge"), str(apps.REPO_ROOT / "geo-routing")} <= set(paths)
         assert isinstance(spec.check, HttpCheck) and spec.check.url.endswith("/healthz")
         assert spec.run_as is None
-    assert "OTEL_SDK_DISABLED" in central.env
 
 
 def test_postgres_and_redis_commands() -> None:

@@ -3,6 +3,8 @@ primary's connection pool and the resident twin documents for the life of the pr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +19,7 @@ from central.store import Store
 from central.twins import TwinWriter
 from mbhttp import RequestContextMiddleware, exception_handlers, setup_tracing
 from mbhttp.guard import hop_guard
-from mbwire import HopSigner
+from mbwire import HopSigner, Unavailable
 
 
 def create_app(settings: CentralSettings | None = None) -> Litestar:
@@ -31,10 +33,25 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await apply_migrations(settings.database_url)
         await store.open()
+        pruner = asyncio.create_task(prune_forever(), name="feed-pruner")
         try:
             yield
         finally:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
             await store.close()
+
+    async def prune_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.prune_every_s)
+            try:
+                pruned = await store.prune_feed(settings.feed_retention_s)
+            except Unavailable as exc:
+                logging.getLogger("memorybank.central").warning("feed prune skipped: %s", exc)
+                continue
+            if pruned:
+                logging.getLogger("memorybank.central").info("pruned %d feed rows", pruned)
 
     return Litestar(
         route_handlers=ROUTES,

@@ -15,6 +15,8 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     regions: str = "ams,iad,sin"
     resident_twins: int = 4096
     max_body_bytes: int = 1 << 20
+    feed_retention_s: int = 7 * 24 * 3600   # how far back a reconnecting consumer can resume
+    prune_every_s: float = 300.0
 
     @property
     def region_list(self) -> tuple[str, ...]:

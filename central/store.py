@@ -115,33 +115,45 @@ class Store:
         await self.pool.close()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[WriteTx]:
-        """One write: yields the transaction; on clean exit appends the feed rows, commits, and
-        sets ``tx.token`` to an LSN at or after the end of the commit record."""
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; driver failures leave as ``Unavailable`` (503 + Retry-After).
+        A connection lost during COMMIT is reported the same way: the write was not
+        acknowledged, so the client retries (Yjs updates and merge patches are idempotent)."""
         try:
             async with self.pool.connection(timeout=10) as conn:
-                tx = WriteTx(conn)
-                async with conn.transaction():
-                    yield tx
-                    await tx._append_feed()
-                cur = await conn.execute("select pg_current_wal_lsn()::text")
-                row = await cur.fetchone()
-                assert row is not None
-                tx.token = ConsistencyToken.from_pg_lsn(row[0])
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
+                yield conn
+        except (psycopg.OperationalError, TimeoutError) as exc:
             raise Unavailable(f"the primary database is unavailable ({type(exc).__name__})",
                               retry_after=1) from None
 
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[WriteTx]:
+        """One write: yields the transaction; on clean exit appends the feed rows, commits, and
+        sets ``tx.token`` to an LSN at or after the end of the commit record."""
+        async with self._connection() as conn:
+            tx = WriteTx(conn)
+            async with conn.transaction():
+                yield tx
+                await tx._append_feed()
+            tx.token = await _wal_position(conn)
+
     async def current_token(self) -> ConsistencyToken:
-        async with self.pool.connection(timeout=10) as conn:
-            cur = await conn.execute("select pg_current_wal_lsn()::text")
-            row = await cur.fetchone()
-            assert row is not None
-            return ConsistencyToken.from_pg_lsn(row[0])
+        async with self._connection() as conn:
+            return await _wal_position(conn)
+
+    async def prune_feed(self, older_than_s: int) -> int:
+        """Drops change-feed rows older than the retention; a hub whose cursor falls behind the
+        oldest kept row resets its cache instead of resuming (regional/follower.py)."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "delete from change_feed where committed_at < now() - make_interval(secs => %s)",
+                (older_than_s,),
+            )
+            return cur.rowcount
 
     async def replication(self) -> list[dict[str, Any]]:
         """Each replica's lag as the primary sees it (application_name = region id)."""
-        async with self.pool.connection(timeout=10) as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "select application_name, state,"
                 " coalesce(extract(epoch from replay_lag) * 1000, 0)::float8,"
@@ -152,3 +164,10 @@ class Store:
                 {"region": r[0], "state": r[1], "replay_lag_ms": r[2], "behind_bytes": r[3]}
                 for r in await cur.fetchall()
             ]
+
+
+async def _wal_position(conn: psycopg.AsyncConnection[Any]) -> ConsistencyToken:
+    cur = await conn.execute("select pg_current_wal_lsn()::text")
+    row = await cur.fetchone()
+    assert row is not None
+    return ConsistencyToken.from_pg_lsn(row[0])

@@ -326,3 +326,16 @@ async def test_request_id_and_trace_flow_edge_to_hub_to_central(live: LiveStack,
         while wanted not in (logs / f"{name}.log").read_text(errors="replace"):
             assert time.monotonic() < deadline, f"{name} did not log {wanted}"
             await asyncio.sleep(0.05)
+
+
+async def test_regions_report_every_region_with_role_and_lag(live: LiveStack,
+                                                             http: httpx.AsyncClient):
+    r = await http.get(f"{live.topology.edges['iad']}/v1/regions", headers=live.auth("sre"))
+    assert r.status_code == 200, r.text
+    regions = {entry["id"]: entry for entry in r.json()["regions"]}
+    assert set(regions) == set(REGIONS)
+    assert regions[REGIONS[0]]["role"] == "primary"
+    assert {regions[r]["role"] for r in REGIONS[1:]} == {"replica"}
+    for entry in regions.values():
+        assert entry["status"] == "up", entry
+        assert isinstance(entry["replica_lag_ms"], float)

@@ -30,7 +30,15 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> HubSettings:
+        """``HUB_*`` variables; on Fly.io the region defaults to ``FLY_REGION``, and a
+        ``{region}`` in a URL is filled in, so one set of app-wide secrets serves every region."""
         raw = {
             k.removeprefix("HUB_").lower(): v for k, v in environ.items() if k.startswith("HUB_")
         }
+        if "region" not in raw and "FLY_REGION" in environ:
+            raw["region"] = environ["FLY_REGION"]
+        region = raw.get("region", "")
+        for key in ("replica_url", "redis_url"):
+            if key in raw:
+                raw[key] = raw[key].replace("{region}", region)
         return msgspec.convert(raw, cls, strict=False)

@@ -1,0 +1,49 @@
+"""Settings come from the environment in one place, with Fly.io's conventions."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from central.settings import CentralSettings
+from regional.settings import HubSettings
+
+HUB_ENV = {
+    "HUB_REPLICA_URL": "postgresql://u@{region}.db.internal:5433/memorybank",
+    "HUB_REDIS_URL": "redis://{region}.redis.internal:6379/0",
+    "HUB_CENTRAL_URL": "http://central:8080",
+    "HUB_HOP_SECRET": "s" * 32,
+    "HUB_CENTRAL_SECRET": "c" * 32,
+    "HUB_TOKEN_WAIT_MS": "1500",
+    "HUB_CACHE_READS": "false",
+    "UNRELATED": "x",
+}
+
+
+def test_hub_settings_take_fly_region_and_fill_urls() -> None:
+    settings = HubSettings.from_env({**HUB_ENV, "FLY_REGION": "sin"})
+    assert settings.region == "sin"
+    assert settings.replica_url == "postgresql://u@sin.db.internal:5433/memorybank"
+    assert settings.redis_url == "redis://sin.redis.internal:6379/0"
+    assert settings.token_wait_ms == 1500 and settings.cache_reads is False
+
+
+def test_explicit_hub_region_wins_over_fly_region() -> None:
+    settings = HubSettings.from_env({**HUB_ENV, "HUB_REGION": "ams", "FLY_REGION": "sin"})
+    assert settings.region == "ams"
+
+
+def test_missing_or_malformed_settings_fail_at_start() -> None:
+    with pytest.raises(msgspec.ValidationError, match="region"):
+        HubSettings.from_env(HUB_ENV)
+    with pytest.raises(msgspec.ValidationError, match="token_wait_ms"):
+        HubSettings.from_env({**HUB_ENV, "HUB_REGION": "ams", "HUB_TOKEN_WAIT_MS": "soon"})
+    with pytest.raises(msgspec.ValidationError, match="database_url"):
+        CentralSettings.from_env({"CENTRAL_HOP_SECRET": "x" * 32})
+
+
+def test_central_settings_regions() -> None:
+    settings = CentralSettings.from_env({"CENTRAL_DATABASE_URL": "postgresql://x/y",
+                                         "CENTRAL_HOP_SECRET": "x" * 32,
+                                         "CENTRAL_REGIONS": "ams,sin"})
+    assert settings.region_list == ("ams", "sin")

@@ -4,9 +4,9 @@
 
 Settings come from ``EDGE_*`` variables (see ``mbedge.settings``): ``EDGE_POP``, ``EDGE_HUBS``
 (JSON region -> URL), ``EDGE_HOP_SECRET``, ``EDGE_JWT_HS256_SECRET``, ``EDGE_JWT_ISSUER``,
-``EDGE_DEV_MODE=1``. Ports: upstream fetch over one shared ``httpx.AsyncClient`` (made in the
-lifespan), the exact sliding-window limiter, a TTL LRU cache, and a background loop probing every
-hub's ``/healthz`` (the Worker does the same from a cron trigger).
+``EDGE_DEV_MODE=1``. Ports: upstream fetch over httpx clients shared by all requests (made in
+the lifespan), the exact sliding-window limiter, a TTL LRU cache, and a background loop probing
+every hub's ``/healthz`` (the Worker does the same from a cron trigger).
 
 WebSocket (``/v1/realtime``) is refused for now; proxying it needs only auth + ``plan_route`` from
 the core and a byte pump here, so nothing in the core stands in its way."""
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -39,19 +40,30 @@ from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 log = logging.getLogger("devstack.edge_local")
 
+# Upstream connections: UPSTREAM_CLIENTS x CONNECTIONS_PER_CLIENT at most (see HttpxFetch).
+UPSTREAM_CLIENTS = 16
+CONNECTIONS_PER_CLIENT = 4
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
 class HttpxFetch:
-    """The fetch port over httpx; transport errors become ``FetchFailed`` here and only here."""
+    """The fetch port over httpx; transport errors become ``FetchFailed`` here and only here.
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    Requests are spread round-robin over a few small clients rather than one big one: httpcore
+    rescans every connection of its pool for every queued request, so one pool of 32 busy
+    connections spends milliseconds of CPU per request (measured: ~300 req/s through one pool
+    against ~1300 req/s over 32 single-connection pools, same server, same load)."""
+
+    def __init__(self, clients: Sequence[httpx.AsyncClient]) -> None:
+        self._clients = clients
+        self._next = itertools.cycle(range(len(clients)))
 
     async def __call__(self, request: HubRequest, timeout_s: float) -> HubResponse:
+        client = self._clients[next(self._next)]
         try:
-            r = await self._client.request(
+            r = await client.request(
                 request.method, request.url, headers=request.headers, content=request.body,
                 timeout=httpx.Timeout(timeout_s),
             )
@@ -80,7 +92,7 @@ class LocalEdge:
         self.settings = settings
         self._transport = transport
         self._probe_interval = probe_interval_s
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
         self._edge: Edge | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._prober: asyncio.Task[None] | None = None
@@ -95,13 +107,17 @@ class LocalEdge:
         if self._edge is not None:
             return
         s = self.settings
-        self._client = httpx.AsyncClient(
-            transport=self._transport, trust_env=False, follow_redirects=False,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        self._clients = [
+            httpx.AsyncClient(
+                transport=self._transport, trust_env=False, follow_redirects=False,
+                limits=httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT,
+                                    max_keepalive_connections=CONNECTIONS_PER_CLIENT),
+            )
+            for _ in range(UPSTREAM_CLIENTS)
+        ]
         limits = {**TIER_LIMITS_PER_MINUTE, ANONYMOUS: s.anonymous_limit_per_minute}
         ports = Ports(
-            fetch=HttpxFetch(self._client),
+            fetch=HttpxFetch(self._clients),
             limiter=SlidingWindowLimiter(limits),
             cache=MemoryCache(),
             health=HealthBook(s.hubs, failure_threshold=s.failure_threshold,
@@ -118,9 +134,9 @@ class LocalEdge:
         for task in [*self._tasks, *([self._prober] if self._prober else [])]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._client is not None:
-            await self._client.aclose()
-        self._client, self._edge, self._prober = None, None, None
+        for client in reversed(self._clients):
+            await client.aclose()
+        self._clients, self._edge, self._prober = [], None, None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         # Keep a reference: the event loop holds tasks only weakly.
@@ -179,12 +195,10 @@ class LocalEdge:
             client=client[0] if client else None,
         )
         response = await self.edge.handle(request)
-        await send({
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1"))
-                        for k, v in response.headers.items()],
-        })
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        # A length rather than chunked framing: the body is complete before the first byte goes.
+        out.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
         body_out = b"" if scope["method"] == "HEAD" else response.body
         await send({"type": "http.response.body", "body": body_out})
 
@@ -211,7 +225,8 @@ def create_app(
     probe_interval_s: float = 2.0,
 ) -> LocalEdge:
     """The ASGI app; reads ``EDGE_*`` from the environment only when given no settings."""
-    logging.basicConfig(level=logging.INFO)
-    return LocalEdge(
-        settings or EdgeSettings.from_env(), transport=transport, probe_interval_s=probe_interval_s
-    )
+    if settings is None:  # started as a server: log like the hubs do
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        settings = EdgeSettings.from_env()
+    return LocalEdge(settings, transport=transport, probe_interval_s=probe_interval_s)

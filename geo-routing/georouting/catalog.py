@@ -61,7 +61,9 @@ def check_regions(ids: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Validates a region list (known codes, no duplicates, at least one)."""
     unknown = [r for r in ids if r not in REGIONS]
     if unknown:
-        raise ValueError(f"unknown region code(s) {', '.join(unknown)}; known: {', '.join(REGIONS)}")
+        raise ValueError(
+            f"unknown region code(s) {', '.join(unknown)}; known: {', '.join(REGIONS)}"
+        )
     if not ids:
         raise ValueError("at least one region is needed")
     if len(set(ids)) != len(ids):

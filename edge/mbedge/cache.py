@@ -1,0 +1,139 @@
+"""Cache-first reads at one PoP.
+
+What is cached: 200 answers to ``GET /v1/twins/{id}`` (any ``?fields=``) and
+``POST /v1/knowledge/query``, for a few seconds.
+
+Keys. A key hashes the principal (sub, tier and role: one caller never reads another's answer),
+method, path, query string, a hash of the body, and the *generation* of what the answer depends
+on (``twin:<id>`` or ``knowledge``). The Cache API can only delete an exact key and cannot list
+keys, so a write does not delete entries: it gives the scope a fresh random generation, stored in
+the same cache store. Every later lookup computes a different key, and the old entries die by TTL.
+A reader that started before the write still holds the old generation and stores its (possibly
+pre-write) answer under the old key, where nobody looks. The generation record outlives any entry
+(``generation_ttl``); if the store evicts it early, staleness is still bounded by the entry TTL.
+
+Freshness. Each entry keeps the answer's ``X-Consistency-Token``. A request carrying a token newer
+than the entry's (or an entry without one) skips the cache, so a read-your-writes caller never
+gets an answer older than its own write, from any region."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import msgspec
+
+from mbedge.messages import EdgeRequest
+from mbedge.ports import CacheStore
+from mbwire import ConsistencyToken, Principal, Problem
+
+_TWIN = re.compile(r"^/v1/twins/([^/]+)$")
+_TWIN_SUBTREE = re.compile(r"^/v1/twins/([^/]+)(?:/|$)")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CachedAnswer(msgspec.Struct, array_like=True, frozen=True):
+    body: bytes
+    content_type: str
+    token: str | None
+
+
+def read_scope(method: str, path: str) -> str | None:
+    """The generation scope of a cacheable read, or None when the read is not cached."""
+    if method == "GET" and (m := _TWIN.match(path)):
+        return f"twin:{m.group(1)}"
+    if method == "POST" and path == "/v1/knowledge/query":
+        return "knowledge"
+    return None
+
+
+def write_scope(method: str, path: str) -> str | None:
+    """What a write through this PoP makes stale here (None: nothing this PoP caches)."""
+    if method in _SAFE_METHODS:
+        return None
+    if m := _TWIN_SUBTREE.match(path):
+        return f"twin:{m.group(1)}"
+    if method == "POST" and path == "/v1/knowledge":
+        return "knowledge"
+    return None
+
+
+def covers(entry_token: str | None, wanted: str | None) -> bool:
+    """True when an answer as of ``entry_token`` satisfies a read that wants ``wanted``."""
+    if wanted is None:
+        return True
+    if entry_token is None:
+        return False
+    try:
+        return ConsistencyToken.parse(wanted) <= ConsistencyToken.parse(entry_token)
+    except Problem:
+        # An unparsable token goes to the hub, which answers 400 with the contract's words.
+        return False
+
+
+class PopCache:
+    def __init__(self, store: CacheStore, *, ttl_s: float) -> None:
+        self._store = store
+        self._ttl = ttl_s
+        self._generation_ttl = max(60.0, 10 * ttl_s)
+
+    async def key(self, scope: str, principal: Principal, req: EdgeRequest) -> str:
+        generation = await self._store.get(f"gen:{scope}") or b"0"
+        h = hashlib.sha256()
+        for part in (
+            b"mb-edge-cache-v1", principal.sub.encode(), principal.tier.encode(),
+            principal.role.encode(), req.method.encode(), req.path.encode(), req.query.encode(),
+            hashlib.sha256(req.body).digest(), scope.encode(), generation,
+        ):
+            # Length-prefixed, so no two different tuples hash the same input.
+            h.update(len(part).to_bytes(4, "big"))
+            h.update(part)
+        return f"answer:{h.hexdigest()}"
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        raw = await self._store.get(key)
+        if raw is None:
+            return None
+        try:
+            return msgspec.msgpack.decode(raw, type=CachedAnswer)
+        except msgspec.DecodeError:
+            return None
+
+    async def put(self, key: str, answer: CachedAnswer) -> None:
+        await self._store.put(key, msgspec.msgpack.encode(answer), self._ttl)
+
+    async def invalidate(self, scope: str) -> None:
+        await self._store.put(
+            f"gen:{scope}", secrets.token_hex(8).encode(), self._generation_ttl
+        )
+
+
+class MemoryCache:
+    """The local PoP's cache store: TTL entries in least-recently-used order, bounded in count
+    (the Cache API evicts under pressure too, so callers already cope with early misses)."""
+
+    def __init__(self, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._max = max_entries
+        self._clock = clock
+
+    async def get(self, key: str) -> bytes | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        expires, value = found
+        if expires <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        self._entries[key] = (self._clock() + ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)

@@ -1,0 +1,162 @@
+"""Cache-first reads: HIT/MISS, keys that separate principals, invalidation by generation,
+consistency tokens that bypass an older entry, TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mbedge import EdgeRequest, HubResponse, MemoryCache
+from mbedge.cache import PopCache, covers, read_scope, write_scope
+from mbwire import Principal
+from tests.unit.edge.edge_fakes import FakeHubs, HubRequest, Rig, make_rig, token
+
+
+def counting_hub(token_value: str = "L0000000000000010") -> FakeHubs:
+    counter = itertools.count(1)
+
+    def hub(region: str, req: HubRequest) -> HubResponse:
+        return HubResponse(200, {"content-type": "application/json", "x-mb-hub": region,
+                                 "x-consistency-token": token_value},
+                           msgspec.json.encode({"n": next(counter), "url": req.url}))
+
+    return FakeHubs(handler=hub)
+
+
+async def test_twin_read_miss_then_hit_with_token_and_no_hub_part() -> None:
+    r = make_rig(counting_hub())
+    first = await r.call("GET", "/v1/twins/t1", token=token(), query="fields=a")
+    second = await r.call("GET", "/v1/twins/t1", token=token(), query="fields=a")
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert second.body == first.body and len(r.hubs.seen) == 1
+    assert second.headers["x-consistency-token"] == "L0000000000000010"
+    assert second.headers["x-served-by"] == "edge=ams"  # the edge answered alone
+    assert "ratelimit-remaining" in second.headers
+    other_fields = await r.call("GET", "/v1/twins/t1", token=token(), query="fields=b")
+    assert other_fields.headers["x-cache"] == "MISS"
+
+
+async def test_knowledge_query_cached_per_body() -> None:
+    r = make_rig(counting_hub())
+    q1, q2 = b'{"query":"a"}', b'{"query":"b"}'
+    assert (await r.call("POST", "/v1/knowledge/query", token=token(), body=q1)).headers[
+        "x-cache"] == "MISS"
+    assert (await r.call("POST", "/v1/knowledge/query", token=token(), body=q1)).headers[
+        "x-cache"] == "HIT"
+    assert (await r.call("POST", "/v1/knowledge/query", token=token(), body=q2)).headers[
+        "x-cache"] == "MISS"
+
+
+async def test_one_principal_never_sees_anothers_entry() -> None:
+    r = make_rig(counting_hub())
+    a = await r.call("GET", "/v1/twins/t1", token=token("alice"))
+    b = await r.call("GET", "/v1/twins/t1", token=token("bob"))
+    admin = await r.call("GET", "/v1/twins/t1", token=token("alice", role="admin"))
+    assert [x.headers["x-cache"] for x in (a, b, admin)] == ["MISS", "MISS", "MISS"]
+    assert len({a.body, b.body, admin.body}) == 3
+
+
+async def test_only_200s_are_cached() -> None:
+    def hub(region: str, req: HubRequest) -> HubResponse:
+        return HubResponse(404, {"content-type": "application/problem+json"}, b"{}")
+
+    r = make_rig(FakeHubs(handler=hub))
+    for _ in range(2):
+        assert (await r.call("GET", "/v1/twins/t1", token=token())).headers["x-cache"] == "MISS"
+    assert len(r.hubs.seen) == 2
+
+
+async def test_write_through_this_pop_drops_that_twins_entries() -> None:
+    r = make_rig(counting_hub())
+    await r.call("GET", "/v1/twins/t1", token=token())
+    await r.call("GET", "/v1/twins/t2", token=token())
+    await r.call("PATCH", "/v1/twins/t1", token=token(), body=b"{}")
+    assert (await r.call("GET", "/v1/twins/t1", token=token())).headers["x-cache"] == "MISS"
+    assert (await r.call("GET", "/v1/twins/t2", token=token())).headers["x-cache"] == "HIT"
+    await r.call("POST", "/v1/twins/t2/updates", token=token("someone-else"), body=b"\x00")
+    assert (await r.call("GET", "/v1/twins/t2", token=token())).headers["x-cache"] == "MISS"
+
+
+async def test_write_that_fails_in_flight_still_invalidates() -> None:
+    r = make_rig(counting_hub())
+    await r.call("GET", "/v1/twins/t1", token=token())
+    r.hubs.mode.update(ams="reset", iad="reset", sin="reset")
+    assert (await r.call("POST", "/v1/twins/t1/trajectory", token=token(), body=b"{}")).status \
+        == 504
+    r.hubs.mode.update(ams="up", iad="up", sin="up")
+    r.edge.ports.health.record_success("ams")
+    assert (await r.call("GET", "/v1/twins/t1", token=token())).headers["x-cache"] == "MISS"
+
+
+async def test_newer_consistency_token_skips_the_entry_older_uses_it() -> None:
+    r = make_rig(counting_hub("L0000000000000010"))
+    await r.call("GET", "/v1/twins/t1", token=token())
+    older = await r.call("GET", "/v1/twins/t1", token=token(),
+                         headers={"X-Consistency-Token": "L000000000000000F"})
+    same = await r.call("GET", "/v1/twins/t1", token=token(),
+                        headers={"X-Consistency-Token": "L0000000000000010"})
+    newer = await r.call("GET", "/v1/twins/t1", token=token(),
+                         headers={"X-Consistency-Token": "L0000000000000011"})
+    assert [x.headers["x-cache"] for x in (older, same, newer)] == ["HIT", "HIT", "MISS"]
+    assert r.hubs.seen[-1][1].headers["x-consistency-token"] == "L0000000000000011"
+
+
+async def test_entries_expire_after_the_ttl() -> None:
+    r = make_rig(counting_hub(), cache_ttl_s=5.0)
+    await r.call("GET", "/v1/twins/t1", token=token())
+    r.clock.t += 4.9
+    assert (await r.call("GET", "/v1/twins/t1", token=token())).headers["x-cache"] == "HIT"
+    r.clock.t += 0.2
+    assert (await r.call("GET", "/v1/twins/t1", token=token())).headers["x-cache"] == "MISS"
+
+
+async def test_no_cache_request_header_bypasses_lookup(rig: Rig) -> None:
+    await rig.call("GET", "/v1/twins/t1", token=token())
+    r = await rig.call("GET", "/v1/twins/t1", token=token(), headers={"Cache-Control": "no-cache"})
+    assert r.headers["x-cache"] == "MISS"
+
+
+def test_scopes() -> None:
+    assert read_scope("GET", "/v1/twins/t1") == "twin:t1"
+    assert read_scope("GET", "/v1/twins/t1/events") is None
+    assert read_scope("POST", "/v1/knowledge/query") == "knowledge"
+    assert read_scope("POST", "/v1/twins") is None
+    assert write_scope("PATCH", "/v1/twins/t1") == "twin:t1"
+    assert write_scope("POST", "/v1/twins/t1/grants") == "twin:t1"
+    assert write_scope("GET", "/v1/twins/t1") is None
+    assert write_scope("POST", "/v1/knowledge") == "knowledge"
+    assert write_scope("POST", "/v1/events") is None
+
+
+def test_covers() -> None:
+    assert covers("L0000000000000010", None)
+    assert covers("L0000000000000010", "L0000000000000010")
+    assert not covers("L0000000000000010", "L0000000000000011")
+    assert not covers(None, "L0000000000000001")
+    assert not covers("L0000000000000010", "garbage")
+
+
+principals = st.builds(
+    Principal, sub=st.text(min_size=1, max_size=20),
+    tier=st.sampled_from(["free", "pro", "enterprise", "internal"]),
+    role=st.sampled_from(["agent", "participant", "sre", "admin"]),
+)
+
+
+@given(principals, principals, st.text(max_size=10), st.binary(max_size=20))
+def test_cache_keys_separate_principals(a: Principal, b: Principal, query: str,
+                                        body: bytes) -> None:
+    cache = PopCache(MemoryCache(), ttl_s=5)
+    req = EdgeRequest("GET", "/v1/twins/t1", {}, query=query, body=body)
+
+    async def keys() -> tuple[str, str, str]:
+        return (await cache.key("twin:t1", a, req), await cache.key("twin:t1", b, req),
+                await cache.key("twin:t1", a, req))
+
+    ka, kb, ka2 = asyncio.run(keys())
+    assert ka == ka2
+    assert (ka == kb) == (a == b)

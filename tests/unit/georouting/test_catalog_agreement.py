@@ -57,3 +57,24 @@ def test_no_secret_values_in_wrangler_toml() -> None:
     for env in ENVIRONMENTS:
         names = set(WRANGLER["env"][env]["vars"])
         assert not names & {"EDGE_HOP_SECRET", "EDGE_JWT_HS256_SECRET", "EDGE_JWT_JWKS"}
+
+
+FLY_HUB = tomllib.loads((ROOT / "fly.toml").read_text())
+FLY_CENTRAL = tomllib.loads((ROOT / "central" / "fly.toml").read_text())
+
+
+def test_fly_apps_agree_with_the_catalog() -> None:
+    assert FLY_HUB["env"]["HUB_REGIONS"].split(",") == list(DEFAULT_REGIONS)
+    assert FLY_HUB["env"]["HUB_PRIMARY_REGION"] == PRIMARY_REGION
+    assert FLY_CENTRAL["env"]["CENTRAL_REGIONS"].split(",") == list(DEFAULT_REGIONS)
+    assert FLY_CENTRAL["primary_region"] == FLY_CENTRAL["env"]["CENTRAL_PRIMARY_REGION"]
+    assert FLY_CENTRAL["primary_region"] == PRIMARY_REGION
+    # One hub app per region, named as the edge addresses it in production.
+    template = "https://{app}.fly.dev"
+    assert template.format(app=FLY_HUB["app"]) == hub_urls("production")[FLY_HUB["primary_region"]]
+
+
+def test_the_dev_stack_defaults_to_the_catalog() -> None:
+    from devstack.launcher import DEFAULT_REGIONS as stack_default
+
+    assert stack_default == DEFAULT_REGIONS

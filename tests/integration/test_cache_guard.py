@@ -1,0 +1,66 @@
+"""The hub cache's rules against a real Redis: a fill that could have missed an invalidated
+change is refused; the follower's mark and cursor are kept; an epoch bump drops every entry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from devstack.launcher import Stack
+from devstack.testing import running_stack
+from mbwire import ConsistencyToken
+from regional.cache import CachedTwin, TwinCache
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_stack() -> Iterator[Stack]:
+    with running_stack(services={"redis"}, regions=("ams",)) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def cache(redis_stack: Stack) -> AsyncIterator[TwinCache]:
+    client = aioredis.Redis.from_url(redis_stack.topology().redis["ams"])
+    await client.flushdb()
+    yield TwinCache(client, ttl_s=60)
+    await client.aclose()
+
+
+def entry(lsn: int, version: int = 1) -> CachedTwin:
+    return CachedTwin(version, "alice", {"v": version}, {}, str(ConsistencyToken(lsn)))
+
+
+async def test_fill_refused_when_an_invalidation_is_newer_than_the_read(cache: TwinCache):
+    await cache.invalidate({"t"}, ConsistencyToken(200), cursor=5, mark=ConsistencyToken(150))
+    assert not await cache.fill("t", entry(199))  # read at 199 may lack the change at <= 200
+    assert (await cache.get("t"))[0] is None
+    assert await cache.fill("t", entry(200, version=2))
+    found, mark = await cache.get("t")
+    assert found == entry(200, version=2)
+    assert mark == ConsistencyToken(150)
+    assert await cache.cursor() == 5
+
+
+async def test_invalidation_deletes_and_a_batch_without_mark_keeps_the_old_mark(cache: TwinCache):
+    assert await cache.fill("t", entry(10))
+    await cache.invalidate(set(), ConsistencyToken(10), cursor=1, mark=ConsistencyToken(10))
+    await cache.invalidate({"t"}, ConsistencyToken(30), cursor=2, mark=None)  # a partial batch
+    found, mark = await cache.get("t")
+    assert found is None and mark == ConsistencyToken(10)
+
+
+async def test_epoch_bump_drops_every_entry(cache: TwinCache):
+    assert await cache.fill("a", entry(1)) and await cache.fill("b", entry(1))
+    await cache.reset(cursor=9, mark=ConsistencyToken(0))
+    assert (await cache.get("a"))[0] is None and (await cache.get("b"))[0] is None
+    assert await cache.cursor() == 9
+
+
+async def test_tokens_compare_in_lua_like_positions(cache: TwinCache):
+    # 0x1_0000_0000 sorts after 0xFFFF_FFFF as a fixed-width string, as it must.
+    await cache.invalidate({"t"}, ConsistencyToken(0xFFFFFFFF), cursor=1, mark=None)
+    assert await cache.fill("t", entry(0x1_0000_0000))

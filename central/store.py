@@ -1,12 +1,12 @@
 """The primary store: every write is one transaction that changes the data, appends its
 change-feed row and commits; only then is it acknowledged, with the commit's LSN as its token.
 
-Why the feed lock: a sequence value drawn inside a transaction is not a commit order (a
-transaction can draw 10, another draw 11 and commit first). The writer takes one advisory
-lock as the last statement before COMMIT and draws the feed position under it; the lock is
-released after the commit is visible, so positions appear on every replica in commit order
-and a follower reading ``seq > cursor`` can never skip one. The lock is held only for the
-feed insert and the commit itself."""
+Why feed positions are drawn at commit: a sequence value drawn inside a transaction is not a
+commit order (a transaction can draw 10, another draw 11 and commit first). A deferred
+constraint trigger (migration 0001) draws each row's ``seq`` while the transaction commits,
+under an advisory lock that is released only after the commit is visible; so positions appear
+on every replica in commit order and a follower reading ``seq > cursor`` can never skip one.
+The lock covers the commit alone, never a round trip to this process."""
 
 from __future__ import annotations
 
@@ -21,7 +21,18 @@ from psycopg_pool import AsyncConnectionPool
 
 from mbwire import ConsistencyToken, Unavailable
 
-_FEED_LOCK = 0x4D42_4645  # "MBFE"
+_SAVE_IF_CURRENT = """
+with saved as (
+    update twins set state = %(state)s, profile = %(profile)s, version = %(version)s + 1,
+                     updated_at = now()
+    where twin_id = %(twin)s and version = %(version)s
+      and (owner_sub = %(sub)s or %(superuser)s
+           or exists (select 1 from twin_grants g where g.twin_id = %(twin)s
+                      and g.sub = %(sub)s and g.access = 'write'))
+    returning twin_id, version)
+insert into change_feed (kind, key, version) select 'twin', twin_id, version from saved
+returning version
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +74,13 @@ class WriteTx:
     ) -> bool:
         cur = await self.conn.execute(
             "insert into twins (twin_id, owner_sub, state, profile, version)"
-            " values (%s, %s, %s, %s, 1) on conflict (twin_id) do nothing",
+            " values (%s, %s, %s, %s, 1) on conflict (twin_id) do nothing returning 1",
             (twin_id, owner_sub, state, Jsonb(profile)),
         )
-        if cur.rowcount == 1:
+        inserted = await cur.fetchone() is not None
+        if inserted:
             self.feed.append(("twin", twin_id, 1))
-        return cur.rowcount == 1
+        return inserted
 
     async def save_twin(
         self, twin_id: str, state: bytes, profile: dict[str, Any], version: int
@@ -92,12 +104,9 @@ class WriteTx:
     async def _append_feed(self) -> None:
         if not self.feed:
             return
-        await self.conn.execute("select pg_advisory_xact_lock(%s)", (_FEED_LOCK,))
         async with self.conn.cursor() as cur:
             await cur.executemany(
-                "insert into change_feed (seq, kind, key, version)"
-                " values (nextval('change_feed_seq'), %s, %s, %s)",
-                self.feed,
+                "insert into change_feed (kind, key, version) values (%s, %s, %s)", self.feed
             )
 
 
@@ -136,6 +145,21 @@ class Store:
                 yield tx
                 await tx._append_feed()
             tx.token = await _wal_position(conn)
+
+    async def save_if_current(
+        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
+        superuser: bool,
+    ) -> ConsistencyToken | None:
+        """Stores ``version + 1`` and its feed row in one statement (one transaction), only if
+        the stored version is ``version`` and ``sub`` may write; None if not (nothing stored)."""
+        async with self._connection() as conn:
+            cur = await conn.execute(_SAVE_IF_CURRENT, {
+                "twin": twin_id, "version": version, "state": state, "profile": Jsonb(profile),
+                "sub": sub, "superuser": superuser,
+            })
+            if await cur.fetchone() is None:
+                return None
+            return await _wal_position(conn)
 
     async def current_token(self) -> ConsistencyToken:
         async with self._connection() as conn:

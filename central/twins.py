@@ -84,25 +84,52 @@ class TwinWriter:
     ) -> TwinWritten:
         async with self._lock(twin_id):
             try:
-                async with self.store.write() as tx:
-                    head = await tx.lock_twin(twin_id)
-                    if head is None:
-                        raise NotFound(f"twin {twin_id} does not exist")
-                    await self._authorize_write(tx, head, principal, twin_id)
-                    doc = await self._resident(tx, twin_id, head.version)
-                    try:
-                        changed = mutate(doc)
-                    except InvalidUpdate as exc:
-                        raise Unprocessable(f"update cannot be applied: {exc}") from None
-                    except (ValueError, TypeError) as exc:
-                        raise Unprocessable(str(exc)) from None
-                    version = head.version + 1 if changed else head.version
-                    if changed:
-                        await tx.save_twin(twin_id, doc.state(), doc.profile(), version)
+                written = await self._write_resident(principal, twin_id, mutate)
+                if written is None:
+                    written = await self._write_locked(principal, twin_id, mutate)
             except BaseException:
                 self._docs.pop(twin_id, None)
                 raise
-            self._keep(twin_id, version, doc)
+        return written
+
+    async def _write_resident(
+        self, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
+    ) -> TwinWritten | None:
+        """The hot path: the twin is resident, so merge first and store with one conditional
+        statement (its own transaction) that succeeds only if the stored version is still the
+        resident one and the caller may write. None sends the write down the locked path, with
+        the resident copy dropped (it may hold the merge that was not stored)."""
+        held = self._docs.get(twin_id)
+        if held is None:
+            return None
+        version, doc = held
+        if not _mutate(doc, mutate):
+            # Nothing new; the locked path still checks that the caller may write.
+            return None
+        token = await self.store.save_if_current(
+            twin_id, version, doc.state(), doc.profile(), principal.sub, principal.is_superuser
+        )
+        if token is None:
+            self._docs.pop(twin_id, None)
+            return None
+        self._keep(twin_id, version + 1, doc)
+        return TwinWritten(twin_id=twin_id, version=version + 1, consistency_token=str(token))
+
+    async def _write_locked(
+        self, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
+    ) -> TwinWritten:
+        """Lock the row, check access, merge into the stored state, store."""
+        async with self.store.write() as tx:
+            head = await tx.lock_twin(twin_id)
+            if head is None:
+                raise NotFound(f"twin {twin_id} does not exist")
+            await self._authorize_write(tx, head, principal, twin_id)
+            doc = await self._resident(tx, twin_id, head.version)
+            changed = _mutate(doc, mutate)
+            version = head.version + 1 if changed else head.version
+            if changed:
+                await tx.save_twin(twin_id, doc.state(), doc.profile(), version)
+        self._keep(twin_id, version, doc)
         assert tx.token is not None
         return TwinWritten(twin_id=twin_id, version=version, consistency_token=str(tx.token))
 
@@ -126,3 +153,13 @@ class TwinWriter:
         self._docs.move_to_end(twin_id)
         while len(self._docs) > self._capacity:
             self._docs.popitem(last=False)
+
+
+def _mutate(doc: TwinDoc, mutate: Callable[[TwinDoc], bool]) -> bool:
+    """Applies a write to a doc; bad input becomes a 422 (the doc is left as it was)."""
+    try:
+        return mutate(doc)
+    except InvalidUpdate as exc:
+        raise Unprocessable(f"update cannot be applied: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise Unprocessable(str(exc)) from None

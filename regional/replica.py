@@ -7,6 +7,7 @@ Driver errors are translated here; handlers never see psycopg."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ class ReplayClock:
         self.lag_ms = 0.0
         self.checked_at = 0.0  # monotonic time of the last successful poll
         self._advanced = asyncio.Event()
+        self._wake = asyncio.Event()  # a reader started waiting: poll now, not after the nap
         self._waiters = 0
 
     @property
@@ -62,7 +64,12 @@ class ReplayClock:
                 ) as conn:
                     while True:
                         await self._poll(conn)
-                        await asyncio.sleep(self._busy_s if self._waiters else self._idle_s)
+                        if self._waiters:
+                            await asyncio.sleep(self._busy_s)
+                            continue
+                        self._wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), self._idle_s)
             except (psycopg.Error, OSError) as exc:
                 log.warning("replay clock lost the replica: %s", exc)
                 await asyncio.sleep(0.5)
@@ -91,6 +98,7 @@ class ReplayClock:
             return
         deadline = time.monotonic() + budget_s
         self._waiters += 1
+        self._wake.set()
         try:
             while self.position < token.lsn:
                 remaining = deadline - time.monotonic()

@@ -22,14 +22,28 @@ create table twin_grants (
 
 -- The change feed: one row per committed write, replicated with the data, so a hub that reads it
 -- from its own replica never hears of a change before that replica can show it.
--- seq is assigned in COMMIT order, not insert order: the writer takes the feed lock as the last
--- statement of its transaction and holds it through COMMIT (see central/store.py), so a follower
--- reading "seq > cursor" can never skip a row that commits late.
+-- seq is assigned in COMMIT order, not insert order: a deferred constraint trigger draws it while
+-- the transaction commits, under an advisory lock that is released only after the commit is
+-- visible. So a follower reading "seq > cursor" can never skip a row that commits late, and the
+-- lock is held for the commit itself, never while the writer talks to its client.
 create sequence change_feed_seq;
 create table change_feed (
-    seq          bigint primary key,
+    id           bigint generated always as identity primary key,
+    seq          bigint unique,
     kind         text not null,
     key          text not null,
     version      bigint,
     committed_at timestamptz not null default now()
 );
+
+create function change_feed_assign_seq() returns trigger language plpgsql as $$
+begin
+    perform pg_advisory_xact_lock(1296189765);  -- 0x4D424645, "MBFE": the feed's commit lock
+    update change_feed set seq = nextval('change_feed_seq') where id = new.id;
+    return null;
+end $$;
+
+create constraint trigger change_feed_commit_order
+    after insert on change_feed
+    deferrable initially deferred
+    for each row execute function change_feed_assign_seq();

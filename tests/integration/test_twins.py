@@ -200,6 +200,13 @@ async def test_bad_input_gets_a_problem(live: LiveStack, http: httpx.AsyncClient
 async def test_access_is_the_owners_to_give(live: LiveStack, http: httpx.AsyncClient):
     twin_id = await create(live, http, "owner", {"secret": 1})
     edge = live.topology.edges["sin"]
+    # The owner's write makes the twin resident at central: later writes take its fast path,
+    # which must check access as strictly as the locked one.
+    r = await http.patch(f"{edge}/v1/twins/{twin_id}", content=b'{"secret": 2}',
+                         headers={**live.auth("owner", tier="pro"),
+                                  "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200
+    version = r.json()["version"]
     # "internal" tier reads everything (contract); an ordinary tier needs the owner's grant.
     r = await http.get(f"{edge}/v1/twins/{twin_id}", headers=live.auth("stranger", tier="pro"))
     assert r.status_code == 403
@@ -216,11 +223,18 @@ async def test_access_is_the_owners_to_give(live: LiveStack, http: httpx.AsyncCl
     assert g.status_code == 200
     r = await http.get(f"{edge}/v1/twins/{twin_id}", headers={
         **live.auth("stranger", tier="pro"), "X-Consistency-Token": g.json()["consistency_token"]})
-    assert r.status_code == 200 and r.json()["profile"] == {"secret": 1}
+    assert r.status_code == 200 and r.json()["profile"] == {"secret": 2}
+    assert r.json()["version"] == version, "refused writes must not have stored anything"
     r = await http.patch(f"{edge}/v1/twins/{twin_id}", content=b'{"x": 1}',
                          headers={**live.auth("stranger", tier="pro"),
                                   "Content-Type": "application/merge-patch+json"})
     assert r.status_code == 403, "read access must not allow writes"
+    g = await http.post(f"{edge}/v1/twins/{twin_id}/grants", headers=live.auth("owner", tier="pro"),
+                        json={"sub": "stranger", "access": "write"})
+    r = await http.patch(f"{edge}/v1/twins/{twin_id}", content=b'{"x": 1}',
+                         headers={**live.auth("stranger", tier="pro"),
+                                  "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200 and r.json()["version"] == version + 1
     r = await http.get(f"{edge}/v1/twins/{twin_id}",
                        headers=live.auth("ops", tier="pro", role="admin"))
     assert r.status_code == 200
@@ -295,7 +309,9 @@ async def test_killing_central_loses_no_acknowledged_write(live: LiveStack,
     writers = [asyncio.create_task(writer(w)) for w in range(6)]
     await asyncio.sleep(1.0)
     central = next(c for c in live.stack.status().children if c.name == "central")
-    os.kill(central.pid, signal.SIGKILL)  # no chance to flush anything
+    assert central.pid is not None
+    # The whole process group (granian's main process and its worker): no chance to flush.
+    os.killpg(central.pid, signal.SIGKILL)
     await asyncio.sleep(0.5)
     live.stack.start_process("central")
     await asyncio.sleep(1.0)

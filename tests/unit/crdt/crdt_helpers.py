@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Doc, Map
+
+from crdt import InvalidUpdate, TwinDoc
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "nested", "é", "🙂", ""])
 """A small key alphabet, so patches and edits hit existing keys and nested maps."""
@@ -107,39 +110,22 @@ Op = tuple[str, list[str], Any]
 ops = st.one_of(
     st.tuples(st.just("set"), st.lists(KEYS, min_size=1, max_size=3), json_values),
     st.tuples(st.just("delete"), st.lists(KEYS, min_size=1, max_size=3), st.none()),
-    st.tuples(
-        st.just("text"), st.just(["notes"]), st.tuples(st.integers(0, 20), st.text(max_size=4))
-    ),
-    st.tuples(st.just("list"), st.just(["list"]), st.tuples(st.integers(0, 20), json_values)),
 )
-"""Client edits: set or delete a (nested) key, insert into the shared text or array."""
+"""Client edits: set or delete a (nested) key; objects become nested maps."""
 
 
 def run_op(root: Map[Any], op: Op) -> None:
     kind, path, arg = op
     if kind == "set":
         submap(root, path[:-1])[path[-1]] = to_prelim(arg)
-    elif kind == "delete":
-        node = root
+    else:
+        node: Any = root
         for key in path[:-1]:
             node = node.get(key)
             if not isinstance(node, Map):
                 return
         if path[-1] in node:
             del node[path[-1]]
-    elif kind == "text":
-        text = root.get("notes")
-        if isinstance(text, Text):
-            # pycrdt indexes text by UTF-8 byte; an index inside a character makes it write
-            # an update whose origins lie outside the text (checked), so use a boundary.
-            index, chunk = arg
-            current = str(text)
-            text.insert(len(current[: min(index, len(current))].encode()), chunk)
-    else:
-        array = root.get("list")
-        if isinstance(array, Array):
-            index, value = arg
-            array.insert(min(index, len(array)), value)
 
 
 def client_updates_for(
@@ -164,15 +150,27 @@ def client_updates_for(
 
 
 def seed_state() -> bytes:
-    """A common starting state with a nested map, a shared text and a shared array."""
+    """A common starting state with nested maps, a list value and some history."""
     doc, root = client(None, 1)
     with doc.transaction():
-        root["nested"] = Map({"a": 1, "b": Map({"c": "x"})})
-        root["notes"] = Text("héllo 🌍")
-        root["list"] = Array([1, "two"])
+        root["nested"] = Map({"a": 1, "b": Map({"c": "x 🌍"})})
+        root["list"] = [1, "two", {"three": 3}]
         root["a"] = 1
+    root["a"] = 2
+    del root["nested"]["a"]
     return doc.get_update()
 
 
 YJS = json.loads((Path(__file__).parent / "yjs_fixtures.json").read_text())
 """Updates written by Yjs 13.6.33 in Node (see ``yjs_fixtures.mjs``), hex-encoded."""
+FULL, INCREMENTAL, V2, TEXT, ARRAY = (
+    bytes.fromhex(YJS[k]) for k in ("full", "incremental", "v2", "text", "array")
+)
+
+
+def assert_refused_and_untouched(doc: TwinDoc, update: bytes, match: str | None = None) -> None:
+    """``doc.apply(update)`` raises ``InvalidUpdate`` and leaves no trace."""
+    state, profile, sv = doc.state(), doc.profile(), doc.state_vector()
+    with pytest.raises(InvalidUpdate, match=match):
+        doc.apply(update)
+    assert (doc.state(), doc.profile(), doc.state_vector()) == (state, profile, sv)

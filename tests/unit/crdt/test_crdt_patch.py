@@ -63,7 +63,7 @@ def test_successive_patches_compose_like_the_rfc(
 
 
 def test_rfc7396_appendix_a_examples() -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
         ({"a": "b"}, {"a": "c"}, {"a": "c"}),
         ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
         ({"a": "b"}, {"a": None}, {}),
@@ -167,8 +167,17 @@ def test_patch_ops_carry_the_writers_client_id() -> None:
 
 
 def test_a_patch_that_changes_nothing_produces_nothing() -> None:
-    state = new_state({"a": 1, "b": {"c": [1, 2]}, "f": 1.0, "t": True}, ALICE)
-    for patch in ({}, {"a": 1}, {"a": 1.0}, {"b": {"c": [1, 2]}}, {"zz": None}, {"b": {}}):
+    state = new_state({"a": 1, "b": {"c": [1, 2]}, "f": 1.0, "t": True, "m": 2**63 - 1}, ALICE)
+    nothing: list[dict[str, Any]] = [
+        {},
+        {"a": 1},
+        {"a": 1.0},
+        {"b": {"c": [1, 2]}},
+        {"zz": None},
+        {"b": {}},
+        {"m": 2**63 - 1},  # held as the float64 2**63: the same stored number
+    ]
+    for patch in nothing:
         assert patch_update(state, patch, BOB) == EMPTY_UPDATE
     # ``True == 1`` in Python but not in JSON: this one is a change.
     assert profile_of(merge(state, patch_update(state, {"t": 1}, BOB)).state)["t"] is not True

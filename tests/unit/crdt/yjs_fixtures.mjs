@@ -1,39 +1,53 @@
 // Regenerates yjs_fixtures.json: real Yjs (JavaScript) V1/V2 updates for tests/unit/crdt.
 //   npm install yjs@13.6.33 && node yjs_fixtures.mjs > yjs_fixtures.json
-// Client id 12345; the first transaction builds a profile, the second edits it.
+// Client id 12345; the first transaction builds a profile, the second edits it. `text` and
+// `array` are separate documents that nest a Y.Text / Y.Array in the profile (refused: a
+// twin nests Y.Maps only, arrays and strings are plain values).
 import * as Y from 'yjs'
+const hex = (u) => Buffer.from(u).toString('hex')
 const doc = new Y.Doc()
 doc.clientID = 12345
 const updates = []
-doc.on('update', (u) => updates.push(Buffer.from(u).toString('hex')))
+doc.on('update', (u) => updates.push(hex(u)))
 const p = doc.getMap('profile')
 doc.transact(() => {
-  p.set('name', 'Ada')
+  p.set('name', 'Ada 🌍')
   p.set('age', 36)
   p.set('score', 1.5)
   p.set('tags', ['x', 'y'])
   p.set('big', 2n ** 60n)
+  p.set('raw', new Uint8Array([1, 2, 255]))
   const prefs = new Y.Map()
   p.set('prefs', prefs)
   prefs.set('theme', 'dark')
-  const notes = new Y.Text()
-  p.set('notes', notes)
-  notes.insert(0, 'héllo 🌍')
-  const list = new Y.Array()
-  p.set('list', list)
-  list.insert(0, [1, 'two', { three: 3 }])
+  p.set('list', [1, 'two', { three: 3 }])
+  const deep = new Y.Map()
+  prefs.set('deep', deep)
+  deep.set('level', 2)
 })
-const full = Buffer.from(Y.encodeStateAsUpdate(doc)).toString('hex')
-const sv1 = Buffer.from(Y.encodeStateVector(doc)).toString('hex')
+const full = hex(Y.encodeStateAsUpdate(doc))
 doc.transact(() => {
   p.delete('score')
   p.set('age', 37)
-  p.get('notes').insert(1, '~🙂~')
-  p.get('list').insert(1, ['inserted'])
+  p.set('list', [1, 'inserted', 'two', { three: 3 }])
   p.get('prefs').set('lang', 'fr')
+  p.get('prefs').get('deep').delete('level')
 })
 const incremental = updates[1]
-const v2 = Buffer.from(Y.encodeStateAsUpdateV2(doc)).toString('hex')
+const v2 = hex(Y.encodeStateAsUpdateV2(doc))
 const json = p.toJSON()
 json.big = json.big.toString()
-console.log(JSON.stringify({ yjs: "13.6.33", full, sv1, incremental, v2, profile: json }, null, 1))
+json.raw = Array.from(json.raw)
+const textDoc = new Y.Doc()
+textDoc.clientID = 777
+const notes = new Y.Text()
+textDoc.getMap('profile').set('notes', notes)
+notes.insert(0, 'héllo 🌍')
+const text = hex(Y.encodeStateAsUpdate(textDoc))
+const arrayDoc = new Y.Doc()
+arrayDoc.clientID = 778
+const items = new Y.Array()
+arrayDoc.getMap('profile').set('items', items)
+items.insert(0, [1, 2, 3])
+const array = hex(Y.encodeStateAsUpdate(arrayDoc))
+console.log(JSON.stringify({ yjs: '13.6.33', full, incremental, v2, text, array, profile: json }, null, 1))

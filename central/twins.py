@@ -17,7 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 from central.store import Store, TwinHead, WriteTx
-from crdt import InvalidUpdate, TwinDoc, client_id_for, new_state, profile_of, validate_update
+from crdt import (
+    EMPTY_UPDATE,
+    InvalidUpdate,
+    MissingDependencies,
+    TwinDoc,
+    client_id_for,
+    new_state,
+    profile_of,
+    validate_update,
+)
 from mbwire import Conflict, Forbidden, NotFound, Principal, Unprocessable
 from mbwire.types import GrantWritten, TwinCreated, TwinWritten
 
@@ -60,7 +69,7 @@ class TwinWriter:
     ) -> TwinWritten:
         client_id = client_id_for(principal.sub)
         return await self._write(
-            principal, twin_id, lambda doc: bool(doc.apply_patch(patch, client_id))
+            principal, twin_id, lambda doc: doc.apply_patch(patch, client_id) != EMPTY_UPDATE
         )
 
     async def grant(
@@ -159,6 +168,11 @@ def _mutate(doc: TwinDoc, mutate: Callable[[TwinDoc], bool]) -> bool:
     """Applies a write to a doc; bad input becomes a 422 (the doc is left as it was)."""
     try:
         return mutate(doc)
+    except MissingDependencies as exc:
+        raise Conflict(
+            f"update depends on changes this twin does not have ({exc}); sync first "
+            "(GET .../sync?sv=...) and send your full state or its diff", reason="sync-first",
+        ) from None
     except InvalidUpdate as exc:
         raise Unprocessable(f"update cannot be applied: {exc}") from None
     except (ValueError, TypeError) as exc:

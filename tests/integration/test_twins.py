@@ -355,3 +355,31 @@ async def test_regions_report_every_region_with_role_and_lag(live: LiveStack,
     for entry in regions.values():
         assert entry["status"] == "up", entry
         assert isinstance(entry["replica_lag_ms"], float)
+
+
+async def test_noop_writes_bump_nothing_and_gaps_ask_for_a_sync(live: LiveStack,
+                                                              http: httpx.AsyncClient):
+    twin_id = await create(live, http, "noop", {"a": 1})
+    url = f"{live.topology.edges['ams']}/v1/twins/{twin_id}"
+    patch_headers = {**live.auth("noop"), "Content-Type": "application/merge-patch+json"}
+    first = await http.patch(url, content=b'{"a": 2}', headers=patch_headers)
+    again = await http.patch(url, content=b'{"a": 2}', headers=patch_headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["version"] == first.json()["version"], "a no-op patch bumped the version"
+    # An update that builds on an edit the service never saw cannot be applied yet.
+    doc = Doc()
+    profile = doc.get("profile", type=Map)
+    with doc.transaction():
+        profile["unseen"] = 1
+    seen = doc.get_state()
+    with doc.transaction():
+        profile["unseen"] = 2  # overwrites an item the service does not have
+    feed = primary_scalar(live, "select max(seq) from change_feed")
+    r = await http.post(f"{url}/updates", content=doc.get_update(seen),
+                        headers={**live.auth("noop"), "Content-Type": "application/octet-stream"})
+    assert r.status_code == 409, r.text
+    assert "sync" in r.json()["detail"]
+    assert primary_scalar(live, "select max(seq) from change_feed") == feed
+    r = await http.post(f"{url}/updates", content=doc.get_update(),
+                        headers={**live.auth("noop"), "Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, "the full state applies"

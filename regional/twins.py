@@ -126,8 +126,8 @@ async def create_twin(request: Request[Any, Any, Any], central: CentralClient) -
     return await _forward(request, central)
 
 
-@post("/v1/twins/{twin_id:str}/updates")
-async def post_update(
+@post(["/v1/twins/{twin_id:str}/updates", "/v1/twins/{twin_id:str}/grants"])
+async def post_to_twin(
     request: Request[Any, Any, Any], central: CentralClient, twin_id: str
 ) -> Response[bytes]:
     check_twin_id(twin_id)
@@ -142,12 +142,4 @@ async def patch_twin(
     return await _forward(request, central)
 
 
-@post("/v1/twins/{twin_id:str}/grants")
-async def post_grant(
-    request: Request[Any, Any, Any], central: CentralClient, twin_id: str
-) -> Response[bytes]:
-    check_twin_id(twin_id)
-    return await _forward(request, central)
-
-
-ROUTES = [get_twin, sync_twin, create_twin, post_update, patch_twin, post_grant]
+ROUTES = [get_twin, sync_twin, create_twin, post_to_twin, patch_twin]

@@ -132,11 +132,12 @@ def start_bare() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the bare server did not start")
 
 
-async def failover(stack: Stack, edge: str, path: str, headers: dict[str, str]) -> None:
+async def failover(stack: Stack, edge: str, path: str, readers: list[dict[str, str]]) -> None:
+    """Each reader is its own sub, fresh for this phase, so no tier limit is what fails."""
     events: list[tuple[float, str]] = []  # (time, hub or "fail:<why>")
     running = True
 
-    async def reader(http: httpx.AsyncClient) -> None:
+    async def reader(http: httpx.AsyncClient, headers: dict[str, str]) -> None:
         while running:
             try:
                 r = await http.get(edge + path, headers=headers)
@@ -148,7 +149,7 @@ async def failover(stack: Stack, edge: str, path: str, headers: dict[str, str]) 
             await asyncio.sleep(0.005)
 
     async with httpx.AsyncClient(timeout=10) as http:
-        tasks = [asyncio.create_task(reader(http)) for _ in range(8)]
+        tasks = [asyncio.create_task(reader(http, h)) for h in readers]
         await asyncio.sleep(1.0)
         killed = time.monotonic()
         await asyncio.to_thread(stack.stop_process, "hub-ams")
@@ -230,7 +231,11 @@ async def main(seconds: float, concurrency: int) -> None:
         print(f"   edge-ams, cache bypassed {fwd_rps:7.0f} req/s  (non-200: {fwd_err})")
         print(f"   hub-ams direct           {hub_rps:7.0f} req/s  (non-200: {hub_err})")
 
-        await failover(stack, edge, path, auth | {"cache-control": "no-cache"})
+        await failover(stack, edge, path, [
+            {"Authorization": "Bearer " + mint_token(sec.jwt_hs256_secret, f"fo{i}",
+                                                     tier="internal"), "cache-control": "no-cache"}
+            for i in range(8)
+        ])
 
 
 if __name__ == "__main__":

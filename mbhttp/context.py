@@ -24,7 +24,13 @@ access_log = logging.getLogger("memorybank.access")
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
-    return str(request.scope.get("state", {}).get("request_id") or "")
+    """The id the middleware settled on; for errors raised before it ran (no such route, wrong
+    method), the caller's own id if sane."""
+    settled = request.scope.get("state", {}).get("request_id")
+    if settled:
+        return str(settled)
+    sent = request.headers.get(REQUEST_ID_HEADER, "")
+    return sent if _SANE_ID.match(sent) else ""
 
 
 class RequestContextMiddleware(ASGIMiddleware):

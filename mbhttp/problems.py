@@ -11,15 +11,19 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from mbhttp.context import request_id_of
-from mbwire.errors import PROBLEM_CONTENT_TYPE, BadRequest, Problem
+from mbwire.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, BadRequest, Problem
 
 log = logging.getLogger("memorybank.errors")
 
-_HTTP_SLUGS = {
-    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-    415: "unsupported-media-type", 422: "unprocessable", 429: "rate-limited",
-    503: "unavailable",
+# Litestar's own errors, as (type slug, title) by status.
+_HTTP = {
+    400: ("bad-request", "Bad request"), 401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"), 404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"), 409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("unprocessable", "Unprocessable content"), 429: ("rate-limited", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
 }
 
 
@@ -43,14 +47,19 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    problem = Problem(str(exc.detail))
-    problem.status = exc.status_code  # type: ignore[misc]
-    problem.slug = _HTTP_SLUGS.get(exc.status_code, "http-error")  # type: ignore[misc]
-    problem.title = _HTTP_TITLES.get(exc.status_code, "HTTP error")  # type: ignore[misc]
-    response = render(request, problem)
-    for name, value in (exc.headers or {}).items():
-        response.headers[name] = value
-    return response
+    """Litestar's own errors (no route, wrong method, body too large) in the same shape."""
+    status = exc.status_code
+    slug, title = _HTTP.get(status, ("http-error", "HTTP error"))
+    body = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": str(exc.detail),
+        "instance": request.url.path,
+        "request_id": request_id_of(request),
+    }
+    return Response(content=body, status_code=status, media_type=PROBLEM_CONTENT_TYPE,
+                    headers=dict(exc.headers or {}))
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -58,12 +67,6 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     return render(request, Problem("The server hit an unexpected error; it has been logged."))
 
 
-_HTTP_TITLES = {
-    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
-    415: "Unsupported media type", 422: "Unprocessable content", 429: "Too many requests",
-    503: "Service unavailable",
-}
 
 
 def exception_handlers() -> ExceptionHandlersMap:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import msgspec
 
 from mbhttp.context import outbound_trace_headers
 from mbwire import HopSigner, Principal, UpstreamTimeout, UpstreamUnavailable
@@ -22,8 +23,6 @@ class Forwarded:
     headers: dict[str, str]
 
     def json(self) -> Any:
-        import msgspec
-
         return msgspec.json.decode(self.body)
 
 

@@ -180,6 +180,8 @@ async def test_garbage_update_is_422_and_writes_nothing(live: LiveStack, http: h
     ("GET", "/v1/twins/{twin}", b"", {"X-Consistency-Token": "not-a-token"}, 400),
     ("GET", "/v1/twins/{twin}/sync?sv=%%%", b"", {}, 400),
     ("GET", "/v1/twins/does-not-exist", b"", {}, 404),
+    ("GET", "/v1/no-such-thing", b"", {}, 404),
+    ("DELETE", "/v1/twins/{twin}", b"", {}, 405),
     ("POST", "/v1/twins/{twin}/grants", b'{"sub": "x", "access": "own"}',
      {"Content-Type": "application/json"}, 422),
 ])

@@ -7,12 +7,20 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from central.store import Store
 from central.twins import TwinWriter
 from mbhttp import require_principal
 from mbwire import TwinCreate, TwinGrant, UnsupportedMediaType
 from mbwire.decode import check_twin_id, decode_json, decode_object
+
+# Handler parameters Litestar fills in: dependencies by name, path and query values.
+TwinIdPath = FromPath[str]
+Writer = NamedDependency[TwinWriter]
+StoreDep = NamedDependency[Store]
+
 
 TOKEN_HEADER = "X-Consistency-Token"
 
@@ -38,7 +46,7 @@ def healthz() -> dict[str, str]:
 
 
 @post("/v1/twins", status_code=201)
-async def create_twin(request: Request[Any, Any, Any], writer: TwinWriter) -> Response[bytes]:
+async def create_twin(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:
     _require_type(request, "application/json")
     body = decode_json(await request.body(), TwinCreate)
     created = await writer.create(require_principal(request), body.twin_id, body.profile)
@@ -47,7 +55,7 @@ async def create_twin(request: Request[Any, Any, Any], writer: TwinWriter) -> Re
 
 @post("/v1/twins/{twin_id:str}/updates", status_code=200)
 async def post_update(
-    request: Request[Any, Any, Any], writer: TwinWriter, twin_id: str
+    request: Request[Any, Any, Any], writer: Writer, twin_id: TwinIdPath
 ) -> Response[bytes]:
     _require_type(request, "application/octet-stream")
     update = await request.body()
@@ -57,7 +65,7 @@ async def post_update(
 
 @patch("/v1/twins/{twin_id:str}")
 async def patch_twin(
-    request: Request[Any, Any, Any], writer: TwinWriter, twin_id: str
+    request: Request[Any, Any, Any], writer: Writer, twin_id: TwinIdPath
 ) -> Response[bytes]:
     _require_type(request, "application/merge-patch+json", "application/json")
     merge_patch = decode_object(await request.body())
@@ -69,7 +77,7 @@ async def patch_twin(
 
 @post("/v1/twins/{twin_id:str}/grants", status_code=200)
 async def post_grant(
-    request: Request[Any, Any, Any], writer: TwinWriter, twin_id: str
+    request: Request[Any, Any, Any], writer: Writer, twin_id: TwinIdPath
 ) -> Response[bytes]:
     _require_type(request, "application/json")
     grant = decode_json(await request.body(), TwinGrant)
@@ -80,7 +88,7 @@ async def post_grant(
 
 
 @get("/internal/replication")
-async def replication(store: Store) -> dict[str, Any]:
+async def replication(store: StoreDep) -> dict[str, Any]:
     token = await store.current_token()
     return {"replicas": await store.replication(), "primary_token": str(token)}
 

@@ -83,5 +83,6 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         )],
         exception_handlers=exception_handlers(),
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Memory Bank hub", version="1.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(title="Memory Bank hub", version="1.0.0", path="/schema",
+                                     use_handler_docstrings=True),
     )

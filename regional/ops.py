@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 
 from mbhttp import request_id_of
 from mbwire import Problem
@@ -12,11 +13,17 @@ from regional.central_client import CentralClient
 from regional.replica import ReplayClock
 from regional.settings import HubSettings
 
+# Handler parameters Litestar fills in: dependencies by name, optional query strings.
+Clock = NamedDependency[ReplayClock]
+Central = NamedDependency[CentralClient]
+Settings = NamedDependency[HubSettings]
+
+
 LAG_DEGRADED_MS = 1000.0
 
 
 @get("/healthz")
-async def healthz(clock: ReplayClock, settings: HubSettings) -> Response[dict[str, Any]]:
+async def healthz(clock: Clock, settings: Settings) -> Response[dict[str, Any]]:
     """200 only while this hub can answer reads: its replica clock ticked within 2 s."""
     body = {"status": "ok" if clock.healthy else "degraded", "region": settings.region,
             "replica_lag_ms": clock.lag_ms}
@@ -25,8 +32,8 @@ async def healthz(clock: ReplayClock, settings: HubSettings) -> Response[dict[st
 
 @get("/v1/regions")
 async def regions(
-    request: Request[Any, Any, Any], clock: ReplayClock, central: CentralClient,
-    settings: HubSettings,
+    request: Request[Any, Any, Any], clock: Clock, central: Central,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Every region's status, as the primary sees its replicas; this hub's own replica from its
     own clock. If central cannot be asked, other regions are reported ``degraded`` (unknown)."""

@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from crdt import InvalidUpdate, diff, select_fields
 from mbhttp import request_id_of, require_principal
@@ -31,7 +33,7 @@ class TwinReads:
         self.use_cache = use_cache
 
     async def view(
-        self, principal: Principal, twin_id: str, token: ConsistencyToken | None
+        self, principal: Principal, twin_id: TwinIdPath, token: ConsistencyToken | None
     ) -> tuple[CachedTwin, ConsistencyToken]:
         if token is not None:
             await self.clock.wait_for(token, self.wait_s)
@@ -49,8 +51,15 @@ class TwinReads:
         return entry, answered
 
 
+# Handler parameters Litestar fills in: dependencies by name, path and query values.
+TwinIdPath = FromPath[str]
+Reads = NamedDependency[TwinReads]
+Central = NamedDependency[CentralClient]
+Query = FromQuery[str | None]
+
+
 def authorize_read(
-    principal: Principal, twin_id: str, owner_sub: str, grants: dict[str, str]
+    principal: Principal, twin_id: TwinIdPath, owner_sub: str, grants: dict[str, str]
 ) -> None:
     if owner_sub == principal.sub or principal.is_superuser or principal.sub in grants:
         return
@@ -68,8 +77,13 @@ def read_headers(token: ConsistencyToken, clock: ReplayClock) -> dict[str, str]:
 
 @get("/v1/twins/{twin_id:str}")
 async def get_twin(
-    request: Request[Any, Any, Any], reads: TwinReads, twin_id: str, fields: str | None = None
+    request: Request[Any, Any, Any], reads: Reads, twin_id: TwinIdPath, fields: Query = None
 ) -> Response[bytes]:
+    """The twin's profile as JSON: ``{"twin_id", "version", "profile"}``. ``fields=a,b.c`` keeps
+    only those (dotted = nested) paths. With ``X-Consistency-Token: T`` the answer reflects every
+    write whose token is <= T, or is a 503 ``replica-behind`` with ``Retry-After`` after 2 s; it
+    is never silently stale. Answers carry ``X-Consistency-Token`` (the point they reflect) and
+    ``X-Replica-Lag-Ms``. Readable by the owner, grantees, ``internal`` tier and ``admin`` role."""
     entry, answered = await reads.view(
         require_principal(request), check_twin_id(twin_id), token_of(request)
     )
@@ -81,8 +95,10 @@ async def get_twin(
 
 @get("/v1/twins/{twin_id:str}/sync")
 async def sync_twin(
-    request: Request[Any, Any, Any], reads: TwinReads, twin_id: str, sv: str | None = None
+    request: Request[Any, Any, Any], reads: Reads, twin_id: TwinIdPath, sv: Query = None
 ) -> Response[bytes]:
+    """``application/octet-stream``: a Yjs V1 update with everything the state vector ``sv``
+    (base64url) lacks, or the whole state without ``sv``. Honors ``X-Consistency-Token``."""
     principal = require_principal(request)
     check_twin_id(twin_id)
     token = token_of(request)
@@ -122,22 +138,34 @@ async def _forward(request: Request[Any, Any, Any], central: CentralClient) -> R
 
 
 @post("/v1/twins", status_code=201)
-async def create_twin(request: Request[Any, Any, Any], central: CentralClient) -> Response[bytes]:
+async def create_twin(request: Request[Any, Any, Any], central: Central) -> Response[bytes]:
+    """``{"twin_id"?, "profile"?}`` -> 201 ``{"twin_id", "version", "consistency_token"}``. The
+    caller owns the twin. An existing ``twin_id`` is a 409."""
     return await _forward(request, central)
 
 
 @post(["/v1/twins/{twin_id:str}/updates", "/v1/twins/{twin_id:str}/grants"])
 async def post_to_twin(
-    request: Request[Any, Any, Any], central: CentralClient, twin_id: str
+    request: Request[Any, Any, Any], central: Central, twin_id: TwinIdPath
 ) -> Response[bytes]:
+    """``/updates``: a Yjs V1 update (``application/octet-stream``; Yjs clients send
+    ``Y.encodeStateAsUpdate`` output, not V2). The profile is the root map ``profile``; nested
+    objects are nested maps, arrays and strings plain values (``Y.Array``/``Y.Text`` are refused).
+    Bytes that are not such an update: 422, nothing stored. An update that builds on changes the
+    twin lacks: 409, sync first. 200 ``{"twin_id", "version", "consistency_token"}``; a duplicate
+    changes nothing and keeps the version.
+
+    ``/grants``: the owner gives ``{"sub", "access": "read" | "write"}``."""
     check_twin_id(twin_id)
     return await _forward(request, central)
 
 
 @patch("/v1/twins/{twin_id:str}")
 async def patch_twin(
-    request: Request[Any, Any, Any], central: CentralClient, twin_id: str
+    request: Request[Any, Any, Any], central: Central, twin_id: TwinIdPath
 ) -> Response[bytes]:
+    """An RFC 7396 merge patch (``application/merge-patch+json``), applied as CRDT operations so
+    it merges with concurrent Yjs edits. 200 ``{"twin_id", "version", "consistency_token"}``."""
     check_twin_id(twin_id)
     return await _forward(request, central)
 

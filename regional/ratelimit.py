@@ -123,7 +123,7 @@ class FleetLimiter:
             raise ValueError("cost must be at least 1")
         limit = self._limits[tier]
         args: list[str | int] = [limit, self._window_ms, cost, uuid.uuid4().hex,
-                                 "" if now is None else int(now * 1000)]
+                                 "" if now is None else round(now * 1000)]
         try:
             raw = await self._script(keys=[self._prefix + sub], args=args)
         except (RedisError, OSError) as exc:

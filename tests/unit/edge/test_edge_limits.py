@@ -11,47 +11,48 @@ from hypothesis import strategies as st
 from mbedge.limits import LimitDecision, SlidingWindowLimiter, fleet_decision, merge
 
 WINDOW = 60.0
+WINDOW_MS = 60_000
 
-steps = st.lists(
-    st.tuples(st.floats(min_value=0, max_value=30, allow_nan=False), st.integers(1, 4)),
-    min_size=1, max_size=120,
-)
+# The limiter keeps time in whole milliseconds; the clock here ticks in them too, so the
+# properties are checked at the limiter's own resolution, free of float rounding in the test.
+ms_steps = st.lists(st.tuples(st.integers(0, 30_000), st.integers(1, 4)), min_size=1, max_size=120)
 
 
 @settings(max_examples=200, deadline=None)
-@given(steps, st.integers(1, 12))
-def test_never_more_than_the_limit_in_any_window(seq: list[tuple[float, int]], limit: int) -> None:
+@given(ms_steps, st.integers(1, 12))
+def test_never_more_than_the_limit_in_any_window(seq: list[tuple[int, int]], limit: int) -> None:
     lim = SlidingWindowLimiter({"t": limit}, window_s=WINDOW)
-    now, admitted = 0.0, []
-    for dt, cost in seq:
-        now += dt
-        d = lim.check("k", limit, cost, now)
+    now_ms, admitted = 0, []
+    for dt_ms, cost in seq:
+        now_ms += dt_ms
+        d = lim.check("k", limit, cost, now_ms / 1000)
         if d.allowed:
-            admitted.append((now, cost))
+            admitted.append((now_ms, cost))
         assert 0 <= d.remaining <= limit
     # Every window (t - WINDOW, t] ending at an admission holds at most `limit` units.
     for t, _ in admitted:
-        assert sum(c for s, c in admitted if t - WINDOW < s <= t) <= limit
+        assert sum(c for s, c in admitted if t - WINDOW_MS < s <= t) <= limit
 
 
 @settings(max_examples=200, deadline=None)
-@given(steps, st.integers(1, 12))
+@given(ms_steps, st.integers(1, 12))
 def test_retry_after_is_enough_and_denials_are_justified(
-    seq: list[tuple[float, int]], limit: int
+    seq: list[tuple[int, int]], limit: int
 ) -> None:
     lim = SlidingWindowLimiter({"t": limit}, window_s=WINDOW)
-    now, admitted = 0.0, []
-    for dt, cost in seq:
-        now += dt
-        d = lim.check("k", limit, cost, now)
-        in_window = sum(c for s, c in admitted if now - WINDOW < s <= now)
+    now_ms, admitted = 0, []
+    for dt_ms, cost in seq:
+        now_ms += dt_ms
+        d = lim.check("k", limit, cost, now_ms / 1000)
+        in_window = sum(c for s, c in admitted if now_ms - WINDOW_MS < s <= now_ms)
         # Exactness: denied only when the request really does not fit.
         assert d.allowed == (in_window + cost <= limit)
         if d.allowed:
-            admitted.append((now, cost))
+            admitted.append((now_ms, cost))
         elif cost <= limit:
             # Waiting Retry-After seconds is enough: the same limiter then admits it.
-            assert copy.deepcopy(lim).check("k", limit, cost, now + d.retry_after).allowed
+            later = now_ms / 1000 + d.retry_after
+            assert copy.deepcopy(lim).check("k", limit, cost, later).allowed
 
 
 def test_remaining_reset_and_key_isolation() -> None:

@@ -31,6 +31,14 @@ select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
 """
 
 
+# A twin's grants as one JSON object {sub: access}, read with the twin in one statement.
+_GRANTS = (
+    "coalesce((select jsonb_object_agg(g.sub, g.access) from twin_grants g"
+    " where g.twin_id = t.twin_id), '{}'::jsonb)"
+)
+_WHERE_TWIN = " from twins t where t.twin_id = %s"
+
+
 @dataclass(frozen=True, slots=True)
 class TwinRow:
     twin_id: str
@@ -143,10 +151,7 @@ class Replica:
         async with self.connection() as conn:
             token = await self._position(conn)
             cur = await conn.execute(
-                "select t.owner_sub, t.version, t.profile,"
-                " coalesce((select jsonb_object_agg(g.sub, g.access) from twin_grants g"
-                "           where g.twin_id = t.twin_id), '{}'::jsonb)"
-                " from twins t where t.twin_id = %s",
+                "select t.owner_sub, t.version, t.profile, " + _GRANTS + _WHERE_TWIN,
                 (twin_id,),
             )
             row = await cur.fetchone()
@@ -157,10 +162,7 @@ class Replica:
     async def twin_state(self, twin_id: str) -> tuple[bytes, TwinRow] | None:
         async with self.connection() as conn:
             cur = await conn.execute(
-                "select t.state, t.owner_sub, t.version,"
-                " coalesce((select jsonb_object_agg(g.sub, g.access) from twin_grants g"
-                "           where g.twin_id = t.twin_id), '{}'::jsonb)"
-                " from twins t where t.twin_id = %s",
+                "select t.state, t.owner_sub, t.version, " + _GRANTS + _WHERE_TWIN,
                 (twin_id,),
             )
             row = await cur.fetchone()

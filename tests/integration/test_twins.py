@@ -182,6 +182,8 @@ async def test_garbage_update_is_422_and_writes_nothing(live: LiveStack, http: h
     ("GET", "/v1/twins/does-not-exist", b"", {}, 404),
     ("GET", "/v1/no-such-thing", b"", {}, 404),
     ("DELETE", "/v1/twins/{twin}", b"", {}, 405),
+    ("POST", "/v1/twins/{twin}/updates", b"\x00" * (2 << 20),
+     {"Content-Type": "application/octet-stream"}, 413),
     ("POST", "/v1/twins/{twin}/grants", b'{"sub": "x", "access": "own"}',
      {"Content-Type": "application/json"}, 422),
 ])

@@ -51,6 +51,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await replica.open()
+        await central.open()
         loops = [asyncio.create_task(clock.run(), name="replay-clock"),
                  asyncio.create_task(follower.run(), name="feed-follower")]
         try:

@@ -14,11 +14,13 @@ owns ``DATA_DIR/pg`` and must be able to traverse every directory above it."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
 import signal
 import stat
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,13 +81,9 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def prepare_root(pg_root: Path, run_as: RunAs | None) -> None:
-    """Creates ``DATA_DIR/pg`` for the Postgres user, failing early if it could not reach it."""
-    pg_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if run_as is None:
-        return
-    os.chown(pg_root, run_as.uid, run_as.gid)
-    for parent in pg_root.resolve().parents:
+def blocked_parent(path: Path, run_as: RunAs) -> Path | None:
+    """The first directory above ``path`` that ``run_as`` cannot enter, if any."""
+    for parent in path.resolve().parents:
         mode = parent.stat()
         traversable = (
             mode.st_mode & stat.S_IXOTH
@@ -93,11 +91,52 @@ def prepare_root(pg_root: Path, run_as: RunAs | None) -> None:
             or (mode.st_gid == run_as.gid and mode.st_mode & stat.S_IXGRP)
         )
         if not traversable:
-            raise ConfigError(
-                f"Postgres runs as {run_as.user!r} (it refuses root) and cannot enter {parent} "
-                f"(mode {stat.filemode(mode.st_mode)}); use a data dir under a world-traversable "
-                "directory, e.g. --data-dir /var/tmp/memorybank, or chmod o+x that directory"
-            )
+            return parent
+    return None
+
+
+def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None = None) -> Path:
+    """``bin_dir``, or, when the Postgres user cannot reach it (a checkout under a 0700 temp
+    dir, as CI may make), a copy of its installation (bin, lib, share) in a world-readable
+    directory under the system temp dir, made once per installation and reused."""
+    if run_as is None or blocked_parent(bin_dir / "postgres", run_as) is None:
+        return bin_dir
+    install = bin_dir.resolve().parent
+    tag = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    target = (cache or Path(tempfile.gettempdir())) / f"memorybank-pg-{tag}"
+    if not (target / "bin" / "postgres").exists():
+        partial = target.with_name(target.name + f".partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(mode=0o755, parents=True)
+        for part in ("bin", "lib", "share"):
+            if (install / part).exists():
+                shutil.copytree(install / part, partial / part, symlinks=True)
+        for root, dirs, _ in os.walk(partial):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        try:
+            partial.rename(target)
+        except OSError:  # another `up` made it first
+            shutil.rmtree(partial, ignore_errors=True)
+    if blocked := blocked_parent(target / "bin" / "postgres", run_as):
+        raise ConfigError(f"Postgres runs as {run_as.user!r} and cannot enter {blocked}")
+    return target / "bin"
+
+
+def prepare_root(pg_root: Path, run_as: RunAs | None) -> None:
+    """Creates ``DATA_DIR/pg`` for the Postgres user, failing early if it could not reach it."""
+    pg_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if run_as is None:
+        return
+    os.chown(pg_root, run_as.uid, run_as.gid)
+    parent = blocked_parent(pg_root, run_as)
+    if parent is not None:
+        mode = parent.stat()
+        raise ConfigError(
+            f"Postgres runs as {run_as.user!r} (it refuses root) and cannot enter {parent} "
+            f"(mode {stat.filemode(mode.st_mode)}); use a data dir under a world-traversable "
+            "directory, e.g. --data-dir /var/tmp/memorybank, or chmod o+x that directory"
+        )
 
 
 def is_cluster(directory: Path) -> bool:

@@ -1,0 +1,53 @@
+"""When Postgres must run as an unprivileged user that cannot reach the wheel's binaries (a
+checkout under a 0700 directory), the launcher runs a world-readable copy instead."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from devstack.postgres import blocked_parent, reachable_bin_dir
+from devstack.procs import RunAs
+
+STRANGER = RunAs(user="stranger", uid=54321, gid=54321)
+
+
+def fake_install(root: Path) -> Path:
+    for part in ("bin", "lib", "share/timezone"):
+        (root / "pginstall" / part).mkdir(parents=True)
+    (root / "pginstall" / "bin" / "postgres").write_text("#!/bin/sh\n")
+    (root / "pginstall" / "bin" / "postgres").chmod(0o755)
+    (root / "pginstall" / "lib" / "libpq.so").write_text("")
+    return root / "pginstall" / "bin"
+
+
+def test_a_reachable_install_is_used_in_place(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    bin_dir = fake_install(tmp_path)
+    assert reachable_bin_dir(bin_dir, None) == bin_dir
+    if blocked_parent(bin_dir / "postgres", STRANGER) is None:
+        assert reachable_bin_dir(bin_dir, STRANGER) == bin_dir
+
+
+def test_an_unreachable_install_is_copied_once_where_the_user_can_reach_it() -> None:
+    private = Path(tempfile.mkdtemp(prefix="mb-private-"))  # mkdtemp makes it 0700
+    cache = Path(tempfile.mkdtemp(prefix="mb-cache-"))
+    cache.chmod(0o755)
+    try:
+        if stat.S_IMODE(private.stat().st_mode) & 0o001:
+            pytest.skip("temp dirs are world-traversable here")
+        bin_dir = fake_install(private)
+        assert blocked_parent(bin_dir / "postgres", STRANGER) == private
+        copied = reachable_bin_dir(bin_dir, STRANGER, cache=cache)
+        assert copied != bin_dir and (copied / "postgres").exists()
+        assert (copied.parent / "lib" / "libpq.so").exists()
+        assert (copied.parent / "share" / "timezone").is_dir()
+        assert blocked_parent(copied / "postgres", STRANGER) is None
+        assert reachable_bin_dir(bin_dir, STRANGER, cache=cache) == copied  # reused
+    finally:
+        shutil.rmtree(private)
+        shutil.rmtree(cache)

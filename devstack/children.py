@@ -60,7 +60,7 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
     out: list[ProcessSpec] = []
     if "postgres" in current.services:
         bin_dir = postgres.reachable_bin_dir(postgres.find_bin_dir(src.pg_bin), src.run_as)
-        pg_root = data_dir / "pg"
+        pg_root = postgres.pg_data_root(data_dir, src.run_as)
         out.append(postgres.server_spec(
             bin_dir, "pg-primary", pg_root / "primary", ports.pg_primary,
             run_as=src.run_as, log=log_path(data_dir, "pg-primary")))

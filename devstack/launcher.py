@@ -170,7 +170,7 @@ class Stack:
     def _start_postgres(self, current: StackState, specs: dict[str, ProcessSpec]) -> None:
         """initdb (once), primary, database and slots, base backups (once), replicas."""
         bin_dir = postgres.reachable_bin_dir(postgres.find_bin_dir(self._pg_bin), self._run_as)
-        pg_root = self.data_dir / "pg"
+        pg_root = postgres.pg_data_root(self.data_dir, self._run_as)
         regions, primary_port = tuple(current.regions), current.port_base
         postgres.prepare_root(pg_root, self._run_as)
         fresh = postgres.init_primary(bin_dir, pg_root / "primary", self._run_as,

@@ -82,9 +82,13 @@ def tool_env() -> dict[str, str]:
 
 
 def blocked_parent(path: Path, run_as: RunAs) -> Path | None:
-    """The first directory above ``path`` that ``run_as`` cannot enter, if any."""
+    """The first directory above ``path`` that ``run_as`` cannot enter, if any (directories not
+    made yet are made 0755 by us, so they do not block)."""
     for parent in path.resolve().parents:
-        mode = parent.stat()
+        try:
+            mode = parent.stat()
+        except FileNotFoundError:
+            continue
         traversable = (
             mode.st_mode & stat.S_IXOTH
             or (mode.st_uid == run_as.uid and mode.st_mode & stat.S_IXUSR)
@@ -129,6 +133,17 @@ def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None
     if blocked := blocked_parent(copied_bin / "postgres", run_as):
         raise ConfigError(f"Postgres runs as {run_as.user!r} and cannot enter {blocked}")
     return copied_bin
+
+
+def pg_data_root(data_dir: Path, run_as: RunAs | None) -> Path:
+    """Where Postgres keeps this stack's clusters: ``DATA_DIR/pg``; or, when the Postgres user
+    cannot reach the data dir (root running from a private directory), a directory under the
+    system temp dir named after the data dir, so ``down``/``up`` find it again."""
+    inside = data_dir / "pg"
+    if run_as is None or blocked_parent(inside, run_as) is None:
+        return inside
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"memorybank-pgdata-{tag}"
 
 
 def prepare_root(pg_root: Path, run_as: RunAs | None) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.postgres import blocked_parent, reachable_bin_dir
+from devstack.postgres import blocked_parent, pg_data_root, reachable_bin_dir
 from devstack.procs import RunAs
 
 STRANGER = RunAs(user="stranger", uid=54321, gid=54321)
@@ -57,3 +57,20 @@ def test_an_unreachable_install_is_copied_once_where_the_user_can_reach_it() -> 
     finally:
         shutil.rmtree(private)
         shutil.rmtree(cache)
+
+
+def test_postgres_files_move_out_of_a_data_dir_the_user_cannot_reach() -> None:
+    private = Path(tempfile.mkdtemp(prefix="mb-private-"))  # 0700
+    try:
+        if stat.S_IMODE(private.stat().st_mode) & 0o001:
+            pytest.skip("temp dirs are world-traversable here")
+        data_dir = private / "stack"
+        moved = pg_data_root(data_dir, STRANGER)
+        assert not moved.is_relative_to(private)
+        assert blocked_parent(moved / "primary", STRANGER) is None
+        assert pg_data_root(data_dir, STRANGER) == moved  # the same on every up
+        assert pg_data_root(data_dir, None) == data_dir / "pg"
+        private.chmod(0o755)
+        assert pg_data_root(data_dir, STRANGER) == data_dir / "pg"
+    finally:
+        shutil.rmtree(private)

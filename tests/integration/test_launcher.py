@@ -5,6 +5,7 @@ with stand-in ASGI apps in a second, Postgres-free stack."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -20,6 +21,8 @@ import pytest
 from devstack import cli, state
 from devstack.errors import ConfigError, StartError
 from devstack.launcher import Stack
+from devstack.postgres import pg_data_root
+from devstack.procs import unprivileged
 from devstack.testing import ECHO_FACTORY, running_stack
 
 pytestmark = pytest.mark.integration
@@ -205,11 +208,21 @@ def test_http_services_come_up_wired_and_restart() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands Postgres to nobody")
-def test_a_data_dir_nobody_can_reach_is_refused(tmp_path: Path) -> None:
-    # pytest's tmp_path lives under /tmp/pytest-of-root, which is 0o700.
-    stack = Stack(tmp_path / "stack", ("ams",), services={"postgres"})
-    with pytest.raises(ConfigError, match="cannot enter"):
-        stack.up()
+def test_a_data_dir_nobody_can_reach_still_runs(tmp_path: Path) -> None:
+    # pytest's tmp_path lives under /tmp/pytest-of-root, which is 0o700: Postgres (as nobody)
+    # keeps its clusters under the temp dir instead, the same place on every up.
+    data_dir = tmp_path / "stack"
+    stack = Stack(data_dir, ("ams",), services={"postgres"})
+    outside = pg_data_root(data_dir.resolve(), unprivileged())
+    try:
+        topo = stack.up()
+        assert not outside.is_relative_to(tmp_path)
+        assert (outside / "primary" / "PG_VERSION").exists()
+        with psycopg.connect(topo.postgres.replicas["ams"]) as conn:
+            assert conn.execute("select pg_is_in_recovery()").fetchone() == (True,)
+    finally:
+        stack.down()
+        shutil.rmtree(outside, ignore_errors=True)
     assert stack.status().stopped
 
 

@@ -83,6 +83,10 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             served_by=f"hub={settings.region}", extra_headers={"X-MB-Hub": settings.region}
         )],
         exception_handlers=exception_handlers(),
+        # Plain synchronous logging (configured above): Litestar's default hands every record to
+        # a queue thread, and with one access-log line per request the GIL hand-offs cost more
+        # CPU than the writes (measured: 994 vs 1,299 reads/s in-process at one hub).
+        logging_config=None,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Memory Bank hub", version="1.0.0", path="/schema",
                                      use_handler_docstrings=True),

@@ -41,7 +41,6 @@ from mbwire.hop import HopError, HopSigner
 from mbwire.token import ConsistencyToken
 from mbwire.types import (
     Principal,
-    ProblemBody,
     TwinCreate,
     TwinCreated,
     TwinGrant,
@@ -61,7 +60,6 @@ __all__ = [
     "PayloadTooLarge",
     "Principal",
     "Problem",
-    "ProblemBody",
     "RateLimited",
     "ReplicaBehind",
     "TwinCreate",

@@ -103,26 +103,3 @@ class UpstreamUnavailable(Unavailable):
 
 class UpstreamTimeout(Problem):
     status, title, slug = 504, "Upstream timed out", "upstream-timeout"
-
-
-_BY_SLUG: dict[str, type[Problem]] = {}
-
-
-def _index(cls: type[Problem]) -> None:
-    _BY_SLUG[cls.slug] = cls
-    for sub in cls.__subclasses__():
-        _index(sub)
-
-
-_index(Problem)
-
-
-def problem_from_body(body: dict[str, Any]) -> Problem:
-    """Rebuild a Problem from a problem+json body another service sent (hub <- central)."""
-    slug = str(body.get("type", "")).removeprefix(PROBLEM_BASE)
-    cls = _BY_SLUG.get(slug, Problem)
-    known = {"type", "title", "status", "detail", "instance", "request_id"}
-    extra = {k: v for k, v in body.items() if k not in known}
-    if issubclass(cls, _Retryable):
-        return cls(body.get("detail"), retry_after=int(extra.pop("retry_after", 1)), **extra)
-    return cls(body.get("detail"), **extra)

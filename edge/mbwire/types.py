@@ -39,15 +39,6 @@ class Principal(Wire, frozen=True):
         return self.tier == "internal" or self.role == "admin"
 
 
-class ProblemBody(Wire, frozen=True):
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str
-    request_id: str
-
-
 class TwinCreate(Wire, frozen=True):
     twin_id: TwinId | None = None
     profile: dict[str, Any] | None = None

@@ -20,7 +20,7 @@ from mbwire import (
     Unprocessable,
 )
 from mbwire.decode import check_twin_id, decode_json, decode_object
-from mbwire.errors import PROBLEM_BASE, problem_from_body
+from mbwire.errors import PROBLEM_BASE
 
 SECRET = "a-secret-of-sufficient-length"
 principals = st.builds(
@@ -78,15 +78,14 @@ def test_hop_rejects_forgery_tampering_replay_and_other_secrets() -> None:
     assert signer.verify("GET", "/v1/twins/x", headers, "r1", now=1000.0) == alice
 
 
-def test_problem_bodies_carry_the_contract_fields_and_rebuild() -> None:
+def test_problem_bodies_carry_the_contract_fields() -> None:
     body = ReplicaBehind("behind", retry_after=3).body(instance="/v1/twins/x", request_id="r")
     assert body["type"] == PROBLEM_BASE + "replica-behind"
     assert {k: body[k] for k in ("title", "status", "detail", "instance", "request_id")} == {
         "title": "Replica behind consistency token", "status": 503, "detail": "behind",
         "instance": "/v1/twins/x", "request_id": "r",
     }
-    rebuilt = problem_from_body({**body, "retry_after": 3})
-    assert isinstance(rebuilt, ReplicaBehind) and rebuilt.headers() == {"Retry-After": "3"}
+    assert ReplicaBehind("behind", retry_after=3).headers() == {"Retry-After": "3"}
     assert RateLimited(retry_after=0).headers() == {"Retry-After": "1"}
     assert "WWW-Authenticate" in Unauthorized("expired").headers()
 

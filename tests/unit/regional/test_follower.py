@@ -1,0 +1,79 @@
+"""The change-feed follower's bookkeeping, with the replica and the cache as fakes: which
+position invalidates (at or after every change it read), which one becomes the mark (before the
+read, and only once everything up to it is processed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mbwire import ConsistencyToken as T
+from regional.follower import Follower
+
+Rows = list[tuple[int, str, str]]
+
+
+class FakeReplica:
+    def __init__(self, polls: list[tuple[int, Rows, int]]) -> None:
+        self.polls, self.asked = polls, []  # type: ignore[var-annotated]
+
+    async def feed_since(self, cursor: int, limit: int) -> tuple[T, Rows, T]:
+        self.asked.append(cursor)
+        before, rows, after = self.polls.pop(0)
+        return T(before), rows, T(after)
+
+
+class FakeClock:
+    position = 10_000
+
+    async def advanced(self) -> None:
+        raise AssertionError("the follower waited although the replica had moved")
+
+
+class FakeCache:
+    def __init__(self) -> None:
+        self.calls: list[tuple[set[str], T, int, T | None]] = []
+
+    async def invalidate(self, twins: set[str], inv: T, cursor: int, mark: T | None) -> None:
+        self.calls.append((twins, inv, cursor, mark))
+
+
+def follower(polls: list[tuple[int, Rows, int]], batch: int = 1000) -> Follower:
+    f = Follower(FakeReplica(polls), FakeClock(), FakeCache())  # type: ignore[arg-type]
+    f.batch = batch
+    return f
+
+
+async def test_changes_invalidate_at_the_later_position_and_mark_the_earlier() -> None:
+    f = follower([(100, [(1, "twin", "a"), (2, "grant", "b"), (3, "other", "c")], 120)])
+    seen: list[Any] = []
+
+    async def listener(changes: Rows, at: T) -> None:
+        seen.append((changes, at))
+
+    f.listeners.append(listener)
+    await f.step()
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    assert cache.calls == [({"a", "b"}, T(120), 3, T(100))]
+    assert (f.cursor, f.mark) == (3, T(100))
+    assert seen == [([(1, "twin", "a"), (2, "grant", "b"), (3, "other", "c")], T(120))]
+
+
+async def test_a_full_batch_does_not_move_the_mark_until_the_rest_is_read() -> None:
+    f = follower([(100, [(1, "twin", "a"), (2, "twin", "b")], 110),
+                  (115, [(3, "twin", "c")], 130)], batch=2)
+    await f.step()
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    replica: FakeReplica = f.replica  # type: ignore[assignment]
+    assert replica.asked == [0, 2]
+    assert cache.calls == [({"a", "b"}, T(110), 2, None), ({"c"}, T(130), 3, T(115))]
+    assert f.mark == T(115)
+
+
+async def test_a_quiet_step_still_advances_the_mark_once() -> None:
+    f = follower([(200, [], 200), (200, [], 200)])
+    f.cursor, f.mark = 7, T(150)
+    await f.step()
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    assert cache.calls == [(set(), T(200), 7, T(200))]
+    await f.step()  # nothing new and no movement: no Redis write at all
+    assert len(cache.calls) == 1

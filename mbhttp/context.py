@@ -47,7 +47,9 @@ class RequestContextMiddleware(ASGIMiddleware):
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         sent = headers.get(REQUEST_ID_HEADER, "")
         request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["raw_headers"] = headers  # decoded once; the hop guard reads them too
         parent = propagate.extract(headers)
         token = otel_context.attach(parent)
         name = f"{scope.get('method', 'WS')} {scope['path']}"

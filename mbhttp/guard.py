@@ -27,7 +27,9 @@ def hop_guard(
         path = connection.scope["path"]
         if path in open_paths or path.startswith("/schema"):
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in connection.scope["headers"]}
+        headers = connection.scope.get("state", {}).get("raw_headers") or {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in connection.scope["headers"]
+        }
         request_id = str(connection.scope.get("state", {}).get("request_id") or "")
         try:
             principal = signer.verify(

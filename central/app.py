@@ -13,12 +13,13 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from central.migrate import apply_migrations
-from central.routes import ROUTES
+from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
 from central.store import Store
 from central.twins import TwinWriter
 from mbhttp import RequestContextMiddleware, exception_handlers, setup_tracing
 from mbhttp.guard import hop_guard
+from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner, Unavailable
 
 
@@ -54,7 +55,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
                 logging.getLogger("memorybank.central").info("pruned %d feed rows", pruned)
 
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *routes_for(HANDLERS, serves=lambda a: a.writes)],
         lifespan=[lifespan],
         dependencies={
             "store": Provide(lambda: store, sync_to_thread=False),
@@ -67,6 +68,6 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
         # a queue thread, and with one access-log line per request the GIL hand-offs cost more
         # CPU than the writes (measured: 994 vs 1,299 reads/s in-process at one hub).
         logging_config=None,
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=max_body(),
         openapi_config=None,
     )

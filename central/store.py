@@ -20,16 +20,15 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from mbwire import ConsistencyToken, Unavailable
+from mbwire.access import TWIN_WRITABLE_SQL
 
-_SAVE_IF_CURRENT = """
+# The caller's right to write is checked in the same statement as the write (mbwire.access).
+_SAVE_IF_CURRENT = f"""
 with saved as (
-    update twins set state = %(state)s, profile = %(profile)s, version = %(version)s + 1,
-                     updated_at = now()
-    where twin_id = %(twin)s and version = %(version)s
-      and (owner_sub = %(sub)s or %(superuser)s
-           or exists (select 1 from twin_grants g where g.twin_id = %(twin)s
-                      and g.sub = %(sub)s and g.access = 'write'))
-    returning twin_id, version)
+    update twins t set state = %(state)s, profile = %(profile)s, version = %(version)s + 1,
+                       updated_at = now()
+    where t.twin_id = %(twin)s and t.version = %(version)s and {TWIN_WRITABLE_SQL}
+    returning t.twin_id, t.version)
 insert into change_feed (kind, key, version) select 'twin', twin_id, version from saved
 returning version
 """
@@ -100,6 +99,15 @@ class WriteTx:
             (twin_id, sub, access, granted_by),
         )
         self.feed.append(("grant", twin_id, None))
+
+    async def delete_grant(self, twin_id: str, sub: str) -> bool:
+        cur = await self.conn.execute(
+            "delete from twin_grants where twin_id = %s and sub = %s returning 1", (twin_id, sub)
+        )
+        deleted = await cur.fetchone() is not None
+        if deleted:
+            self.feed.append(("grant", twin_id, None))
+        return deleted
 
     async def _append_feed(self) -> None:
         if not self.feed:

@@ -28,7 +28,8 @@ from crdt import (
     validate_update,
 )
 from mbwire import Conflict, Forbidden, NotFound, Principal, Unprocessable
-from mbwire.types import GrantWritten, TwinCreated, TwinWritten
+from mbwire.access import allows
+from mbwire.types import GrantRevoked, GrantWritten, TwinCreated, TwinWritten
 
 _STRIPES = 1024
 
@@ -76,17 +77,28 @@ class TwinWriter:
         self, principal: Principal, twin_id: str, sub: str, access: str
     ) -> GrantWritten:
         async with self.store.write() as tx:
-            head = await tx.lock_twin(twin_id)
-            if head is None:
-                raise NotFound(f"twin {twin_id} does not exist")
-            if head.owner_sub != principal.sub and not principal.is_superuser:
-                raise Forbidden(f"only the owner of twin {twin_id} may grant access to it")
+            await self._manage(tx, principal, twin_id)
             await tx.put_grant(twin_id, sub, access, principal.sub)
         assert tx.token is not None
         return GrantWritten(
             twin_id=twin_id, sub=sub, access=access,  # type: ignore[arg-type]
             consistency_token=str(tx.token),
         )
+
+    async def revoke(self, principal: Principal, twin_id: str, sub: str) -> GrantRevoked:
+        async with self.store.write() as tx:
+            await self._manage(tx, principal, twin_id)
+            if not await tx.delete_grant(twin_id, sub):
+                raise NotFound(f"{sub} holds no grant on twin {twin_id}")
+        assert tx.token is not None
+        return GrantRevoked(twin_id=twin_id, sub=sub, consistency_token=str(tx.token))
+
+    async def _manage(self, tx: WriteTx, principal: Principal, twin_id: str) -> None:
+        head = await tx.lock_twin(twin_id)
+        if head is None:
+            raise NotFound(f"twin {twin_id} does not exist")
+        if not allows(principal, "manage", head.owner_sub, None):
+            raise Forbidden(f"only the owner of twin {twin_id} may manage access to it")
 
     async def _write(
         self, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
@@ -145,9 +157,10 @@ class TwinWriter:
     async def _authorize_write(
         self, tx: WriteTx, head: TwinHead, principal: Principal, twin_id: str
     ) -> None:
-        if head.owner_sub == principal.sub or principal.is_superuser:
-            return
-        if await tx.access_of(twin_id, principal.sub) != "write":
+        grant = None
+        if head.owner_sub != principal.sub and not principal.is_superuser:
+            grant = await tx.access_of(twin_id, principal.sub)
+        if not allows(principal, "write", head.owner_sub, grant):
             raise Forbidden(f"{principal.sub} may not write twin {twin_id}")
 
     async def _resident(self, tx: WriteTx, twin_id: str, version: int) -> TwinDoc:

@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from mbhttp.context import request_id_of
-from mbwire.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, BadRequest, Problem
+from mbwire.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem, Unprocessable
 
 log = logging.getLogger("memorybank.errors")
 
@@ -43,7 +43,7 @@ def _problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     # Litestar's message names the failing field; keep it, drop the framework's wording around it.
     errors = exc.extra if isinstance(exc.extra, list) else []
-    return render(request, BadRequest(str(exc.detail), errors=errors))
+    return render(request, Unprocessable(str(exc.detail), errors=errors))
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

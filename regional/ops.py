@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response, get
@@ -30,7 +31,6 @@ async def healthz(clock: Clock, settings: Settings) -> Response[dict[str, Any]]:
     return Response(body, status_code=200 if clock.healthy else 503)
 
 
-@get("/v1/regions")
 async def regions(
     request: Request[Any, Any, Any], clock: Clock, central: Central,
     settings: Settings,
@@ -65,4 +65,5 @@ async def regions(
     return {"regions": out, "central": "up" if seen is not None else "unreachable"}
 
 
-ROUTES = [healthz, regions]
+ROUTES = [healthz]
+HANDLERS: dict[str, Callable[..., Any]] = {"list_regions": regions}

@@ -1,7 +1,7 @@
 """Cache-first reads at one PoP.
 
-What is cached: 200 answers to ``GET /v1/twins/{id}`` (any ``?fields=``) and
-``POST /v1/knowledge/query``, for a few seconds.
+What is cached, for how long, and what a write makes stale: the action table says
+(``mbwire.actions``: an action's ``cache`` rule and a write's ``invalidates``).
 
 Keys. A key hashes the principal (sub, tier and role: one caller never reads another's answer),
 method, path, query string, a hash of the body, and the *generation* of what the answer depends
@@ -19,7 +19,6 @@ gets an answer older than its own write, from any region."""
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from collections import OrderedDict
@@ -30,10 +29,7 @@ import msgspec
 from mbedge.messages import EdgeRequest
 from mbedge.ports import CacheStore
 from mbwire import ConsistencyToken, Principal, Problem
-
-_TWIN = re.compile(r"^/v1/twins/([^/]+)$")
-_TWIN_SUBTREE = re.compile(r"^/v1/twins/([^/]+)(?:/|$)")
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from mbwire.actions import Match
 
 
 class CachedAnswer(msgspec.Struct, array_like=True, frozen=True):
@@ -42,24 +38,15 @@ class CachedAnswer(msgspec.Struct, array_like=True, frozen=True):
     token: str | None
 
 
-def read_scope(method: str, path: str) -> str | None:
+def read_scope(found: Match) -> str | None:
     """The generation scope of a cacheable read, or None when the read is not cached."""
-    if method == "GET" and (m := _TWIN.match(path)):
-        return f"twin:{m.group(1)}"
-    if method == "POST" and path == "/v1/knowledge/query":
-        return "knowledge"
-    return None
+    rule = found.action.cache
+    return found.scope(rule.scope) if rule is not None else None
 
 
-def write_scope(method: str, path: str) -> str | None:
-    """What a write through this PoP makes stale here (None: nothing this PoP caches)."""
-    if method in _SAFE_METHODS:
-        return None
-    if m := _TWIN_SUBTREE.match(path):
-        return f"twin:{m.group(1)}"
-    if method == "POST" and path == "/v1/knowledge":
-        return "knowledge"
-    return None
+def write_scopes(found: Match) -> tuple[str, ...]:
+    """What a write through this PoP makes stale here."""
+    return tuple(found.scope(template) for template in found.action.invalidates)
 
 
 def covers(entry_token: str | None, wanted: str | None) -> bool:
@@ -103,8 +90,8 @@ class PopCache:
         except msgspec.DecodeError:
             return None
 
-    async def put(self, key: str, answer: CachedAnswer) -> None:
-        await self._store.put(key, msgspec.msgpack.encode(answer), self._ttl)
+    async def put(self, key: str, answer: CachedAnswer, ttl_s: float | None = None) -> None:
+        await self._store.put(key, msgspec.msgpack.encode(answer), ttl_s or self._ttl)
 
     async def invalidate(self, scope: str) -> None:
         await self._store.put(

@@ -1,11 +1,11 @@
 """Forwarding one request to a hub, failing over within the request's time budget.
 
-Which requests may go to a second hub after the first one failed:
-- reads (GET/HEAD, and the read-only POSTs ``/v1/knowledge/query`` and ``/v1/batch``): always;
+Which requests may go to a second hub after the first one failed (the action table says which
+actions read and where a write's idempotency key is, ``mbwire.actions``):
+- reads: always;
 - writes: only when the first hub provably never received them (connection refused, connect
-  timeout), or when they carry an idempotency key (``Idempotency-Key`` header, or the body's
-  ``idempotency_key`` for ``/v1/transactions`` and on every event of ``/v1/events``), since the
-  hubs then store a retried write once. Otherwise an unanswered write is a 504 saying its outcome
+  timeout), or when they carry an idempotency key, since the hubs then store a retried write
+  once. Otherwise an unanswered write is a 504 saying its outcome
   is unknown, never a silent second application.
 
 Every outcome feeds the hub's circuit (passive health)."""
@@ -16,16 +16,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import msgspec
-
 from mbedge.messages import EdgeRequest, FetchFailed, HubRequest, HubResponse
 from mbedge.ports import Ports
 from mbedge.settings import EdgeSettings
 from mbwire import HopSigner, Principal, UpstreamTimeout, UpstreamUnavailable
+from mbwire import headers as h
+from mbwire.actions import Action, idempotency_key
 
 log = logging.getLogger("mbedge.forward")
 
-READ_POSTS = frozenset({"/v1/knowledge/query", "/v1/batch"})
 # Answers that say "this hub could not serve it now": another hub may.
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Of those, the ones that say the hub itself is sick. A 503 is a healthy hub refusing on purpose
@@ -35,33 +34,6 @@ FORWARDED_HEADERS = (
     "accept", "content-type", "x-consistency-token", "idempotency-key", "if-match",
     "if-none-match", "tracestate", "user-agent",
 )
-
-
-class _Keyed(msgspec.Struct):
-    idempotency_key: str | None = None
-
-
-class _Events(msgspec.Struct):
-    events: list[_Keyed] = []
-
-
-def is_read(method: str, path: str) -> bool:
-    return method in ("GET", "HEAD", "OPTIONS") or (method == "POST" and path in READ_POSTS)
-
-
-def idempotency_key(req: EdgeRequest, path: str) -> str | None:
-    if key := req.header("idempotency-key"):
-        return key
-    try:
-        if path == "/v1/transactions":
-            return msgspec.json.decode(req.body, type=_Keyed).idempotency_key
-        if path == "/v1/events":
-            events = msgspec.json.decode(req.body, type=_Events).events
-            keys = [e.idempotency_key for e in events]
-            return ",".join(k for k in keys if k) if keys and all(keys) else None
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None  # the hub answers the malformed body; it is simply not retried
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +58,14 @@ class Forwarder:
         self._ports = ports
         self._signer = HopSigner(settings.hop_secret)
 
-    async def forward(self, req: EdgeRequest, hop: Hop, candidates: tuple[str, ...]) -> Forwarded:
+    async def forward(
+        self, req: EdgeRequest, action: Action, hop: Hop, candidates: tuple[str, ...]
+    ) -> Forwarded:
         path, clock, health = req.decoded_path, self._ports.clock, self._ports.health
-        read = is_read(req.method, path)
-        retry_safe = read or idempotency_key(req, path) is not None
+        read = not action.writes
+        retry_safe = read or idempotency_key(
+            action, req.header(h.IDEMPOTENCY_KEY), req.body
+        ) is not None
         # A read that waits for a consistency token may spend the whole budget on one hub: the
         # hub holds it on purpose, and timing it out early would wrongly open that hub's circuit.
         capped = read and not req.header("x-consistency-token")

@@ -17,14 +17,25 @@ import msgspec
 
 from georouting import Point, parse_geo_header, plan_route
 from mbedge.auth import Authenticator
-from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, write_scope
-from mbedge.forward import Forwarder, Hop, is_read
+from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, write_scopes
+from mbedge.forward import Forwarder, Hop
 from mbedge.limits import ANONYMOUS, LimitDecision, fleet_decision, merge
 from mbedge.messages import EdgeRequest, EdgeResponse, HubResponse, request_id, traceparent
 from mbedge.ports import Ports
 from mbedge.settings import EdgeSettings
-from mbwire import NotFound, PayloadTooLarge, Principal, Problem, RateLimited, Unauthorized
+from mbwire import (
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Principal,
+    Problem,
+    RateLimited,
+    Unauthorized,
+    actions,
+    openapi,
+)
 from mbwire import UpstreamUnavailable as NoHub
+from mbwire import headers as h
 from mbwire.errors import PROBLEM_CONTENT_TYPE
 
 log = logging.getLogger("mbedge")
@@ -33,24 +44,7 @@ PASSED_BACK = (
     "content-type", "x-consistency-token", "x-replica-lag-ms", "retry-after", "location", "etag",
     "www-authenticate",
 )
-BATCH_MAX = 50
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
-
-
-class _Batch(msgspec.Struct):
-    queries: list[msgspec.Raw] = []
-
-
-def request_cost(req: EdgeRequest) -> int:
-    """``POST /v1/batch`` costs one unit per item (capped at the contract's 50: a longer batch
-    is refused by the hub anyway and should not also drain the caller's minute)."""
-    if req.method != "POST" or req.decoded_path != "/v1/batch":
-        return 1
-    try:
-        n = len(msgspec.json.decode(req.body, type=_Batch).queries)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return 1
-    return min(max(n, 1), BATCH_MAX)
 
 
 def hub_of(response: HubResponse, routed_to: str) -> str:
@@ -107,27 +101,35 @@ class Edge:
 
     async def _handle(self, req: EdgeRequest, rid: str, pop: str, trail: _Trail) -> EdgeResponse:
         path = req.decoded_path
+        if req.method in ("GET", "HEAD") and path in _DOCS:
+            return EdgeResponse(200, {"content-type": _DOCS[path][0]}, _DOCS[path][1])
         principal = await self._authenticate(req, trail)
         if principal is None:
             return _json(200, {"status": "ok", "pop": pop, "hubs": self.ports.health.snapshot()})
-        if len(req.body) > self.settings.max_body_bytes:
+        found = _match(req.method, path)
+        action = found.action
+        limit = min(action.max_body, self.settings.max_body_bytes)
+        if len(req.body) > limit:
             raise PayloadTooLarge(
-                f"request bodies are limited to {self.settings.max_body_bytes} bytes"
+                f"{action.method} {action.path} takes bodies of at most {limit} bytes",
+                limit=limit,
             )
-        trail.limit = await self.ports.limiter.hit(principal.sub, principal.tier, request_cost(req))
+        trail.limit = await self.ports.limiter.hit(
+            principal.sub, principal.tier, actions.cost_of(action, req.body)
+        )
         if not trail.limit.allowed:
             raise RateLimited(
                 f"over the {principal.tier} tier's {trail.limit.limit} requests per minute",
                 retry_after=trail.limit.retry_after,
             )
-        scope, key = read_scope(req.method, path), None
-        if is_read(req.method, path):
+        scope, key = read_scope(found), None
+        if not action.writes:
             trail.cache = "MISS"
         if scope is not None:
             key = await self.cache.key(scope, principal, req)
             no_cache = "no-cache" in (req.header("cache-control") or "").lower()
             entry = None if no_cache else await self.cache.get(key)
-            if entry is not None and covers(entry.token, req.header("x-consistency-token")):
+            if entry is not None and covers(entry.token, req.header(h.CONSISTENCY_TOKEN)):
                 trail.cache = "HIT"
                 return _cached(entry)
 
@@ -138,21 +140,20 @@ class Edge:
             raise NoHub("every hub is failing; try again shortly",
                         retry_after=math.ceil(plan.retry_after_s))
         hop = Hop(principal, rid, traceparent(req.header("traceparent")), pop)
-        invalidates = write_scope(req.method, path)
         try:
-            forwarded = await self.forwarder.forward(req, hop, plan.candidates)
+            forwarded = await self.forwarder.forward(req, action, hop, plan.candidates)
         finally:
             # Whether or not the hub answered, the write may have landed: drop this PoP's copies.
-            if invalidates is not None:
-                await self.cache.invalidate(invalidates)
+            for stale in write_scopes(found):
+                await self.cache.invalidate(stale)
         response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
         trail.limit = merge(trail.limit, fleet_decision(response.headers))
         headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
-        if key is not None and response.status == 200:
+        if key is not None and action.cache is not None and response.status == 200:
             await self.cache.put(key, CachedAnswer(
                 response.body, headers.get("content-type", "application/json"),
-                headers.get("x-consistency-token"),
-            ))
+                headers.get(h.CONSISTENCY_TOKEN),
+            ), action.cache.ttl_s)
         return EdgeResponse(response.status, headers, response.body)
 
     async def _authenticate(self, req: EdgeRequest, trail: _Trail) -> Principal | None:
@@ -183,6 +184,25 @@ class Edge:
 
     async def _probe(self, region: str) -> None:
         await self.forwarder.probe(region)
+
+
+# The API's documentation, served without auth: the OpenAPI document and a reference page.
+_DOCS = {
+    "/openapi.json": ("application/json", openapi.encoded()),
+    "/docs": ("text/html; charset=utf-8", openapi.reference_page("/openapi.json")),
+}
+
+
+def _match(method: str, path: str) -> actions.Match:
+    """The action a request invokes; 404 for a path no action serves, 405 for a wrong method."""
+    found = actions.match(method, path)
+    if found is not None:
+        return found
+    allowed = actions.methods_at(path)
+    if allowed:
+        raise MethodNotAllowed(f"{path[:100]!r} takes {', '.join(allowed)}, not {method[:10]}",
+                               allow=", ".join(allowed))
+    raise NotFound(f"no action at {path[:100]!r}; see /openapi.json for the API")
 
 
 def _json(status: int, body: object) -> EdgeResponse:

@@ -10,6 +10,7 @@ Error tree (catch at the level you care about)::
     ├── Unauthorized (401)       carries a WWW-Authenticate challenge
     ├── Forbidden (403)
     ├── NotFound (404)
+    ├── MethodNotAllowed (405)   carries the Allow header
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -25,6 +26,7 @@ from mbwire.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Problem,
@@ -56,6 +58,7 @@ __all__ = [
     "Forbidden",
     "HopError",
     "HopSigner",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "Principal",

@@ -31,7 +31,8 @@ def decode_object(body: bytes) -> dict[str, Any]:
 
 def check_twin_id(twin_id: str) -> str:
     if not _TWIN_ID.match(twin_id):
-        raise BadRequest(
-            f"twin id {twin_id[:64]!r} must match {TWIN_ID_PATTERN} (letters, digits, . _ : -)"
+        raise Unprocessable(
+            f"twin id {twin_id[:64]!r} must match {TWIN_ID_PATTERN} (letters, digits, . _ : -)",
+            errors=[{"path": "$.path.twin_id"}],
         )
     return twin_id

@@ -60,6 +60,17 @@ class NotFound(Problem):
     status, title, slug = 404, "Not found", "not-found"
 
 
+class MethodNotAllowed(Problem):
+    status, title, slug = 405, "Method not allowed", "method-not-allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: str = "", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow} if self.allow else {}
+
+
 class Conflict(Problem):
     status, title, slug = 409, "Conflict", "conflict"
 

@@ -72,3 +72,47 @@ class GrantWritten(Wire, frozen=True):
     sub: str
     access: Access
     consistency_token: str
+
+
+class GrantEntry(Wire, frozen=True):
+    sub: str
+    access: Access
+
+
+class GrantList(Wire, frozen=True):
+    twin_id: TwinId
+    owner: str
+    grants: list[GrantEntry]
+
+
+class GrantRevoked(Wire, frozen=True):
+    twin_id: TwinId
+    sub: str
+    consistency_token: str
+
+
+RegionStatus = Literal["up", "degraded", "down"]
+
+
+class RegionView(Wire, frozen=True):
+    id: str
+    status: RegionStatus
+    replica_lag_ms: float | None
+    role: Literal["primary", "replica"]
+
+
+class RegionsView(Wire, frozen=True):
+    regions: list[RegionView]
+    central: Literal["up", "unreachable"]
+
+
+class ProblemDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """RFC 9457 problem details, as every error answers (``application/problem+json``). Some
+    problems add members (``retry_after``, ``errors``, ``current_version``...)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mbedge import EdgeRequest, HubResponse, MemoryCache
-from mbedge.cache import PopCache, covers, read_scope, write_scope
+from mbedge.cache import PopCache, covers, read_scope, write_scopes
 from mbwire import Principal
+from mbwire.actions import Match, match
 from tests.unit.edge.edge_fakes import FakeHubs, HubRequest, Rig, make_rig, token
 
 
@@ -40,15 +41,16 @@ async def test_twin_read_miss_then_hit_with_token_and_no_hub_part() -> None:
     assert other_fields.headers["x-cache"] == "MISS"
 
 
-async def test_knowledge_query_cached_per_body() -> None:
+async def test_reads_cached_per_query_string_and_uncached_actions_always_forwarded() -> None:
     r = make_rig(counting_hub())
-    q1, q2 = b'{"query":"a"}', b'{"query":"b"}'
-    assert (await r.call("POST", "/v1/knowledge/query", token=token(), body=q1)).headers[
-        "x-cache"] == "MISS"
-    assert (await r.call("POST", "/v1/knowledge/query", token=token(), body=q1)).headers[
-        "x-cache"] == "HIT"
-    assert (await r.call("POST", "/v1/knowledge/query", token=token(), body=q2)).headers[
-        "x-cache"] == "MISS"
+    for query, expected in (("fields=a", "MISS"), ("fields=a", "HIT"), ("fields=b", "MISS")):
+        got = await r.call("GET", "/v1/twins/t1", token=token(), query=query)
+        assert got.headers["x-cache"] == expected, query
+    # The table gives /sync no cache rule: every call reaches a hub.
+    for _ in range(2):
+        assert (await r.call("GET", "/v1/twins/t1/sync", token=token())).headers[
+            "x-cache"] == "MISS"
+    assert sum(1 for _, req in r.hubs.seen if req.url.endswith("/sync")) == 2
 
 
 async def test_one_principal_never_sees_anothers_entry() -> None:
@@ -85,7 +87,7 @@ async def test_write_that_fails_in_flight_still_invalidates() -> None:
     r = make_rig(counting_hub())
     await r.call("GET", "/v1/twins/t1", token=token())
     r.hubs.mode.update(ams="reset", iad="reset", sin="reset")
-    assert (await r.call("POST", "/v1/twins/t1/trajectory", token=token(), body=b"{}")).status \
+    assert (await r.call("POST", "/v1/twins/t1/grants", token=token(), body=b"{}")).status \
         == 504
     r.hubs.mode.update(ams="up", iad="up", sin="up")
     r.edge.ports.health.record_success("ams")
@@ -120,16 +122,19 @@ async def test_no_cache_request_header_bypasses_lookup(rig: Rig) -> None:
     assert r.headers["x-cache"] == "MISS"
 
 
-def test_scopes() -> None:
-    assert read_scope("GET", "/v1/twins/t1") == "twin:t1"
-    assert read_scope("GET", "/v1/twins/t1/events") is None
-    assert read_scope("POST", "/v1/knowledge/query") == "knowledge"
-    assert read_scope("POST", "/v1/twins") is None
-    assert write_scope("PATCH", "/v1/twins/t1") == "twin:t1"
-    assert write_scope("POST", "/v1/twins/t1/grants") == "twin:t1"
-    assert write_scope("GET", "/v1/twins/t1") is None
-    assert write_scope("POST", "/v1/knowledge") == "knowledge"
-    assert write_scope("POST", "/v1/events") is None
+def test_scopes_come_from_the_action_table() -> None:
+    def found(method: str, path: str) -> Match:
+        m = match(method, path)
+        assert m is not None, (method, path)
+        return m
+
+    assert read_scope(found("GET", "/v1/twins/t1")) == "twin:t1"
+    assert read_scope(found("GET", "/v1/twins/t1/sync")) is None
+    assert read_scope(found("POST", "/v1/twins")) is None
+    assert write_scopes(found("PATCH", "/v1/twins/t1")) == ("twin:t1",)
+    assert write_scopes(found("POST", "/v1/twins/t1/grants")) == ("twin:t1",)
+    assert write_scopes(found("DELETE", "/v1/twins/t1/grants/bob")) == ("twin:t1",)
+    assert write_scopes(found("GET", "/v1/twins/t1")) == ()
 
 
 def test_covers() -> None:

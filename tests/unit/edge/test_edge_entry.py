@@ -146,8 +146,8 @@ async def test_binding_denial_is_a_429(entry: Any) -> None:
     env = make_env(RL_PRO=Binding(1))
     worker = entry.Default(Ctx(), env)
     auth = {"Authorization": f"Bearer {token()}"}
-    assert (await worker.fetch(request("/v1/agents", headers=auth, cf=SIN))).status == 200
-    r = await worker.fetch(request("/v1/agents", headers=auth, cf=SIN))
+    assert (await worker.fetch(request("/v1/regions", headers=auth, cf=SIN))).status == 200
+    r = await worker.fetch(request("/v1/regions", headers=auth, cf=SIN))
     assert r.status == 429 and r.headers["retry-after"] == "60"
 
 
@@ -155,7 +155,7 @@ async def test_post_body_is_passed_and_204_has_no_body(entry: Any) -> None:
     worker = entry.Default(Ctx(), make_env())
     r = await worker.fetch(request("/nope", cf=SIN))
     assert r.status == 404 and r.headers["content-type"] == "application/problem+json"
-    await worker.fetch(request("/v1/events", method="POST", body=b"\x00\x01",
+    await worker.fetch(request("/v1/twins/t1/updates", method="POST", body=b"\x00\x01",
                                headers={"Authorization": f"Bearer {token()}"}, cf=SIN))
     assert entry.fetched[-1]["body"] == b"\x00\x01"
 
@@ -170,6 +170,6 @@ async def test_cron_probes_hubs_and_shares_health_through_kv(entry: Any) -> None
         {"at": time.time(), "hubs": {"ams": True, "iad": True, "sin": False}})
     entry._isolate.health_read_at = -1e9
     worker = entry.Default(Ctx(), env)
-    r = await worker.fetch(request("/v1/agents", cf=SIN,
+    r = await worker.fetch(request("/v1/regions", cf=SIN,
                                    headers={"Authorization": f"Bearer {token()}"}))
     assert r.headers["x-served-by"] == "edge=sin; hub=ams"  # sin known down from the cron probe

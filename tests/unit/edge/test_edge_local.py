@@ -24,7 +24,7 @@ def settings(**over: object) -> EdgeSettings:
 def hub_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        if request.url.host == "hub-iad.test" and request.url.path == "/v1/down":
+        if request.url.host == "hub-iad.test" and request.url.path == "/v1/twins/down":
             raise httpx.ConnectError("refused", request=request)
         return httpx.Response(200, headers={"x-mb-hub": request.url.host.split("-")[1][:3],
                                             "content-type": "application/octet-stream"},
@@ -65,19 +65,19 @@ async def test_round_trip_binary_body_headers_and_head(app: LocalEdge) -> None:
         assert r.headers["ratelimit-limit"] == "100"
         sent = app.seen[-1]  # type: ignore[attr-defined]
         assert sent.url.path == "/v1/twins/t1/updates" and "x-mb-hop" in sent.headers
-        r = await c.head("/v1/agents", headers={"authorization": f"Bearer {token()}"})
+        r = await c.head("/v1/regions", headers={"authorization": f"Bearer {token()}"})
         assert r.status_code == 200 and r.content == b""
 
 
 async def test_connect_error_fails_over(app: LocalEdge) -> None:
     async with client(app) as c:
-        r = await c.get("/v1/down", headers={"authorization": f"Bearer {token()}"})
+        r = await c.get("/v1/twins/down", headers={"authorization": f"Bearer {token()}"})
         assert r.status_code == 200 and r.headers["x-served-by"] == "edge=iad; hub=ams"
 
 
 async def test_body_over_the_limit_is_413(app: LocalEdge) -> None:
     async with client(app) as c:
-        r = await c.post("/v1/events", content=b"x" * 1000,
+        r = await c.post("/v1/twins", content=b"x" * 1000,
                          headers={"authorization": f"Bearer {token()}"})
         assert r.status_code == 413
         assert r.headers["content-type"] == "application/problem+json"

@@ -10,6 +10,7 @@ import pytest
 
 from mbedge import HubRequest, HubResponse
 from mbwire import HopSigner, Principal
+from mbwire.actions import BY_NAME, Action, cost_of
 from tests.unit.edge.edge_fakes import HOP_SECRET, NEAR, FakeHubs, Rig, make_rig, token
 
 
@@ -32,9 +33,9 @@ async def test_request_id_echoed_when_sane_else_generated(rig: Rig) -> None:
 
 async def test_traceparent_propagated_or_started(rig: Rig) -> None:
     tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    await rig.call("GET", "/v1/agents", token=token(), headers={"traceparent": tp})
+    await rig.call("GET", "/v1/regions", token=token(), headers={"traceparent": tp})
     assert rig.hubs.seen[-1][1].headers["traceparent"] == tp
-    await rig.call("GET", "/v1/agents", token=token(), headers={"traceparent": "garbage"})
+    await rig.call("GET", "/v1/regions", token=token(), headers={"traceparent": "garbage"})
     started = rig.hubs.seen[-1][1].headers["traceparent"]
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", started) and started != tp
 
@@ -80,17 +81,21 @@ async def test_hub_part_falls_back_to_served_by_then_routed_region() -> None:
         return HubResponse(200, headers, b"{}")
 
     r = make_rig(FakeHubs(handler=hub))
-    assert (await r.call("GET", "/v1/a", token=token())).headers["x-served-by"] == \
+    assert (await r.call("GET", "/v1/twins/a", token=token())).headers["x-served-by"] == \
         "edge=ams; hub=sin"
-    assert (await r.call("GET", "/v1/b", token=token())).headers["x-served-by"] == \
+    assert (await r.call("GET", "/v1/twins/b", token=token())).headers["x-served-by"] == \
         "edge=ams; hub=ams"
 
 
-async def test_outside_v1_is_404_at_the_edge_and_unknown_v1_goes_to_the_hub(rig: Rig) -> None:
+async def test_paths_no_action_serves_are_answered_at_the_edge(rig: Rig) -> None:
     r = await rig.call("GET", "/admin", token=token())
     assert r.status == 404 and rig.hubs.seen == []
-    await rig.call("GET", "/v1/no/such/thing", token=token())
-    assert rig.hubs.regions() == ["ams"]
+    r = await rig.call("GET", "/v1/no/such/thing", token=token())
+    assert r.status == 404 and r.headers["content-type"] == "application/problem+json"
+    r = await rig.call("PUT", "/v1/twins/t1", token=token(), body=b"{}")
+    assert r.status == 405 and r.headers["allow"] == "GET, PATCH"
+    assert msgspec.json.decode(r.body)["status"] == 405
+    assert rig.hubs.seen == []
 
 
 async def test_unexpected_error_is_a_bare_500_problem() -> None:
@@ -98,7 +103,7 @@ async def test_unexpected_error_is_a_bare_500_problem() -> None:
         raise ZeroDivisionError("secret stack detail")
 
     r = make_rig(FakeHubs(handler=broken))
-    resp = await r.call("GET", "/v1/agents", token=token())
+    resp = await r.call("GET", "/v1/regions", token=token())
     assert resp.status == 500
     assert resp.headers["content-type"] == "application/problem+json"
     assert b"secret" not in resp.body and b"Traceback" not in resp.body
@@ -106,27 +111,28 @@ async def test_unexpected_error_is_a_bare_500_problem() -> None:
 
 async def test_pop_rate_limit_per_sub_with_headers_and_retry_after(rig: Rig) -> None:
     for i in range(10):
-        r = await rig.call("GET", "/v1/agents", token=token("f", tier="free"))
+        r = await rig.call("GET", "/v1/regions", token=token("f", tier="free"))
         assert r.status == 200
         assert r.headers["ratelimit-limit"] == "10"
         assert r.headers["ratelimit-remaining"] == str(9 - i)
-    r = await rig.call("GET", "/v1/agents", token=token("f", tier="free"))
+    r = await rig.call("GET", "/v1/regions", token=token("f", tier="free"))
     assert r.status == 429 and r.headers["content-type"] == "application/problem+json"
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert r.headers["ratelimit-remaining"] == "0"
     # Another sub has its own budget; time frees the first one's.
-    assert (await rig.call("GET", "/v1/agents", token=token("g", tier="free"))).status == 200
+    assert (await rig.call("GET", "/v1/regions", token=token("g", tier="free"))).status == 200
     rig.clock.t += 60
-    assert (await rig.call("GET", "/v1/agents", token=token("f", tier="free"))).status == 200
+    assert (await rig.call("GET", "/v1/regions", token=token("f", tier="free"))).status == 200
 
 
-async def test_batch_costs_one_unit_per_item(rig: Rig) -> None:
-    body = msgspec.json.encode({"queries": [{"action": "a", "params": {}}] * 4})
-    r = await rig.call("POST", "/v1/batch", token=token("b", tier="free"), body=body)
-    assert r.headers["ratelimit-remaining"] == "6"
-    seven = msgspec.json.encode({"queries": [{}] * 7})
-    r = await rig.call("POST", "/v1/batch", token=token("b", tier="free"), body=seven)
-    assert r.status == 429
+def test_a_batch_costs_one_unit_per_item_capped() -> None:
+    batch = Action(name="batch", method="POST", path="/v1/batch", summary="", writes=False,
+                   cost_items="queries", max_items=50)
+    assert cost_of(batch, msgspec.json.encode({"queries": [{}] * 4})) == 4
+    assert cost_of(batch, msgspec.json.encode({"queries": [{}] * 80})) == 50
+    assert cost_of(batch, msgspec.json.encode({"queries": []})) == 1
+    assert cost_of(batch, b"not json") == 1
+    assert cost_of(BY_NAME["get_twin_profile"], b"") == 1
 
 
 async def test_fleet_counts_merge_as_the_minimum() -> None:
@@ -135,7 +141,7 @@ async def test_fleet_counts_merge_as_the_minimum() -> None:
                                  "x-mb-fleet-remaining": "7", "x-mb-fleet-reset": "42"}, b"{}")
 
     r = make_rig(FakeHubs(handler=hub))
-    resp = await r.call("GET", "/v1/agents", token=token())
+    resp = await r.call("GET", "/v1/regions", token=token())
     assert (resp.headers["ratelimit-limit"], resp.headers["ratelimit-remaining"],
             resp.headers["ratelimit-reset"]) == ("100", "7", "42")
 
@@ -147,7 +153,7 @@ async def test_hub_429_from_the_fleet_passes_through() -> None:
                                  "x-mb-fleet-reset": "9"}, b'{"status":429}')
 
     r = make_rig(FakeHubs(handler=hub))
-    resp = await r.call("GET", "/v1/agents", token=token())
+    resp = await r.call("GET", "/v1/regions", token=token())
     assert resp.status == 429 and resp.headers["retry-after"] == "9"
     assert resp.headers["ratelimit-remaining"] == "0"
     assert len(r.hubs.seen) == 1  # a 429 is an answer, not a reason to try another hub
@@ -156,23 +162,23 @@ async def test_hub_429_from_the_fleet_passes_through() -> None:
 @pytest.mark.parametrize("region", ["ams", "iad", "sin"])
 async def test_debug_geo_picks_the_nearest_hub_in_dev_mode(region: str) -> None:
     r = make_rig()
-    resp = await r.call("GET", "/v1/agents", token=token(), headers={"X-Debug-Geo": NEAR[region]})
+    resp = await r.call("GET", "/v1/regions", token=token(), headers={"X-Debug-Geo": NEAR[region]})
     assert resp.headers["x-served-by"] == f"edge=ams; hub={region}"
 
 
 async def test_debug_geo_ignored_outside_dev_mode() -> None:
     r = make_rig(dev_mode=False)
-    resp = await r.call("GET", "/v1/agents", token=token(), headers={"X-Debug-Geo": NEAR["sin"]})
+    resp = await r.call("GET", "/v1/regions", token=token(), headers={"X-Debug-Geo": NEAR["sin"]})
     assert resp.headers["x-served-by"] == "edge=ams; hub=ams"
 
 
 async def test_default_origin_is_the_pops_region() -> None:
     r = make_rig(pop="sin")
-    resp = await r.call("GET", "/v1/agents", token=token())
+    resp = await r.call("GET", "/v1/regions", token=token())
     assert resp.headers["x-served-by"] == "edge=sin; hub=sin"
 
 
 async def test_body_over_the_limit_is_413() -> None:
     r = make_rig(max_body_bytes=10)
-    resp = await r.call("POST", "/v1/events", token=token(), body=b"x" * 11)
+    resp = await r.call("POST", "/v1/twins", token=token(), body=b"x" * 11)
     assert resp.status == 413 and r.hubs.seen == []

@@ -102,7 +102,7 @@ def test_decoding_names_what_is_wrong() -> None:
     with pytest.raises(Unprocessable):
         decode_object(b"[1, 2]")
     assert decode_object(b'{"a": null}') == {"a": None}
-    with pytest.raises(BadRequest):
+    with pytest.raises(Unprocessable, match="twin id"):
         check_twin_id("../etc")
 
 

@@ -1,0 +1,280 @@
+"""The action table: every public action, declared once.
+
+An entry says what the action is (method, path pattern, read or write), what it costs against the
+caller's rate limit, how the edge may cache it and what it makes stale, where its idempotency key
+comes from, its request and response types, who may call it, and the errors it can answer. The
+edge's forwarding, retry, cost and cache rules, the hubs' and central's routes and the OpenAPI
+document all derive from this table (``mbwire.openapi``, ``mbhttp.routes``, ``mbedge``): adding an
+action is one entry here plus its handlers.
+
+Imports only msgspec and the standard library: the Worker uploads it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from mbwire import types as t
+
+MiB = 1 << 20
+
+JSON = "application/json"
+OCTETS = "application/octet-stream"
+MERGE_PATCH = "application/merge-patch+json"
+
+# What every action can answer whatever it does: a bad token or header (400), no or a bad JWT
+# (401), the rate limit (429), no hub or replica in time (503).
+COMMON_ERRORS = (400, 401, 429, 503)
+
+# Who may call: "anyone" authenticated (the resource's own policy then decides, see mbwire.access),
+# or only a superuser (``internal`` tier or ``admin`` role).
+Caller = Literal["anyone", "superuser"]
+# Where a retried write's idempotency key is found: the ``Idempotency-Key`` header; the body's
+# ``idempotency_key``; or every item of the body's list field having one.
+KeySource = Literal["header", "body", "items"]
+
+
+class CacheRule(msgspec.Struct, frozen=True, kw_only=True):
+    """The edge caches 200 answers per principal under ``scope`` (a template over the path's
+    parameters) for ``ttl_s``; any write whose ``invalidates`` names the scope makes them stale."""
+
+    scope: str
+    ttl_s: float = 5.0
+
+
+class Param(msgspec.Struct, frozen=True, kw_only=True):
+    """A query parameter: its JSON schema and what it means."""
+
+    name: str
+    description: str
+    schema: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    method: str
+    path: str
+    summary: str
+    description: str = ""
+    writes: bool
+    # Request body: a Struct (or other msgspec type) decoded from JSON, ``bytes`` for raw bytes,
+    # None for no body; accepted media types (the first is the documented one).
+    request: Any = None
+    request_media: tuple[str, ...] = (JSON,)
+    response: Any = None
+    response_media: str = JSON
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    query: tuple[Param, ...] = ()
+    caller: Caller = "anyone"
+    # Rate-limit units: 1, or the length of this list field of the body (a batch), capped.
+    cost_items: str | None = None
+    max_items: int = 1
+    cache: CacheRule | None = None
+    invalidates: tuple[str, ...] = ()
+    idempotency: tuple[KeySource, ...] = ("header",)
+    idempotency_field: str = "idempotency_key"
+    max_body: int = MiB
+    # The consistency token: a read honours X-Consistency-Token; a write answers one.
+    tags: tuple[str, ...] = ()
+    # Response headers this action sets beyond the common ones.
+    response_headers: tuple[str, ...] = ()
+    # Examples for the document (JSON values); a test round-trips them through the wire types.
+    example_request: Any = None
+    example_response: Any = None
+
+    @property
+    def statuses(self) -> tuple[int, ...]:
+        return tuple(sorted({*COMMON_ERRORS, *self.errors}))
+
+    @property
+    def retry_safe(self) -> bool:
+        """A read can go to a second hub after the first failed; a write only with a key."""
+        return not self.writes
+
+
+TWIN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"
+
+_FIELDS = Param(
+    name="fields",
+    description="Comma-separated paths to keep (dotted = nested), e.g. `name,address.city`.",
+    schema={"type": "string", "maxLength": 2048},
+)
+_SV = Param(
+    name="sv",
+    description="Base64url Yjs state vector of the caller; the answer holds what it lacks.",
+    schema={"type": "string", "maxLength": 65536, "pattern": "^[A-Za-z0-9_=-]*$"},
+)
+
+ACTIONS: tuple[Action, ...] = (
+    Action(
+        name="create_twin", method="POST", path="/v1/twins", writes=True, status=201,
+        summary="Create a twin",
+        description="The caller owns the new twin. Without `twin_id` one is made. An existing "
+                    "`twin_id` is a 409.",
+        request=t.TwinCreate, response=t.TwinCreated, errors=(409, 413, 415, 422),
+        tags=("twins",),
+        example_request={"twin_id": "ada",
+                         "profile": {"name": "Ada", "address": {"city": "London"}}},
+        example_response={"twin_id": "ada", "version": 1, "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="get_twin_profile", method="GET", path="/v1/twins/{twin_id}", writes=False,
+        summary="Read a twin's profile",
+        description="With `X-Consistency-Token: T` the answer reflects every write whose token "
+                    "is <= T, or is a 503 `replica-behind` with `Retry-After`; never silently "
+                    "stale. Readable by the owner, grantees, `internal` tier and `admin` role.",
+        response=t.TwinView, query=(_FIELDS,), errors=(403, 404, 422),
+        cache=CacheRule(scope="twin:{twin_id}"), tags=("twins",),
+        example_response={"twin_id": "ada", "version": 3, "profile": {"name": "Ada"}},
+    ),
+    Action(
+        name="patch_twin", method="PATCH", path="/v1/twins/{twin_id}", writes=True,
+        summary="Merge-patch a twin's profile",
+        description="An RFC 7396 merge patch, applied as CRDT operations so it merges with "
+                    "concurrent Yjs edits. A patch that changes nothing keeps the version.",
+        request=dict[str, Any], request_media=(MERGE_PATCH, JSON), response=t.TwinWritten,
+        errors=(403, 404, 409, 413, 415, 422), invalidates=("twin:{twin_id}",),
+        tags=("twins",),
+        example_request={"address": {"city": "Amsterdam"}, "nickname": None},
+        example_response={"twin_id": "ada", "version": 4, "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="post_twin_update", method="POST", path="/v1/twins/{twin_id}/updates", writes=True,
+        summary="Apply a Yjs V1 update",
+        description="The body is a Yjs V1 update (`Y.encodeStateAsUpdate` output, not V2) whose "
+                    "root map `profile` is the profile; nested objects are nested maps. Bytes "
+                    "that are not such an update: 422, nothing stored. An update that builds on "
+                    "changes the twin lacks: 409 `sync-first`. A duplicate keeps the version.",
+        request=bytes, request_media=(OCTETS,), response=t.TwinWritten,
+        errors=(403, 404, 409, 413, 415, 422), invalidates=("twin:{twin_id}",),
+        tags=("twins",),
+        example_response={"twin_id": "ada", "version": 5, "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="sync_twin", method="GET", path="/v1/twins/{twin_id}/sync", writes=False,
+        summary="Fetch a Yjs update with what the caller lacks",
+        description="A Yjs V1 update holding everything the state vector `sv` lacks (the whole "
+                    "state without `sv`). `X-Twin-Version` names the version it reflects.",
+        response=bytes, response_media=OCTETS, query=(_SV,), errors=(403, 404, 422),
+        tags=("twins",), response_headers=("X-Twin-Version",),
+    ),
+    Action(
+        name="grant_twin", method="POST", path="/v1/twins/{twin_id}/grants", writes=True,
+        summary="Grant another caller access to a twin",
+        description="Only the owner (or a superuser) may grant. Granting again replaces the "
+                    "access.",
+        request=t.TwinGrant, response=t.GrantWritten, errors=(403, 404, 413, 415, 422),
+        invalidates=("twin:{twin_id}",), tags=("twins",),
+        example_request={"sub": "bob", "access": "read"},
+        example_response={"twin_id": "ada", "sub": "bob", "access": "read",
+                          "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="list_twin_grants", method="GET", path="/v1/twins/{twin_id}/grants", writes=False,
+        summary="List who has access to a twin",
+        description="Readable by the owner and superusers.",
+        response=t.GrantList, errors=(403, 404, 422), tags=("twins",),
+        example_response={"twin_id": "ada", "owner": "alice",
+                          "grants": [{"sub": "bob", "access": "read"}]},
+    ),
+    Action(
+        name="revoke_twin_grant", method="DELETE", path="/v1/twins/{twin_id}/grants/{sub}",
+        writes=True, summary="Revoke a caller's access to a twin",
+        description="Only the owner (or a superuser) may revoke. Revoking a grant that does not "
+                    "exist is a 404.",
+        request=None, request_media=(), response=t.GrantRevoked, errors=(403, 404, 422),
+        invalidates=("twin:{twin_id}",), tags=("twins",),
+        example_response={"twin_id": "ada", "sub": "bob", "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="list_regions", method="GET", path="/v1/regions", writes=False,
+        summary="Every region's status",
+        description="A region is `up` when its hub answers and its replica streams within 1 s "
+                    "of the primary, `degraded` when lagging or unknown, `down` otherwise.",
+        response=t.RegionsView, errors=(), tags=("operations",),
+        example_response={"regions": [{"id": "ams", "status": "up", "replica_lag_ms": 0.4,
+                                       "role": "primary"}], "central": "up"},
+    ),
+)
+
+BY_NAME: Mapping[str, Action] = {a.name: a for a in ACTIONS}
+
+
+class Match(msgspec.Struct, frozen=True):
+    action: Action
+    params: dict[str, str]
+
+    def scope(self, template: str) -> str:
+        return template.format(**self.params)
+
+
+_SEGMENT = re.compile(r"\{([a-z_]+)\}")
+
+
+def _compile(path: str) -> re.Pattern[str]:
+    pattern = _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(path).replace(
+        r"\{", "{").replace(r"\}", "}"))
+    return re.compile(f"^{pattern}$")
+
+
+_COMPILED = tuple((_compile(a.path), a) for a in ACTIONS)
+
+
+def match(method: str, path: str) -> Match | None:
+    """The action ``method path`` (a decoded path) invokes, with its path parameters."""
+    for pattern, action in _COMPILED:
+        if action.method == method and (m := pattern.match(path)):
+            return Match(action, m.groupdict())
+    if method == "HEAD":
+        return match("GET", path)
+    return None
+
+
+def methods_at(path: str) -> tuple[str, ...]:
+    """The methods some action serves at ``path`` (for 405 and its ``Allow`` header)."""
+    return tuple(sorted({a.method for p, a in _COMPILED if p.match(path)}))
+
+
+class _Items(msgspec.Struct):
+    items: list[msgspec.Raw] = []
+
+
+def cost_of(action: Action, body: bytes) -> int:
+    """Rate-limit units for one call: 1, or one per item of a batch (at least 1, at most the
+    action's ``max_items``: a longer batch is refused anyway and should not drain the minute)."""
+    if action.cost_items is None:
+        return 1
+    try:
+        raw = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+        n = len(msgspec.json.decode(raw.get(action.cost_items, b"[]"), type=list[msgspec.Raw]))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 1
+    return min(max(n, 1), action.max_items)
+
+
+def idempotency_key(action: Action, header: str | None, body: bytes) -> str | None:
+    """The key that makes retrying this write safe, or None (then it is never retried blind)."""
+    if not action.writes:
+        return None
+    if "header" in action.idempotency and header:
+        return header
+    field = action.idempotency_field
+    try:
+        if "body" in action.idempotency:
+            found = msgspec.json.decode(body, type=dict[str, Any]).get(field)
+            return found if isinstance(found, str) and found else None
+        if "items" in action.idempotency and action.cost_items:
+            items = msgspec.json.decode(body, type=dict[str, Any]).get(action.cost_items)
+            if not isinstance(items, list) or not items:
+                return None
+            keys = [i.get(field) if isinstance(i, dict) else None for i in items]
+            if all(isinstance(k, str) and k for k in keys):
+                return ",".join(str(k) for k in keys)
+    except (msgspec.DecodeError, msgspec.ValidationError, AttributeError, TypeError):
+        return None
+    return None

@@ -1,0 +1,33 @@
+"""Every header the tiers exchange, named once (lower-case: HTTP names are case-insensitive, and
+the edge core and ASGI both see them lower-cased).
+
+Public (the contract): what clients send and see. Internal: only between edge, hub and central;
+the edge never passes a caller's copy of them on."""
+
+from __future__ import annotations
+
+# Public.
+REQUEST_ID = "x-request-id"
+CONSISTENCY_TOKEN = "x-consistency-token"
+REPLICA_LAG_MS = "x-replica-lag-ms"
+SERVED_BY = "x-served-by"
+CACHE = "x-cache"
+IDEMPOTENCY_KEY = "idempotency-key"
+RETRY_AFTER = "retry-after"
+RATELIMIT_LIMIT = "ratelimit-limit"
+RATELIMIT_REMAINING = "ratelimit-remaining"
+RATELIMIT_RESET = "ratelimit-reset"
+TWIN_VERSION = "x-twin-version"
+DEBUG_GEO = "x-debug-geo"
+
+# Internal: hub -> edge.
+HUB = "x-mb-hub"
+FLEET_LIMIT = "x-mb-fleet-limit"
+FLEET_REMAINING = "x-mb-fleet-remaining"
+FLEET_RESET = "x-mb-fleet-reset"
+# Internal: the signed hop (edge -> hub, hub -> central).
+PRINCIPAL = "x-mb-principal"
+HOP = "x-mb-hop"
+EDGE = "x-mb-edge"
+
+INTERNAL = frozenset({HUB, FLEET_LIMIT, FLEET_REMAINING, FLEET_RESET, PRINCIPAL, HOP, EDGE})

@@ -1,0 +1,88 @@
+"""Litestar routes derived from the action table: one handler per action a service serves, at the
+table's method, path and status, with the action in the handler's ``opt`` so shared code (body
+decoding, limits) reads its rules from the one entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
+
+from litestar import Request
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler, route
+
+from mbwire import PayloadTooLarge, UnsupportedMediaType
+from mbwire.actions import ACTIONS, Action
+from mbwire.decode import decode_json
+
+Handler = Callable[..., Any]
+
+
+def litestar_path(path: str) -> str:
+    """``/v1/twins/{twin_id}`` -> ``/v1/twins/{twin_id:str}``."""
+    return "/".join(
+        f"{{{seg[1:-1]}:str}}" if seg.startswith("{") else seg for seg in path.split("/")
+    )
+
+
+def routes_for(
+    impls: Mapping[str, Handler], actions: Iterable[Action] = ACTIONS,
+    *, serves: Callable[[Action], bool] = lambda _: True,
+) -> list[HTTPRouteHandler]:
+    """One route per action this service ``serves``; every such action needs an impl (a service
+    that silently lacks one would answer 404 where the contract promises an action)."""
+    wanted = [a for a in actions if serves(a)]
+    missing = sorted(a.name for a in wanted if a.name not in impls)
+    if missing:
+        raise RuntimeError(f"no handler for actions {', '.join(missing)}")
+    return [
+        route(
+            litestar_path(a.path), http_method=[cast(HttpMethod, a.method)],
+            status_code=a.status, name=a.name, opt={"action": a}, include_in_schema=False,
+        )(impls[a.name])
+        for a in wanted
+    ]
+
+
+def action_of(request: Request[Any, Any, Any]) -> Action:
+    action = request.route_handler.opt.get("action")
+    assert isinstance(action, Action), "handler not made by routes_for"
+    return action
+
+
+def media_type_of(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Request[Any, Any, Any]) -> bytes:
+    """The raw body, after the action's Content-Type (415) and size (413) rules."""
+    action = action_of(request)
+    body = await request.body()
+    if action.request is None:
+        return body
+    media = media_type_of(request)
+    if media not in action.request_media:
+        raise UnsupportedMediaType(
+            f"{action.method} {action.path} takes Content-Type "
+            f"{' or '.join(action.request_media)}, got {media or 'nothing'}"
+        )
+    if len(body) > action.max_body:
+        raise PayloadTooLarge(
+            f"{action.method} {action.path} takes bodies of at most {action.max_body} bytes",
+            limit=action.max_body,
+        )
+    return body
+
+
+async def decode_body(request: Request[Any, Any, Any]) -> Any:
+    """The body decoded into the action's request type (bytes stay bytes)."""
+    action = action_of(request)
+    body = await read_body(request)
+    if action.request is bytes or action.request is None:
+        return body
+    return decode_json(body, action.request)
+
+
+def max_body(actions: Iterable[Action] = ACTIONS) -> int:
+    """The server-wide body limit: the largest any action takes (each action checks its own)."""
+    return max(a.max_body for a in actions)

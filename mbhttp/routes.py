@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.enums import HttpMethod
-from litestar.handlers import HTTPRouteHandler, route
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler, route
 
 from mbwire import PayloadTooLarge, UnsupportedMediaType
-from mbwire.actions import ACTIONS, Action
+from mbwire import headers as h
+from mbwire.actions import ACTIONS, Action, check_headers, check_query
 from mbwire.decode import decode_json
 
 Handler = Callable[..., Any]
@@ -39,9 +41,20 @@ def routes_for(
         route(
             litestar_path(a.path), http_method=[cast(HttpMethod, a.method)],
             status_code=a.status, name=a.name, opt={"action": a}, include_in_schema=False,
+            guards=[_contract],
         )(impls[a.name])
         for a in wanted
     ]
+
+
+async def _contract(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The action's header and query rules, before its handler runs (the edge checks them too;
+    a hub may be called by another hub or a test directly)."""
+    action = connection.route_handler.opt["action"]
+    check_headers(connection.headers.get(h.CONSISTENCY_TOKEN),
+                  connection.headers.get(h.IDEMPOTENCY_KEY))
+    query = connection.query_params
+    check_query(action, {name: query.getall(name) for name in query})
 
 
 def action_of(request: Request[Any, Any, Any]) -> Action:

@@ -12,12 +12,14 @@ Imports only msgspec and the standard library: the Worker uploads it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 
 from mbwire import types as t
+from mbwire.errors import BadRequest, Unprocessable
+from mbwire.token import ConsistencyToken
 
 MiB = 1 << 20
 
@@ -107,7 +109,9 @@ _FIELDS = Param(
 _SV = Param(
     name="sv",
     description="Base64url Yjs state vector of the caller; the answer holds what it lacks.",
-    schema={"type": "string", "maxLength": 65536, "pattern": "^[A-Za-z0-9_=-]*$"},
+    # A state vector is a few bytes per client that ever edited the twin; 4 KiB stays well
+    # inside every server's URL limit.
+    schema={"type": "string", "maxLength": 4096, "pattern": "^[A-Za-z0-9_=-]*$"},
 )
 
 ACTIONS: tuple[Action, ...] = (
@@ -278,3 +282,40 @@ def idempotency_key(action: Action, header: str | None, body: bytes) -> str | No
     except (msgspec.DecodeError, msgspec.ValidationError, AttributeError, TypeError):
         return None
     return None
+
+
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def check_headers(token: str | None, key: str | None) -> None:
+    """The contract's request headers, whatever the action: a consistency token this service
+    could have issued, an idempotency key of 1-128 visible ASCII characters (400 otherwise)."""
+    if token is not None:
+        ConsistencyToken.parse(token)
+    if key is not None and not _KEY.match(key):
+        raise BadRequest("Idempotency-Key must be 1 to 128 visible ASCII characters")
+
+
+def check_query(action: Action, query: Mapping[str, Sequence[str]]) -> None:
+    """The action's query parameters against their schemas (length, pattern): 422 naming the
+    parameter. Parameters the action does not take are ignored, as HTTP caches and proxies
+    may add their own."""
+    for param in action.query:
+        values = query.get(param.name, ())
+        where = [{"path": f"$.query.{param.name}"}]
+        if len(values) > 1:
+            raise Unprocessable(f"query parameter {param.name} is given {len(values)} times",
+                                errors=where)
+        if not values:
+            if param.required:
+                raise Unprocessable(f"query parameter {param.name} is required", errors=where)
+            continue
+        value, limit = values[0], param.schema.get("maxLength")
+        if limit is not None and len(value) > limit:
+            raise Unprocessable(f"query parameter {param.name} is longer than {limit}",
+                                errors=where)
+        pattern = param.schema.get("pattern")
+        if pattern is not None and not re.search(pattern, value):
+            raise Unprocessable(f"query parameter {param.name} must match {pattern}",
+                                errors=where)

@@ -14,8 +14,9 @@ import msgspec
 
 from mbwire import headers as h
 from mbwire import types as t
-from mbwire.actions import ACTIONS, JSON, OCTETS, Action
+from mbwire.actions import ACTIONS, IDEMPOTENCY_KEY_PATTERN, JSON, OCTETS, Action
 from mbwire.errors import PROBLEM_CONTENT_TYPE
+from mbwire.token import TOKEN_PATTERN
 
 REF = "#/components/schemas/{name}"
 VERSION = "1.0.0"
@@ -44,17 +45,17 @@ _HEADERS: dict[str, dict[str, Any]] = {
 _TOKEN_HEADER = {
     "description": "The point in history the answer reflects (reads) or the write's commit "
                    "position (writes). Opaque; totally ordered as strings.",
-    "schema": {"type": "string", "pattern": "^L[0-9A-F]{16}$"},
+    "schema": {"type": "string", "pattern": TOKEN_PATTERN},
 }
 _TOKEN_PARAM = {
     "name": "X-Consistency-Token", "in": "header", "required": False,
     "description": "Answer only at or after this point (any region), else 503 + Retry-After.",
-    "schema": {"type": "string", "maxLength": 64},
+    "schema": {"type": "string", "pattern": TOKEN_PATTERN},
 }
 _IDEMPOTENCY_PARAM = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "description": "Makes the write safe to retry through any hub.",
-    "schema": {"type": "string", "maxLength": 128},
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
 
 

@@ -93,5 +93,11 @@ async def replication(store: StoreDep) -> dict[str, Any]:
     return {"replicas": await store.replication(), "primary_token": str(token)}
 
 
+@get("/internal/position")
+async def position(store: StoreDep) -> dict[str, str]:
+    """The primary's current WAL position: a hub asks when a caller's token is beyond what its
+    replica has received, to tell a far-future token (400) from a replica that is behind."""
+    return {"primary_token": str(await store.current_token())}
 
-ROUTES = [healthz, create_twin, post_update, patch_twin, post_grant, replication]
+
+ROUTES = [healthz, create_twin, post_update, patch_twin, post_grant, replication, position]

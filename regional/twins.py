@@ -36,7 +36,7 @@ class TwinReads:
         self, principal: Principal, twin_id: TwinIdPath, token: ConsistencyToken | None
     ) -> tuple[CachedTwin, ConsistencyToken]:
         if token is not None:
-            await self.clock.wait_for(token, self.wait_s)
+            await self.clock.settle(token, self.wait_s)
         entry, mark = await self.cache.get(twin_id) if self.use_cache else (None, None)
         if entry is not None and (token is None or (mark is not None and mark >= token)):
             answered = max(ConsistencyToken.parse(entry.lsn), mark or ConsistencyToken(0))
@@ -81,9 +81,10 @@ async def get_twin(
 ) -> Response[bytes]:
     """The twin's profile as JSON: ``{"twin_id", "version", "profile"}``. ``fields=a,b.c`` keeps
     only those (dotted = nested) paths. With ``X-Consistency-Token: T`` the answer reflects every
-    write whose token is <= T, or is a 503 ``replica-behind`` with ``Retry-After`` after 2 s; it
-    is never silently stale. Answers carry ``X-Consistency-Token`` (the point they reflect) and
-    ``X-Replica-Lag-Ms``. Readable by the owner, grantees, ``internal`` tier and ``admin`` role."""
+    write whose token is <= T, or is a 503 ``replica-behind`` with ``Retry-After`` after 1 s (a
+    400 at once for a token beyond every write); it is never silently stale. Answers carry
+    ``X-Consistency-Token`` (the point they reflect) and ``X-Replica-Lag-Ms``. Readable by the
+    owner, grantees, ``internal`` tier and ``admin`` role."""
     entry, answered = await reads.view(
         require_principal(request), check_twin_id(twin_id), token_of(request)
     )
@@ -103,7 +104,7 @@ async def sync_twin(
     check_twin_id(twin_id)
     token = token_of(request)
     if token is not None:
-        await reads.clock.wait_for(token, reads.wait_s)
+        await reads.clock.settle(token, reads.wait_s)
     vector = None
     if sv:
         try:

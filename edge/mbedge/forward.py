@@ -90,9 +90,11 @@ class Forwarder:
         path, clock, health = req.decoded_path, self._ports.clock, self._ports.health
         read = is_read(req.method, path)
         retry_safe = read or idempotency_key(req, path) is not None
-        # A read that waits for a consistency token may spend the whole budget on one hub: the
-        # hub holds it on purpose, and timing it out early would wrongly open that hub's circuit.
-        capped = read and not req.header("x-consistency-token")
+        # A read with a consistency token may be held by a hub on purpose (its replica is behind
+        # the token). The hub gives up and answers 503 itself within its wait budget, which is
+        # below ``attempt_timeout_s``; if the attempt still times out, it is not counted against
+        # the hub: a caller's far-future token must never open a healthy hub's circuit.
+        tokened = read and bool(req.header("x-consistency-token"))
         budget = self._settings.read_budget_s if read else self._settings.write_budget_s
         deadline = clock() + budget
         fallback: Forwarded | None = None
@@ -102,12 +104,13 @@ class Forwarder:
                 break
             last = i == len(candidates) - 1
             timeout = remaining
-            if capped and not last:
+            if read and not last:
                 timeout = min(self._settings.attempt_timeout_s, remaining)
             try:
                 response = await self._send(region, self._hub_request(region, req, hop), timeout)
             except FetchFailed as exc:
-                health.record_failure(region, hard=not exc.sent)
+                if not (tokened and exc.timed_out and exc.sent):
+                    health.record_failure(region, hard=not exc.sent)
                 log.warning("hub %s failed for %s %s: %s", region, req.method, path, exc)
                 if retry_safe or not exc.sent:
                     continue
@@ -156,9 +159,11 @@ class Forwarder:
 
     def _hub_request(self, region: str, req: EdgeRequest, hop: Hop) -> HubRequest:
         headers = {name: value for name in FORWARDED_HEADERS if (value := req.header(name))}
-        headers.update(
-            self._signer.sign(req.method, req.decoded_path, hop.principal, hop.request_id)
-        )
+        # Signed as sent: the raw path and query go to the hub verbatim (the fetch ports must
+        # not re-encode them), so the hub checks exactly what it received.
+        headers.update(self._signer.sign(
+            req.method, req.path, hop.principal, hop.request_id, query=req.query, body=req.body
+        ))
         headers["x-request-id"] = hop.request_id
         headers["traceparent"] = hop.traceparent
         headers["x-mb-edge"] = hop.pop

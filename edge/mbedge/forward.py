@@ -86,15 +86,24 @@ class Forwarder:
         self._ports = ports
         self._signer = HopSigner(settings.hop_secret)
 
-    async def forward(self, req: EdgeRequest, hop: Hop, candidates: tuple[str, ...]) -> Forwarded:
+    async def forward(
+        self, req: EdgeRequest, hop: Hop, candidates: tuple[str, ...], *,
+        caller_token: bool | None = None,
+    ) -> Forwarded:
+        """``caller_token``: whether the caller itself sent the request's consistency token
+        (default: whether it has one); a PoP's session floor does not count, see below."""
         path, clock, health = req.decoded_path, self._ports.clock, self._ports.health
         read = is_read(req.method, path)
         retry_safe = read or idempotency_key(req, path) is not None
         # A read with a consistency token may be held by a hub on purpose (its replica is behind
         # the token). The hub gives up and answers 503 itself within its wait budget, which is
         # below ``attempt_timeout_s``; if the attempt still times out, it is not counted against
-        # the hub: a caller's far-future token must never open a healthy hub's circuit.
-        tokened = read and bool(req.header("x-consistency-token"))
+        # the hub: a caller's far-future token must never open a healthy hub's circuit. A session
+        # floor (mbedge.session) is a token a hub issued, which a healthy hub answers well within
+        # its wait budget, so its timeouts still count: nearly every read carries one.
+        if caller_token is None:
+            caller_token = bool(req.header("x-consistency-token"))
+        tokened = read and caller_token
         budget = self._settings.read_budget_s if read else self._settings.write_budget_s
         deadline = clock() + budget
         fallback: Forwarded | None = None

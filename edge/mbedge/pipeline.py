@@ -124,6 +124,7 @@ class Edge:
                 retry_after=trail.limit.retry_after,
             )
         scope, key = read_scope(req.method, path), None
+        caller_token = bool(req.header(TOKEN_HEADER))
         if is_read(req.method, path):
             trail.cache = "MISS"
             # Reads go on with at least the newest token this PoP gave the caller (session.py).
@@ -149,7 +150,8 @@ class Edge:
         hop = Hop(principal, rid, traceparent(req.header("traceparent")), pop)
         invalidates = write_scope(req.method, path)
         try:
-            forwarded = await self.forwarder.forward(req, hop, plan.candidates)
+            forwarded = await self.forwarder.forward(req, hop, plan.candidates,
+                                                     caller_token=caller_token)
         finally:
             # Whether or not the hub answered, the write may have landed: drop this PoP's copies.
             if invalidates is not None:

@@ -77,7 +77,14 @@ async def replication(store: StoreDep) -> dict[str, Any]:
     return {"replicas": await store.replication(), "primary_token": str(token)}
 
 
-ROUTES = [healthz, replication]
+@get("/internal/position")
+async def position(store: StoreDep) -> dict[str, str]:
+    """The primary's current WAL position: a hub asks when a caller's token is beyond what its
+    replica has received, to tell a far-future token (400) from a replica that is behind."""
+    return {"primary_token": str(await store.current_token())}
+
+
+ROUTES = [healthz, replication, position]
 HANDLERS: dict[str, Callable[..., Any]] = {
     "create_twin": create_twin,
     "post_twin_update": post_update,
@@ -85,3 +92,4 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "grant_twin": post_grant,
     "revoke_twin_grant": revoke_grant,
 }
+

@@ -9,8 +9,11 @@ Settings come from ``EDGE_*`` variables (see ``mbedge.settings``): ``EDGE_POP``,
 sliding-window limiter, a TTL LRU cache, and a background loop probing every hub's
 ``/healthz`` (the Worker does the same from a cron trigger).
 
-WebSocket (``/v1/realtime``) is refused for now; proxying it needs only auth + ``plan_route`` from
-the core and a byte pump here, so nothing in the core stands in its way."""
+WebSocket (``/v1/realtime``) is refused for now with a 501 problem: through the WebSocket Denial
+Response extension when the server offers it (granian does: the client sees an HTTP 501 with the
+problem+json body), else by accepting and closing at once with code 4501 and the problem's
+title as the reason. Proxying it needs only auth + ``plan_route`` from the core and a byte pump
+here, so nothing in the core stands in its way."""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+import msgspec
+import yarl
 
 from georouting import HealthBook
 from mbedge import (
@@ -37,7 +42,8 @@ from mbedge import (
     SlidingWindowLimiter,
 )
 from mbedge.limits import ANONYMOUS
-from mbedge.messages import lower_headers
+from mbedge.messages import lower_headers, request_id
+from mbwire.errors import PROBLEM_CONTENT_TYPE, Unimplemented
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 log = logging.getLogger("devstack.edge_local")
@@ -90,8 +96,9 @@ class AiohttpFetch:
 
     async def __call__(self, request: HubRequest, timeout_s: float) -> HubResponse:
         try:
+            # encoded=True: the path and query go out byte for byte as the hop signed them.
             async with self._session.request(
-                request.method, request.url, headers=request.headers,
+                request.method, yarl.URL(request.url, encoded=True), headers=request.headers,
                 data=request.body or None, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s),
             ) as r:
@@ -201,9 +208,7 @@ class LocalEdge:
             await self.start()
             await self._http(scope, receive, send)
         elif kind == "websocket":
-            await receive()
-            await send({"type": "websocket.close", "code": 1013,
-                        "reason": "realtime is not proxied by the local edge yet"})
+            await self._refuse_websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -242,6 +247,27 @@ class LocalEdge:
         await send({"type": "http.response.start", "status": response.status, "headers": out})
         body_out = b"" if scope["method"] == "HEAD" else response.body
         await send({"type": "http.response.body", "body": body_out})
+
+    async def _refuse_websocket(self, scope: Scope, receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        headers = lower_headers(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
+        )
+        problem = Unimplemented("realtime over WebSocket is not available yet; poll the HTTP "
+                                "API (GET /v1/twins/{twin_id}) meanwhile")
+        rid = request_id(headers.get("x-request-id"))
+        body = msgspec.json.encode(problem.body(instance=scope["path"][:200], request_id=rid))
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            await send({"type": "websocket.http.response.start", "status": problem.status,
+                        "headers": [(b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                                    (b"content-length", str(len(body)).encode()),
+                                    (b"x-request-id", rid.encode())]})
+            await send({"type": "websocket.http.response.body", "body": body})
+            return
+        # Close codes 4000-4999 are the application's: 4000 + the HTTP status says the same.
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4000 + problem.status,
+                    "reason": f"{problem.status} {problem.title}: {problem.type}"[:123]})
 
     async def _read_body(self, receive: Any) -> bytes:
         """Reads at most one byte past the limit: the core then answers 413 without the edge

@@ -11,6 +11,9 @@ calls the pure core (``mbedge``), which the local edge runs unchanged under CPyt
     health      a HealthBook per isolate, refreshed from the KV snapshot (EDGE_STATE) that the
                 cron-triggered ``scheduled`` handler writes after probing every hub's /healthz
     background  ctx.waitUntil (half-open probes outlive the response)
+    sessions    per-principal consistency floors: module-global memory in the isolate (exact and
+                monotonic for requests this isolate serves) merged with the Cache API (so the
+                location's other isolates see them too; see IsolateSessions)
 
 Nothing here runs at import: no I/O, timers or randomness at module level (a Worker rule); the
 isolate's state is built by its first request. None of this can execute outside workerd, so it
@@ -43,6 +46,8 @@ from mbedge import (
 )
 from mbedge.limits import ANONYMOUS
 from mbedge.messages import lower_headers
+from mbedge.session import SESSION_TTL_S, MemorySessions
+from mbwire import ConsistencyToken, Problem
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 # `env` is not a mapping: read every setting the core knows by its variable name.
@@ -110,6 +115,37 @@ class CacheApiStore:
             return
 
 
+class IsolateSessions:
+    """The isolate's own floors, shared with the location's other isolates through the Cache API.
+
+    A floor read is the greater of the two. The Cache API has no compare-and-set, so two
+    isolates raising one principal's floor at once may leave the smaller in the cache; each
+    isolate's memory still holds its own greater one, so reads an isolate serves stay monotonic,
+    and a request landing on another isolate at worst misses the newest floor (as if the
+    caller sent no token). Cloudflare routes a client's requests to one location, usually one
+    isolate, while it is warm."""
+
+    def __init__(self, local: MemorySessions, shared: CacheApiStore) -> None:
+        self._local, self._shared = local, shared
+
+    async def _shared_floor(self, key: str) -> ConsistencyToken | None:
+        raw = await self._shared.get(key)
+        try:
+            return ConsistencyToken.parse(raw.decode()) if raw else None
+        except (Problem, UnicodeDecodeError):
+            return None
+
+    async def get(self, key: str) -> ConsistencyToken | None:
+        found = [t for t in (await self._local.get(key), await self._shared_floor(key)) if t]
+        return max(found) if found else None
+
+    async def raise_to(self, key: str, token: ConsistencyToken) -> None:
+        await self._local.raise_to(key, token)
+        shared = await self._shared_floor(key)
+        if shared is None or token > shared:
+            await self._shared.put(key, str(token).encode(), SESSION_TTL_S)
+
+
 def _background(coro: Any) -> None:
     _ctx.get().waitUntil(asyncio.ensure_future(coro))
 
@@ -124,6 +160,7 @@ class _Isolate:
         self.edge = Edge(settings, Ports(
             fetch=WorkerFetch(), limiter=BindingLimiter(env, SlidingWindowLimiter(limits)),
             cache=CacheApiStore(), health=self.health, background=_background,
+            sessions=IsolateSessions(MemorySessions(), CacheApiStore()),
         ))
         self.kv = getattr(env, "EDGE_STATE", None)
         self.health_read_at = -math.inf

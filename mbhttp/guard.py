@@ -1,10 +1,16 @@
 """Only signed hops get in: a hub admits what the edge signed, central what a hub signed.
-The verified principal is kept in ``scope["state"]["principal"]``."""
+The verified principal is kept in ``scope["state"]["principal"]``.
+
+The signature covers the path as it came on the wire (``raw_path``: Litestar's router rewrites
+``scope["path"]`` without its trailing slash before guards run), the raw query string and the
+body. The guard reads the body to check its digest; Litestar 2 keeps what ``Request.body()``
+read in the scope's state, so the handler's own ``await request.body()`` gets the same bytes."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -31,9 +37,14 @@ def hop_guard(
             k.decode("latin-1"): v.decode("latin-1") for k, v in connection.scope["headers"]
         }
         request_id = str(connection.scope.get("state", {}).get("request_id") or "")
+        scope = connection.scope
+        raw_path = scope.get("raw_path")
+        wire_path = raw_path.decode("latin-1") if raw_path else quote(path)
+        body = await Request[Any, Any, Any](scope, connection.receive).body()
         try:
             principal = signer.verify(
-                str(connection.scope.get("method", "GET")), path, headers, request_id
+                str(scope.get("method", "GET")), wire_path, headers, request_id,
+                query=scope.get("query_string", b"").decode("latin-1"), body=body,
             )
         except HopError as exc:
             raise Unauthorized(f"{exc}; call this service through the edge") from None

@@ -34,11 +34,11 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     setup_tracing(f"memorybank-hub-{settings.region}")
     replica = Replica(settings.replica_url)
-    clock = ReplayClock(settings.replica_url)
-    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    cache = TwinCache(redis, ttl_s=settings.cache_ttl_s)
     central = CentralClient(settings.central_url, settings.central_secret,
                             timeout_s=settings.central_timeout_s)
+    clock = ReplayClock(settings.replica_url, primary=central.primary_position)
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    cache = TwinCache(redis, ttl_s=settings.cache_ttl_s)
     reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000,
                       use_cache=settings.cache_reads)
     follower = Follower(replica, clock, cache)

@@ -9,14 +9,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
+import yarl
 
 from mbhttp.context import outbound_trace_headers
-from mbwire import HopSigner, Principal, UpstreamTimeout, UpstreamUnavailable
+from mbwire import (
+    BadRequest,
+    ConsistencyToken,
+    HopSigner,
+    Principal,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 _PASS_BACK = ("content-type", "x-consistency-token", "retry-after", "location")
+# RFC 3986 pchars and "/": what may stay unescaped in a path.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+POSITION_PATH = "/internal/position"
+
+
+class _Position(msgspec.Struct):
+    primary_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +72,19 @@ class CentralClient:
     ) -> Forwarded:
         if self._session is None:
             raise UpstreamUnavailable("the hub is starting; retry", retry_after=1)
-        headers = self._signer.sign(method, path, principal, request_id)
+        # Sent and signed byte for byte: yarl must not re-encode what the signature covers.
+        wire_path = quote(path, safe=_PATH_SAFE)
+        headers = self._signer.sign(method, wire_path, principal, request_id,
+                                    query=query, body=body)
         headers["x-request-id"] = request_id
         headers.update(outbound_trace_headers())
         if content_type:
             headers["content-type"] = content_type
-        url = f"{self._base}{path}?{query}" if query else f"{self._base}{path}"
+        target = f"{self._base}{wire_path}?{query}" if query else f"{self._base}{wire_path}"
         try:
             async with self._session.request(
-                method, url, data=body or None, headers=headers, allow_redirects=False
+                method, yarl.URL(target, encoded=True), data=body or None, headers=headers,
+                allow_redirects=False,
             ) as response:
                 payload = await response.read()
                 kept = {k.lower(): v for k, v in response.headers.items()
@@ -79,3 +101,23 @@ class CentralClient:
             ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"the central writer failed: {exc}", retry_after=1) from None
+
+    async def primary_position(self) -> ConsistencyToken:
+        """The primary's current WAL position (``GET /internal/position`` at central, an
+        anonymous hop). Unavailable when central cannot say within a second."""
+        if self._session is None:
+            raise UpstreamUnavailable("the hub is starting; retry", retry_after=1)
+        headers = self._signer.sign("GET", POSITION_PATH, None, "primary-position")
+        headers["x-request-id"] = "primary-position"
+        try:
+            async with self._session.get(
+                yarl.URL(self._base + POSITION_PATH, encoded=True), headers=headers,
+                timeout=aiohttp.ClientTimeout(total=1.0),
+            ) as response:
+                if response.status != 200:
+                    raise UpstreamUnavailable(f"central answered {response.status}")
+                return ConsistencyToken.parse(
+                    msgspec.json.decode(await response.read(), type=_Position).primary_token
+                )
+        except (aiohttp.ClientError, TimeoutError, msgspec.DecodeError, BadRequest) as exc:
+            raise UpstreamUnavailable(f"central could not say its position: {exc!r}") from None

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from mbwire import ConsistencyToken, ReplicaBehind, Unavailable
+from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable
 
 log = logging.getLogger("memorybank.replica")
 
@@ -48,11 +48,26 @@ class TwinRow:
     grants: dict[str, str]
 
 
+# How long a token may simply be waited for before the hub asks whether it exists at all: long
+# enough that a token from a write in another region is usually replayed by then (no call to
+# central on the read-your-writes path), short enough that a made-up token is refused at once.
+ASK_AFTER_S = 0.05
+
+
 class ReplayClock:
-    def __init__(self, url: str, *, idle_s: float = 0.01, busy_s: float = 0.001) -> None:
+    def __init__(
+        self, url: str, *, idle_s: float = 0.01, busy_s: float = 0.001,
+        primary: Callable[[], Awaitable[ConsistencyToken]] | None = None,
+    ) -> None:
         self._url = url
         self._idle_s, self._busy_s = idle_s, busy_s
         self.position = 0
+        self.received = 0  # WAL the replica has received, replayed or not
+        # Where the primary was when last asked: tokens up to it exist, so asking again for
+        # them would tell nothing new.
+        self.primary_known = 0
+        self._primary = primary
+        self._asking = asyncio.Lock()
         self.lag_ms = 0.0
         self.checked_at = 0.0  # monotonic time of the last successful poll
         self._advanced = asyncio.Event()
@@ -90,6 +105,7 @@ class ReplayClock:
         received = ConsistencyToken.from_pg_lsn(row[1]).lsn if row[1] else replayed
         # Idle replicas have an old last-replay timestamp but no lag: lag exists only while
         # something received is not yet replayed.
+        self.received = max(self.received, received)
         self.lag_ms = float(row[2]) if received > replayed else 0.0
         self.checked_at = time.monotonic()
         if replayed > self.position:
@@ -99,6 +115,35 @@ class ReplayClock:
 
     async def advanced(self) -> None:
         await self._advanced.wait()
+
+    async def settle(self, token: ConsistencyToken, budget_s: float) -> None:
+        """Check, then wait: BadRequest at once for a token beyond the primary's current position
+        (no write has it, so waiting could only time out), else ``wait_for``. When central cannot
+        be asked, the token is waited for as if it were real."""
+        if self.position >= token.lsn:
+            return
+        try:
+            await self.wait_for(token, min(ASK_AFTER_S, budget_s))
+            return
+        except ReplicaBehind:
+            if budget_s <= ASK_AFTER_S:
+                raise
+        if token.lsn > max(self.received, self.primary_known) and self._primary is not None:
+            async with self._asking:  # one question at a time; the answer serves every waiter
+                if token.lsn > max(self.received, self.primary_known):
+                    try:
+                        primary = (await self._primary()).lsn
+                    except Unavailable as exc:
+                        log.warning("could not ask central where the primary is: %s", exc)
+                    else:
+                        self.primary_known = max(self.primary_known, primary)
+                        if token.lsn > primary:
+                            raise BadRequest(
+                                f"X-Consistency-Token {token} is ahead of every write (the "
+                                f"primary is at {ConsistencyToken(primary)}); send a token a "
+                                "response gave you"
+                            )
+        await self.wait_for(token, budget_s - ASK_AFTER_S)
 
     async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
         """Returns once the replica has replayed ``token``; ReplicaBehind after ``budget_s``."""

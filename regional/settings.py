@@ -18,7 +18,10 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     limits_redis_url: str = ""   # the fleet-wide limiter's Redis; empty = this hub's own
     regions: str = "ams,iad,sin"
     primary_region: str = "ams"
-    token_wait_ms: int = 2000     # how long a read waits for its consistency token
+    # How long a read waits for its consistency token. Below the edge's per-hub attempt timeout
+    # (EdgeSettings.attempt_timeout_s, 1.5 s), so a hub waiting on purpose answers 503 itself
+    # before the edge would time it out and count it as sick.
+    token_wait_ms: int = 1000
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
     central_timeout_s: float = 10.0

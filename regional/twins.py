@@ -38,7 +38,7 @@ class TwinReads:
         need: Need = "read",
     ) -> tuple[CachedTwin, ConsistencyToken]:
         if token is not None:
-            await self.clock.wait_for(token, self.wait_s)
+            await self.clock.settle(token, self.wait_s)
         entry, mark = await self.cache.get(twin_id) if self.use_cache else (None, None)
         if entry is not None and (token is None or (mark is not None and mark >= token)):
             answered = max(ConsistencyToken.parse(entry.lsn), mark or ConsistencyToken(0))
@@ -91,7 +91,7 @@ async def sync_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[b
     principal, twin_id = require_principal(request), twin_id_of(request)
     token = token_of(request)
     if token is not None:
-        await reads.clock.wait_for(token, reads.wait_s)
+        await reads.clock.settle(token, reads.wait_s)
     vector = None
     if sv := request.query_params.get("sv"):
         try:

@@ -59,16 +59,25 @@ class Forwarder:
         self._signer = HopSigner(settings.hop_secret)
 
     async def forward(
-        self, req: EdgeRequest, action: Action, hop: Hop, candidates: tuple[str, ...]
+        self, req: EdgeRequest, action: Action, hop: Hop, candidates: tuple[str, ...], *,
+        caller_token: bool | None = None,
     ) -> Forwarded:
+        """``caller_token``: whether the caller itself sent the request's consistency token
+        (default: whether it has one); a PoP's session floor does not count, see below."""
         path, clock, health = req.decoded_path, self._ports.clock, self._ports.health
         read = not action.writes
         retry_safe = read or idempotency_key(
             action, req.header(h.IDEMPOTENCY_KEY), req.body
         ) is not None
-        # A read that waits for a consistency token may spend the whole budget on one hub: the
-        # hub holds it on purpose, and timing it out early would wrongly open that hub's circuit.
-        capped = read and not req.header("x-consistency-token")
+        # A read with a consistency token may be held by a hub on purpose (its replica is behind
+        # the token). The hub gives up and answers 503 itself within its wait budget, which is
+        # below ``attempt_timeout_s``; if the attempt still times out, it is not counted against
+        # the hub: a caller's far-future token must never open a healthy hub's circuit. A session
+        # floor (mbedge.session) is a token a hub issued, which a healthy hub answers well within
+        # its wait budget, so its timeouts still count: nearly every read carries one.
+        if caller_token is None:
+            caller_token = bool(req.header(h.CONSISTENCY_TOKEN))
+        tokened = read and caller_token
         budget = self._settings.read_budget_s if read else self._settings.write_budget_s
         deadline = clock() + budget
         fallback: Forwarded | None = None
@@ -78,12 +87,13 @@ class Forwarder:
                 break
             last = i == len(candidates) - 1
             timeout = remaining
-            if capped and not last:
+            if read and not last:
                 timeout = min(self._settings.attempt_timeout_s, remaining)
             try:
                 response = await self._send(region, self._hub_request(region, req, hop), timeout)
             except FetchFailed as exc:
-                health.record_failure(region, hard=not exc.sent)
+                if not (tokened and exc.timed_out and exc.sent):
+                    health.record_failure(region, hard=not exc.sent)
                 log.warning("hub %s failed for %s %s: %s", region, req.method, path, exc)
                 if retry_safe or not exc.sent:
                     continue
@@ -132,9 +142,11 @@ class Forwarder:
 
     def _hub_request(self, region: str, req: EdgeRequest, hop: Hop) -> HubRequest:
         headers = {name: value for name in FORWARDED_HEADERS if (value := req.header(name))}
-        headers.update(
-            self._signer.sign(req.method, req.decoded_path, hop.principal, hop.request_id)
-        )
+        # Signed as sent: the raw path and query go to the hub verbatim (the fetch ports must
+        # not re-encode them), so the hub checks exactly what it received.
+        headers.update(self._signer.sign(
+            req.method, req.path, hop.principal, hop.request_id, query=req.query, body=req.body
+        ))
         headers["x-request-id"] = hop.request_id
         headers["traceparent"] = hop.traceparent
         headers["x-mb-edge"] = hop.pop

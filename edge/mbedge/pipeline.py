@@ -1,7 +1,8 @@
 """The edge pipeline: one request in, one response out, I/O only through the ports.
 
-    request id, traceparent → /healthz? → auth → PoP rate limit → cache → route → forward
-    → merge fleet limits → cache fill / invalidation → headers
+    request id, traceparent → /healthz? → auth → PoP rate limit → session floor (reads)
+    → cache → route → forward → merge fleet limits → cache fill / invalidation
+    → remember the answer's token → headers
 
 Every response carries ``X-Request-Id``, ``X-Served-By`` and ``RateLimit-*``; every error is a
 problem+json from mbwire's tree (an unexpected exception becomes a bare 500, never a trace)."""
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs
 
 import msgspec
@@ -23,6 +24,7 @@ from mbedge.forward import Forwarder, Hop
 from mbedge.limits import ANONYMOUS, LimitDecision, fleet_decision, merge
 from mbedge.messages import EdgeRequest, EdgeResponse, HubResponse, request_id, traceparent
 from mbedge.ports import Ports
+from mbedge.session import TOKEN_HEADER, Sessions, wanted_token
 from mbedge.settings import EdgeSettings
 from mbwire import (
     MethodNotAllowed,
@@ -75,6 +77,7 @@ class Edge:
         self.auth = Authenticator(settings)
         self.cache = PopCache(ports.cache, ttl_s=settings.cache_ttl_s)
         self.forwarder = Forwarder(settings, ports)
+        self.sessions = Sessions(ports.sessions)
 
     async def handle(self, req: EdgeRequest) -> EdgeResponse:
         rid = request_id(req.header("x-request-id"))
@@ -126,14 +129,21 @@ class Edge:
                 retry_after=trail.limit.retry_after,
             )
         scope, key = read_scope(found), None
+        caller_token = bool(req.header(TOKEN_HEADER))
         if not action.writes:
             trail.cache = "MISS"
+            # Reads go on with at least the newest token this PoP gave the caller (session.py).
+            wanted = wanted_token(req.header(TOKEN_HEADER),
+                                  await self.sessions.floor(principal))
+            if wanted is not None and wanted != req.header(TOKEN_HEADER):
+                req = replace(req, headers={**req.headers, TOKEN_HEADER: wanted})
         if scope is not None:
             key = await self.cache.key(scope, principal, req)
             no_cache = "no-cache" in (req.header("cache-control") or "").lower()
             entry = None if no_cache else await self.cache.get(key)
-            if entry is not None and covers(entry.token, req.header(h.CONSISTENCY_TOKEN)):
+            if entry is not None and covers(entry.token, req.header(TOKEN_HEADER)):
                 trail.cache = "HIT"
+                await self.sessions.remember(principal, entry.token)
                 return _cached(entry)
 
         plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
@@ -144,7 +154,8 @@ class Edge:
                         retry_after=math.ceil(plan.retry_after_s))
         hop = Hop(principal, rid, traceparent(req.header("traceparent")), pop)
         try:
-            forwarded = await self.forwarder.forward(req, action, hop, plan.candidates)
+            forwarded = await self.forwarder.forward(req, action, hop, plan.candidates,
+                                                     caller_token=caller_token)
         finally:
             # Whether or not the hub answered, the write may have landed: drop this PoP's copies.
             for stale in write_scopes(found):
@@ -152,6 +163,7 @@ class Edge:
         response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
         trail.limit = merge(trail.limit, fleet_decision(response.headers))
         headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
+        await self.sessions.remember(principal, headers.get(TOKEN_HEADER))
         if key is not None and action.cache is not None and response.status == 200:
             await self.cache.put(key, CachedAnswer(
                 response.body, headers.get("content-type", "application/json"),
@@ -167,6 +179,7 @@ class Edge:
             if not (path == "/healthz" and req.method in ("GET", "HEAD")):
                 if not path.startswith("/v1/"):
                     raise NotFound(f"no such path {path[:100]!r}; the API lives under /v1/")
+                _exact_path(req.path)
                 return self.auth.authenticate(req.header("authorization"))
         except (Unauthorized, NotFound):
             await self._count_anonymous(req, trail)
@@ -206,6 +219,15 @@ def _match(method: str, path: str) -> actions.Match:
         raise MethodNotAllowed(f"{path[:100]!r} takes {', '.join(allowed)}, not {method[:10]}",
                                allow=", ".join(allowed))
     raise NotFound(f"no action at {path[:100]!r}; see /openapi.json for the API")
+
+
+def _exact_path(raw: str) -> None:
+    """One spelling per resource: a trailing or doubled slash is a 404 naming the path, not the
+    same resource under a second name (which would dodge the cache keys, invalidation scopes
+    and rules the edge keys on exact paths, while the hub's router quietly normalised it)."""
+    if raw.endswith("/") or "//" in raw:
+        meant = "/" + "/".join(p for p in raw.split("/") if p)
+        raise NotFound(f"no such path {raw[:100]!r}; did you mean {meant[:100]!r}?")
 
 
 def _json(status: int, body: object) -> EdgeResponse:

@@ -6,6 +6,7 @@
     cache       Cache API (caches.default)              MemoryCache (TTL LRU)
     background  ctx.waitUntil                           asyncio task
     health      HealthBook per isolate (+ KV snapshot)  HealthBook per process (+ probe loop)
+    sessions    isolate memory + Cache API              MemorySessions (TTL LRU)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from georouting import HealthBook
 from mbedge.limits import LimitDecision
 from mbedge.messages import HubRequest, HubResponse
+from mbedge.session import MemorySessions, SessionStore
 
 
 class Fetch(Protocol):
@@ -56,3 +58,5 @@ class Ports:
     background: Background
     # Monotonic seconds for time budgets; the wall clock (JWT exp, hop timestamps) is separate.
     clock: Callable[[], float] = field(default=time.monotonic)
+    # Per-principal consistency floors (mbedge.session): read-your-writes through one PoP.
+    sessions: SessionStore = field(default_factory=MemorySessions)

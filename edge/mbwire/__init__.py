@@ -19,7 +19,8 @@ Error tree (catch at the level you care about)::
     ├── Unavailable (503)        carries retry_after
     │   ├── ReplicaBehind        the replica has not replayed the caller's token in time
     │   └── UpstreamUnavailable  no hub / central could answer
-    └── UpstreamTimeout (504)
+    ├── UpstreamTimeout (504)
+    └── Unimplemented (501)      not built yet (realtime WebSockets)
 """
 
 from mbwire.errors import (

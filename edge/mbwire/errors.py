@@ -114,3 +114,9 @@ class UpstreamUnavailable(Unavailable):
 
 class UpstreamTimeout(Problem):
     status, title, slug = 504, "Upstream timed out", "upstream-timeout"
+
+
+class Unimplemented(Problem):
+    """A part of the contract that is not built yet (e.g. realtime WebSockets)."""
+
+    status, title, slug = 501, "Not implemented", "not-implemented"

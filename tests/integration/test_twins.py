@@ -257,10 +257,33 @@ async def test_hubs_and_central_refuse_calls_that_skip_the_edge(live: LiveStack,
 async def test_a_token_the_replica_cannot_reach_is_503_never_stale(live: LiveStack,
                                                                   http: httpx.AsyncClient):
     twin_id = await create(live, http, "future")
-    r = await read(live, http, "future", twin_id, "iad", "L00000FFFFFFFFFFF")
-    assert r.status_code == 503
+    # iad's replica stops replaying: a real token from a later write is then out of its reach.
+    with psycopg.connect(live.topology.postgres.replicas["iad"], autocommit=True) as replica:
+        replica.execute("select pg_wal_replay_pause()")
+        try:
+            w = await http.patch(
+                f"{live.topology.edges['ams']}/v1/twins/{twin_id}",
+                headers={**live.auth("future"), "Content-Type": "application/merge-patch+json"},
+                content=b'{"late": true}')
+            assert w.status_code == 200, w.text
+            # Straight to iad's hub: through an edge, another region would answer it.
+            path = f"/v1/twins/{twin_id}"
+            r = await http.get(f"{live.topology.hubs['iad']}{path}", headers={
+                **hub_headers(live, "GET", path, "future"),
+                "X-Consistency-Token": w.headers["x-consistency-token"]})
+        finally:
+            replica.execute("select pg_wal_replay_resume()")
+    assert r.status_code == 503, r.text
     assert int(r.headers["retry-after"]) >= 1
     assert r.json()["type"].endswith("/replica-behind")
+
+
+async def test_a_token_beyond_every_write_is_400_at_once(live: LiveStack,
+                                                         http: httpx.AsyncClient):
+    twin_id = await create(live, http, "future")
+    r = await read(live, http, "future", twin_id, "iad", "L7FFFFFFFFFFFFFFF")
+    assert r.status_code == 400, r.text
+    assert "ahead of every write" in r.json()["detail"]
 
 
 async def test_sync_gives_what_the_client_lacks_and_fields_project(live: LiveStack,

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from mbedge import HubRequest, HubResponse
-from mbwire import HopSigner, Principal
+from mbwire import HopError, HopSigner, Principal
 from mbwire.actions import BY_NAME, Action, cost_of
 from tests.unit.edge.edge_fakes import HOP_SECRET, NEAR, FakeHubs, Rig, make_rig, token
 
@@ -40,16 +40,23 @@ async def test_traceparent_propagated_or_started(rig: Rig) -> None:
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", started) and started != tp
 
 
-async def test_hop_is_signed_over_the_decoded_path_and_authorization_not_forwarded(
+async def test_hop_is_signed_over_the_wire_path_query_and_body_not_authorization(
     rig: Rig,
 ) -> None:
+    await rig.call("PATCH", "/v1/twins/t1", token=token("bob", tier="free"),
+                   query="fields=a%2Cb", body=b'{"q": 1}')
     await rig.call("GET", "/v1/twins/a%3Ab", token=token("bob", tier="free"), query="fields=x")
-    _, sent = rig.hubs.seen[0]
+    (_, posted), (_, sent) = rig.hubs.seen
     assert sent.url == "http://hub-ams.test/v1/twins/a%3Ab?fields=x"
     assert "authorization" not in sent.headers
-    principal = HopSigner(HOP_SECRET).verify("GET", "/v1/twins/a:b", sent.headers,
-                                             sent.headers["x-request-id"])
+    signer, rid = HopSigner(HOP_SECRET), sent.headers["x-request-id"]
+    with pytest.raises(HopError):  # the decoded path is not what the hub receives
+        signer.verify("GET", "/v1/twins/a:b", sent.headers, rid, query="fields=x")
+    principal = signer.verify("GET", "/v1/twins/a%3Ab", sent.headers, rid, query="fields=x")
     assert principal == Principal(sub="bob", tier="free")
+    assert signer.verify("PATCH", "/v1/twins/t1", posted.headers,
+                         posted.headers["x-request-id"], query="fields=a%2Cb",
+                         body=b'{"q": 1}') == principal
 
 
 async def test_binary_body_and_headers_pass_through() -> None:

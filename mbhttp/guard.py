@@ -15,7 +15,7 @@ from mbwire import HopError, HopSigner, Principal, Unauthorized
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 # Runs after the hop is verified, with the principal (e.g. the fleet-wide rate limit).
-Admission = Callable[[Principal, dict[str, Any]], Awaitable[None]]
+Admission = Callable[[Principal, dict[str, Any], Any], Awaitable[None]]
 
 
 def hop_guard(
@@ -40,7 +40,7 @@ def hop_guard(
         state = connection.scope.setdefault("state", {})
         state["principal"] = principal
         if admit is not None and principal is not None:
-            await admit(principal, state)
+            await admit(principal, state, connection.scope)
 
     return guard
 

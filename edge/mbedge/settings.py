@@ -12,10 +12,9 @@ from typing import Annotated
 
 import msgspec
 
-from mbwire.envcheck import check_known
-
 from georouting import PRIMARY_REGION, REGIONS, Point, check_regions
 from georouting.geo import region_point
+from mbwire.envcheck import check_known
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 

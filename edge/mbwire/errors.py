@@ -76,6 +76,12 @@ class Unprocessable(Problem):
     status, title, slug = 422, "Unprocessable content", "unprocessable"
 
 
+class NotImplementedYet(Problem):
+    """An action the contract names but this release does not serve yet (realtime)."""
+
+    status, title, slug = 501, "Not implemented", "not-implemented"
+
+
 class _Retryable(Problem):
     def __init__(self, detail: str | None = None, *, retry_after: int = 1, **extra: Any) -> None:
         super().__init__(detail, **extra)

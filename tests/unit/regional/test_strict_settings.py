@@ -26,12 +26,12 @@ def test_hub_refuses_a_typo_and_suggests_the_name() -> None:
 
 
 def test_central_refuses_a_typo() -> None:
-    with pytest.raises(ValueError, match="CENTRAL_RESIDENT_TWIN .*CENTRAL_RESIDENT_TWINS"):
+    with pytest.raises(ValueError, match=r"CENTRAL_RESIDENT_TWIN .*CENTRAL_RESIDENT_TWINS"):
         CentralSettings.from_env({**CENTRAL_ENV, "CENTRAL_RESIDENT_TWIN": "5"})
 
 
 def test_edge_refuses_a_typo_even_when_empty() -> None:
-    with pytest.raises(ValueError, match="EDGE_COOLDOWN .*EDGE_COOLDOWN_S"):
+    with pytest.raises(ValueError, match=r"EDGE_COOLDOWN .*EDGE_COOLDOWN_S"):
         EdgeSettings.from_env({**EDGE_ENV, "EDGE_COOLDOWN": ""})
 
 

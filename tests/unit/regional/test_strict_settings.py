@@ -3,11 +3,16 @@ the Worker's bindings pass."""
 
 from __future__ import annotations
 
+import json
+import tomllib
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from central.settings import CentralSettings
+from georouting.catalog import hub_urls
 from mbedge.settings import EdgeSettings
 from regional.settings import HubSettings
 from tests.unit.regional.test_settings import HUB_ENV
@@ -57,3 +62,12 @@ def test_hub_peers_are_json() -> None:
 def test_any_name_outside_the_struct_is_refused(field: str, suffix: str) -> None:
     with pytest.raises(ValueError, match="unknown setting"):
         HubSettings.from_env({**HUB_ENV, "HUB_REGION": "ams", f"HUB_{field.upper()}{suffix}": "1"})
+
+
+def test_fly_hub_env_is_known_and_names_every_peer() -> None:
+    fly = tomllib.loads((Path(__file__).parents[3] / "fly.toml").read_text())
+    secrets = {"HUB_REGION": "ams", "HUB_REPLICA_URL": "postgresql://r/x",
+               "HUB_REDIS_URL": "redis://r", "HUB_HOP_SECRET": "h" * 32,
+               "HUB_CENTRAL_SECRET": "c" * 32, "HUB_LIMITS_REDIS_URL": "redis://l"}
+    settings = HubSettings.from_env({**fly["env"], **secrets})
+    assert settings.peers == hub_urls("production") == json.loads(fly["env"]["HUB_PEERS"])

@@ -6,6 +6,7 @@ costs requests nothing once the breaker opens and limiting resumes when it retur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import tempfile
@@ -22,6 +23,7 @@ import redis.asyncio as aioredis
 from devstack.launcher import Stack
 from devstack.secrets import mint_token
 from mbwire import ConsistencyToken, HopSigner, Principal
+from regional.lease import Lease
 
 pytestmark = pytest.mark.integration
 
@@ -154,3 +156,45 @@ def test_websocket_upgrade_gets_a_501_problem(stack: Stack) -> None:
     assert head.split(b"\r\n")[0].split(b" ")[1] == b"501", answer
     assert b"content-type: application/problem+json" in head.lower()
     assert b'"status":501' in body
+
+
+async def test_lease_passes_on_when_its_holder_dies_and_a_deposed_holder_stops(
+    stack: Stack,
+) -> None:
+    redis = aioredis.Redis.from_url(stack.topology().redis["iad"])
+    key = f"test:lease:{uuid.uuid4().hex}"
+    dead, standby = Lease(redis, key, ttl_ms=60_000), Lease(redis, key, ttl_ms=600)
+    running: list[str] = []
+
+    async def work() -> None:
+        running.append("standby")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            running.remove("standby")
+
+    try:
+        assert await dead.acquire()            # a worker that takes the lease, then dies
+        task = asyncio.create_task(standby.hold(work, "test"))
+        await asyncio.sleep(0.5)               # several of its tries (a beat is 0.2 s)
+        assert running == []                   # it stands by while the lease is held
+        await redis.pexpire(key, 1)            # the dead holder's lease lapses
+
+        async def took_over() -> bool:
+            return running == ["standby"]
+
+        assert await until(took_over), "the standby never took over a lapsed lease"
+        assert (await redis.get(key)) == standby.holder.encode()
+        await redis.set(key, "someone-else")   # deposed (e.g. it stalled past its TTL)
+
+        async def stopped() -> bool:
+            return running == []
+
+        assert await until(stopped), "a deposed holder kept running its work"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert (await redis.get(key)) == b"someone-else"   # it released only its own lease
+    finally:
+        await redis.delete(key)
+        await redis.aclose()

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from mbwire.envcheck import check_known
+
 
 class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
@@ -24,6 +26,7 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> CentralSettings:
+        check_known("CENTRAL_", environ, (f"CENTRAL_{f.upper()}" for f in cls.__struct_fields__))
         raw = {
             k.removeprefix("CENTRAL_").lower(): v
             for k, v in environ.items() if k.startswith("CENTRAL_")

@@ -1,5 +1,6 @@
 """The HTTP services of the local stack (central, one hub and one edge PoP per region), each a
-single-worker granian process whose settings come from environment variables.
+granian process whose settings come from environment variables. Hubs run ``hub_workers``
+workers (``fly.toml`` runs 2), everything else one.
 
 Who signs what: the edge signs hops to its hubs with ``EDGE_HOP_SECRET`` (verified by the hub
 as ``HUB_HOP_SECRET``); a hub signs calls to central with ``HUB_CENTRAL_SECRET`` (verified by
@@ -40,11 +41,13 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def _granian(name: str, factory: str, url: str, env: dict[str, str], log: Path) -> ProcessSpec:
+def _granian(
+    name: str, factory: str, url: str, env: dict[str, str], log: Path, workers: int = 1
+) -> ProcessSpec:
     port = url.rsplit(":", 1)[1]
     argv = (
         sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
-        "--host", HOST, "--port", port, "--workers", "1", factory,
+        "--host", HOST, "--port", port, "--workers", str(workers), factory,
     )
     return ProcessSpec(
         name=name, argv=argv, env={**base_env(), **env}, log=log, cwd=REPO_ROOT,
@@ -66,7 +69,8 @@ def central_spec(
 
 
 def hub_spec(
-    topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str]
+    topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str],
+    workers: int = 1,
 ) -> ProcessSpec:
     env = {
         "HUB_REGION": region,
@@ -79,8 +83,10 @@ def hub_spec(
         "HUB_CENTRAL_SECRET": secrets.central_hop_secret,
         "HUB_REGIONS": ",".join(topo.regions),
         "HUB_PRIMARY_REGION": topo.primary_region,
+        # Every hub, so /v1/regions can ask the others whether they answer.
+        "HUB_PEERS": msgspec.json.encode(topo.hubs).decode(),
     }
-    return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log)
+    return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log, workers)
 
 
 def edge_spec(

@@ -50,6 +50,7 @@ class Sources:
     run_as: RunAs | None
     secrets: Secrets
     factories: Mapping[str, str]
+    hub_workers: int = 1
 
 
 def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, ProcessSpec]:
@@ -76,7 +77,8 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
     if "central" in current.services:
         out.append(apps.central_spec(topo, sec, log_path(data_dir, "central"), fac))
     if "hubs" in current.services:
-        out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac) for r in regions]
+        out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac, src.hub_workers)
+                for r in regions]
     if "edges" in current.services:
         out += [apps.edge_spec(topo, r, sec, log_path(data_dir, f"edge-{r}"), fac)
                 for r in regions]

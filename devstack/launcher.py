@@ -7,6 +7,7 @@ commands is in the data directory (``stack.json``, ``secrets.json``, ``pg/``, ``
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -24,6 +25,8 @@ from devstack.state import ALL_SERVICES, SERVICE_ORDER, StackState
 from devstack.topology import Topology, build_topology
 from georouting.catalog import DEFAULT_REGIONS, check_regions
 
+HUB_WORKERS_ENV = "MEMORYBANK_HUB_WORKERS"
+
 
 class Stack:
     def __init__(
@@ -36,9 +39,11 @@ class Stack:
         services: Iterable[str] = ALL_SERVICES,
         factories: Mapping[str, str] | None = None,
         progress: Callable[[str], None] = lambda message: None,
+        hub_workers: int | None = None,
     ) -> None:
         """``regions``: None means those of the last run, else ``DEFAULT_REGIONS``. ``factories``
-        overrides the ASGI factory of ``central``, ``hubs`` or ``edges`` (tests use stand-ins)."""
+        overrides the ASGI factory of ``central``, ``hubs`` or ``edges`` (tests use stand-ins).
+        ``hub_workers``: granian workers per hub; None means ``$MEMORYBANK_HUB_WORKERS``, else 1."""
         self.data_dir = Path(data_dir).expanduser().resolve()
         try:
             self._requested = check_regions(list(regions)) if regions is not None else None
@@ -50,6 +55,12 @@ class Stack:
                 f"unknown service(s) {sorted(unknown)}; known: {sorted(ALL_SERVICES)}")
         self._pg_bin, self._redis_server = pg_bin, redis_server
         self._factories = {**apps.DEFAULT_FACTORIES, **(factories or {})}
+        try:
+            self._hub_workers = hub_workers or int(os.environ.get(HUB_WORKERS_ENV) or 1)
+        except ValueError:
+            raise ConfigError(f"{HUB_WORKERS_ENV} must be a whole number") from None
+        if self._hub_workers < 1:
+            raise ConfigError("hubs need at least one worker")
         self._progress = progress
         self._run_as = procs.unprivileged()
         self._popens: dict[str, subprocess.Popen[bytes]] = {}  # children this object started
@@ -141,7 +152,8 @@ class Stack:
 
     def _specs(self, current: StackState) -> dict[str, ProcessSpec]:
         sources = Sources(pg_bin=self._pg_bin, redis_server=self._redis_server,
-                          run_as=self._run_as, secrets=self.secrets(), factories=self._factories)
+                          run_as=self._run_as, secrets=self.secrets(), factories=self._factories,
+                          hub_workers=self._hub_workers)
         return children.build_specs(current, self.data_dir, sources)
 
     def _start(self, current: StackState, specs: list[ProcessSpec]) -> None:

@@ -21,7 +21,7 @@ from mbwire import HopError, HopSigner, Principal, Unauthorized
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 # Runs after the hop is verified, with the principal (e.g. the fleet-wide rate limit).
-Admission = Callable[[Principal, dict[str, Any]], Awaitable[None]]
+Admission = Callable[[Principal, dict[str, Any], Any], Awaitable[None]]
 
 
 def hop_guard(
@@ -50,8 +50,9 @@ def hop_guard(
             raise Unauthorized(f"{exc}; call this service through the edge") from None
         state = connection.scope.setdefault("state", {})
         state["principal"] = principal
+        state["body"] = body  # admission prices a batch by its items
         if admit is not None and principal is not None:
-            await admit(principal, state)
+            await admit(principal, state, connection.scope)
 
     return guard
 

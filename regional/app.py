@@ -4,7 +4,6 @@ writes to central, follows the change feed. Clients and loops live in the lifesp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +17,15 @@ from mbhttp.docs import docs_routes
 from mbhttp.guard import hop_guard
 from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
+from mbwire.actions import request_cost
 from regional import ops, twins
 from regional.admission import FleetAdmission
+from regional.breaker import Breaker
 from regional.cache import TwinCache
 from regional.central_client import CentralClient
 from regional.follower import Follower
+from regional.lease import Lease
+from regional.ops import PeerHealth
 from regional.ratelimit import FleetLimiter
 from regional.replica import ReplayClock, Replica
 from regional.settings import HubSettings
@@ -47,22 +50,34 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                                 socket_connect_timeout=1)
         if settings.limits_redis_url else redis
     )
-    admission = FleetAdmission(FleetLimiter(limits_redis))
+    admission = FleetAdmission(FleetLimiter(limits_redis), cost=request_cost, breaker=Breaker(
+        failures=settings.limits_breaker_failures, cooldown_s=settings.limits_breaker_cooldown_s))
+    # Granian may run several workers: the follower runs in the one holding this lease. Each
+    # worker keeps its own replay clock: it only reads the replica's position (no side effect),
+    # and a reader waiting on a token must see it move without a round trip elsewhere.
+    lease = Lease(redis, "mb:feed:leader", ttl_ms=settings.follower_lease_ms)
+    peers = PeerHealth({r: u for r, u in settings.peers.items() if r != settings.region},
+                       timeout_s=settings.peer_timeout_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await replica.open()
         await central.open()
-        loops = [asyncio.create_task(clock.run(), name="replay-clock"),
-                 asyncio.create_task(follower.run(), name="feed-follower")]
+        await peers.open()
         try:
-            yield
+            # Long-lived loops: a loop that crashes takes the hub down with it (loudly) rather
+            # than leaving it serving without a clock or follower.
+            async with asyncio.TaskGroup() as loops:
+                tasks = [loops.create_task(clock.run(), name="replay-clock"),
+                         loops.create_task(lease.hold(follower.run, "feed follower"),
+                                           name="feed-follower")]
+                try:
+                    yield
+                finally:
+                    for task in tasks:
+                        task.cancel()
         finally:
-            for task in loops:
-                task.cancel()
-            for task in loops:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await peers.close()
             await central.close()
             if limits_redis is not redis:
                 await limits_redis.aclose()
@@ -72,7 +87,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     def provide(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *ops.ROUTES, *docs_routes(),
             *routes_for({**twins.HANDLERS, **ops.HANDLERS}),
@@ -81,6 +96,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         dependencies={
             "settings": provide(settings), "clock": provide(clock), "reads": provide(reads),
             "central": provide(central), "follower": provide(follower),
+            "peers": provide(peers),
         },
         guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission)],
         middleware=[RequestContextMiddleware(
@@ -96,3 +112,6 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         # The document is generated from the action table (mbhttp.docs), not by Litestar.
         openapi_config=None,
     )
+    # Before Litestar's router, which would close the socket (the server's bare 403).
+    app.asgi_handler = ops.refuse_websockets(app.asgi_handler)
+    return app

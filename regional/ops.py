@@ -1,23 +1,73 @@
-"""Operations: ``/healthz`` (what the edge's active health probe asks) and ``/v1/regions``."""
+"""Operations: ``/healthz`` (what the edge's active health probe asks), ``/v1/regions``, and
+the answer to a WebSocket upgrade until realtime exists."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+import aiohttp
+import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from mbhttp import request_id_of
 from mbwire import Problem
+from mbwire.errors import PROBLEM_CONTENT_TYPE, Unimplemented
 from regional.central_client import CentralClient
 from regional.replica import ReplayClock
 from regional.settings import HubSettings
+
+HubStatus = Literal["up", "degraded", "down"]
+
+
+class PeerHealth:
+    """The other hubs' ``/healthz``, asked side by side with a short timeout and remembered for
+    ``ttl_s``, so ``/v1/regions`` says ``down`` for a region whose hub is dead without every
+    call paying the probes."""
+
+    def __init__(self, peers: dict[str, str], *, timeout_s: float = 0.5,
+                 ttl_s: float = 1.5) -> None:
+        self.peers, self.ttl_s = peers, ttl_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._seen: dict[str, HubStatus] = {}
+        self._at = -ttl_s
+        self._lock = asyncio.Lock()   # one round of probes at a time, shared by its callers
+
+    async def open(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _probe(self, url: str) -> HubStatus:
+        assert self._session is not None
+        try:
+            async with self._session.get(f"{url.rstrip('/')}/healthz") as answer:
+                return "up" if answer.status == 200 else "degraded"
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return "down"
+
+    async def statuses(self) -> dict[str, HubStatus]:
+        async with self._lock:
+            if time.monotonic() - self._at >= self.ttl_s and self.peers:
+                regions = list(self.peers)
+                found = await asyncio.gather(*(self._probe(self.peers[r]) for r in regions))
+                self._seen, self._at = dict(zip(regions, found, strict=True)), time.monotonic()
+            return dict(self._seen)
+
 
 # Handler parameters Litestar fills in: dependencies by name, optional query strings.
 Clock = NamedDependency[ReplayClock]
 Central = NamedDependency[CentralClient]
 Settings = NamedDependency[HubSettings]
+Peers = NamedDependency[PeerHealth]
 
 
 LAG_DEGRADED_MS = 1000.0
@@ -33,10 +83,11 @@ async def healthz(clock: Clock, settings: Settings) -> Response[dict[str, Any]]:
 
 async def regions(
     request: Request[Any, Any, Any], clock: Clock, central: Central,
-    settings: Settings,
+    settings: Settings, peers: Peers,
 ) -> dict[str, Any]:
-    """Every region's status, as the primary sees its replicas; this hub's own replica from its
-    own clock. If central cannot be asked, other regions are reported ``degraded`` (unknown)."""
+    """Every region's status, as the primary sees its replicas and as its hub answers its
+    ``/healthz``; this hub's own replica from its own clock. If central cannot be asked, other
+    regions are reported ``degraded`` (unknown) at best."""
     seen: dict[str, dict[str, Any]] | None
     try:
         answer = await central.forward(
@@ -45,6 +96,7 @@ async def regions(
         seen = {r["region"]: r for r in answer.json()["replicas"]} if answer.status == 200 else None
     except Problem:
         seen = None
+    hubs = await peers.statuses()
     out = []
     for region in settings.region_list:
         role = "primary" if region == settings.primary_region else "replica"
@@ -61,9 +113,39 @@ async def regions(
         else:
             lag = float(entry["replay_lag_ms"])
             status = "up" if lag < LAG_DEGRADED_MS else "degraded"
+        # A region serves only through its hub: a dead hub makes it down whatever its replica
+        # does, a hub that answers but cannot read makes it degraded.
+        hub = hubs.get(region, "up")
+        if hub == "down" or (hub == "degraded" and status == "up"):
+            status, lag = hub, None if hub == "down" else lag
         out.append({"id": region, "status": status, "replica_lag_ms": lag, "role": role})
     return {"regions": out, "central": "up" if seen is not None else "unreachable"}
 
 
 ROUTES = [healthz]
 HANDLERS: dict[str, Callable[..., Any]] = {"list_regions": regions}
+
+
+def refuse_websockets(app: ASGIApp) -> ASGIApp:
+    """Wraps the app: a WebSocket upgrade gets a 501 problem (realtime is not served yet) as an
+    HTTP response, through the ASGI WebSocket Denial Response extension granian offers, instead
+    of the server's bare 403; servers without it get a close (their 403)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await app(scope, receive, send)
+            return
+        await receive()  # websocket.connect: the handshake, which we now answer
+        problem = Unimplemented("realtime over WebSocket is not implemented yet")
+        body = msgspec.json.encode(
+            problem.body(instance=scope.get("path", ""), request_id=uuid.uuid4().hex))
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            await send({"type": "websocket.http.response.start", "status": problem.status,
+                        "headers": [(b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "websocket.http.response.body", "body": body,
+                        "more_body": False})
+        else:
+            await send({"type": "websocket.close", "code": 1008, "reason": problem.detail})
+
+    return wrapped

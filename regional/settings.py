@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from mbwire.envcheck import check_known
+
 
 class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     region: str
@@ -26,6 +28,16 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
     central_timeout_s: float = 10.0
     max_body_bytes: int = 1 << 20
+    # region -> base URL of the other hubs (HUB_PEERS is a JSON object): /v1/regions asks their
+    # /healthz, so a region whose hub is dead is not reported up on replication alone.
+    peers: dict[str, str] = {}
+    peer_timeout_s: float = 0.5
+    # The breaker in front of the limits Redis: open after this many failures in a row, then
+    # let one request probe it after the cooldown.
+    limits_breaker_failures: int = 3
+    limits_breaker_cooldown_s: float = 5.0
+    # The feed follower runs in one worker per hub: the holder of a lease in the hub's Redis.
+    follower_lease_ms: int = 5000
 
     @property
     def region_list(self) -> tuple[str, ...]:
@@ -35,13 +47,16 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> HubSettings:
         """``HUB_*`` variables; on Fly.io the region defaults to ``FLY_REGION``, and a
         ``{region}`` in a URL is filled in, so one set of app-wide secrets serves every region."""
-        raw = {
+        check_known("HUB_", environ, (f"HUB_{f.upper()}" for f in cls.__struct_fields__))
+        raw: dict[str, object] = {
             k.removeprefix("HUB_").lower(): v for k, v in environ.items() if k.startswith("HUB_")
         }
+        if isinstance(raw.get("peers"), str):
+            raw["peers"] = msgspec.json.decode(str(raw["peers"]))
         if "region" not in raw and "FLY_REGION" in environ:
             raw["region"] = environ["FLY_REGION"]
-        region = raw.get("region", "")
+        region = str(raw.get("region", ""))
         for key in ("replica_url", "redis_url"):
             if key in raw:
-                raw[key] = raw[key].replace("{region}", region)
+                raw[key] = str(raw[key]).replace("{region}", region)
         return msgspec.convert(raw, cls, strict=False)

@@ -14,6 +14,7 @@ import msgspec
 
 from georouting import PRIMARY_REGION, REGIONS, Point, check_regions
 from georouting.geo import region_point
+from mbwire.envcheck import check_known
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
@@ -22,6 +23,8 @@ SUPPORTED_ALGORITHMS = frozenset({"HS256", "EdDSA", "RS256"})
 ASYMMETRIC = frozenset({"EdDSA", "RS256"})
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_HS256_SECRET_BYTES = 32
+# EDGE_-named variables that are not settings: the Worker's KV binding (wrangler.toml).
+NOT_SETTINGS = frozenset({"EDGE_STATE"})
 
 
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,6 +86,8 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, environ: Mapping[str, str | None] | None = None) -> EdgeSettings:
         env = os.environ if environ is None else environ
+        known = {f"EDGE_{f.upper()}" for f in cls.__struct_fields__} | NOT_SETTINGS
+        check_known("EDGE_", env, known)
         raw: dict[str, object] = {
             k.removeprefix("EDGE_").lower(): v
             for k, v in env.items()
@@ -95,5 +100,5 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
             raw["jwt_algorithms"] = [a.strip() for a in algs.split(",") if a.strip()]
         if "dev_mode" in raw:
             raw["dev_mode"] = str(raw["dev_mode"]).strip().lower() in ("1", "true", "yes", "on")
-        known = set(cls.__struct_fields__)
-        return msgspec.convert({k: v for k, v in raw.items() if k in known}, cls, strict=False)
+        raw.pop("state", None)
+        return msgspec.convert(raw, cls, strict=False)

@@ -261,6 +261,13 @@ def cost_of(action: Action, body: bytes) -> int:
     return min(max(n, 1), action.max_items)
 
 
+def request_cost(method: str, path: str, body: bytes) -> int:
+    """``cost_of`` for a request by method and (decoded) path; 1 when no action matches (the
+    router answers it anyway)."""
+    found = match(method, path)
+    return cost_of(found.action, body) if found is not None else 1
+
+
 def idempotency_key(action: Action, header: str | None, body: bytes) -> str | None:
     """The key that makes retrying this write safe, or None (then it is never retried blind)."""
     if not action.writes:

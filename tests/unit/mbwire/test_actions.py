@@ -94,3 +94,10 @@ def test_document_has_bearer_auth_and_problem_schema() -> None:
     problem = doc["components"]["schemas"]["ProblemDetails"]
     assert set(problem["required"]) == {"type", "title", "status", "detail", "instance",
                                         "request_id"}
+
+
+def test_request_cost_prices_by_the_matching_action() -> None:
+    from mbwire.actions import request_cost
+
+    assert request_cost("GET", "/v1/twins/a", b"") == 1
+    assert request_cost("GET", "/nowhere", b"") == 1

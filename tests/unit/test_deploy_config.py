@@ -67,10 +67,13 @@ def test_setup_installs_from_the_lock_with_hashes() -> None:
     assert re.search(r"want=.*requirements/dev\.lock", setup)
 
 
-def _pins(lock: str) -> dict[str, str]:
+def _pins(lock: str) -> dict[str, set[str]]:
+    """Name -> pinned versions (several when markers fork the resolution per platform)."""
+    pins: dict[str, set[str]] = {}
     text = (ROOT / "requirements" / lock).read_text()
-    pins = re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.MULTILINE)
-    return {canonicalize_name(m[1]): m[2] for m in pins}
+    for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.MULTILINE):
+        pins.setdefault(canonicalize_name(m[1]), set()).add(m[2])
+    return pins
 
 
 def _requirements(*extras: str) -> list[Requirement]:
@@ -91,8 +94,9 @@ def test_locks_satisfy_pyproject(lock: str, extras: tuple[str, ...]) -> None:
     for req in _requirements(*extras):
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} is not in requirements/{lock}: run scripts/lock"
-        assert req.specifier.contains(pins[name], prereleases=True), (
-            f"requirements/{lock} pins {req.name}=={pins[name]}, pyproject wants {req}")
+        for version in pins[name]:
+            assert req.specifier.contains(version, prereleases=True), (
+                f"requirements/{lock} pins {req.name}=={version}, pyproject wants {req}")
 
 
 def _third_party_imports(folder: Path) -> set[str]:

@@ -7,7 +7,8 @@
     memorybank demo
 
 Every subcommand takes ``--data-dir DIR`` (default ``$MEMORYBANK_DATA_DIR``, else
-``./.memorybank``).
+``./.memorybank``). Only ``up`` makes a data directory: the others refuse one where no ``up`` ran
+(exit 3), so a mistyped directory is an error, not a fresh key whose tokens nothing accepts.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import msgspec
 
-from devstack import secrets
+from devstack import secrets, state
 from devstack.children import StackStatus
 from devstack.errors import StackError
 from devstack.launcher import Stack
-from devstack.state import ALL_SERVICES, SERVICE_ORDER
+from devstack.state import ALL_SERVICES, SERVICE_ORDER, STATE_FILE
 from devstack.topology import url_of
 
 EXIT_NOT_RUNNING = 3
@@ -37,6 +38,19 @@ def _data_dir_default() -> Path:
 
 def _comma_list(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _ttl(raw: str) -> int:
+    """A token lifetime in whole seconds, 1 to ``secrets.MAX_TTL_S``; argparse turns the
+    ValueError's message into a usage error (exit 2) instead of a traceback."""
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds <= secrets.MAX_TTL_S:
+        raise argparse.ArgumentTypeError(
+            f"must be whole seconds from 1 to {secrets.MAX_TTL_S} (30 days), not {raw!r}")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True)
     token.add_argument("--tier", choices=secrets.TIERS, default="free")
     token.add_argument("--role", choices=secrets.ROLES, default="agent")
-    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.add_argument("--ttl", type=_ttl, default=3600,
+                       help=f"seconds, 1 to {secrets.MAX_TTL_S} (default 3600)")
 
     sub.add_parser("demo", parents=[common], help="run the demo against the running stack")
     return parser
@@ -125,7 +140,13 @@ def cmd_status(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def cmd_token(args: argparse.Namespace, data_dir: Path) -> int:
-    key = secrets.load_or_create(data_dir).jwt_hs256_secret
+    # Only the key `up` made and the edge verifies with; a new one would sign dead tokens.
+    known = secrets.load(data_dir)
+    if known is None:
+        _say(f"no keys in {data_dir.resolve()} ({secrets.SECRETS_FILE} is missing): "
+             "run `memorybank up` there once to make them")
+        return EXIT_NOT_RUNNING
+    key = known.jwt_hs256_secret
     print(secrets.mint_token(key, args.sub, tier=args.tier, role=args.role, ttl=args.ttl))
     return 0
 
@@ -148,10 +169,22 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_t
             "demo": cmd_demo}
 
 
+def _no_stack(command: str, data_dir: Path) -> bool:
+    """True (and says so) when ``data_dir`` holds no stack: a typo in ``--data-dir`` or
+    ``$MEMORYBANK_DATA_DIR`` must not pass for an empty stack, or create one."""
+    if state.load(data_dir) is not None:
+        return False
+    _say(f"memorybank {command}: no stack in {data_dir.resolve()} (no {STATE_FILE}); check "
+         "--data-dir / $MEMORYBANK_DATA_DIR, or run `memorybank up` with it first")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     data_dir = args.data_dir or _data_dir_default()
     try:
+        if args.command != "up" and _no_stack(args.command, data_dir):
+            return EXIT_NOT_RUNNING
         return COMMANDS[args.command](args, data_dir)
     except StackError as exc:
         _say(f"memorybank {args.command}: {exc}")

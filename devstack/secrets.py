@@ -21,6 +21,7 @@ from typing import get_args
 import jwt
 import msgspec
 
+from devstack.errors import StackError
 from mbwire.types import Role, Tier
 
 SECRETS_FILE = "secrets.json"
@@ -28,6 +29,9 @@ JWT_AUDIENCE = "memory-bank"
 JWT_ISSUER = "memorybank-dev"
 TIERS: tuple[str, ...] = get_args(Tier)
 ROLES: tuple[str, ...] = get_args(Role)
+# Dev tokens are bearer secrets that cannot be revoked: a month is long enough for any session
+# against a local stack and short enough that a leaked one dies.
+MAX_TTL_S = 30 * 24 * 3600
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,18 +48,31 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def load_or_create(data_dir: Path) -> Secrets:
-    """The data directory's secrets, generating and storing them on first use."""
+def load(data_dir: Path) -> Secrets | None:
+    """The data directory's secrets, or None if no ``up`` ever made them (nothing is created)."""
     path = data_dir / SECRETS_FILE
-    if path.exists():
+    if not path.is_file():
+        return None
+    try:
         return msgspec.json.decode(path.read_bytes(), type=Secrets)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise StackError(f"{path} is not a Memory Bank secrets file: {exc}") from None
+
+
+def load_or_create(data_dir: Path) -> Secrets:
+    """The data directory's secrets, generating and storing them on first use (only ``up``)."""
+    path = data_dir / SECRETS_FILE
+    if (existing := load(data_dir)) is not None:
+        return existing
     data_dir.mkdir(parents=True, exist_ok=True)
     fresh = Secrets.generate()
     # O_EXCL: if another `up` raced us here, its file wins and we read it back below.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return msgspec.json.decode(path.read_bytes(), type=Secrets)
+        raced = load(data_dir)
+        assert raced is not None  # the file that beat our O_EXCL
+        return raced
     with os.fdopen(fd, "wb") as f:
         f.write(msgspec.json.format(msgspec.json.encode(fresh)))
     return fresh
@@ -75,8 +92,8 @@ def mint_token(
         raise ValueError(f"tier must be one of {', '.join(TIERS)}")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if ttl <= 0:
-        raise ValueError("ttl must be positive")
+    if not 0 < ttl <= MAX_TTL_S:
+        raise ValueError(f"ttl must be from 1 to {MAX_TTL_S} seconds (30 days), not {ttl}")
     issued = int(time.time() if now is None else now)
     claims = {
         "sub": sub,

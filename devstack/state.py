@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from devstack.errors import StackError
 from devstack.procs import ProcessRecord
 from devstack.topology import Topology
 
@@ -46,10 +47,14 @@ class StackState(msgspec.Struct, kw_only=True):
 
 
 def load(data_dir: Path) -> StackState | None:
+    """The stack recorded in ``data_dir``, or None if no ``up`` ran there (nothing is created)."""
     path = data_dir / STATE_FILE
-    if not path.exists():
+    if not path.is_file():
         return None
-    return msgspec.json.decode(path.read_bytes(), type=StackState)
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=StackState)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise StackError(f"{path} is not a Memory Bank stack file: {exc}") from None
 
 
 def save(data_dir: Path, state: StackState) -> None:

@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 from devstack import cli, secrets
+from tests.unit.devstack.stack_files import stopped_stack
 
 
 def test_data_dir_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,6 +25,7 @@ def test_up_arguments() -> None:
 
 
 def test_token_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stopped_stack(tmp_path)
     code = cli.main(["token", "--sub", "carol", "--tier", "enterprise", "--role", "admin",
                      "--ttl", "120", "--data-dir", str(tmp_path)])
     assert code == 0
@@ -35,6 +37,7 @@ def test_token_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_bad_tier_is_a_usage_error(tmp_path: Path) -> None:
+    stopped_stack(tmp_path)
     with pytest.raises(SystemExit) as exc:
         cli.main(["token", "--sub", "x", "--tier", "gold", "--data-dir", str(tmp_path)])
     assert exc.value.code == 2

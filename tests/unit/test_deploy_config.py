@@ -1,0 +1,123 @@
+"""What ships: the Fly configs, the image, the locks and the Worker's dependency list, read as
+files (no Docker, no network), so a regression shows up before a deploy does."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+FLY_CONFIGS = ("fly.toml", "central/fly.toml")
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+OURS = {"memorybank", "memorybank-geo"}
+# Import name -> distribution, for what the Worker imports that is not ours or the runtime's.
+DISTRIBUTION_OF = {"msgspec": "msgspec", "jwt": "pyjwt"}
+RUNTIME_MODULES = {"workers", "js", "pyodide"}  # provided by the Workers runtime, not vendored
+LOCAL_MODULES = {"mbwire", "mbedge", "georouting", "entry"}
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = [ln.strip() for ln in text.splitlines()]
+    pairs = [ln.split(None, 1) for ln in lines if ln and not ln.startswith("#")]
+    return [(op.upper(), args) for op, args in pairs]
+
+
+@pytest.mark.parametrize("config", FLY_CONFIGS)
+def test_fly_processes_bind_the_private_ipv6_network(config: str) -> None:
+    # .internal names resolve to 6PN IPv6 addresses only: a 0.0.0.0 bind refuses those peers.
+    processes = tomllib.loads((ROOT / config).read_text())["processes"]
+    assert processes
+    for name, command in processes.items():
+        argv = shlex.split(command)
+        assert "--host" in argv, f"{config} [{name}] names no --host"
+        assert argv[argv.index("--host") + 1] in {"::", "[::]"}, f"{config} [{name}]"
+
+
+def test_the_image_runs_as_a_non_root_user() -> None:
+    users = [args.split(":")[0] for op, args in _dockerfile() if op == "USER"]
+    assert users, "the Dockerfile has no USER line: the services would run as root"
+    assert users[-1] not in {"root", "0"}
+    # The user must exist in the image: created by a RUN before the last USER line.
+    runs = [args for op, args in _dockerfile() if op == "RUN"]
+    assert any("useradd" in args and users[-1] in args for args in runs)
+
+
+def test_the_image_installs_from_the_lock_with_hashes() -> None:
+    runs = [args for op, args in _dockerfile() if op == "RUN"]
+    locked = [r for r in runs if "--require-hashes" in r and "requirements/deploy.lock" in r]
+    assert locked, "no RUN installs requirements/deploy.lock with --require-hashes"
+    unlocked = [r for r in runs if "pip install" in r and r not in locked and "--no-deps" not in r]
+    assert not unlocked, f"pip installs that resolve outside the lock: {unlocked}"
+
+
+def test_setup_installs_from_the_lock_with_hashes() -> None:
+    setup = (ROOT / "scripts/setup").read_text()
+    assert "--require-hashes -r requirements/dev.lock" in setup
+    # The stamp covers the lock, so a regenerated lock reinstalls.
+    assert re.search(r"want=.*requirements/dev\.lock", setup)
+
+
+def _pins(lock: str) -> dict[str, set[str]]:
+    """Name -> pinned versions (several when markers fork the resolution per platform)."""
+    pins: dict[str, set[str]] = {}
+    text = (ROOT / "requirements" / lock).read_text()
+    for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.MULTILINE):
+        pins.setdefault(canonicalize_name(m[1]), set()).add(m[2])
+    return pins
+
+
+def _requirements(*extras: str) -> list[Requirement]:
+    project = PYPROJECT["project"]
+    raw = list(project["dependencies"])
+    for extra in extras:
+        raw += project["optional-dependencies"][extra]
+    return [Requirement(r) for r in raw if canonicalize_name(Requirement(r).name) not in OURS]
+
+
+@pytest.mark.parametrize(
+    ("lock", "extras"),
+    [("dev.lock", ("central", "hub", "stack", "dev")), ("deploy.lock", ("central", "hub"))],
+)
+def test_locks_satisfy_pyproject(lock: str, extras: tuple[str, ...]) -> None:
+    # A range edited without `scripts/lock` would otherwise install something pyproject refuses.
+    pins = _pins(lock)
+    for req in _requirements(*extras):
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not in requirements/{lock}: run scripts/lock"
+        for version in pins[name]:
+            assert req.specifier.contains(version, prereleases=True), (
+                f"requirements/{lock} pins {req.name}=={version}, pyproject wants {req}")
+
+
+def _third_party_imports(folder: Path) -> set[str]:
+    names: set[str] = set()
+    for source in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - LOCAL_MODULES - RUNTIME_MODULES - {"__future__"}
+
+
+def test_worker_dependencies_are_what_the_worker_imports() -> None:
+    # pywrangler vendors [project] dependencies into the Worker: anything extra is dead weight
+    # (and must exist for Pyodide); anything missing fails at the first request.
+    imported = _third_party_imports(ROOT / "edge") | _third_party_imports(ROOT / "geo-routing")
+    unmapped = imported - DISTRIBUTION_OF.keys()
+    assert not unmapped, f"edge/ imports {unmapped}: add them to DISTRIBUTION_OF and pyproject"
+    worker = PYPROJECT["project"]["dependencies"]
+    declared = {canonicalize_name(Requirement(r).name) for r in worker}
+    # cryptography is PyJWT's backend for EdDSA / RS256; memorybank-geo is georouting.
+    wanted = {DISTRIBUTION_OF[name] for name in imported} | {"cryptography", "memorybank-geo"}
+    assert declared == wanted

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +13,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from mbhttp import RequestContextMiddleware, exception_handlers, setup_tracing
+from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, setup_tracing
 from mbhttp.guard import hop_guard
 from mbwire import HopSigner
 from regional import ops, twins
@@ -30,7 +29,7 @@ from regional.twins import TwinReads
 
 def create_app(settings: HubSettings | None = None) -> Litestar:
     settings = settings or HubSettings.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing(f"memorybank-hub-{settings.region}")
     replica = Replica(settings.replica_url)
     clock = ReplayClock(settings.replica_url)

@@ -59,7 +59,7 @@ def idempotency_key(req: EdgeRequest, path: str) -> str | None:
             events = msgspec.json.decode(req.body, type=_Events).events
             keys = [e.idempotency_key for e in events]
             return ",".join(k for k in keys if k) if keys and all(keys) else None
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # nested too deep
         return None  # the hub answers the malformed body; it is simply not retried
     return None
 

@@ -48,7 +48,7 @@ def request_cost(req: EdgeRequest) -> int:
         return 1
     try:
         n = len(msgspec.json.decode(req.body, type=_Batch).queries)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # nested too deep
         return 1
     return min(max(n, 1), BATCH_MAX)
 

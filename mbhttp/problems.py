@@ -57,16 +57,17 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Litestar's own errors (no route, wrong method, body too large) in the same shape."""
     status = exc.status_code
     slug, title = _HTTP.get(status, ("http-error", "HTTP error"))
+    request_id = request_id_of(request)
     body = {
         "type": PROBLEM_BASE + slug,
         "title": title,
         "status": status,
         "detail": str(exc.detail),
         "instance": request.url.path,
-        "request_id": request_id_of(request),
+        "request_id": request_id,
     }
     return Response(content=body, status_code=status, media_type=PROBLEM_CONTENT_TYPE,
-                    headers={**(exc.headers or {}), **_id_header(body["request_id"])})
+                    headers={**(exc.headers or {}), **_id_header(request_id)})
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

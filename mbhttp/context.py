@@ -81,6 +81,8 @@ class RequestContextMiddleware(ASGIMiddleware):
                     await send(message)
 
                 await next_app(scope, receive, stamped)
+                # The path is logged as the client sent it (decoded: %0a is a newline here);
+                # mbhttp.logs' formatter escapes it, as it does every record's client text.
                 access_log.info(
                     "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
                     scope["path"], status, (time.perf_counter() - started) * 1000,

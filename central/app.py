@@ -17,7 +17,7 @@ from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
 from central.store import Store
 from central.twins import TwinWriter
-from mbhttp import RequestContextMiddleware, exception_handlers, setup_tracing
+from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, setup_tracing
 from mbhttp.guard import hop_guard
 from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner, Unavailable
@@ -25,7 +25,7 @@ from mbwire import HopSigner, Unavailable
 
 def create_app(settings: CentralSettings | None = None) -> Litestar:
     settings = settings or CentralSettings.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing("memorybank-central")
     store = Store(settings.database_url)
     writer = TwinWriter(store, resident=settings.resident_twins)

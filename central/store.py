@@ -19,7 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from mbwire import ConsistencyToken, Unavailable
+from mbwire import ConsistencyToken, Unavailable, Unprocessable
 from mbwire.access import TWIN_WRITABLE_SQL
 
 # The caller's right to write is checked in the same statement as the write (mbwire.access).
@@ -135,13 +135,22 @@ class Store:
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection; driver failures leave as ``Unavailable`` (503 + Retry-After).
         A connection lost during COMMIT is reported the same way: the write was not
-        acknowledged, so the client retries (Yjs updates and merge patches are idempotent)."""
+        acknowledged, so the client retries (Yjs updates and merge patches are idempotent).
+
+        Data Postgres refuses (``DataError``: a NUL in text or jsonb, a character the encoding
+        lacks) leaves as ``Unprocessable`` (422), after the transaction rolled back. The
+        checks before the store (``crdt``, the wire types) should catch such input first; this
+        is the backstop that keeps a value they missed from becoming a 500."""
         try:
             async with self.pool.connection(timeout=10) as conn:
                 yield conn
         except (psycopg.OperationalError, TimeoutError) as exc:
             raise Unavailable(f"the primary database is unavailable ({type(exc).__name__})",
                               retry_after=1) from None
+        except psycopg.DataError as exc:
+            raise Unprocessable(
+                f"the database cannot store this value: {_first_line(exc)}"
+            ) from None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[WriteTx]:
@@ -196,6 +205,11 @@ class Store:
                 {"region": r[0], "state": r[1], "replay_lag_ms": r[2], "behind_bytes": r[3]}
                 for r in await cur.fetchall()
             ]
+
+
+def _first_line(exc: psycopg.DataError) -> str:
+    """The driver's message without its context lines (which may quote the statement)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 async def _wal_position(conn: psycopg.AsyncConnection[Any]) -> ConsistencyToken:

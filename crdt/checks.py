@@ -9,7 +9,8 @@ writer wins. Every item of such a document is a *map entry*, so an update must:
   else is list or text content, or another root, invisible to every API yet stored forever;
 - insert nothing *before* a known item (a right origin): Yjs map entries never have one;
 - hold exactly one live value per item (merged tombstones may be longer);
-- nest ``Y.Map`` only: no ``Y.Array``, ``Y.Text``, XML or subdocuments.
+- nest ``Y.Map`` only: no ``Y.Array``, ``Y.Text``, XML or subdocuments;
+- hold no U+0000 in any string (root, key or value): Postgres cannot store it.
 
 Why so strict: Yrs integrates shapes that no Yjs client writes without complaint, then
 disagrees with itself about them. Fuzzing found updates whose values land in one place in
@@ -54,6 +55,8 @@ def check_update(update: bytes) -> Inspection:
         deletions, end = v1.read_delete_set(update, offset)
         if end != len(update):
             raise ValueError("trailing bytes after the delete set")
+    except structs.Unstorable as exc:
+        raise InvalidUpdate(f"update refused: {exc}") from None
     except ValueError as exc:
         raise InvalidUpdate(f"not a Yjs V1 update: {exc}") from None
     for item in items:

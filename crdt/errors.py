@@ -40,7 +40,8 @@ class InvalidStateVector(CrdtError):
 class InvalidPatch(CrdtError):
     """A merge patch or initial profile that cannot become a profile: not a JSON object at the
     top, or holding values JSON or Yjs cannot carry (non-finite floats, integers outside 64
-    bits, strings with lone surrogates, non-string keys, nesting deeper than the limit)."""
+    bits, strings with lone surrogates or U+0000, non-string keys, nesting deeper than the
+    limit)."""
 
 
 def is_panic(exc: BaseException) -> bool:

@@ -27,6 +27,10 @@ _MAP = 1  # the one shared type ref accepted: no Array, Text, XML types or subdo
 _ANY_DEPTH = 64
 
 
+class Unstorable(ValueError):
+    """Well-formed, but holding what the twin's store cannot keep (a NUL in a string)."""
+
+
 class Item(NamedTuple):
     """What the checks need to know about one item."""
 
@@ -160,7 +164,11 @@ def _bytes(data: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def _string(data: bytes, pos: int) -> tuple[str, int]:
+    """A root name, key or string value: UTF-8 without U+0000, which Postgres cannot store
+    (the profile is kept as jsonb too); checked on the bytes, where it is one C-speed scan."""
     raw, pos = _bytes(data, pos)
+    if b"\x00" in raw:
+        raise Unstorable("a string holds U+0000 (NUL), which a twin cannot store")
     try:
         return raw.decode("utf-8"), pos
     except UnicodeDecodeError:

@@ -13,7 +13,8 @@ float. One quirk: the float ``2.0**63`` is written saturated, as ``9223372036854
 
 Everything pycrdt cannot carry is refused here, before any operation reaches a document,
 because pycrdt *panics* (a ``BaseException``) on an integer beyond 64 bits, a string with a
-lone surrogate or a non-string key, and silently writes NaN and infinities as ``null``.
+lone surrogate or a non-string key, and silently writes NaN and infinities as ``null``; and
+U+0000, which pycrdt carries but Postgres cannot store (the profile is also kept as jsonb).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from pycrdt import Map
 from crdt.errors import InvalidPatch
 
 MAX_DEPTH = 64
-"""Deepest nesting accepted; far beyond any sensible profile, well within recursion limits."""
+"""Deepest nesting accepted (objects and arrays), for JSON profiles and Yjs maps alike. 64 is
+far beyond any profile a person or an agent writes (a handful of levels), and far within every
+recursive step a document goes through (msgspec's decoder, this check, ``to_crdt``, Yrs'
+rendering, ``json.dumps`` for Postgres), each of which would fail in the thousands."""
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -59,6 +63,9 @@ def check_json(value: Any, path: str = "$", depth: int = 0) -> None:
 
 
 def _check_text(text: str, path: str) -> None:
+    # Postgres stores the profile as jsonb, which cannot hold U+0000 (nor can its text type).
+    if "\x00" in text:
+        raise InvalidPatch(f"string holds U+0000 (NUL), which a twin cannot store - at `{path}`")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -25,12 +25,15 @@ access_log = logging.getLogger("memorybank.access")
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:
     """The id the middleware settled on; for errors raised before it ran (no such route, wrong
-    method), the caller's own id if sane."""
-    settled = request.scope.get("state", {}).get("request_id")
+    method), the caller's own id if sane, else a fresh one, settled here so it stays the
+    same for the rest of the request (the problem's body and its ``X-Request-Id``)."""
+    state = request.scope.setdefault("state", {})
+    settled = state.get("request_id")
     if settled:
         return str(settled)
     sent = request.headers.get(REQUEST_ID_HEADER, "")
-    return sent if _SANE_ID.match(sent) else ""
+    state["request_id"] = request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
+    return request_id
 
 
 class RequestContextMiddleware(ASGIMiddleware):
@@ -78,6 +81,8 @@ class RequestContextMiddleware(ASGIMiddleware):
                     await send(message)
 
                 await next_app(scope, receive, stamped)
+                # The path is logged as the client sent it (decoded: %0a is a newline here);
+                # mbhttp.logs' formatter escapes it, as it does every record's client text.
                 access_log.info(
                     "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
                     scope["path"], status, (time.perf_counter() - started) * 1000,

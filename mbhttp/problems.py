@@ -28,12 +28,19 @@ _HTTP = {
 
 
 def render(request: Request[Any, Any, Any], problem: Problem) -> Response[Any]:
+    request_id = request_id_of(request)
     return Response(
-        content=problem.body(instance=request.url.path, request_id=request_id_of(request)),
+        content=problem.body(instance=request.url.path, request_id=request_id),
         status_code=problem.status,
         media_type=PROBLEM_CONTENT_TYPE,
-        headers=problem.headers(),
+        headers={**problem.headers(), **_id_header(request_id)},
     )
+
+
+def _id_header(request_id: str) -> dict[str, str]:
+    """``X-Request-Id`` for problems raised where the request-context middleware does not run
+    (no route matched, wrong method), so the header and the body's ``request_id`` agree."""
+    return {"X-Request-Id": request_id}
 
 
 def _problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
@@ -50,16 +57,17 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Litestar's own errors (no route, wrong method, body too large) in the same shape."""
     status = exc.status_code
     slug, title = _HTTP.get(status, ("http-error", "HTTP error"))
+    request_id = request_id_of(request)
     body = {
         "type": PROBLEM_BASE + slug,
         "title": title,
         "status": status,
         "detail": str(exc.detail),
         "instance": request.url.path,
-        "request_id": request_id_of(request),
+        "request_id": request_id,
     }
     return Response(content=body, status_code=status, media_type=PROBLEM_CONTENT_TYPE,
-                    headers=dict(exc.headers or {}))
+                    headers={**(exc.headers or {}), **_id_header(request_id)})
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

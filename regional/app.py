@@ -4,7 +4,6 @@ writes to central, follows the change feed. Clients and loops live in the lifesp
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +11,7 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.di import Provide
 
-from mbhttp import RequestContextMiddleware, exception_handlers, setup_tracing
+from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, setup_tracing
 from mbhttp.docs import docs_routes
 from mbhttp.guard import hop_guard
 from mbhttp.routes import max_body, routes_for
@@ -34,7 +33,7 @@ from regional.twins import TwinReads
 
 def create_app(settings: HubSettings | None = None) -> Litestar:
     settings = settings or HubSettings.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing(f"memorybank-hub-{settings.region}")
     replica = Replica(settings.replica_url)
     central = CentralClient(settings.central_url, settings.central_secret,

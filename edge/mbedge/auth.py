@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,12 +28,13 @@ import msgspec
 
 from mbedge.settings import ASYMMETRIC, EdgeSettings
 from mbwire import Principal, Unauthorized
-from mbwire.types import Role, Tier
+from mbwire.types import SUB_MAX_LENGTH, SUB_PATTERN, Role, Tier
 
 REQUIRED_CLAIMS = ["sub", "exp", "aud", "iss", "tier"]
 TIERS: frozenset[str] = frozenset(get_args(Tier))
 ROLES: frozenset[str] = frozenset(get_args(Role))
-MAX_SUB_LENGTH = 256
+MAX_SUB_LENGTH = SUB_MAX_LENGTH
+_SUB = re.compile(SUB_PATTERN)
 VERIFIED_CACHE_SIZE = 4096
 
 
@@ -142,6 +144,10 @@ class Authenticator:
         sub, tier, role = claims.get("sub"), claims.get("tier"), claims.get("role", "agent")
         if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_LENGTH:
             raise Unauthorized("token 'sub' must be a non-empty string of at most 256 characters")
+        if not _SUB.match(sub):
+            # The sub is stored as text and logged: a control character (a NUL, a newline) in
+            # it would break the store or forge a log line, and no identity provider sends one.
+            raise Unauthorized("token 'sub' must not contain control characters")
         if tier not in TIERS:
             raise Unauthorized(f"token 'tier' must be one of {', '.join(sorted(TIERS))}")
         if role not in ROLES:

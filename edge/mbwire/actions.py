@@ -99,8 +99,6 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
         return not self.writes
 
 
-TWIN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"
-
 _FIELDS = Param(
     name="fields",
     description="Comma-separated paths to keep (dotted = nested), e.g. `name,address.city`.",
@@ -256,7 +254,7 @@ def cost_of(action: Action, body: bytes) -> int:
     try:
         raw = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
         n = len(msgspec.json.decode(raw.get(action.cost_items, b"[]"), type=list[msgspec.Raw]))
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # nested too deep
         return 1
     return min(max(n, 1), action.max_items)
 
@@ -286,7 +284,7 @@ def idempotency_key(action: Action, header: str | None, body: bytes) -> str | No
             keys = [i.get(field) if isinstance(i, dict) else None for i in items]
             if all(isinstance(k, str) and k for k in keys):
                 return ",".join(str(k) for k in keys)
-    except (msgspec.DecodeError, msgspec.ValidationError, AttributeError, TypeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     return None
 

@@ -1,5 +1,10 @@
 """Strict decoding of request bodies and path values into wire types, with errors that name
-the failing path: malformed JSON is a 400, JSON of the wrong shape a 422."""
+the failing path: malformed JSON is a 400, JSON of the wrong shape a 422.
+
+Nesting: msgspec decodes recursively, so a body nested thousands deep raises ``RecursionError``
+(its depth depends on the stack left, not on a setting). That is a 422 naming ``MAX_DEPTH``:
+well-formed JSON, nested far deeper than any type here accepts; shallower documents decode and
+are held to ``MAX_DEPTH`` where their content is checked (``crdt.values`` for profiles)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from mbwire.errors import BadRequest, Unprocessable
 from mbwire.types import TWIN_ID_PATTERN
 
 T = TypeVar("T")
+MAX_DEPTH = 64
+"""Deepest JSON nesting any body may hold (the profile limit: ``crdt.values.MAX_DEPTH``)."""
 _TWIN_ID = re.compile(TWIN_ID_PATTERN)
 
 
@@ -22,6 +29,10 @@ def decode_json(body: bytes, type_: type[T]) -> T:
         raise Unprocessable(f"request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Unprocessable(
+            f"request body: JSON nested deeper than the limit of {MAX_DEPTH} levels"
+        ) from None
 
 
 def decode_object(body: bytes) -> dict[str, Any]:

@@ -74,8 +74,8 @@ def _schema_of(tp: Any, inline: dict[str, Any]) -> dict[str, Any]:
 def _operation(action: Action, inline: dict[str, Any]) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True,
-         "schema": {"type": "string", "pattern": f"^{t.TWIN_ID_PATTERN[1:-1]}$"}
-         if name == "twin_id" else {"type": "string", "minLength": 1, "maxLength": 256}}
+         "schema": {"type": "string", "pattern": t.TWIN_ID_PATTERN}
+         if name == "twin_id" else {"type": "string", "maxLength": 256, "pattern": t.SUB_PATTERN}}
         for name in _path_params(action.path)
     ]
     params += [{"name": p.name, "in": "query", "required": p.required,

@@ -10,10 +10,21 @@ Tier = Literal["free", "pro", "enterprise", "internal"]
 Role = Literal["agent", "participant", "sre", "admin"]
 Access = Literal["read", "write"]
 
+# Patterns end with END, not ``$``: Python's ``$`` (msgspec checks with ``re``) also matches
+# before a trailing newline, so ``^[a-z]+$`` accepts "abc\n". END means "end of string" in
+# Python and in ECMA-262 alike (JSON Schema's dialect, so the OpenAPI document keeps it).
+END = r"(?![\s\S])"
 # A twin id: what a URL path segment can carry without escaping.
-TWIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+TWIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + END
 TwinId = Annotated[str, msgspec.Meta(pattern=TWIN_ID_PATTERN)]
-Sub = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# A principal's id (JWT ``sub``, a grant's ``sub``): no control characters at all (C0, DEL,
+# C1). A sub is stored as text (Postgres refuses U+0000), written into logs and headers, and
+# no identity provider issues one with a control character: refusing them is the safe choice.
+SUB_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+" + END
+SUB_MAX_LENGTH = 256
+Sub = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=SUB_MAX_LENGTH, pattern=SUB_PATTERN)
+]
 
 TIER_LIMITS_PER_MINUTE: dict[str, int] = {
     "free": 10,
@@ -30,7 +41,7 @@ class Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 class Principal(Wire, frozen=True):
     """Who is calling, as the edge verified it from the JWT."""
 
-    sub: str
+    sub: Sub
     tier: Tier
     role: Role = "agent"
 
@@ -69,7 +80,7 @@ class TwinGrant(Wire, frozen=True):
 
 class GrantWritten(Wire, frozen=True):
     twin_id: TwinId
-    sub: str
+    sub: Sub
     access: Access
     consistency_token: str
 

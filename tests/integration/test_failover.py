@@ -1,6 +1,7 @@
 """Failover on the full local stack: kill one hub mid-load, reads keep succeeding through another
 region (failures counted, expected none since reads are retried inside the request); restart it
-and traffic returns to it once the edge's probe sees it healthy."""
+and traffic returns to it once the edge's probe sees it healthy. Behaviour only: the waits are
+generous timeouts, never a speed to meet (bench/edge_bench.py measures failover time)."""
 
 from __future__ import annotations
 
@@ -68,8 +69,12 @@ async def test_hub_killed_mid_load_then_restarted(live, http: httpx.AsyncClient)
         await asyncio.to_thread(live.stack.stop_process, "hub-ams")
         assert await _wait_for(lambda: load.hubs_since(killed_at)["iad"] >= 50, 15), (
             load.failures, load.hubs_since(killed_at))
-        after_kill = load.hubs_since(killed_at + 0.5)
-        assert after_kill["ams"] == 0 and after_kill["iad"] > 0
+        # Once reads have failed over, the dead hub answers none of the next ones. How fast
+        # the edge fails over is a measurement, not a test: bench/edge_bench.py reports it.
+        failed_over = time.monotonic()
+        assert await _wait_for(lambda: load.hubs_since(failed_over)["iad"] >= 20, 15), (
+            load.failures, load.hubs_since(failed_over))
+        assert load.hubs_since(failed_over)["ams"] == 0, load.hubs_since(failed_over)
         # Reads are retried on the next hub inside the request: the client sees no failure.
         assert sum(load.failures.values()) <= 2, load.failures
 

@@ -20,7 +20,7 @@ from crdt import (
     profile_of,
 )
 from crdt.v1 import decode_state_vector
-from tests.unit.crdt.crdt_helpers import canon, patches, profiles, rfc7396
+from tests.unit.crdt.crdt_helpers import canon, patches, profiles, rfc7396, texts
 
 ALICE, BOB = client_id_for("alice"), client_id_for("bob")
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,7 +137,7 @@ def test_concurrent_patches_to_different_keys_both_survive() -> None:
         }
 
 
-@given(alice_value=st.integers(-(2**63), 2**63 - 1) | st.text(), bob_value=st.text())
+@given(alice_value=st.integers(-(2**63), 2**63 - 1) | texts, bob_value=texts)
 @settings(deadline=None)
 def test_concurrent_patches_to_one_key_pick_the_same_winner_everywhere(
     alice_value: Any, bob_value: Any

@@ -158,6 +158,13 @@ def test_bad_claims(bad: dict[str, Any]) -> None:
     rejects(auth(), f"Bearer {token(**bad)}")
 
 
+@pytest.mark.parametrize("sub", ["a\x00b", "\x00", "bob\n", "a\nb", "a\rb", "a\x1bb", "a\x85b"])
+def test_a_sub_with_control_characters_is_refused(sub: str) -> None:
+    """The sub is stored as text (Postgres refuses U+0000) and logged (a newline forges a
+    line): 401 with the reason, not a 500 from central's driver."""
+    assert "control characters" in rejects(auth(), f"Bearer {token(sub)}")
+
+
 def test_token_size_capped() -> None:
     assert "too large" in rejects(auth(), f"Bearer {token(pad='x' * 9000)}")
 

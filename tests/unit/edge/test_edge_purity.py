@@ -62,7 +62,6 @@ for pkg in ('mbedge', 'mbwire', 'georouting'):
     mod = importlib.import_module(pkg)
     for info in pkgutil.walk_packages(mod.__path__, pkg + '.'):
         importlib.import_module(info.name)
-assert 'threading' not in sys.modules or True  # stdlib asyncio may load it; we scan sources
 print('ok')
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -16,6 +16,7 @@ from mbwire import (
     RateLimited,
     ReplicaBehind,
     TwinCreate,
+    TwinGrant,
     Unauthorized,
     Unprocessable,
 )
@@ -25,7 +26,8 @@ from mbwire.errors import PROBLEM_BASE
 SECRET = "a-secret-of-sufficient-length"
 principals = st.builds(
     Principal,
-    sub=st.text(min_size=1, max_size=40),
+    # Any sub a token may carry: no control characters (C0, DEL, C1), as SUB_PATTERN says.
+    sub=st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=40),
     tier=st.sampled_from(["free", "pro", "enterprise", "internal"]),
     role=st.sampled_from(["agent", "participant", "sre", "admin"]),
 )
@@ -55,6 +57,23 @@ def test_hop_round_trips_the_principal(principal: Principal, method: str, rid: s
     signer = HopSigner(SECRET)
     headers = signer.sign(method, "/v1/twins/x", principal, rid)
     assert signer.verify(method, "/v1/twins/x", headers, rid) == principal
+
+
+@pytest.mark.parametrize("sub", ["a\x00b", "bob\n", "\nbob", "a\rb", "a\x7fb", "a\x85b", ""])
+def test_a_sub_with_control_characters_is_not_a_principal(sub: str) -> None:
+    # "bob\n" too: Python's ``$`` matches before a trailing newline.
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.sub"):
+        msgspec.convert({"sub": sub, "tier": "pro"}, Principal)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"sub": sub, "access": "read"}, TwinGrant)
+
+
+@pytest.mark.parametrize("twin_id", ["abc\n", "abc\x00", "", "-abc", "a" * 129])
+def test_twin_ids_end_where_the_string_ends(twin_id: str) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"twin_id": twin_id}, TwinCreate)
+    with pytest.raises(Unprocessable):
+        check_twin_id(twin_id)
 
 
 def test_hop_rejects_forgery_tampering_replay_and_other_secrets() -> None:
@@ -109,3 +128,12 @@ def test_decoding_names_what_is_wrong() -> None:
 @given(principals)
 def test_principal_wire_round_trip(principal: Principal) -> None:
     assert msgspec.json.decode(msgspec.json.encode(principal), type=Principal) == principal
+
+
+@pytest.mark.parametrize("opener,closer", [("{\"a\":", "}"), ("[", "]")])
+def test_json_nested_thousands_deep_is_a_422_naming_the_limit(opener: str, closer: str) -> None:
+    body = (opener * 10_000 + "1" + closer * 10_000).encode()
+    with pytest.raises(Unprocessable, match="nested deeper than the limit of 64 levels"):
+        decode_object(b'{"p": ' + body + b"}")
+    with pytest.raises(Unprocessable):  # arrays: "Expected `object`" comes first
+        decode_json(b'{"profile": ' + body + b"}", TwinCreate)

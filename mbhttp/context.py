@@ -17,7 +17,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-REQUEST_ID_HEADER = "x-request-id"
+from mbwire import headers as h
+
+REQUEST_ID_HEADER = h.REQUEST_ID
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _tracer = trace.get_tracer("memorybank")
 access_log = logging.getLogger("memorybank.access")
@@ -68,10 +70,10 @@ class RequestContextMiddleware(ASGIMiddleware):
                     if message["type"] == "http.response.start":
                         status = message["status"]
                         out = MutableScopeHeaders.from_message(message)
-                        out["X-Request-Id"] = request_id
+                        out[h.REQUEST_ID] = request_id
                         # W3C Trace Context level 2: tells the caller which trace answered.
                         out["traceresponse"] = f"00-{trace_id}-{ctx.span_id:016x}-01"
-                        out["X-Served-By"] = self.served_by
+                        out[h.SERVED_BY] = self.served_by
                         for name, value in self.extra_headers.items():
                             out[name] = value
                         # Headers a guard decided on (e.g. the fleet rate limit's counts).

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from mbhttp.context import request_id_of
+from mbwire import headers as h
 from mbwire.errors import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, Problem, Unprocessable
 
 log = logging.getLogger("memorybank.errors")
@@ -40,7 +41,7 @@ def render(request: Request[Any, Any, Any], problem: Problem) -> Response[Any]:
 def _id_header(request_id: str) -> dict[str, str]:
     """``X-Request-Id`` for problems raised where the request-context middleware does not run
     (no route matched, wrong method), so the header and the body's ``request_id`` agree."""
-    return {"X-Request-Id": request_id}
+    return {h.REQUEST_ID: request_id}
 
 
 def _problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:

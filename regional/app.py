@@ -16,6 +16,7 @@ from mbhttp.docs import docs_routes
 from mbhttp.guard import hop_guard
 from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
+from mbwire import headers as h
 from mbwire.actions import request_cost
 from regional import ops, twins
 from regional.admission import FleetAdmission
@@ -99,7 +100,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         },
         guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission)],
         middleware=[RequestContextMiddleware(
-            served_by=f"hub={settings.region}", extra_headers={"X-MB-Hub": settings.region}
+            served_by=f"hub={settings.region}", extra_headers={h.HUB: settings.region}
         )],
         exception_handlers=exception_handlers(),
         # Plain synchronous logging (configured above): Litestar's default hands every record to

@@ -24,8 +24,9 @@ from mbwire import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from mbwire import headers as h
 
-_PASS_BACK = ("content-type", "x-consistency-token", "retry-after", "location")
+_PASS_BACK = ("content-type", h.CONSISTENCY_TOKEN, h.RETRY_AFTER, "location")
 # RFC 3986 pchars and "/": what may stay unescaped in a path.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -76,7 +77,7 @@ class CentralClient:
         wire_path = quote(path, safe=_PATH_SAFE)
         headers = self._signer.sign(method, wire_path, principal, request_id,
                                     query=query, body=body)
-        headers["x-request-id"] = request_id
+        headers[h.REQUEST_ID] = request_id
         headers.update(outbound_trace_headers())
         if content_type:
             headers["content-type"] = content_type
@@ -108,7 +109,7 @@ class CentralClient:
         if self._session is None:
             raise UpstreamUnavailable("the hub is starting; retry", retry_after=1)
         headers = self._signer.sign("GET", POSITION_PATH, None, "primary-position")
-        headers["x-request-id"] = "primary-position"
+        headers[h.REQUEST_ID] = "primary-position"
         try:
             async with self._session.get(
                 yarl.URL(self._base + POSITION_PATH, encoded=True), headers=headers,

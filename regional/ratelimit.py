@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from mbwire import RateLimited
+from mbwire import headers as h
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 # KEYS[1] the sub's log. ARGV: limit, window_ms, cost, unique call id, now_ms ("" = Redis TIME).
@@ -88,9 +89,9 @@ class FleetDecision:
     def headers(self) -> dict[str, str]:
         """What the hub returns to the edge, which merges it with the PoP's own count."""
         return {
-            "X-MB-Fleet-Limit": str(self.limit),
-            "X-MB-Fleet-Remaining": str(max(0, self.remaining)),
-            "X-MB-Fleet-Reset": str(self.reset_s),
+            h.FLEET_LIMIT: str(self.limit),
+            h.FLEET_REMAINING: str(max(0, self.remaining)),
+            h.FLEET_RESET: str(self.reset_s),
         }
 
     def problem(self) -> RateLimited:

@@ -31,7 +31,7 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 # (its replica is behind the caller's token, or central is down), so it leaves the circuit alone.
 UNHEALTHY_STATUSES = frozenset({502, 504})
 FORWARDED_HEADERS = (
-    "accept", "content-type", "x-consistency-token", "idempotency-key", "if-match",
+    "accept", "content-type", h.CONSISTENCY_TOKEN, h.IDEMPOTENCY_KEY, "if-match",
     "if-none-match", "tracestate", "user-agent",
 )
 
@@ -147,9 +147,9 @@ class Forwarder:
         headers.update(self._signer.sign(
             req.method, req.path, hop.principal, hop.request_id, query=req.query, body=req.body
         ))
-        headers["x-request-id"] = hop.request_id
+        headers[h.REQUEST_ID] = hop.request_id
         headers["traceparent"] = hop.traceparent
-        headers["x-mb-edge"] = hop.pop
+        headers[h.EDGE] = hop.pop
         # The edge hands bodies through untouched; compressing them for one hop costs CPU twice.
         headers["accept-encoding"] = "identity"
         if req.client:

@@ -12,11 +12,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from mbwire import headers as h
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
-FLEET_LIMIT = "x-mb-fleet-limit"
-FLEET_REMAINING = "x-mb-fleet-remaining"
-FLEET_RESET = "x-mb-fleet-reset"
+FLEET_LIMIT, FLEET_REMAINING, FLEET_RESET = h.FLEET_LIMIT, h.FLEET_REMAINING, h.FLEET_RESET
 ANONYMOUS = "anonymous"
 
 
@@ -32,9 +31,9 @@ class LimitDecision:
 
     def headers(self) -> dict[str, str]:
         return {
-            "ratelimit-limit": str(self.limit),
-            "ratelimit-remaining": str(max(0, self.remaining)),
-            "ratelimit-reset": str(max(0, self.reset)),
+            h.RATELIMIT_LIMIT: str(self.limit),
+            h.RATELIMIT_REMAINING: str(max(0, self.remaining)),
+            h.RATELIMIT_RESET: str(max(0, self.reset)),
         }
 
 

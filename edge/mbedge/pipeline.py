@@ -44,7 +44,7 @@ from mbwire.errors import PROBLEM_CONTENT_TYPE
 log = logging.getLogger("mbedge")
 
 PASSED_BACK = (
-    "content-type", "x-consistency-token", "x-replica-lag-ms", "retry-after", "location", "etag",
+    "content-type", h.CONSISTENCY_TOKEN, h.REPLICA_LAG_MS, h.RETRY_AFTER, "location", "etag",
     "www-authenticate",
 )
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
@@ -52,9 +52,9 @@ _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 
 def hub_of(response: HubResponse, routed_to: str) -> str:
     """Which hub answered: its ``X-MB-Hub``, else the ``hub=`` part of its ``X-Served-By``."""
-    named = response.headers.get("x-mb-hub", "").strip()
+    named = response.headers.get(h.HUB, "").strip()
     if not named:
-        for part in response.headers.get("x-served-by", "").split(";"):
+        for part in response.headers.get(h.SERVED_BY, "").split(";"):
             key, _, value = part.strip().partition("=")
             if key == "hub":
                 named = value.strip()
@@ -80,7 +80,7 @@ class Edge:
         self.sessions = Sessions(ports.sessions)
 
     async def handle(self, req: EdgeRequest) -> EdgeResponse:
-        rid = request_id(req.header("x-request-id"))
+        rid = request_id(req.header(h.REQUEST_ID))
         pop = (req.colo or self.settings.pop).lower()
         trail = _Trail()
         try:
@@ -90,13 +90,13 @@ class Edge:
         except Exception:
             log.exception("unexpected error for %s %s (request %s)", req.method, req.path, rid)
             response = _problem(Problem(), req.path, rid)
-        response.headers["x-request-id"] = rid
+        response.headers[h.REQUEST_ID] = rid
         served = f"edge={pop}" + (f"; hub={trail.hub}" if trail.hub else "")
-        response.headers["x-served-by"] = served
+        response.headers[h.SERVED_BY] = served
         if trail.limit is not None:
             response.headers.update(trail.limit.headers())
         if trail.cache is not None:
-            response.headers["x-cache"] = trail.cache
+            response.headers[h.CACHE] = trail.cache
         return response
 
     async def probe_hubs(self) -> dict[str, bool]:
@@ -237,7 +237,7 @@ def _json(status: int, body: object) -> EdgeResponse:
 def _cached(entry: CachedAnswer) -> EdgeResponse:
     headers = {"content-type": entry.content_type}
     if entry.token:
-        headers["x-consistency-token"] = entry.token
+        headers[h.CONSISTENCY_TOKEN] = entry.token
     return EdgeResponse(200, headers, entry.body)
 
 

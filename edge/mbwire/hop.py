@@ -25,10 +25,11 @@ from collections.abc import Mapping
 
 import msgspec
 
+from mbwire import headers
 from mbwire.types import Principal
 
-PRINCIPAL_HEADER = "x-mb-principal"
-HOP_HEADER = "x-mb-hop"
+PRINCIPAL_HEADER = headers.PRINCIPAL
+HOP_HEADER = headers.HOP
 _VERSION = "mb-hop-v2"
 
 

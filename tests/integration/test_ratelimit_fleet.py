@@ -43,8 +43,8 @@ async def test_tier_limit_remaining_and_retry_after(redis_url: str) -> None:
         denied = await fleet.hit("alice", "free", now=1010.0)
         assert not denied.allowed and denied.remaining == 0 and denied.retry_after_s == 50
         assert denied.problem().status == 429 and denied.problem().retry_after == 50
-        assert denied.headers() == {"X-MB-Fleet-Limit": "10", "X-MB-Fleet-Remaining": "0",
-                                    "X-MB-Fleet-Reset": "50"}
+        assert denied.headers() == {"x-mb-fleet-limit": "10", "x-mb-fleet-remaining": "0",
+                                    "x-mb-fleet-reset": "50"}
         assert (await fleet.hit("bob", "free", now=1010.0)).allowed  # per sub
         assert (await fleet.hit("alice", "free", now=1060.0)).allowed  # one window later
     finally:

@@ -55,7 +55,7 @@ async def test_a_request_pays_what_the_cost_function_says() -> None:
     await admit(ALICE, state, SCOPE)
     await admit(ALICE, state, SCOPE)
     assert seen[0] == ("POST", "/v1/batch", b'{"queries": [1, 2, 3, 4]}')
-    assert limiter.used == 8 and state["response_headers"]["X-MB-Fleet-Remaining"] == "2"
+    assert limiter.used == 8 and state["response_headers"]["x-mb-fleet-remaining"] == "2"
     with pytest.raises(RateLimited):
         await admit(ALICE, state, SCOPE)
 

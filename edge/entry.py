@@ -152,7 +152,13 @@ def _background(coro: Any) -> None:
 
 class _Isolate:
     def __init__(self, env: Any) -> None:
-        values = {name: getattr(env, name, None) for name in SETTINGS}
+        # Every EDGE_* name the env holds (a JsProxy lists its keys with dir()), not only the
+        # known ones, so a misspelt variable fails at start like everywhere else.
+        try:
+            listed = {name for name in dir(env) if name.startswith("EDGE_")}
+        except Exception:  # a runtime whose env cannot list its keys: check what we know
+            listed = set()
+        values = {name: getattr(env, name, None) for name in {*SETTINGS, *listed}}
         settings = EdgeSettings.from_env({k: str(v) for k, v in values.items() if v})
         limits = {**TIER_LIMITS_PER_MINUTE, ANONYMOUS: settings.anonymous_limit_per_minute}
         self.health = HealthBook(settings.hubs, failure_threshold=settings.failure_threshold,

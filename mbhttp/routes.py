@@ -14,8 +14,9 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler, route
 
 from mbwire import PayloadTooLarge, UnsupportedMediaType
 from mbwire import headers as h
-from mbwire.actions import ACTIONS, Action, check_headers, check_query
+from mbwire.actions import ACTIONS, Action, check_caller, check_headers, check_query
 from mbwire.decode import decode_json
+from mbwire.types import Principal
 
 Handler = Callable[..., Any]
 
@@ -51,6 +52,9 @@ async def _contract(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
     """The action's header and query rules, before its handler runs (the edge checks them too;
     a hub may be called by another hub or a test directly)."""
     action = connection.route_handler.opt["action"]
+    principal = connection.scope.get("state", {}).get("principal")
+    if isinstance(principal, Principal):
+        check_caller(action, principal)
     check_headers(connection.headers.get(h.CONSISTENCY_TOKEN),
                   connection.headers.get(h.IDEMPOTENCY_KEY))
     query = connection.query_params

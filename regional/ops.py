@@ -16,7 +16,8 @@ from litestar.di import NamedDependency
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from mbhttp import request_id_of
-from mbwire import Problem
+from mbwire import ConsistencyToken, Problem
+from mbwire import headers as h
 from mbwire.errors import PROBLEM_CONTENT_TYPE, Unimplemented
 from regional.central_client import CentralClient
 from regional.replica import ReplayClock
@@ -84,7 +85,7 @@ async def healthz(clock: Clock, settings: Settings) -> Response[dict[str, Any]]:
 async def regions(
     request: Request[Any, Any, Any], clock: Clock, central: Central,
     settings: Settings, peers: Peers,
-) -> dict[str, Any]:
+) -> Response[dict[str, Any]]:
     """Every region's status, as the primary sees its replicas and as its hub answers its
     ``/healthz``; this hub's own replica from its own clock. If central cannot be asked, other
     regions are reported ``degraded`` (unknown) at best."""
@@ -119,7 +120,10 @@ async def regions(
         if hub == "down" or (hub == "degraded" and status == "up"):
             status, lag = hub, None if hub == "down" else lag
         out.append({"id": region, "status": status, "replica_lag_ms": lag, "role": role})
-    return {"regions": out, "central": "up" if seen is not None else "unreachable"}
+    body = {"regions": out, "central": "up" if seen is not None else "unreachable"}
+    # Like every read: the point in history it reflects (this hub's replica's replay position).
+    return Response(body, headers={h.CONSISTENCY_TOKEN: str(ConsistencyToken(clock.position)),
+                                   h.REPLICA_LAG_MS: f"{clock.lag_ms:.1f}"})
 
 
 ROUTES = [healthz]

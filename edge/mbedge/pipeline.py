@@ -112,6 +112,7 @@ class Edge:
             return _json(200, {"status": "ok", "pop": pop, "hubs": self.ports.health.snapshot()})
         found = _match(req.method, path)
         action = found.action
+        actions.check_caller(action, principal)
         actions.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
         actions.check_query(action, parse_qs(req.query, keep_blank_values=True))
         limit = min(action.max_body, self.settings.max_body_bytes)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from mbwire import types as t
-from mbwire.errors import BadRequest, Unprocessable
+from mbwire.errors import BadRequest, Forbidden, Unprocessable
 from mbwire.token import ConsistencyToken
 
 MiB = 1 << 20
@@ -324,3 +324,10 @@ def check_query(action: Action, query: Mapping[str, Sequence[str]]) -> None:
         if pattern is not None and not re.search(pattern, value):
             raise Unprocessable(f"query parameter {param.name} must match {pattern}",
                                 errors=where)
+
+
+def check_caller(action: Action, principal: t.Principal) -> None:
+    """The roles or tiers the action needs (403); what the caller may do to a particular
+    resource is the access policy's (``mbwire.access``), checked by the handlers."""
+    if action.caller == "superuser" and not principal.is_superuser:
+        raise Forbidden(f"{action.method} {action.path} needs the internal tier or the admin role")

@@ -173,3 +173,9 @@ async def test_cron_probes_hubs_and_shares_health_through_kv(entry: Any) -> None
     r = await worker.fetch(request("/v1/regions", cf=SIN,
                                    headers={"Authorization": f"Bearer {token()}"}))
     assert r.headers["x-served-by"] == "edge=sin; hub=ams"  # sin known down from the cron probe
+
+
+async def test_a_misspelt_edge_variable_fails_at_start(entry: Any) -> None:
+    env = make_env(EDGE_CACHE_TTL="5")  # meant EDGE_CACHE_TTL_S
+    with pytest.raises(ValueError, match="EDGE_CACHE_TTL"):
+        await entry.Default(Ctx(), env).fetch(request("/healthz"))

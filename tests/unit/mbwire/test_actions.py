@@ -101,3 +101,17 @@ def test_request_cost_prices_by_the_matching_action() -> None:
 
     assert request_cost("GET", "/v1/twins/a", b"") == 1
     assert request_cost("GET", "/nowhere", b"") == 1
+
+
+def test_an_action_for_superusers_refuses_everyone_else() -> None:
+    from mbwire.actions import check_caller
+    from mbwire.errors import Forbidden
+    from mbwire.types import Principal
+
+    ingest = Action(name="ingest", method="POST", path="/v1/knowledge", summary="", writes=True,
+                    caller="superuser")
+    check_caller(ingest, Principal(sub="a", tier="internal"))
+    check_caller(ingest, Principal(sub="a", tier="free", role="admin"))
+    with pytest.raises(Forbidden):
+        check_caller(ingest, Principal(sub="a", tier="enterprise", role="sre"))
+    check_caller(BY_NAME["create_twin"], Principal(sub="a", tier="free"))

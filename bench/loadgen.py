@@ -3,10 +3,13 @@ answer by Content-Length, records its status and latency, and sends the next, un
 
 Each connection asks its own ``maker`` for the bytes of its next request, so a connection can
 replay one pre-built request (``itertools.repeat(raw).__next__``) or send a fresh body each time
-(central's Yjs increments). asyncio ``Protocol`` callbacks, no streams: one Python core drives
-10-20k requests/s here. ``client_cpu`` says how busy that core was (near 1.0: the client limits).
+(central's Yjs increments). A hub or central refuses a replayed hop, so a request to them must
+be signed afresh each time: ``Hop.request`` / ``signed`` do that on top of a pre-built head.
+asyncio ``Protocol`` callbacks, no streams: one Python core drives 10-20k requests/s here.
+``client_cpu`` says how busy that core was (near 1.0: the client limits).
 
     .venv/bin/python bench/loadgen.py http://127.0.0.1:8000/ -c 32 -d 5 -H 'X-A: b'
+    .venv/bin/python bench/loadgen.py http://127.0.0.1:8101/v1/twins/t --hop-secret S --sub t
 """
 
 from __future__ import annotations
@@ -15,12 +18,21 @@ import argparse
 import asyncio
 import itertools
 import math
+import secrets
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from urllib.parse import urlsplit
+
+_EDGE = str(Path(__file__).resolve().parents[1] / "edge")
+if _EDGE not in sys.path:  # run as a script; the other benches put it there first
+    sys.path.insert(0, _EDGE)
+
+from mbwire import HopSigner, Principal  # noqa: E402
 
 Maker = Callable[[], bytes]
 
@@ -45,6 +57,34 @@ def build_request(method: str, host: str, port: int, path: str,
                   headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
     length = f"Content-Length: {len(body)}\r\n" if body or method != "GET" else ""
     return request_head(method, host, port, path, headers) + f"{length}\r\n".encode() + body
+
+
+class Hop:
+    """Signs each request as it is made, with a fresh request id (a counter behind a random
+    prefix: unique, and cheaper than a uuid4 per request), as the edge does for a hub."""
+
+    def __init__(self, signer: HopSigner, principal: Principal | None) -> None:
+        self.signer, self.principal = signer, principal
+        self.prefix = f"lg-{secrets.token_hex(4)}-"
+        self.count = itertools.count()
+
+    def request(self, method: str, head: bytes, path: str, query: str = "",
+                body: bytes = b"") -> bytes:
+        """``head`` from ``request_head`` for ``path``/``query`` (as sent); adds the hop, the
+        request id, the length and the body."""
+        rid = f"{self.prefix}{next(self.count)}"
+        hop = self.signer.sign(method, path, self.principal, rid, query=query, body=body)
+        lines = [f"x-request-id: {rid}\r\n", *(f"{k}: {v}\r\n" for k, v in hop.items())]
+        if body or method != "GET":
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        return head + "".join(lines).encode("latin-1") + b"\r\n" + body
+
+
+def signed(hop: Hop, method: str, host: str, port: int, path: str, *, query: str = "",
+           headers: dict[str, str] | None = None) -> Maker:
+    """A maker for one bodiless request, freshly signed each time it is sent."""
+    head = request_head(method, host, port, f"{path}?{query}" if query else path, headers)
+    return partial(hop.request, method, head, path, query)
 
 
 @dataclass
@@ -166,12 +206,20 @@ def main() -> None:
     parser.add_argument("-c", "--connections", type=int, default=32)
     parser.add_argument("-d", "--seconds", type=float, default=5.0)
     parser.add_argument("-H", "--header", action="append", default=[])
+    parser.add_argument("--hop-secret", help="sign each GET as the edge does (a hub's secret)")
+    parser.add_argument("--sub", help="the principal the hop carries (internal tier)")
     args = parser.parse_args()
     url = urlsplit(args.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     headers = dict(h.split(": ", 1) for h in args.header)
-    raw = build_request("GET", host, port, url.path or "/", headers)
-    makers = [itertools.repeat(raw).__next__ for _ in range(args.connections)]
+    if args.hop_secret:
+        principal = Principal(sub=args.sub, tier="internal") if args.sub else None
+        hop = Hop(HopSigner(args.hop_secret), principal)
+        makers = [signed(hop, "GET", host, port, url.path or "/", query=url.query,
+                         headers=headers) for _ in range(args.connections)]
+    else:
+        raw = build_request("GET", host, port, url.path or "/", headers)
+        makers = [itertools.repeat(raw).__next__ for _ in range(args.connections)]
     r = asyncio.run(run(host, port, makers, args.seconds))
     print(f"{r.rps:,.0f} req/s  p50 {r.ms(50):.2f} ms  p99 {r.ms(99):.2f} ms  "
           f"statuses {dict(r.statuses)}  errors {len(r.errors)}  client cpu {r.client_cpu:.0%}")

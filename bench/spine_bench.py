@@ -8,7 +8,8 @@ On a fresh local stack from the launcher (ams, iad, sin), always torn down:
 2. profile reads per second at the ams hub, cached (the stack's hub: Redis) and uncached (a second
    ams hub with ``HUB_CACHE_READS=false``), next to a bare Litestar JSON endpoint under the same
    granian command, as ratios (``bench/loadgen.py`` drives them; wrk is not used);
-3. merges central commits per second (Yjs increments over signed hops, many twins, many writers)
+3. merges central commits per second (Yjs increments, each hop signed as it is sent, many twins,
+   many writers)
    next to pgbench's single-row UPDATE tps on the same primary.
 Client, servers, Postgres (primary and three replicas) and Redis all share this machine's cores."""
 
@@ -180,7 +181,7 @@ def parse_args() -> argparse.Namespace:
                         help="smoke run: 20 writes, 2 s runs, 0.5 s warm-up")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--writes", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per load run (< 50)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per load run")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=32, help="read load connections")
     parser.add_argument("--writers", type=int, default=32, help="central writers = pgbench -c")
@@ -188,8 +189,6 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.writes, args.seconds, args.warmup = 20, 2.0, 0.5
-    if args.seconds + args.warmup > 50:
-        parser.error("--seconds + --warmup must stay under 50: hop signatures last 60 s")
     return args
 
 

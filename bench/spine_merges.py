@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import loadgen
+import msgspec
 import psycopg
 from pycrdt import Doc, Map
 
@@ -47,10 +48,12 @@ class Pgbench:
 
 
 class _Writer:
-    """One Yjs client writing to every twin; makes the next request for its connection."""
+    """One Yjs client writing to every twin; makes (and signs) the next request for its
+    connection."""
 
-    def __init__(self, n: int, twins: list[str], signed: dict[str, bytes]) -> None:
-        self.n, self.twins, self.signed = n, twins, signed
+    def __init__(self, n: int, twins: list[str], hop: loadgen.Hop,
+                 heads: dict[str, tuple[str, bytes]]) -> None:
+        self.n, self.twins, self.hop, self.heads = n, twins, hop, heads
         self.rng = random.Random(n)
         self.docs: dict[str, tuple[Doc, Map, bytes]] = {}
         self.count = 0
@@ -65,7 +68,8 @@ class _Writer:
         profile[f"w{self.n}"] = self.count
         update = doc.get_update(before)
         self.docs[twin] = (doc, profile, doc.get_state())
-        return self.signed[twin] + f"Content-Length: {len(update)}\r\n\r\n".encode() + update
+        path, head = self.heads[twin]
+        return self.hop.request("POST", head, path, body=update)
 
 
 async def create_twins(topo: Topology, secrets: Secrets, count: int) -> list[str]:
@@ -75,28 +79,31 @@ async def create_twins(topo: Topology, secrets: Secrets, count: int) -> list[str
     twins = [f"{prefix}-{i}" for i in range(count)]
     async with httpx.AsyncClient(base_url=topo.central, timeout=10) as client:
         for twin in twins:
-            rid = uuid.uuid4().hex
-            headers = {**signer.sign("POST", "/v1/twins", principal, rid), "x-request-id": rid}
-            answer = await client.post("/v1/twins", headers=headers, json={"twin_id": twin})
+            # The hop signs the body's digest, so the bytes signed are the bytes sent.
+            rid, body = uuid.uuid4().hex, msgspec.json.encode({"twin_id": twin})
+            headers = {**signer.sign("POST", "/v1/twins", principal, rid, body=body),
+                       "x-request-id": rid, "Content-Type": "application/json"}
+            answer = await client.post("/v1/twins", headers=headers, content=body)
             if answer.status_code != 201:
                 raise RuntimeError(f"creating {twin}: {answer.status_code} {answer.text}")
     return twins
 
 
 def writers(topo: Topology, secrets: Secrets, twins: list[str], count: int) -> list[_Writer]:
-    """Signs every (writer, twin) hop now: valid for 60 s, so one run must stay shorter."""
+    """Builds every (writer, twin) request head now; each request is signed as it is sent
+    (central refuses a replayed hop, and the hop covers the body)."""
     signer = HopSigner(secrets.central_hop_secret)
     url = urlsplit(topo.central)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     made = []
     for n in range(count):
-        principal, signed = Principal(sub=f"bench-merge-w{n}", tier="internal"), {}
+        hop = loadgen.Hop(signer, Principal(sub=f"bench-merge-w{n}", tier="internal"))
+        heads = {}
         for twin in twins:
-            path, rid = f"/v1/twins/{twin}/updates", f"bench-merge-w{n}"
-            headers = {**signer.sign("POST", path, principal, rid), "x-request-id": rid,
-                       "Content-Type": "application/octet-stream"}
-            signed[twin] = loadgen.request_head("POST", host, port, path, headers)
-        made.append(_Writer(n, twins, signed))
+            path = f"/v1/twins/{twin}/updates"
+            heads[twin] = (path, loadgen.request_head(
+                "POST", host, port, path, {"Content-Type": "application/octet-stream"}))
+        made.append(_Writer(n, twins, hop, heads))
     return made
 
 

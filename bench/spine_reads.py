@@ -2,13 +2,14 @@
 
 Each load connection is its own caller: sub ``bench-<run>-<i>`` (tier ``internal``) creates twin
 ``bench-<run>-<i>`` through the region's edge, and that connection then reads it straight at the
-hub with a pre-signed hop (valid 60 s; a run is shorter). One sub per connection because every
+hub, each request signed as it is sent (a hub refuses a replayed hop). One sub per connection
+because every
 hub counts each sub in the fleet-wide rate limit (``internal``: 10 000 per minute), which one sub
-would exhaust within seconds. The bare app gets the same request bytes."""
+would exhaust within seconds. The bare app gets the same kind of request bytes, signed alike, so
+the client's cost is the same for all three."""
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from dataclasses import dataclass
 
@@ -53,28 +54,30 @@ async def create_callers(topo: Topology, secrets: Secrets, region: str, run: str
     return Callers(subs, max(tokens))
 
 
-def _signed(secrets: Secrets, sub: str) -> tuple[str, dict[str, str]]:
-    """The path of the sub's twin and the edge's headers for reading it (hop valid 60 s)."""
-    path, rid = f"/v1/twins/{sub}", f"bench-{sub}"
-    headers = HopSigner(secrets.edge_hop_secret).sign(
-        "GET", path, Principal(sub=sub, tier="internal"), rid)
-    return path, {**headers, "x-request-id": rid}
+def _hop(secrets: Secrets, sub: str) -> loadgen.Hop:
+    """Signs the sub's reads as the region's edge would."""
+    return loadgen.Hop(HopSigner(secrets.edge_hop_secret), Principal(sub=sub, tier="internal"))
+
+
+def _reader(server: Server, secrets: Secrets, sub: str) -> loadgen.Maker:
+    return loadgen.signed(_hop(secrets, sub), "GET", "127.0.0.1", server.port, f"/v1/twins/{sub}")
 
 
 async def check_first(server: Server, secrets: Secrets, callers: Callers) -> None:
     """One read with every creation's token, so the load never meets a replica that lags."""
-    path, headers = _signed(secrets, callers.subs[-1])
+    sub = callers.subs[-1]
+    path, rid, hop = f"/v1/twins/{sub}", uuid.uuid4().hex, _hop(secrets, sub)
+    headers = hop.signer.sign("GET", path, hop.principal, rid)
     async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.get(server.url + path,
-                                  headers={**headers, "X-Consistency-Token": callers.token})
+        answer = await client.get(server.url + path, headers={
+            **headers, "x-request-id": rid, "X-Consistency-Token": callers.token})
     if answer.status_code != 200:
         raise RuntimeError(f"{server.name}: first read {answer.status_code} {answer.text}")
 
 
 async def measure(server: Server, label: str, secrets: Secrets, callers: Callers,
                   seconds: float, warmup: float) -> ReadRun:
-    makers = [itertools.repeat(loadgen.build_request("GET", "127.0.0.1", server.port, *_signed(
-        secrets, sub))).__next__ for sub in callers.subs]
+    makers = [_reader(server, secrets, sub) for sub in callers.subs]
     if warmup > 0:
         await loadgen.run("127.0.0.1", server.port, makers, warmup)
     with CpuMeter(server.pid) as cpu:

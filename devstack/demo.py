@@ -112,8 +112,27 @@ async def _run(topology: Topology, secrets: Secrets) -> int:
         if not merged:
             print("FAILED: the agent did not see both participants' edits")
             return 1
+
+        response, _ = await alice.call("GET", f"/v1/twins/{twin_id}/grants")
+        grants = {g["sub"].split("-")[0]: g["access"] for g in response.json()["grants"]}
+        print(f"7. alice lists the twin's grants: {grants}")
+        response, _ = await alice.call("DELETE", f"/v1/twins/{twin_id}/grants/{agent_sub}")
+        revoked = response.headers["x-consistency-token"]
+        refused = await http.get(
+            f"{agent.edge}/v1/twins/{twin_id}",
+            headers={**agent.headers, "X-Consistency-Token": revoked})
+        print(f"8. alice revoked the agent's access; its next read with that token: "
+              f"{refused.status_code} {refused.json().get('title')} (problem+json)")
+        doc = (await http.get(f"{agent.edge}/openapi.json")).json()
+        operations = sorted(op["operationId"] for item in doc["paths"].values()
+                            for op in item.values())
+        print(f"9. the edge documents the API at /openapi.json (and /docs): "
+              f"{len(operations)} actions: {', '.join(operations)}")
+        if refused.status_code != 403:
+            print("FAILED: a revoked grant still let the agent read")
+            return 1
         print("OK: both participants' concurrent edits merged; the agent read them "
-              "in another region without waiting for a cache to expire")
+              "in another region without waiting for a cache to expire; a revocation held")
         return 0
 
 

@@ -92,3 +92,9 @@ async def test_validation_errors_are_422_naming_the_path(
     r = await http.post(f"{edge}/v1/twins/{twin}/grants", headers=auth,
                         json={"sub": "x", "access": "own"})
     assert r.status_code == 422 and "$.access" in r.json()["detail"]
+
+
+async def test_the_demo_runs_every_step_on_the_stack(live: LiveStack) -> None:
+    from devstack import demo
+
+    assert await demo._run(live.topology, live.secrets) == 0

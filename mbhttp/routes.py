@@ -14,8 +14,9 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler, route
 
 from mbwire import PayloadTooLarge, UnsupportedMediaType
 from mbwire import headers as h
-from mbwire.actions import ACTIONS, Action, check_caller, check_headers, check_query
+from mbwire.actions import ACTIONS, Action
 from mbwire.decode import decode_json
+from mbwire.rules import check_caller, check_headers, check_query
 from mbwire.types import Principal
 
 Handler = Callable[..., Any]

@@ -17,7 +17,7 @@ from mbhttp.guard import hop_guard
 from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
 from mbwire import headers as h
-from mbwire.actions import request_cost
+from mbwire.rules import request_cost
 from regional import ops, twins
 from regional.admission import FleetAdmission
 from regional.breaker import Breaker

@@ -21,7 +21,8 @@ from mbedge.ports import Ports
 from mbedge.settings import EdgeSettings
 from mbwire import HopSigner, Principal, UpstreamTimeout, UpstreamUnavailable
 from mbwire import headers as h
-from mbwire.actions import Action, idempotency_key
+from mbwire.actions import Action
+from mbwire.rules import idempotency_key
 
 log = logging.getLogger("mbedge.forward")
 

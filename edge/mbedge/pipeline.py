@@ -36,6 +36,7 @@ from mbwire import (
     Unauthorized,
     actions,
     openapi,
+    rules,
 )
 from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
@@ -112,9 +113,9 @@ class Edge:
             return _json(200, {"status": "ok", "pop": pop, "hubs": self.ports.health.snapshot()})
         found = _match(req.method, path)
         action = found.action
-        actions.check_caller(action, principal)
-        actions.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
-        actions.check_query(action, parse_qs(req.query, keep_blank_values=True))
+        rules.check_caller(action, principal)
+        rules.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
+        rules.check_query(action, parse_qs(req.query, keep_blank_values=True))
         limit = min(action.max_body, self.settings.max_body_bytes)
         if len(req.body) > limit:
             raise PayloadTooLarge(
@@ -122,7 +123,7 @@ class Edge:
                 limit=limit,
             )
         trail.limit = await self.ports.limiter.hit(
-            principal.sub, principal.tier, actions.cost_of(action, req.body)
+            principal.sub, principal.tier, rules.cost_of(action, req.body)
         )
         if not trail.limit.allowed:
             raise RateLimited(

@@ -69,12 +69,12 @@ class MemorySessions:
 
 
 def session_key(principal: Principal) -> str:
-    h = hashlib.sha256()
+    digest = hashlib.sha256()
     for part in (b"mb-edge-session-v1", principal.sub.encode(), principal.tier.encode(),
                  principal.role.encode()):
-        h.update(len(part).to_bytes(4, "big"))
-        h.update(part)
-    return f"session:{h.hexdigest()}"
+        digest.update(len(part).to_bytes(4, "big"))
+        digest.update(part)
+    return f"session:{digest.hexdigest()}"
 
 
 class Sessions:

@@ -14,8 +14,9 @@ import msgspec
 
 from mbwire import headers as h
 from mbwire import types as t
-from mbwire.actions import ACTIONS, IDEMPOTENCY_KEY_PATTERN, JSON, OCTETS, Action
+from mbwire.actions import ACTIONS, JSON, OCTETS, Action
 from mbwire.errors import PROBLEM_CONTENT_TYPE
+from mbwire.rules import IDEMPOTENCY_KEY_PATTERN
 from mbwire.token import TOKEN_PATTERN
 
 REF = "#/components/schemas/{name}"

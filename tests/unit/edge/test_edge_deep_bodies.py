@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from mbwire.actions import Action, cost_of, idempotency_key
+from mbwire.actions import Action
+from mbwire.rules import cost_of, idempotency_key
 from tests.unit.edge.edge_fakes import make_rig, token
 
 DEEP = b"[" * 10_000 + b"]" * 10_000

@@ -6,7 +6,8 @@ from __future__ import annotations
 import msgspec
 
 from mbedge import HubResponse
-from mbwire.actions import BY_NAME, Action, idempotency_key
+from mbwire.actions import BY_NAME, Action
+from mbwire.rules import idempotency_key
 from tests.unit.edge.edge_fakes import FakeHubs, HubRequest, Rig, make_rig, ok_handler, token
 
 

@@ -8,7 +8,8 @@ import json
 import httpx
 import pytest
 
-from devstack.edge_local import HttpxFetch, LocalEdge, create_app
+from devstack.edge_local import LocalEdge, create_app
+from devstack.fetch import HttpxFetch
 from mbedge import EdgeSettings, FetchFailed, HubRequest
 from tests.unit.edge.edge_fakes import HOP_SECRET, HS_SECRET, HUBS, token
 

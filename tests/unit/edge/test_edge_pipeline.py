@@ -10,7 +10,8 @@ import pytest
 
 from mbedge import HubRequest, HubResponse
 from mbwire import HopError, HopSigner, Principal
-from mbwire.actions import BY_NAME, Action, cost_of
+from mbwire.actions import BY_NAME, Action
+from mbwire.rules import cost_of
 from tests.unit.edge.edge_fakes import HOP_SECRET, NEAR, FakeHubs, Rig, make_rig, token
 
 

@@ -97,15 +97,15 @@ def test_document_has_bearer_auth_and_problem_schema() -> None:
 
 
 def test_request_cost_prices_by_the_matching_action() -> None:
-    from mbwire.actions import request_cost
+    from mbwire.rules import request_cost
 
     assert request_cost("GET", "/v1/twins/a", b"") == 1
     assert request_cost("GET", "/nowhere", b"") == 1
 
 
 def test_an_action_for_superusers_refuses_everyone_else() -> None:
-    from mbwire.actions import check_caller
     from mbwire.errors import Forbidden
+    from mbwire.rules import check_caller
     from mbwire.types import Principal
 
     ingest = Action(name="ingest", method="POST", path="/v1/knowledge", summary="", writes=True,

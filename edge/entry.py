@@ -52,6 +52,8 @@ from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 # `env` is not a mapping: read every setting the core knows by its variable name.
 SETTINGS = tuple(f"EDGE_{name.upper()}" for name in EdgeSettings.__struct_fields__)
+# The bindings wrangler.toml must declare per environment (scripts/edge-bundle's dry run checks).
+KV_BINDING = "EDGE_STATE"
 BINDINGS = {"free": "RL_FREE", "pro": "RL_PRO", "enterprise": "RL_ENTERPRISE",
             "internal": "RL_INTERNAL", ANONYMOUS: "RL_ANONYMOUS"}
 # The Cache API keys on URLs; this host never resolves, so entries cannot collide with real ones.
@@ -168,7 +170,7 @@ class _Isolate:
             cache=CacheApiStore(), health=self.health, background=_background,
             sessions=IsolateSessions(MemorySessions(), CacheApiStore()),
         ))
-        self.kv = getattr(env, "EDGE_STATE", None)
+        self.kv = getattr(env, KV_BINDING, None)
         self.health_read_at = -math.inf
 
     async def refresh_health(self) -> None:

@@ -13,7 +13,6 @@ Standard library only, so it runs before .venv exists. Everything downloaded liv
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil

@@ -1,6 +1,8 @@
-"""edge/entry.py under stand-ins for the ``workers`` and ``js`` modules. Pyodide's FFI is not
-tested here (see edge/README.md); the adapter's own logic is: settings from ``env``, request
-conversion, the bindings limiter, the Cache API store, KV health, the cron probe."""
+"""edge/entry.py under stand-ins for the ``workers`` and ``js`` modules (worker_standins: the
+runtime's documented shapes, checked against the SDK and workers-types by
+test_edge_sdk_contract). Pyodide's FFI is not tested here (see edge/README.md); the adapter's own
+logic is: settings from ``env``, request conversion, the bindings limiter, the Cache API store, KV
+health, the cron probe."""
 
 from __future__ import annotations
 
@@ -14,78 +16,32 @@ from typing import Any
 
 import pytest
 
+from tests.unit.edge import worker_standins as rt
 from tests.unit.edge.edge_fakes import HOP_SECRET, HS_SECRET, HUBS, token
-
-
-class StubResponse:
-    def __init__(self, body: Any = None, status: int = 200, headers: Any = None) -> None:
-        self.body, self.status, self.headers = body, status, dict(headers or {})
-
-    @property
-    def js_object(self) -> StubResponse:
-        return self
-
-    async def arrayBuffer(self) -> Any:
-        return types.SimpleNamespace(to_bytes=lambda: self.body)
-
-    async def bytes(self) -> bytes:
-        return self.body or b""
-
-
-class StubCache:
-    def __init__(self) -> None:
-        self.entries: dict[str, StubResponse] = {}
-
-    async def match(self, url: str) -> StubResponse | None:
-        return self.entries.get(url)
-
-    async def put(self, url: str, response: StubResponse) -> None:
-        self.entries[url] = response
-
-
-class Binding:
-    def __init__(self, allow: int) -> None:
-        self.allow, self.calls = allow, 0
-
-    async def limit(self, key: str) -> Any:
-        self.calls += 1
-        return types.SimpleNamespace(success=self.calls <= self.allow)
-
-
-class KV:
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    async def put(self, key: str, value: str, expirationTtl: int) -> None:
-        self.data[key] = value
 
 
 @pytest.fixture
 def entry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     fetched: list[dict[str, Any]] = []
 
-    async def fetch(url: str, **kw: Any) -> StubResponse:
+    async def fetch(url: str, **kw: Any) -> rt.Response:
+        unknown = set(kw) - rt.FETCH_OPTIONS
+        if unknown:
+            raise TypeError(f"workers.fetch takes no {sorted(unknown)}")
         fetched.append({"url": url, **kw})
         region = url.split("hub-")[1][:3]
         if region == "ams" and "down" in url:
             raise RuntimeError("Network connection lost")
-        return StubResponse(b'{"ok":true}', 200, {"Content-Type": "application/json",
-                                                   "X-MB-Hub": region})
-
-    class WorkerEntrypoint:
-        def __init__(self, ctx: Any, env: Any) -> None:
-            self.ctx, self.env = ctx, env
+        return rt.Response(b'{"ok":true}', 200, {"Content-Type": "application/json",
+                                                  "X-MB-Hub": region})
 
     workers = types.ModuleType("workers")
-    workers.WorkerEntrypoint = WorkerEntrypoint  # type: ignore[attr-defined]
-    workers.Response = StubResponse  # type: ignore[attr-defined]
-    workers.Blob = lambda b: types.SimpleNamespace(js_object=b)  # type: ignore[attr-defined]
+    workers.WorkerEntrypoint = rt.WorkerEntrypoint  # type: ignore[attr-defined]
+    workers.Response = rt.Response  # type: ignore[attr-defined]
+    workers.Blob = rt.Blob  # type: ignore[attr-defined]
     workers.fetch = fetch  # type: ignore[attr-defined]
     js = types.ModuleType("js")
-    js.caches = types.SimpleNamespace(default=StubCache())  # type: ignore[attr-defined]
+    js.caches = types.SimpleNamespace(default=rt.Cache())  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "workers", workers)
     monkeypatch.setitem(sys.modules, "js", js)
     monkeypatch.delitem(sys.modules, "entry", raising=False)
@@ -99,31 +55,21 @@ def make_env(**bindings: Any) -> Any:
     env = types.SimpleNamespace(
         EDGE_POP="cf", EDGE_HUBS=json.dumps(HUBS), EDGE_HOP_SECRET=HOP_SECRET,
         EDGE_JWT_HS256_SECRET=HS_SECRET, EDGE_JWT_ALGORITHMS="HS256", EDGE_DEV_MODE="0",
-        RL_FREE=Binding(10), RL_PRO=Binding(100), RL_ENTERPRISE=Binding(1000),
-        RL_INTERNAL=Binding(10000), RL_ANONYMOUS=Binding(600), EDGE_STATE=KV(),
+        RL_FREE=rt.RateLimit(10), RL_PRO=rt.RateLimit(100), RL_ENTERPRISE=rt.RateLimit(1000),
+        RL_INTERNAL=rt.RateLimit(10000), RL_ANONYMOUS=rt.RateLimit(600),
+        EDGE_STATE=rt.KVNamespace(),
     )
     for k, v in bindings.items():
         setattr(env, k, v)
     return env
 
 
-class Ctx:
-    def __init__(self) -> None:
-        self.pending: list[Any] = []
-
-    def waitUntil(self, task: Any) -> None:
-        self.pending.append(task)
+Ctx = rt.ExecutionContext
 
 
 def request(path: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-            cf: dict[str, str] | None = None, body: bytes = b"") -> Any:
-    js_object = types.SimpleNamespace(url=f"https://edge.test{path}", method=method,
-                                      cf=types.SimpleNamespace(**cf) if cf else None)
-
-    async def read() -> bytes:
-        return body
-
-    return types.SimpleNamespace(js_object=js_object, headers=dict(headers or {}), bytes=read)
+            cf: dict[str, str] | None = None, body: bytes = b"") -> rt.Request:
+    return rt.Request(f"https://edge.test{path}", method, dict(headers or {}), body, cf)
 
 
 SIN = {"latitude": "1.29", "longitude": "103.85", "colo": "SIN"}
@@ -143,12 +89,13 @@ async def test_fetch_routes_by_request_cf_and_answers(entry: Any) -> None:
 
 
 async def test_binding_denial_is_a_429(entry: Any) -> None:
-    env = make_env(RL_PRO=Binding(1))
+    env = make_env(RL_PRO=rt.RateLimit(1))
     worker = entry.Default(Ctx(), env)
     auth = {"Authorization": f"Bearer {token()}"}
     assert (await worker.fetch(request("/v1/regions", headers=auth, cf=SIN))).status == 200
     r = await worker.fetch(request("/v1/regions", headers=auth, cf=SIN))
     assert r.status == 429 and r.headers["retry-after"] == "60"
+    assert env.RL_PRO.keys and all(k.startswith("pro:") for k in env.RL_PRO.keys)
 
 
 async def test_post_body_is_passed_and_204_has_no_body(entry: Any) -> None:
@@ -166,6 +113,7 @@ async def test_cron_probes_hubs_and_shares_health_through_kv(entry: Any) -> None
     snapshot = json.loads(env.EDGE_STATE.data["hub-health"])
     assert snapshot["hubs"] == {"ams": True, "iad": True, "sin": True}
     assert time.time() - snapshot["at"] < 5
+    assert env.EDGE_STATE.options["hub-health"] == {"expirationTtl": 600}  # KV's own option name
     env.EDGE_STATE.data["hub-health"] = json.dumps(
         {"at": time.time(), "hubs": {"ams": True, "iad": True, "sin": False}})
     entry._isolate.health_read_at = -1e9

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.di import Provide
 
+from central import artifacts, knowledge
 from central.migrate import apply_migrations
 from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
@@ -55,7 +56,9 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
                 logging.getLogger("memorybank.central").info("pruned %d feed rows", pruned)
 
     return Litestar(
-        route_handlers=[*ROUTES, *routes_for(HANDLERS, serves=lambda a: a.writes)],
+        route_handlers=[*ROUTES, *routes_for(
+            {**HANDLERS, **knowledge.HANDLERS, **artifacts.HANDLERS}, serves=lambda a: a.writes
+        )],
         lifespan=[lifespan],
         dependencies={
             "store": Provide(lambda: store, sync_to_thread=False),

@@ -79,7 +79,7 @@ async def read_body(request: Request[Any, Any, Any]) -> bytes:
     if action.request is None:
         return body
     media = media_type_of(request)
-    if media not in action.request_media:
+    if "*/*" not in action.request_media and media not in action.request_media:
         raise UnsupportedMediaType(
             f"{action.method} {action.path} takes Content-Type "
             f"{' or '.join(action.request_media)}, got {media or 'nothing'}"

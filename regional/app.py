@@ -18,7 +18,7 @@ from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
 from mbwire import headers as h
 from mbwire.rules import request_cost
-from regional import ops, twins
+from regional import artifacts, ops, search, twins
 from regional.admission import FleetAdmission
 from regional.breaker import Breaker
 from regional.cache import TwinCache
@@ -90,7 +90,10 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *ops.ROUTES, *docs_routes(),
-            *routes_for({**twins.HANDLERS, **ops.HANDLERS}),
+            *routes_for({
+                **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
+                **twins.FORWARDED,
+            }),
         ],
         lifespan=[lifespan],
         dependencies={

@@ -152,3 +152,11 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "grant_twin": forward,
     "revoke_twin_grant": forward,
 }
+
+# Writes of other actions the hub forwards unchanged (their handlers live at central).
+FORWARDED: dict[str, Callable[..., Any]] = {
+    "ingest_knowledge": forward,
+    "delete_knowledge": forward,
+    "create_artifact": forward,
+    "upload_artifact": forward,
+}

@@ -25,6 +25,7 @@ MiB = 1 << 20
 JSON = "application/json"
 OCTETS = "application/octet-stream"
 MERGE_PATCH = "application/merge-patch+json"
+ANY = "*/*"
 
 # What every action can answer whatever it does: a bad token or header (400), no or a bad JWT
 # (401), the rate limit (429), no hub or replica in time (503).
@@ -33,6 +34,9 @@ COMMON_ERRORS = (400, 401, 429, 503)
 # Who may call: "anyone" authenticated (the resource's own policy then decides, see mbwire.access),
 # or only a superuser (``internal`` tier or ``admin`` role).
 Caller = Literal["anyone", "superuser"]
+# How the caller proves who it is: a bearer JWT, or (artifact bytes) a signed, expiring URL that
+# the service handed out, which the receiving service verifies; such a request carries no JWT.
+Auth = Literal["bearer", "signed-url"]
 # Where a retried write's idempotency key is found: the ``Idempotency-Key`` header; the body's
 # ``idempotency_key``; or every item of the body's list field having one.
 KeySource = Literal["header", "body", "items"]
@@ -63,7 +67,8 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     writes: bool
     # Request body: a Struct (or other msgspec type) decoded from JSON, ``bytes`` for raw bytes,
-    # None for no body; accepted media types (the first is the documented one).
+    # None for no body; accepted media types (the first is the documented one; ANY: whatever
+    # media type, e.g. an artifact's own bytes).
     request: Any = None
     request_media: tuple[str, ...] = (JSON,)
     response: Any = None
@@ -72,6 +77,7 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
     errors: tuple[int, ...] = ()
     query: tuple[Param, ...] = ()
     caller: Caller = "anyone"
+    auth: Auth = "bearer"
     # Rate-limit units: 1, or the length of this list field of the body (a batch), capped.
     cost_items: str | None = None
     max_items: int = 1
@@ -191,6 +197,102 @@ ACTIONS: tuple[Action, ...] = (
         request=None, request_media=(), response=t.GrantRevoked, errors=(403, 404, 422),
         invalidates=("twin:{twin_id}",), tags=("twins",),
         example_response={"twin_id": "ada", "sub": "bob", "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="ingest_knowledge", method="POST", path="/v1/knowledge", writes=True, status=201,
+        caller="superuser", summary="Ingest a knowledge document",
+        description="Curated knowledge, readable by every caller. The body is split into "
+                    "chunks, each embedded once at central; the vectors reach every region with "
+                    "the data. The same `id` again replaces the document and its chunks.",
+        request=t.KnowledgeIn, response=t.KnowledgeWritten, errors=(403, 413, 415, 422),
+        invalidates=("knowledge",), tags=("knowledge",),
+        example_request={"id": "yjs-intro", "title": "What Yjs is",
+                         "body": "Yjs is a CRDT for shared editing.", "tags": ["crdt"]},
+        example_response={"id": "yjs-intro", "chunks": 1,
+                          "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="delete_knowledge", method="DELETE", path="/v1/knowledge/{doc_id}", writes=True,
+        caller="superuser", summary="Delete a knowledge document",
+        description="Removes the document and its chunks everywhere, search indexes included.",
+        request=None, request_media=(), response=t.KnowledgeDeleted, errors=(403, 404, 422),
+        invalidates=("knowledge",), tags=("knowledge",),
+        example_response={"id": "yjs-intro", "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="query_knowledge", method="POST", path="/v1/knowledge/query", writes=False,
+        summary="Search knowledge and text artifacts",
+        description="`mode`: `semantic` (vectors), `keyword` (Postgres full text) or `hybrid` "
+                    "(both, fused; the default). Curated knowledge is readable by every caller; "
+                    "a text artifact only by those who may read its twin, applied inside both "
+                    "searches. With `X-Consistency-Token: T` the answer covers every write <= T "
+                    "(the region's index included) or is a 503 with `Retry-After`.",
+        request=t.KnowledgeQuery, response=t.KnowledgeResults, errors=(413, 415, 422),
+        cache=CacheRule(scope="knowledge", ttl_s=5.0), tags=("knowledge",),
+        example_request={"query": "shared editing", "filters": {"tags": ["crdt"]},
+                         "limit": 5, "mode": "hybrid"},
+        example_response={"results": [{"id": "yjs-intro", "title": "What Yjs is",
+                                        "snippet": "Yjs is a CRDT for shared editing.",
+                                        "score": 0.032, "kind": "knowledge", "twin_id": None,
+                                        "source": None, "tags": ["crdt"]}],
+                          "mode": "hybrid"},
+    ),
+    Action(
+        name="create_artifact", method="POST", path="/v1/artifacts", writes=True, status=201,
+        summary="Announce an artifact and get its upload URL",
+        description="For a twin the caller may write. `PUT` the bytes to `upload_url` before "
+                    "`expires_at`; they are checked against `size` and `sha256`. Text artifacts "
+                    "(text/*, markdown, JSON) are chunked and indexed for search once uploaded.",
+        request=t.ArtifactCreate, response=t.ArtifactCreated, errors=(403, 404, 413, 415, 422),
+        tags=("artifacts",),
+        example_request={"twin_id": "ada", "content_type": "text/markdown", "size": 12,
+                         "sha256": "a" * 64, "metadata": {"title": "notes"}},
+        example_response={"artifact_id": "art-1", "upload_url": "https://edge/v1/artifacts/"
+                          "art-1/content?exp=1795000000&sig=abc",
+                          "expires_at": "2026-11-29T12:00:00Z",
+                          "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="get_artifact", method="GET", path="/v1/artifacts/{artifact_id}", writes=False,
+        summary="An artifact's metadata and download URL",
+        description="For those who may read its twin; to anyone else it does not exist (404).",
+        response=t.ArtifactView, errors=(404, 422), tags=("artifacts",),
+        example_response={"artifact_id": "art-1", "twin_id": "ada",
+                          "content_type": "text/markdown", "size": 12, "sha256": "a" * 64,
+                          "metadata": {"title": "notes"}, "status": "stored",
+                          "created_at": "2026-11-29T11:00:00Z",
+                          "download_url": "https://edge/v1/artifacts/art-1/content?exp=1&sig=x",
+                          "expires_at": "2026-11-29T12:00:00Z", "indexed": True},
+    ),
+    Action(
+        name="upload_artifact", method="PUT", path="/v1/artifacts/{artifact_id}/content",
+        writes=True, auth="signed-url", summary="Upload an artifact's bytes (signed URL)",
+        description="The URL `create_artifact` answered; no bearer token. The body must match "
+                    "the announced `size` and `sha256` (else 422, nothing stored); an expired "
+                    "or altered URL is a 403.",
+        request=bytes, request_media=(ANY,), response=t.ArtifactView,
+        errors=(403, 404, 409, 413, 422), max_body=t.MAX_ARTIFACT_BYTES, idempotency=(),
+        example_response={"artifact_id": "art-1", "twin_id": "ada",
+                          "content_type": "text/markdown", "size": 12, "sha256": "a" * 64,
+                          "metadata": {}, "status": "stored",
+                          "created_at": "2026-11-29T11:00:00Z", "indexed": True},
+        query=(Param(name="exp", description="Expiry (Unix seconds).", required=True,
+                     schema={"type": "string", "pattern": "^[0-9]{1,12}$"}),
+               Param(name="sig", description="The URL's signature.", required=True,
+                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"})),
+        tags=("artifacts",),
+    ),
+    Action(
+        name="download_artifact", method="GET", path="/v1/artifacts/{artifact_id}/content",
+        writes=False, auth="signed-url", summary="Download an artifact's bytes (signed URL)",
+        description="The `download_url` of `get_artifact`; no bearer token. An expired or "
+                    "altered URL is a 403.",
+        response=bytes, response_media=OCTETS, errors=(403, 404, 422),
+        query=(Param(name="exp", description="Expiry (Unix seconds).", required=True,
+                     schema={"type": "string", "pattern": "^[0-9]{1,12}$"}),
+               Param(name="sig", description="The URL's signature.", required=True,
+                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"})),
+        tags=("artifacts",),
     ),
     Action(
         name="list_regions", method="GET", path="/v1/regions", writes=False,

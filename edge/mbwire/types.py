@@ -127,3 +127,99 @@ class ProblemDetails(msgspec.Struct, frozen=True, kw_only=True):
     detail: str
     instance: str
     request_id: str
+
+
+# --- knowledge and artifacts (query_knowledge, create_artifact) ---
+
+DOC_ID_PATTERN = TWIN_ID_PATTERN  # knowledge and artifact ids travel in paths like twin ids
+DocId = Annotated[str, msgspec.Meta(pattern=DOC_ID_PATTERN)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+" + END)]
+SearchMode = Literal["semantic", "keyword", "hybrid"]
+DocKind = Literal["knowledge", "artifact"]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}" + END)]
+MediaType = Annotated[str, msgspec.Meta(
+    max_length=127, pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*" + END)]
+# 1 MiB of text per knowledge document: a request body is at most 1 MiB anyway.
+MAX_DOC_CHARS = 1 << 20
+MAX_ARTIFACT_BYTES = 64 << 20
+
+
+class KnowledgeIn(Wire, frozen=True, kw_only=True):
+    """Curated knowledge (ingested by ``admin`` or ``internal``), readable by every caller.
+    The same ``id`` again replaces the document and its chunks."""
+
+    id: DocId | None = None
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DOC_CHARS)]
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=32)] = []
+    source: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+
+
+class KnowledgeWritten(Wire, frozen=True):
+    id: DocId
+    chunks: int
+    consistency_token: str
+
+
+class KnowledgeDeleted(Wire, frozen=True):
+    id: DocId
+    consistency_token: str
+
+
+class KnowledgeFilters(Wire, frozen=True):
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=16)] | None = None  # any of them
+    source: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    kind: DocKind | None = None
+    twin_id: TwinId | None = None
+
+
+class KnowledgeQuery(Wire, frozen=True):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    filters: KnowledgeFilters | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    mode: SearchMode = "hybrid"
+
+
+class KnowledgeHit(Wire, frozen=True):
+    id: str
+    title: str
+    snippet: str
+    score: float
+    kind: DocKind
+    twin_id: str | None = None
+    source: str | None = None
+    tags: list[str] = []
+
+
+class KnowledgeResults(Wire, frozen=True):
+    results: list[KnowledgeHit]
+    mode: SearchMode
+
+
+class ArtifactCreate(Wire, frozen=True):
+    twin_id: TwinId
+    content_type: MediaType
+    size: Annotated[int, msgspec.Meta(ge=0, le=MAX_ARTIFACT_BYTES)]
+    sha256: Sha256Hex
+    metadata: dict[str, Any] | None = None
+
+
+class ArtifactCreated(Wire, frozen=True):
+    artifact_id: DocId
+    upload_url: str
+    expires_at: str  # RFC 3339, UTC
+    consistency_token: str
+
+
+class ArtifactView(Wire, frozen=True):
+    artifact_id: DocId
+    twin_id: TwinId
+    content_type: str
+    size: int
+    sha256: str
+    metadata: dict[str, Any]
+    status: Literal["pending", "stored"]
+    created_at: str
+    download_url: str | None = None  # once stored
+    expires_at: str | None = None
+    indexed: bool = False  # a text artifact whose chunks are searchable

@@ -76,11 +76,11 @@ def test_examples_round_trip_and_validate(action: Action) -> None:
         pairs.append((action.request, action.example_request, op["requestBody"]["content"]))
     for tp, example, content in pairs:
         if tp is bytes:
-            assert OCTETS in content
+            assert OCTETS in content or "*/*" in content
             continue
         assert example is not None, f"{action.name} documents no example"
         decoded = msgspec.convert(example, tp, strict=True)
-        assert msgspec.to_builtins(decoded) == example
+        assert msgspec.convert(msgspec.to_builtins(decoded), tp, strict=True) == decoded
         for media in content.values():
             schema = _resolve(doc, media["schema"])
             jsonschema.validate(example, schema)

@@ -116,14 +116,7 @@ class Edge:
         if principal is None:
             return await self._forward_signed_url(req, action, rid, pop, trail)
         rules.check_caller(action, principal)
-        rules.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
-        rules.check_query(action, parse_qs(req.query, keep_blank_values=True))
-        limit = min(action.max_body, self.settings.max_body_bytes)
-        if len(req.body) > limit:
-            raise PayloadTooLarge(
-                f"{action.method} {action.path} takes bodies of at most {limit} bytes",
-                limit=limit,
-            )
+        self._check_request(action, req)
         trail.limit = await self.ports.limiter.hit(
             principal.sub, principal.tier, rules.cost_of(action, req.body)
         )
@@ -200,14 +193,7 @@ class Edge:
         """An artifact's bytes under a signed URL: no JWT, so no principal's rate limit, cache
         or session floor (the anonymous bucket already counted it); the hop carries no
         principal and the hub checks the URL's signature."""
-        rules.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
-        rules.check_query(action, parse_qs(req.query, keep_blank_values=True))
-        limit = min(action.max_body, self.settings.max_body_bytes)
-        if len(req.body) > limit:
-            raise PayloadTooLarge(
-                f"{action.method} {action.path} takes bodies of at most {limit} bytes",
-                limit=limit,
-            )
+        self._check_request(action, req)
         plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
         if not plan.candidates:
             raise NoHub("every hub is failing; try again shortly",
@@ -217,6 +203,17 @@ class Edge:
         response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
         headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
         return EdgeResponse(response.status, headers, response.body)
+
+    def _check_request(self, action: actions.Action, req: EdgeRequest) -> None:
+        """The action's header, query and body-size rules (400/422/413)."""
+        rules.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
+        rules.check_query(action, parse_qs(req.query, keep_blank_values=True))
+        limit = min(action.max_body, self.settings.max_body_bytes)
+        if len(req.body) > limit:
+            raise PayloadTooLarge(
+                f"{action.method} {action.path} takes bodies of at most {limit} bytes",
+                limit=limit,
+            )
 
     async def _count_anonymous(self, req: EdgeRequest, trail: _Trail) -> None:
         trail.limit = await self.ports.limiter.hit(req.client or "unknown", ANONYMOUS, 1)

@@ -21,7 +21,6 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from central.store import Store, WriteTx
@@ -35,7 +34,6 @@ from mbwire.types import DOC_ID_PATTERN, DocKind, KnowledgeDeleted, KnowledgeIn,
 
 _DOC_ID = re.compile(DOC_ID_PATTERN)
 StoreDep = NamedDependency[Store]
-EmbedderDep = NamedDependency[Embedder]
 
 
 class PreparedDocument(msgspec.Struct, frozen=True):
@@ -52,7 +50,8 @@ def check_text(field: str, value: str) -> None:
     """Text Postgres can store: no NUL, no lone surrogate. Checked before the embedder runs, so
     a value the database would refuse costs no model time and stores nothing (422)."""
     if "\x00" in value:
-        raise Unprocessable(f"{field} contains a NUL character", errors=[{"path": f"$.{field}"}])
+        raise Unprocessable(f"{field} contains U+0000 (NUL), which cannot be stored",
+                            errors=[{"path": f"$.{field}"}])
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -137,14 +136,12 @@ def _written(body: msgspec.Struct, token: str, status: int = 200) -> Response[by
     )
 
 
-async def ingest(
-    request: Request[Any, Any, Any], store: StoreDep, embedder: EmbedderDep
-) -> Response[bytes]:
+async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
     principal = require_principal(request)
     doc: KnowledgeIn = await decode_body(request)
     if doc.source is not None:
         check_text("source", doc.source)
-    prepared = await prepare(embedder, doc.title, doc.body)
+    prepared = await prepare(embedder_of(request), doc.title, doc.body)
     doc_id = doc.id or uuid.uuid4().hex
     async with store.write() as tx:
         await store_document(tx, prepared, doc_id=doc_id, kind="knowledge", twin_id=None,
@@ -167,9 +164,11 @@ async def delete(request: Request[Any, Any, Any], store: StoreDep) -> Response[b
     return _written(KnowledgeDeleted(id=doc_id, consistency_token=token), token)
 
 
-def embedder_of(state: State) -> Embedder:
-    """The service's embedder, made in central's lifespan (a dependency of the handlers)."""
-    embedder: Embedder = state.embedder
+def embedder_of(request: Request[Any, Any, Any]) -> Embedder:
+    """The service's embedder, made in central's lifespan. Read from the app's state, not
+    injected: Litestar validates an injected value against its annotation, and a Protocol
+    cannot be checked at run time."""
+    embedder: Embedder = request.app.state.embedder
     return embedder
 
 

@@ -65,6 +65,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
         dependencies={
             "store": Provide(lambda: store, sync_to_thread=False),
             "writer": Provide(lambda: writer, sync_to_thread=False),
+            **artifacts.dependencies(settings),
         },
         guards=[hop_guard(HopSigner(settings.hop_secret))],
         middleware=[RequestContextMiddleware(served_by="central")],

@@ -27,6 +27,15 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     embedder_model: str | None = None
     embedder_api_key: str | None = None
     embedder_dim: int | None = None
+    # Artifacts (blobs/, central/artifacts.py): where the bytes go (a directory, or
+    # s3://bucket/prefix with an S3-compatible endpoint for R2 or MinIO; AWS_* credentials),
+    # the secret central and the hubs sign artifact URLs with (HUB_ARTIFACT_URL_SECRET too), the
+    # public edge those URLs point at, and how long they last. Unset: artifacts answer 503.
+    blob_url: str = ""
+    blob_endpoint: str = ""
+    artifact_url_secret: str = ""
+    public_url: str = ""
+    artifact_url_ttl_s: int = 900
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -23,7 +23,6 @@ from mbhttp.routes import read_body
 from mbwire import ConsistencyToken, NotFound, Unavailable
 from mbwire.access import allows_view
 from mbwire.types import ArtifactView
-from regional.replica import ReplayClock
 from regional.settings import HubSettings
 from regional.twins import Central, Reads, read_headers, token_of
 
@@ -66,15 +65,19 @@ def dependencies(settings: HubSettings) -> dict[str, Provide]:
     return {"blobs": Provide(lambda: blobs, sync_to_thread=False)}
 
 
-async def _row(request: Request[Any, Any, Any], reads: Reads, artifact_id: str) -> _Row | None:
-    """The artifact as the replica has it, after the caller's token is settled."""
+async def _row(
+    request: Request[Any, Any, Any], reads: Reads, artifact_id: str
+) -> tuple[_Row | None, ConsistencyToken]:
+    """The artifact as the replica has it once the caller's token is settled, and the replay
+    position the answer reflects at least (taken before the query)."""
     token = token_of(request)
     if token is not None:
         await reads.clock.settle(token, reads.wait_s)
+    answered = ConsistencyToken(reads.clock.position)
     async with reads.replica.connection() as conn:
         cur = await conn.execute(_ARTIFACT, (artifact_id,))
         found = await cur.fetchone()
-    return msgspec.convert(tuple(found), _Row) if found is not None else None
+    return (msgspec.convert(tuple(found), _Row) if found is not None else None), answered
 
 
 async def get_artifact(
@@ -82,8 +85,7 @@ async def get_artifact(
 ) -> Response[ArtifactView]:
     principal = require_principal(request)
     artifact_id = check_artifact_id(str(request.path_params["artifact_id"]))
-    answered = _answered(reads.clock)  # the read below reflects at least this
-    row = await _row(request, reads, artifact_id)
+    row, answered = await _row(request, reads, artifact_id)
     if row is None or not allows_view(principal, "read", row.owner_sub, row.grants):
         raise NotFound(f"artifact {artifact_id} does not exist")
     url = expires_at = None
@@ -105,8 +107,7 @@ async def download_artifact(
     artifact_id = check_artifact_id(str(request.path_params["artifact_id"]))
     store, _ = blobs.require()
     blobs.verify("GET", artifact_id, request.query_params)
-    answered = _answered(reads.clock)
-    row = await _row(request, reads, artifact_id)
+    row, answered = await _row(request, reads, artifact_id)
     if row is None or row.status != "stored":
         raise NotFound(f"artifact {artifact_id} has no stored bytes")
     chunks = store.stream(row.blob_key)
@@ -147,9 +148,6 @@ async def _download_url(blobs: ArtifactBlobs, artifact_id: str, key: str) -> tup
     except BlobUnavailable as exc:
         raise Unavailable(f"the blob store failed ({exc})", retry_after=1) from None
 
-
-def _answered(clock: ReplayClock) -> ConsistencyToken:
-    return ConsistencyToken(clock.position)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {

@@ -18,6 +18,7 @@ from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
 from central.store import Store
 from central.twins import TwinWriter
+from knowledge.embed import default_embedder
 from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, setup_tracing
 from mbhttp.guard import hop_guard
 from mbhttp.routes import max_body, routes_for
@@ -32,7 +33,8 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     writer = TwinWriter(store, resident=settings.resident_twins)
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.embedder = default_embedder()  # K1: make_embedder(settings)
         await apply_migrations(settings.database_url)
         await store.open()
         pruner = asyncio.create_task(prune_forever(), name="feed-pruner")
@@ -63,6 +65,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
         dependencies={
             "store": Provide(lambda: store, sync_to_thread=False),
             "writer": Provide(lambda: writer, sync_to_thread=False),
+            **artifacts.dependencies(settings),
         },
         guards=[hop_guard(HopSigner(settings.hop_secret))],
         middleware=[RequestContextMiddleware(served_by="central")],

@@ -1,16 +1,171 @@
-"""Artifacts at central. STUB (helper K4 implements)."""
+"""Artifacts at central: announcing one (its row, pending, and a signed upload URL) and taking
+its bytes (checked against the announced size and sha256, then stored, then marked stored; a
+text artifact's text indexed as a knowledge document of its twin, in the same transaction).
+
+Order of an upload, and why: the URL is checked first (403), then the row (404, 409), then the
+bytes (422 naming size or sha256); a text artifact is decoded and embedded next (its 422s, and
+the slow part, before anything is kept); then the blob is written; only then does one
+transaction mark the row stored, store the text's chunks and append the feed rows. So a row
+is never ``stored`` without its blob, and a failure leaves at most a blob no row points at as
+stored, which the next upload of the same bytes overwrites."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from litestar import Request
+import msgspec
+from litestar import Request, Response
+from litestar.di import NamedDependency, Provide
+from psycopg.types.json import Jsonb
 
-from mbwire.errors import Unimplemented
+from blobs import BlobMismatch, BlobUnavailable, check_blob
+from blobs.room import ArtifactBlobs, blob_key, check_artifact_id, is_text
+from blobs.urls import rfc3339
+from central.knowledge import embedder_of, prepare, store_document
+from central.settings import CentralSettings
+from central.store import Store
+from mbhttp import require_principal
+from mbhttp.routes import decode_body, read_body
+from mbwire import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from mbwire import headers as h
+from mbwire.access import TWIN_WRITABLE_SQL, sql_params
+from mbwire.types import ArtifactCreate, ArtifactCreated, ArtifactView
+
+StoreDep = NamedDependency[Store]
+Blobs = NamedDependency[ArtifactBlobs]
+
+# FOR SHARE: a concurrent revoke (which locks the twin FOR UPDATE) waits for us, or we for it.
+_WRITABLE = f"select {TWIN_WRITABLE_SQL} from twins t where t.twin_id = %(twin)s for share of t"
+_INSERT = """
+insert into artifacts (artifact_id, twin_id, owner_sub, content_type, size, sha256, metadata,
+                       blob_key)
+values (%s, %s, %s, %s, %s, %s, %s, %s)
+"""
+_ROW = """
+select twin_id, owner_sub, content_type, size, sha256, metadata, status, blob_key, created_at
+from artifacts where artifact_id = %s
+"""
+_MARK_STORED = """
+update artifacts set status = 'stored', stored_at = now()
+where artifact_id = %s and status = 'pending' returning 1
+"""
 
 
-async def not_yet(request: Request[Any, Any, Any]) -> None:
-    raise Unimplemented("artifacts are not built yet")
+class _Row(msgspec.Struct, frozen=True, array_like=True):
+    twin_id: str
+    owner_sub: str
+    content_type: str
+    size: int
+    sha256: str
+    metadata: dict[str, Any]
+    status: str
+    blob_key: str
+    created_at: datetime
 
 
-HANDLERS = {"create_artifact": not_yet, "upload_artifact": not_yet}
+def dependencies(settings: CentralSettings) -> dict[str, Provide]:
+    blobs = ArtifactBlobs.configure(
+        blob_url=settings.blob_url, blob_endpoint=settings.blob_endpoint,
+        secret=settings.artifact_url_secret, public_url=settings.public_url,
+        ttl_s=settings.artifact_url_ttl_s,
+    )
+    return {"blobs": Provide(lambda: blobs, sync_to_thread=False)}
+
+
+async def create(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs) -> Response[bytes]:
+    principal = require_principal(request)
+    body: ArtifactCreate = await decode_body(request)
+    blobs.require()
+    artifact_id = uuid.uuid4().hex
+    metadata = body.metadata or {}
+    async with store.write() as tx:
+        cur = await tx.conn.execute(_WRITABLE, {"twin": body.twin_id, **sql_params(principal)})
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"twin {body.twin_id} does not exist")
+        if not row[0]:
+            raise Forbidden(f"{principal.sub} may not write twin {body.twin_id}")
+        await tx.conn.execute(_INSERT, (
+            artifact_id, body.twin_id, principal.sub, body.content_type, body.size, body.sha256,
+            Jsonb(metadata), blob_key(artifact_id),
+        ))
+        tx.feed.append(("artifact", artifact_id, None))
+    url, expires_at = blobs.signed_url("PUT", artifact_id)
+    created = ArtifactCreated(artifact_id=artifact_id, upload_url=url, expires_at=expires_at,
+                              consistency_token=str(tx.token))
+    return _answer(created, str(tx.token), 201)
+
+
+async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs) -> Response[bytes]:
+    artifact_id = check_artifact_id(str(request.path_params["artifact_id"]))
+    blob_store, _ = blobs.require()
+    blobs.verify("PUT", artifact_id, request.query_params)
+    data = await read_body(request)
+    async with store.write() as read:  # a short read on the primary, which decides
+        cur = await read.conn.execute(_ROW, (artifact_id,))
+        found = await cur.fetchone()
+    if found is None:
+        raise NotFound(f"artifact {artifact_id} does not exist")
+    row = msgspec.convert(tuple(found), _Row)
+    if row.status == "stored":
+        raise Conflict(f"artifact {artifact_id} is already stored; announce a new one")
+    try:
+        check_blob(data, size=row.size, sha256=row.sha256)
+    except BlobMismatch as exc:
+        raise Unprocessable(f"the body does not match the announced {exc.field}: {exc}",
+                            errors=[{"path": f"$.{exc.field}"}]) from None
+    prepared = None
+    if is_text(row.content_type):
+        prepared = await _prepare_text(request, artifact_id, row, data)
+    try:
+        await blob_store.put(row.blob_key, data, size=row.size, sha256=row.sha256)
+    except BlobUnavailable as exc:
+        raise Unavailable(f"the blob store failed; nothing was stored ({exc})",
+                          retry_after=1) from None
+    async with store.write() as tx:
+        cur = await tx.conn.execute(_MARK_STORED, (artifact_id,))
+        if await cur.fetchone() is None:
+            raise Conflict(f"artifact {artifact_id} was stored by another upload meanwhile")
+        if prepared is not None:
+            tags = row.metadata.get("tags")
+            source = row.metadata.get("source")
+            await store_document(
+                tx, prepared, doc_id=artifact_id, kind="artifact", twin_id=row.twin_id,
+                owner_sub=row.owner_sub,
+                tags=[t for t in tags if isinstance(t, str)][:32] if isinstance(tags, list) else [],
+                source=source[:256] if isinstance(source, str) else None,
+            )
+        tx.feed.append(("artifact", artifact_id, None))
+    view = ArtifactView(
+        artifact_id=artifact_id, twin_id=row.twin_id, content_type=row.content_type,
+        size=row.size, sha256=row.sha256, metadata=row.metadata, status="stored",
+        created_at=rfc3339(int(row.created_at.timestamp())), indexed=prepared is not None,
+    )
+    return _answer(view, str(tx.token))
+
+
+async def _prepare_text(request: Request[Any, Any, Any], artifact_id: str, row: _Row,
+                        data: bytes) -> Any:
+    """The artifact's text chunked and embedded (K2's ``prepare``), or None for a blank one.
+    Text that is not UTF-8 is refused (422): it was announced as text, and we index it as such."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unprocessable(f"the body is not UTF-8 text, as {row.content_type} must be",
+                            errors=[{"path": "$.content_type"}]) from None
+    if not text.strip():
+        return None
+    title = row.metadata.get("title")
+    title = title.strip()[:512] if isinstance(title, str) and title.strip() else artifact_id
+    return await prepare(embedder_of(request), title, text)
+
+
+def _answer(body: msgspec.Struct, token: str, status: int = 200) -> Response[bytes]:
+    return Response(content=msgspec.json.encode(body), status_code=status,
+                    media_type="application/json", headers={h.CONSISTENCY_TOKEN: token})
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"create_artifact": create, "upload_artifact": upload}

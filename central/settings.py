@@ -19,6 +19,23 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1 << 20
     feed_retention_s: int = 7 * 24 * 3600   # how far back a reconnecting consumer can resume
     prune_every_s: float = 300.0
+    # Which embedder vectors every chunk, once, at ingest (knowledge.embed.make_embedder):
+    # "local" is the offline default; otherwise an OpenAI-compatible /embeddings endpoint.
+    # The hubs carry the same five (HUB_EMBEDDER*): a query must be embedded by the same model.
+    embedder: str = "local"
+    embedder_url: str | None = None
+    embedder_model: str | None = None
+    embedder_api_key: str | None = None
+    embedder_dim: int | None = None
+    # Artifacts (blobs/, central/artifacts.py): where the bytes go (a directory, or
+    # s3://bucket/prefix with an S3-compatible endpoint for R2 or MinIO; AWS_* credentials),
+    # the secret central and the hubs sign artifact URLs with (HUB_ARTIFACT_URL_SECRET too), the
+    # public edge those URLs point at, and how long they last. Unset: artifacts answer 503.
+    blob_url: str = ""
+    blob_endpoint: str = ""
+    artifact_url_secret: str = ""
+    public_url: str = ""
+    artifact_url_ttl_s: int = 900
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -4,7 +4,9 @@ workers (``fly.toml`` runs 2), everything else one.
 
 Who signs what: the edge signs hops to its hubs with ``EDGE_HOP_SECRET`` (verified by the hub
 as ``HUB_HOP_SECRET``); a hub signs calls to central with ``HUB_CENTRAL_SECRET`` (verified by
-central as ``CENTRAL_HOP_SECRET``)."""
+central as ``CENTRAL_HOP_SECRET``). Central and the hubs sign artifact URLs with one more secret,
+keep artifact bytes in one directory they share (``DATA_DIR/blobs``) and point the URLs at an
+edge: a hub at its own region's, central at the primary region's."""
 
 from __future__ import annotations
 
@@ -57,20 +59,22 @@ def _granian(
 
 
 def central_spec(
-    topo: Topology, secrets: Secrets, log: Path, factories: Mapping[str, str]
+    topo: Topology, secrets: Secrets, log: Path, factories: Mapping[str, str],
+    blobs: Path | None = None,
 ) -> ProcessSpec:
     env = {
         "CENTRAL_DATABASE_URL": topo.postgres.primary,
         "CENTRAL_HOP_SECRET": secrets.central_hop_secret,
         "CENTRAL_PRIMARY_REGION": topo.primary_region,
         "CENTRAL_REGIONS": ",".join(topo.regions),
+        **_artifact_env("CENTRAL_", secrets, blobs, topo.edges[topo.primary_region]),
     }
     return _granian("central", factories["central"], topo.central, env, log)
 
 
 def hub_spec(
     topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str],
-    workers: int = 1,
+    workers: int = 1, blobs: Path | None = None,
 ) -> ProcessSpec:
     env = {
         "HUB_REGION": region,
@@ -85,8 +89,19 @@ def hub_spec(
         "HUB_PRIMARY_REGION": topo.primary_region,
         # Every hub, so /v1/regions can ask the others whether they answer.
         "HUB_PEERS": msgspec.json.encode(topo.hubs).decode(),
+        **_artifact_env("HUB_", secrets, blobs, topo.edges[region]),
     }
     return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log, workers)
+
+
+def _artifact_env(
+    prefix: str, secrets: Secrets, blobs: Path | None, public_url: str
+) -> dict[str, str]:
+    """Where artifact bytes live and where their signed URLs point; none without a blob dir."""
+    if blobs is None or not secrets.artifact_url_secret:
+        return {}
+    return {f"{prefix}BLOB_URL": str(blobs), f"{prefix}PUBLIC_URL": public_url,
+            f"{prefix}ARTIFACT_URL_SECRET": secrets.artifact_url_secret}
 
 
 def edge_spec(

@@ -75,10 +75,11 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
                                   log_path(data_dir, f"redis-{r}")) for r in regions]
     sec, fac = src.secrets, src.factories
     if "central" in current.services:
-        out.append(apps.central_spec(topo, sec, log_path(data_dir, "central"), fac))
+        out.append(apps.central_spec(topo, sec, log_path(data_dir, "central"), fac,
+                                     blobs=data_dir / "blobs"))
     if "hubs" in current.services:
-        out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac, src.hub_workers)
-                for r in regions]
+        out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac, src.hub_workers,
+                              blobs=data_dir / "blobs") for r in regions]
     if "edges" in current.services:
         out += [apps.edge_spec(topo, r, sec, log_path(data_dir, f"edge-{r}"), fac)
                 for r in regions]

@@ -7,7 +7,10 @@ minted yesterday still verify after a ``down``/``up``. Three independent keys:
   (``EDGE_HOP_SECRET`` = ``HUB_HOP_SECRET``);
 - ``central_hop_secret``: hubs sign hops to central with it
   (``HUB_CENTRAL_SECRET`` = ``CENTRAL_HOP_SECRET``);
-- ``jwt_hs256_secret``: the dev key the edge verifies client JWTs with (``EDGE_JWT_HS256_SECRET``).
+- ``jwt_hs256_secret``: the dev key the edge verifies client JWTs with (``EDGE_JWT_HS256_SECRET``);
+- ``artifact_url_secret``: central and the hubs sign and check artifact URLs with it
+  (``CENTRAL_ARTIFACT_URL_SECRET`` = ``HUB_ARTIFACT_URL_SECRET``). Added later: a data directory
+  made before it gets one on its next ``up``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     edge_hop_secret: str
     central_hop_secret: str
     jwt_hs256_secret: str
+    artifact_url_secret: str = ""
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -45,6 +49,7 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
             edge_hop_secret=_random.token_urlsafe(32),
             central_hop_secret=_random.token_urlsafe(32),
             jwt_hs256_secret=_random.token_urlsafe(32),
+            artifact_url_secret=_random.token_urlsafe(32),
         )
 
 
@@ -63,6 +68,10 @@ def load_or_create(data_dir: Path) -> Secrets:
     """The data directory's secrets, generating and storing them on first use (only ``up``)."""
     path = data_dir / SECRETS_FILE
     if (existing := load(data_dir)) is not None:
+        if not existing.artifact_url_secret:  # made before artifacts: add theirs, keep the rest
+            existing = msgspec.structs.replace(
+                existing, artifact_url_secret=_random.token_urlsafe(32))
+            _write(path, existing)
         return existing
     data_dir.mkdir(parents=True, exist_ok=True)
     fresh = Secrets.generate()
@@ -106,3 +115,12 @@ def mint_token(
         "role": role,
     }
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _write(path: Path, value: Secrets) -> None:
+    """Replaces the file atomically, 0600 from the start."""
+    tmp = path.with_name(f".{path.name}.{_random.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(msgspec.json.format(msgspec.json.encode(value)))
+    os.replace(tmp, path)

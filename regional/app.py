@@ -99,7 +99,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         dependencies={
             "settings": provide(settings), "clock": provide(clock), "reads": provide(reads),
             "central": provide(central), "follower": provide(follower),
-            "peers": provide(peers),
+            "peers": provide(peers), **artifacts.dependencies(settings),
         },
         guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission)],
         middleware=[RequestContextMiddleware(

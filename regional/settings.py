@@ -38,6 +38,15 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     limits_breaker_cooldown_s: float = 5.0
     # The feed follower runs in one worker per hub: the holder of a lease in the hub's Redis.
     follower_lease_ms: int = 5000
+    # Artifacts (blobs/, regional/artifacts.py): the same blob store and URL secret as central
+    # (CENTRAL_BLOB_URL, CENTRAL_ARTIFACT_URL_SECRET); the public edge this hub's download URLs
+    # point at; presign: hand out the S3 store's own download URLs instead. Unset: 503.
+    blob_url: str = ""
+    blob_endpoint: str = ""
+    blob_presign_downloads: bool = False
+    artifact_url_secret: str = ""
+    public_url: str = ""
+    artifact_url_ttl_s: int = 900
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -158,5 +158,4 @@ FORWARDED: dict[str, Callable[..., Any]] = {
     "ingest_knowledge": forward,
     "delete_knowledge": forward,
     "create_artifact": forward,
-    "upload_artifact": forward,
 }

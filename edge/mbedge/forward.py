@@ -39,9 +39,10 @@ FORWARDED_HEADERS = (
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """What the hub learns about the request beyond its own bytes."""
+    """What the hub learns about the request beyond its own bytes. No principal for a
+    signed-URL action: the hub then checks the URL's own signature."""
 
-    principal: Principal
+    principal: Principal | None
     request_id: str
     traceparent: str
     pop: str

@@ -109,19 +109,14 @@ class Edge:
         if req.method in ("GET", "HEAD") and path in _DOCS:
             return EdgeResponse(200, {"content-type": _DOCS[path][0]}, _DOCS[path][1])
         principal = await self._authenticate(req, trail)
-        if principal is None:
+        if principal is None and path == "/healthz":
             return _json(200, {"status": "ok", "pop": pop, "hubs": self.ports.health.snapshot()})
         found = _match(req.method, path)
         action = found.action
+        if principal is None:
+            return await self._forward_signed_url(req, action, rid, pop, trail)
         rules.check_caller(action, principal)
-        rules.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
-        rules.check_query(action, parse_qs(req.query, keep_blank_values=True))
-        limit = min(action.max_body, self.settings.max_body_bytes)
-        if len(req.body) > limit:
-            raise PayloadTooLarge(
-                f"{action.method} {action.path} takes bodies of at most {limit} bytes",
-                limit=limit,
-            )
+        self._check_request(action, req)
         trail.limit = await self.ports.limiter.hit(
             principal.sub, principal.tier, rules.cost_of(action, req.body)
         )
@@ -174,20 +169,51 @@ class Edge:
         return EdgeResponse(response.status, headers, response.body)
 
     async def _authenticate(self, req: EdgeRequest, trail: _Trail) -> Principal | None:
-        """The principal; None for the edge's own ``/healthz``. Callers without a valid token
-        count in a per-address anonymous bucket, so their answers carry RateLimit-* too."""
+        """The principal; None for the edge's own ``/healthz`` and for a signed-URL action (its
+        URL's signature is the proof, checked by the service that answers). Callers without a
+        valid token count in a per-address anonymous bucket, so their answers carry RateLimit-*
+        too; so do signed-URL requests."""
         path = req.decoded_path
         try:
             if not (path == "/healthz" and req.method in ("GET", "HEAD")):
                 if not path.startswith("/v1/"):
                     raise NotFound(f"no such path {path[:100]!r}; the API lives under /v1/")
                 _exact_path(req.path)
-                return self.auth.authenticate(req.header("authorization"))
+                if not _signed_url(req.method, path):
+                    return self.auth.authenticate(req.header("authorization"))
         except (Unauthorized, NotFound):
             await self._count_anonymous(req, trail)
             raise
         await self._count_anonymous(req, trail)
         return None
+
+    async def _forward_signed_url(
+        self, req: EdgeRequest, action: actions.Action, rid: str, pop: str, trail: _Trail
+    ) -> EdgeResponse:
+        """An artifact's bytes under a signed URL: no JWT, so no principal's rate limit, cache
+        or session floor (the anonymous bucket already counted it); the hop carries no
+        principal and the hub checks the URL's signature."""
+        self._check_request(action, req)
+        plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
+        if not plan.candidates:
+            raise NoHub("every hub is failing; try again shortly",
+                        retry_after=math.ceil(plan.retry_after_s))
+        hop = Hop(None, rid, traceparent(req.header("traceparent")), pop)
+        forwarded = await self.forwarder.forward(req, action, hop, plan.candidates)
+        response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
+        headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
+        return EdgeResponse(response.status, headers, response.body)
+
+    def _check_request(self, action: actions.Action, req: EdgeRequest) -> None:
+        """The action's header, query and body-size rules (400/422/413)."""
+        rules.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
+        rules.check_query(action, parse_qs(req.query, keep_blank_values=True))
+        limit = min(action.max_body, self.settings.max_body_bytes)
+        if len(req.body) > limit:
+            raise PayloadTooLarge(
+                f"{action.method} {action.path} takes bodies of at most {limit} bytes",
+                limit=limit,
+            )
 
     async def _count_anonymous(self, req: EdgeRequest, trail: _Trail) -> None:
         trail.limit = await self.ports.limiter.hit(req.client or "unknown", ANONYMOUS, 1)
@@ -221,6 +247,20 @@ def _match(method: str, path: str) -> actions.Match:
         raise MethodNotAllowed(f"{path[:100]!r} takes {', '.join(allowed)}, not {method[:10]}",
                                allow=", ".join(allowed))
     raise NotFound(f"no action at {path[:100]!r}; see /openapi.json for the API")
+
+
+# The last path segment of every signed-URL action: a cheap test before the table is matched.
+_SIGNED_TAILS = frozenset(
+    a.path.rsplit("/", 1)[1] for a in actions.ACTIONS if a.auth == "signed-url"
+)
+
+
+def _signed_url(method: str, path: str) -> bool:
+    """Whether the request is for an action whose proof is its signed URL, not a JWT."""
+    if path.rsplit("/", 1)[1] not in _SIGNED_TAILS:
+        return False
+    found = actions.match(method, path)
+    return found is not None and found.action.auth == "signed-url"
 
 
 def _exact_path(raw: str) -> None:

@@ -1,0 +1,252 @@
+"""Artifacts end to end through the edges: announce, PUT the bytes to the signed URL, read the
+metadata, download; refused uploads store nothing; URLs are bound to their artifact, method
+and expiry; another tenant's artifact does not exist for them; a text artifact becomes a
+knowledge document of its twin, with chunks, in the primary."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import psycopg
+import pytest
+
+from blobs import UrlSigner
+
+from .conftest import LiveStack
+
+pytestmark = pytest.mark.integration
+
+JSON = {"Content-Type": "application/json"}
+NOTES = b"# Lighthouse notes\n\nThe keeper trims the wick at dusk.\n\n" + b"Fresnel lens. " * 40
+
+
+def rows(live: LiveStack, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def blob_path(live: LiveStack, artifact_id: str) -> Path:
+    return live.stack.data_dir / "blobs" / "artifacts" / artifact_id
+
+
+def assert_problem(r: httpx.Response, status: int, text: str = "") -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert text in r.json()["detail"], r.json()
+
+
+async def new_twin(live: LiveStack, http: httpx.AsyncClient, owner: str) -> str:
+    twin_id = f"art-{uuid.uuid4().hex[:10]}"
+    r = await http.post(f"{live.topology.edges['ams']}/v1/twins", headers={
+        **live.auth(owner, tier="pro"), **JSON}, json={"twin_id": twin_id, "profile": {}})
+    assert r.status_code == 201, r.text
+    return twin_id
+
+
+async def announce(live: LiveStack, http: httpx.AsyncClient, owner: str, twin_id: str,
+                   data: bytes, content_type: str = "text/markdown", *,
+                   size: int | None = None, sha: str | None = None) -> dict[str, Any]:
+    r = await http.post(f"{live.topology.edges['ams']}/v1/artifacts", headers={
+        **live.auth(owner, tier="pro"), **JSON}, json={
+        "twin_id": twin_id, "content_type": content_type,
+        "size": len(data) if size is None else size,
+        "sha256": sha or hashlib.sha256(data).hexdigest(), "metadata": {"title": "Notes"}})
+    assert r.status_code == 201, r.text
+    assert r.headers["x-consistency-token"] == r.json()["consistency_token"]
+    return r.json()
+
+
+async def get(live: LiveStack, http: httpx.AsyncClient, sub: str, artifact_id: str,
+              token: str | None = None, region: str = "ams") -> httpx.Response:
+    headers = live.auth(sub, tier="pro")
+    if token:
+        headers["X-Consistency-Token"] = token
+    return await http.get(f"{live.topology.edges[region]}/v1/artifacts/{artifact_id}",
+                          headers=headers)
+
+
+def status_of(live: LiveStack, artifact_id: str) -> str:
+    return rows(live, "select status from artifacts where artifact_id = %s", artifact_id)[0][0]
+
+
+async def test_create_upload_get_download(live: LiveStack, http: httpx.AsyncClient) -> None:
+    twin = await new_twin(live, http, "ada")
+    created = await announce(live, http, "ada", twin, NOTES)
+    artifact = created["artifact_id"]
+    assert created["upload_url"].startswith(f"{live.topology.edges['ams']}/v1/artifacts/")
+    assert status_of(live, artifact) == "pending"
+
+    put = await http.put(created["upload_url"], content=NOTES,
+                         headers={"Content-Type": "text/markdown"})
+    assert put.status_code == 200, put.text
+    assert put.json()["status"] == "stored" and put.json()["indexed"] is True
+    assert blob_path(live, artifact).read_bytes() == NOTES
+
+    # Read in another region with the upload's token: the replica shows it, stored.
+    r = await get(live, http, "ada", artifact, put.headers["x-consistency-token"], "sin")
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert (view["twin_id"], view["size"], view["status"], view["indexed"]) == (
+        twin, len(NOTES), "stored", True)
+    assert view["sha256"] == hashlib.sha256(NOTES).hexdigest()
+    assert view["metadata"] == {"title": "Notes"}
+    assert view["download_url"].startswith(f"{live.topology.edges['sin']}/v1/artifacts/")
+    assert "x-consistency-token" in r.headers
+
+    down = await http.get(view["download_url"])
+    assert down.status_code == 200
+    assert down.content == NOTES
+    assert down.headers["content-type"] == "application/octet-stream"
+
+    # A second upload to the same artifact: it is stored already.
+    again = await http.put(created["upload_url"], content=NOTES)
+    assert_problem(again, 409, "already stored")
+
+
+async def test_text_artifact_is_a_knowledge_document_of_its_twin(
+    live: LiveStack, http: httpx.AsyncClient
+) -> None:
+    twin = await new_twin(live, http, "ada")
+    created = await announce(live, http, "ada", twin, NOTES)
+    assert (await http.put(created["upload_url"], content=NOTES)).status_code == 200
+    artifact = created["artifact_id"]
+    docs = rows(live, "select kind, twin_id, owner_sub, title from knowledge_docs"
+                      " where doc_id = %s", artifact)
+    assert docs == [("artifact", twin, "ada", "Notes")]
+    chunks = rows(live, "select body from knowledge_chunks where doc_id = %s order by n",
+                  artifact)
+    assert chunks and "keeper trims the wick" in chunks[0][0]
+    feed = rows(live, "select kind from change_feed where key = %s order by seq", artifact)
+    assert [k for (k,) in feed] == ["artifact", "knowledge", "artifact"]
+
+
+async def test_binary_artifact_is_stored_not_indexed(live: LiveStack,
+                                                     http: httpx.AsyncClient) -> None:
+    twin = await new_twin(live, http, "ada")
+    data = bytes(range(256)) * 10
+    created = await announce(live, http, "ada", twin, data, "image/png")
+    put = await http.put(created["upload_url"], content=data,
+                         headers={"Content-Type": "image/png"})
+    assert put.status_code == 200, put.text
+    assert put.json()["indexed"] is False
+    assert rows(live, "select 1 from knowledge_docs where doc_id = %s",
+                created["artifact_id"]) == []
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (NOTES + b"!", "size"),                    # longer than announced
+    (NOTES[:-1], "size"),                      # shorter
+    (NOTES[:-1] + b"?", "sha256"),             # same size, other bytes
+])
+async def test_mismatched_bytes_store_nothing(live: LiveStack, http: httpx.AsyncClient,
+                                              body: bytes, field: str) -> None:
+    twin = await new_twin(live, http, "ada")
+    created = await announce(live, http, "ada", twin, NOTES)
+    r = await http.put(created["upload_url"], content=body)
+    assert_problem(r, 422, f"announced {field}")
+    artifact = created["artifact_id"]
+    assert not blob_path(live, artifact).exists()
+    assert status_of(live, artifact) == "pending"
+    assert rows(live, "select 1 from knowledge_docs where doc_id = %s", artifact) == []
+    # The right bytes still go in afterwards.
+    assert (await http.put(created["upload_url"], content=NOTES)).status_code == 200
+
+
+async def test_oversize_is_refused(live: LiveStack, http: httpx.AsyncClient) -> None:
+    twin = await new_twin(live, http, "ada")
+    r = await http.post(f"{live.topology.edges['ams']}/v1/artifacts", headers={
+        **live.auth("ada", tier="pro"), **JSON}, json={
+        "twin_id": twin, "content_type": "text/plain", "size": (64 << 20) + 1,
+        "sha256": "0" * 64})
+    assert_problem(r, 422, "$.size")
+    # A body over the edge's limit never reaches a hub, and nothing is stored.
+    created = await announce(live, http, "ada", twin, b"small")
+    huge = await http.put(created["upload_url"], content=b"x" * ((10 << 20) + 1))
+    assert_problem(huge, 413)
+    assert not blob_path(live, created["artifact_id"]).exists()
+    assert status_of(live, created["artifact_id"]) == "pending"
+
+
+def _with(url: str, **changes: str) -> str:
+    split = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(split.query).items()} | changes
+    return split._replace(query="&".join(f"{k}={v}" for k, v in query.items())).geturl()
+
+
+async def test_expired_and_altered_urls_are_403(live: LiveStack, http: httpx.AsyncClient) -> None:
+    twin = await new_twin(live, http, "ada")
+    created = await announce(live, http, "ada", twin, NOTES)
+    url, artifact = created["upload_url"], created["artifact_id"]
+    sig = parse_qs(urlsplit(url).query)["sig"][0]
+    flipped = ("A" if sig[0] != "A" else "B") + sig[1:]
+    exp = int(parse_qs(urlsplit(url).query)["exp"][0])
+    # Signed with the stack's real secret, but an hour ago.
+    signer = UrlSigner(live.secrets.artifact_url_secret, clock=lambda: exp - 7200)
+    expired, _ = signer.url(live.topology.edges["ams"], "PUT", artifact, 60)
+    for bad, why in ((_with(url, sig=flipped), "does not match"),
+                     (_with(url, exp=str(exp + 1)), "does not match"),
+                     (expired, "expired")):
+        assert_problem(await http.put(bad, content=NOTES), 403, why)
+    # An upload URL does not download.
+    assert_problem(await http.get(url), 403, "does not match")
+    assert not blob_path(live, artifact).exists()
+    assert status_of(live, artifact) == "pending"
+
+
+async def test_another_tenants_artifact_does_not_exist_for_them(
+    live: LiveStack, http: httpx.AsyncClient
+) -> None:
+    twin = await new_twin(live, http, "ada")
+    created = await announce(live, http, "ada", twin, NOTES)
+    put = await http.put(created["upload_url"], content=NOTES)
+    artifact, token = created["artifact_id"], put.headers["x-consistency-token"]
+    assert_problem(await get(live, http, "mallory", artifact, token), 404, "does not exist")
+    # Nor may they announce artifacts on the twin (they may not write it).
+    r = await http.post(f"{live.topology.edges['ams']}/v1/artifacts", headers={
+        **live.auth("mallory", tier="pro"), **JSON}, json={
+        "twin_id": twin, "content_type": "text/plain", "size": 1, "sha256": "0" * 64})
+    assert_problem(r, 403)
+    # A URL for their own artifact with Ada's id in it is useless.
+    own_twin = await new_twin(live, http, "mallory")
+    theirs = await announce(live, http, "mallory", own_twin, b"mine")
+    assert (await http.put(theirs["upload_url"], content=b"mine")).status_code == 200
+    view = (await get(live, http, "mallory", theirs["artifact_id"])).json()
+    for url in (view["download_url"], theirs["upload_url"]):
+        swapped = url.replace(theirs["artifact_id"], artifact)
+        method = "GET" if url == view["download_url"] else "PUT"
+        r = await http.request(method, swapped, content=None if method == "GET" else NOTES)
+        assert_problem(r, 403, "does not match")
+    # A grant opens it.
+    r = await http.post(f"{live.topology.edges['ams']}/v1/twins/{twin}/grants", headers={
+        **live.auth("ada", tier="pro"), **JSON}, json={"sub": "mallory", "access": "read"})
+    assert r.status_code == 200, r.text
+    seen = await get(live, http, "mallory", artifact, r.headers["x-consistency-token"])
+    assert seen.status_code == 200 and seen.json()["artifact_id"] == artifact
+
+
+async def test_unknown_artifact_and_twin_are_404(live: LiveStack, http: httpx.AsyncClient) -> None:
+    assert_problem(await get(live, http, "ada", "no-such-artifact"), 404)
+    r = await http.post(f"{live.topology.edges['ams']}/v1/artifacts", headers={
+        **live.auth("ada", tier="pro"), **JSON}, json={
+        "twin_id": "no-such-twin", "content_type": "text/plain", "size": 1, "sha256": "0" * 64})
+    assert_problem(r, 404, "does not exist")
+    # A well-signed URL for an artifact no one announced.
+    signer = UrlSigner(live.secrets.artifact_url_secret)
+    for method in ("PUT", "GET"):
+        url, _ = signer.url(live.topology.edges["ams"], method, "never-announced", 60)
+        assert_problem(await http.request(method, url, content=b"x" if method == "PUT" else None),
+                       404)
+
+
+async def test_pending_artifact_has_no_download_url(live: LiveStack,
+                                                    http: httpx.AsyncClient) -> None:
+    twin = await new_twin(live, http, "ada")
+    created = await announce(live, http, "ada", twin, NOTES)
+    r = await get(live, http, "ada", created["artifact_id"], created["consistency_token"])
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "pending" and r.json()["download_url"] is None

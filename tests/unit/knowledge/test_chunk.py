@@ -22,7 +22,7 @@ sizes = st.integers(min_value=20, max_value=900)
 @given(texts, sizes)
 def test_every_non_whitespace_character_is_in_a_chunk(text: str, max_chars: int) -> None:
     spans = chunk_spans(text, max_chars=max_chars, overlap=max_chars // 4)
-    covered = set()
+    covered: set[int] = set()
     for start, end in spans:
         covered.update(range(start, end))
     assert {i for i, c in enumerate(text) if not c.isspace()} <= covered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ class _Counting:
     def __init__(self, inner: LocalEmbedder) -> None:
         self.inner, self.name, self.dim, self.asked = inner, inner.name, inner.dim, 0
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         self.asked += len(texts)
         return await self.inner.embed(texts)
 

@@ -33,6 +33,7 @@ from mbwire import headers as h
 from mbwire.types import DOC_ID_PATTERN, DocKind, KnowledgeDeleted, KnowledgeIn, KnowledgeWritten
 
 _DOC_ID = re.compile(DOC_ID_PATTERN)
+_KEYED_IDS = uuid.UUID("6d62b1f0-6b6e-4f77-9c1e-0d0c5e7a1a07")  # namespace of keyed default ids
 StoreDep = NamedDependency[Store]
 
 
@@ -129,6 +130,15 @@ async def delete_document(tx: WriteTx, doc_id: str, *, kind: DocKind) -> bool:
     return True
 
 
+def default_doc_id(sub: str, idempotency_key: str | None) -> str:
+    """A new id; with an ``Idempotency-Key``, the same id for the same caller and key: the edge
+    retries a keyed write blind (to another hub, after a timeout that may have committed), and
+    the retry must replace its first attempt, not add a second copy of the document."""
+    if not idempotency_key:
+        return uuid.uuid4().hex
+    return uuid.uuid5(_KEYED_IDS, f"{sub}\n{idempotency_key}").hex
+
+
 def _written(body: msgspec.Struct, token: str, status: int = 200) -> Response[bytes]:
     return Response(
         content=msgspec.json.encode(body), status_code=status,
@@ -142,7 +152,7 @@ async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[b
     if doc.source is not None:
         check_text("source", doc.source)
     prepared = await prepare(embedder_of(request), doc.title, doc.body)
-    doc_id = doc.id or uuid.uuid4().hex
+    doc_id = doc.id or default_doc_id(principal.sub, request.headers.get(h.IDEMPOTENCY_KEY))
     async with store.write() as tx:
         await store_document(tx, prepared, doc_id=doc_id, kind="knowledge", twin_id=None,
                              owner_sub=principal.sub, tags=doc.tags, source=doc.source)

@@ -10,11 +10,12 @@ import uuid
 from typing import Any
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 
 from knowledge.embed import default_embedder
-from mbwire import ConsistencyToken
+from mbwire import ConsistencyToken, HopSigner, Principal
 
 from .conftest import LiveStack
 
@@ -191,3 +192,25 @@ async def test_knowledge_never_overwrites_or_deletes_an_artifacts_text(live: Liv
                           headers=live.auth("curator"))
     assert_problem(d, 404)
     assert stored(live, doc_id) == before
+
+
+async def test_a_retried_keyed_ingest_without_an_id_replaces_its_first_attempt(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    """As a hub forwards it to central (the edge retries a keyed write blind): the same
+    Idempotency-Key from the same caller lands on the same document, never a second copy."""
+    key = f"ingest-{uuid.uuid4().hex}"
+    body = msgspec.json.encode({"title": "Retried", "body": "Sent twice, stored once."})
+    signer = HopSigner(live.secrets.central_hop_secret)
+    ids = []
+    for attempt in range(2):
+        rid = f"retry-{attempt}"
+        headers = {**signer.sign("POST", "/v1/knowledge", Principal(sub="curator", tier="internal"),
+                                 rid, body=body),
+                   "x-request-id": rid, "idempotency-key": key, **JSON}
+        r = await http.post(f"{live.topology.central}/v1/knowledge", content=body,
+                            headers=headers)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert ids[0] == ids[1]
+    assert stored(live, ids[0])["feed"] == [1, 2]

@@ -4,15 +4,17 @@ spent. The storing half runs against the real primary in tests/integration."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central.knowledge import PreparedDocument, prepare
+from central.knowledge import PreparedDocument, default_doc_id, prepare
 from knowledge.embed import default_embedder
 from mbwire import Unavailable, Unprocessable
+from mbwire.types import DOC_ID_PATTERN
 
 
 class CountingEmbedder:
@@ -88,3 +90,19 @@ async def test_an_embedder_answering_the_wrong_shape_stores_nothing() -> None:
 def test_a_prepared_document_is_a_plain_value() -> None:
     doc = PreparedDocument(title="t", chunks=["t\n\nb"], vectors=[[1.0]], embedder="e")
     assert doc == PreparedDocument(title="t", chunks=["t\n\nb"], vectors=[[1.0]], embedder="e")
+
+
+@given(sub=st.text(min_size=1, max_size=40), key=st.text(min_size=1, max_size=128),
+       other=st.text(min_size=1, max_size=128))
+def test_a_keyed_default_id_is_the_same_for_a_retry_and_only_for_it(sub: str, key: str,
+                                                                    other: str) -> None:
+    first = default_doc_id(sub, key)
+    assert first == default_doc_id(sub, key)
+    assert re.fullmatch(DOC_ID_PATTERN, first)
+    if other != key:
+        assert default_doc_id(sub, other) != first
+    assert default_doc_id(sub + "x", key) != first
+
+
+def test_without_a_key_every_default_id_is_new() -> None:
+    assert default_doc_id("a", None) != default_doc_id("a", None)

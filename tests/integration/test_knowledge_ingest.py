@@ -214,3 +214,24 @@ async def test_a_retried_keyed_ingest_without_an_id_replaces_its_first_attempt(
         ids.append(r.json()["id"])
     assert ids[0] == ids[1]
     assert stored(live, ids[0])["feed"] == [1, 2]
+
+
+async def test_concurrent_replaces_of_one_id_never_mix_their_chunks(live: LiveStack,
+                                                                    http: httpx.AsyncClient):
+    doc_id, writers = new_id(), 6
+    bodies = ["\n\n".join(f"Writer {w} paragraph {i}. " + f"w{w} " * 150 for i in range(w + 1))
+              for w in range(writers)]
+    answers = await asyncio.gather(*(
+        ingest(live, http, {"id": doc_id, "title": f"W{w}", "body": bodies[w]},
+               region=("ams", "iad", "sin")[w % 3])
+        for w in range(writers)))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+    got = stored(live, doc_id)
+    assert got["feed"] == list(range(1, writers + 1))
+    assert got["doc"][6] == writers
+    # The last to commit (the highest token) wins, with its chunks and only those.
+    last = max(range(writers), key=lambda w: answers[w].json()["consistency_token"])
+    assert got["doc"][3] == f"W{last}"
+    assert len(got["chunks"]) == answers[last].json()["chunks"]
+    assert all(f"w{last} " in c[1] for c in got["chunks"])
+    assert not any(f"w{w} " in c[1] for c in got["chunks"] for w in range(writers) if w != last)

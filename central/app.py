@@ -34,7 +34,11 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.embedder = default_embedder()  # K1: make_embedder(settings)
+        # Made before taking traffic. Once K1's knowledge.embed lands, the one-line switch:
+        # app.state.embedder = await open_embedder(settings.embedder, url=settings.embedder_url,
+        #     model=settings.embedder_model, api_key=settings.embedder_api_key,
+        #     dim=settings.embedder_dim)   (and close_embedder on the way out)
+        app.state.embedder = default_embedder()
         await apply_migrations(settings.database_url)
         await store.open()
         pruner = asyncio.create_task(prune_forever(), name="feed-pruner")

@@ -23,10 +23,10 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # "local" is the offline default; otherwise an OpenAI-compatible /embeddings endpoint.
     # The hubs carry the same five (HUB_EMBEDDER*): a query must be embedded by the same model.
     embedder: str = "local"
-    embedder_url: str | None = None
-    embedder_model: str | None = None
-    embedder_api_key: str | None = None
-    embedder_dim: int | None = None
+    embedder_url: str = ""      # "" / 0: unset (the local embedder needs none of them)
+    embedder_model: str = ""
+    embedder_api_key: str = ""
+    embedder_dim: int = 0
 
     @property
     def region_list(self) -> tuple[str, ...]:

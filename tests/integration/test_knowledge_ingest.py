@@ -14,7 +14,7 @@ import msgspec
 import psycopg
 import pytest
 
-from knowledge.embed import default_embedder
+from knowledge.embed_local import LocalEmbedder
 from mbwire import ConsistencyToken, HopSigner, Principal
 
 from .conftest import LiveStack
@@ -70,8 +70,8 @@ async def test_ingest_stores_document_chunks_vectors_and_feed_row(live: LiveStac
     assert len(got["chunks"]) == r.json()["chunks"] > 1
     assert [c[0] for c in got["chunks"]] == list(range(len(got["chunks"])))
     assert got["chunks"][0][1].startswith("Lighthouses\n\n")
-    embedder = default_embedder()
-    assert {(c[2], c[3]) for c in got["chunks"]} == {(embedder.name, embedder.dim)}
+    # Central's default embedder (CENTRAL_EMBEDDER=local) made every vector.
+    assert {(c[2], c[3]) for c in got["chunks"]} == {(LocalEmbedder.name, LocalEmbedder.dim)}
     assert got["feed"] == [1]
 
     # The token covers the write: a replica that has replayed it shows every chunk.

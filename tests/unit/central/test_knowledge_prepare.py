@@ -4,6 +4,7 @@ spent. The storing half runs against the real primary in tests/integration."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -12,16 +13,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from central.knowledge import PreparedDocument, default_doc_id, prepare
-from knowledge.embed import default_embedder
+from knowledge.embed import Embedder, default_embedder
 from mbwire import Unavailable, Unprocessable
 from mbwire.types import DOC_ID_PATTERN
+
+
+@functools.cache
+def shared_embedder() -> Embedder:
+    """The service's default embedder, loaded once for the module (loading checks the files)."""
+    return default_embedder()
 
 
 class CountingEmbedder:
     """The service's default embedder, counting calls and texts (embedding happens once)."""
 
     def __init__(self) -> None:
-        self.inner = default_embedder()
+        self.inner = shared_embedder()
         self.name, self.dim = self.inner.name, self.inner.dim
         self.calls: list[int] = []
 
@@ -61,7 +68,7 @@ async def test_every_chunk_gets_one_vector_in_one_batch_and_the_title_leads(titl
 
 async def test_a_long_body_is_split_and_nothing_of_it_is_lost() -> None:
     paragraphs = [f"paragraph {i} " + "word " * 60 for i in range(100)]
-    doc = await prepare(default_embedder(), "Long", "\n\n".join(paragraphs))
+    doc = await prepare(shared_embedder(), "Long", "\n\n".join(paragraphs))
     assert len(doc.chunks) > 1
     joined = "\n\n".join(doc.chunks)
     assert all(p.strip() in joined for p in paragraphs)

@@ -40,6 +40,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
             settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
             api_key=settings.embedder_api_key, dim=settings.embedder_dim,
         )
+        app.state.max_doc_chunks = settings.max_doc_chunks
         try:
             await apply_migrations(settings.database_url)
             await store.open()

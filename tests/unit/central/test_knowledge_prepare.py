@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from central.knowledge import PreparedDocument, default_doc_id, prepare
 from knowledge.embed import Embedder, default_embedder
-from mbwire import Unavailable, Unprocessable
+from mbwire import PayloadTooLarge, Unavailable, Unprocessable
 from mbwire.types import DOC_ID_PATTERN
 
 
@@ -113,3 +113,12 @@ def test_a_keyed_default_id_is_the_same_for_a_retry_and_only_for_it(sub: str, ke
 
 def test_without_a_key_every_default_id_is_new() -> None:
     assert default_doc_id("a", None) != default_doc_id("a", None)
+
+
+async def test_a_document_over_the_chunk_limit_is_a_413_before_embedding() -> None:
+    embedder = CountingEmbedder()
+    body = "\n\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(10))
+    with pytest.raises(PayloadTooLarge, match="at most 3"):
+        await prepare(embedder, "Long", body, max_chunks=3)
+    assert embedder.calls == []
+    assert len((await prepare(embedder, "Long", body, max_chunks=100)).chunks) > 3

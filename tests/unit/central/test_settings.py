@@ -13,7 +13,7 @@ BASE = {"CENTRAL_DATABASE_URL": "postgresql://x/y", "CENTRAL_HOP_SECRET": "x" * 
 def test_the_default_is_the_local_embedder() -> None:
     s = CentralSettings.from_env(BASE)
     assert (s.embedder, s.embedder_url, s.embedder_model, s.embedder_api_key,
-            s.embedder_dim) == ("local", "", "", "", 0)
+            s.embedder_dim, s.max_doc_chunks) == ("local", "", "", "", 0, 256)
 
 
 def test_an_openai_compatible_embedder_is_configured_from_the_environment() -> None:

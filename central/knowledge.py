@@ -35,10 +35,11 @@ from mbwire.types import DOC_ID_PATTERN, DocKind, KnowledgeDeleted, KnowledgeIn,
 _DOC_ID = re.compile(DOC_ID_PATTERN)
 # Chunks one ingest may embed. Why a limit below the 1 MiB body: the ingest answers only after
 # its commit, and the hub waits for central at most HUB_CENTRAL_TIMEOUT_S (10 s). The offline
-# embedder does ~20-60 chunks of 800 characters a second on 2 shared cores (measured), so a
-# 1 MiB document (~1,500 chunks) would always time out (a 504 whose write still lands); 256
-# chunks (~200 KB) fit the budget. CENTRAL_MAX_DOC_CHUNKS raises it for a faster embedder.
-MAX_DOC_CHUNKS = 256
+# embedder did 45 chunks of ~800 characters a second on 2 busy cores (a 1 MiB document is
+# ~1,500 chunks: a 504 whose write still lands later); through the stack 120 chunks took
+# 2.5-4.2 s, 250 always timed out. 128 (~100 KB) fits with room; CENTRAL_MAX_DOC_CHUNKS raises
+# it for a faster (remote, batched) embedder.
+MAX_DOC_CHUNKS = 128
 _KEYED_IDS = uuid.UUID("6d62b1f0-6b6e-4f77-9c1e-0d0c5e7a1a07")  # namespace of keyed default ids
 StoreDep = NamedDependency[Store]
 

@@ -27,7 +27,7 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     embedder_model: str = ""
     embedder_api_key: str = ""
     embedder_dim: int = 0
-    max_doc_chunks: int = 256   # chunks one ingest embeds (central/knowledge.py says why)
+    max_doc_chunks: int = 128   # chunks one ingest embeds (central/knowledge.py says why)
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -156,9 +156,9 @@ async def test_a_caller_who_is_not_a_superuser_writes_nothing(live: LiveStack,
     (422, "application/json", '{"id": "%s", "title": "t", "body": "b", "tags": [""]}'),
     (415, "text/plain", '{"id": "%s", "title": "t", "body": "b"}'),
     (413, "application/json", '{"id": "%s", "title": "t", "body": "' + "x" * (1 << 20) + '"}'),
-    # Under the 1 MiB body limit, over central's 256 chunks (CENTRAL_MAX_DOC_CHUNKS).
+    # Under the 1 MiB body limit, over central's 128 chunks (CENTRAL_MAX_DOC_CHUNKS).
     (413, "application/json", '{"id": "%s", "title": "t", "body": "'
-     + "\\n\\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(300)) + '"}'),
+     + "\\n\\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(200)) + '"}'),
 ])
 async def test_bad_input_is_a_problem_and_stores_nothing(
     live: LiveStack, http: httpx.AsyncClient, status: int, content_type: str, body: str,

@@ -1,16 +1,201 @@
-"""Knowledge ingest at central. STUB (helper K2 implements)."""
+"""Knowledge ingest at central: a document, its chunks and their vectors in one transaction.
+
+Two halves, so text artifacts (central/artifacts.py) store their text exactly as curated
+knowledge is stored: ``prepare`` chunks and embeds (the slow part, outside any transaction, so a
+write never holds row locks or a pooled connection while a model runs), and ``store_document``
+writes inside the caller's transaction with the feed row the hubs' indexes follow.
+
+Each chunk is embedded here, once; its vector travels to every region in the chunk's row by
+streaming replication, so no hub embeds a document again.
+
+The title is the start of the first chunk's text (``title\\n\\nbody`` is what is chunked): the
+schema keeps full text and vectors per chunk, so this is how a title is found by keyword and by
+meaning, and it keeps what is indexed, what is embedded and what is shown one and the same text."""
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from litestar import Request
+import msgspec
+from litestar import Request, Response
+from litestar.di import NamedDependency
 
-from mbwire.errors import Unimplemented
+from central.store import Store, WriteTx
+from knowledge.chunk import chunk
+from knowledge.embed import Embedder
+from mbhttp import require_principal
+from mbhttp.routes import decode_body
+from mbwire import Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable
+from mbwire import headers as h
+from mbwire.types import DOC_ID_PATTERN, DocKind, KnowledgeDeleted, KnowledgeIn, KnowledgeWritten
+
+_DOC_ID = re.compile(DOC_ID_PATTERN)
+# Chunks one ingest may embed. Why a limit below the 1 MiB body: the ingest answers only after
+# its commit, and the hub waits for central at most HUB_CENTRAL_TIMEOUT_S (10 s). The offline
+# embedder did 45 chunks of ~800 characters a second on 2 busy cores (a 1 MiB document is
+# ~1,500 chunks: a 504 whose write still lands later); through the stack 120 chunks took
+# 2.5-4.2 s, 250 always timed out. 128 (~100 KB) fits with room; CENTRAL_MAX_DOC_CHUNKS raises
+# it for a faster (remote, batched) embedder.
+MAX_DOC_CHUNKS = 128
+_KEYED_IDS = uuid.UUID("6d62b1f0-6b6e-4f77-9c1e-0d0c5e7a1a07")  # namespace of keyed default ids
+StoreDep = NamedDependency[Store]
 
 
-async def not_yet(request: Request[Any, Any, Any]) -> None:
-    raise Unimplemented("knowledge ingest is not built yet")
+class PreparedDocument(msgspec.Struct, frozen=True):
+    """A document ready to store: its chunks in order, one unit vector per chunk, and the
+    embedder that made them (its name is stored with every vector)."""
+
+    title: str
+    chunks: list[str]
+    vectors: list[list[float]]
+    embedder: str
 
 
-HANDLERS = {"ingest_knowledge": not_yet, "delete_knowledge": not_yet}
+def check_text(field: str, value: str) -> None:
+    """Text Postgres can store: no NUL, no lone surrogate. Checked before the embedder runs, so
+    a value the database would refuse costs no model time and stores nothing (422)."""
+    if "\x00" in value:
+        raise Unprocessable(f"{field} contains U+0000 (NUL), which cannot be stored",
+                            errors=[{"path": f"$.{field}"}])
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Unprocessable(
+            f"{field} contains a lone surrogate (not valid UTF-8)", errors=[{"path": f"$.{field}"}]
+        ) from None
+
+
+async def prepare(
+    embedder: Embedder, title: str, body: str, *, max_chunks: int = MAX_DOC_CHUNKS
+) -> PreparedDocument:
+    """Chunks ``title\\n\\nbody`` and embeds every chunk in one batch. No I/O but the embedder.
+    More than ``max_chunks`` chunks is a 413, before any model time is spent."""
+    check_text("title", title)
+    check_text("body", body)
+    if not title.strip() or not body.strip():
+        raise Unprocessable("title and body must hold more than whitespace")
+    chunks = chunk(f"{title.strip()}\n\n{body}")
+    if len(chunks) > max_chunks:
+        raise PayloadTooLarge(
+            f"the document makes {len(chunks)} chunks; one ingest takes at most {max_chunks}"
+            " (split it into several documents)", limit=max_chunks,
+        )
+    vectors = await embedder.embed(chunks)
+    # The vectors are stored for good and searched in every region: an embedder that broke its
+    # contract must not leave rows that silently never match (503: the service is at fault).
+    if len(vectors) != len(chunks) or any(len(v) != embedder.dim for v in vectors):
+        raise Unavailable(f"embedder {embedder.name} answered vectors of the wrong shape")
+    return PreparedDocument(title=title, chunks=chunks, vectors=vectors, embedder=embedder.name)
+
+
+# A replace keeps the document's kind and twin: a knowledge id can never overwrite (and so
+# publish) an artifact's text, nor move an artifact to another twin. The row lock taken here
+# serialises concurrent writers of one id before its chunks are replaced.
+_UPSERT_DOC = """
+insert into knowledge_docs (doc_id, kind, twin_id, owner_sub, title, tags, source)
+values (%(doc_id)s, %(kind)s, %(twin_id)s, %(owner_sub)s, %(title)s, %(tags)s, %(source)s)
+on conflict (doc_id) do update
+    set title = excluded.title, tags = excluded.tags, source = excluded.source,
+        version = knowledge_docs.version + 1, updated_at = now()
+    where knowledge_docs.kind = excluded.kind
+      and knowledge_docs.twin_id is not distinct from excluded.twin_id
+returning version
+"""
+
+
+async def store_document(
+    tx: WriteTx, prepared: PreparedDocument, *, doc_id: str, kind: DocKind,
+    twin_id: str | None, owner_sub: str, tags: Sequence[str], source: str | None,
+) -> int:
+    """Creates the document or replaces it (version + 1) with exactly ``prepared``'s chunks,
+    and appends its feed row; inside the caller's transaction. Returns the stored version;
+    ``Conflict`` if ``doc_id`` is another kind's document (or another twin's)."""
+    cur = await tx.conn.execute(_UPSERT_DOC, {
+        "doc_id": doc_id, "kind": kind, "twin_id": twin_id, "owner_sub": owner_sub,
+        "title": prepared.title, "tags": list(tags), "source": source,
+    })
+    row = await cur.fetchone()
+    if row is None:
+        raise Conflict(f"document {doc_id} exists as another kind or twin's document")
+    version = int(row[0])
+    await tx.conn.execute("delete from knowledge_chunks where doc_id = %s", (doc_id,))
+    async with tx.conn.cursor() as c:
+        await c.executemany(
+            "insert into knowledge_chunks (doc_id, n, body, embedder, embedding)"
+            " values (%s, %s, %s, %s, %s::real[])",
+            [(doc_id, n, text, prepared.embedder, vector) for n, (text, vector)
+             in enumerate(zip(prepared.chunks, prepared.vectors, strict=True))],
+        )
+    tx.feed.append(("knowledge", doc_id, version))
+    return version
+
+
+async def delete_document(tx: WriteTx, doc_id: str, *, kind: DocKind) -> bool:
+    """Deletes the document of this kind and its chunks (cascade), with its feed row. The row
+    carries no version: the document is gone, and a follower reads what its replica holds."""
+    cur = await tx.conn.execute(
+        "delete from knowledge_docs where doc_id = %s and kind = %s returning 1", (doc_id, kind)
+    )
+    if await cur.fetchone() is None:
+        return False
+    tx.feed.append(("knowledge", doc_id, None))
+    return True
+
+
+def default_doc_id(sub: str, idempotency_key: str | None) -> str:
+    """A new id; with an ``Idempotency-Key``, the same id for the same caller and key: the edge
+    retries a keyed write blind (to another hub, after a timeout that may have committed), and
+    the retry must replace its first attempt, not add a second copy of the document."""
+    if not idempotency_key:
+        return uuid.uuid4().hex
+    return uuid.uuid5(_KEYED_IDS, f"{sub}\n{idempotency_key}").hex
+
+
+def _written(body: msgspec.Struct, token: str, status: int = 200) -> Response[bytes]:
+    return Response(
+        content=msgspec.json.encode(body), status_code=status,
+        media_type="application/json", headers={h.CONSISTENCY_TOKEN: token},
+    )
+
+
+async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+    principal = require_principal(request)
+    doc: KnowledgeIn = await decode_body(request)
+    if doc.source is not None:
+        check_text("source", doc.source)
+    prepared = await prepare(embedder_of(request), doc.title, doc.body,
+                             max_chunks=request.app.state.max_doc_chunks)
+    doc_id = doc.id or default_doc_id(principal.sub, request.headers.get(h.IDEMPOTENCY_KEY))
+    async with store.write() as tx:
+        await store_document(tx, prepared, doc_id=doc_id, kind="knowledge", twin_id=None,
+                             owner_sub=principal.sub, tags=doc.tags, source=doc.source)
+    token = str(tx.token)
+    written = KnowledgeWritten(id=doc_id, chunks=len(prepared.chunks), consistency_token=token)
+    return _written(written, token, 201)
+
+
+async def delete(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+    require_principal(request)
+    doc_id = str(request.path_params["doc_id"])
+    if not _DOC_ID.match(doc_id):
+        raise Unprocessable(f"document id {doc_id[:64]!r} must match {DOC_ID_PATTERN}",
+                            errors=[{"path": "$.path.doc_id"}])
+    async with store.write() as tx:
+        if not await delete_document(tx, doc_id, kind="knowledge"):
+            raise NotFound(f"no knowledge document {doc_id}")
+    token = str(tx.token)
+    return _written(KnowledgeDeleted(id=doc_id, consistency_token=token), token)
+
+
+def embedder_of(request: Request[Any, Any, Any]) -> Embedder:
+    """The service's embedder, made in central's lifespan. Read from the app's state, not
+    injected: Litestar validates an injected value against its annotation, and a Protocol
+    cannot be checked at run time."""
+    embedder: Embedder = request.app.state.embedder
+    return embedder
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"ingest_knowledge": ingest, "delete_knowledge": delete}

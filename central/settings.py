@@ -19,6 +19,15 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1 << 20
     feed_retention_s: int = 7 * 24 * 3600   # how far back a reconnecting consumer can resume
     prune_every_s: float = 300.0
+    # Which embedder vectors every chunk, once, at ingest (knowledge.embed.make_embedder):
+    # "local" is the offline default; otherwise an OpenAI-compatible /embeddings endpoint.
+    # The hubs carry the same five (HUB_EMBEDDER*): a query must be embedded by the same model.
+    embedder: str = "local"
+    embedder_url: str = ""      # "" / 0: unset (the local embedder needs none of them)
+    embedder_model: str = ""
+    embedder_api_key: str = ""
+    embedder_dim: int = 0
+    max_doc_chunks: int = 128   # chunks one ingest embeds (central/knowledge.py says why)
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -184,3 +184,20 @@ async def test_tokens_far_ahead_are_400_and_answers_carry_a_token(
     for region in regions:
         ConsistencyToken.parse(region["index_position"])
         assert region["index_lag_bytes"] >= 0
+
+
+async def test_edge_caches_per_caller_and_a_newer_token_skips_it(
+        live: LiveStack, http: httpx.AsyncClient) -> None:
+    word = f"heron{uuid.uuid4().hex[:8]}"
+    first, token = await ingest(live, "first", f"The grey {word} waits.")
+    body = {"query": word, "mode": "keyword"}
+    r1 = await search(live, http, "iad", body, sub="cache-k3", token=token)
+    r2 = await search(live, http, "iad", body, sub="cache-k3")
+    assert (r1.headers["x-cache"], r2.headers["x-cache"]) == ("MISS", "HIT")
+    assert ids(r2) == [first]
+    other = await search(live, http, "iad", body, sub="cache-k3-other")
+    assert other.headers["x-cache"] == "MISS"          # one caller never reads another's entry
+    # Written behind the edge's back: only a newer token can see it, and it skips the cache.
+    second, newer = await ingest(live, "second", f"The white {word} flies.")
+    r3 = await search(live, http, "iad", body, sub="cache-k3", token=newer)
+    assert r3.headers["x-cache"] == "MISS" and set(ids(r3)) == {first, second}

@@ -58,6 +58,7 @@ class IndexFollower:
         self.cursor = 0
         self.mark = ConsistencyToken(0)
         self.ready = False
+        self.docs: set[str] = set()   # what the index holds, so a reload can drop the gone
         self.batch = 1000
         self._moved = asyncio.Event()
 
@@ -73,6 +74,9 @@ class IndexFollower:
             docs = _points(await cur.fetchall())
         for doc_id, points in docs.items():
             await self.index.replace(doc_id, points)
+        for doc_id in self.docs - docs.keys():
+            await self.index.delete(doc_id)
+        self.docs = set(docs)
         self.cursor = head[0] if head else 0
         self._advance(before)
         self.ready = True
@@ -101,6 +105,10 @@ class IndexFollower:
             await self.clock.advanced()
         while True:
             before, changes, _after = await self.replica.feed_since(self.cursor, self.batch)
+            if changes and changes[0][0] > self.cursor + 1 and await self._pruned_past():
+                log.warning("the feed was pruned past seq %d: reloading the index", self.cursor)
+                await self.load()
+                return
             docs = {key for _, kind, key in changes if kind == "knowledge"}
             if docs:
                 await self.refresh(docs)
@@ -109,6 +117,11 @@ class IndexFollower:
             if len(changes) < self.batch:
                 self._advance(before)
                 return
+
+    async def _pruned_past(self) -> bool:
+        """A gap in seq is normal (a sequence skips); rows gone from the feed's start are not."""
+        low, _ = await self.replica.feed_head()
+        return low > self.cursor + 1
 
     async def refresh(self, docs: set[str]) -> None:
         """Re-reads these documents from the replica and replaces their points."""
@@ -120,8 +133,10 @@ class IndexFollower:
         for doc_id in sorted(docs):
             if doc_id in found:
                 await self.index.replace(doc_id, found[doc_id])
+                self.docs.add(doc_id)
             else:
                 await self.index.delete(doc_id)
+                self.docs.discard(doc_id)
 
     async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
         """Returns once the index covers ``token``; ReplicaBehind after ``budget_s``."""

@@ -107,3 +107,29 @@ async def test_wait_for_answers_503_when_the_index_stays_behind() -> None:
     await f.wait_for(T(50), 0.0)          # covered: no wait
     with pytest.raises(ReplicaBehind):
         await f.wait_for(T(51), 0.01)
+
+
+class Pruned(FakeReplica):
+    def __init__(self, polls: Any, low: int) -> None:
+        super().__init__(polls)
+        self.low = low
+
+    async def feed_head(self) -> tuple[int, int]:
+        return self.low, 99
+
+
+class Reloading(Refreshed):
+    reloads = 0
+
+    async def load(self) -> None:
+        self.reloads += 1
+
+
+@pytest.mark.parametrize(("low", "reloads"), [(1, 0), (6, 1)])
+async def test_a_feed_pruned_past_the_cursor_reloads_but_a_gap_does_not(
+        low: int, reloads: int) -> None:
+    f = Reloading(Pruned([(100, [(7, "knowledge", "a")])], low), FakeClock(), None, "e")  # type: ignore[arg-type]
+    f.seen, f.cursor = [], 3
+    await f.step()
+    assert f.reloads == reloads
+    assert f.seen == ([] if reloads else [{"a"}])

@@ -11,8 +11,8 @@ index covers the last token:
    in every query);
 2. in the same run: the bare embedder call, and the bare vector search on the embedded engine
    loaded with the same vectors in this process (tenant filter; and tenant + tags filter);
-3. ingest → searchable at a remote hub: one document committed at the primary, then a tokened
-   keyword query through the sin edge (sin's replica, sin's index) until it lists it.
+3. ingest → searchable at a remote hub: one document committed at the primary; from then, a
+   tokened keyword query through the sin edge (sin's replica, sin's index) until it lists it.
 Clients, servers, Postgres and Redis share this machine's cores."""
 
 from __future__ import annotations
@@ -146,6 +146,11 @@ async def main() -> None:
             for size in args.chunks:
                 t0 = time.perf_counter()
                 token = await load(primary, loaded, size - loaded, rng)
+                # What autovacuum does soon after a bulk load: without it the GIN index's
+                # pending list is scanned linearly (keyword queries 4 ms slower at 10k chunks).
+                with psycopg.connect(primary, autocommit=True) as conn:
+                    conn.execute("vacuum analyze knowledge_chunks")
+                    conn.execute("vacuum analyze knowledge_docs")
                 await until_covered(http, edge, jwts[0], token)
                 loaded = size
                 print(f"{size} chunks: loaded and indexed at sin in "
@@ -169,8 +174,8 @@ async def main() -> None:
             visible = []
             for _ in range(args.visible):
                 word = f"fresh{uuid.uuid4().hex[:10]}"
-                t0 = time.perf_counter()
                 token = await load_one(primary, word)
+                t0 = time.perf_counter()  # from the commit's acknowledgement, as a writer sees it
                 while True:
                     r = await query(http, edge, jwts[0], {"query": word, "mode": "keyword"},
                                     token)

@@ -59,16 +59,19 @@ async def keyword_search(
     """Documents by their best chunk's ``ts_rank``, and the replay position read before the
     query on the same connection (what the answer reflects at least)."""
     where, params = filter_sql(scope)
+    # The tsquery is written out in each place (not joined from a CTE) so the planner sees a
+    # constant and uses the GIN index (joined, it scanned every chunk: 28 ms at 10k chunks).
+    q = "websearch_to_tsquery('english', %(q)s)"
     sql = (
-        "with q as (select websearch_to_tsquery('english', %(q)s) as q),"
-        " best as (select distinct on (c.doc_id) c.doc_id, c.body, ts_rank(c.tsv, q.q) as rank"
-        " from knowledge_chunks c join knowledge_docs d using (doc_id), q"
-        f" where c.tsv @@ q.q and {TENANT_SQL}{where}"
+        "with best as (select distinct on (c.doc_id) c.doc_id, c.body,"
+        f" ts_rank(c.tsv, {q}) as rank"
+        " from knowledge_chunks c join knowledge_docs d using (doc_id)"
+        f" where c.tsv @@ {q} and {TENANT_SQL}{where}"
         " order by c.doc_id, rank desc, c.n)"
         " select b.doc_id, b.rank,"
-        " ts_headline('english', b.body, q.q, 'MaxFragments=1, MaxWords=35, MinWords=12'),"
+        f" ts_headline('english', b.body, {q}, 'MaxFragments=1, MaxWords=35, MinWords=12'),"
         " d.title, d.kind, d.twin_id, d.source, d.tags"
-        " from best b join knowledge_docs d using (doc_id), q"
+        " from best b join knowledge_docs d using (doc_id)"
         " order by b.rank desc, b.doc_id limit %(limit)s"
     )
     params.update(sql_params(principal), q=query, limit=limit)

@@ -5,9 +5,11 @@ replica and the index both cover T (or answers 503); the answer's token is what 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from litestar import Request, Response
@@ -75,19 +77,31 @@ class KnowledgeSearch:
                     token: ConsistencyToken | None) -> tuple[KnowledgeResults, ConsistencyToken]:
         await self.settle(token)
         f = q.filters
-        scope = Scope(readable=await readable_twins(self.replica, principal),
-                      tags=tuple(f.tags or ()) if f else (), source=f.source if f else None,
-                      kind=f.kind if f else None, twin_id=f.twin_id if f else None)
+        scope = Scope(readable=frozenset(), tags=tuple(f.tags or ()) if f else (),
+                      source=f.source if f else None, kind=f.kind if f else None,
+                      twin_id=f.twin_id if f else None)
         depth = q.limit if q.mode != "hybrid" else max(q.limit, FUSE_DEPTH)
+        # The two searches side by side: keywords on one replica connection, vectors after
+        # another (the caller's readable twins) and the query's embedding.
+        words_task = (asyncio.create_task(
+            keyword_search(self.replica, principal, q.query, scope, depth))
+            if q.mode in ("keyword", "hybrid") else None)
         vectors: list[Hit] = []
         words: list[KeywordHit] = []
         answered = ConsistencyToken(2**64 - 1)
-        if q.mode in ("semantic", "hybrid"):
-            answered = min(answered, self.follower.mark)  # read before the search: it covers it
-            vector = await self.queries.vector(q.query)
-            vectors = await self.follower.index.search(vector, scope, depth)
-        if q.mode in ("keyword", "hybrid"):
-            words, replayed = await keyword_search(self.replica, principal, q.query, scope, depth)
+        try:
+            if q.mode in ("semantic", "hybrid"):
+                answered = min(answered, self.follower.mark)  # read before: the search covers it
+                readable = await readable_twins(self.replica, principal)
+                vector = await self.queries.vector(q.query)
+                vectors = await self.follower.index.search(
+                    vector, replace(scope, readable=readable), depth)
+        except BaseException:
+            if words_task is not None:
+                words_task.cancel()
+            raise
+        if words_task is not None:
+            words, replayed = await words_task
             answered = min(answered, replayed)
         return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit),
                                 mode=q.mode), answered

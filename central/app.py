@@ -18,7 +18,7 @@ from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
 from central.store import Store
 from central.twins import TwinWriter
-from knowledge.embed import default_embedder
+from knowledge.embed import close_embedder, open_embedder
 from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, setup_tracing
 from mbhttp.guard import hop_guard
 from mbhttp.routes import max_body, routes_for
@@ -34,17 +34,26 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.embedder = default_embedder()  # K1: make_embedder(settings)
-        await apply_migrations(settings.database_url)
-        await store.open()
-        pruner = asyncio.create_task(prune_forever(), name="feed-pruner")
+        # Loaded (the model's sha256 checked) or its dimension checked before taking traffic: a
+        # bad embedder stops central at start, not at its first ingest.
+        app.state.embedder = await open_embedder(
+            settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
+            api_key=settings.embedder_api_key, dim=settings.embedder_dim,
+        )
+        app.state.max_doc_chunks = settings.max_doc_chunks
         try:
-            yield
+            await apply_migrations(settings.database_url)
+            await store.open()
+            pruner = asyncio.create_task(prune_forever(), name="feed-pruner")
+            try:
+                yield
+            finally:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
+                await store.close()
         finally:
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
-            await store.close()
+            await close_embedder(app.state.embedder)
 
     async def prune_forever() -> None:
         while True:

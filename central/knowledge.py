@@ -28,11 +28,19 @@ from knowledge.chunk import chunk
 from knowledge.embed import Embedder
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
-from mbwire import Conflict, NotFound, Unavailable, Unprocessable
+from mbwire import Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable
 from mbwire import headers as h
 from mbwire.types import DOC_ID_PATTERN, DocKind, KnowledgeDeleted, KnowledgeIn, KnowledgeWritten
 
 _DOC_ID = re.compile(DOC_ID_PATTERN)
+# Chunks one ingest may embed. Why a limit below the 1 MiB body: the ingest answers only after
+# its commit, and the hub waits for central at most HUB_CENTRAL_TIMEOUT_S (10 s). The offline
+# embedder did 45 chunks of ~800 characters a second on 2 busy cores (a 1 MiB document is
+# ~1,500 chunks: a 504 whose write still lands later); through the stack 120 chunks took
+# 2.5-4.2 s, 250 always timed out. 128 (~100 KB) fits with room; CENTRAL_MAX_DOC_CHUNKS raises
+# it for a faster (remote, batched) embedder.
+MAX_DOC_CHUNKS = 128
+_KEYED_IDS = uuid.UUID("6d62b1f0-6b6e-4f77-9c1e-0d0c5e7a1a07")  # namespace of keyed default ids
 StoreDep = NamedDependency[Store]
 
 
@@ -60,13 +68,21 @@ def check_text(field: str, value: str) -> None:
         ) from None
 
 
-async def prepare(embedder: Embedder, title: str, body: str) -> PreparedDocument:
-    """Chunks ``title\\n\\nbody`` and embeds every chunk in one batch. No I/O but the embedder."""
+async def prepare(
+    embedder: Embedder, title: str, body: str, *, max_chunks: int = MAX_DOC_CHUNKS
+) -> PreparedDocument:
+    """Chunks ``title\\n\\nbody`` and embeds every chunk in one batch. No I/O but the embedder.
+    More than ``max_chunks`` chunks is a 413, before any model time is spent."""
     check_text("title", title)
     check_text("body", body)
     if not title.strip() or not body.strip():
         raise Unprocessable("title and body must hold more than whitespace")
     chunks = chunk(f"{title.strip()}\n\n{body}")
+    if len(chunks) > max_chunks:
+        raise PayloadTooLarge(
+            f"the document makes {len(chunks)} chunks; one ingest takes at most {max_chunks}"
+            " (split it into several documents)", limit=max_chunks,
+        )
     vectors = await embedder.embed(chunks)
     # The vectors are stored for good and searched in every region: an embedder that broke its
     # contract must not leave rows that silently never match (503: the service is at fault).
@@ -129,6 +145,15 @@ async def delete_document(tx: WriteTx, doc_id: str, *, kind: DocKind) -> bool:
     return True
 
 
+def default_doc_id(sub: str, idempotency_key: str | None) -> str:
+    """A new id; with an ``Idempotency-Key``, the same id for the same caller and key: the edge
+    retries a keyed write blind (to another hub, after a timeout that may have committed), and
+    the retry must replace its first attempt, not add a second copy of the document."""
+    if not idempotency_key:
+        return uuid.uuid4().hex
+    return uuid.uuid5(_KEYED_IDS, f"{sub}\n{idempotency_key}").hex
+
+
 def _written(body: msgspec.Struct, token: str, status: int = 200) -> Response[bytes]:
     return Response(
         content=msgspec.json.encode(body), status_code=status,
@@ -141,8 +166,9 @@ async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[b
     doc: KnowledgeIn = await decode_body(request)
     if doc.source is not None:
         check_text("source", doc.source)
-    prepared = await prepare(embedder_of(request), doc.title, doc.body)
-    doc_id = doc.id or uuid.uuid4().hex
+    prepared = await prepare(embedder_of(request), doc.title, doc.body,
+                             max_chunks=request.app.state.max_doc_chunks)
+    doc_id = doc.id or default_doc_id(principal.sub, request.headers.get(h.IDEMPOTENCY_KEY))
     async with store.write() as tx:
         await store_document(tx, prepared, doc_id=doc_id, kind="knowledge", twin_id=None,
                              owner_sub=principal.sub, tags=doc.tags, source=doc.source)

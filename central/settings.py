@@ -23,10 +23,11 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # "local" is the offline default; otherwise an OpenAI-compatible /embeddings endpoint.
     # The hubs carry the same five (HUB_EMBEDDER*): a query must be embedded by the same model.
     embedder: str = "local"
-    embedder_url: str | None = None
-    embedder_model: str | None = None
-    embedder_api_key: str | None = None
-    embedder_dim: int | None = None
+    embedder_url: str = ""      # "" / 0: unset (the local embedder needs none of them)
+    embedder_model: str = ""
+    embedder_api_key: str = ""
+    embedder_dim: int = 0
+    max_doc_chunks: int = 128   # chunks one ingest embeds (central/knowledge.py says why)
     # Artifacts (blobs/, central/artifacts.py): where the bytes go (a directory, or
     # s3://bucket/prefix with an S3-compatible endpoint for R2 or MinIO; AWS_* credentials),
     # the secret central and the hubs sign artifact URLs with (HUB_ARTIFACT_URL_SECRET too), the

@@ -1,12 +1,22 @@
-"""The embedder behind one interface. PLACEHOLDER implementation (to be replaced by helper K1
-with the real offline default and the OpenAI-compatible production embedder)."""
+"""The embedder behind one interface, and how services pick one.
+
+``make_embedder("local")`` is the offline default (embed_local: MiniLM int8 ONNX, 384 dims);
+``make_embedder("openai", url=..., model=..., dim=...)`` any OpenAI-compatible ``/embeddings``
+endpoint (embed_openai). ``QueryCache`` wraps either for the hubs, which embed the same short
+queries again and again. Errors:
+
+    EmbedderConfigError (RuntimeError)   at start: model file altered, wrong dimension, bad kind
+    EmbedderUnavailable (mbwire 503)     per call: the endpoint failed after bounded retries
+      WrongDimension                     its vectors have another length than configured
+"""
 
 from __future__ import annotations
 
-import hashlib
-import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
+
+from mbwire.errors import UpstreamUnavailable
 
 
 class Embedder(Protocol):
@@ -19,23 +29,100 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
-class HashingEmbedder:
-    """PLACEHOLDER: hashed bag of words. Deterministic, no model."""
+class EmbedderConfigError(RuntimeError):
+    """The embedder cannot start as configured; the message says which file or setting."""
 
-    def __init__(self, dim: int = 384) -> None:
-        self.dim, self.name = dim, f"hashing-{dim}"
+
+class EmbedderUnavailable(UpstreamUnavailable):
+    title = "Embedder unavailable"
+
+
+class WrongDimension(EmbedderUnavailable):
+    """The endpoint's vectors are not the configured length (a different model behind it)."""
+
+
+class QueryCache:
+    """An embedder that remembers the vectors of its last ``size`` distinct texts (bounded
+    LRU keyed by the exact text). Same ``name`` and ``dim`` as the one it wraps: the vectors
+    are that embedder's."""
+
+    def __init__(self, inner: Embedder, size: int = 4096) -> None:
+        if size < 1:
+            raise ValueError("size must be >= 1")
+        self.inner, self.size = inner, size
+        self.name, self.dim = inner.name, inner.dim
+        self._vectors: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+        self.hits = self.misses = 0
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        out = []
-        for text in texts:
-            v = [0.0] * self.dim
-            for word in text.lower().split():
-                d = hashlib.blake2b(word.encode(), digest_size=8).digest()
-                v[int.from_bytes(d[:4], "big") % self.dim] += 1.0 if d[4] & 1 else -1.0
-            norm = math.sqrt(sum(x * x for x in v)) or 1.0
-            out.append([x / norm for x in v])
-        return out
+        # Read what is cached before awaiting: a concurrent call may evict it meanwhile.
+        found = {t: self._vectors[t] for t in texts if t in self._vectors}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            vectors = await self.inner.embed(missing)
+            found.update(zip(missing, map(tuple, vectors), strict=True))
+        for text in dict.fromkeys(texts):
+            self._vectors[text] = found[text]
+            self._vectors.move_to_end(text)
+        while len(self._vectors) > self.size:
+            self._vectors.popitem(last=False)
+        return [list(found[t]) for t in texts]
+
+    async def aclose(self) -> None:
+        await close_embedder(self.inner)
+
+
+def make_embedder(
+    kind: str = "local",
+    *,
+    url: str = "",
+    model: str = "",
+    api_key: str = "",
+    dim: int = 0,
+    query_cache: int = 0,
+) -> Embedder:
+    """The embedder a service's settings name. ``query_cache`` > 0 wraps it in a QueryCache
+    of that many texts (for the hubs). Raises EmbedderConfigError for a bad combination."""
+    embedder: Embedder
+    if kind == "local":
+        from knowledge.embed_local import LocalEmbedder
+
+        embedder = LocalEmbedder()
+    elif kind == "openai":
+        from knowledge.embed_openai import OpenAIEmbedder
+
+        if not url or not model or dim <= 0:
+            raise EmbedderConfigError("the openai embedder needs url, model and dim > 0")
+        embedder = OpenAIEmbedder(url=url, model=model, api_key=api_key, dim=dim)
+    else:
+        raise EmbedderConfigError(f"unknown embedder kind {kind!r} (local or openai)")
+    return QueryCache(embedder, query_cache) if query_cache > 0 else embedder
+
+
+async def open_embedder(kind: str = "local", **options: str | int) -> Embedder:
+    """``make_embedder`` plus a first call, for a lifespan: it checks the dimension the
+    endpoint really returns (and loads the local model) before the service takes traffic."""
+    embedder = make_embedder(kind, **options)  # type: ignore[arg-type]
+    try:
+        await embedder.embed(["dimension check"])
+    except WrongDimension as exc:
+        await close_embedder(embedder)
+        raise EmbedderConfigError(str(exc)) from exc
+    except BaseException:
+        await close_embedder(embedder)
+        raise
+    return embedder
+
+
+async def close_embedder(embedder: Embedder) -> None:
+    """Release the embedder's resources (an HTTP session), if it holds any."""
+    aclose = getattr(embedder, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def default_embedder() -> Embedder:
-    return HashingEmbedder()
+    """The offline default (kept for callers written against the groundwork)."""
+    return make_embedder("local")

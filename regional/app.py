@@ -24,10 +24,12 @@ from regional.breaker import Breaker
 from regional.cache import TwinCache
 from regional.central_client import CentralClient
 from regional.follower import Follower
+from regional.index import IndexFollower, make_index
 from regional.lease import Lease
 from regional.ops import PeerHealth
 from regional.ratelimit import FleetLimiter
 from regional.replica import ReplayClock, Replica
+from regional.search import KnowledgeSearch, hub_embedder
 from regional.settings import HubSettings
 from regional.twins import TwinReads
 
@@ -56,6 +58,13 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     # worker keeps its own replay clock: it only reads the replica's position (no side effect),
     # and a reader waiting on a token must see it move without a round trip elsewhere.
     lease = Lease(redis, "mb:feed:leader", ttl_ms=settings.follower_lease_ms)
+    # The search index: per worker process, each following the feed itself (not under the
+    # lease: every worker's own index must move).
+    embedder = hub_embedder(settings)
+    indexer = IndexFollower(replica, clock, make_index(embedder, settings.qdrant_url),
+                            embedder.name)
+    knowledge = KnowledgeSearch(replica, clock, indexer, embedder,
+                                wait_s=settings.index_wait_ms / 1000)
     peers = PeerHealth({r: u for r, u in settings.peers.items() if r != settings.region},
                        timeout_s=settings.peer_timeout_s)
 
@@ -70,7 +79,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             async with asyncio.TaskGroup() as loops:
                 tasks = [loops.create_task(clock.run(), name="replay-clock"),
                          loops.create_task(lease.hold(follower.run, "feed follower"),
-                                           name="feed-follower")]
+                                           name="feed-follower"),
+                         loops.create_task(indexer.run(), name="index-follower")]
                 try:
                     yield
                 finally:
@@ -78,6 +88,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                         task.cancel()
         finally:
             await peers.close()
+            await indexer.index.close()
             await central.close()
             if limits_redis is not redis:
                 await limits_redis.aclose()
@@ -99,7 +110,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         dependencies={
             "settings": provide(settings), "clock": provide(clock), "reads": provide(reads),
             "central": provide(central), "follower": provide(follower),
-            "peers": provide(peers), **artifacts.dependencies(settings),
+            "peers": provide(peers), "knowledge": provide(knowledge),
+            "indexer": provide(indexer), **artifacts.dependencies(settings),
         },
         guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission)],
         middleware=[RequestContextMiddleware(

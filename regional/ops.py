@@ -20,6 +20,7 @@ from mbwire import ConsistencyToken, Problem
 from mbwire import headers as h
 from mbwire.errors import PROBLEM_CONTENT_TYPE, Unimplemented
 from regional.central_client import CentralClient
+from regional.index import IndexFollower
 from regional.replica import ReplayClock
 from regional.settings import HubSettings
 
@@ -37,6 +38,8 @@ class PeerHealth:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._seen: dict[str, HubStatus] = {}
+        # What each peer's /healthz said of its search index (index_position, index_lag_bytes).
+        self.index: dict[str, dict[str, Any]] = {}
         self._at = -ttl_s
         self._lock = asyncio.Lock()   # one round of probes at a time, shared by its callers
 
@@ -47,10 +50,16 @@ class PeerHealth:
         if self._session is not None:
             await self._session.close()
 
-    async def _probe(self, url: str) -> HubStatus:
+    async def _probe(self, region: str, url: str) -> HubStatus:
         assert self._session is not None
+        self.index.pop(region, None)
         try:
             async with self._session.get(f"{url.rstrip('/')}/healthz") as answer:
+                try:
+                    body = await answer.json(content_type=None)
+                    self.index[region] = {k: body[k] for k in INDEX_FIELDS if k in body}
+                except (ValueError, TypeError, aiohttp.ContentTypeError):
+                    pass
                 return "up" if answer.status == 200 else "degraded"
         except (aiohttp.ClientError, TimeoutError, OSError):
             return "down"
@@ -59,7 +68,7 @@ class PeerHealth:
         async with self._lock:
             if time.monotonic() - self._at >= self.ttl_s and self.peers:
                 regions = list(self.peers)
-                found = await asyncio.gather(*(self._probe(self.peers[r]) for r in regions))
+                found = await asyncio.gather(*(self._probe(r, self.peers[r]) for r in regions))
                 self._seen, self._at = dict(zip(regions, found, strict=True)), time.monotonic()
             return dict(self._seen)
 
@@ -69,26 +78,38 @@ Clock = NamedDependency[ReplayClock]
 Central = NamedDependency[CentralClient]
 Settings = NamedDependency[HubSettings]
 Peers = NamedDependency[PeerHealth]
+Indexer = NamedDependency[IndexFollower]
+
+INDEX_FIELDS = ("index_position", "index_lag_bytes")
+
+
+def index_fields(clock: ReplayClock, indexer: IndexFollower) -> dict[str, Any]:
+    """Where this hub's search index is: the replay position it covers, and how far (in WAL
+    bytes) it trails what the replica has replayed."""
+    return {"index_position": str(indexer.mark),
+            "index_lag_bytes": max(0, clock.position - indexer.mark.lsn)}
 
 
 LAG_DEGRADED_MS = 1000.0
 
 
 @get("/healthz")
-async def healthz(clock: Clock, settings: Settings) -> Response[dict[str, Any]]:
+async def healthz(clock: Clock, settings: Settings,
+                  indexer: Indexer) -> Response[dict[str, Any]]:
     """200 only while this hub can answer reads: its replica clock ticked within 2 s."""
     body = {"status": "ok" if clock.healthy else "degraded", "region": settings.region,
-            "replica_lag_ms": clock.lag_ms}
+            "replica_lag_ms": clock.lag_ms, **index_fields(clock, indexer)}
     return Response(body, status_code=200 if clock.healthy else 503)
 
 
 async def regions(
     request: Request[Any, Any, Any], clock: Clock, central: Central,
-    settings: Settings, peers: Peers,
+    settings: Settings, peers: Peers, indexer: Indexer,
 ) -> Response[dict[str, Any]]:
     """Every region's status, as the primary sees its replicas and as its hub answers its
     ``/healthz``; this hub's own replica from its own clock. If central cannot be asked, other
-    regions are reported ``degraded`` (unknown) at best."""
+    regions are reported ``degraded`` (unknown) at best. Search index fields: this hub's own;
+    another region's as its hub's ``/healthz`` last said (null when it did not answer)."""
     seen: dict[str, dict[str, Any]] | None
     try:
         answer = await central.forward(
@@ -104,7 +125,7 @@ async def regions(
         if region == settings.region:
             status = "up" if clock.healthy and clock.lag_ms < LAG_DEGRADED_MS else "degraded"
             out.append({"id": region, "status": status, "replica_lag_ms": clock.lag_ms,
-                        "role": role})
+                        "role": role, **index_fields(clock, indexer)})
             continue
         entry = (seen or {}).get(region)
         if seen is None:
@@ -119,7 +140,9 @@ async def regions(
         hub = hubs.get(region, "up")
         if hub == "down" or (hub == "degraded" and status == "up"):
             status, lag = hub, None if hub == "down" else lag
-        out.append({"id": region, "status": status, "replica_lag_ms": lag, "role": role})
+        index = peers.index.get(region, {})
+        out.append({"id": region, "status": status, "replica_lag_ms": lag, "role": role,
+                    **{k: index.get(k) for k in INDEX_FIELDS}})
     body = {"regions": out, "central": "up" if seen is not None else "unreachable"}
     # Like every read: the point in history it reflects (this hub's replica's replay position).
     return Response(body, headers={h.CONSISTENCY_TOKEN: str(ConsistencyToken(clock.position)),

@@ -1,16 +1,149 @@
-"""query_knowledge at the hub. STUB (helper K3 implements)."""
+"""query_knowledge at the hub: semantic (this hub's vector index), keyword (Postgres full text on
+its replica) or hybrid (both, fused by reciprocal rank). Tenant safety is inside both queries
+(the vector filter and the SQL condition). With a consistency token T the query waits until the
+replica and the index both cover T (or answers 503); the answer's token is what it reflects."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
+from litestar.di import NamedDependency
 
-from mbwire.errors import Unimplemented
+from knowledge.embed import Embedder, default_embedder
+from knowledge.fuse import rrf
+from mbhttp import require_principal
+from mbhttp.routes import decode_body
+from mbwire import ConsistencyToken, Principal
+from mbwire.types import KnowledgeHit, KnowledgeQuery, KnowledgeResults
+from regional.index import IndexFollower
+from regional.index_keyword import KeywordHit, keyword_search, readable_twins
+from regional.replica import ReplayClock, Replica
+from regional.settings import HubSettings
+from regional.twins import read_headers, token_of
+from regional.vectors import Hit, Scope
+
+# Each side of a hybrid query ranks this many documents at least before fusion: fusing only
+# the top ``limit`` of each would let one side's rank 11 never meet the other's rank 1.
+FUSE_DEPTH = 50
 
 
-async def query_knowledge(request: Request[Any, Any, Any]) -> None:
-    raise Unimplemented("query_knowledge is not built yet")
+def hub_embedder(settings: HubSettings) -> Embedder:
+    """The embedder central used for the chunks. Until ``knowledge.embed.make_embedder`` (K1)
+    lands, the default; the lead wires the HUB_EMBEDDER* settings into it at merge."""
+    del settings
+    return default_embedder()
 
 
-HANDLERS = {"query_knowledge": query_knowledge}
+class QueryCache:
+    """Query text -> vector, least recently used out (agents repeat their queries)."""
+
+    def __init__(self, embedder: Embedder, size: int = 1024) -> None:
+        self.embedder, self.size = embedder, size
+        self._seen: OrderedDict[str, list[float]] = OrderedDict()
+
+    async def vector(self, text: str) -> list[float]:
+        if (hit := self._seen.get(text)) is not None:
+            self._seen.move_to_end(text)
+            return hit
+        vector = (await self.embedder.embed([text]))[0]
+        self._seen[text] = vector
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return vector
+
+
+class KnowledgeSearch:
+    def __init__(self, replica: Replica, clock: ReplayClock, follower: IndexFollower,
+                 embedder: Embedder, *, wait_s: float) -> None:
+        self.replica, self.clock, self.follower = replica, clock, follower
+        self.queries, self.wait_s = QueryCache(embedder), wait_s
+
+    async def settle(self, token: ConsistencyToken | None) -> None:
+        """The replica (keywords) and then the index (vectors) must cover the token, within
+        one budget: a token ahead of every write is a 400 (``ReplayClock.settle``)."""
+        if token is None:
+            return
+        deadline = time.monotonic() + self.wait_s
+        await self.clock.settle(token, self.wait_s)
+        await self.follower.wait_for(token, max(0.0, deadline - time.monotonic()))
+
+    async def query(self, principal: Principal, q: KnowledgeQuery,
+                    token: ConsistencyToken | None) -> tuple[KnowledgeResults, ConsistencyToken]:
+        await self.settle(token)
+        f = q.filters
+        scope = Scope(readable=frozenset(), tags=tuple(f.tags or ()) if f else (),
+                      source=f.source if f else None, kind=f.kind if f else None,
+                      twin_id=f.twin_id if f else None)
+        depth = q.limit if q.mode != "hybrid" else max(q.limit, FUSE_DEPTH)
+        # The two searches side by side: keywords on one replica connection, vectors after
+        # another (the caller's readable twins) and the query's embedding.
+        words_task = (asyncio.create_task(
+            keyword_search(self.replica, principal, q.query, scope, depth))
+            if q.mode in ("keyword", "hybrid") else None)
+        vectors: list[Hit] = []
+        words: list[KeywordHit] = []
+        answered = ConsistencyToken(2**64 - 1)
+        try:
+            if q.mode in ("semantic", "hybrid"):
+                answered = min(answered, self.follower.mark)  # read before: the search covers it
+                readable = await readable_twins(self.replica, principal)
+                vector = await self.queries.vector(q.query)
+                vectors = await self.follower.index.search(
+                    vector, replace(scope, readable=readable), depth)
+        except BaseException:
+            if words_task is not None:
+                words_task.cancel()
+            raise
+        if words_task is not None:
+            words, replayed = await words_task
+            answered = min(answered, replayed)
+        return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit),
+                                mode=q.mode), answered
+
+
+def from_vector(hit: Hit, score: float) -> KnowledgeHit:
+    p = hit.payload
+    return KnowledgeHit(id=hit.doc_id, title=p.get("title", ""), snippet=p.get("snippet", ""),
+                        score=score, kind=p.get("kind", "knowledge"), twin_id=p.get("twin_id"),
+                        source=p.get("source"), tags=list(p.get("tags") or []))
+
+
+def from_keyword(hit: KeywordHit, score: float) -> KnowledgeHit:
+    return KnowledgeHit(id=hit.doc_id, title=hit.title, snippet=hit.snippet, score=score,
+                        kind=hit.kind, twin_id=hit.twin_id, source=hit.source,  # type: ignore[arg-type]
+                        tags=hit.tags)
+
+
+def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int
+          ) -> list[KnowledgeHit]:
+    """One mode's hits as they ranked, or both fused; a fused hit shows the keyword snippet
+    (the matched words) when it has one."""
+    if mode == "semantic":
+        return [from_vector(h, h.score) for h in vectors[:limit]]
+    if mode == "keyword":
+        return [from_keyword(h, h.score) for h in words[:limit]]
+    by_vector = {h.doc_id: h for h in vectors}
+    by_word = {h.doc_id: h for h in words}
+    fused = rrf([[h.doc_id for h in vectors], [h.doc_id for h in words]])
+    return [from_keyword(by_word[d], s) if d in by_word else from_vector(by_vector[d], s)
+            for d, s in fused[:limit]]
+
+
+Search = NamedDependency[KnowledgeSearch]
+
+
+async def query_knowledge(request: Request[Any, Any, Any],
+                          knowledge: Search) -> Response[KnowledgeResults]:
+    principal = require_principal(request)
+    body: KnowledgeQuery = await decode_body(request)
+    results, answered = await knowledge.query(principal, body, token_of(request))
+    return Response(results, headers=read_headers(answered, knowledge.clock))
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"query_knowledge": query_knowledge}

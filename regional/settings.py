@@ -47,6 +47,17 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     artifact_url_secret: str = ""
     public_url: str = ""
     artifact_url_ttl_s: int = 900
+    # Knowledge search. The embedder settings carry central's names: the hub embeds queries
+    # with the same model central embedded the chunks with (its name picks the index).
+    embedder: str = "default"
+    embedder_url: str = ""
+    embedder_model: str = ""
+    embedder_api_key: str = ""
+    embedder_dim: int = 0
+    qdrant_url: str = ""          # a Qdrant server; empty = the embedded engine in this process
+    # How long a tokened query waits for the index; below the edge's per-hub timeout, like
+    # token_wait_ms.
+    index_wait_ms: int = 1000
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -110,6 +110,9 @@ class RegionView(Wire, frozen=True):
     status: RegionStatus
     replica_lag_ms: float | None
     role: Literal["primary", "replica"]
+    # The region's search index: the replay position it covers and how far it trails its replica.
+    index_position: str | None = None
+    index_lag_bytes: int | None = None
 
 
 class RegionsView(Wire, frozen=True):

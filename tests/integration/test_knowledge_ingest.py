@@ -10,11 +10,12 @@ import uuid
 from typing import Any
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 
-from knowledge.embed import default_embedder
-from mbwire import ConsistencyToken
+from knowledge.embed_local import LocalEmbedder
+from mbwire import ConsistencyToken, HopSigner, Principal
 
 from .conftest import LiveStack
 
@@ -69,8 +70,8 @@ async def test_ingest_stores_document_chunks_vectors_and_feed_row(live: LiveStac
     assert len(got["chunks"]) == r.json()["chunks"] > 1
     assert [c[0] for c in got["chunks"]] == list(range(len(got["chunks"])))
     assert got["chunks"][0][1].startswith("Lighthouses\n\n")
-    embedder = default_embedder()
-    assert {(c[2], c[3]) for c in got["chunks"]} == {(embedder.name, embedder.dim)}
+    # Central's default embedder (CENTRAL_EMBEDDER=local) made every vector.
+    assert {(c[2], c[3]) for c in got["chunks"]} == {(LocalEmbedder.name, LocalEmbedder.dim)}
     assert got["feed"] == [1]
 
     # The token covers the write: a replica that has replayed it shows every chunk.
@@ -155,6 +156,9 @@ async def test_a_caller_who_is_not_a_superuser_writes_nothing(live: LiveStack,
     (422, "application/json", '{"id": "%s", "title": "t", "body": "b", "tags": [""]}'),
     (415, "text/plain", '{"id": "%s", "title": "t", "body": "b"}'),
     (413, "application/json", '{"id": "%s", "title": "t", "body": "' + "x" * (1 << 20) + '"}'),
+    # Under the 1 MiB body limit, over central's 128 chunks (CENTRAL_MAX_DOC_CHUNKS).
+    (413, "application/json", '{"id": "%s", "title": "t", "body": "'
+     + "\\n\\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(200)) + '"}'),
 ])
 async def test_bad_input_is_a_problem_and_stores_nothing(
     live: LiveStack, http: httpx.AsyncClient, status: int, content_type: str, body: str,
@@ -191,3 +195,46 @@ async def test_knowledge_never_overwrites_or_deletes_an_artifacts_text(live: Liv
                           headers=live.auth("curator"))
     assert_problem(d, 404)
     assert stored(live, doc_id) == before
+
+
+async def test_a_retried_keyed_ingest_without_an_id_replaces_its_first_attempt(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    """As a hub forwards it to central (the edge retries a keyed write blind): the same
+    Idempotency-Key from the same caller lands on the same document, never a second copy."""
+    key = f"ingest-{uuid.uuid4().hex}"
+    body = msgspec.json.encode({"title": "Retried", "body": "Sent twice, stored once."})
+    signer = HopSigner(live.secrets.central_hop_secret)
+    ids = []
+    for attempt in range(2):
+        rid = f"retry-{attempt}"
+        headers = {**signer.sign("POST", "/v1/knowledge", Principal(sub="curator", tier="internal"),
+                                 rid, body=body),
+                   "x-request-id": rid, "idempotency-key": key, **JSON}
+        r = await http.post(f"{live.topology.central}/v1/knowledge", content=body,
+                            headers=headers)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert ids[0] == ids[1]
+    assert stored(live, ids[0])["feed"] == [1, 2]
+
+
+async def test_concurrent_replaces_of_one_id_never_mix_their_chunks(live: LiveStack,
+                                                                    http: httpx.AsyncClient):
+    doc_id, writers = new_id(), 6
+    bodies = ["\n\n".join(f"Writer {w} paragraph {i}. " + f"w{w} " * 150 for i in range(w + 1))
+              for w in range(writers)]
+    answers = await asyncio.gather(*(
+        ingest(live, http, {"id": doc_id, "title": f"W{w}", "body": bodies[w]},
+               region=("ams", "iad", "sin")[w % 3])
+        for w in range(writers)))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+    got = stored(live, doc_id)
+    assert got["feed"] == list(range(1, writers + 1))
+    assert got["doc"][6] == writers
+    # The last to commit (the highest token) wins, with its chunks and only those.
+    last = max(range(writers), key=lambda w: answers[w].json()["consistency_token"])
+    assert got["doc"][3] == f"W{last}"
+    assert len(got["chunks"]) == answers[last].json()["chunks"]
+    assert all(f"w{last} " in c[1] for c in got["chunks"])
+    assert not any(f"w{w} " in c[1] for c in got["chunks"] for w in range(writers) if w != last)

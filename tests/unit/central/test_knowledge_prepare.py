@@ -4,22 +4,31 @@ spent. The storing half runs against the real primary in tests/integration."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central.knowledge import PreparedDocument, prepare
-from knowledge.embed import default_embedder
-from mbwire import Unavailable, Unprocessable
+from central.knowledge import PreparedDocument, default_doc_id, prepare
+from knowledge.embed import Embedder, default_embedder
+from mbwire import PayloadTooLarge, Unavailable, Unprocessable
+from mbwire.types import DOC_ID_PATTERN
+
+
+@functools.cache
+def shared_embedder() -> Embedder:
+    """The service's default embedder, loaded once for the module (loading checks the files)."""
+    return default_embedder()
 
 
 class CountingEmbedder:
     """The service's default embedder, counting calls and texts (embedding happens once)."""
 
     def __init__(self) -> None:
-        self.inner = default_embedder()
+        self.inner = shared_embedder()
         self.name, self.dim = self.inner.name, self.inner.dim
         self.calls: list[int] = []
 
@@ -59,7 +68,7 @@ async def test_every_chunk_gets_one_vector_in_one_batch_and_the_title_leads(titl
 
 async def test_a_long_body_is_split_and_nothing_of_it_is_lost() -> None:
     paragraphs = [f"paragraph {i} " + "word " * 60 for i in range(100)]
-    doc = await prepare(default_embedder(), "Long", "\n\n".join(paragraphs))
+    doc = await prepare(shared_embedder(), "Long", "\n\n".join(paragraphs))
     assert len(doc.chunks) > 1
     joined = "\n\n".join(doc.chunks)
     assert all(p.strip() in joined for p in paragraphs)
@@ -88,3 +97,28 @@ async def test_an_embedder_answering_the_wrong_shape_stores_nothing() -> None:
 def test_a_prepared_document_is_a_plain_value() -> None:
     doc = PreparedDocument(title="t", chunks=["t\n\nb"], vectors=[[1.0]], embedder="e")
     assert doc == PreparedDocument(title="t", chunks=["t\n\nb"], vectors=[[1.0]], embedder="e")
+
+
+@given(sub=st.text(min_size=1, max_size=40), key=st.text(min_size=1, max_size=128),
+       other=st.text(min_size=1, max_size=128))
+def test_a_keyed_default_id_is_the_same_for_a_retry_and_only_for_it(sub: str, key: str,
+                                                                    other: str) -> None:
+    first = default_doc_id(sub, key)
+    assert first == default_doc_id(sub, key)
+    assert re.fullmatch(DOC_ID_PATTERN, first)
+    if other != key:
+        assert default_doc_id(sub, other) != first
+    assert default_doc_id(sub + "x", key) != first
+
+
+def test_without_a_key_every_default_id_is_new() -> None:
+    assert default_doc_id("a", None) != default_doc_id("a", None)
+
+
+async def test_a_document_over_the_chunk_limit_is_a_413_before_embedding() -> None:
+    embedder = CountingEmbedder()
+    body = "\n\n".join(f"Paragraph {i}. " + "word " * 150 for i in range(10))
+    with pytest.raises(PayloadTooLarge, match="at most 3"):
+        await prepare(embedder, "Long", body, max_chunks=3)
+    assert embedder.calls == []
+    assert len((await prepare(embedder, "Long", body, max_chunks=100)).chunks) > 3

@@ -1,0 +1,147 @@
+"""The vector engine behind one small interface: replace a document's points, delete a document,
+search with a filter. Adapters: ``QdrantIndex`` over qdrant-client (its local mode, or a Qdrant
+server by URL: the same client API) and ``regional.vectors_edge.EdgeIndex`` (Qdrant's embedded
+engine). One collection per embedder name, so vectors of different embedders never mix.
+
+The filter is built here from the request's filters and the caller's readable twins, and goes
+into the engine's query: tenant safety is never a post-filter (which would shorten pages)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qdrant_client import AsyncQdrantClient, models
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One chunk: its vector and what a hit shows without another read."""
+
+    doc_id: str
+    n: int
+    vector: list[float]
+    kind: str
+    twin_id: str | None
+    tags: list[str]
+    source: str | None
+    title: str
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    doc_id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a query may see. ``readable``: the twins whose artifacts the caller may read (None:
+    a superuser, every twin). The rest are the request's own filters (tags: any of them)."""
+
+    readable: frozenset[str] | None
+    tags: Sequence[str] = field(default_factory=tuple)
+    source: str | None = None
+    kind: str | None = None
+    twin_id: str | None = None
+
+
+class VectorIndex(Protocol):
+    async def replace(self, doc_id: str, points: Sequence[Point]) -> None: ...
+    async def delete(self, doc_id: str) -> None: ...
+    async def search(self, vector: list[float], scope: Scope, limit: int) -> list[Hit]: ...
+    async def count(self) -> int: ...
+    async def close(self) -> None: ...
+
+
+def point_id(doc_id: str, n: int) -> str:
+    # Qdrant ids are integers or UUIDs: a name-based UUID keeps a chunk's id stable.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mb:{doc_id}:{n}"))
+
+
+def payload_of(p: Point) -> dict[str, Any]:
+    return {"doc_id": p.doc_id, "n": p.n, "kind": p.kind, "twin_id": p.twin_id, "tags": p.tags,
+            "source": p.source, "title": p.title, "snippet": p.snippet}
+
+
+def qdrant_filter(scope: Scope, lib: Any = models) -> Any:
+    """The scope as a Qdrant filter: the tenant rule ``kind = knowledge OR twin_id IN readable``
+    and every request filter, all conditions of one query. ``lib``: qdrant-client's ``models``
+    or ``qdrant_edge`` (the same class names and fields)."""
+    must: list[Any] = []
+    if scope.readable is not None:
+        tenant: list[Any] = [lib.FieldCondition(key="kind",
+                                                   match=lib.MatchValue(value="knowledge"))]
+        if scope.readable:
+            tenant.append(lib.FieldCondition(
+                key="twin_id", match=lib.MatchAny(any=sorted(scope.readable))))
+        must.append(lib.Filter(should=tenant))
+    if scope.tags:
+        must.append(lib.FieldCondition(key="tags", match=lib.MatchAny(any=list(scope.tags))))
+    for key in ("source", "kind", "twin_id"):
+        value = getattr(scope, key)
+        if value is not None:
+            must.append(lib.FieldCondition(key=key, match=lib.MatchValue(value=value)))
+    return lib.Filter(must=must) if must else None
+
+
+def doc_filter(doc_id: str, lib: Any = models) -> Any:
+    return lib.Filter(must=[lib.FieldCondition(key="doc_id", match=lib.MatchValue(value=doc_id))])
+
+
+class QdrantIndex:
+    """qdrant-client: ``url=""`` is its local mode (in this process's memory, for the contract
+    tests: too slow to serve, see ``vectors_edge``), else a Qdrant server (production)."""
+
+    def __init__(self, collection: str, dim: int, *, url: str = "") -> None:
+        self.collection, self.dim = collection, dim
+        self.client = AsyncQdrantClient(url=url) if url else AsyncQdrantClient(location=":memory:")
+        self._server = bool(url)
+        self._ready = False
+
+    async def _ensure(self) -> None:
+        if self._ready:
+            return
+        if not await self.client.collection_exists(self.collection):
+            await self.client.create_collection(
+                self.collection,
+                vectors_config=models.VectorParams(size=self.dim,
+                                                   distance=models.Distance.COSINE))
+            # Local mode ignores payload indexes (and warns): a server uses them.
+            for key in ("doc_id", "kind", "twin_id", "tags", "source") if self._server else ():
+                await self.client.create_payload_index(self.collection, key,
+                                                       models.PayloadSchemaType.KEYWORD)
+        self._ready = True
+
+    async def replace(self, doc_id: str, points: Sequence[Point]) -> None:
+        await self._ensure()
+        await self.delete(doc_id)
+        if points:
+            await self.client.upsert(self.collection, points=[
+                models.PointStruct(id=point_id(p.doc_id, p.n), vector=p.vector,
+                                   payload=payload_of(p)) for p in points])
+
+    async def delete(self, doc_id: str) -> None:
+        await self._ensure()
+        await self.client.delete(self.collection,
+                                 points_selector=models.FilterSelector(filter=doc_filter(doc_id)))
+
+    async def search(self, vector: list[float], scope: Scope, limit: int) -> list[Hit]:
+        await self._ensure()
+        # Grouped by document (its best chunk), so one long document cannot fill a page.
+        found = await self.client.query_points_groups(
+            self.collection, query=vector, group_by="doc_id", limit=limit, group_size=1,
+            query_filter=qdrant_filter(scope), with_payload=True)
+        return [Hit(str(g.id), g.hits[0].score, dict(g.hits[0].payload or {}))
+                for g in found.groups if g.hits]
+
+    async def count(self) -> int:
+        await self._ensure()
+        return (await self.client.count(self.collection, exact=True)).count
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,135 @@
+"""How a query's hits are put together (fusion use, snippets), the query cache, and the keyword
+filter SQL. The index follower's bookkeeping: which position becomes its mark."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from mbwire import ConsistencyToken as T
+from mbwire import ReplicaBehind
+from regional.index import IndexFollower
+from regional.index_keyword import KeywordHit, filter_sql
+from regional.search import QueryCache, merge
+from regional.vectors import Hit, Scope
+
+
+def vhit(doc: str, score: float) -> Hit:
+    return Hit(doc, score, {"title": doc, "snippet": f"start of {doc}", "kind": "knowledge",
+                            "tags": ["t"]})
+
+
+def khit(doc: str, score: float) -> KeywordHit:
+    return KeywordHit(doc, score, f"<b>{doc}</b>", doc, "knowledge", None, None, [])
+
+
+def test_each_mode_keeps_its_own_ranking() -> None:
+    vectors, words = [vhit("a", 0.9), vhit("b", 0.8)], [khit("c", 0.5)]
+    assert [h.id for h in merge("semantic", vectors, words, 10)] == ["a", "b"]
+    assert [h.id for h in merge("keyword", vectors, words, 10)] == ["c"]
+    assert merge("semantic", vectors, words, 1)[0].snippet == "start of a"
+
+
+def test_hybrid_fuses_and_prefers_the_keyword_snippet() -> None:
+    vectors = [vhit("a", 0.9), vhit("b", 0.8), vhit("c", 0.7)]
+    words = [khit("b", 0.4), khit("d", 0.3)]
+    hits = merge("hybrid", vectors, words, 10)
+    assert hits[0].id == "b"                         # second and first: beats first and absent
+    assert hits[0].snippet == "<b>b</b>"
+    assert {h.id for h in hits} == {"a", "b", "c", "d"}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(merge("hybrid", vectors, words, 2)) == 2
+
+
+class CountingEmbedder:
+    name, dim = "counting-2", 2
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
+        return [[1.0, 0.0] for _ in texts]
+
+
+async def test_query_cache_embeds_a_text_once_and_forgets_the_oldest() -> None:
+    embedder = CountingEmbedder()
+    cache = QueryCache(embedder, size=2)
+    for text in ["a", "a", "b", "a", "c", "b"]:
+        await cache.vector(text)
+    assert embedder.calls == 4  # a, b, c, then b again: it was the oldest when c came
+
+
+def test_filter_sql_names_parameters_never_values() -> None:
+    where, params = filter_sql(Scope(None, tags=("x'--",), source="s", kind="artifact"))
+    assert "x'--" not in where
+    assert where == (" and d.tags && %(tags)s::text[] and d.source = %(source)s"
+                     " and d.kind = %(kind)s")
+    assert params == {"tags": ["x'--"], "source": "s", "kind": "artifact"}
+    assert filter_sql(Scope(None)) == ("", {})
+
+
+class FakeReplica:
+    def __init__(self, polls: list[tuple[int, list[tuple[int, str, str]]]]) -> None:
+        self.polls = polls
+
+    async def feed_since(self, cursor: int, limit: int) -> Any:
+        before, rows = self.polls.pop(0)
+        return T(before), rows, T(before + 5)
+
+
+class FakeClock:
+    position = 10_000
+
+
+class Refreshed(IndexFollower):
+    seen: list[set[str]]
+
+    async def refresh(self, docs: set[str]) -> None:
+        self.seen.append(docs)
+
+
+async def test_follower_marks_before_only_once_everything_is_read() -> None:
+    replica = FakeReplica([(100, [(1, "knowledge", "a"), (2, "twin", "x")]),
+                           (110, [(3, "knowledge", "b")])])
+    f = Refreshed(replica, FakeClock(), None, "e")  # type: ignore[arg-type]
+    f.seen, f.batch = [], 2
+    await f.step()
+    assert f.seen == [{"a"}, {"b"}]       # twins are not the index's business
+    assert f.cursor == 3 and f.mark == T(110)   # the first batch was full: its 100 is not final
+
+
+async def test_wait_for_answers_503_when_the_index_stays_behind() -> None:
+    f = IndexFollower(None, FakeClock(), None, "e")  # type: ignore[arg-type]
+    f._advance(T(50))
+    await f.wait_for(T(50), 0.0)          # covered: no wait
+    with pytest.raises(ReplicaBehind):
+        await f.wait_for(T(51), 0.01)
+
+
+class Pruned(FakeReplica):
+    def __init__(self, polls: Any, low: int) -> None:
+        super().__init__(polls)
+        self.low = low
+
+    async def feed_head(self) -> tuple[int, int]:
+        return self.low, 99
+
+
+class Reloading(Refreshed):
+    reloads = 0
+
+    async def load(self) -> None:
+        self.reloads += 1
+
+
+@pytest.mark.parametrize(("low", "reloads"), [(1, 0), (6, 1)])
+async def test_a_feed_pruned_past_the_cursor_reloads_but_a_gap_does_not(
+        low: int, reloads: int) -> None:
+    f = Reloading(Pruned([(100, [(7, "knowledge", "a")])], low), FakeClock(), None, "e")  # type: ignore[arg-type]
+    f.seen, f.cursor = [], 3
+    await f.step()
+    assert f.reloads == reloads
+    assert f.seen == ([] if reloads else [{"a"}])

@@ -1,0 +1,132 @@
+"""The vector index contract, run against every adapter that runs here (the embedded engine and
+qdrant-client's local mode; a Qdrant server speaks qdrant-client's API too). The tenant rule and
+the request's filters are inside the query: a page holds ``limit`` documents whenever that many
+match, and never one the scope excludes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from regional.vectors import Point, QdrantIndex, Scope, VectorIndex, qdrant_filter
+from regional.vectors_edge import EdgeIndex
+
+DIM = 8
+
+ADAPTERS: dict[str, Callable[[], VectorIndex]] = {
+    "edge": lambda: EdgeIndex(DIM),
+    "qdrant-client-local": lambda: QdrantIndex("test-8", DIM),
+}
+
+
+def unit(seed: int) -> list[float]:
+    rng = random.Random(seed)
+    v = [rng.uniform(-1, 1) for _ in range(DIM)]
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / norm for x in v]
+
+
+def doc(doc_id: str, chunks: int = 2, *, twin: str | None = None, tags: tuple[str, ...] = (),
+        source: str | None = None, seed: int = 0) -> list[Point]:
+    return [Point(doc_id=doc_id, n=n, vector=unit(seed * 100 + n),
+                  kind="artifact" if twin else "knowledge", twin_id=twin, tags=list(tags),
+                  source=source, title=f"title {doc_id}", snippet=f"chunk {n}")
+            for n in range(chunks)]
+
+
+def run(make: Callable[[], VectorIndex], body: Callable[[VectorIndex], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        index = make()
+        try:
+            return await body(index)
+        finally:
+            await index.close()
+    return asyncio.run(go())
+
+
+ALL = Scope(readable=None)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_replace_delete_and_one_hit_per_document(adapter: str) -> None:
+    async def body(index: VectorIndex) -> None:
+        await index.replace("a", doc("a", 3, seed=1))
+        await index.replace("b", doc("b", 3, seed=2))
+        assert await index.count() == 6
+        hits = await index.search(unit(100), ALL, 10)
+        assert sorted(h.doc_id for h in hits) == ["a", "b"]   # grouped: each document once
+        assert hits[0].doc_id == "a" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+        await index.replace("a", doc("a", 1, seed=3))          # replaced, not added to
+        assert await index.count() == 4
+        await index.delete("b")
+        assert [h.doc_id for h in await index.search(unit(1), ALL, 10)] == ["a"]
+        await index.delete("missing")                          # deleting nothing is fine
+    run(ADAPTERS[adapter], body)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_request_filters(adapter: str) -> None:
+    async def body(index: VectorIndex) -> None:
+        await index.replace("k1", doc("k1", tags=("crdt", "x"), source="docs", seed=1))
+        await index.replace("k2", doc("k2", tags=("y",), seed=2))
+        await index.replace("a1", doc("a1", twin="ada", tags=("crdt",), seed=3))
+
+        async def ids(scope: Scope) -> list[str]:
+            return sorted(h.doc_id for h in await index.search(unit(5), scope, 10))
+        assert await ids(Scope(None, tags=("crdt", "nope"))) == ["a1", "k1"]
+        assert await ids(Scope(None, source="docs")) == ["k1"]
+        assert await ids(Scope(None, kind="artifact")) == ["a1"]
+        assert await ids(Scope(None, twin_id="ada")) == ["a1"]
+        assert await ids(Scope(frozenset(), twin_id="ada")) == []
+        assert await ids(Scope(frozenset({"ada"}), kind="artifact")) == ["a1"]
+    run(ADAPTERS[adapter], body)
+
+
+WORLD = st.lists(
+    st.tuples(st.sampled_from([None, "t1", "t2", "t3"]),        # twin (None: knowledge)
+              st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True),
+              st.integers(1, 4)),                                # chunks
+    min_size=1, max_size=25)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=WORLD, readable=st.frozensets(st.sampled_from(["t1", "t2", "t3"])),
+       tags=st.lists(st.sampled_from(["a", "b", "c"]), max_size=2), limit=st.integers(1, 8),
+       seed=st.integers(0, 1000))
+def test_scope_is_inside_the_query(adapter: str, world: list[Any], readable: frozenset[str],
+                                   tags: list[str], limit: int, seed: int) -> None:
+    """Never a document the caller may not read or did not ask for, and never a short page."""
+    allowed = set()
+    for i, (twin, doc_tags, _) in enumerate(world):
+        if (twin is None or twin in readable) and (not tags or set(tags) & set(doc_tags)):
+            allowed.add(f"d{i}")
+    scope = Scope(readable=readable, tags=tuple(tags))
+
+    async def body(index: VectorIndex) -> list[str]:
+        for i, (twin, doc_tags, chunks) in enumerate(world):
+            await index.replace(f"d{i}", doc(f"d{i}", chunks, twin=twin, tags=tuple(doc_tags),
+                                             seed=i))
+        return [h.doc_id for h in await index.search(unit(seed), scope, limit)]
+    found = run(ADAPTERS[adapter], body)
+    assert set(found) <= allowed
+    assert len(found) == len(set(found)) == min(limit, len(allowed))
+
+
+def test_filter_shapes() -> None:
+    assert qdrant_filter(Scope(None)) is None
+    superuser = qdrant_filter(Scope(None, kind="artifact"))
+    assert len(superuser.must) == 1                      # no tenant clause for a superuser
+    nobody = qdrant_filter(Scope(frozenset()))
+    (tenant,) = nobody.must
+    assert [c.key for c in tenant.should] == ["kind"]    # knowledge only: no empty MatchAny
+    some = qdrant_filter(Scope(frozenset({"b", "a"}), tags=("x",), source="s", twin_id="a"))
+    assert some.must[0].should[1].match.any == ["a", "b"]
+    assert [c.key for c in some.must[1:]] == ["tags", "source", "twin_id"]

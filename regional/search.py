@@ -15,7 +15,8 @@ from typing import Any
 from litestar import Request, Response
 from litestar.di import NamedDependency
 
-from knowledge.embed import Embedder, default_embedder
+from knowledge import embed
+from knowledge.embed import Embedder
 from knowledge.fuse import rrf
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
@@ -34,10 +35,13 @@ FUSE_DEPTH = 50
 
 
 def hub_embedder(settings: HubSettings) -> Embedder:
-    """The embedder central used for the chunks. Until ``knowledge.embed.make_embedder`` (K1)
-    lands, the default; the lead wires the HUB_EMBEDDER* settings into it at merge."""
-    del settings
-    return default_embedder()
+    """The embedder central used for the chunks (same settings, same name: same index).
+    ``knowledge.embed.make_embedder`` comes with K1; before it, the groundwork's default."""
+    make = getattr(embed, "make_embedder", None)
+    if make is None:
+        return embed.default_embedder()
+    return make(settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
+                api_key=settings.embedder_api_key, dim=settings.embedder_dim)
 
 
 class QueryCache:

@@ -49,7 +49,7 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     artifact_url_ttl_s: int = 900
     # Knowledge search. The embedder settings carry central's names: the hub embeds queries
     # with the same model central embedded the chunks with (its name picks the index).
-    embedder: str = "default"
+    embedder: str = "local"    # local or openai (knowledge.embed.make_embedder)
     embedder_url: str = ""
     embedder_model: str = ""
     embedder_api_key: str = ""

@@ -70,6 +70,7 @@ class CentralClient:
     async def forward(
         self, method: str, path: str, *, principal: Principal | None, request_id: str,
         query: str = "", body: bytes = b"", content_type: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Forwarded:
         if self._session is None:
             raise UpstreamUnavailable("the hub is starting; retry", retry_after=1)
@@ -81,6 +82,8 @@ class CentralClient:
         headers.update(outbound_trace_headers())
         if content_type:
             headers["content-type"] = content_type
+        if idempotency_key:
+            headers[h.IDEMPOTENCY_KEY] = idempotency_key
         target = f"{self._base}{wire_path}?{query}" if query else f"{self._base}{wire_path}"
         try:
             async with self._session.request(

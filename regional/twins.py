@@ -136,6 +136,7 @@ async def forward(request: Request[Any, Any, Any], central: Central) -> Response
         request.method, request.url.path, principal=principal,
         request_id=request_id_of(request), query=request.url.query or "",
         body=await read_body(request), content_type=request.headers.get("content-type"),
+        idempotency_key=request.headers.get(h.IDEMPOTENCY_KEY),
     )
     media = result.headers.pop("content-type", "application/json")
     return Response(result.body, status_code=result.status, media_type=media,

@@ -53,7 +53,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     probe_timeout_s: Seconds = 1.0
     failure_threshold: int = 2
     cooldown_s: Seconds = 5.0
-    max_body_bytes: int = 10 * 1024 * 1024
+    # A ceiling over every action's own limit (the table's max_body): Cloudflare's Free and Pro
+    # plans accept request bodies up to 100 MB.
+    max_body_bytes: int = 100 * 1024 * 1024
     # Callers that failed to authenticate share a per-address bucket: it caps what a flood of
     # bad tokens costs in signature checks without ever throttling a real principal.
     anonymous_limit_per_minute: int = 600

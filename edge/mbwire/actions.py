@@ -204,7 +204,7 @@ ACTIONS: tuple[Action, ...] = (
         description="Curated knowledge, readable by every caller. The body is split into "
                     "chunks, each embedded once at central; the vectors reach every region with "
                     "the data. The same `id` again replaces the document and its chunks.",
-        request=t.KnowledgeIn, response=t.KnowledgeWritten, errors=(403, 413, 415, 422),
+        request=t.KnowledgeIn, response=t.KnowledgeWritten, errors=(403, 409, 413, 415, 422),
         invalidates=("knowledge",), tags=("knowledge",),
         example_request={"id": "yjs-intro", "title": "What Yjs is",
                          "body": "Yjs is a CRDT for shared editing.", "tags": ["crdt"]},

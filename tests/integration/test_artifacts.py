@@ -164,9 +164,9 @@ async def test_oversize_is_refused(live: LiveStack, http: httpx.AsyncClient) -> 
         "twin_id": twin, "content_type": "text/plain", "size": (64 << 20) + 1,
         "sha256": "0" * 64})
     assert_problem(r, 422, "$.size")
-    # A body over the edge's limit never reaches a hub, and nothing is stored.
+    # A body over the action's limit (the table's 64 MiB) never reaches a hub; nothing is stored.
     created = await announce(live, http, "ada", twin, b"small")
-    huge = await http.put(created["upload_url"], content=b"x" * ((10 << 20) + 1))
+    huge = await http.put(created["upload_url"], content=b"x" * ((64 << 20) + 1))
     assert_problem(huge, 413)
     assert not blob_path(live, created["artifact_id"]).exists()
     assert status_of(live, created["artifact_id"]) == "pending"

@@ -70,6 +70,9 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # The embedder answers before the hub takes traffic: the local model loads (its files'
+        # sha256 checked), a remote one shows the dimension it really returns.
+        await embedder.embed(["dimension check"])
         await replica.open()
         await central.open()
         await peers.open()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -34,39 +33,24 @@ from regional.vectors import Hit, Scope
 FUSE_DEPTH = 50
 
 
+# Agents repeat their queries: the hub keeps this many query vectors (knowledge.embed.QueryCache).
+QUERY_CACHE = 1024
+
+
 def hub_embedder(settings: HubSettings) -> Embedder:
-    """The embedder central used for the chunks (same settings, same name: same index).
-    ``knowledge.embed.make_embedder`` comes with K1; before it, the groundwork's default."""
-    make = getattr(embed, "make_embedder", None)
-    if make is None:
-        return embed.default_embedder()
-    return make(settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
-                api_key=settings.embedder_api_key, dim=settings.embedder_dim)
-
-
-class QueryCache:
-    """Query text -> vector, least recently used out (agents repeat their queries)."""
-
-    def __init__(self, embedder: Embedder, size: int = 1024) -> None:
-        self.embedder, self.size = embedder, size
-        self._seen: OrderedDict[str, list[float]] = OrderedDict()
-
-    async def vector(self, text: str) -> list[float]:
-        if (hit := self._seen.get(text)) is not None:
-            self._seen.move_to_end(text)
-            return hit
-        vector = (await self.embedder.embed([text]))[0]
-        self._seen[text] = vector
-        if len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-        return vector
+    """The embedder central used for the chunks (same settings, same name: same index), with
+    a query cache in front."""
+    return embed.make_embedder(
+        settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
+        api_key=settings.embedder_api_key, dim=settings.embedder_dim, query_cache=QUERY_CACHE,
+    )
 
 
 class KnowledgeSearch:
     def __init__(self, replica: Replica, clock: ReplayClock, follower: IndexFollower,
                  embedder: Embedder, *, wait_s: float) -> None:
         self.replica, self.clock, self.follower = replica, clock, follower
-        self.queries, self.wait_s = QueryCache(embedder), wait_s
+        self.embedder, self.wait_s = embedder, wait_s
 
     async def settle(self, token: ConsistencyToken | None) -> None:
         """The replica (keywords) and then the index (vectors) must cover the token, within
@@ -97,7 +81,7 @@ class KnowledgeSearch:
             if q.mode in ("semantic", "hybrid"):
                 answered = min(answered, self.follower.mark)  # read before: the search covers it
                 readable = await readable_twins(self.replica, principal)
-                vector = await self.queries.vector(q.query)
+                vector = (await self.embedder.embed([q.query]))[0]
                 vectors = await self.follower.index.search(
                     vector, replace(scope, readable=readable), depth)
         except BaseException:

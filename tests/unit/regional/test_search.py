@@ -3,7 +3,6 @@ filter SQL. The index follower's bookkeeping: which position becomes its mark.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from mbwire import ConsistencyToken as T
 from mbwire import ReplicaBehind
 from regional.index import IndexFollower
 from regional.index_keyword import KeywordHit, filter_sql
-from regional.search import QueryCache, merge
+from regional.search import merge
 from regional.vectors import Hit, Scope
 
 
@@ -41,25 +40,6 @@ def test_hybrid_fuses_and_prefers_the_keyword_snippet() -> None:
     assert {h.id for h in hits} == {"a", "b", "c", "d"}
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert len(merge("hybrid", vectors, words, 2)) == 2
-
-
-class CountingEmbedder:
-    name, dim = "counting-2", 2
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.calls += 1
-        return [[1.0, 0.0] for _ in texts]
-
-
-async def test_query_cache_embeds_a_text_once_and_forgets_the_oldest() -> None:
-    embedder = CountingEmbedder()
-    cache = QueryCache(embedder, size=2)
-    for text in ["a", "a", "b", "a", "c", "b"]:
-        await cache.vector(text)
-    assert embedder.calls == 4  # a, b, c, then b again: it was the oldest when c came
 
 
 def test_filter_sql_names_parameters_never_values() -> None:

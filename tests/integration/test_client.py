@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -117,3 +121,19 @@ async def test_a_write_whose_answer_was_lost_is_retried_with_its_key_and_applied
         reader.consistency_token = written.consistency_token
         found = await reader.knowledge.query(word, mode="keyword", limit=10)
     assert [hit.id for hit in found.results] == [written.id]
+
+
+def _agent(readme: Path) -> str:
+    return readme.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_ten_line_agent_runs(live: LiveStack) -> None:
+    root = Path(__file__).resolve().parents[2]
+    agent = _agent(root / "clients/python/README.md")
+    assert agent == _agent(root / "README.md")
+    env = {**os.environ, "EDGE": live.topology.edges["iad"],
+           "T": live.token(f"sdk-readme-{uuid.uuid4().hex[:8]}", tier="pro")}
+    done = subprocess.run([sys.executable, "-c", agent], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "'city': 'Amsterdam'" in done.stdout

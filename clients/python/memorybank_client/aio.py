@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx
 
@@ -30,12 +30,14 @@ class AsyncMemoryBank:
         self.max_retries = max_retries
         self.retry_budget_s = retry_budget_s
         self.consistency_token: str | None = None
+        # The last HTTP answer, for what the Structs leave out (X-Served-By, X-Cache, timing).
+        self.last_response: httpx.Response | None = None
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
         self.twins = AsyncTwins(self)
         self.knowledge = AsyncKnowledge(self)
         self.artifacts = AsyncArtifacts(self)
 
-    async def __aenter__(self) -> AsyncMemoryBank:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -63,6 +65,7 @@ class AsyncMemoryBank:
                 if not self._may_retry(delay, attempt, started):
                     raise
             else:
+                self.last_response = response
                 self.consistency_token = _calls.greater_token(self.consistency_token, response)
                 if response.is_success:
                     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx
 
@@ -28,12 +28,14 @@ class MemoryBank:
         self.max_retries = max_retries
         self.retry_budget_s = retry_budget_s
         self.consistency_token: str | None = None
+        # The last HTTP answer, for what the Structs leave out (X-Served-By, X-Cache, timing).
+        self.last_response: httpx.Response | None = None
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
         self.twins = Twins(self)
         self.knowledge = Knowledge(self)
         self.artifacts = Artifacts(self)
 
-    def __enter__(self) -> MemoryBank:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -62,6 +64,7 @@ class MemoryBank:
                 if not self._may_retry(delay, attempt, started):
                     raise
             else:
+                self.last_response = response
                 self.consistency_token = _calls.greater_token(self.consistency_token, response)
                 if response.is_success:
                     return response

@@ -57,10 +57,11 @@ async def ok(client: Client, name: str, **args: Any) -> dict[str, Any]:
 
 
 async def fails(client: Client, name: str, **args: Any) -> str:
+    """The tool error's message: the problem's status, title and detail."""
     result = await client.call_tool(name, args)
     assert result.is_error, f"{name} answered {result.content}"
     text: str = result.content[0].text  # type: ignore[union-attr]
-    return text
+    return text.removeprefix(f"Error executing tool {name}: ")
 
 
 async def test_tools_are_listed_with_schemas_and_hints(live: LiveStack) -> None:

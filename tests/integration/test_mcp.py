@@ -21,6 +21,9 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from memorybank_client import AsyncMemoryBank
+
+from devstack.mcp_server import build_server
 
 from .conftest import LiveStack
 
@@ -185,3 +188,13 @@ async def test_streamable_http_via_the_cli(live: LiveStack) -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_an_unreachable_edge_is_a_tool_error_not_a_crash() -> None:
+    """In-process (no live stack needed): the SDK gives up on a closed port, the tool says so."""
+    async with AsyncMemoryBank(f"http://127.0.0.1:{free_port()}", "token", max_retries=1,
+                               retry_budget_s=1.0) as mb:
+        async with Client(build_server(mb), cache=None) as client:
+            assert "unreachable" in await fails(client, "list_regions")
+            assert "twin_id" in await fails(client, "get_twin_profile")  # schema-checked first
+            assert (await client.list_tools()).tools

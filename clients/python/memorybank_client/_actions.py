@@ -1,0 +1,120 @@
+"""One builder per action of the API: its arguments in, the ``Call`` it makes out. The sync and
+async clients bind these as methods, so adding an action is one function here plus one line in
+each client's resource class (see the README)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Unpack
+from urllib.parse import quote
+
+from memorybank_client import types as t
+from memorybank_client._calls import MERGE_PATCH, OCTETS, Call, Options, call
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def create_twin(profile: Mapping[str, Any] | None = None, twin_id: str | None = None,
+                **opts: Unpack[Options]) -> Call[t.TwinCreated]:
+    body = t.TwinCreate(twin_id=twin_id, profile=dict(profile) if profile is not None else None)
+    return call("POST", "/v1/twins", t.TwinCreated, writes=True, body=body, opts=opts)
+
+
+def get_twin_profile(twin_id: str, fields: str | Iterable[str] | None = None,
+                     **opts: Unpack[Options]) -> Call[t.TwinView]:
+    params = None
+    if fields is not None:
+        params = {"fields": fields if isinstance(fields, str) else ",".join(fields)}
+    return call("GET", f"/v1/twins/{_seg(twin_id)}", t.TwinView, writes=False, params=params,
+                opts=opts)
+
+
+def patch_twin(twin_id: str, patch: Mapping[str, Any],
+               **opts: Unpack[Options]) -> Call[t.TwinWritten]:
+    return call("PATCH", f"/v1/twins/{_seg(twin_id)}", t.TwinWritten, writes=True,
+                body=dict(patch), content_type=MERGE_PATCH, opts=opts)
+
+
+def post_twin_update(twin_id: str, update: bytes,
+                     **opts: Unpack[Options]) -> Call[t.TwinWritten]:
+    return call("POST", f"/v1/twins/{_seg(twin_id)}/updates", t.TwinWritten, writes=True,
+                body=bytes(update), content_type=OCTETS, opts=opts)
+
+
+def sync_twin(twin_id: str, state_vector: bytes | None = None,
+              **opts: Unpack[Options]) -> Call[bytes]:
+    params = None
+    if state_vector is not None:
+        params = {"sv": base64.urlsafe_b64encode(state_vector).decode().rstrip("=")}
+    return call("GET", f"/v1/twins/{_seg(twin_id)}/sync", bytes, writes=False, params=params,
+                opts=opts)
+
+
+def grant_twin(twin_id: str, sub: str, access: t.Access,
+               **opts: Unpack[Options]) -> Call[t.GrantWritten]:
+    return call("POST", f"/v1/twins/{_seg(twin_id)}/grants", t.GrantWritten, writes=True,
+                body=t.TwinGrant(sub=sub, access=access), opts=opts)
+
+
+def list_twin_grants(twin_id: str, **opts: Unpack[Options]) -> Call[t.GrantList]:
+    return call("GET", f"/v1/twins/{_seg(twin_id)}/grants", t.GrantList, writes=False, opts=opts)
+
+
+def revoke_twin_grant(twin_id: str, sub: str, **opts: Unpack[Options]) -> Call[t.GrantRevoked]:
+    return call("DELETE", f"/v1/twins/{_seg(twin_id)}/grants/{_seg(sub)}", t.GrantRevoked,
+                writes=True, opts=opts)
+
+
+def ingest_knowledge(title: str, body: str, *, id: str | None = None,
+                     tags: Iterable[str] = (), source: str | None = None,
+                     **opts: Unpack[Options]) -> Call[t.KnowledgeWritten]:
+    doc = t.KnowledgeIn(id=id, title=title, body=body, tags=list(tags), source=source)
+    return call("POST", "/v1/knowledge", t.KnowledgeWritten, writes=True, body=doc, opts=opts)
+
+
+def delete_knowledge(id: str, **opts: Unpack[Options]) -> Call[t.KnowledgeDeleted]:
+    return call("DELETE", f"/v1/knowledge/{_seg(id)}", t.KnowledgeDeleted, writes=True,
+                opts=opts)
+
+
+def query_knowledge(query: str, *, filters: t.KnowledgeFilters | Mapping[str, Any] | None = None,
+                    limit: int = 10, mode: t.SearchMode = "hybrid",
+                    **opts: Unpack[Options]) -> Call[t.KnowledgeResults]:
+    if filters is not None and not isinstance(filters, t.KnowledgeFilters):
+        filters = t.KnowledgeFilters(**filters)
+    body = t.KnowledgeQuery(query=query, filters=filters, limit=limit, mode=mode)
+    # A search is a read (POST only because its query is a body): retried like one.
+    return call("POST", "/v1/knowledge/query", t.KnowledgeResults, writes=False, body=body,
+                opts=opts)
+
+
+def create_artifact(twin_id: str, content: bytes, content_type: str,
+                    metadata: Mapping[str, Any] | None = None,
+                    **opts: Unpack[Options]) -> Call[t.ArtifactCreated]:
+    body = t.ArtifactCreate(twin_id=twin_id, content_type=content_type, size=len(content),
+                            sha256=hashlib.sha256(content).hexdigest(),
+                            metadata=dict(metadata) if metadata is not None else None)
+    return call("POST", "/v1/artifacts", t.ArtifactCreated, writes=True, body=body, opts=opts)
+
+
+def upload_artifact(upload_url: str, content: bytes, content_type: str) -> Call[t.ArtifactView]:
+    """The PUT to a signed URL: no bearer (the URL is the credential), no idempotency key."""
+    return Call("PUT", upload_url, t.ArtifactView, True, bytes(content), content_type,
+                keyed=False, bearer=False)
+
+
+def get_artifact(artifact_id: str, **opts: Unpack[Options]) -> Call[t.ArtifactView]:
+    return call("GET", f"/v1/artifacts/{_seg(artifact_id)}", t.ArtifactView, writes=False,
+                opts=opts)
+
+
+def download_artifact(download_url: str) -> Call[bytes]:
+    return Call("GET", download_url, bytes, False, bearer=False)
+
+
+def list_regions(**opts: Unpack[Options]) -> Call[t.RegionsView]:
+    return call("GET", "/v1/regions", t.RegionsView, writes=False, opts=opts)

@@ -1,0 +1,186 @@
+"""The API's request and answer bodies as msgspec Structs, with the wire's field names.
+
+Copied from the server's wire types (this package installs alone, without the server), and kept
+in step by a test in the server's repo that compares each Struct's JSON schema with the OpenAPI
+document's component of the same name. One deliberate difference: unknown fields are ignored
+here, so a server that adds a field does not break a deployed client."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+END = r"(?![\s\S])"  # end of string in Python and ECMA-262 alike (``$`` also matches before \n)
+TWIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + END
+TwinId = Annotated[str, msgspec.Meta(pattern=TWIN_ID_PATTERN)]
+Sub = Annotated[str, msgspec.Meta(min_length=1, max_length=256,
+                                  pattern=r"^[^\x00-\x1f\x7f-\x9f]+" + END)]
+Access = Literal["read", "write"]
+DocId = Annotated[str, msgspec.Meta(pattern=TWIN_ID_PATTERN)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+" + END)]
+SearchMode = Literal["semantic", "keyword", "hybrid"]
+DocKind = Literal["knowledge", "artifact"]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}" + END)]
+MediaType = Annotated[str, msgspec.Meta(
+    max_length=127, pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*" + END)]
+MAX_ARTIFACT_BYTES = 64 << 20
+
+
+class Wire(msgspec.Struct, frozen=True, kw_only=True):
+    """Base for every body the API sends or answers."""
+
+
+class TwinCreate(Wire, frozen=True):
+    twin_id: TwinId | None = None
+    profile: dict[str, Any] | None = None
+
+
+class TwinCreated(Wire, frozen=True):
+    twin_id: TwinId
+    version: int
+    consistency_token: str
+
+
+class TwinWritten(Wire, frozen=True):
+    twin_id: TwinId
+    version: int
+    consistency_token: str
+
+
+class TwinView(Wire, frozen=True):
+    twin_id: TwinId
+    version: int
+    profile: dict[str, Any]
+
+
+class TwinGrant(Wire, frozen=True):
+    sub: Sub
+    access: Access
+
+
+class GrantWritten(Wire, frozen=True):
+    twin_id: TwinId
+    sub: Sub
+    access: Access
+    consistency_token: str
+
+
+class GrantEntry(Wire, frozen=True):
+    sub: str
+    access: Access
+
+
+class GrantList(Wire, frozen=True):
+    twin_id: TwinId
+    owner: str
+    grants: list[GrantEntry]
+
+
+class GrantRevoked(Wire, frozen=True):
+    twin_id: TwinId
+    sub: str
+    consistency_token: str
+
+
+class RegionView(Wire, frozen=True):
+    id: str
+    status: Literal["up", "degraded", "down"]
+    replica_lag_ms: float | None
+    role: Literal["primary", "replica"]
+    index_position: str | None = None
+    index_lag_bytes: int | None = None
+
+
+class RegionsView(Wire, frozen=True):
+    regions: list[RegionView]
+    central: Literal["up", "unreachable"]
+
+
+class ProblemDetails(Wire, frozen=True):
+    """RFC 9457 problem details; some problems add members (kept in ``ProblemError.body``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+
+
+class KnowledgeIn(Wire, frozen=True, kw_only=True):
+    id: DocId | None = None
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=1 << 20)]
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=32)] = []
+    source: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+
+
+class KnowledgeWritten(Wire, frozen=True):
+    id: DocId
+    chunks: int
+    consistency_token: str
+
+
+class KnowledgeDeleted(Wire, frozen=True):
+    id: DocId
+    consistency_token: str
+
+
+class KnowledgeFilters(Wire, frozen=True):
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=16)] | None = None  # any of them
+    source: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    kind: DocKind | None = None
+    twin_id: TwinId | None = None
+
+
+class KnowledgeQuery(Wire, frozen=True):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    filters: KnowledgeFilters | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    mode: SearchMode = "hybrid"
+
+
+class KnowledgeHit(Wire, frozen=True):
+    id: str
+    title: str
+    snippet: str
+    score: float
+    kind: DocKind
+    twin_id: str | None = None
+    source: str | None = None
+    tags: list[str] = []
+
+
+class KnowledgeResults(Wire, frozen=True):
+    results: list[KnowledgeHit]
+    mode: SearchMode
+
+
+class ArtifactCreate(Wire, frozen=True):
+    twin_id: TwinId
+    content_type: MediaType
+    size: Annotated[int, msgspec.Meta(ge=0, le=MAX_ARTIFACT_BYTES)]
+    sha256: Sha256Hex
+    metadata: dict[str, Any] | None = None
+
+
+class ArtifactCreated(Wire, frozen=True):
+    artifact_id: DocId
+    upload_url: str
+    expires_at: str  # RFC 3339, UTC
+    consistency_token: str
+
+
+class ArtifactView(Wire, frozen=True):
+    artifact_id: DocId
+    twin_id: TwinId
+    content_type: str
+    size: int
+    sha256: str
+    metadata: dict[str, Any]
+    status: Literal["pending", "stored"]
+    created_at: str
+    download_url: str | None = None  # once stored
+    expires_at: str | None = None
+    indexed: bool = False  # a text artifact whose chunks are searchable

@@ -20,9 +20,9 @@ from typing import Any
 import anyio
 import msgspec
 from mcp.server.mcpserver import MCPServer
-from memorybank_client import AsyncMemoryBank
 
 from devstack import mcp_tools
+from memorybank_client import AsyncMemoryBank
 
 HTTP_HOST = "127.0.0.1"  # never wider: whoever reaches the port acts as the token's principal
 INSTRUCTIONS = (

@@ -16,8 +16,9 @@ import msgspec
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp_types import ToolAnnotations
-from memorybank_client import AsyncMemoryBank, ProblemError
 from pydantic import Field
+
+from memorybank_client import AsyncMemoryBank, ProblemError
 
 TwinId = Annotated[str, Field(description="The twin's id, as create_twin returned it")]
 Sub = Annotated[str, Field(description="The other principal's subject (the JWT `sub`)")]

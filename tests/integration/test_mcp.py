@@ -21,9 +21,9 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from memorybank_client import AsyncMemoryBank
 
 from devstack.mcp_server import build_server
+from memorybank_client import AsyncMemoryBank
 
 from .conftest import LiveStack
 

@@ -64,11 +64,16 @@ def register(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
         limit: Annotated[int, Field(ge=1, le=100, description="Most results to return")] = 10,
         mode: Annotated[Literal["hybrid", "semantic", "keyword"],
                         Field(description="Ranking: meaning, words, or both")] = "hybrid",
-        filters: Annotated[dict[str, Any] | None,
-                           Field(description='Optional filters, e.g. {"tags": ["ops"]}')] = None,
+        tags: Annotated[list[str] | None, Field(description="Only documents with any of "
+                                                           "these tags")] = None,
+        source: Annotated[str | None, Field(description="Only documents from this source")] = None,
+        twin_id: Annotated[str | None, Field(description="Only this twin's artifacts")] = None,
     ) -> dict[str, Any]:
         """Search the knowledge base (and text artifacts this principal may read). Returns
         results with id, title, snippet and score, best first."""
+        # Named parameters rather than a free-form object: the model sees which filters exist.
+        given = {"tags": tags, "source": source, "twin_id": twin_id}
+        filters = {key: value for key, value in given.items() if value is not None} or None
         return await call(mb.knowledge.query(query, filters=filters, limit=limit, mode=mode))
 
     @server.tool(annotations=READ)

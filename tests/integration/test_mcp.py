@@ -124,6 +124,8 @@ async def test_knowledge_tools_need_a_curator(live: LiveStack) -> None:
         # The server's one SDK client carries its consistency token: it reads its own write.
         found = await ok(curator, "query_knowledge", query=word, mode="keyword")
         assert doc["id"] in [r["id"] for r in found["results"]]
+        other = await ok(curator, "query_knowledge", query=word, mode="keyword", tags=["none"])
+        assert doc["id"] not in [r["id"] for r in other["results"]]
         resource = await curator.read_resource(f"knowledge://search/{word}")
         assert doc["id"] in resource.contents[0].text  # type: ignore[union-attr]
         assert (await fails(agent, "delete_knowledge", id=doc["id"])).startswith("403")

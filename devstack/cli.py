@@ -5,6 +5,7 @@
     memorybank status [--json]       exit 0 all running, 1 something crashed/stopped, 3 not up
     memorybank token --sub NAME [--tier pro] [--role sre] [--ttl 3600]
     memorybank demo
+    memorybank mcp [--sub NAME] [--region ams] [--http --port N]   an MCP server (stdio default)
 
 Every subcommand takes ``--data-dir DIR`` (default ``$MEMORYBANK_DATA_DIR``, else
 ``./.memorybank``). Only ``up`` makes a data directory: the others refuse one where no ``up`` ran
@@ -83,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"seconds, 1 to {secrets.MAX_TTL_S} (default 3600)")
 
     sub.add_parser("demo", parents=[common], help="run the demo against the running stack")
+
+    mcp = sub.add_parser("mcp", parents=[common], help="serve MCP for one principal: "
+                         "$MEMORYBANK_URL/$MEMORYBANK_TOKEN, else this stack with a minted token")
+    mcp.add_argument("--sub", default=None, help="mint a token for this sub (local stack only)")
+    mcp.add_argument("--tier", choices=secrets.TIERS, default="free")
+    mcp.add_argument("--role", choices=secrets.ROLES, default="agent")
+    mcp.add_argument("--region", default=None, help="the edge to call (default: the primary's)")
+    mcp.add_argument("--http", action="store_true",
+                     help="serve streamable HTTP at http://127.0.0.1:PORT/mcp instead of stdio")
+    mcp.add_argument("--port", type=int, default=8765, help="the HTTP port (default 8765)")
     return parser
 
 
@@ -160,13 +171,41 @@ def cmd_demo(args: argparse.Namespace, data_dir: Path) -> int:
     return int(demo.run(stack.topology(), stack.secrets()))
 
 
+def _env_target() -> bool:
+    return bool(os.environ.get("MEMORYBANK_URL") and os.environ.get("MEMORYBANK_TOKEN"))
+
+
+def cmd_mcp(args: argparse.Namespace, data_dir: Path) -> int:
+    # Imported here: the mcp SDK is a dev-extra dependency the other subcommands do without.
+    from devstack import mcp_server
+
+    target = None if args.sub else mcp_server.McpTarget.from_env()
+    if target is None:
+        if not args.sub:
+            _say("memorybank mcp: give --sub NAME (a token is minted from the stack's key), or "
+                 "set MEMORYBANK_URL and MEMORYBANK_TOKEN")
+            return 2
+        stack = Stack(data_dir)
+        topology = stack.topology()
+        region = args.region or topology.primary_region
+        if region not in topology.edges:
+            _say(f"memorybank mcp: no edge for region {region!r}; the stack has "
+                 f"{','.join(topology.regions)}")
+            return 2
+        # The lifetime the token command allows at most: a host keeps the server running.
+        token = secrets.mint_token(stack.secrets().jwt_hs256_secret, args.sub, tier=args.tier,
+                                   role=args.role, ttl=secrets.MAX_TTL_S)
+        target = mcp_server.McpTarget(url=topology.edges[region], token=token)
+    return mcp_server.run(target, http_port=args.port if args.http else None)
+
+
 def cmd_down(args: argparse.Namespace, data_dir: Path) -> int:
     Stack(data_dir, progress=_say).down()
     return 0
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "mcp": cmd_mcp}
 
 
 def _no_stack(command: str, data_dir: Path) -> bool:
@@ -183,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     data_dir = args.data_dir or _data_dir_default()
     try:
-        if args.command != "up" and _no_stack(args.command, data_dir):
+        # `mcp` aimed at an edge by the environment needs no local stack.
+        remote = args.command == "mcp" and not args.sub and _env_target()
+        if args.command != "up" and not remote and _no_stack(args.command, data_dir):
             return EXIT_NOT_RUNNING
         return COMMANDS[args.command](args, data_dir)
     except StackError as exc:

@@ -1,0 +1,198 @@
+"""The MCP server's tools and resources: one per public action, each a thin call into the SDK.
+
+Every call goes through one ``AsyncMemoryBank`` holding one principal's token, so the server can
+reach exactly what that principal can and nothing more. A problem+json answer becomes a
+``ToolError`` carrying its title and detail, which the MCP SDK returns as an ``isError`` result:
+the model sees why, the session lives on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal
+
+import httpx
+import msgspec
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from memorybank_client import AsyncMemoryBank, ProblemError
+
+TwinId = Annotated[str, Field(description="The twin's id, as create_twin returned it")]
+Sub = Annotated[str, Field(description="The other principal's subject (the JWT `sub`)")]
+
+# Hints a host uses to decide what needs the user's confirmation. Nothing here touches anything
+# outside Memory Bank, hence openWorld false everywhere.
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+IDEMPOTENT_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                   idempotent_hint=True, open_world_hint=False)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
+                              open_world_hint=False)
+
+# get_artifact inlines a text artifact's content up to this size; larger ones give the URL only,
+# so one call cannot flood the model's context.
+INLINE_TEXT_MAX = 64 * 1024
+
+
+def problem_message(exc: ProblemError) -> str:
+    """What the model reads: the status and title, the detail when there is one."""
+    head = f"{exc.status} {exc.title}"
+    return f"{head}: {exc.detail}" if exc.detail else head
+
+
+async def call(op: Awaitable[Any]) -> dict[str, Any]:
+    """Await one SDK call; its Struct as plain JSON, or a ToolError for a problem answer."""
+    try:
+        result = await op
+    except ProblemError as exc:
+        raise ToolError(problem_message(exc)) from exc
+    except httpx.TransportError as exc:  # what is left after the SDK's own retries
+        raise ToolError(f"Memory Bank is unreachable: {exc!r}") from exc
+    answer: dict[str, Any] = msgspec.to_builtins(result)
+    return answer
+
+
+def register(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
+    """Add every tool and resource to ``server``, all calling through ``mb``."""
+
+    @server.tool(annotations=READ)
+    async def query_knowledge(
+        query: Annotated[str, Field(description="What to look for, in natural language")],
+        limit: Annotated[int, Field(ge=1, le=100, description="Most results to return")] = 10,
+        mode: Annotated[Literal["hybrid", "semantic", "keyword"],
+                        Field(description="Ranking: meaning, words, or both")] = "hybrid",
+        tags: Annotated[list[str] | None, Field(description="Only documents with any of "
+                                                           "these tags")] = None,
+        source: Annotated[str | None, Field(description="Only documents from this source")] = None,
+        twin_id: Annotated[str | None, Field(description="Only this twin's artifacts")] = None,
+    ) -> dict[str, Any]:
+        """Search the knowledge base (and text artifacts this principal may read). Returns
+        results with id, title, snippet and score, best first."""
+        # Named parameters rather than a free-form object: the model sees which filters exist.
+        given = {"tags": tags, "source": source, "twin_id": twin_id}
+        filters = {key: value for key, value in given.items() if value is not None} or None
+        return await call(mb.knowledge.query(query, filters=filters, limit=limit, mode=mode))
+
+    @server.tool(annotations=READ)
+    async def get_twin_profile(
+        twin_id: TwinId,
+        fields: Annotated[list[str] | None,
+                          Field(description="Only these profile paths, e.g. [\"name\", "
+                                            "\"prefs.lang\"]; all when omitted")] = None,
+    ) -> dict[str, Any]:
+        """Read a digital twin's profile (JSON) and its version."""
+        return await call(mb.twins.get(twin_id, fields=fields))
+
+    @server.tool(annotations=WRITE)
+    async def create_twin(
+        profile: Annotated[dict[str, Any] | None,
+                           Field(description="The initial profile, any JSON object")] = None,
+        twin_id: Annotated[str | None,
+                           Field(description="An id to use; a new one when omitted")] = None,
+    ) -> dict[str, Any]:
+        """Create a digital twin owned by this server's principal. Returns its twin_id."""
+        return await call(mb.twins.create(profile=profile, twin_id=twin_id))
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    async def patch_twin_profile(
+        twin_id: TwinId,
+        patch: Annotated[dict[str, Any], Field(
+            description="A JSON merge patch (RFC 7396) of the profile: keys set, null deletes")],
+    ) -> dict[str, Any]:
+        """Change parts of a twin's profile; merges with concurrent edits from other clients."""
+        return await call(mb.twins.patch(twin_id, patch))
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    async def grant_twin_access(
+        twin_id: TwinId, sub: Sub,
+        access: Annotated[Literal["read", "write"], Field(description="What the grant allows")],
+    ) -> dict[str, Any]:
+        """Let another principal read or write a twin this principal owns."""
+        return await call(mb.twins.grant(twin_id, sub, access))
+
+    @server.tool(annotations=READ)
+    async def list_twin_grants(twin_id: TwinId) -> dict[str, Any]:
+        """List who besides the owner may read or write a twin."""
+        return await call(mb.twins.grants(twin_id))
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def revoke_twin_grant(twin_id: TwinId, sub: Sub) -> dict[str, Any]:
+        """Take away another principal's access to a twin this principal owns."""
+        return await call(mb.twins.revoke(twin_id, sub))
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    async def ingest_knowledge(
+        title: Annotated[str, Field(description="The document's title")],
+        body: Annotated[str, Field(description="The document's text")],
+        id: Annotated[str | None, Field(description="An id; re-ingesting it replaces the "
+                                                    "document. New when omitted")] = None,
+        tags: Annotated[list[str] | None, Field(description="Tags to filter by later")] = None,
+        source: Annotated[str | None, Field(description="Where the text came from")] = None,
+    ) -> dict[str, Any]:
+        """Add a document to the shared knowledge base (needs role admin or tier internal)."""
+        return await call(mb.knowledge.ingest(title, body, id=id, tags=tuple(tags or ()),
+                                              source=source))
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def delete_knowledge(
+        id: Annotated[str, Field(description="The document's id")],
+    ) -> dict[str, Any]:
+        """Remove a document from the knowledge base (needs role admin or tier internal)."""
+        return await call(mb.knowledge.delete(id))
+
+    @server.tool(annotations=WRITE)
+    async def create_artifact(
+        twin_id: TwinId,
+        text: Annotated[str, Field(description="The artifact's content (stored as UTF-8)")],
+        content_type: Annotated[str, Field(description="Its media type")] = "text/plain",
+        metadata: Annotated[dict[str, Any] | None,
+                            Field(description="Any JSON object kept with it")] = None,
+    ) -> dict[str, Any]:
+        """Store a text artifact on a twin (uploaded and indexed for query_knowledge)."""
+        return await call(mb.artifacts.upload(twin_id, text.encode(), content_type, metadata))
+
+    @server.tool(annotations=READ)
+    async def get_artifact(
+        artifact_id: Annotated[str, Field(description="The artifact's id")],
+    ) -> dict[str, Any]:
+        """Read an artifact's metadata and download URL; a small text artifact's content too,
+        as `text`."""
+        view = await call(mb.artifacts.get(artifact_id))
+        content_type = str(view.get("content_type", ""))
+        if content_type.startswith("text/") and int(view.get("size", 0)) <= INLINE_TEXT_MAX:
+            content = await call_bytes(mb.artifacts.download(artifact_id))
+            view["text"] = content.decode(errors="replace")
+        return view
+
+    @server.tool(annotations=READ)
+    async def list_regions() -> dict[str, Any]:
+        """List Memory Bank's regions with their status, role and replica lag."""
+        return await call(mb.regions())
+
+    @server.resource("twin://{twin_id}", mime_type="application/json",
+                     description="A digital twin's profile and version")
+    async def twin_resource(twin_id: str) -> str:
+        try:
+            return msgspec.json.encode(await mb.twins.get(twin_id)).decode()
+        except ProblemError as exc:
+            raise ResourceError(problem_message(exc)) from exc
+
+    @server.resource("knowledge://search/{query}", mime_type="application/json",
+                     description="Knowledge search results for a query (hybrid, top 10)")
+    async def knowledge_resource(query: str) -> str:
+        try:
+            return msgspec.json.encode(await mb.knowledge.query(query)).decode()
+        except ProblemError as exc:
+            raise ResourceError(problem_message(exc)) from exc
+
+
+async def call_bytes(op: Awaitable[bytes]) -> bytes:
+    try:
+        return await op
+    except ProblemError as exc:
+        raise ToolError(problem_message(exc)) from exc
+    except httpx.TransportError as exc:
+        raise ToolError(f"Memory Bank is unreachable: {exc!r}") from exc

@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 FLY_CONFIGS = ("fly.toml", "central/fly.toml")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-OURS = {"memorybank", "memorybank-geo"}
+OURS = {"memorybank", "memorybank-geo", "memorybank-client"}  # local path packages
 # Import name -> distribution, for what the Worker imports that is not ours or the runtime's.
 DISTRIBUTION_OF = {"msgspec": "msgspec", "jwt": "pyjwt"}
 RUNTIME_MODULES = {"workers", "js", "pyodide"}  # provided by the Workers runtime, not vendored

@@ -149,7 +149,8 @@ async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
 
 async def _prepare_text(request: Request[Any, Any, Any], artifact_id: str, row: _Row,
                         data: bytes) -> Any:
-    """The artifact's text chunked and embedded (K2's ``prepare``), or None for a blank one.
+    """The artifact's text chunked and embedded (``central.knowledge.prepare``), or None for a
+    blank one.
     Text that is not UTF-8 is refused (422): it was announced as text, and we index it as such."""
     try:
         text = data.decode("utf-8")

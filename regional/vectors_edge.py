@@ -2,7 +2,7 @@
 
 Why not qdrant-client's local mode: it scores by brute force in numpy and evaluates payload
 filters in a Python loop over every point, and every query here carries the tenant filter.
-Measured at 10k chunks x 384 dims on this machine (/tmp script in the K3 report): grouped query
+Measured at 10k chunks x 384 dims on a 2-core machine (a one-off script): grouped query
 580 ms p50 unfiltered, 730 ms with the tenant filter; loading 10k chunks took 120 s (each
 replace deletes by filter, a full scan). The embedded engine has HNSW and payload indexes.
 

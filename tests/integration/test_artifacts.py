@@ -214,8 +214,12 @@ async def test_another_tenants_artifact_does_not_exist_for_them(
     # A URL for their own artifact with Ada's id in it is useless.
     own_twin = await new_twin(live, http, "mallory")
     theirs = await announce(live, http, "mallory", own_twin, b"mine")
-    assert (await http.put(theirs["upload_url"], content=b"mine")).status_code == 200
-    view = (await get(live, http, "mallory", theirs["artifact_id"])).json()
+    stored = await http.put(theirs["upload_url"], content=b"mine")
+    assert stored.status_code == 200
+    # With the upload's token: an upload is anonymous (a signed URL), so no session floor at
+    # the PoP carries it to this read for us.
+    view = (await get(live, http, "mallory", theirs["artifact_id"],
+                      stored.headers["x-consistency-token"])).json()
     for url in (view["download_url"], theirs["upload_url"]):
         swapped = url.replace(theirs["artifact_id"], artifact)
         method = "GET" if url == view["download_url"] else "PUT"

@@ -50,7 +50,7 @@ async def transfer(live: LiveStack, http: httpx.AsyncClient, sub: str, body: dic
 
 def balances(live: LiveStack, wallets: list[str]) -> dict[str, Decimal]:
     return dict(rows(live, "select wallet_id, balance from wallets where wallet_id = any(%s)",
-                     wallets))  # type: ignore[arg-type]
+                     wallets))
 
 
 def assert_problem(r: httpx.Response, status: int) -> dict[str, Any]:
@@ -131,7 +131,8 @@ async def test_bad_transfers_answer_problems_and_move_no_money(
         body["from_wallet"] = c
     problem = assert_problem(await transfer(live, http, "alice", body), status)
     if status == 409:
-        assert problem["type"].endswith("/insufficient-funds") and problem["available"] == "5.000000"
+        assert problem["type"].endswith("/insufficient-funds")
+        assert problem["available"] == "5.000000"
     assert balances(live, [a, b, c]) == {a: 5, b: 5, c: 5}
 
 

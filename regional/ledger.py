@@ -77,7 +77,7 @@ async def get_wallet(request: Request[Any, Any, Any], reads: Reads) -> Response[
                                                     "before": before, "limit": limit + 1})
             rows = await cur.fetchall()
     entries = [WalletEntry(entry_id=str(r[0]), transaction_id=r[1], kind=r[2], amount=r[3],
-                           balance_after=r[4] or r[3], counterparty=r[5], reason=r[6],
+                           balance_after=r[4], counterparty=r[5], reason=r[6],
                            created_at=r[7]) for r in rows[:limit]]
     next_cursor = entries[-1].entry_id if len(rows) > limit else None
     view = WalletView(wallet_id=wallet_id, owner=wallet[0], currency=wallet[1],

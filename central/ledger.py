@@ -172,7 +172,10 @@ async def _apply_transfer(tx: WriteTx, who: Principal, body: TransactionIn, txid
     await _entry(tx, txid, dst[0], body.currency, amount, to_after, src[0], body.reason)
     for wallet_id in ids:
         tx.feed.append(("wallet", wallet_id, None))
-    result = {"from_balance": fmt(from_after, scale), "to_balance": fmt(to_after, scale)}
+    # A self-transfer answers the wallet's one final balance twice (its entries show the
+    # running balance: out, then back in).
+    final_from = to_after if src[0] == dst[0] else from_after
+    result = {"from_balance": fmt(final_from, scale), "to_balance": fmt(to_after, scale)}
     await _finish(tx, txid, result)
     return result
 

@@ -191,3 +191,15 @@ async def test_only_a_superuser_mints(live: LiveStack, http: httpx.AsyncClient) 
                         json={"amount": "1", "currency": "TOK", "idempotency_key": "m"})
     assert_problem(r, 403)
     assert balances(live, [w]) == {}
+
+
+async def test_a_self_transfer_answers_the_unchanged_balance(live: LiveStack,
+                                                             http: httpx.AsyncClient) -> None:
+    # Found by the model test: from_balance was the balance between the two entries.
+    a = new_id()
+    await mint(live, http, a, "3", "alice")
+    r = await transfer(live, http, "alice", {"from_wallet": a, "to_wallet": a, "amount": "1",
+                                             "currency": "TOK", "idempotency_key": new_id()})
+    assert r.status_code == 201, r.text
+    assert (r.json()["from_balance"], r.json()["to_balance"]) == ("3.000000", "3.000000")
+    assert balances(live, [a]) == {a: 3}

@@ -167,6 +167,30 @@ def register(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
             view["text"] = content.decode(errors="replace")
         return view
 
+    @server.tool(annotations=DESTRUCTIVE)
+    async def transaction(
+        from_wallet: Annotated[str, Field(description="The wallet paying (this principal's)")],
+        to_wallet: Annotated[str, Field(description="The wallet paid")],
+        amount: Annotated[str, Field(description="A decimal string > 0, e.g. \"2.50\"; at "
+                                                 "most the currency's decimals")],
+        currency: Annotated[str, Field(description="The wallets' currency, e.g. TOK")],
+        idempotency_key: Annotated[str, Field(description="A key you choose; the same key "
+                                                          "again is the same transfer, applied "
+                                                          "once")],
+        reason: Annotated[str | None, Field(description="What it is for")] = None,
+    ) -> dict[str, Any]:
+        """Move money from a wallet this principal owns to another wallet of the same
+        currency. Irreversible; refused (nothing moves) when the balance is too low."""
+        return await call(mb.wallets.transfer(from_wallet, to_wallet, amount, currency,
+                                              reason=reason, idempotency_key=idempotency_key))
+
+    @server.tool(annotations=READ)
+    async def get_wallet(
+        wallet_id: Annotated[str, Field(description="The wallet's id")],
+    ) -> dict[str, Any]:
+        """A wallet's balance, currency and most recent entries (this principal's wallets)."""
+        return await call(mb.wallets.get(wallet_id))
+
     @server.tool(annotations=READ)
     async def list_regions() -> dict[str, Any]:
         """List Memory Bank's regions with their status, role and replica lag."""

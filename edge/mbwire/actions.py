@@ -303,6 +303,64 @@ ACTIONS: tuple[Action, ...] = (
         example_response={"regions": [{"id": "ams", "status": "up", "replica_lag_ms": 0.4,
                                        "role": "primary"}], "central": "up"},
     ),
+    # --- The ledger (issue 9). A wallet comes to exist at its first mint: an admin (or the
+    # internal tier) mints into a new wallet id, naming its owner and currency; from then on its
+    # currency is fixed. Only its owner (or a superuser) may spend from it or read it.
+    Action(
+        name="transaction", method="POST", path="/v1/transactions", writes=True, status=201,
+        summary="Transfer money between two wallets",
+        description="One ACID transaction at the primary: both wallets locked in a fixed "
+                    "order, the balance checked, balanced entries written. `amount` is a "
+                    "decimal string > 0 with at most the currency's scale of decimals. The "
+                    "caller must own `from_wallet` (or be `admin`/`internal`): else 403. "
+                    "Unknown wallet: 404; currencies differ: 422; not enough money: 409 "
+                    "`insufficient-funds` with `available`. The same `idempotency_key` (per "
+                    "caller) with the same body answers the first result, from any region; "
+                    "with another body it is a 409.",
+        request=t.TransactionIn, response=t.TransactionDone, errors=(403, 404, 409, 413, 415,
+                                                                     422),
+        idempotency=("body",), tags=("ledger",),
+        example_request={"from_wallet": "alice-tok", "to_wallet": "bob-tok", "amount": "2.50",
+                         "currency": "TOK", "reason": "lunch", "idempotency_key": "pay-1"},
+        example_response={"transaction_id": "5f0c2b1e9d8a4c7b8e6f1a2b3c4d5e6f",
+                          "from_balance": "7.500000", "to_balance": "2.500000",
+                          "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="get_wallet", method="GET", path="/v1/wallets/{wallet_id}", writes=False,
+        summary="A wallet's balance and recent entries",
+        description="Read from the region's replica; with `X-Consistency-Token: T` it reflects "
+                    "every write <= T or is a 503. Newest entries first; `cursor` (an answer's "
+                    "`next_cursor`) pages on. Readable by the owner and superusers (403 for "
+                    "others).",
+        response=t.WalletView, errors=(403, 404, 422), tags=("ledger",),
+        query=(Param(name="limit", description="Entries per page (1-100, default 20).",
+                     schema={"type": "string", "pattern": "^[0-9]{1,3}$"}),
+               Param(name="cursor", description="`next_cursor` of the previous page.",
+                     schema={"type": "string", "pattern": "^[0-9]{1,19}$"})),
+        example_response={"wallet_id": "bob-tok", "owner": "bob", "currency": "TOK",
+                          "balance": "2.500000", "next_cursor": None,
+                          "entries": [{"entry_id": "7", "transaction_id": "5f0c2b1e",
+                                       "kind": "transfer", "amount": "2.500000",
+                                       "balance_after": "2.500000", "counterparty": "alice-tok",
+                                       "reason": "lunch",
+                                       "created_at": "2026-11-29T11:00:00Z"}]},
+    ),
+    Action(
+        name="mint", method="POST", path="/v1/wallets/{wallet_id}/mint", writes=True,
+        status=201, caller="superuser", summary="Create money in a wallet (admin)",
+        description="The only way money comes to exist. Creates the wallet on its first mint "
+                    "(owner `owner`, default the caller; currency `currency`, fixed from then "
+                    "on). A mint in another currency than the wallet's is a 422, another owner "
+                    "a 409. Idempotent by `idempotency_key` like a transaction.",
+        request=t.MintIn, response=t.MintDone, errors=(403, 409, 413, 415, 422),
+        idempotency=("body",), tags=("ledger",),
+        example_request={"amount": "10", "currency": "TOK", "owner": "alice",
+                         "idempotency_key": "mint-1"},
+        example_response={"transaction_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                          "wallet_id": "alice-tok", "owner": "alice", "currency": "TOK",
+                          "balance": "10.000000", "consistency_token": "L00000000016B3A28"},
+    ),
 )
 
 BY_NAME: Mapping[str, Action] = {a.name: a for a in ACTIONS}

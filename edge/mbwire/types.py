@@ -226,3 +226,69 @@ class ArtifactView(Wire, frozen=True):
     download_url: str | None = None  # once stored
     expires_at: str | None = None
     indexed: bool = False  # a text artifact whose chunks are searchable
+
+
+# --- The ledger (issue 9): wallets, transfers, mints. Amounts are decimal strings, never floats:
+# a plain non-negative decimal (no sign, exponent or spaces), checked again at central against
+# the currency's scale, so "1e309", "-1" and "NaN" never reach arithmetic.
+AMOUNT_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,18})?" + END
+Amount = Annotated[str, msgspec.Meta(pattern=AMOUNT_PATTERN, max_length=49)]
+CURRENCY_PATTERN = r"^[A-Z]{3,8}" + END
+Currency = Annotated[str, msgspec.Meta(pattern=CURRENCY_PATTERN)]
+WALLET_ID_PATTERN = TWIN_ID_PATTERN  # wallet ids travel in paths like twin ids
+WalletId = Annotated[str, msgspec.Meta(pattern=WALLET_ID_PATTERN)]
+IdemKey = Annotated[str, msgspec.Meta(pattern=r"^[\x21-\x7e]{1,128}" + END)]
+Reason = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[^\x00]*" + END)]
+
+
+class TransactionIn(Wire, frozen=True):
+    from_wallet: WalletId
+    to_wallet: WalletId
+    amount: Amount
+    currency: Currency
+    idempotency_key: IdemKey
+    reason: Reason | None = None
+
+
+class TransactionDone(Wire, frozen=True):
+    transaction_id: str
+    from_balance: str
+    to_balance: str
+    consistency_token: str
+
+
+class MintIn(Wire, frozen=True):
+    amount: Amount
+    currency: Currency
+    idempotency_key: IdemKey
+    # Who owns the wallet if this mint creates it (default: the minting caller).
+    owner: Sub | None = None
+
+
+class MintDone(Wire, frozen=True):
+    transaction_id: str
+    wallet_id: WalletId
+    owner: str
+    currency: str
+    balance: str
+    consistency_token: str
+
+
+class WalletEntry(Wire, frozen=True):
+    entry_id: str
+    transaction_id: str
+    kind: Literal["transfer", "mint"]
+    amount: str  # signed: negative leaves the wallet
+    balance_after: str
+    counterparty: str | None  # the other wallet; None for a mint
+    reason: str | None
+    created_at: str
+
+
+class WalletView(Wire, frozen=True):
+    wallet_id: WalletId
+    owner: str
+    currency: str
+    balance: str
+    entries: list[WalletEntry]
+    next_cursor: str | None = None

@@ -30,10 +30,11 @@ from .conftest import LiveStack
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-READS = {"query_knowledge", "get_twin_profile", "list_twin_grants", "get_artifact", "list_regions"}
+READS = {"query_knowledge", "get_twin_profile", "list_twin_grants", "get_artifact", "list_regions",
+         "get_wallet"}
 WRITES = {"create_twin", "patch_twin_profile", "grant_twin_access", "ingest_knowledge",
           "create_artifact"}
-DESTRUCTIVE = {"revoke_twin_grant", "delete_knowledge"}
+DESTRUCTIVE = {"revoke_twin_grant", "delete_knowledge", "transaction"}
 
 
 def server_env(live: LiveStack, sub: str, tier: str, region: str) -> dict[str, str]:
@@ -133,6 +134,28 @@ async def test_knowledge_tools_need_a_curator(live: LiveStack) -> None:
         after = await ok(curator, "query_knowledge", query=word, mode="keyword")
         assert doc["id"] not in [r["id"] for r in after["results"]]
         assert "limit" in await fails(agent, "query_knowledge", query=word, limit=1000)
+
+
+async def test_transaction_tool_moves_money_once_per_key(live: LiveStack) -> None:
+    payer, wallet, other = (f"payer-{uuid.uuid4().hex[:8]}", f"w-{uuid.uuid4().hex[:8]}",
+                            f"w-{uuid.uuid4().hex[:8]}")
+    async with mcp_as(live, payer) as agent:
+        async with httpx.AsyncClient(timeout=15) as http:
+            for w in (wallet, other):
+                r = await http.post(f"{live.topology.edges['ams']}/v1/wallets/{w}/mint",
+                                    headers=live.auth("treasurer"),
+                                    json={"amount": "5", "currency": "TOK", "owner": payer,
+                                          "idempotency_key": w})
+                assert r.status_code == 201, r.text
+        args = {"from_wallet": wallet, "to_wallet": other, "amount": "2", "currency": "TOK",
+                "idempotency_key": "mcp-1"}
+        first = await ok(agent, "transaction", **args)
+        again = await ok(agent, "transaction", **args)
+        assert first["transaction_id"] == again["transaction_id"]
+        assert first["from_balance"] == "3.000000"
+        assert (await fails(agent, "transaction", **{**args, "amount": "9",
+                                                     "idempotency_key": "mcp-2"})).startswith("409")
+        assert (await ok(agent, "get_wallet", wallet_id=other))["balance"] == "7.000000"
 
 
 async def test_artifacts_and_regions(live: LiveStack) -> None:

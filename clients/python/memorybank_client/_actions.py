@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
@@ -118,3 +119,32 @@ def download_artifact(download_url: str) -> Call[bytes]:
 
 def list_regions(**opts: Unpack[Options]) -> Call[t.RegionsView]:
     return call("GET", "/v1/regions", t.RegionsView, writes=False, opts=opts)
+
+
+def transaction(from_wallet: str, to_wallet: str, amount: str, currency: str, *,
+                reason: str | None = None,
+                **opts: Unpack[Options]) -> Call[t.TransactionDone]:
+    """``amount`` is a decimal string (never a float). The key (``idempotency_key=``, else made
+    here) travels in the body, so every retry of this call is the same transfer."""
+    key = opts.get("idempotency_key") or uuid.uuid4().hex
+    body = t.TransactionIn(from_wallet=from_wallet, to_wallet=to_wallet, amount=amount,
+                           currency=currency, reason=reason, idempotency_key=key)
+    return call("POST", "/v1/transactions", t.TransactionDone, writes=True, body=body,
+                opts=Options(consistency_token=opts.get("consistency_token"),
+                                   idempotency_key=key))
+
+
+def get_wallet(wallet_id: str, *, limit: int | None = None, cursor: str | None = None,
+               **opts: Unpack[Options]) -> Call[t.WalletView]:
+    params = {k: str(v) for k, v in (("limit", limit), ("cursor", cursor)) if v is not None}
+    return call("GET", f"/v1/wallets/{_seg(wallet_id)}", t.WalletView, writes=False,
+                params=params or None, opts=opts)
+
+
+def mint(wallet_id: str, amount: str, currency: str, *, owner: str | None = None,
+         **opts: Unpack[Options]) -> Call[t.MintDone]:
+    key = opts.get("idempotency_key") or uuid.uuid4().hex
+    body = t.MintIn(amount=amount, currency=currency, owner=owner, idempotency_key=key)
+    return call("POST", f"/v1/wallets/{_seg(wallet_id)}/mint", t.MintDone, writes=True,
+                body=body, opts=Options(consistency_token=opts.get("consistency_token"),
+                                   idempotency_key=key))

@@ -35,6 +35,7 @@ class AsyncMemoryBank:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
         self.twins = AsyncTwins(self)
         self.knowledge = AsyncKnowledge(self)
+        self.wallets = AsyncWallets(self)
         self.artifacts = AsyncArtifacts(self)
 
     async def __aenter__(self) -> Self:
@@ -108,6 +109,12 @@ class AsyncTwins(_Resource):
     grant = _bind(a.grant_twin)
     grants = _bind(a.list_twin_grants)
     revoke = _bind(a.revoke_twin_grant)
+
+
+class AsyncWallets(_Resource):
+    transfer = _bind(a.transaction)
+    get = _bind(a.get_wallet)
+    mint = _bind(a.mint)
 
 
 class AsyncKnowledge(_Resource):

@@ -33,6 +33,7 @@ class MemoryBank:
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
         self.twins = Twins(self)
         self.knowledge = Knowledge(self)
+        self.wallets = Wallets(self)
         self.artifacts = Artifacts(self)
 
     def __enter__(self) -> Self:
@@ -103,6 +104,12 @@ class Twins(_Resource):
     grant = _bind(a.grant_twin)
     grants = _bind(a.list_twin_grants)
     revoke = _bind(a.revoke_twin_grant)
+
+
+class Wallets(_Resource):
+    transfer = _bind(a.transaction)
+    get = _bind(a.get_wallet)
+    mint = _bind(a.mint)
 
 
 class Knowledge(_Resource):

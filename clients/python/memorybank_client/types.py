@@ -184,3 +184,64 @@ class ArtifactView(Wire, frozen=True):
     download_url: str | None = None  # once stored
     expires_at: str | None = None
     indexed: bool = False  # a text artifact whose chunks are searchable
+
+
+# The ledger: amounts are decimal strings at the currency's scale (never floats).
+Amount = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,30}(\.[0-9]{1,18})?" + END,
+                                     max_length=49)]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3,8}" + END)]
+WalletId = Annotated[str, msgspec.Meta(pattern=TWIN_ID_PATTERN)]
+IdemKey = Annotated[str, msgspec.Meta(pattern=r"^[\x21-\x7e]{1,128}" + END)]
+Reason = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[^\x00]*" + END)]
+
+
+class TransactionIn(Wire, frozen=True):
+    from_wallet: WalletId
+    to_wallet: WalletId
+    amount: Amount
+    currency: Currency
+    idempotency_key: IdemKey
+    reason: Reason | None = None
+
+
+class TransactionDone(Wire, frozen=True):
+    transaction_id: str
+    from_balance: str
+    to_balance: str
+    consistency_token: str
+
+
+class MintIn(Wire, frozen=True):
+    amount: Amount
+    currency: Currency
+    idempotency_key: IdemKey
+    owner: Sub | None = None
+
+
+class MintDone(Wire, frozen=True):
+    transaction_id: str
+    wallet_id: WalletId
+    owner: str
+    currency: str
+    balance: str
+    consistency_token: str
+
+
+class WalletEntry(Wire, frozen=True):
+    entry_id: str
+    transaction_id: str
+    kind: Literal["transfer", "mint"]
+    amount: str
+    balance_after: str
+    counterparty: str | None
+    reason: str | None
+    created_at: str
+
+
+class WalletView(Wire, frozen=True):
+    wallet_id: WalletId
+    owner: str
+    currency: str
+    balance: str
+    entries: list[WalletEntry]
+    next_cursor: str | None = None

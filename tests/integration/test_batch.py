@@ -12,6 +12,8 @@ import psycopg
 import pytest
 
 from mbwire import HopSigner, Principal
+from memorybank_client import AsyncMemoryBank, MemoryBank
+from memorybank_client.types import BatchItem
 
 from .conftest import REGIONS, LiveStack
 from .test_twins import create
@@ -158,3 +160,17 @@ async def test_a_batch_costs_one_unit_per_item_at_edge_and_hub(live: LiveStack,
     assert seen[0] == (200, "6"), seen
     assert seen[1][0] == 200, seen
     assert seen[2][0] == 429, seen
+
+
+async def test_the_sdk_batches_and_carries_the_batch_token(live: LiveStack) -> None:
+    jwt = live.token("sdk-batcher", tier="pro")
+    async with AsyncMemoryBank(live.topology.edges["ams"], jwt) as writer:
+        twin = await writer.twins.create(profile={"name": "Ada"})
+    with MemoryBank(live.topology.edges["sin"], jwt) as reader:
+        reader.consistency_token = writer.consistency_token
+        answer = reader.batch([twin_read(twin.twin_id),
+                               BatchItem(action="list_twin_grants",
+                                         params={"twin_id": twin.twin_id})])
+        assert reader.consistency_token == answer.consistency_token
+    assert [x.status for x in answer.results] == [200, 200]
+    assert answer.results[0].body["profile"] == {"name": "Ada"}

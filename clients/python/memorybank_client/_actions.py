@@ -118,3 +118,12 @@ def download_artifact(download_url: str) -> Call[bytes]:
 
 def list_regions(**opts: Unpack[Options]) -> Call[t.RegionsView]:
     return call("GET", "/v1/regions", t.RegionsView, writes=False, opts=opts)
+
+
+def batch_query(queries: Iterable[t.BatchItem | Mapping[str, Any]],
+                **opts: Unpack[Options]) -> Call[t.BatchResults]:
+    """Up to 50 reads answered at one snapshot; each item carries its own status and body."""
+    items = [q if isinstance(q, t.BatchItem) else t.BatchItem(**q) for q in queries]
+    # A read (POST only because the reads are a body): retried like one.
+    return call("POST", "/v1/batch", t.BatchResults, writes=False,
+                body=t.BatchQuery(queries=items), opts=opts)

@@ -30,7 +30,7 @@ Blobs = NamedDependency[ArtifactBlobs]
 
 # The artifact with what deciding access needs (its twin's owner and grants) and whether its
 # text is searchable, in one statement on the replica.
-_ARTIFACT = """
+ARTIFACT_SQL = """
 select a.twin_id, a.content_type, a.size, a.sha256, a.metadata, a.status, a.blob_key,
        a.created_at, t.owner_sub,
        coalesce((select jsonb_object_agg(g.sub, g.access) from twin_grants g
@@ -42,7 +42,7 @@ where a.artifact_id = %s
 """
 
 
-class _Row(msgspec.Struct, frozen=True, array_like=True):
+class ArtifactRow(msgspec.Struct, frozen=True, array_like=True):
     twin_id: str
     content_type: str
     size: int
@@ -67,7 +67,7 @@ def dependencies(settings: HubSettings) -> dict[str, Provide]:
 
 async def _row(
     request: Request[Any, Any, Any], reads: Reads, artifact_id: str
-) -> tuple[_Row | None, ConsistencyToken]:
+) -> tuple[ArtifactRow | None, ConsistencyToken]:
     """The artifact as the replica has it once the caller's token is settled, and the replay
     position the answer reflects at least (taken before the query)."""
     token = token_of(request)
@@ -75,9 +75,9 @@ async def _row(
         await reads.clock.settle(token, reads.wait_s)
     answered = ConsistencyToken(reads.clock.position)
     async with reads.replica.connection() as conn:
-        cur = await conn.execute(_ARTIFACT, (artifact_id,))
+        cur = await conn.execute(ARTIFACT_SQL, (artifact_id,))
         found = await cur.fetchone()
-    return (msgspec.convert(tuple(found), _Row) if found is not None else None), answered
+    return (msgspec.convert(tuple(found), ArtifactRow) if found is not None else None), answered
 
 
 async def get_artifact(
@@ -90,7 +90,7 @@ async def get_artifact(
         raise NotFound(f"artifact {artifact_id} does not exist")
     url = expires_at = None
     if row.status == "stored":
-        url, expires_at = await _download_url(blobs, artifact_id, row.blob_key)
+        url, expires_at = await download_url(blobs, artifact_id, row.blob_key)
     view = ArtifactView(
         artifact_id=artifact_id, twin_id=row.twin_id, content_type=row.content_type,
         size=row.size, sha256=row.sha256, metadata=row.metadata,
@@ -142,7 +142,7 @@ async def upload_artifact(
                     headers=result.headers)
 
 
-async def _download_url(blobs: ArtifactBlobs, artifact_id: str, key: str) -> tuple[str, str]:
+async def download_url(blobs: ArtifactBlobs, artifact_id: str, key: str) -> tuple[str, str]:
     try:
         return await blobs.download_url(artifact_id, key)
     except BlobUnavailable as exc:

@@ -48,6 +48,15 @@ class TwinRow:
     grants: dict[str, str]
 
 
+async def twin_on(conn: psycopg.AsyncConnection[Any], twin_id: str) -> TwinRow | None:
+    """The twin on ``conn`` (a batch reads many on one snapshot's connection)."""
+    cur = await conn.execute(
+        "select t.owner_sub, t.version, t.profile, " + _GRANTS + _WHERE_TWIN, (twin_id,)
+    )
+    row = await cur.fetchone()
+    return None if row is None else TwinRow(twin_id, row[0], row[1], row[2], row[3])
+
+
 # How long a token may simply be waited for before the hub asks whether it exists at all: long
 # enough that a token from a write in another region is usually replayed by then (no call to
 # central on the read-your-writes path), short enough that a made-up token is refused at once.
@@ -195,14 +204,7 @@ class Replica:
         """The twin as the replica has it, and the replay position the answer reflects at least."""
         async with self.connection() as conn:
             token = await self._position(conn)
-            cur = await conn.execute(
-                "select t.owner_sub, t.version, t.profile, " + _GRANTS + _WHERE_TWIN,
-                (twin_id,),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            return None, token
-        return TwinRow(twin_id, row[0], row[1], row[2], row[3]), token
+            return await twin_on(conn, twin_id), token
 
     async def twin_state(self, twin_id: str) -> tuple[bytes, TwinRow] | None:
         async with self.connection() as conn:

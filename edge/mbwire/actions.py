@@ -361,6 +361,28 @@ ACTIONS: tuple[Action, ...] = (
                           "wallet_id": "alice-tok", "owner": "alice", "currency": "TOK",
                           "balance": "10.000000", "consistency_token": "L00000000016B3A28"},
     ),
+    Action(
+        name="batch_query", method="POST", path="/v1/batch", writes=False,
+        summary="Many reads answered at one point in time",
+        description="Up to 50 reads (`get_twin_profile` with `twin_id` and optional `fields`, "
+                    "`list_twin_grants` with `twin_id`, `get_artifact` with `artifact_id`), every "
+                    "one answered from one repeatable-read snapshot of the region's replica; "
+                    "`consistency_token` names that snapshot. Each item answers its own status "
+                    "and body (the action's response or a problem body): a bad item fails alone. "
+                    "An item naming a write, an unknown action or a read the snapshot cannot "
+                    "answer (`query_knowledge`: its index is not part of the snapshot; "
+                    "`list_regions`, `sync_twin`, `download_artifact`) is a 422 for that item. "
+                    "Costs one rate-limit unit per item. Honours `X-Consistency-Token`.",
+        request=t.BatchQuery, response=t.BatchResults, errors=(413, 415, 422),
+        cost_items="queries", max_items=t.MAX_BATCH, tags=("batch",),
+        example_request={"queries": [
+            {"action": "get_twin_profile", "params": {"twin_id": "ada", "fields": "name"}},
+            {"action": "list_twin_grants", "params": {"twin_id": "ada"}}]},
+        example_response={"results": [
+            {"status": 200, "body": {"twin_id": "ada", "version": 3, "profile": {"name": "Ada"}}},
+            {"status": 200, "body": {"twin_id": "ada", "owner": "alice", "grants": []}}],
+            "consistency_token": "L00000000016B3A28"},
+    ),
 )
 
 BY_NAME: Mapping[str, Action] = {a.name: a for a in ACTIONS}

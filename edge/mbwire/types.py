@@ -292,3 +292,31 @@ class WalletView(Wire, frozen=True):
     balance: str
     entries: list[WalletEntry]
     next_cursor: str | None = None
+# --- batch_query (POST /v1/batch) ---
+
+MAX_BATCH = 50
+ActionName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z_]+" + END)]
+
+
+class BatchItem(Wire, frozen=True):
+    """One read: an action of the table by name and its path (and query) parameters, e.g.
+    ``{"action": "get_twin_profile", "params": {"twin_id": "ada"}}``."""
+
+    action: ActionName
+    params: Annotated[dict[str, str], msgspec.Meta(max_length=8)] = {}
+
+
+class BatchQuery(Wire, frozen=True):
+    queries: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class BatchResult(Wire, frozen=True):
+    """An item's answer: its status and body (the action's response, or a problem body)."""
+
+    status: int
+    body: Any
+
+
+class BatchResults(Wire, frozen=True):
+    results: list[BatchResult]
+    consistency_token: str

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("MEMORYBANK_FUZZ_EXAMPLES", "40"))
 # The fuzzing caller, and the twin the document's examples name, so examples hit real data.
-FUZZ_SUB = "alice"
+FUZZ_SUB = "fuzzer"  # its own fleet window: other tests call as alice
 CASES: list[int] = []
 
 

@@ -148,3 +148,10 @@ def mint(wallet_id: str, amount: str, currency: str, *, owner: str | None = None
     return call("POST", f"/v1/wallets/{_seg(wallet_id)}/mint", t.MintDone, writes=True,
                 body=body, opts=Options(consistency_token=opts.get("consistency_token"),
                                    idempotency_key=key))
+def batch_query(queries: Iterable[t.BatchItem | Mapping[str, Any]],
+                **opts: Unpack[Options]) -> Call[t.BatchResults]:
+    """Up to 50 reads answered at one snapshot; each item carries its own status and body."""
+    items = [q if isinstance(q, t.BatchItem) else t.BatchItem(**q) for q in queries]
+    # A read (POST only because the reads are a body): retried like one.
+    return call("POST", "/v1/batch", t.BatchResults, writes=False,
+                body=t.BatchQuery(queries=items), opts=opts)

@@ -50,6 +50,9 @@ class AsyncMemoryBank:
     async def regions(self, **opts: Any) -> t.RegionsView:
         return await self._call(a.list_regions(**opts))
 
+    async def batch(self, queries: Any, **opts: Any) -> t.BatchResults:
+        return await self._call(a.batch_query(queries, **opts))
+
     async def _call(self, call: _calls.Call[T]) -> T:
         return _calls.decode(call, await self._send(call.prepared()))
 

@@ -48,6 +48,9 @@ class MemoryBank:
     def regions(self, **opts: Any) -> t.RegionsView:
         return self._call(a.list_regions(**opts))
 
+    def batch(self, queries: Any, **opts: Any) -> t.BatchResults:
+        return self._call(a.batch_query(queries, **opts))
+
     def _call(self, call: _calls.Call[T]) -> T:
         return _calls.decode(call, self._send(call.prepared()))
 

@@ -9,6 +9,7 @@ malformed (the body's type: not a list, more than 50 items) or the replica is go
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from mbwire.access import allows_view
 from mbwire.actions import BY_NAME
 from mbwire.decode import check_twin_id
 from mbwire.types import (
+    WALLET_ID_PATTERN,
     ArtifactView,
     BatchItem,
     BatchQuery,
@@ -35,7 +37,7 @@ from mbwire.types import (
     GrantList,
     TwinView,
 )
-from regional import artifacts
+from regional import artifacts, ledger
 from regional.replica import Replica, twin_on
 from regional.twins import Reads, authorize, read_headers, token_of
 
@@ -100,11 +102,25 @@ async def _artifact(item: Item) -> dict[str, Any]:
     return msgspec.to_builtins(view)
 
 
+async def _wallet(item: Item) -> dict[str, Any]:
+    wallet_id = _param(item, "wallet_id")
+    if not re.match(WALLET_ID_PATTERN, wallet_id):
+        raise Unprocessable(f"wallet id {wallet_id[:64]!r} must match {WALLET_ID_PATTERN}",
+                            errors=[{"path": "$.params.wallet_id"}])
+    limit = item.params.get("limit", str(ledger.DEFAULT_LIMIT))
+    if not limit.isdigit() or not 1 <= int(limit) <= ledger.MAX_LIMIT:
+        raise Unprocessable(f"limit must be an integer from 1 to {ledger.MAX_LIMIT}",
+                            errors=[{"path": "$.params.limit"}])
+    view = await ledger.wallet_on(item.conn, item.principal, wallet_id, limit=int(limit))
+    return msgspec.to_builtins(view)
+
+
 # The reads a snapshot can answer, and the parameters each takes (its path's, its query's).
 READERS: dict[str, tuple[frozenset[str], Callable[[Item], Awaitable[dict[str, Any]]]]] = {
     "get_twin_profile": (frozenset({"twin_id", "fields"}), _twin),
     "list_twin_grants": (frozenset({"twin_id"}), _grants),
     "get_artifact": (frozenset({"artifact_id"}), _artifact),
+    "get_wallet": (frozenset({"wallet_id", "limit"}), _wallet),
 }
 
 

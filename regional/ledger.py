@@ -10,11 +10,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from mbhttp import require_principal
-from mbwire import Forbidden, NotFound, Unprocessable
+from mbwire import Forbidden, NotFound, Principal, Unprocessable
 from mbwire.access import allows
 from mbwire.types import WALLET_ID_PATTERN, WalletEntry, WalletView
 from regional.replica import Replica
@@ -67,22 +68,29 @@ async def get_wallet(request: Request[Any, Any, Any], reads: Reads) -> Response[
         async with conn.transaction():
             await conn.execute("set transaction isolation level repeatable read")
             answered = await Replica._position(conn)
-            cur = await conn.execute(_WALLET_SQL, (wallet_id,))
-            wallet = await cur.fetchone()
-            if wallet is None:
-                raise NotFound(f"wallet {wallet_id} does not exist")
-            if not allows(principal, "read", wallet[0], None):
-                raise Forbidden(f"{principal.sub} may not read wallet {wallet_id}")
-            cur = await conn.execute(_ENTRIES_SQL, {"scale": wallet[3], "wallet": wallet_id,
-                                                    "before": before, "limit": limit + 1})
-            rows = await cur.fetchall()
+            view = await wallet_on(conn, principal, wallet_id, limit=limit, before=before)
+    return Response(view, headers=read_headers(answered, reads.clock))
+
+
+async def wallet_on(conn: psycopg.AsyncConnection[Any], principal: Principal, wallet_id: str,
+                    *, limit: int = DEFAULT_LIMIT, before: int = 2**63 - 1) -> WalletView:
+    """The wallet and its newest entries as ``conn``'s snapshot has them (owner or superuser
+    only): a single read's, or one item of a batch."""
+    cur = await conn.execute(_WALLET_SQL, (wallet_id,))
+    wallet = await cur.fetchone()
+    if wallet is None:
+        raise NotFound(f"wallet {wallet_id} does not exist")
+    if not allows(principal, "read", wallet[0], None):
+        raise Forbidden(f"{principal.sub} may not read wallet {wallet_id}")
+    cur = await conn.execute(_ENTRIES_SQL, {"scale": wallet[3], "wallet": wallet_id,
+                                            "before": before, "limit": limit + 1})
+    rows = await cur.fetchall()
     entries = [WalletEntry(entry_id=str(r[0]), transaction_id=r[1], kind=r[2], amount=r[3],
                            balance_after=r[4], counterparty=r[5], reason=r[6],
                            created_at=r[7]) for r in rows[:limit]]
     next_cursor = entries[-1].entry_id if len(rows) > limit else None
-    view = WalletView(wallet_id=wallet_id, owner=wallet[0], currency=wallet[1],
+    return WalletView(wallet_id=wallet_id, owner=wallet[0], currency=wallet[1],
                       balance=wallet[2], entries=entries, next_cursor=next_cursor)
-    return Response(view, headers=read_headers(answered, reads.clock))
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {

@@ -365,7 +365,8 @@ ACTIONS: tuple[Action, ...] = (
         name="batch_query", method="POST", path="/v1/batch", writes=False,
         summary="Many reads answered at one point in time",
         description="Up to 50 reads (`get_twin_profile` with `twin_id` and optional `fields`, "
-                    "`list_twin_grants` with `twin_id`, `get_artifact` with `artifact_id`), every "
+                    "`list_twin_grants` with `twin_id`, `get_artifact` with `artifact_id`, "
+                    "`get_wallet` with `wallet_id` and optional `limit`), every "
                     "one answered from one repeatable-read snapshot of the region's replica; "
                     "`consistency_token` names that snapshot. Each item answers its own status "
                     "and body (the action's response or a problem body): a bad item fails alone. "

@@ -203,3 +203,42 @@ async def test_a_self_transfer_answers_the_unchanged_balance(live: LiveStack,
     assert r.status_code == 201, r.text
     assert (r.json()["from_balance"], r.json()["to_balance"]) == ("3.000000", "3.000000")
     assert balances(live, [a]) == {a: 3}
+
+
+async def test_a_batch_reading_every_wallet_during_transfers_sees_a_conserved_sum(
+        live: LiveStack, http: httpx.AsyncClient) -> None:
+    owners = [f"batcher{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
+    wallets = [new_id() for _ in owners]
+    for w, o in zip(wallets, owners, strict=True):
+        assert (await mint(live, http, w, "50", o)).status_code == 201
+    rng = random.Random(11)
+    done = asyncio.Event()
+
+    async def transfers() -> None:
+        for _ in range(40):
+            i, j = rng.randrange(4), rng.randrange(4)
+            await transfer(live, http, owners[i], {
+                "from_wallet": wallets[i], "to_wallet": wallets[j],
+                "amount": f"{rng.randint(1, 500) / 100:.2f}", "currency": "TOK",
+                "idempotency_key": new_id("b")}, region=REGIONS[i % len(REGIONS)])
+        done.set()
+
+    sums, moved = [], set()
+    writer = asyncio.create_task(transfers())
+    queries = [{"action": "get_wallet", "params": {"wallet_id": w, "limit": "1"}} for w in wallets]
+    while not done.is_set() or not sums:
+        for region in REGIONS:
+            r = await http.post(f"{live.topology.edges[region]}/v1/batch",
+                                headers={**live.auth("auditor", tier="internal"), **JSON},
+                                json={"queries": queries})
+            assert r.status_code == 200, r.text
+            items = r.json()["results"]
+            assert [i["status"] for i in items] == [200] * 4, items
+            balances_seen = tuple(Decimal(i["body"]["balance"]) for i in items)
+            sums.append(sum(balances_seen))
+            moved.add(balances_seen)
+    await writer
+    # Every snapshot, in every region, mid-transfer or not, holds exactly what was minted; and
+    # the batches did see the balances move (so the sum was not trivially one snapshot).
+    assert set(sums) == {Decimal(200)}, sums
+    assert len(moved) > 1

@@ -35,7 +35,7 @@ import psycopg  # noqa: E402
 
 from devstack.secrets import mint_token  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
-from knowledge.embed import default_embedder  # noqa: E402
+from knowledge.embed import make_embedder  # noqa: E402
 from mbwire import ConsistencyToken  # noqa: E402
 from regional.vectors import Point, Scope  # noqa: E402
 from regional.vectors_edge import EdgeIndex  # noqa: E402
@@ -55,7 +55,7 @@ def pct(xs: list[float]) -> str:
 
 
 async def load(primary: str, start: int, chunks: int, rng: random.Random) -> str:
-    embedder, token = default_embedder(), ""
+    embedder, token = make_embedder("local"), ""
     docs = range(start // 5, (start + chunks) // 5)
     with psycopg.connect(primary) as conn:
         for lo in range(docs.start, docs.stop, 200):
@@ -97,7 +97,7 @@ async def until_covered(http: httpx.AsyncClient, edge: str, jwt: str, token: str
 
 
 async def bare(primary: str, rng: random.Random, n: int) -> None:
-    embedder = default_embedder()
+    embedder = make_embedder("local")
     index = EdgeIndex(embedder.dim)
     with psycopg.connect(primary) as conn:
         rows = conn.execute("select c.doc_id, c.n, c.embedding, d.tags from knowledge_chunks c"
@@ -194,7 +194,7 @@ async def main() -> None:
 
 
 async def load_one(primary: str, word: str) -> str:
-    embedder = default_embedder()
+    embedder = make_embedder("local")
     doc = f"v-{word}"
     (vector,) = await embedder.embed([word])
     with psycopg.connect(primary) as conn:

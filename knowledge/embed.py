@@ -121,8 +121,3 @@ async def close_embedder(embedder: Embedder) -> None:
     aclose = getattr(embedder, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-def default_embedder() -> Embedder:
-    """The offline default (kept for callers written against the groundwork)."""
-    return make_embedder("local")

@@ -94,8 +94,11 @@ async def read_body(request: Request[Any, Any, Any]) -> bytes:
 
 async def decode_body(request: Request[Any, Any, Any]) -> Any:
     """The body decoded into the action's request type (bytes stay bytes)."""
-    action = action_of(request)
-    body = await read_body(request)
+    return decode(action_of(request), await read_body(request))
+
+
+def decode(action: Action, body: bytes) -> Any:
+    """``body`` (already past ``read_body``'s rules) as the action's request type."""
     if action.request is bytes or action.request is None:
         return body
     return decode_json(body, action.request)

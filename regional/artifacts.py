@@ -18,13 +18,13 @@ from litestar.response import Stream
 from blobs import BlobMissing, BlobUnavailable
 from blobs.room import ArtifactBlobs, check_artifact_id
 from blobs.urls import rfc3339
-from mbhttp import principal_of, request_id_of, require_principal
+from mbhttp import principal_of, require_principal
 from mbhttp.routes import read_body
 from mbwire import ConsistencyToken, NotFound, Unavailable
 from mbwire.access import allows_view
 from mbwire.types import ArtifactView
 from regional.settings import HubSettings
-from regional.twins import Central, Reads, read_headers, token_of
+from regional.twins import Central, Reads, read_headers, relay, token_of
 
 Blobs = NamedDependency[ArtifactBlobs]
 
@@ -132,14 +132,7 @@ async def upload_artifact(
 ) -> Response[bytes]:
     artifact_id = check_artifact_id(str(request.path_params["artifact_id"]))
     blobs.verify("PUT", artifact_id, request.query_params)
-    result = await central.forward(
-        request.method, request.url.path, principal=principal_of(request),
-        request_id=request_id_of(request), query=request.url.query or "",
-        body=await read_body(request), content_type=request.headers.get("content-type"),
-    )
-    media = result.headers.pop("content-type", "application/json")
-    return Response(result.body, status_code=result.status, media_type=media,
-                    headers=result.headers)
+    return await relay(request, central, principal_of(request), await read_body(request))
 
 
 async def download_url(blobs: ArtifactBlobs, artifact_id: str, key: str) -> tuple[str, str]:

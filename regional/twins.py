@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 
 from crdt import InvalidUpdate, diff, select_fields
 from mbhttp import request_id_of, require_principal
-from mbhttp.routes import decode_body, read_body
+from mbhttp.routes import action_of, decode, read_body
 from mbwire import ConsistencyToken, Forbidden, NotFound, Principal, Unprocessable
 from mbwire import headers as h
 from mbwire.access import Need, allows_view
@@ -131,11 +131,21 @@ async def forward(request: Request[Any, Any, Any], central: Central) -> Response
     principal = require_principal(request)
     if "twin_id" in request.path_params:
         twin_id_of(request)
-    await decode_body(request)
+    body = await read_body(request)
+    decode(action_of(request), body)
+    return await relay(request, central, principal, body)
+
+
+async def relay(
+    request: Request[Any, Any, Any], central: CentralClient, principal: Principal | None,
+    body: bytes,
+) -> Response[bytes]:
+    """The request to central as it came (path, query, body, content type, idempotency key),
+    under the hub's hop for ``principal``; central's answer back unchanged."""
     result = await central.forward(
         request.method, request.url.path, principal=principal,
         request_id=request_id_of(request), query=request.url.query or "",
-        body=await read_body(request), content_type=request.headers.get("content-type"),
+        body=body, content_type=request.headers.get("content-type"),
         idempotency_key=request.headers.get(h.IDEMPOTENCY_KEY),
     )
     media = result.headers.pop("content-type", "application/json")

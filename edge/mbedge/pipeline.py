@@ -24,7 +24,7 @@ from mbedge.forward import Forwarder, Hop
 from mbedge.limits import ANONYMOUS, LimitDecision, fleet_decision, merge
 from mbedge.messages import EdgeRequest, EdgeResponse, HubResponse, request_id, traceparent
 from mbedge.ports import Ports
-from mbedge.session import TOKEN_HEADER, Sessions, wanted_token
+from mbedge.session import Sessions, wanted_token
 from mbedge.settings import EdgeSettings
 from mbwire import (
     MethodNotAllowed,
@@ -126,19 +126,19 @@ class Edge:
                 retry_after=trail.limit.retry_after,
             )
         scope, key = read_scope(found), None
-        caller_token = bool(req.header(TOKEN_HEADER))
+        caller_token = bool(req.header(h.CONSISTENCY_TOKEN))
         if not action.writes:
             trail.cache = "MISS"
             # Reads go on with at least the newest token this PoP gave the caller (session.py).
-            wanted = wanted_token(req.header(TOKEN_HEADER),
+            wanted = wanted_token(req.header(h.CONSISTENCY_TOKEN),
                                   await self.sessions.floor(principal))
-            if wanted is not None and wanted != req.header(TOKEN_HEADER):
-                req = replace(req, headers={**req.headers, TOKEN_HEADER: wanted})
+            if wanted is not None and wanted != req.header(h.CONSISTENCY_TOKEN):
+                req = replace(req, headers={**req.headers, h.CONSISTENCY_TOKEN: wanted})
         if scope is not None:
             key = await self.cache.key(scope, principal, req)
             no_cache = "no-cache" in (req.header("cache-control") or "").lower()
             entry = None if no_cache else await self.cache.get(key)
-            if entry is not None and covers(entry.token, req.header(TOKEN_HEADER)):
+            if entry is not None and covers(entry.token, req.header(h.CONSISTENCY_TOKEN)):
                 trail.cache = "HIT"
                 await self.sessions.remember(principal, entry.token)
                 return _cached(entry)
@@ -160,7 +160,7 @@ class Edge:
         response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
         trail.limit = merge(trail.limit, fleet_decision(response.headers))
         headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
-        await self.sessions.remember(principal, headers.get(TOKEN_HEADER))
+        await self.sessions.remember(principal, headers.get(h.CONSISTENCY_TOKEN))
         if key is not None and action.cache is not None and response.status == 200:
             await self.cache.put(key, CachedAnswer(
                 response.body, headers.get("content-type", "application/json"),

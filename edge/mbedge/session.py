@@ -22,9 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mbwire import ConsistencyToken, Principal, Problem
-from mbwire import headers as h
 
-TOKEN_HEADER = h.CONSISTENCY_TOKEN
 # Long enough to outlive any replica lag by far; only a memory bound.
 SESSION_TTL_S = 600.0
 

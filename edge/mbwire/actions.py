@@ -98,11 +98,6 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
     def statuses(self) -> tuple[int, ...]:
         return tuple(sorted({*COMMON_ERRORS, *self.errors}))
 
-    @property
-    def retry_safe(self) -> bool:
-        """A read can go to a second hub after the first failed; a write only with a key."""
-        return not self.writes
-
 
 _FIELDS = Param(
     name="fields",

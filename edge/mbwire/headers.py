@@ -2,7 +2,8 @@
 the edge core and ASGI both see them lower-cased).
 
 Public (the contract): what clients send and see. Internal: only between edge, hub and central;
-the edge never passes a caller's copy of them on."""
+the edge forwards only the headers it names (``mbedge.forward``), never a caller's copy
+of these."""
 
 from __future__ import annotations
 
@@ -30,4 +31,3 @@ PRINCIPAL = "x-mb-principal"
 HOP = "x-mb-hop"
 EDGE = "x-mb-edge"
 
-INTERNAL = frozenset({HUB, FLEET_LIMIT, FLEET_REMAINING, FLEET_RESET, PRINCIPAL, HOP, EDGE})

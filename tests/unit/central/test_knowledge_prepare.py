@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from central.knowledge import PreparedDocument, default_doc_id, prepare
-from knowledge.embed import Embedder, default_embedder
+from knowledge.embed import Embedder, make_embedder
 from mbwire import PayloadTooLarge, Unavailable, Unprocessable
 from mbwire.types import DOC_ID_PATTERN
 
@@ -21,7 +21,7 @@ from mbwire.types import DOC_ID_PATTERN
 @functools.cache
 def shared_embedder() -> Embedder:
     """The service's default embedder, loaded once for the module (loading checks the files)."""
-    return default_embedder()
+    return make_embedder("local")
 
 
 class CountingEmbedder:

@@ -21,6 +21,7 @@ from central.twins import TwinWriter
 from knowledge.embed import close_embedder, open_embedder
 from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, setup_tracing
 from mbhttp.guard import hop_guard
+from mbhttp.metrics import metrics_route
 from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner, Unavailable
 
@@ -67,7 +68,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
                 logging.getLogger("memorybank.central").info("pruned %d feed rows", pruned)
 
     return Litestar(
-        route_handlers=[*ROUTES, *routes_for(
+        route_handlers=[*ROUTES, metrics_route(), *routes_for(
             {**HANDLERS, **knowledge.HANDLERS, **artifacts.HANDLERS,
              **ledger.HANDLERS}, serves=lambda a: a.writes
         )],
@@ -77,7 +78,8 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
             "writer": Provide(lambda: writer, sync_to_thread=False),
             **artifacts.dependencies(settings),
         },
-        guards=[hop_guard(HopSigner(settings.hop_secret))],
+        guards=[hop_guard(HopSigner(settings.hop_secret),
+                          open_paths=frozenset({"/healthz", "/metrics"}))],
         middleware=[RequestContextMiddleware(served_by="central")],
         exception_handlers=exception_handlers(),
         # Plain synchronous logging (configured above): Litestar's default hands every record to

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from mbhttp.tracing import traced, traced_context
 from mbwire import ConsistencyToken, Unavailable, Unprocessable
 from mbwire.access import TWIN_WRITABLE_SQL
 
@@ -152,6 +153,7 @@ class Store:
                 f"the database cannot store this value: {_first_line(exc)}"
             ) from None
 
+    @traced_context("commit")  # the trace of a write: its statements, then COMMIT
     @asynccontextmanager
     async def write(self) -> AsyncIterator[WriteTx]:
         """One write: yields the transaction; on clean exit appends the feed rows, commits, and
@@ -163,6 +165,7 @@ class Store:
                 await tx._append_feed()
             tx.token = await _wal_position(conn)
 
+    @traced("commit")
     async def save_if_current(
         self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
         superuser: bool,

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--http", action="store_true",
                      help="serve streamable HTTP at http://127.0.0.1:PORT/mcp instead of stdio")
     mcp.add_argument("--port", type=int, default=8765, help="the HTTP port (default 8765)")
+    console = sub.add_parser("console", parents=[common],
+                             help="serve the SRE console for this stack (live status, drills)")
+    console.add_argument("--port", type=int, default=8790, help="the HTTP port (default 8790)")
     return parser
 
 
@@ -204,8 +207,16 @@ def cmd_down(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace, data_dir: Path) -> int:
+    from devstack.console.server import serve
+
+    _say(f"SRE console on http://127.0.0.1:{args.port}/ (Ctrl-C stops it)")
+    serve(Stack(data_dir).topology(), data_dir, port=args.port)
+    return 0
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
-            "demo": cmd_demo, "mcp": cmd_mcp}
+            "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console}
 
 
 def _no_stack(command: str, data_dir: Path) -> bool:

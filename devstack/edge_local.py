@@ -20,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
 import httpx
 import msgspec
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 
 from devstack.fetch import CONNECTIONS_PER_CLIENT, UPSTREAM_CLIENTS, AiohttpFetch, HttpxFetch
 from georouting import HealthBook
@@ -39,10 +42,17 @@ from mbedge import (
 )
 from mbedge.limits import ANONYMOUS
 from mbedge.messages import lower_headers, request_id
+from mbhttp import metrics
+from mbhttp.tracing import setup_tracing
+from mbwire import actions
 from mbwire.errors import PROBLEM_CONTENT_TYPE, Unimplemented
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 log = logging.getLogger("devstack.edge_local")
+_tracer = trace.get_tracer("memorybank.edge")
+# The local PoP's own ops path, answered before the core (whose 404 covers every path outside
+# /v1/, /healthz and the docs). The Worker has no such path: see edge/README.md.
+METRICS_PATH = "/metrics"
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -160,10 +170,38 @@ class LocalEdge:
                 return
 
     async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["path"] == METRICS_PATH and scope["method"] == "GET":
+            text, content_type = metrics.exposition()
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(text)).encode())]})
+            await send({"type": "http.response.body", "body": text})
+            return
+        started = time.perf_counter()
         body = await self._read_body(receive)
         headers = lower_headers(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
         )
+        found = actions.match(scope["method"], scope["path"])
+        name = found.action.name if found else None
+        # The edge's span: the caller's trace continued, and its traceparent is what the core
+        # forwards, so the hub's span is this one's child (edge → hub → central, one trace).
+        attached = otel_context.attach(propagate.extract(headers))
+        try:
+            with _tracer.start_as_current_span(
+                f"edge {found.action.method} {found.action.path}" if found else "edge",
+                kind=trace.SpanKind.SERVER,
+            ) as span:
+                propagate.inject(headers)
+                status = await self._answer(scope, headers, body, send)
+                span.set_attribute("http.status_code", status)
+        finally:
+            otel_context.detach(attached)
+        if name is not None:
+            metrics.observe(name, status, time.perf_counter() - started)
+
+    async def _answer(self, scope: Scope, headers: dict[str, str], body: bytes,
+                      send: Any) -> int:
         raw_path = scope.get("raw_path")
         client = scope.get("client")
         request = EdgeRequest(
@@ -181,6 +219,10 @@ class LocalEdge:
         await send({"type": "http.response.start", "status": response.status, "headers": out})
         body_out = b"" if scope["method"] == "HEAD" else response.body
         await send({"type": "http.response.body", "body": body_out})
+        if (cached := response.headers.get("x-cache")) is not None:
+            if cached in ("HIT", "MISS"):  # not BYPASS etc.: only lookups count
+                (metrics.edge_cache_hit if cached == "HIT" else metrics.edge_cache_miss).inc()
+        return response.status
 
     async def _refuse_websocket(self, scope: Scope, receive: Any, send: Any) -> None:
         await receive()  # websocket.connect
@@ -230,4 +272,5 @@ def create_app(
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
         settings = EdgeSettings.from_env()
+        setup_tracing(f"memorybank-edge-{settings.pop}")
     return LocalEdge(settings, transport=transport, probe_interval_s=probe_interval_s)

@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
+from mbhttp import metrics
 from mbwire import headers as h
 
 REQUEST_ID_HEADER = h.REQUEST_ID
@@ -57,10 +58,16 @@ class RequestContextMiddleware(ASGIMiddleware):
         state["raw_headers"] = headers  # decoded once; the hop guard reads them too
         parent = propagate.extract(headers)
         token = otel_context.attach(parent)
-        name = f"{scope.get('method', 'WS')} {scope['path']}"
+        # Named by the route's template (an action's path), not the raw path: span names and
+        # metric labels stay a bounded set, with no twin ids in them.
+        handler = scope.get("route_handler")
+        action = handler.opt.get("action") if handler is not None else None
+        route = action.path if action is not None else scope["path"]
+        name = f"{scope.get('method', 'WS')} {route}"
         try:
             with _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
                 span.set_attribute("memorybank.request_id", request_id)
+                span.set_attribute("http.route", route)
                 ctx = span.get_span_context()
                 trace_id = f"{ctx.trace_id:032x}"
                 started, status = time.perf_counter(), 0
@@ -83,11 +90,14 @@ class RequestContextMiddleware(ASGIMiddleware):
                     await send(message)
 
                 await next_app(scope, receive, stamped)
+                elapsed = time.perf_counter() - started
+                if action is not None:  # health probes and scrapes are not the API's traffic
+                    metrics.observe(action.name, status, elapsed)
                 # The path is logged as the client sent it (decoded: %0a is a newline here);
                 # mbhttp.logs' formatter escapes it, as it does every record's client text.
                 access_log.info(
                     "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
-                    scope["path"], status, (time.perf_counter() - started) * 1000,
+                    scope["path"], status, elapsed * 1000,
                     request_id, trace_id,
                 )
         finally:

@@ -1,25 +1,103 @@
-"""OpenTelemetry set-up: spans always exist (so trace ids flow across tiers), and are exported
-only when configured: ``MEMORYBANK_OTEL=console`` prints them; an OTLP exporter can be plugged in
-the same place in production."""
+"""OpenTelemetry set-up: spans always exist (so trace ids flow across tiers), with child spans for
+every Postgres statement, Redis command and outbound aiohttp call (OpenTelemetry's maintained
+instrumentations), and are exported only when configured:
+
+- ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``): OTLP over HTTP
+  (protobuf) to a collector; the exporter reads the rest of the standard ``OTEL_*`` variables
+  (headers, timeout, compression) itself;
+- ``MEMORYBANK_OTEL=console``: printed, for a look by hand.
+
+Trace context crosses the tiers in ``traceparent`` (mbhttp/context.py extracts it, the clients
+inject it), so one write is one trace: edge → hub → central → its statements and COMMIT."""
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import ParamSpec, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 _configured = False
 
 
-def setup_tracing(service_name: str) -> None:
+def exporters(environ: Mapping[str, str] = os.environ) -> list[SpanProcessor]:
+    """The span processors the environment asks for (none: spans are made, not exported)."""
+    out: list[SpanProcessor] = []
+    if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        out.append(BatchSpanProcessor(OTLPSpanExporter()))
+    if environ.get("MEMORYBANK_OTEL") == "console":
+        out.append(BatchSpanProcessor(ConsoleSpanExporter()))
+    return out
+
+
+def instrument_clients() -> None:
+    """Spans for the drivers' calls. Each instrumentor patches its library once per process;
+    psycopg's wraps connections made after this call, so it runs before any pool opens."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    for instrumentor in (PsycopgInstrumentor(), RedisInstrumentor(), AioHttpClientInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            # Statement text is kept (parameters never are); psycopg's comment injection is off
+            # so the SQL Postgres sees (and pg_stat_statements groups) stays ours.
+            instrumentor.instrument()
+
+
+def setup_tracing(service_name: str, environ: Mapping[str, str] = os.environ) -> None:
     global _configured
     if _configured:
         return
     _configured = True
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if os.environ.get("MEMORYBANK_OTEL") == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    processors = exporters(environ)
+    for processor in processors:
+        provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    # A span per statement costs CPU on the hot path: only when someone will read them.
+    if processors:
+        instrument_clients()
+
+
+_tracer = trace.get_tracer("memorybank")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def traced(name: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """A span around a coroutine function (e.g. a store's one-statement commit)."""
+    def wrap(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def inner(*args: P.args, **kwargs: P.kwargs) -> T:
+            with _tracer.start_as_current_span(name):
+                return await fn(*args, **kwargs)
+        return inner
+    return wrap
+
+
+def traced_context(
+    name: str,
+) -> Callable[[Callable[P, AbstractAsyncContextManager[T]]],
+              Callable[P, AbstractAsyncContextManager[T]]]:
+    """A span around an async context manager's whole life (a transaction through its COMMIT)."""
+    def wrap(
+        fn: Callable[P, AbstractAsyncContextManager[T]],
+    ) -> Callable[P, AbstractAsyncContextManager[T]]:
+        @functools.wraps(fn)
+        @asynccontextmanager
+        async def inner(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+            with _tracer.start_as_current_span(name):
+                async with fn(*args, **kwargs) as value:
+                    yield value
+        return inner
+    return wrap

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mbhttp import metrics
 from mbwire import Principal
 from regional.breaker import Breaker
 from regional.ratelimit import FleetLimiter, FleetUnavailable
@@ -59,4 +60,5 @@ class FleetAdmission:
         self.breaker.success()
         state["response_headers"] = decision.headers()
         if not decision.allowed:
+            metrics.RATE_LIMITED.labels(principal.tier).inc()  # tiers: a handful of values
             raise decision.problem()

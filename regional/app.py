@@ -14,6 +14,7 @@ from litestar.di import Provide
 from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, setup_tracing
 from mbhttp.docs import docs_routes
 from mbhttp.guard import hop_guard
+from mbhttp.metrics import metrics_route
 from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
 from mbwire import headers as h
@@ -24,6 +25,7 @@ from regional.breaker import Breaker
 from regional.cache import TwinCache
 from regional.central_client import CentralClient
 from regional.follower import Follower
+from regional.hub_metrics import watch_hub
 from regional.index import IndexFollower, make_index
 from regional.lease import Lease
 from regional.ops import PeerHealth
@@ -65,6 +67,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                             embedder.name)
     knowledge = KnowledgeSearch(replica, clock, indexer, embedder,
                                 wait_s=settings.index_wait_ms / 1000)
+    watch_hub(clock, follower, indexer, {"limits": lambda: admission.breaker.state})
     peers = PeerHealth({r: u for r, u in settings.peers.items() if r != settings.region},
                        timeout_s=settings.peer_timeout_s)
 
@@ -103,7 +106,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[
-            *ops.ROUTES, *docs_routes(),
+            *ops.ROUTES, *docs_routes(), metrics_route(),
             *routes_for({
                 **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
                 **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
@@ -116,7 +119,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             "peers": provide(peers), "knowledge": provide(knowledge),
             "indexer": provide(indexer), **artifacts.dependencies(settings),
         },
-        guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission)],
+        guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission,
+                          open_paths=frozenset({"/healthz", "/metrics"}))],
         middleware=[RequestContextMiddleware(
             served_by=f"hub={settings.region}", extra_headers={h.HUB: settings.region}
         )],

@@ -19,6 +19,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from mbhttp import metrics
 from mbwire import ConsistencyToken
 
 _FILL = """
@@ -65,6 +66,7 @@ class TwinCache:
             return None, None
         # The client is made without decode_responses, so values are bytes.
         entry = self._decoder.decode(raw) if isinstance(raw, bytes) else None
+        (metrics.cache_hit if entry is not None else metrics.cache_miss).inc()
         token = ConsistencyToken.parse(mark.decode()) if isinstance(mark, bytes) else None
         return entry, token
 

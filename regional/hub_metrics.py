@@ -1,0 +1,39 @@
+"""The hub's gauges, read from its live parts when Prometheus scrapes (``mbhttp.metrics.probes``):
+nothing on the request path, and never staler than the scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from mbhttp.metrics import breaker_states, probes
+from regional.follower import Follower
+from regional.index import IndexFollower
+from regional.replica import ReplayClock
+
+
+def watch_hub(clock: ReplayClock, follower: Follower, indexer: IndexFollower,
+              breakers: Mapping[str, Callable[[], str]]) -> None:
+    g = probes.gauge
+    g("memorybank_replica_lag_seconds",
+      "Replica replay lag behind the WAL it has received (pg_last_xact_replay_timestamp)",
+      lambda: clock.lag_ms / 1000)
+    g("memorybank_replica_replay_position_bytes", "WAL position the replica has replayed",
+      lambda: clock.position)
+    g("memorybank_replica_received_position_bytes", "WAL position the replica has received",
+      lambda: clock.received)
+    g("memorybank_replica_healthy", "1 while the replay clock ticked within 2 s",
+      lambda: float(clock.healthy))
+    # The follower runs in the one worker holding the feed lease; elsewhere its mark stays 0 and
+    # the series is left out rather than reporting a false lag.
+    g("memorybank_feed_follower_lag_bytes",
+      "WAL bytes between the replay position and what the feed follower has processed",
+      lambda: max(0, clock.position - follower.mark.lsn) if follower.mark.lsn else None)
+    g("memorybank_feed_follower_cursor", "Last change-feed seq the follower processed",
+      lambda: follower.cursor if follower.mark.lsn else None)
+    g("memorybank_index_lag_bytes",
+      "WAL bytes between the replay position and what the search index covers",
+      lambda: max(0, clock.position - indexer.mark.lsn))
+    g("memorybank_index_ready", "1 once the search index has loaded from the replica",
+      lambda: float(indexer.ready))
+    g("memorybank_breaker_state", "Circuit breaker state (1 for the current one)",
+      lambda: breaker_states(breakers), labels=("breaker", "state"))

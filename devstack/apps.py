@@ -11,6 +11,7 @@ edge: a hub at its own region's, central at the primary region's."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Mapping
@@ -91,6 +92,13 @@ def hub_spec(
         "HUB_PEERS": msgspec.json.encode(topo.hubs).decode(),
         **_artifact_env("HUB_", secrets, blobs, topo.edges[region]),
     }
+    if workers > 1:
+        # Several workers: prometheus-client's multiprocess files, so one scrape of /metrics
+        # sums them all (mbhttp/metrics.py). Emptied before the workers start.
+        prom = log.parent.parent / "prometheus" / f"hub-{region}"
+        shutil.rmtree(prom, ignore_errors=True)
+        prom.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
     return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log, workers)
 
 

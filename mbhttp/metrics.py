@@ -36,6 +36,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+_MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+if _MULTIPROC:  # the client writes its files there (from the first metric made, below); whoever
+    # sets it empties it before the workers start
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 # Around the SLOs: p95 < 50 ms at the edge, < 200 ms for the API.
 BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
 
@@ -101,7 +106,6 @@ class Probes(Collector):
 
 
 probes = Probes()
-_MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 if not _MULTIPROC:
     REGISTRY.register(probes)
 

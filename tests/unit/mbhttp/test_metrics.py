@@ -47,7 +47,7 @@ def test_breaker_states_are_one_hot():
 
 
 def test_several_workers_are_summed_in_multiprocess_mode(tmp_path: Path):
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "made-at-import")}
     worker = "from mbhttp import metrics; metrics.observe('ob_mp', 200, 0.01)"
     for _ in range(2):  # two processes, like two granian workers
         subprocess.run([sys.executable, "-c", worker], env=env, check=True)

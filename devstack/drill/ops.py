@@ -20,6 +20,8 @@ import uuid
 import httpx
 import msgspec
 
+from devstack.errors import StackError
+
 RETRY_STATUSES = frozenset({502, 503, 504})
 _CYCLE = ("patch",) * 8 + ("create",) + ("read",) * 8 + ("grants",) * 3
 TWINS_PER_REGION = 4
@@ -58,8 +60,8 @@ class Client:
         headers = {"Authorization": f"Bearer {self._bearer}", "Cache-Control": "no-cache"}
         if key:
             headers["Idempotency-Key"] = key
-        if content_type:
-            headers["Content-Type"] = content_type
+        if json is not None:
+            headers["Content-Type"] = content_type or "application/json"
         while True:
             if self.token:
                 headers["X-Consistency-Token"] = self.token
@@ -105,17 +107,24 @@ class Mix:
         self.acked: list[Acked] = []
         self._n = 0
 
-    async def setup(self) -> None:
-        """Each client's twins, before the clock starts (not part of the measurement)."""
+    async def setup(self, within_s: float = 90.0) -> None:
+        """Each client's twins, before the clock starts (not part of the measurement). Retried
+        for up to ``within_s``: after the previous drill the stack may still be catching up
+        (a restarted primary, central reconnecting), and a drill starts on a serving stack."""
+        deadline = time.monotonic() + within_s
         for c in self.clients:
-            for _ in range(TWINS_PER_REGION):
-                twin = f"{c.sub}-{uuid.uuid4().hex[:8]}"
-                status, r = await c.request("POST", "/v1/twins", key=str(uuid.uuid4()),
+            while len(c.twins) < TWINS_PER_REGION:
+                twin, key = f"{c.sub}-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+                status, r = await c.request("POST", "/v1/twins", key=key,
                                             json={"twin_id": twin, "profile": {"d": {}}})
-                if r is None or r.status_code != 201:
-                    raise RuntimeError(f"drill set-up: creating {twin} answered {status}: "
-                                       f"{r.text if r is not None else ''}")
-                c.twins.append(twin)
+                if r is not None and r.status_code == 201:
+                    c.twins.append(twin)
+                elif time.monotonic() > deadline or (r is not None and r.status_code < 500
+                                                     and r.status_code != 429):
+                    raise StackError(f"drill set-up: creating {twin} answered {status}: "
+                                     f"{r.text if r is not None else ''}")
+                else:
+                    await asyncio.sleep(1)
 
     async def __call__(self, i: int) -> tuple[str, str, str, bool]:
         client = self.clients[i % len(self.clients)]

@@ -26,10 +26,10 @@ Progress = Callable[[float, float, int, int, str], None]
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
-    duration_s: float = 40.0
+    duration_s: float = 60.0
     rate: float = 30.0  # requests per second over all edges
     hold_s: float = 8.0  # how long the fault lasts before it ends or the drill restarts
-    before_s: float | None = None  # default: a quarter of the duration, at least 5 s
+    before_s: float | None = None  # default: a sixth of the duration, at least 5 s
     region: str | None = None  # default: the second region (not the primary's)
     timeout_s: float = 5.0  # one attempt
     budget_s: float = 10.0  # one request with its retries (the SDK's default)
@@ -72,7 +72,7 @@ async def run(stack: Stack, scenario: Scenario, opts: Options,
     ctx = Ctx(stack=stack, status=status, region=region, hold_s=opts.hold_s)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     run_id = time.strftime("%H%M%S", time.gmtime()) + f"{int(time.time() * 1000) % 1000:03d}"
-    before_s = opts.before_s or max(5.0, opts.duration_s / 4)
+    before_s = opts.before_s or max(5.0, opts.duration_s / 6)
     if scenario.prepare:
         await scenario.prepare(ctx)
     mix = Mix(_clients(stack, status, run_id, opts))

@@ -4,12 +4,14 @@ the report, never into an assertion."""
 
 from __future__ import annotations
 
+import httpx
 import msgspec
 import pytest
 
 from devstack.drill.faults import SCENARIOS
 from devstack.drill.report import Report, save
 from devstack.drill.runner import Options, run
+from devstack.testing import ECHO_FACTORY, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +43,16 @@ async def test_primary_kill_drill_fails_over_without_losing_writes(live) -> None
     assert report.acknowledged_writes > 0
     assert report.rpo_lost_writes == 0, report.lost_examples
     assert report.recovered and not report.manual_step, report.verdict
+
+
+def test_start_process_env_overrides_one_start_only() -> None:
+    # The hook the region-cut drill uses to route a hub through the fault proxy.
+    with running_stack(services={"hubs"}, regions=("ams",),
+                       factories={"hubs": ECHO_FACTORY}) as stack:
+        hub, central = stack.topology().hubs["ams"], stack.topology().central
+        stack.stop_process("hub-ams")
+        stack.start_process("hub-ams", {"HUB_CENTRAL_URL": "http://127.0.0.1:9"})
+        assert httpx.get(f"{hub}/env").json()["HUB_CENTRAL_URL"] == "http://127.0.0.1:9"
+        stack.stop_process("hub-ams")
+        stack.start_process("hub-ams")
+        assert httpx.get(f"{hub}/env").json()["HUB_CENTRAL_URL"] == central

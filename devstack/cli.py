@@ -6,6 +6,7 @@
     memorybank token --sub NAME [--tier pro] [--role sre] [--ttl 3600]
     memorybank demo
     memorybank mcp [--sub NAME] [--region ams] [--http --port N]   an MCP server (stdio default)
+    memorybank drill list | run SCENARIO|all|soak [--duration S] [--rate R]   fault drills
 
 Every subcommand takes ``--data-dir DIR`` (default ``$MEMORYBANK_DATA_DIR``, else
 ``./.memorybank``). Only ``up`` makes a data directory: the others refuse one where no ``up`` ran
@@ -25,6 +26,7 @@ import msgspec
 
 from devstack import secrets, state
 from devstack.children import StackStatus
+from devstack.drill import cli as drill_cli
 from devstack.errors import StackError
 from devstack.launcher import Stack
 from devstack.state import ALL_SERVICES, SERVICE_ORDER, STATE_FILE
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     console = sub.add_parser("console", parents=[common],
                              help="serve the SRE console for this stack (live status, drills)")
     console.add_argument("--port", type=int, default=8790, help="the HTTP port (default 8790)")
+    drill_cli.add_parser(sub, common)
     return parser
 
 
@@ -215,8 +218,12 @@ def cmd_console(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
+def cmd_drill(args: argparse.Namespace, data_dir: Path) -> int:
+    return drill_cli.cmd(args, data_dir)
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
-            "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console}
+            "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console, "drill": cmd_drill}
 
 
 def _no_stack(command: str, data_dir: Path) -> bool:
@@ -235,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # `mcp` aimed at an edge by the environment needs no local stack.
         remote = args.command == "mcp" and not args.sub and _env_target()
-        if args.command != "up" and not remote and _no_stack(args.command, data_dir):
+        listing = args.command == "drill" and args.verb == "list"  # needs no stack
+        if args.command != "up" and not remote and not listing and _no_stack(args.command,
+                                                                              data_dir):
             return EXIT_NOT_RUNNING
         return COMMANDS[args.command](args, data_dir)
     except StackError as exc:

@@ -7,6 +7,7 @@ commands is in the data directory (``stack.json``, ``secrets.json``, ``pg/``, ``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -120,13 +121,17 @@ class Stack:
             current.drop(name)
             state.save(self.data_dir, current)
 
-    def start_process(self, name: str) -> None:
-        """Starts one child again (no-op if it runs) and waits until it is healthy."""
+    def start_process(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """Starts one child again (no-op if it runs) and waits until it is healthy. ``env``
+        overrides some of its settings for this run only (the drill points a hub's
+        ``HUB_CENTRAL_URL`` through a fault proxy); the next start goes back to the defaults."""
         with state.locked(self.data_dir):
             current = self._loaded()
             spec = self._specs(current).get(name)
             if spec is None:
                 raise StackError(f"this stack has no process {name!r}; see `memorybank status`")
+            if env:
+                spec = dataclasses.replace(spec, env={**spec.env, **env})
             if not children.is_up(current, name):
                 self._start(current, [spec])
 

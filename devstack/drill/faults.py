@@ -1,0 +1,194 @@
+"""The faults, one ``Scenario`` each, acting only on the stack's own children (found by the PID
+and create time ``up`` recorded, or, for the primary, by the port it listens on).
+
+A "kill" is ``SIGKILL`` to the child and every process under it, as when its machine dies:
+granian workers and Postgres backends go with it. Each scenario says how it ends:
+
+- ``end``: the fault itself ends (SIGCONT, replay resumed, the partition heals): no repair.
+- ``restart``: nothing in the local stack restarts a dead process (on Fly.io the platform
+  restarts a dead machine), so after ``hold_s`` the drill restarts it through the launcher, as
+  that orchestrator would. The report says so (``restarted_by_drill``), and counts it as a manual
+  step unless the service was already back to steady before it.
+- neither (hub, PoP, primary): the service must recover by itself (edge failover, client moves to
+  another PoP, Patroni promotes a standby); the drill restores the dead child only after the
+  measurement, so the next drill starts whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+import psycopg
+
+from devstack import procs, state
+from devstack.faultproxy import FaultProxy
+from devstack.launcher import Stack
+
+Step = Callable[["Ctx"], Awaitable[None]]
+
+
+@dataclass
+class Ctx:
+    stack: Stack
+    status: dict[str, Any]  # `memorybank status --json`, decoded
+    region: str  # the region a regional fault hits
+    hold_s: float
+    proxy: FaultProxy | None = None
+    notes: list[str] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)  # PIDs under SIGSTOP
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    inject: Step
+    end: Step | None = None  # ends the fault itself after hold_s
+    restart: str | None = None  # child the drill restarts after hold_s ("{region}" filled in)
+    restore: str | None = None  # child restored after the measurement
+    prepare: Step | None = None  # before the load starts
+    cleanup: Step | None = None  # after the measurement
+
+    def child(self, template: str | None, ctx: Ctx) -> str | None:
+        return template.format(region=ctx.region) if template else None
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        top = psutil.Process(pid)
+        return [top, *top.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _signal_all(processes: list[psutil.Process], sig: signal.Signals) -> list[int]:
+    sent = []
+    for p in processes:
+        try:
+            p.send_signal(sig)  # psutil refuses a PID recycled since it was looked up
+            sent.append(p.pid)
+        except psutil.Error:
+            pass
+    return sent
+
+
+def child_pid(ctx: Ctx, name: str) -> int:
+    current = state.load(ctx.stack.data_dir)
+    record = current.record(name) if current else None
+    proc = procs.find(record) if record else None
+    if proc is None:
+        raise RuntimeError(f"{name} is not running: nothing to inject a fault into")
+    return proc.pid
+
+
+def primary_pid(ctx: Ctx) -> int:
+    """The postmaster listening on the primary's port (wherever failover moved it), else the
+    recorded ``pg-primary``."""
+    port = urlsplit(_primary(ctx)).port
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            if conn.pid:
+                return conn.pid
+    return child_pid(ctx, "pg-primary")
+
+
+def _primary(ctx: Ctx) -> str:
+    from devstack.drill.verify import primary_url
+    return primary_url(ctx.status)
+
+
+def kill(name: str) -> Step:
+    async def step(ctx: Ctx) -> None:
+        pid = primary_pid(ctx) if name == "pg-primary" else child_pid(ctx, name.format(
+            region=ctx.region))
+        sent = _signal_all(_tree(pid), signal.SIGKILL)
+        ctx.note(f"SIGKILL {name.format(region=ctx.region)}: pids {sent}")
+    return step
+
+
+async def _stall_primary(ctx: Ctx) -> None:
+    ctx.stopped = _signal_all(_tree(primary_pid(ctx)), signal.SIGSTOP)
+    ctx.note(f"SIGSTOP primary and its backends: {len(ctx.stopped)} pids")
+
+
+async def _resume_primary(ctx: Ctx) -> None:
+    for pid in ctx.stopped:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    ctx.note(f"SIGCONT {len(ctx.stopped)} pids")
+    ctx.stopped = []
+
+
+def _replay(paused: bool) -> Step:
+    async def step(ctx: Ctx) -> None:
+        url = ctx.status["postgres"]["replicas"][ctx.region]
+        call = "pg_wal_replay_pause" if paused else "pg_wal_replay_resume"
+        await asyncio.to_thread(_sql, url, f"select {call}()")
+        ctx.note(f"{call}() on the {ctx.region} replica")
+    return step
+
+
+def _sql(url: str, query: str) -> None:
+    with psycopg.connect(url, connect_timeout=5, autocommit=True) as conn:
+        conn.execute(query)
+
+
+async def _route_hub_through_proxy(ctx: Ctx) -> None:
+    central = urlsplit(ctx.status["central"])
+    ctx.proxy = await FaultProxy(central.hostname or "127.0.0.1", central.port or 80).start()
+    await _restart_hub(ctx, {"HUB_CENTRAL_URL": ctx.proxy.url})
+    ctx.note(f"hub-{ctx.region} calls central through the fault proxy at {ctx.proxy.url}")
+
+
+async def _restart_hub(ctx: Ctx, env: dict[str, str] | None) -> None:
+    name = f"hub-{ctx.region}"
+    await asyncio.to_thread(ctx.stack.stop_process, name)
+    await asyncio.to_thread(ctx.stack.start_process, name, env)
+
+
+def _proxy(mode: str) -> Step:
+    async def step(ctx: Ctx) -> None:
+        assert ctx.proxy is not None
+        ctx.proxy.set(mode)  # type: ignore[arg-type]
+        ctx.note(f"proxy hub-{ctx.region} -> central: {mode}")
+    return step
+
+
+async def _unroute(ctx: Ctx) -> None:
+    await _restart_hub(ctx, None)
+    if ctx.proxy is not None:
+        await ctx.proxy.close()
+    ctx.note(f"hub-{ctx.region} calls central directly again")
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("hub-kill", "SIGKILL a region's hub; its edge fails over to another region",
+             kill("hub-{region}"), restore="hub-{region}"),
+    Scenario("central-kill", "SIGKILL central (the one writer); restarted after the hold",
+             kill("central"), restart="central"),
+    Scenario("primary-kill", "SIGKILL the primary Postgres; Patroni (once there) promotes",
+             kill("pg-primary"), restore="pg-primary"),
+    Scenario("primary-stall", "SIGSTOP the primary and its backends for the hold, then SIGCONT",
+             _stall_primary, end=_resume_primary),
+    Scenario("replica-lag", "pause WAL replay on a region's replica for the hold",
+             _replay(True), end=_replay(False)),
+    Scenario("redis-loss", "SIGKILL a region's Redis; restarted (empty) after the hold",
+             kill("redis-{region}"), restart="redis-{region}"),
+    Scenario("pop-loss", "SIGKILL a region's edge PoP; its clients move to the next PoP",
+             kill("edge-{region}"), restore="edge-{region}"),
+    Scenario("region-cut", "blackhole the link from a region's hub to central for the hold",
+             _proxy("blackhole"), end=_proxy("pass"), prepare=_route_hub_through_proxy,
+             cleanup=_unroute),
+)}

@@ -1,0 +1,164 @@
+"""One drill from start to report: load through every edge, the fault at ``before_s``, its end or
+the drill's restart after ``hold_s``, the load until ``duration_s``, then restoring what the
+scenario left dead, verifying every acknowledged write on the primary, and the numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from devstack import secrets
+from devstack.drill import stats
+from devstack.drill.faults import Ctx, Scenario
+from devstack.drill.load import OpenLoop
+from devstack.drill.ops import Client, Mix
+from devstack.drill.report import Report, timeline
+from devstack.drill.verify import verify
+from devstack.errors import StackError
+from devstack.launcher import Stack
+
+# (seconds done, seconds in all, requests ok, requests failed, what is happening)
+Progress = Callable[[float, float, int, int, str], None]
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    duration_s: float = 60.0
+    rate: float = 30.0  # requests per second over all edges
+    hold_s: float = 8.0  # how long the fault lasts before it ends or the drill restarts
+    before_s: float | None = None  # default: a sixth of the duration, at least 5 s
+    region: str | None = None  # default: the second region (not the primary's)
+    timeout_s: float = 5.0  # one attempt
+    budget_s: float = 10.0  # one request with its retries (the SDK's default)
+    steady: stats.Steady = stats.Steady()
+
+
+def status_of(stack: Stack) -> dict[str, Any]:
+    status = stack.status()
+    if status.topology is None or not status.running:
+        down = [c.name for c in status.children if c.state != "running"]
+        raise StackError(f"the stack in {stack.data_dir} is not fully running ({', '.join(down)} "
+                         "not running): `memorybank up` first; a drill never starts on a "
+                         "degraded stack")
+    report: dict[str, Any] = msgspec.to_builtins(status.report())
+    return report
+
+
+def _clients(stack: Stack, status: dict[str, Any], run_id: str, opts: Options) -> list[Client]:
+    key, ttl = stack.secrets().jwt_hs256_secret, int(opts.duration_s) + 3600
+    out = []
+    for region in status["regions"]:
+        bearer = secrets.mint_token(key, f"drill-{run_id}-{region}", tier="internal", ttl=ttl)
+        out.append(Client(run_id, region, status["edges"], bearer, opts.timeout_s,
+                          opts.budget_s))
+    return out
+
+
+async def _watch(loop: OpenLoop, total: float, progress: Progress, what: list[str]) -> None:
+    while True:
+        ok = sum(s.ok for s in loop.samples)
+        progress(min(loop.now(), total), total, ok, len(loop.samples) - ok, what[0])
+        await asyncio.sleep(0.25)
+
+
+async def run(stack: Stack, scenario: Scenario, opts: Options,
+              progress: Progress = lambda *a: None) -> Report:
+    status = status_of(stack)
+    regions = status["regions"]
+    region = opts.region or (regions[1] if len(regions) > 1 else regions[0])
+    ctx = Ctx(stack=stack, status=status, region=region, hold_s=opts.hold_s)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    run_id = time.strftime("%H%M%S", time.gmtime()) + f"{int(time.time() * 1000) % 1000:03d}"
+    before_s = opts.before_s or max(5.0, opts.duration_s / 6)
+    if scenario.prepare:
+        await scenario.prepare(ctx)
+    mix = Mix(_clients(stack, status, run_id, opts))
+    restarted_at = fault_end = None
+    recovered_before_restart = True
+    try:
+        await mix.setup()
+        loop = OpenLoop(mix, opts.rate)
+        what = ["before the fault"]
+        load = asyncio.create_task(loop.run(opts.duration_s))
+        watcher = asyncio.create_task(_watch(loop, opts.duration_s, progress, what))
+        await asyncio.sleep(max(0.0, before_s - loop.now()))
+        fault_at = loop.now()
+        what[0] = f"fault: {scenario.name}"
+        await scenario.inject(ctx)
+        await asyncio.sleep(max(0.0, fault_at + opts.hold_s - loop.now()))
+        if scenario.end:
+            await scenario.end(ctx)
+            fault_end = loop.now()
+            what[0] = "fault ended; recovering"
+        if name := scenario.child(scenario.restart, ctx):
+            recovered_before_restart = stats.back_to_steady(
+                loop.samples, fault_at, loop.now(), _p95(loop.samples, fault_at),
+                opts.steady) is not None
+            restarted_at = loop.now()
+            what[0] = f"restarting {name}, as an orchestrator would"
+            await asyncio.to_thread(stack.start_process, name)
+            ctx.note(f"restarted {name} at {restarted_at:.1f} s (healthy at {loop.now():.1f} s)")
+            what[0] = "recovering"
+        await load
+        watcher.cancel()
+    finally:
+        await _restore(stack, scenario, ctx)
+        for client in mix.clients:
+            await client.aclose()
+    verdict = await asyncio.to_thread(verify, mix.acked, status)
+    return _report(scenario, opts, ctx, loop.samples, fault_at, fault_end, restarted_at,
+                   recovered_before_restart, verdict, started_at)
+
+
+async def _restore(stack: Stack, scenario: Scenario, ctx: Ctx) -> None:
+    """What the measurement left dead comes back, so the next drill starts on a whole stack."""
+    if ctx.stopped and scenario.end:
+        await scenario.end(ctx)
+    for template in (scenario.restore, scenario.restart):
+        if name := scenario.child(template, ctx):
+            await asyncio.to_thread(stack.start_process, name)
+    if scenario.cleanup:
+        await scenario.cleanup(ctx)
+
+
+def _p95(samples: list[stats.Sample], fault_at: float) -> float | None:
+    return stats.phase(samples, min(1.0, fault_at), fault_at).p95_ms
+
+
+def _report(scenario: Scenario, opts: Options, ctx: Ctx, samples: list[stats.Sample],
+            fault_at: float, fault_end: float | None, restarted_at: float | None,
+            recovered_before_restart: bool, verdict: Any, started_at: str) -> Report:
+    base = _p95(samples, fault_at)
+    steady = stats.back_to_steady(samples, fault_at, opts.duration_s, base, opts.steady)
+    back = fault_at + steady if steady is not None else opts.duration_s
+    restarted = restarted_at is not None
+    manual = steady is None or (restarted and not recovered_before_restart)
+    within = opts.duration_s - fault_at
+    if steady is None:
+        line = f"did not recover within {within:.0f} s"
+    else:
+        line = f"back to steady {steady:.1f} s after the fault"
+        if restarted and not recovered_before_restart:
+            line += " (after the drill restarted it: a manual step locally)"
+    line += f"; {verdict.lost} of {verdict.acknowledged} acknowledged writes lost"
+    return Report(
+        scenario=scenario.name, summary=scenario.summary, started_at=started_at, rate=opts.rate,
+        duration_s=opts.duration_s, region=ctx.region, hold_s=opts.hold_s,
+        fault_at_s=round(fault_at, 3), fault_ended_at_s=_r(fault_end),
+        restarted_at_s=_r(restarted_at), restarted_by_drill=restarted,
+        rto_first_success_s=stats.first_success(samples, fault_at), rto_steady_s=steady,
+        recovered=steady is not None, verdict=line, manual_step=manual,
+        acknowledged_writes=verdict.acknowledged, rpo_lost_writes=verdict.lost,
+        lost_examples=verdict.lost_examples, failed_by_status=stats.failed_by_status(samples),
+        before=stats.phase(samples, min(1.0, fault_at), fault_at),
+        during=stats.phase(samples, fault_at, back),
+        after=stats.phase(samples, back, opts.duration_s) if steady is not None else None,
+        steady_rule=opts.steady, primary=verdict.primary, notes=ctx.notes,
+        timeline=timeline(samples, opts.duration_s))
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -30,7 +30,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     settings = settings or CentralSettings.from_env()
     setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing("memorybank-central")
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
     writer = TwinWriter(store, resident=settings.resident_twins)
 
     @asynccontextmanager
@@ -76,6 +76,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
         dependencies={
             "store": Provide(lambda: store, sync_to_thread=False),
             "writer": Provide(lambda: writer, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
             **artifacts.dependencies(settings),
         },
         guards=[hop_guard(HopSigner(settings.hop_secret),

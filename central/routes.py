@@ -10,10 +10,12 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
+from central.settings import CentralSettings
 from central.store import Store
 from central.twins import TwinWriter
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
+from mbwire import Unavailable
 from mbwire import headers as h
 from mbwire.decode import check_twin_id
 from mbwire.types import TwinCreate, TwinGrant
@@ -21,6 +23,7 @@ from mbwire.types import TwinCreate, TwinGrant
 # Handler parameters Litestar fills in: dependencies by name.
 Writer = NamedDependency[TwinWriter]
 StoreDep = NamedDependency[Store]
+Settings = NamedDependency[CentralSettings]
 
 
 def _written(body: msgspec.Struct, token: str, status: int = 200) -> Response[bytes]:
@@ -34,9 +37,16 @@ def _twin_id(request: Request[Any, Any, Any]) -> str:
     return check_twin_id(str(request.path_params["twin_id"]))
 
 
-@get("/healthz", sync_to_thread=False)
-def healthz() -> dict[str, str]:
-    return {"status": "ok", "service": "central"}
+@get("/healthz")
+async def healthz(store: StoreDep, settings: Settings) -> Response[dict[str, str]]:
+    """200 only while the primary answers a query (within ``health_timeout_ms``): a central
+    whose primary is dead, stalled or read-only cannot take writes, so it is not healthy."""
+    try:
+        await store.check(settings.health_timeout_ms / 1000)
+    except Unavailable as exc:
+        return Response({"status": "degraded", "service": "central", "detail": exc.detail or ""},
+                        status_code=503, headers=exc.headers())
+    return Response({"status": "ok", "service": "central"})
 
 
 async def create_twin(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:

@@ -27,6 +27,12 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     embedder_model: str = ""
     embedder_api_key: str = ""
     embedder_dim: int = 0
+    # While the primary is down or being replaced, a write waits this long for a pool
+    # connection, then answers 503 + Retry-After (the client retries, keyed); far below the
+    # hub's timeout for central, so it never turns into a 504 "outcome unknown".
+    pool_timeout_ms: int = 1000
+    # /healthz runs a cheap query on the primary within this, else answers 503.
+    health_timeout_ms: int = 1000
     max_doc_chunks: int = 128   # chunks one ingest embeds (central/knowledge.py says why)
     # Artifacts (blobs/, central/artifacts.py): where the bytes go (a directory, or
     # s3://bucket/prefix with an S3-compatible endpoint for R2 or MinIO; AWS_* credentials),

@@ -10,6 +10,7 @@ The lock covers the commit alone, never a round trip to this process."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -120,11 +121,15 @@ class WriteTx:
 
 
 class Store:
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 16) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 16, pool_timeout_s: float = 1.0
+    ) -> None:
+        # A new connection to a stalled primary would hang in connect: bounded, like the wait.
         self.pool = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, open=False,
-            kwargs={"autocommit": True}, name="primary",
+            kwargs={"autocommit": True, "connect_timeout": 2}, name="primary",
         )
+        self.pool_timeout_s = pool_timeout_s
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -143,7 +148,7 @@ class Store:
         checks before the store (``crdt``, the wire types) should catch such input first; this
         is the backstop that keeps a value they missed from becoming a 500."""
         try:
-            async with self.pool.connection(timeout=10) as conn:
+            async with self.pool.connection(timeout=self.pool_timeout_s) as conn:
                 yield conn
         except (psycopg.OperationalError, TimeoutError) as exc:
             raise Unavailable(f"the primary database is unavailable ({type(exc).__name__})",
@@ -180,6 +185,20 @@ class Store:
             if await cur.fetchone() is None:
                 return None
             return await _wal_position(conn)
+
+    async def check(self, timeout_s: float) -> None:
+        """A cheap query on the primary within ``timeout_s`` (a stalled primary never answers):
+        ``Unavailable`` if it cannot be had, or the server is not writable (a standby)."""
+        try:
+            async with asyncio.timeout(timeout_s), self._connection() as conn:
+                cur = await conn.execute("select pg_is_in_recovery()")
+                row = await cur.fetchone()
+        except TimeoutError:
+            raise Unavailable("the primary database did not answer in time",
+                              retry_after=1) from None
+        if row is None or row[0]:
+            raise Unavailable("the database central holds is not a writable primary",
+                              retry_after=1)
 
     async def current_token(self) -> ConsistencyToken:
         async with self._connection() as conn:

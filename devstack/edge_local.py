@@ -74,6 +74,8 @@ class LocalEdge:
         self._probe_interval = probe_interval_s
         self._clients: list[httpx.AsyncClient] = []
         self._session: aiohttp.ClientSession | None = None
+        self._write_session: aiohttp.ClientSession | None = None
+        self._write_clients: list[httpx.AsyncClient] = []
         self._edge: Edge | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._prober: asyncio.Task[None] | None = None
@@ -90,11 +92,13 @@ class LocalEdge:
         s = self.settings
         fetch: AiohttpFetch | HttpxFetch
         if self._transport is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
-                auto_decompress=False, trust_env=False,
+            self._session, self._write_session = (
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
+                    auto_decompress=False, trust_env=False,
+                ) for _ in range(2)
             )
-            fetch = AiohttpFetch(self._session)
+            fetch = AiohttpFetch(self._session, self._write_session)
         else:
             self._clients = [
                 httpx.AsyncClient(
@@ -104,7 +108,15 @@ class LocalEdge:
                 )
                 for _ in range(UPSTREAM_CLIENTS)
             ]
-            fetch = HttpxFetch(self._clients)
+            self._write_clients = [
+                httpx.AsyncClient(
+                    transport=self._transport, trust_env=False, follow_redirects=False,
+                    limits=httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT,
+                                        max_keepalive_connections=CONNECTIONS_PER_CLIENT),
+                )
+                for _ in range(UPSTREAM_CLIENTS // 2)
+            ]
+            fetch = HttpxFetch(self._clients, self._write_clients)
         limits = {**TIER_LIMITS_PER_MINUTE, ANONYMOUS: s.anonymous_limit_per_minute}
         ports = Ports(
             fetch=fetch,
@@ -124,11 +136,13 @@ class LocalEdge:
         for task in [*self._tasks, *([self._prober] if self._prober else [])]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for client in reversed(self._clients):
+        for client in reversed([*self._clients, *self._write_clients]):
             await client.aclose()
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._write_session):
+            if session is not None:
+                await session.close()
         self._clients, self._session, self._edge, self._prober = [], None, None, None
+        self._write_clients, self._write_session = [], None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         # Keep a reference: the event loop holds tasks only weakly.

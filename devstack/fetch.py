@@ -27,12 +27,20 @@ class HttpxFetch:
     connections spends milliseconds of CPU per request (measured: ~300 req/s through one pool
     against ~1300 req/s over 32 single-connection pools, same server, same load)."""
 
-    def __init__(self, clients: Sequence[httpx.AsyncClient]) -> None:
-        self._clients = clients
+    def __init__(
+        self, clients: Sequence[httpx.AsyncClient],
+        write_clients: Sequence[httpx.AsyncClient] = (),
+    ) -> None:
+        # Writes get clients of their own (when given): see AiohttpFetch.
+        self._clients, self._writes = clients, write_clients or clients
         self._next = itertools.cycle(range(len(clients)))
+        self._next_write = itertools.cycle(range(len(self._writes)))
 
     async def __call__(self, request: HubRequest, timeout_s: float) -> HubResponse:
-        client = self._clients[next(self._next)]
+        if request.write:
+            client = self._writes[next(self._next_write)]
+        else:
+            client = self._clients[next(self._next)]
         try:
             r = await client.request(
                 request.method, request.url, headers=request.headers, content=request.body,
@@ -54,13 +62,19 @@ class AiohttpFetch:
     request costs 0.43 ms through aiohttp against 1.30 ms through httpx (0.27 ms over a raw
     socket). Tests that inject an httpx transport use ``HttpxFetch`` instead."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    def __init__(
+        self, session: aiohttp.ClientSession, write_session: aiohttp.ClientSession | None = None
+    ) -> None:
+        # Reads and writes on separate sessions (separate connection limits): when the primary
+        # stalls, writes hang until their budget ends and would hold every connection of one
+        # shared pool, so reads at every edge failed too (a drill found it).
+        self._session, self._writes = session, write_session or session
 
     async def __call__(self, request: HubRequest, timeout_s: float) -> HubResponse:
+        session = self._writes if request.write else self._session
         try:
             # encoded=True: the path and query go out byte for byte as the hop signed them.
-            async with self._session.request(
+            async with session.request(
                 request.method, yarl.URL(request.url, encoded=True), headers=request.headers,
                 data=request.body or None, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s),

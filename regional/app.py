@@ -40,7 +40,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     settings = settings or HubSettings.from_env()
     setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing(f"memorybank-hub-{settings.region}")
-    replica = Replica(settings.replica_url)
+    replica = Replica(settings.replica_url,
+                      pool_timeout_s=settings.replica_pool_timeout_ms / 1000)
     central = CentralClient(settings.central_url, settings.central_secret,
                             timeout_s=settings.central_timeout_s)
     clock = ReplayClock(settings.replica_url, primary=central.primary_position)

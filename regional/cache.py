@@ -9,7 +9,14 @@ Three rules make a cached answer safe to serve under a consistency token:
 - ``feed:mark`` is the replay position the follower has fully processed; an entry may answer a
   read whose token is at most the mark, and the answer's token is the mark.
 Entries live under an epoch; bumping it (when the follower cannot resume its cursor) drops them all.
-Positions are ``ConsistencyToken`` strings (fixed width), so Lua compares them as strings."""
+Positions are ``ConsistencyToken`` strings (fixed width), so Lua compares them as strings.
+
+``mb:cache:floor`` marks a Redis whose state the follower set up: the replay position at which it
+last started fresh (cursor at the feed's head), so no change at or before it will ever be
+invalidated one by one. FILL refuses while the floor is missing (Redis restarted empty: no cursor,
+no ``inv:`` marks, nothing filled is safe until the follower starts over) and for a read older
+than the floor; GET misses while it is missing. Every worker reads the epoch inside the script,
+never from its own memory, so a worker that does not run the follower uses the current epoch."""
 
 from __future__ import annotations
 
@@ -22,11 +29,20 @@ from redis.exceptions import RedisError
 from mbhttp import metrics
 from mbwire import ConsistencyToken
 
+# Entry keys are built in the scripts from the epoch they read (one Redis per hub, not a cluster).
 _FILL = """
-local inv = redis.call('GET', KEYS[2])
+local floor = redis.call('GET', 'mb:cache:floor')
+local epoch = redis.call('GET', 'mb:cache:epoch')
+if not floor or not epoch or floor > ARGV[1] then return 0 end
+local inv = redis.call('GET', KEYS[1])
 if inv and inv > ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', 'mb:twin:' .. epoch .. ':' .. ARGV[4], ARGV[2], 'EX', ARGV[3])
 return 1
+"""
+_GET = """
+local epoch = redis.call('GET', 'mb:cache:epoch')
+if not epoch or not redis.call('GET', 'mb:cache:floor') then return {false, false} end
+return {redis.call('GET', 'mb:twin:' .. epoch .. ':' .. ARGV[1]), redis.call('GET', 'mb:feed:mark')}
 """
 INV_TTL_S = 600  # longer than any replica read can take (statement timeout is 10 s)
 
@@ -45,6 +61,7 @@ class TwinCache:
         self.ttl_s = ttl_s
         self.epoch = 0
         self._fill = client.register_script(_FILL)
+        self._get = client.register_script(_GET)
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(CachedTwin)
 
@@ -55,13 +72,10 @@ class TwinCache:
         raw = await self.redis.get("mb:cache:epoch")
         self.epoch = int(raw or 0)
 
-    async def bump_epoch(self) -> None:
-        self.epoch = int(await self.redis.incr("mb:cache:epoch"))
-
     async def get(self, twin_id: str) -> tuple[CachedTwin | None, ConsistencyToken | None]:
         """The entry (if any) and the follower's mark; a Redis failure reads as a miss."""
         try:
-            raw, mark = await self.redis.mget(self._key(twin_id), "mb:feed:mark")
+            raw, mark = await self._get(keys=[], args=[twin_id])
         except RedisError:
             return None, None
         # The client is made without decode_responses, so values are bytes.
@@ -73,8 +87,8 @@ class TwinCache:
     async def fill(self, twin_id: str, entry: CachedTwin) -> bool:
         try:
             done = await self._fill(
-                keys=[self._key(twin_id), f"mb:inv:{twin_id}"],
-                args=[entry.lsn, self._encoder.encode(entry), self.ttl_s],
+                keys=[f"mb:inv:{twin_id}"],
+                args=[entry.lsn, self._encoder.encode(entry), self.ttl_s, twin_id],
             )
         except RedisError:
             return False
@@ -83,11 +97,13 @@ class TwinCache:
     async def invalidate(
         self, twin_ids: set[str], inv: ConsistencyToken, cursor: int,
         mark: ConsistencyToken | None,
-    ) -> None:
+    ) -> bool:
         """Run by the follower: ``inv`` is a replay position at or after every change's commit
         (so FILLs from reads that could have missed them are refused); ``mark``, when given,
-        is a position up to which every change is now processed."""
+        is a position up to which every change is now processed. False when Redis has lost the
+        state the follower set up (no floor: it restarted empty); the follower then starts over."""
         pipe = self.redis.pipeline(transaction=False)
+        pipe.exists("mb:cache:floor")
         for twin_id in twin_ids:
             pipe.set(f"mb:inv:{twin_id}", str(inv), ex=INV_TTL_S)
         for twin_id in twin_ids:
@@ -95,12 +111,25 @@ class TwinCache:
         pipe.set("mb:feed:cursor", cursor)
         if mark is not None:
             pipe.set("mb:feed:mark", str(mark))
-        await pipe.execute()
+        return bool((await pipe.execute())[0])
 
     async def cursor(self) -> int | None:
         raw = await self.redis.get("mb:feed:cursor")
         return int(raw) if raw is not None else None
 
-    async def reset(self, cursor: int, mark: ConsistencyToken) -> None:
-        await self.bump_epoch()
-        await self.redis.mset({"mb:feed:cursor": cursor, "mb:feed:mark": str(mark)})
+    async def has_state(self) -> bool:
+        """Whether the follower's state (the floor) is in Redis: gone after a restart."""
+        return bool(await self.redis.exists("mb:cache:floor"))
+
+    async def reset(
+        self, cursor: int, mark: ConsistencyToken, floor: ConsistencyToken | None = None
+    ) -> None:
+        """Starts over at ``cursor``: a new epoch (dropping every entry), and ``floor``, a replay
+        position at or after every change up to ``cursor``, below which no fill is taken (a read
+        from before it may lack a change the follower will never invalidate). One transaction,
+        so no fill lands between the epoch and the floor."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr("mb:cache:epoch")
+        pipe.mset({"mb:feed:cursor": cursor, "mb:feed:mark": str(mark),
+                   "mb:cache:floor": str(floor or mark)})
+        self.epoch = int((await pipe.execute())[0])

@@ -32,6 +32,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 POSITION_PATH = "/internal/position"
+OPS_TIMEOUT_S = 1.0  # an internal GET (position, replication): below the edge's attempt timeout
 
 
 class _Position(msgspec.Struct):
@@ -54,6 +55,10 @@ class CentralClient:
         self._signer = HopSigner(secret)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0)
         self._session: aiohttp.ClientSession | None = None
+        # The internal GETs reads depend on (the primary's position, replication) have their
+        # own connections and a short timeout: writes hung on a stalled central or primary fill
+        # the write session's 64 connections, and must not make those reads wait behind them.
+        self._ops: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
         """Made in the app's lifespan: a session belongs to the running event loop."""
@@ -62,18 +67,25 @@ class CentralClient:
             connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
             auto_decompress=False,
         )
+        self._ops = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=OPS_TIMEOUT_S, sock_connect=1.0),
+            connector=aiohttp.TCPConnector(limit=16, keepalive_timeout=30),
+            auto_decompress=False,
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._ops):
+            if session is not None:
+                await session.close()
 
     async def forward(
         self, method: str, path: str, *, principal: Principal | None, request_id: str,
         query: str = "", body: bytes = b"", content_type: str | None = None,
         idempotency_key: str | None = None,
     ) -> Forwarded:
-        if self._session is None:
+        if self._session is None or self._ops is None:
             raise UpstreamUnavailable("the hub is starting; retry", retry_after=1)
+        session = self._ops if method == "GET" else self._session
         # Sent and signed byte for byte: yarl must not re-encode what the signature covers.
         wire_path = quote(path, safe=_PATH_SAFE)
         headers = self._signer.sign(method, wire_path, principal, request_id,
@@ -86,7 +98,7 @@ class CentralClient:
             headers[h.IDEMPOTENCY_KEY] = idempotency_key
         target = f"{self._base}{wire_path}?{query}" if query else f"{self._base}{wire_path}"
         try:
-            async with self._session.request(
+            async with session.request(
                 method, yarl.URL(target, encoded=True), data=body or None, headers=headers,
                 allow_redirects=False,
             ) as response:
@@ -109,12 +121,12 @@ class CentralClient:
     async def primary_position(self) -> ConsistencyToken:
         """The primary's current WAL position (``GET /internal/position`` at central, an
         anonymous hop). Unavailable when central cannot say within a second."""
-        if self._session is None:
+        if self._ops is None:
             raise UpstreamUnavailable("the hub is starting; retry", retry_after=1)
         headers = self._signer.sign("GET", POSITION_PATH, None, "primary-position")
         headers[h.REQUEST_ID] = "primary-position"
         try:
-            async with self._session.get(
+            async with self._ops.get(
                 yarl.URL(self._base + POSITION_PATH, encoded=True), headers=headers,
                 timeout=aiohttp.ClientTimeout(total=1.0),
             ) as response:

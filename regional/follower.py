@@ -4,8 +4,9 @@ of a change before the replica can show it) and invalidates the Redis cache. Lat
 
 The feed's ``seq`` is assigned in commit order (central/store.py), so "seq > cursor" misses
 nothing. The cursor lives in Redis beside the cache it protects: a restarted hub resumes where
-it stopped; if the feed no longer holds that far back (or Redis lost it), the cache epoch is
-bumped instead, dropping every entry."""
+it stopped; if the feed no longer holds that far back, or Redis lost its state (restarted
+empty: its floor key is gone, regional/cache.py), the follower starts over at the feed's head
+under a new epoch and a floor that refuses fills from reads older than that head."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ Change = tuple[int, str, str]  # (seq, kind, key)
 Listener = Callable[[list[Change], ConsistencyToken], Awaitable[None]]
 
 
+class LostState(Exception):
+    """The hub's Redis no longer holds what the follower set up in it."""
+
+
 class Follower:
     def __init__(self, replica: Replica, clock: ReplayClock, cache: TwinCache) -> None:
         self.replica, self.clock, self.cache = replica, clock, cache
@@ -35,12 +40,17 @@ class Follower:
 
     async def _start(self) -> None:
         await self.cache.load_epoch()
-        low, high = await self.replica.feed_head()
+        low, high, at = await self.replica.feed_head_at()
         saved = await self.cache.cursor()
-        if saved is None or (low and saved < low - 1) or saved > high:
+        # No floor: Redis restarted empty (or predates it). A cursor alone is not enough: the
+        # follower may have written it again since the restart, after entries were lost.
+        if (saved is None or not await self.cache.has_state() or (low and saved < low - 1)
+                or saved > high):
             self.cursor = high
             # Mark 0: until the follower has processed a step, no token is served from cache.
-            await self.cache.reset(high, ConsistencyToken(0))
+            # Floor ``at``: changes up to ``high`` are never invalidated one by one, so a read
+            # from before them must not fill.
+            await self.cache.reset(high, ConsistencyToken(0), floor=at)
             log.info("follower starts fresh at seq %d (cache epoch %d)", high, self.cache.epoch)
         else:
             self.cursor = saved
@@ -52,7 +62,7 @@ class Follower:
                 await self._start()
                 while True:
                     await self.step()
-            except (Unavailable, RedisError, OSError) as exc:
+            except (Unavailable, RedisError, OSError, LostState) as exc:
                 log.warning("follower paused: %s", exc)
                 await asyncio.sleep(0.5)
 
@@ -67,9 +77,11 @@ class Follower:
                 self.cursor = changes[-1][0]
             twins = {key for _, kind, key in changes if kind in ("twin", "grant")}
             if changes or (complete and before > self.mark):
-                await self.cache.invalidate(
+                kept = await self.cache.invalidate(
                     twins, after, self.cursor, before if complete else None
                 )
+                if not kept:
+                    raise LostState("Redis lost the follower's state (restarted?); starting over")
             if changes:
                 for listener in self.listeners:
                     await listener(changes, after)

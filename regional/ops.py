@@ -98,7 +98,8 @@ async def healthz(clock: Clock, settings: Settings,
                   indexer: Indexer) -> Response[dict[str, Any]]:
     """200 only while this hub can answer reads: its replica clock ticked within 2 s."""
     body = {"status": "ok" if clock.healthy else "degraded", "region": settings.region,
-            "replica_lag_ms": clock.lag_ms, **index_fields(clock, indexer)}
+            "replica_lag_ms": clock.lag_ms, "replica_streaming": clock.streaming,
+            **index_fields(clock, indexer)}
     return Response(body, status_code=200 if clock.healthy else 503)
 
 
@@ -123,7 +124,9 @@ async def regions(
     for region in settings.region_list:
         role = "primary" if region == settings.primary_region else "replica"
         if region == settings.region:
-            status = "up" if clock.healthy and clock.lag_ms < LAG_DEGRADED_MS else "degraded"
+            # A replica cut off from the primary answers, but from an unknown distance behind.
+            up = clock.healthy and clock.streaming and clock.lag_ms < LAG_DEGRADED_MS
+            status = "up" if up else "degraded"
             out.append({"id": region, "status": status, "replica_lag_ms": clock.lag_ms,
                         "role": role, **index_fields(clock, indexer)})
             continue

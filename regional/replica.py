@@ -27,8 +27,13 @@ select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
             else pg_current_wal_lsn() end::text,
        case when pg_is_in_recovery() then pg_last_wal_receive_lsn()
             else pg_current_wal_lsn() end::text,
-       coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0)::float8
+       coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0)::float8,
+       not pg_is_in_recovery()
+         or coalesce((select status = 'streaming' from pg_stat_wal_receiver), false)
 """
+# The clock polls every 10 ms at most when idle; silence longer than this means the replica (or
+# the clock's connection to it) hangs, and every second of it is a second the answers may miss.
+SILENT_S = 0.5
 
 
 # A twin's grants as one JSON object {sub: access}, read with the twin in one statement.
@@ -77,8 +82,13 @@ class ReplayClock:
         self.primary_known = 0
         self._primary = primary
         self._asking = asyncio.Lock()
-        self.lag_ms = 0.0
+        self._lag_ms = 0.0     # as of the last poll, while streaming
         self.checked_at = 0.0  # monotonic time of the last successful poll
+        # Whether the replica's WAL receiver streamed from the primary at the last poll, and
+        # when it last did: a disconnected replica replays nothing new, so "received ==
+        # replayed" says nothing about what it misses.
+        self.streaming = False
+        self.streamed_at = time.monotonic()
         self._advanced = asyncio.Event()
         self._wake = asyncio.Event()  # a reader started waiting: poll now, not after the nap
         self._waiters = 0
@@ -86,6 +96,17 @@ class ReplayClock:
     @property
     def healthy(self) -> bool:
         return time.monotonic() - self.checked_at < 2.0
+
+    @property
+    def lag_ms(self) -> float:
+        """How far behind the primary this replica's answers may be: the replay delay while it
+        streams; while it is disconnected (or the clock hears nothing from it), that delay plus
+        the time since it last streamed (or last answered), which grows until it is back."""
+        now = time.monotonic()
+        since = now - self.checked_at if now - self.checked_at > SILENT_S else 0.0
+        if not self.streaming:
+            since = max(since, now - self.streamed_at)
+        return self._lag_ms + since * 1000
 
     async def run(self) -> None:
         """Polls until cancelled, reconnecting after errors."""
@@ -115,8 +136,11 @@ class ReplayClock:
         # Idle replicas have an old last-replay timestamp but no lag: lag exists only while
         # something received is not yet replayed.
         self.received = max(self.received, received)
-        self.lag_ms = float(row[2]) if received > replayed else 0.0
         self.checked_at = time.monotonic()
+        self.streaming = bool(row[3])
+        if self.streaming:
+            self._lag_ms = float(row[2]) if received > replayed else 0.0
+            self.streamed_at = self.checked_at
         if replayed > self.position:
             self.position = replayed
             self._advanced.set()
@@ -179,10 +203,14 @@ class ReplayClock:
 
 
 class Replica:
-    def __init__(self, url: str, *, max_size: int = 8) -> None:
+    def __init__(self, url: str, *, max_size: int = 8, pool_timeout_s: float = 0.8) -> None:
+        # pool_timeout_s: how long a read waits for a connection (none while the replica
+        # restarts). Below the edge's per-hub attempt timeout, so the hub answers 503 itself and
+        # the edge moves the read to another region within its budget (HubSettings says more).
+        self.pool_timeout_s = pool_timeout_s
         self.pool = AsyncConnectionPool(
             url, min_size=1, max_size=max_size, open=False, name="replica",
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "connect_timeout": 2},
         )
 
     async def open(self) -> None:
@@ -194,7 +222,7 @@ class Replica:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         try:
-            async with self.pool.connection(timeout=5) as conn:
+            async with self.pool.connection(timeout=self.pool_timeout_s) as conn:
                 yield conn
         except (psycopg.OperationalError, TimeoutError) as exc:
             raise Unavailable(f"this region's replica is unavailable ({type(exc).__name__})",
@@ -242,10 +270,16 @@ class Replica:
 
     async def feed_head(self) -> tuple[int, int]:
         """(lowest retained seq, highest seq) of the change feed."""
+        low, high, _ = await self.feed_head_at()
+        return low, high
+
+    async def feed_head_at(self) -> tuple[int, int, ConsistencyToken]:
+        """``feed_head`` and a replay position read after it on the same connection: every
+        change up to the highest seq committed at or before that position."""
         async with self.connection() as conn:
             cur = await conn.execute(
                 "select coalesce(min(seq), 0), coalesce(max(seq), 0) from change_feed"
             )
             row = await cur.fetchone()
             assert row is not None
-            return row[0], row[1]
+            return row[0], row[1], await self._position(conn)

@@ -24,6 +24,10 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # (EdgeSettings.attempt_timeout_s, 1.5 s), so a hub waiting on purpose answers 503 itself
     # before the edge would time it out and count it as sick.
     token_wait_ms: int = 1000
+    # How long a read waits for one of the replica pool's connections (none while the replica
+    # restarts) before answering 503 + Retry-After: well below the edge's per-hub attempt
+    # timeout, so the edge moves the read to another region instead of timing out here.
+    replica_pool_timeout_ms: int = 500
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
     central_timeout_s: float = 10.0

@@ -92,7 +92,8 @@ class Forwarder:
             if read and not last:
                 timeout = min(self._settings.attempt_timeout_s, remaining)
             try:
-                response = await self._send(region, self._hub_request(region, req, hop), timeout)
+                request = self._hub_request(region, req, hop, write=action.writes)
+                response = await self._send(region, request, timeout)
             except FetchFailed as exc:
                 if not (tokened and exc.timed_out and exc.sent):
                     health.record_failure(region, hard=not exc.sent)
@@ -142,7 +143,9 @@ class Forwarder:
             raise FetchFailed(f"no answer from {region} in {timeout_s:.2f}s", sent=True,
                               timed_out=True) from None
 
-    def _hub_request(self, region: str, req: EdgeRequest, hop: Hop) -> HubRequest:
+    def _hub_request(
+        self, region: str, req: EdgeRequest, hop: Hop, *, write: bool = False
+    ) -> HubRequest:
         headers = {name: value for name in FORWARDED_HEADERS if (value := req.header(name))}
         # Signed as sent: the raw path and query go to the hub verbatim (the fetch ports must
         # not re-encode them), so the hub checks exactly what it received.
@@ -157,4 +160,4 @@ class Forwarder:
         if req.client:
             headers["x-forwarded-for"] = req.client
         url = self._settings.hubs[region].rstrip("/") + req.target
-        return HubRequest(req.method, url, headers, req.body)
+        return HubRequest(req.method, url, headers, req.body, write=write)

@@ -98,6 +98,9 @@ class HubRequest:
     url: str
     headers: dict[str, str]
     body: bytes = b""
+    # A write: the fetch port sends it over connections of its own, so writes hung on a
+    # stalled primary can never take the connections reads need.
+    write: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,9 @@ def redis_stack() -> Iterator[Stack]:
 async def cache(redis_stack: Stack) -> AsyncIterator[TwinCache]:
     client = aioredis.Redis.from_url(redis_stack.topology().redis["ams"])
     await client.flushdb()
-    yield TwinCache(client, ttl_s=60)
+    cache = TwinCache(client, ttl_s=60)
+    await cache.reset(0, ConsistencyToken(0))   # what the follower does first (its floor)
+    yield cache
     await client.aclose()
 
 
@@ -58,6 +60,18 @@ async def test_epoch_bump_drops_every_entry(cache: TwinCache):
     await cache.reset(cursor=9, mark=ConsistencyToken(0))
     assert (await cache.get("a"))[0] is None and (await cache.get("b"))[0] is None
     assert await cache.cursor() == 9
+
+
+async def test_nothing_fills_or_answers_while_redis_has_lost_the_followers_state(
+    cache: TwinCache,
+):
+    assert await cache.fill("t", entry(10))
+    await cache.redis.flushall()                        # restarted empty
+    assert not await cache.fill("t", entry(20))
+    assert (await cache.get("t"))[0] is None
+    await cache.reset(cursor=3, mark=ConsistencyToken(0), floor=ConsistencyToken(15))
+    assert not await cache.fill("t", entry(14))         # older than the fresh start
+    assert await cache.fill("t", entry(15))
 
 
 async def test_tokens_compare_in_lua_like_positions(cache: TwinCache):

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mbwire import ConsistencyToken as T
-from regional.follower import Follower
+from regional.follower import Follower, LostState
 
 Rows = list[tuple[int, str, str]]
 
@@ -32,9 +34,11 @@ class FakeClock:
 class FakeCache:
     def __init__(self) -> None:
         self.calls: list[tuple[set[str], T, int, T | None]] = []
+        self.kept = True   # False: Redis restarted empty since the follower set it up
 
-    async def invalidate(self, twins: set[str], inv: T, cursor: int, mark: T | None) -> None:
+    async def invalidate(self, twins: set[str], inv: T, cursor: int, mark: T | None) -> bool:
         self.calls.append((twins, inv, cursor, mark))
+        return self.kept
 
 
 def follower(polls: list[tuple[int, Rows, int]], batch: int = 1000) -> Follower:
@@ -77,3 +81,11 @@ async def test_a_quiet_step_still_advances_the_mark_once() -> None:
     assert cache.calls == [(set(), T(200), 7, T(200))]
     await f.step()  # nothing new and no movement: no Redis write at all
     assert len(cache.calls) == 1
+
+
+async def test_a_redis_that_lost_the_followers_state_stops_the_step() -> None:
+    f = follower([(100, [(1, "twin", "a")], 120)])
+    f.cache.kept = False  # type: ignore[attr-defined]
+    with pytest.raises(LostState):
+        await f.step()
+    assert f.mark == T(0)   # nothing is marked processed in a Redis that lost the rest

@@ -61,8 +61,8 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Realtime (regional/realtime/): WebSocket connections per caller by tier (HUB_REALTIME_LIMITS
     # is a JSON object) and per worker in all; frames queued per connection before it is closed
     # as a slow consumer (4008); seconds of silence before the hub sends a ping frame.
-    realtime_limits: dict[str, int] = {"free": 5, "pro": 50, "enterprise": 500,
-                                       "internal": 10_000}
+    realtime_limits: dict[str, int] = msgspec.field(default_factory=lambda: {
+        "free": 5, "pro": 50, "enterprise": 500, "internal": 10_000})
     realtime_max_connections: int = 20_000
     realtime_queue_max: int = 256
     realtime_ping_s: float = 20.0

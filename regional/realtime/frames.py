@@ -64,11 +64,12 @@ def message(channel: str, event: str, data: dict[str, Any], token: str, seq: int
                     "consistency_token": token, "seq": seq})
 
 
-def subscribed(channels: list[str], seq: int, token: str) -> bytes:
+def subscribed(channels: list[str], seq: int, token: str, hub: str) -> bytes:
     """Sent once a subscribe's replay is queued: messages after it are live; ``seq`` is where
-    the hub's feed stands (a client with nothing to wait for may use it as its next since)."""
+    the hub's feed stands (a client with nothing to wait for may use it as its next since);
+    ``hub``: the region serving the socket (whose replica the tokens refer to)."""
     return _encode({"op": "subscribed", "channels": channels, "seq": seq,
-                    "consistency_token": token})
+                    "consistency_token": token, "hub": hub})
 
 
 def error(detail: str, channel: str | None = None, status: int = 400) -> bytes:

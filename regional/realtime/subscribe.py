@@ -20,8 +20,10 @@ from regional.realtime.feed import RealtimeFeed
 
 
 class Subscriptions:
-    def __init__(self, broker: Broker, feed: RealtimeFeed, *, replay_batch: int = 500) -> None:
+    def __init__(self, broker: Broker, feed: RealtimeFeed, region: str, *,
+                 replay_batch: int = 500) -> None:
         self.broker, self.feed, self.replay_batch = broker, feed, replay_batch
+        self.region = region
 
     async def handle(self, conn: Connection, op: frames.Op) -> None:
         if isinstance(op, frames.Unsubscribe):
@@ -74,7 +76,7 @@ class Subscriptions:
             for channel in kept:
                 if conn.subs.get(channel) and conn.subs[channel].yjs:
                     await self.sync(conn, channel, twins[channel], cursor)
-            await conn.queue.put(frames.subscribed(kept, cursor, str(self.feed.token)))
+            await conn.queue.put(frames.subscribed(kept, cursor, str(self.feed.token), self.region))
         finally:
             held, conn.held = conn.held, None
             for channel, frame in held or ():

@@ -28,7 +28,7 @@ def make(queue_max: int = 256, limits: dict[str, int] | None = None,
     feed = RealtimeFeed(None, None)  # type: ignore[arg-type]
     feed.cursor, feed.sink = 7, broker.publish
     app = realtime_endpoint(never_called, signer=HopSigner(SECRET), broker=broker, feed=feed,
-                            ping_s=5)
+                            region="ams", ping_s=5)
     return app, broker, feed
 
 
@@ -48,11 +48,12 @@ class Client:
         self.scope = {"type": "websocket", "path": path, "headers": headers,
                       "extensions": {"websocket.http.response": {}}}
         self.task = asyncio.ensure_future(app(self.scope, self.incoming.get, self.send))
-        self.stalled = False
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     async def send(self, message: dict[str, Any]) -> None:
-        while self.stalled and message["type"] == "websocket.send":
-            await asyncio.sleep(0.01)
+        if message["type"] == "websocket.send":
+            await self.flowing.wait()
         self.sent.append(message)
 
     def op(self, **op: Any) -> None:
@@ -100,7 +101,7 @@ async def test_a_subscriber_gets_messages_of_its_channels_with_their_token_and_s
     got = client.frames()
     assert got[0]["op"] == "error" and got[0]["channel"] == "nope:x"
     assert got[1] == {"op": "subscribed", "channels": ["global"], "seq": 7,
-                      "consistency_token": "L0000000000000000"}
+                      "consistency_token": "L0000000000000000", "hub": "ams"}
     assert got[2] == {"channel": "global", "event": "knowledge", "seq": 8,
                       "consistency_token": "L00000000000000AB",
                       "data": {"doc_id": "doc1", "version": 3, "deleted": False}}
@@ -144,12 +145,12 @@ async def test_a_stalled_reader_is_closed_with_4008_while_a_reader_that_keeps_up
     for client in (slow, fast):
         client.op(op="subscribe", channels=["global"])
     await settle()
-    slow.stalled = True
+    slow.flowing.clear()
     for seq in range(8, 108):
         await broker.publish([Row(seq, "knowledge", f"d{seq}", 1)], ConsistencyToken(seq))
         await settle()  # the fast reader's writer runs between publishes
     await settle()
-    slow.stalled = False
+    slow.flowing.set()
     await asyncio.wait_for(slow.task, 2)
     assert slow.sent[-1] == {"type": "websocket.close", "code": frames.CLOSE_SLOW_CONSUMER,
                              "reason": "slow consumer: reconnect with since"}

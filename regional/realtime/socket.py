@@ -77,7 +77,10 @@ def realtime_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, feed: 
             await deny(scope, send, RateLimited(str(exc), retry_after=5), rid)
             return
         try:
-            await send({"type": "websocket.accept"})
+            # The Worker passes a browser's socket straight through: echo its subprotocol.
+            offered: Any = scope.get("subprotocols") or []
+            await send({"type": "websocket.accept",
+                        "subprotocol": "bearer" if "bearer" in offered else None})
             await serve(conn, receive, send, subscriptions, ping_s)
         finally:
             broker.release(conn)

@@ -139,8 +139,12 @@ class Broker:
         has, after which the client has the whole state (so the next diff starts there)."""
         if state is None:
             return data
-        update = diff(state[0], sub.vector)
-        sub.vector = state_vector(state[0])
+        try:
+            update = diff(state[0], sub.vector)
+            sub.vector = state_vector(state[0])
+        except ValueError:  # a stored state pycrdt cannot read: the next message sends it all
+            sub.vector = None
+            return data
         return {**data, "update": base64.b64encode(update).decode(), "state_version": state[1]}
 
     async def recheck(self, channel: str, twin_id: str) -> None:

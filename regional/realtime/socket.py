@@ -110,9 +110,13 @@ async def serve(conn: Connection, receive: Receive, send: Send, subscriptions: S
     async def write_frames() -> None:
         while True:
             try:
-                frame = await asyncio.wait_for(conn.queue.get(), ping_s)
-            except TimeoutError:  # idle: a ping keeps proxies from dropping the connection
-                frame = b'{"op":"ping","at":%d}' % int(time.time())
+                frame = conn.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:  # asyncio.timeout, not wait_for: no task per frame
+                    async with asyncio.timeout(ping_s):
+                        frame = await conn.queue.get()
+                except TimeoutError:  # idle: a ping keeps proxies from dropping the connection
+                    frame = b'{"op":"ping","at":%d}' % int(time.time())
             await send({"type": "websocket.send", "text": frame.decode()})
 
     tasks = [asyncio.ensure_future(c) for c in (read_ops(), write_frames(), conn.closing.wait())]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 
+from crdt.errors import CrdtError
 from crdt.twin import diff, state_vector
+from crdt.v1 import decode_state_vector
 from regional.realtime import channels, frames
 from regional.realtime.broker import Broker, Connection, Sub
 from regional.realtime.feed import RealtimeFeed
@@ -44,8 +46,9 @@ class Subscriptions:
             if op.yjs and twin is not None and channel in op.state_vectors:
                 try:
                     vector = base64.b64decode(op.state_vectors[channel], validate=True)
-                except (binascii.Error, ValueError):
-                    await conn.queue.put(frames.error("state vector is not base64",
+                    decode_state_vector(vector)
+                except (binascii.Error, ValueError, CrdtError):
+                    await conn.queue.put(frames.error("not a base64 Yjs state vector",
                                                       channel=channel, status=422))
                     continue
             if len(conn.subs) >= frames.MAX_CHANNELS and channel not in conn.subs:

@@ -124,6 +124,18 @@ async def test_a_bad_op_is_an_error_frame_and_the_socket_stays() -> None:
     await client.leave()
 
 
+async def test_a_state_vector_that_is_not_one_is_refused_before_it_reaches_the_feed() -> None:
+    app, broker, _ = make()
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["twin:t1"], yjs=True,
+              state_vectors={"twin:t1": "//8="})  # base64 of two bytes that decode to nothing
+    await settle()
+    refused = client.frames()[0]
+    assert refused["op"] == "error" and refused["channel"] == "twin:t1"
+    assert refused["status"] == 422 and "twin:t1" not in broker.by_channel
+    await client.leave()
+
+
 async def test_connections_per_caller_are_limited_by_tier() -> None:
     app, broker, _ = make(limits={"free": 2})
     first, second = Client(app, hop()), Client(app, hop())

@@ -10,12 +10,14 @@ one) gets only rows after its ``since``."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 
 from crdt.errors import CrdtError
 from crdt.twin import diff, state_vector
 from crdt.v1 import decode_state_vector
+from mbwire import Unavailable
 from regional.realtime import channels, frames
 from regional.realtime.broker import Broker, Connection, Sub
 from regional.realtime.feed import RealtimeFeed
@@ -58,6 +60,14 @@ class Subscriptions:
             if twin is not None:
                 twins[channel] = twin
             named.append((channel, vector))
+        if not self.feed.started.is_set():
+            # Before the tail knows where the feed stands there is no cursor to replay up to.
+            try:
+                async with asyncio.timeout(5):
+                    await self.feed.started.wait()
+            except TimeoutError:
+                raise Unavailable("this hub's change feed is not readable yet",
+                                  retry_after=1) from None
         cursor = self.feed.cursor
         live_from = cursor if op.since is None else max(op.since, cursor)
         conn.held = []

@@ -27,6 +27,7 @@ def make(queue_max: int = 256, limits: dict[str, int] | None = None,
                     queue_max=queue_max)
     feed = RealtimeFeed(None, None)  # type: ignore[arg-type]
     feed.cursor, feed.sink = 7, broker.publish
+    feed.started.set()
     app = realtime_endpoint(never_called, signer=HopSigner(SECRET), broker=broker, feed=feed,
                             region="ams", ping_s=5)
     return app, broker, feed
@@ -133,6 +134,21 @@ async def test_a_state_vector_that_is_not_one_is_refused_before_it_reaches_the_f
     refused = client.frames()[0]
     assert refused["op"] == "error" and refused["channel"] == "twin:t1"
     assert refused["status"] == 422 and "twin:t1" not in broker.by_channel
+    await client.leave()
+
+
+async def test_a_subscribe_waits_until_the_feed_knows_where_it_stands() -> None:
+    app, _, feed = make()
+    feed.started.clear()
+    feed.cursor = -1  # the tail has not read the feed's head yet: nothing to replay up to
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["global"], since=9)
+    await settle()
+    assert client.frames() == []
+    feed.cursor = 7
+    feed.started.set()
+    await settle()
+    assert client.frames()[0]["op"] == "subscribed" and client.frames()[0]["seq"] == 7
     await client.leave()
 
 

@@ -9,11 +9,9 @@ Settings come from ``EDGE_*`` variables (see ``mbedge.settings``): ``EDGE_POP``,
 sliding-window limiter, a TTL LRU cache, and a background loop probing every hub's
 ``/healthz`` (the Worker does the same from a cron trigger).
 
-WebSocket (``/v1/realtime``) is refused for now with a 501 problem: through the WebSocket Denial
-Response extension when the server offers it (granian does: the client sees an HTTP 501 with the
-problem+json body), else by accepting and closing at once with code 4501 and the problem's
-title as the reason. Proxying it needs only auth + ``plan_route`` from the core and a byte pump
-here, so nothing in the core stands in its way."""
+WebSocket (``/v1/realtime``): authenticated at the upgrade and piped to the nearest healthy hub
+(``devstack/edge_ws.py``, rules in ``mbedge.realtime``); a refusal is an HTTP problem through the
+WebSocket Denial Response extension (granian offers it)."""
 
 from __future__ import annotations
 
@@ -26,10 +24,10 @@ from typing import Any
 
 import aiohttp
 import httpx
-import msgspec
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
+from devstack.edge_ws import WebSocketProxy
 from devstack.fetch import CONNECTIONS_PER_CLIENT, UPSTREAM_CLIENTS, AiohttpFetch, HttpxFetch
 from georouting import HealthBook
 from mbedge import (
@@ -41,11 +39,10 @@ from mbedge import (
     SlidingWindowLimiter,
 )
 from mbedge.limits import ANONYMOUS
-from mbedge.messages import lower_headers, request_id
+from mbedge.messages import lower_headers
 from mbhttp import metrics
 from mbhttp.tracing import setup_tracing
 from mbwire import actions
-from mbwire.errors import PROBLEM_CONTENT_TYPE, Unimplemented
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 log = logging.getLogger("devstack.edge_local")
@@ -79,6 +76,8 @@ class LocalEdge:
         self._edge: Edge | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._prober: asyncio.Task[None] | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
+        self._ws: WebSocketProxy | None = None
 
     @property
     def edge(self) -> Edge:
@@ -127,6 +126,9 @@ class LocalEdge:
             background=self._spawn,
         )
         self._edge = Edge(s, ports)
+        # Its own session: sockets are long-lived and must not hold the HTTP pool's connections.
+        self._ws_session = aiohttp.ClientSession(trust_env=False)
+        self._ws = WebSocketProxy(self._edge, self._ws_session)
         if self._probe_interval > 0:
             self._prober = asyncio.get_running_loop().create_task(self._probe_loop())
 
@@ -141,6 +143,9 @@ class LocalEdge:
         for session in (self._session, self._write_session):
             if session is not None:
                 await session.close()
+        if self._ws_session is not None:
+            await self._ws_session.close()
+        self._ws_session, self._ws = None, None
         self._clients, self._session, self._edge, self._prober = [], None, None, None
         self._write_clients, self._write_session = [], None
 
@@ -166,7 +171,9 @@ class LocalEdge:
             await self.start()
             await self._http(scope, receive, send)
         elif kind == "websocket":
-            await self._refuse_websocket(scope, receive, send)
+            await self.start()
+            assert self._ws is not None
+            await self._ws(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -237,27 +244,6 @@ class LocalEdge:
             if cached in ("HIT", "MISS"):  # not BYPASS etc.: only lookups count
                 (metrics.edge_cache_hit if cached == "HIT" else metrics.edge_cache_miss).inc()
         return response.status
-
-    async def _refuse_websocket(self, scope: Scope, receive: Any, send: Any) -> None:
-        await receive()  # websocket.connect
-        headers = lower_headers(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-        )
-        problem = Unimplemented("realtime over WebSocket is not available yet; poll the HTTP "
-                                "API (GET /v1/twins/{twin_id}) meanwhile")
-        rid = request_id(headers.get("x-request-id"))
-        body = msgspec.json.encode(problem.body(instance=scope["path"][:200], request_id=rid))
-        if "websocket.http.response" in (scope.get("extensions") or {}):
-            await send({"type": "websocket.http.response.start", "status": problem.status,
-                        "headers": [(b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                                    (b"content-length", str(len(body)).encode()),
-                                    (b"x-request-id", rid.encode())]})
-            await send({"type": "websocket.http.response.body", "body": body})
-            return
-        # Close codes 4000-4999 are the application's: 4000 + the HTTP status says the same.
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 4000 + problem.status,
-                    "reason": f"{problem.status} {problem.title}: {problem.type}"[:123]})
 
     async def _read_body(self, receive: Any) -> bytes:
         """Reads at most one byte past the limit: the core then answers 413 without the edge

@@ -45,9 +45,12 @@ from mbedge import (
     SlidingWindowLimiter,
 )
 from mbedge.limits import ANONYMOUS
-from mbedge.messages import lower_headers
+from mbedge.messages import lower_headers, request_id
+from mbedge.realtime import hub_target, plan_upgrade
 from mbedge.session import SESSION_TTL_S, MemorySessions
-from mbwire import ConsistencyToken, Problem
+from mbwire import ConsistencyToken, HopSigner, Problem
+from mbwire import UpstreamUnavailable as NoHub
+from mbwire import headers as h
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 # `env` is not a mapping: read every setting the core knows by its variable name.
@@ -172,6 +175,7 @@ class _Isolate:
         ))
         self.kv = getattr(env, KV_BINDING, None)
         self.health_read_at = -math.inf
+        self.signer = HopSigner(settings.hop_secret)
 
     async def refresh_health(self) -> None:
         if self.kv is None or time.monotonic() - self.health_read_at < HEALTH_REFRESH_S:
@@ -207,6 +211,8 @@ class Default(WorkerEntrypoint):
             geo=parse_point(getattr(cf, "latitude", None), getattr(cf, "longitude", None)),
             colo=getattr(cf, "colo", None), client=headers.get("cf-connecting-ip"),
         )
+        if headers.get("upgrade", "").lower() == "websocket":
+            return await _websocket(isolate, edge_request)
         out = await isolate.edge.handle(edge_request)
         # 204/304 must not carry a body, even an empty one, or the Response constructor throws.
         return Response(out.body or None, status=out.status, headers=out.headers)
@@ -218,3 +224,36 @@ class Default(WorkerEntrypoint):
         if isolate.kv is not None:
             document = json.dumps({"at": time.time(), "hubs": results})
             await isolate.kv.put(HEALTH_KEY, document, expirationTtl=600)
+
+
+async def _websocket(isolate: _Isolate, req: EdgeRequest) -> Any:
+    """``/v1/realtime``: authenticate the upgrade (mbedge.realtime), then pass the socket
+    through: a fetch carrying ``Upgrade: websocket`` to the hub answers 101 with a
+    ``webSocket``, and returning that response hands the client's socket to it, so workerd pipes
+    the frames and no isolate code runs per message. A browser's ``bearer`` subprotocol is
+    offered to the hub, which echoes it."""
+    rid = request_id(req.header(h.REQUEST_ID))
+    try:
+        upgrade = await plan_upgrade(isolate.edge, req, rid)
+        for region in upgrade.candidates:
+            url, hop = hub_target(isolate.edge, isolate.signer, upgrade, region, req)
+            hop["upgrade"] = "websocket"
+            if upgrade.protocol:
+                hop["sec-websocket-protocol"] = upgrade.protocol
+            try:
+                answer = await asyncio.wait_for(fetch(url, method="GET", headers=hop),
+                                                isolate.edge.settings.attempt_timeout_s)
+            except Exception:
+                isolate.health.record_failure(region, hard=True)
+                continue
+            if answer.status == 101:
+                isolate.health.record_success(region)
+                return answer
+            if answer.status in (401, 429):  # the hub refused the caller: say so
+                return answer
+            isolate.health.record_failure(region)
+        raise NoHub("no hub took the realtime connection; reconnect shortly", retry_after=1)
+    except Problem as problem:
+        body = json.dumps(problem.body(instance=req.path[:200], request_id=rid))
+        return Response(body, status=problem.status, headers={
+            "content-type": "application/problem+json", h.REQUEST_ID: rid, **problem.headers()})

@@ -30,6 +30,7 @@ from regional.index import IndexFollower, make_index
 from regional.lease import Lease
 from regional.ops import PeerHealth
 from regional.ratelimit import FleetLimiter
+from regional.realtime import Broker, RealtimeFeed, realtime_endpoint
 from regional.replica import ReplayClock, Replica
 from regional.search import KnowledgeSearch, hub_embedder
 from regional.settings import HubSettings
@@ -69,6 +70,12 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     knowledge = KnowledgeSearch(replica, clock, indexer, embedder,
                                 wait_s=settings.index_wait_ms / 1000)
     watch_hub(clock, follower, indexer, {"limits": lambda: admission.breaker.state})
+    realtime_feed = RealtimeFeed(replica, clock)
+    broker = Broker(replica, limits=settings.realtime_limits,
+                    max_connections=settings.realtime_max_connections,
+                    queue_max=settings.realtime_queue_max)
+    realtime_feed.sink = broker.publish
+    signer = HopSigner(settings.hop_secret)
     peers = PeerHealth({r: u for r, u in settings.peers.items() if r != settings.region},
                        timeout_s=settings.peer_timeout_s)
 
@@ -87,10 +94,12 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                 tasks = [loops.create_task(clock.run(), name="replay-clock"),
                          loops.create_task(lease.hold(follower.run, "feed follower"),
                                            name="feed-follower"),
-                         loops.create_task(indexer.run(), name="index-follower")]
+                         loops.create_task(indexer.run(), name="index-follower"),
+                         loops.create_task(realtime_feed.run(), name="realtime-feed")]
                 try:
                     yield
                 finally:
+                    broker.close_all(1001)  # sockets: reconnect elsewhere with since
                     for task in tasks:
                         task.cancel()
         finally:
@@ -120,7 +129,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             "peers": provide(peers), "knowledge": provide(knowledge),
             "indexer": provide(indexer), **artifacts.dependencies(settings),
         },
-        guards=[hop_guard(HopSigner(settings.hop_secret), admit=admission,
+        guards=[hop_guard(signer, admit=admission,
                           open_paths=frozenset({"/healthz", "/metrics"}))],
         middleware=[RequestContextMiddleware(
             served_by=f"hub={settings.region}", extra_headers={h.HUB: settings.region}
@@ -136,5 +145,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         openapi_config=None,
     )
     # Before Litestar's router, which would close the socket (the server's bare 403).
-    app.asgi_handler = ops.refuse_websockets(app.asgi_handler)
+    app.asgi_handler = realtime_endpoint(app.asgi_handler, signer=signer, broker=broker,
+                                         feed=realtime_feed, region=settings.region,
+                                         ping_s=settings.realtime_ping_s)
     return app

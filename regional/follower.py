@@ -1,6 +1,7 @@
 """The change-feed follower: reads ``change_feed`` from this region's replica (so it never hears
 of a change before the replica can show it) and invalidates the Redis cache. Later consumers
-(realtime pushes, vector sync) hang off ``listeners``.
+hang off ``listeners`` (realtime does not: it runs in every hub worker, this in one, so each
+worker tails the feed itself, ``regional/realtime/feed.py``).
 
 The feed's ``seq`` is assigned in commit order (central/store.py), so "seq > cursor" misses
 nothing. The cursor lives in Redis beside the cache it protects: a restarted hub resumes where

@@ -1,24 +1,19 @@
-"""Operations: ``/healthz`` (what the edge's active health probe asks), ``/v1/regions``, and
-the answer to a WebSocket upgrade until realtime exists."""
+"""Operations: ``/healthz`` (what the edge's active health probe asks) and ``/v1/regions``."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
 import aiohttp
-import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from mbhttp import request_id_of
 from mbwire import ConsistencyToken, Problem
 from mbwire import headers as h
-from mbwire.errors import PROBLEM_CONTENT_TYPE, Unimplemented
 from regional.central_client import CentralClient
 from regional.index import IndexFollower
 from regional.replica import ReplayClock
@@ -154,28 +149,3 @@ async def regions(
 
 ROUTES = [healthz]
 HANDLERS: dict[str, Callable[..., Any]] = {"list_regions": regions}
-
-
-def refuse_websockets(app: ASGIApp) -> ASGIApp:
-    """Wraps the app: a WebSocket upgrade gets a 501 problem (realtime is not served yet) as an
-    HTTP response, through the ASGI WebSocket Denial Response extension granian offers, instead
-    of the server's bare 403; servers without it get a close (their 403)."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await app(scope, receive, send)
-            return
-        await receive()  # websocket.connect: the handshake, which we now answer
-        problem = Unimplemented("realtime over WebSocket is not implemented yet")
-        body = msgspec.json.encode(
-            problem.body(instance=scope.get("path", ""), request_id=uuid.uuid4().hex))
-        if "websocket.http.response" in (scope.get("extensions") or {}):
-            await send({"type": "websocket.http.response.start", "status": problem.status,
-                        "headers": [(b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "websocket.http.response.body", "body": body,
-                        "more_body": False})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": problem.detail})
-
-    return wrapped

@@ -62,6 +62,14 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a tokened query waits for the index; below the edge's per-hub timeout, like
     # token_wait_ms.
     index_wait_ms: int = 1000
+    # Realtime (regional/realtime/): WebSocket connections per caller by tier (HUB_REALTIME_LIMITS
+    # is a JSON object) and per worker in all; frames queued per connection before it is closed
+    # as a slow consumer (4008); seconds of silence before the hub sends a ping frame.
+    realtime_limits: dict[str, int] = msgspec.field(default_factory=lambda: {
+        "free": 5, "pro": 50, "enterprise": 500, "internal": 10_000})
+    realtime_max_connections: int = 20_000
+    realtime_queue_max: int = 256
+    realtime_ping_s: float = 20.0
 
     @property
     def region_list(self) -> tuple[str, ...]:
@@ -75,8 +83,9 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
         raw: dict[str, object] = {
             k.removeprefix("HUB_").lower(): v for k, v in environ.items() if k.startswith("HUB_")
         }
-        if isinstance(raw.get("peers"), str):
-            raw["peers"] = msgspec.json.decode(str(raw["peers"]))
+        for key in ("peers", "realtime_limits"):
+            if isinstance(raw.get(key), str):
+                raw[key] = msgspec.json.decode(str(raw[key]))
         if "region" not in raw and "FLY_REGION" in environ:
             raw["region"] = environ["FLY_REGION"]
         region = str(raw.get("region", ""))

@@ -169,9 +169,38 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+    # Realtime is a WebSocket, which OpenAPI cannot express as an operation (and the fuzzer must
+    # not call as HTTP): described in an extension instead (regional/realtime/frames.py).
+    doc["x-realtime"] = REALTIME
     if server_url:
         doc["servers"] = [{"url": server_url}]
     return doc
+
+
+REALTIME: dict[str, Any] = {
+    "operationId": "subscribe_realtime",
+    "path": "/v1/realtime",
+    "protocol": "WebSocket (RFC 6455), JSON text frames",
+    "auth": "Authorization: Bearer <JWT> at the upgrade, or (browsers) the subprotocols "
+            "'bearer, <JWT>' (the edge echoes 'bearer')",
+    "client_ops": [
+        '{"op": "subscribe", "channels": ["twin:<id>", "community", "global"], "since"?: seq, '
+        '"yjs"?: bool, "state_vectors"?: {"twin:<id>": base64}}',
+        '{"op": "unsubscribe", "channels": [...]}',
+    ],
+    "server_frames": [
+        '{"channel", "event", "data", "consistency_token", "seq"}',
+        '{"op": "subscribed", "channels", "seq", "consistency_token", "hub"}',
+        '{"op": "error", "channel", "status", "detail"}',
+        '{"op": "gap", "since", "oldest", "detail"}',
+        '{"op": "ping", "at"}',
+    ],
+    "close_codes": {"1001": "hub stopping: reconnect with since",
+                    "1012": "hub lost: reconnect with since",
+                    "4008": "slow consumer: reconnect with since",
+                    "4401": "not authenticated", "4429": "over the connection limit"},
+    "refusals": [401, 404, 429, 503],
+}
 
 
 def encoded(server_url: str | None = None) -> bytes:

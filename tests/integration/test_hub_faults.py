@@ -139,7 +139,7 @@ async def test_regions_says_down_for_a_dead_hub(stack: Stack) -> None:
         assert await until(lambda: iad_is("up"))
 
 
-def test_websocket_upgrade_gets_a_501_problem(stack: Stack) -> None:
+def test_websocket_upgrade_without_the_edges_hop_gets_a_401_problem(stack: Stack) -> None:
     host, port = stack.topology().hubs["ams"].removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(
@@ -153,9 +153,9 @@ def test_websocket_upgrade_gets_a_501_problem(stack: Stack) -> None:
                 break
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n")[0].split(b" ")[1] == b"501", answer
+    assert head.split(b"\r\n")[0].split(b" ")[1] == b"401", answer
     assert b"content-type: application/problem+json" in head.lower()
-    assert b'"status":501' in body
+    assert b'"status":401' in body and b"through the edge" in body
 
 
 async def test_lease_passes_on_when_its_holder_dies_and_a_deposed_holder_stops(

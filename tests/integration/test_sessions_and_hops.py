@@ -119,7 +119,7 @@ async def test_far_future_token_is_a_400_and_leaves_the_hub_healthy(
     assert health["ams"] == "closed", health
 
 
-async def test_websocket_upgrade_gets_a_501_problem(live: LiveStack) -> None:
+async def test_websocket_upgrade_without_a_token_gets_a_401_problem(live: LiveStack) -> None:
     url = urlsplit(live.topology.edges["ams"])
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
     writer.write(
@@ -134,6 +134,6 @@ async def test_websocket_upgrade_gets_a_501_problem(live: LiveStack) -> None:
     )
     body = await reader.readexactly(int(headers["content-length"]))
     writer.close()
-    assert status.startswith(b"HTTP/1.1 501"), head
+    assert status.startswith(b"HTTP/1.1 401"), head
     assert headers["content-type"] == "application/problem+json"
-    assert b'"status":501' in body and b"not-implemented" in body
+    assert b'"status":401' in body and b"unauthorized" in body

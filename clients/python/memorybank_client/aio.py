@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx
 
 from memorybank_client import _actions as a
-from memorybank_client import _calls
+from memorybank_client import _calls, realtime
 from memorybank_client import types as t
 from memorybank_client.errors import Conflict, from_response, retry_after
 
@@ -52,6 +52,10 @@ class AsyncMemoryBank:
 
     async def batch(self, queries: Any, **opts: Any) -> t.BatchResults:
         return await self._call(a.batch_query(queries, **opts))
+
+    def subscribe(self, channels: list[str], **opts: Any) -> AsyncIterator[realtime.Message]:
+        """Realtime messages, reconnecting with ``since`` (``memorybank_client.realtime``)."""
+        return realtime.subscribe(str(self._http.base_url), self._bearer, channels, **opts)
 
     async def _call(self, call: _calls.Call[T]) -> T:
         return _calls.decode(call, await self._send(call.prepared()))

@@ -127,3 +127,25 @@ async def test_a_misspelt_edge_variable_fails_at_start(entry: Any) -> None:
     env = make_env(EDGE_CACHE_TTL="5")  # meant EDGE_CACHE_TTL_S
     with pytest.raises(ValueError, match="EDGE_CACHE_TTL"):
         await entry.Default(Ctx(), env).fetch(request("/healthz"))
+
+
+async def test_a_realtime_upgrade_is_signed_and_passed_through_to_the_nearest_hub(
+    entry: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    async def fetch(url: str, **kw: Any) -> rt.Response:
+        sent.append((url, kw["headers"]))
+        return rt.Response(None, 101, {})
+
+    monkeypatch.setattr(entry, "fetch", fetch)
+    worker = entry.Default(Ctx(), make_env())
+    browser = {"Upgrade": "websocket", "Sec-WebSocket-Protocol": f"bearer, {token()}"}
+    r = await worker.fetch(request("/v1/realtime", headers=browser, cf=SIN))
+    assert r.status == 101  # the hub's answer itself: workerd pipes the socket
+    url, headers = sent[-1]
+    assert url == "http://hub-sin.test/v1/realtime"
+    assert headers["upgrade"] == "websocket" and headers["sec-websocket-protocol"] == "bearer"
+    assert "x-mb-hop" in headers and token() not in str(headers)
+    refused = await worker.fetch(request("/v1/realtime", headers={"Upgrade": "websocket"}))
+    assert refused.status == 401 and refused.headers["content-type"] == "application/problem+json"

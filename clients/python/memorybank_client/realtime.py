@@ -1,0 +1,109 @@
+"""Realtime: ``async for m in mb.subscribe(["twin:t1", "global"]): ...`` (needs the ``realtime``
+extra: ``pip install memorybank-client[realtime]``).
+
+The reconnect rule, which any client can follow: remember the ``seq`` of the last message (or,
+before any, of the ``subscribed`` frame); when the socket closes with 1001, 1006, 1011, 1012,
+4008 or 45xx, or cannot connect, connect again through the edge (it picks a healthy hub, in
+another region if need be) and subscribe with ``since`` = that seq: nothing still retained is
+lost. A ``gap`` frame means ``since`` is older than the retained feed: ``Gap`` is raised, and the
+caller reads the current state over HTTP and subscribes afresh. A 44xx close (not authorised,
+over the connection limit) is raised as ``RealtimeClosed``; a refused channel as
+``ChannelRefused``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+RETRY_CODES = frozenset({1001, 1006, 1011, 1012, 4008})
+
+
+class Message(msgspec.Struct, frozen=True):
+    channel: str
+    event: str
+    data: dict[str, Any]
+    consistency_token: str
+    seq: int
+
+    @property
+    def update(self) -> bytes | None:
+        """The Yjs V1 update a ``yjs`` subscription carries (``sync`` and ``twin`` events)."""
+        raw = self.data.get("update")
+        return base64.b64decode(raw) if isinstance(raw, str) else None
+
+
+class RealtimeError(Exception):
+    """Base of what ``subscribe`` raises."""
+
+
+class Gap(RealtimeError):
+    def __init__(self, since: int, oldest: int) -> None:
+        super().__init__(f"seq {since} is no longer retained (oldest {oldest}): resync")
+        self.since, self.oldest = since, oldest
+
+
+class ChannelRefused(RealtimeError):
+    def __init__(self, channel: str, detail: str) -> None:
+        super().__init__(f"{channel}: {detail}")
+        self.channel = channel
+
+
+class RealtimeClosed(RealtimeError):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"closed {code}: {reason}")
+        self.code = code
+
+
+async def subscribe(base_url: str, token: str, channels: list[str], *, since: int | None = None,
+                    yjs: bool = False, state_vectors: dict[str, bytes] | None = None,
+                    max_attempts: int = 8, **connect: Any) -> AsyncIterator[Message]:
+    """Messages of ``channels`` in seq order, across reconnects; ``max_attempts`` failed
+    connections in a row give up with the last error."""
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    url = base_url.rstrip("/").replace("http", "ws", 1) + "/v1/realtime"
+    failures, delay = 0, 0.1
+    vectors = {c: base64.b64encode(v).decode() for c, v in (state_vectors or {}).items()}
+    while True:
+        try:
+            async with ws_connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                                  **connect) as ws:
+                op: dict[str, Any] = {"op": "subscribe", "channels": channels, "yjs": yjs,
+                                      "state_vectors": vectors}
+                if since is not None:
+                    op["since"] = since
+                await ws.send(msgspec.json.encode(op).decode())
+                async for raw in ws:
+                    frame = msgspec.json.decode(raw)
+                    failures, delay = 0, 0.1
+                    kind = frame.get("op")
+                    if kind is None:
+                        message = msgspec.convert(frame, Message)
+                        since = max(since or 0, message.seq)
+                        yield message
+                    elif kind == "subscribed" and since is None:
+                        since = frame["seq"]
+                    elif kind == "gap":
+                        raise Gap(frame["since"], frame["oldest"])
+                    elif kind == "error":
+                        raise ChannelRefused(frame.get("channel") or "", frame["detail"])
+                code, reason = ws.close_code or 1006, ws.close_reason or ""
+        except ConnectionClosed as exc:
+            code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (1006, str(exc))
+        except (InvalidStatus, OSError, TimeoutError) as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", 503)
+            if status in (401, 403, 404):
+                raise RealtimeClosed(4000 + status, str(exc)) from None
+            code, reason = 4503, str(exc)
+        if not (code in RETRY_CODES or 4500 <= code < 4600 or code == 4429):
+            raise RealtimeClosed(code, reason)
+        failures += 1
+        if failures > max_attempts:
+            raise RealtimeClosed(code, reason)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)

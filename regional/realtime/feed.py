@@ -1,0 +1,99 @@
+"""This worker's tail of ``change_feed`` on the hub's own replica, and replays for ``since``.
+
+Why not the follower's ``listeners``: the follower runs in one worker per hub (under a Redis
+lease) and sockets land on any worker, so every worker tails the feed itself, like the search
+index does. Rows are read between replay positions on one connection (``Replica.feed_since``'s
+rule): every row's commit is at or before ``after``, so ``after`` is a token at which all of a
+batch's changes are readable here, and a message never precedes readable data.
+
+``seq`` is the feed's global position (drawn at commit on the primary, the same in every region),
+so a client resuming at another region's hub with ``since`` gets exactly the rows after it. Rows
+older than central's ``CENTRAL_FEED_RETENTION_S`` (7 days by default) are pruned: a ``since``
+below the oldest retained row is a gap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mbwire import ConsistencyToken, Unavailable
+from regional.replica import ReplayClock, Replica
+
+log = logging.getLogger("memorybank.realtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    seq: int
+    kind: str
+    key: str
+    version: int | None
+
+
+Sink = Callable[[list[Row], ConsistencyToken], Awaitable[None]]
+
+_ROWS = "select seq, kind, key, version from change_feed where seq > %s"
+_POSITION = ("select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()"
+             " else pg_current_wal_lsn() end::text")
+
+
+class RealtimeFeed:
+    def __init__(self, replica: Replica, clock: ReplayClock, *, batch: int = 1000) -> None:
+        self.replica, self.clock, self.batch = replica, clock, batch
+        self.cursor = -1          # the last seq handed to the sink; -1 until started
+        self.token = ConsistencyToken(0)
+        self.sink: Sink | None = None
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self.cursor < 0:
+                    _, self.cursor = await self.bounds()
+                    self.started.set()
+                while True:
+                    await self.step()
+            except Unavailable as exc:
+                log.warning("realtime feed paused: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def step(self) -> None:
+        """Waits for the replica to move, then hands on every row it now shows."""
+        if self.clock.position <= self.token.lsn:
+            await self.clock.advanced()
+        while True:
+            rows, after = await self.read(self.cursor, None, self.batch)
+            if rows:
+                self.cursor = rows[-1].seq
+                if self.sink is not None:
+                    await self.sink(rows, after)
+            self.token = max(self.token, after)
+            if len(rows) < self.batch:
+                return
+
+    async def read(self, since: int, upto: int | None, limit: int,
+                   kinds_keys: tuple[list[str], list[str], list[str]] | None = None,
+                   ) -> tuple[list[Row], ConsistencyToken]:
+        """Rows ``since < seq <= upto`` (any when None), oldest first, and the replay position
+        read after them. ``kinds_keys`` = (twin kinds, twin ids, public kinds) filters a replay
+        to the rows of a client's channels."""
+        sql, args = _ROWS, list[object]([since])
+        if upto is not None:
+            sql, args = sql + " and seq <= %s", [*args, upto]
+        if kinds_keys is not None:
+            sql += " and ((kind = any(%s) and key = any(%s)) or kind = any(%s))"
+            args.extend(kinds_keys)
+        sql += " order by seq limit %s"
+        async with self.replica.connection() as conn:
+            cur = await conn.execute(sql, (*args, limit))
+            found = [Row(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+            position = await conn.execute(_POSITION)
+            after: Any = await position.fetchone()
+        return found, ConsistencyToken.from_pg_lsn(after[0])
+
+    async def bounds(self) -> tuple[int, int]:
+        """(lowest retained seq, highest seq) on this replica."""
+        return await self.replica.feed_head()

@@ -1,0 +1,243 @@
+"""Realtime on the full local stack: sockets through the edges, fed by each hub's change-feed
+tail, resumed with ``since`` in any region (also after a hub dies), refused channels named,
+revoked access dropped, a Yjs document kept in sync without polling. Behaviour only: waits are
+generous timeouts, never speeds (bench/realtime_bench.py measures)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import uuid
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pycrdt import Doc, Map
+from websockets.asyncio.client import ClientConnection, connect
+
+from memorybank_client import AsyncMemoryBank
+from memorybank_client.realtime import Message
+
+from .conftest import REGIONS, LiveStack
+
+pytestmark = pytest.mark.integration
+
+
+def ws_url(live: LiveStack, region: str) -> str:
+    return live.topology.edges[region].replace("http", "ws", 1) + "/v1/realtime"
+
+
+@contextlib.asynccontextmanager
+async def socket(live: LiveStack, sub: str, region: str = "ams", tier: str = "internal",
+                 **subscribe: Any) -> Any:
+    async with connect(ws_url(live, region), additional_headers=live.auth(sub, tier=tier)) as ws:
+        if subscribe:
+            await ws.send(msgspec.json.encode({"op": "subscribe", **subscribe}).decode())
+        yield ws
+
+
+async def frame(ws: ClientConnection, wait_s: float = 10) -> dict[str, Any]:
+    """The next frame that is not a ping."""
+    while True:
+        got = msgspec.json.decode(await asyncio.wait_for(ws.recv(), wait_s))
+        if got.get("op") != "ping":
+            return got
+
+
+async def new_twin(live: LiveStack, http: httpx.AsyncClient, sub: str,
+                   profile: dict[str, Any] | None = None) -> str:
+    r = await http.post(f"{live.topology.edges['ams']}/v1/twins", headers=live.auth(sub),
+                        json={"profile": profile or {"n": 0}})
+    assert r.status_code == 201, r.text
+    return str(r.json()["twin_id"])
+
+
+async def patch(live: LiveStack, http: httpx.AsyncClient, sub: str, twin: str,
+                body: dict[str, Any], region: str = "ams") -> httpx.Response:
+    r = await http.patch(f"{live.topology.edges[region]}/v1/twins/{twin}", json=body,
+                         headers={**live.auth(sub), "content-type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    return r
+
+
+async def test_a_change_arrives_with_a_token_that_reads_it_at_that_hub(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    sub = f"rt-token-{uuid.uuid4().hex[:8]}"
+    twin = await new_twin(live, http, sub)
+    async with socket(live, sub, "iad", channels=[f"twin:{twin}"]) as ws:
+        hub = (await frame(ws))["hub"]
+        written = await patch(live, http, sub, twin, {"n": 1})  # written through ams
+        got = await frame(ws)
+    assert got["channel"] == f"twin:{twin}" and got["event"] == "twin"
+    assert got["data"] == {"twin_id": twin, "version": written.json()["version"]}
+    assert got["consistency_token"] >= written.headers["x-consistency-token"]
+    # Read at the hub that announced it, with the token it announced: the data is there.
+    r = await http.get(f"{live.topology.edges['iad']}/v1/twins/{twin}",
+                       headers={**live.auth(sub), "x-consistency-token": got["consistency_token"]})
+    assert r.status_code == 200 and r.json()["profile"]["n"] == 1
+    assert r.headers["x-served-by"].endswith(f"hub={hub}")
+
+
+async def test_unknown_and_unreadable_channels_are_refused_by_name(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    owner, other = (f"rt-refuse-{x}-{uuid.uuid4().hex[:6]}" for x in "ab")
+    twin = await new_twin(live, http, owner)
+    async with socket(live, other, "ams", tier="pro",
+                      channels=[f"twin:{twin}", "bogus:1", "global"]) as ws:
+        refused = [await frame(ws), await frame(ws)]
+        done = await frame(ws)
+    assert {(f["op"], f["channel"], f["status"]) for f in refused} == {
+        ("error", "bogus:1", 404), ("error", f"twin:{twin}", 403)}
+    assert done == {**done, "op": "subscribed", "channels": ["global"]}
+
+
+async def test_revoking_a_grant_drops_the_channel(live: LiveStack, http: httpx.AsyncClient) -> None:
+    owner, reader = (f"rt-revoke-{x}-{uuid.uuid4().hex[:6]}" for x in "ab")
+    twin = await new_twin(live, http, owner)
+    edge = live.topology.edges["ams"]
+    r = await http.post(f"{edge}/v1/twins/{twin}/grants", headers=live.auth(owner),
+                        json={"sub": reader, "access": "read"})
+    assert r.status_code in (200, 201), r.text
+    token = r.headers["x-consistency-token"]
+    async with socket(live, reader, "sin", tier="pro") as ws:
+        # The reader's hub must show the grant before it checks the channel: wait on the token.
+        await http.get(f"{live.topology.edges['sin']}/v1/twins/{twin}",
+                       headers={**live.auth(reader, tier="pro"), "x-consistency-token": token})
+        await ws.send(msgspec.json.encode({"op": "subscribe",
+                                           "channels": [f"twin:{twin}"]}).decode())
+        assert (await frame(ws))["op"] == "subscribed"
+        r = await http.delete(f"{edge}/v1/twins/{twin}/grants/{reader}", headers=live.auth(owner))
+        assert r.status_code in (200, 204), r.text
+        dropped = await frame(ws)
+        assert dropped["op"] == "error" and dropped["channel"] == f"twin:{twin}"
+        assert "revoked" in dropped["detail"]
+        await patch(live, http, owner, twin, {"after": True})
+        with pytest.raises(TimeoutError):
+            await frame(ws, wait_s=1.0)
+
+
+async def test_a_yjs_document_stays_in_sync_without_polling(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    sub = f"rt-yjs-{uuid.uuid4().hex[:8]}"
+    twin = await new_twin(live, http, sub, {"title": "draft"})
+    doc: Doc[Any] = Doc()
+    async with socket(live, sub, "iad", channels=[f"twin:{twin}"], yjs=True) as ws:
+        first = await frame(ws)
+        assert first["event"] == "sync"
+        doc.apply_update(base64.b64decode(first["data"]["update"]))
+        assert (await frame(ws))["op"] == "subscribed"
+        for i in range(3):
+            await patch(live, http, sub, twin, {"title": f"edit {i}", f"k{i}": i}, region="sin")
+            got = await frame(ws)
+            assert got["event"] == "twin"
+            doc.apply_update(base64.b64decode(got["data"]["update"]))
+    profile = doc.get("profile", type=Map).to_py()
+    assert profile == {"title": "edit 2", "k0": 0, "k1": 1, "k2": 2}
+
+
+# Resume: a reference run records every message of a burst of writes; then any cut point
+# (and any region to resume in) must give the same sequence, nothing lost, nothing twice.
+
+async def _burst(live: LiveStack, sub: str, twin: str, count: int) -> list[tuple[int, int]]:
+    """Writes ``count`` patches while a subscriber reads them; (seq, version) in order."""
+    seen: list[tuple[int, int]] = []
+    async with httpx.AsyncClient(timeout=15) as http:
+        async with socket(live, sub, "ams", channels=[f"twin:{twin}"]) as ws:
+            assert (await frame(ws))["op"] == "subscribed"
+            for i in range(count):
+                await patch(live, http, sub, twin, {"i": i}, region=REGIONS[i % 3])
+            while len(seen) < count:
+                got = await frame(ws)
+                seen.append((got["seq"], got["data"]["version"]))
+    return seen
+
+
+async def _resumed(live: LiveStack, sub: str, twin: str, since: int, cut: int, total: int,
+                   regions: tuple[str, str]) -> list[tuple[int, int]]:
+    seen: list[tuple[int, int]] = []
+    async with socket(live, sub, regions[0], channels=[f"twin:{twin}"], since=since) as ws:
+        while len(seen) < cut:
+            got = await frame(ws)
+            if "seq" in got and "channel" in got:
+                seen.append((got["seq"], got["data"]["version"]))
+    last = seen[-1][0] if seen else since
+    async with socket(live, sub, regions[1], channels=[f"twin:{twin}"], since=last) as ws:
+        while len(seen) < total:
+            got = await frame(ws)
+            if "channel" in got:
+                seen.append((got["seq"], got["data"]["version"]))
+    return seen
+
+
+def test_resuming_anywhere_after_any_disconnect_point_misses_nothing(live: LiveStack) -> None:
+    sub = f"rt-resume-{uuid.uuid4().hex[:8]}"
+    loop = asyncio.new_event_loop()
+    try:
+        async def setup() -> tuple[str, list[tuple[int, int]]]:
+            async with httpx.AsyncClient(timeout=15) as http:
+                twin = await new_twin(live, http, sub)
+            return twin, await _burst(live, sub, twin, 8)
+
+        twin, reference = loop.run_until_complete(setup())
+        since = reference[0][0] - 1
+
+        @settings(max_examples=10, deadline=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(cut=st.integers(0, len(reference)),
+               regions=st.tuples(st.sampled_from(REGIONS), st.sampled_from(REGIONS)))
+        def resume(cut: int, regions: tuple[str, str]) -> None:
+            got = loop.run_until_complete(
+                _resumed(live, sub, twin, since, cut, len(reference), regions))
+            assert got == reference
+
+        resume()
+    finally:
+        loop.close()
+
+
+async def test_a_hub_kill_then_resume_elsewhere_loses_nothing(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    sub = f"rt-kill-{uuid.uuid4().hex[:8]}"
+    twin = await new_twin(live, http, sub)
+    received: list[Message] = []
+    async with AsyncMemoryBank(live.topology.edges["ams"], live.token(sub)) as mb:
+        async def follow() -> None:
+            async for message in mb.subscribe([f"twin:{twin}"]):
+                received.append(message)
+
+        follower = asyncio.create_task(follow())
+        try:
+            await asyncio.sleep(1.0)  # subscribed at hub-ams (the ams edge's nearest)
+            versions = [(await patch(live, http, sub, twin, {"i": i}, "iad")).json()["version"]
+                        for i in range(3)]
+            await _until(lambda: len(received) >= 3)
+            live.stack.stop_process("hub-ams")
+            try:
+                versions += [(await patch(live, http, sub, twin, {"i": i}, "iad")).json()[
+                    "version"] for i in range(3, 6)]
+                await _until(lambda: len(received) >= 6, wait_s=30)
+            finally:
+                live.stack.start_process("hub-ams")
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+    assert [m.data["version"] for m in received] == versions
+    seqs = [m.seq for m in received]
+    assert seqs == sorted(set(seqs))
+
+
+async def _until(check: Any, wait_s: float = 15) -> None:
+    for _ in range(int(wait_s / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {wait_s}s")

@@ -1,0 +1,196 @@
+"""The hub's realtime endpoint and broker without sockets or databases: the hop check at the
+upgrade, ops and frames, per-tier connection limits, and back-pressure (a stalled reader is
+closed with 4008 while a reader that keeps up receives everything)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from mbwire import ConsistencyToken, HopSigner, Principal
+from regional.realtime import Broker, RealtimeFeed, frames, realtime_endpoint
+from regional.realtime.feed import Row
+
+SECRET = "s" * 32
+ALICE = Principal(sub="rt-alice", tier="free")
+
+
+async def never_called(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("the app saw the upgrade")
+
+
+def make(queue_max: int = 256, limits: dict[str, int] | None = None,
+         ) -> tuple[Any, Broker, RealtimeFeed]:
+    broker = Broker(None, limits=limits or {"free": 2}, max_connections=10,  # type: ignore[arg-type]
+                    queue_max=queue_max)
+    feed = RealtimeFeed(None, None)  # type: ignore[arg-type]
+    feed.cursor, feed.sink = 7, broker.publish
+    feed.started.set()
+    app = realtime_endpoint(never_called, signer=HopSigner(SECRET), broker=broker, feed=feed,
+                            region="ams", ping_s=5)
+    return app, broker, feed
+
+
+def hop(principal: Principal | None = ALICE) -> list[tuple[bytes, bytes]]:
+    signed = HopSigner(SECRET).sign("GET", "/v1/realtime", principal, "r1")
+    return [(k.encode(), v.encode()) for k, v in {**signed, "x-request-id": "r1"}.items()]
+
+
+class Client:
+    """Drives one connection: ``ops`` are sent after the handshake; ``frames`` collects."""
+
+    def __init__(self, app: Any, headers: list[tuple[bytes, bytes]], path: str = "/v1/realtime",
+                 ) -> None:
+        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.incoming.put_nowait({"type": "websocket.connect"})
+        self.sent: list[dict[str, Any]] = []
+        self.scope = {"type": "websocket", "path": path, "headers": headers,
+                      "extensions": {"websocket.http.response": {}}}
+        self.task = asyncio.ensure_future(app(self.scope, self.incoming.get, self.send))
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            await self.flowing.wait()
+        self.sent.append(message)
+
+    def op(self, **op: Any) -> None:
+        self.incoming.put_nowait({"type": "websocket.receive", "text": msgspec.json.encode(
+            op).decode()})
+
+    def frames(self) -> list[dict[str, Any]]:
+        return [msgspec.json.decode(m["text"]) for m in self.sent
+                if m["type"] == "websocket.send"]
+
+    async def leave(self) -> None:
+        self.incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(self.task, 2)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_an_upgrade_without_the_edges_hop_is_a_401_problem() -> None:
+    app, _, _ = make()
+    client = Client(app, [])
+    await asyncio.wait_for(client.task, 2)
+    assert client.sent[0]["type"] == "websocket.http.response.start"
+    assert client.sent[0]["status"] == 401
+    assert b"through the edge" in client.sent[1]["body"]
+
+
+async def test_another_path_is_a_404_problem() -> None:
+    app, _, _ = make()
+    client = Client(app, hop(), path="/v1/other")
+    await asyncio.wait_for(client.task, 2)
+    assert client.sent[0]["status"] == 404
+
+
+async def test_a_subscriber_gets_messages_of_its_channels_with_their_token_and_seq() -> None:
+    app, broker, _ = make()
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["global", "nope:x"])
+    await settle()
+    await broker.publish([Row(8, "knowledge", "doc1", 3), Row(9, "wallet", "w", None),
+                          Row(10, "knowledge", "doc2", None)], ConsistencyToken(0xAB))
+    await settle()
+    got = client.frames()
+    assert got[0]["op"] == "error" and got[0]["channel"] == "nope:x"
+    assert got[1] == {"op": "subscribed", "channels": ["global"], "seq": 7,
+                      "consistency_token": "L0000000000000000", "hub": "ams"}
+    assert got[2] == {"channel": "global", "event": "knowledge", "seq": 8,
+                      "consistency_token": "L00000000000000AB",
+                      "data": {"doc_id": "doc1", "version": 3, "deleted": False}}
+    assert got[3]["seq"] == 10 and got[3]["data"]["deleted"] is True and len(got) == 4
+    client.op(op="unsubscribe", channels=["global"])
+    await settle()
+    await broker.publish([Row(11, "knowledge", "doc3", 1)], ConsistencyToken(0xAC))
+    await settle()
+    assert len(client.frames()) == 4
+    await client.leave()
+    assert not broker.connections and not broker.by_channel
+
+
+async def test_a_bad_op_is_an_error_frame_and_the_socket_stays() -> None:
+    app, _, _ = make()
+    client = Client(app, hop())
+    client.op(op="dance")
+    await settle()
+    assert client.frames()[0]["op"] == "error" and not client.task.done()
+    await client.leave()
+
+
+async def test_a_state_vector_that_is_not_one_is_refused_before_it_reaches_the_feed() -> None:
+    app, broker, _ = make()
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["twin:t1"], yjs=True,
+              state_vectors={"twin:t1": "//8="})  # base64 of two bytes that decode to nothing
+    await settle()
+    refused = client.frames()[0]
+    assert refused["op"] == "error" and refused["channel"] == "twin:t1"
+    assert refused["status"] == 422 and "twin:t1" not in broker.by_channel
+    await client.leave()
+
+
+async def test_a_subscribe_waits_until_the_feed_knows_where_it_stands() -> None:
+    app, _, feed = make()
+    feed.started.clear()
+    feed.cursor = -1  # the tail has not read the feed's head yet: nothing to replay up to
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["global"], since=9)
+    await settle()
+    assert client.frames() == []
+    feed.cursor = 7
+    feed.started.set()
+    await settle()
+    assert client.frames()[0]["op"] == "subscribed" and client.frames()[0]["seq"] == 7
+    await client.leave()
+
+
+async def test_connections_per_caller_are_limited_by_tier() -> None:
+    app, broker, _ = make(limits={"free": 2})
+    first, second = Client(app, hop()), Client(app, hop())
+    await settle()
+    third = Client(app, hop())
+    await asyncio.wait_for(third.task, 2)
+    assert third.sent[0]["status"] == 429
+    await first.leave()
+    fourth = Client(app, hop())
+    await settle()
+    assert not fourth.task.done() and len(broker.connections) == 2
+    await second.leave()
+    await fourth.leave()
+
+
+async def test_a_stalled_reader_is_closed_with_4008_while_a_reader_that_keeps_up_gets_all() -> None:
+    app, broker, _ = make(queue_max=8, limits={"free": 5})
+    slow, fast = Client(app, hop()), Client(app, hop())
+    for client in (slow, fast):
+        client.op(op="subscribe", channels=["global"])
+    await settle()
+    slow.flowing.clear()
+    for seq in range(8, 108):
+        await broker.publish([Row(seq, "knowledge", f"d{seq}", 1)], ConsistencyToken(seq))
+        await settle()  # the fast reader's writer runs between publishes
+    await settle()
+    slow.flowing.set()
+    await asyncio.wait_for(slow.task, 2)
+    assert slow.sent[-1] == {"type": "websocket.close", "code": frames.CLOSE_SLOW_CONSUMER,
+                             "reason": "slow consumer: reconnect with since"}
+    seqs = [f["seq"] for f in fast.frames() if "seq" in f and "channel" in f]
+    assert seqs == list(range(8, 108))
+    await fast.leave()
+
+
+async def test_hub_shutdown_closes_every_socket_with_1001() -> None:
+    app, broker, _ = make()
+    client = Client(app, hop())
+    await settle()
+    broker.close_all(frames.CLOSE_GOING_AWAY)
+    await asyncio.wait_for(client.task, 2)
+    assert client.sent[-1]["code"] == 1001

@@ -397,7 +397,7 @@ ACTIONS: tuple[Action, ...] = (
                     "request that are stored, by it or by an earlier request under their keys, "
                     "so a retried batch answers as the first did.",
         request=te.EventsIn, response=te.EventsAccepted, errors=(403, 404, 413, 415, 422),
-        cost_items="events", max_items=te.MAX_EVENTS, idempotency=("header", "items"),
+        cost_items="events", max_items=te.MAX_EVENTS, idempotency=("items",),
         tags=("events",),
         example_request={"events": [{"twin_id": "ada", "type": "page.viewed",
                                      "payload": {"url": "/pricing"}, "idempotency_key": "ev-1"}]},

@@ -81,9 +81,11 @@ class TrajectoryView(Wire, frozen=True):
     next_cursor: str | None = None
 
 
-class TrajectoryConflict(Wire, frozen=True):
+class TrajectoryConflict(msgspec.Struct, frozen=True, kw_only=True):
     """The members a 409 ``version-conflict`` adds to its problem body: the current version and
-    the steps after the caller's ``expected_version`` (at most 100; ``more``: others follow)."""
+    the steps after the caller's ``expected_version`` (at most 100; ``more``: others follow).
+    Not a ``Wire``: the problem's own members sit beside these (``allOf``), so unknown members
+    are allowed, as in ``ProblemDetails``."""
 
     current_version: int
     steps: list[TrajectoryStep]

@@ -9,10 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from litestar import Litestar
 from litestar.di import Provide
 
-from central import artifacts, knowledge, ledger
+from central import artifacts, events, knowledge, ledger, partitions, trajectory
 from central.migrate import apply_migrations
 from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
@@ -32,6 +33,8 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     setup_tracing("memorybank-central")
     store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
     writer = TwinWriter(store, resident=settings.resident_twins)
+    committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
+                                 max_items=settings.event_commit_max)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -46,12 +49,18 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
             await apply_migrations(settings.database_url)
             await store.open()
             pruner = asyncio.create_task(prune_forever(), name="feed-pruner")
+            await maintain_partitions()  # before traffic: today's partition exists
+            keeper = asyncio.create_task(partitions_forever(), name="event-partitions")
             try:
                 yield
             finally:
                 pruner.cancel()
+                keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pruner
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+                await committer.close()
                 await store.close()
         finally:
             await close_embedder(app.state.embedder)
@@ -67,16 +76,31 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
             if pruned:
                 logging.getLogger("memorybank.central").info("pruned %d feed rows", pruned)
 
+    async def maintain_partitions() -> None:
+        try:
+            async with store.pool.connection(timeout=10) as conn:
+                await partitions.maintain(
+                    conn, ahead_days=settings.event_partitions_ahead_days,
+                    retention_days=settings.event_retention_days)
+        except (psycopg.Error, TimeoutError) as exc:  # the default partition catches events
+            logging.getLogger("memorybank.central").warning("event partitions skipped: %s", exc)
+
+    async def partitions_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.event_maintain_every_s)
+            await maintain_partitions()
+
     return Litestar(
         route_handlers=[*ROUTES, metrics_route(), *routes_for(
             {**HANDLERS, **knowledge.HANDLERS, **artifacts.HANDLERS,
-             **ledger.HANDLERS}, serves=lambda a: a.writes
+             **ledger.HANDLERS, **events.HANDLERS, **trajectory.HANDLERS}, serves=lambda a: a.writes
         )],
         lifespan=[lifespan],
         dependencies={
             "store": Provide(lambda: store, sync_to_thread=False),
             "writer": Provide(lambda: writer, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "events": Provide(lambda: committer, sync_to_thread=False),
             **artifacts.dependencies(settings),
         },
         guards=[hop_guard(HopSigner(settings.hop_secret),

@@ -43,6 +43,14 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     artifact_url_secret: str = ""
     public_url: str = ""
     artifact_url_ttl_s: int = 900
+    # Events (central/events.py, central/partitions.py): the group commit's window and largest
+    # group (batches per transaction); daily partitions made this many days ahead; partitions
+    # older than the retention dropped whole, checked every ``event_maintain_every_s``.
+    event_commit_window_ms: float = 2.0
+    event_commit_max: int = 64
+    event_partitions_ahead_days: int = 7
+    event_retention_days: int = 30
+    event_maintain_every_s: float = 3600.0
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -191,6 +191,59 @@ def register(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
         """A wallet's balance, currency and most recent entries (this principal's wallets)."""
         return await call(mb.wallets.get(wallet_id))
 
+    @server.tool(annotations=WRITE)
+    async def log_event(
+        events: Annotated[list[dict[str, Any]], Field(
+            description="Up to 100 events, each {twin_id, type, payload?, idempotency_key?}; "
+                        "type like \"page.viewed\"; payload any JSON up to 16 KiB")],
+    ) -> dict[str, Any]:
+        """Record what happened to twins this principal may write. All or nothing: one bad
+        event refuses the batch, naming its index. An idempotency_key is stored once."""
+        return await call(mb.twins.log_events(events))
+
+    @server.tool(annotations=READ)
+    async def list_events(
+        twin_id: TwinId,
+        type: Annotated[str | None, Field(description="Only events of this type")] = None,
+        since: Annotated[str | None, Field(description="RFC 3339 time: events stored at or "
+                                                       "after it")] = None,
+        limit: Annotated[int | None, Field(description="1-100, default 50")] = None,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous "
+                                                        "page")] = None,
+    ) -> dict[str, Any]:
+        """A twin's events, oldest first; page on with next_cursor."""
+        return await call(mb.twins.events(twin_id, type=type, since=since, limit=limit,
+                                          cursor=cursor))
+
+    @server.tool(annotations=WRITE)
+    async def update_trajectory(
+        twin_id: TwinId,
+        action: Annotated[str, Field(description="The step: what the twin will do or did")],
+        expected_version: Annotated[int, Field(description="The trajectory's version you "
+                                                           "built on (0 when empty)")],
+        evidence: Annotated[Any, Field(description="Why (any JSON)")] = None,
+    ) -> dict[str, Any]:
+        """Append a step to a twin's trajectory. If it moved since expected_version, the
+        error lists current_version and the steps you have not seen: rebase and retry."""
+        try:
+            return await call(mb.twins.update_trajectory(twin_id, action, expected_version,
+                                                         evidence=evidence))
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ProblemError) and cause.status == 409:
+                extra = {k: cause.body.get(k) for k in ("current_version", "steps", "more")}
+                raise ToolError(f"{exc}; {msgspec.json.encode(extra).decode()}") from cause
+            raise
+
+    @server.tool(annotations=READ)
+    async def get_trajectory(
+        twin_id: TwinId,
+        after: Annotated[int | None, Field(description="Steps after this version")] = None,
+        limit: Annotated[int | None, Field(description="1-100, default 50")] = None,
+    ) -> dict[str, Any]:
+        """A twin's trajectory: its version and steps, oldest first."""
+        return await call(mb.twins.trajectory(twin_id, after=after, limit=limit))
+
     @server.tool(annotations=READ)
     async def list_regions() -> dict[str, Any]:
         """List Memory Bank's regions with their status, role and replica lag."""

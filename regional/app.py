@@ -19,7 +19,7 @@ from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
 from mbwire import headers as h
 from mbwire.rules import request_cost
-from regional import artifacts, batch, ledger, ops, search, twins
+from regional import artifacts, batch, events, ledger, ops, search, trajectory, twins
 from regional.admission import FleetAdmission
 from regional.breaker import Breaker
 from regional.cache import TwinCache
@@ -120,6 +120,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             *routes_for({
                 **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
                 **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
+                **events.HANDLERS, **trajectory.HANDLERS,
             }),
         ],
         lifespan=[lifespan],

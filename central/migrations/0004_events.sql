@@ -11,10 +11,22 @@ create table events (
     principal       text not null,
     idempotency_key text,
     created_at      timestamptz not null default now(),
+    -- The event's place in its twin's log, drawn from event_heads under the head's row lock,
+    -- which is held until commit: seq n+1 commits after seq n, so a replica that shows n+1
+    -- shows every earlier one, and a cursor over seq never skips a row that commits late
+    -- (created_at is the transaction's start, so it is not a commit order).
+    seq             bigint not null,
     primary key (created_at, event_id)
 ) partition by range (created_at);
 create table events_default partition of events default;
 create index events_twin on events (twin_id, created_at, event_id);
+create index events_twin_seq on events (twin_id, seq);
+
+-- Each twin's last event seq (one row per twin that has events).
+create table event_heads (
+    twin_id text primary key,
+    seq     bigint not null
+);
 
 -- A retried idempotency key is stored once per principal: the key's first arrival is recorded
 -- here (not partitioned, so uniqueness holds across partitions).

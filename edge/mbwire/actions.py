@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from mbwire import types as t
+from mbwire import types_events as te
 
 MiB = 1 << 20
 
@@ -93,6 +94,8 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
     # Examples for the document (JSON values); a test round-trips them through the wire types.
     example_request: Any = None
     example_response: Any = None
+    # Members some error statuses add to the problem body (status -> Struct), for the document.
+    problem_members: tuple[tuple[int, Any], ...] = ()
 
     @property
     def statuses(self) -> tuple[int, ...]:
@@ -378,6 +381,82 @@ ACTIONS: tuple[Action, ...] = (
             {"status": 200, "body": {"twin_id": "ada", "version": 3, "profile": {"name": "Ada"}}},
             {"status": 200, "body": {"twin_id": "ada", "owner": "alice", "grants": []}}],
             "consistency_token": "L00000000016B3A28"},
+    ),
+    # --- Events and trajectories (issue 8): both belong to a twin and inherit its policy
+    # (writing needs write access to the twin, reading needs read access).
+    Action(
+        name="log_event", method="POST", path="/v1/events", writes=True, status=202,
+        summary="Log up to 100 events",
+        description="202 once the events are durable at the primary (central commits what "
+                    "arrives within a few milliseconds in one transaction). The batch is "
+                    "checked whole first: one bad event (type, payload over 16 KiB or nested "
+                    "over 16 levels, a NUL, an unknown twin, a twin the caller may not write) "
+                    "refuses it whole, naming the index (`errors[].pointer` like "
+                    "`/events/3/type`), and nothing is stored. An `idempotency_key` is stored "
+                    "once per caller, through any region; `accepted` counts the events of the "
+                    "request that are stored, by it or by an earlier request under their keys, "
+                    "so a retried batch answers as the first did.",
+        request=te.EventsIn, response=te.EventsAccepted, errors=(403, 404, 413, 415, 422),
+        cost_items="events", max_items=te.MAX_EVENTS, idempotency=("items",),
+        tags=("events",),
+        example_request={"events": [{"twin_id": "ada", "type": "page.viewed",
+                                     "payload": {"url": "/pricing"}, "idempotency_key": "ev-1"}]},
+        example_response={"accepted": 1, "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="list_events", method="GET", path="/v1/twins/{twin_id}/events", writes=False,
+        summary="A twin's events, oldest first",
+        description="From the region's replica, in the twin's log order (commit order, `seq`): "
+                    "`cursor` (an answer's `next_cursor`) pages on and never skips or repeats "
+                    "an event, even while events are logged; `next_cursor` is null at the end "
+                    "of the log. `type` keeps one type; `since` (RFC 3339; without an offset, "
+                    "UTC) keeps events stored at or after it. Readable by whoever may read the "
+                    "twin. Honours `X-Consistency-Token`.",
+        response=te.EventList, errors=(403, 404, 422), tags=("events",),
+        query=(Param(name="type", description="Only events of this type.",
+                     schema={"type": "string", "pattern": te.EVENT_TYPE_PATTERN}),
+               Param(name="since", description="RFC 3339 time: events stored at or after it.",
+                     schema={"type": "string", "maxLength": 64}),
+               Param(name="limit", description="Events per page (1-100, default 50).",
+                     schema={"type": "string", "pattern": "^[0-9]{1,3}$"}),
+               Param(name="cursor", description="`next_cursor` of the previous page.",
+                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})),
+        example_response={"items": [{"event_id": "17", "twin_id": "ada", "type": "page.viewed",
+                                     "payload": {"url": "/pricing"},
+                                     "created_at": "2026-11-29T11:00:00.000000Z", "seq": 1}],
+                          "next_cursor": None},
+    ),
+    Action(
+        name="update_trajectory", method="POST", path="/v1/twins/{twin_id}/trajectory",
+        writes=True, summary="Append a step to a twin's trajectory",
+        description="Appends step `expected_version + 1` if the trajectory's version (its "
+                    "number of steps; 0 when empty) is `expected_version`. Otherwise 409 "
+                    "`version-conflict` whose body carries `current_version`, the `steps` after "
+                    "`expected_version` (at most 100) and `more`, so the caller can rebase "
+                    "without another round trip. Needs write access to the twin.",
+        request=te.TrajectoryIn, response=te.TrajectoryWritten,
+        errors=(403, 404, 409, 413, 415, 422), tags=("trajectory",),
+        problem_members=((409, te.TrajectoryConflict),),
+        example_request={"action": "send follow-up email", "evidence": {"opened": 3},
+                         "expected_version": 2},
+        example_response={"twin_id": "ada", "version": 3,
+                          "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="get_trajectory", method="GET", path="/v1/twins/{twin_id}/trajectory",
+        writes=False, summary="Page through a twin's trajectory",
+        description="Steps with version > `after` (default 0), oldest first, from the region's "
+                    "replica; `next_cursor` is the `after` of the next page. Readable by "
+                    "whoever may read the twin. Honours `X-Consistency-Token`.",
+        response=te.TrajectoryView, errors=(403, 404, 422), tags=("trajectory",),
+        query=(Param(name="after", description="Steps after this version (default 0).",
+                     schema={"type": "string", "pattern": "^[0-9]{1,18}$"}),
+               Param(name="limit", description="Steps per page (1-100, default 50).",
+                     schema={"type": "string", "pattern": "^[0-9]{1,3}$"})),
+        example_response={"twin_id": "ada", "version": 1, "next_cursor": None,
+                          "steps": [{"version": 1, "action": "send welcome email",
+                                     "evidence": None,
+                                     "created_at": "2026-11-29T11:00:00.000000Z"}]},
     ),
 )
 

@@ -120,3 +120,10 @@ class Unimplemented(Problem):
     """A part of the contract that is not built yet (e.g. realtime WebSockets)."""
 
     status, title, slug = 501, "Not implemented", "not-implemented"
+
+
+class VersionConflict(Conflict):
+    """A versioned append built on a stale version; the body carries what the caller lacks
+    (update_trajectory: ``current_version``, ``steps``, ``more``)."""
+
+    title, slug = "Version conflict", "version-conflict"

@@ -108,6 +108,9 @@ def _operation(action: Action, inline: dict[str, Any]) -> dict[str, Any]:
             "headers": headers,
             "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref(t.ProblemDetails)}},
         }
+    for status, members in action.problem_members:  # problem bodies with extra members
+        responses[str(status)]["content"][PROBLEM_CONTENT_TYPE]["schema"] = {
+            "allOf": [_ref(t.ProblemDetails), _ref(members)]}
     op: dict[str, Any] = {
         "operationId": action.name,
         "summary": action.summary,
@@ -141,7 +144,8 @@ def document(server_url: str | None = None) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (a fresh dict each call)."""
     structs = sorted(
         {tp for a in ACTIONS for tp in (a.request, a.response)
-         if isinstance(tp, type) and issubclass(tp, msgspec.Struct)} | {t.ProblemDetails},
+         if isinstance(tp, type) and issubclass(tp, msgspec.Struct)} | {t.ProblemDetails}
+        | {tp for a in ACTIONS for _, tp in a.problem_members},
         key=lambda tp: tp.__name__,
     )
     others = [tp for a in ACTIONS for tp in (a.request, a.response)

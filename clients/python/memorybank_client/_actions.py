@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
 
+import msgspec
+
 from memorybank_client import types as t
 from memorybank_client._calls import MERGE_PATCH, OCTETS, Call, Options, call
 
@@ -155,3 +157,40 @@ def batch_query(queries: Iterable[t.BatchItem | Mapping[str, Any]],
     # A read (POST only because the reads are a body): retried like one.
     return call("POST", "/v1/batch", t.BatchResults, writes=False,
                 body=t.BatchQuery(queries=items), opts=opts)
+
+
+def log_event(events: Iterable[t.EventIn | Mapping[str, Any]],
+              **opts: Unpack[Options]) -> Call[t.EventsAccepted]:
+    """Up to 100 events; each without an ``idempotency_key`` gets one made here, so every retry
+    of this call stores each event once."""
+    items = [e if isinstance(e, t.EventIn) else t.EventIn(**e) for e in events]
+    items = [e if e.idempotency_key else msgspec.structs.replace(
+        e, idempotency_key=uuid.uuid4().hex) for e in items]
+    return call("POST", "/v1/events", t.EventsAccepted, writes=True,
+                body=t.EventsIn(events=items), opts=opts)
+
+
+def list_events(twin_id: str, *, type: str | None = None, since: str | None = None,
+                limit: int | None = None, cursor: str | None = None,
+                **opts: Unpack[Options]) -> Call[t.EventList]:
+    pairs = (("type", type), ("since", since), ("limit", limit), ("cursor", cursor))
+    params = {k: str(v) for k, v in pairs if v is not None}
+    return call("GET", f"/v1/twins/{_seg(twin_id)}/events", t.EventList, writes=False,
+                params=params or None, opts=opts)
+
+
+def update_trajectory(twin_id: str, action: str, expected_version: int, *,
+                      evidence: Any = None,
+                      **opts: Unpack[Options]) -> Call[t.TrajectoryWritten]:
+    """A stale ``expected_version`` raises ``Conflict`` whose body has ``current_version`` and
+    the ``steps`` after it (``TrajectoryConflict``): rebase and call again."""
+    body = t.TrajectoryIn(action=action, evidence=evidence, expected_version=expected_version)
+    return call("POST", f"/v1/twins/{_seg(twin_id)}/trajectory", t.TrajectoryWritten,
+                writes=True, body=body, opts=opts)
+
+
+def get_trajectory(twin_id: str, *, after: int | None = None, limit: int | None = None,
+                   **opts: Unpack[Options]) -> Call[t.TrajectoryView]:
+    params = {k: str(v) for k, v in (("after", after), ("limit", limit)) if v is not None}
+    return call("GET", f"/v1/twins/{_seg(twin_id)}/trajectory", t.TrajectoryView,
+                writes=False, params=params or None, opts=opts)

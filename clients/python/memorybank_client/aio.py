@@ -116,6 +116,10 @@ class AsyncTwins(_Resource):
     grant = _bind(a.grant_twin)
     grants = _bind(a.list_twin_grants)
     revoke = _bind(a.revoke_twin_grant)
+    log_events = _bind(a.log_event)
+    events = _bind(a.list_events)
+    update_trajectory = _bind(a.update_trajectory)
+    trajectory = _bind(a.get_trajectory)
 
 
 class AsyncWallets(_Resource):

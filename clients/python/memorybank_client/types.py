@@ -273,3 +273,74 @@ class BatchResult(Wire, frozen=True):
 class BatchResults(Wire, frozen=True):
     results: list[BatchResult]
     consistency_token: str
+
+
+# --- Events and trajectories (log_event, list_events, update_trajectory, get_trajectory) ---
+
+EventType = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}" + END)]
+TrajectoryAction = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f\x7f]{1,512}" + END)]
+
+
+class EventIn(Wire, frozen=True):
+    twin_id: TwinId
+    type: EventType
+    payload: Any = None
+    idempotency_key: IdemKey | None = None
+
+
+class EventsIn(Wire, frozen=True):
+    events: Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class EventsAccepted(Wire, frozen=True):
+    accepted: int
+    consistency_token: str
+
+
+class EventView(Wire, frozen=True):
+    event_id: str
+    twin_id: TwinId
+    type: str
+    payload: Any
+    created_at: str
+    seq: int
+
+
+class EventList(Wire, frozen=True):
+    items: list[EventView]
+    next_cursor: str | None = None
+
+
+class TrajectoryIn(Wire, frozen=True, kw_only=True):
+    action: TrajectoryAction
+    evidence: Any = None
+    expected_version: Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+
+
+class TrajectoryWritten(Wire, frozen=True):
+    twin_id: TwinId
+    version: int
+    consistency_token: str
+
+
+class TrajectoryStep(Wire, frozen=True):
+    version: int
+    action: str
+    evidence: Any
+    created_at: str
+
+
+class TrajectoryView(Wire, frozen=True):
+    twin_id: TwinId
+    version: int
+    steps: list[TrajectoryStep]
+    next_cursor: str | None = None
+
+
+class TrajectoryConflict(Wire, frozen=True):
+    """What a 409 ``version-conflict`` adds to its problem body (``Conflict.body`` holds it):
+    the current version and the steps after the caller's ``expected_version``."""
+
+    current_version: int
+    steps: list[TrajectoryStep]
+    more: bool

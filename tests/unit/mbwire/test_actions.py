@@ -57,10 +57,14 @@ def test_document_lists_every_status_with_a_schema(action: Action) -> None:
     assert op["operationId"] == action.name and op["security"] == [{"bearer": []}]
     statuses = {int(s) for s in op["responses"]}
     assert statuses == {action.status, *action.statuses}
+    members = dict(action.problem_members)
     for status in action.statuses:
         content = op["responses"][str(status)]["content"]
-        assert content[PROBLEM_CONTENT_TYPE]["schema"] == {
-            "$ref": "#/components/schemas/ProblemDetails"}
+        problem = {"$ref": "#/components/schemas/ProblemDetails"}
+        if status in members:  # a problem with extra members: both schemas
+            problem = {"allOf": [problem, {
+                "$ref": f"#/components/schemas/{members[status].__name__}"}]}
+        assert content[PROBLEM_CONTENT_TYPE]["schema"] == problem
     assert ("requestBody" in op) == (action.request is not None)
     path_params = {p["name"] for p in op["parameters"] if p["in"] == "path"}
     assert path_params == {seg[1:-1] for seg in action.path.split("/") if seg.startswith("{")}

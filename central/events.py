@@ -1,0 +1,137 @@
+"""log_event at central: a checked batch of events, stored through the group committer.
+
+A batch is one *work* of the committer (central/group_commit.py), under its own savepoint: its
+twins are checked (exist, caller may write) before anything is written, so a refused batch leaves
+nothing; its idempotency keys are claimed in ``event_keys`` (a key already there is an event
+already stored: skipped); each twin's ``event_heads`` row is bumped to draw the events' ``seq``
+(the row lock is held until the group commits, so seq order is commit order per twin); the
+events and one ``event`` feed row per twin go in the same transaction.
+
+``accepted`` counts every event of the batch that is stored, by this request or an earlier one
+under its key: a retried batch answers what the first answered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import psycopg
+from litestar import Request, Response
+from litestar.di import NamedDependency
+
+from central.group_commit import GroupCommitter
+from central.store import Store, WriteTx
+from mbhttp import require_principal
+from mbhttp.routes import read_body
+from mbwire import Forbidden, NotFound, Principal, Unavailable, Unprocessable
+from mbwire import headers as h
+from mbwire.access import TWIN_WRITABLE_SQL, sql_params
+from mbwire.checks_events import check_events
+from mbwire.types_events import EventsAccepted, EventsIn
+
+_TWINS_SQL = f"select t.twin_id, {TWIN_WRITABLE_SQL} from twins t where t.twin_id = any(%(ids)s)"
+_CLAIM_SQL = (
+    "insert into event_keys (principal, idempotency_key) select %s, unnest(%s::text[])"
+    " on conflict do nothing returning idempotency_key"
+)
+_HEADS_SQL = (
+    "insert into event_heads (twin_id, seq) select * from unnest(%s::text[], %s::bigint[])"
+    " order by 1 on conflict (twin_id) do update set seq = event_heads.seq + excluded.seq"
+    " returning twin_id, seq"
+)
+_INSERT_SQL = (
+    "insert into events (twin_id, type, payload, principal, idempotency_key, seq)"
+    " select u.t, u.ty, u.p::jsonb, %s, u.k, u.s"
+    " from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
+    " as u(t, ty, p, k, s)"
+)
+
+
+@asynccontextmanager
+async def savepoint(tx: WriteTx) -> AsyncIterator[None]:
+    """One work's savepoint; its feed rows leave with it. Driver errors are translated here,
+    where the driver is called: a value Postgres refuses is this batch's 422, a lost
+    connection a 503 (the group's commit fails too, so nothing was acknowledged)."""
+    mark = len(tx.feed)
+    try:
+        async with tx.conn.transaction():
+            yield
+    except BaseException as exc:
+        del tx.feed[mark:]
+        if isinstance(exc, psycopg.DataError):
+            raise Unprocessable(f"the database cannot store this batch: {exc}") from None
+        if isinstance(exc, psycopg.Error):
+            raise Unavailable(f"the primary database failed ({type(exc).__name__})") from None
+        raise
+
+
+def committer(store: Store, *, window_s: float, max_items: int) -> GroupCommitter[WriteTx]:
+    return GroupCommitter(store.write, savepoint, window_s=window_s, max_items=max_items)
+
+
+async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:
+    events = batch.events
+    ids = sorted({e.twin_id for e in events})
+    cur = await tx.conn.execute(_TWINS_SQL, {"ids": ids, **sql_params(who)})
+    allowed = {r[0]: bool(r[1]) for r in await cur.fetchall()}
+    for i, e in enumerate(events):
+        where = [{"pointer": f"/events/{i}/twin_id"}]
+        if e.twin_id not in allowed:
+            raise NotFound(f"event {i}: twin {e.twin_id} does not exist; nothing was stored",
+                           errors=where)
+        if not allowed[e.twin_id]:
+            raise Forbidden(f"event {i}: {who.sub} may not write twin {e.twin_id}; nothing was"
+                            " stored", errors=where)
+    keys = list(dict.fromkeys(e.idempotency_key for e in events if e.idempotency_key))
+    fresh: set[str] = set()
+    if keys:
+        cur = await tx.conn.execute(_CLAIM_SQL, (who.sub, keys))
+        fresh = {r[0] for r in await cur.fetchall()}
+    new = []
+    for e in events:
+        if e.idempotency_key is None:
+            new.append(e)
+        elif e.idempotency_key in fresh:  # first arrival of the key, first in the batch
+            fresh.discard(e.idempotency_key)
+            new.append(e)
+    if not new:
+        return len(events)
+    counts: dict[str, int] = {}
+    for e in new:
+        counts[e.twin_id] = counts.get(e.twin_id, 0) + 1
+    cur = await tx.conn.execute(_HEADS_SQL, (list(counts), list(counts.values())))
+    heads = {r[0]: int(r[1]) for r in await cur.fetchall()}
+    nxt = {twin: heads[twin] - n for twin, n in counts.items()}
+    seqs = []
+    for e in new:
+        nxt[e.twin_id] += 1
+        seqs.append(nxt[e.twin_id])
+    await tx.conn.execute(_INSERT_SQL, (
+        who.sub, [e.twin_id for e in new], [e.type for e in new],
+        [msgspec.json.encode(e.payload).decode() for e in new],
+        [e.idempotency_key for e in new], seqs))
+    tx.feed.extend(("event", twin, heads[twin]) for twin in sorted(counts))
+    return len(events)
+
+
+Committer = NamedDependency[GroupCommitter[WriteTx]]
+
+
+async def post_events(request: Request[Any, Any, Any], events: Committer) -> Response[bytes]:
+    who = require_principal(request)
+    batch = check_events(await read_body(request))
+
+    async def work(tx: WriteTx) -> int:
+        return await write_batch(tx, who, batch)
+
+    accepted, tx = await events.submit(work)
+    assert tx.token is not None
+    body = EventsAccepted(accepted=accepted, consistency_token=str(tx.token))
+    return Response(content=msgspec.json.encode(body), status_code=202,
+                    media_type="application/json",
+                    headers={h.CONSISTENCY_TOKEN: body.consistency_token})
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"log_event": post_events}

@@ -1,0 +1,89 @@
+"""update_trajectory at central: append step ``expected_version + 1`` if the trajectory is still
+at ``expected_version``, in one transaction with its ``trajectory`` feed row.
+
+No lock is taken: the step's primary key (twin, version) decides between two concurrent appends
+of the same version (the second waits on the first's index entry, then finds it and answers the
+409). The 409 carries what the caller has not seen, so it can rebase at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.di import NamedDependency
+from psycopg.types.json import Jsonb
+
+from central.store import Store, WriteTx
+from mbhttp import require_principal
+from mbhttp.routes import read_body
+from mbwire import Forbidden, NotFound, Principal
+from mbwire import headers as h
+from mbwire.access import TWIN_WRITABLE_SQL, sql_params
+from mbwire.checks_events import check_trajectory
+from mbwire.decode import check_twin_id
+from mbwire.errors import VersionConflict
+from mbwire.types_events import MAX_CONFLICT_STEPS, TrajectoryIn, TrajectoryWritten
+
+StoreDep = NamedDependency[Store]
+STEPS_SQL = (
+    "select version, action, evidence,"
+    " to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    " from trajectory_steps where twin_id = %s and version > %s order by version limit %s"
+)
+
+
+async def _conflict(tx: WriteTx, twin_id: str, expected: int) -> VersionConflict:
+    cur = await tx.conn.execute(
+        "select coalesce(max(version), 0) from trajectory_steps where twin_id = %s", (twin_id,))
+    row = await cur.fetchone()
+    current = int(row[0]) if row else 0
+    cur = await tx.conn.execute(STEPS_SQL, (twin_id, expected, MAX_CONFLICT_STEPS + 1))
+    rows = await cur.fetchall()
+    steps = [{"version": r[0], "action": r[1], "evidence": r[2], "created_at": r[3]}
+             for r in rows[:MAX_CONFLICT_STEPS]]
+    return VersionConflict(
+        f"trajectory of twin {twin_id} is at version {current}, not {expected}",
+        current_version=current, steps=steps, more=len(rows) > MAX_CONFLICT_STEPS)
+
+
+async def append_step(store: Store, who: Principal, twin_id: str, step: TrajectoryIn
+                      ) -> TrajectoryWritten:
+    async with store.write() as tx:
+        cur = await tx.conn.execute(
+            f"select {TWIN_WRITABLE_SQL} from twins t where t.twin_id = %(twin)s",
+            {"twin": twin_id, **sql_params(who)})
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"twin {twin_id} does not exist")
+        if not row[0]:
+            raise Forbidden(f"{who.sub} may not write twin {twin_id}")
+        cur = await tx.conn.execute(
+            "select coalesce(max(version), 0) from trajectory_steps where twin_id = %s",
+            (twin_id,))
+        head = await cur.fetchone()
+        version = step.expected_version + 1
+        if head is None or int(head[0]) != step.expected_version:
+            raise await _conflict(tx, twin_id, step.expected_version)
+        cur = await tx.conn.execute(
+            "insert into trajectory_steps (twin_id, version, action, evidence, principal)"
+            " values (%s, %s, %s, %s, %s) on conflict do nothing returning 1",
+            (twin_id, version, step.action,
+             None if step.evidence is None else Jsonb(step.evidence), who.sub))
+        if await cur.fetchone() is None:  # a concurrent append took this version first
+            raise await _conflict(tx, twin_id, step.expected_version)
+        tx.feed.append(("trajectory", twin_id, version))
+    assert tx.token is not None
+    return TrajectoryWritten(twin_id=twin_id, version=version, consistency_token=str(tx.token))
+
+
+async def post_trajectory(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+    twin_id = check_twin_id(str(request.path_params["twin_id"]))
+    step = check_trajectory(await read_body(request))
+    done = await append_step(store, require_principal(request), twin_id, step)
+    return Response(content=msgspec.json.encode(done), media_type="application/json",
+                    headers={h.CONSISTENCY_TOKEN: done.consistency_token})
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"update_trajectory": post_trajectory}

@@ -1,0 +1,50 @@
+"""Event partitions on the live primary: made ahead at start, stray rows in the default partition
+moved into their day's partition, partitions past the retention dropped whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import psycopg
+import pytest
+
+from central.partitions import maintain
+
+from .conftest import LiveStack
+
+pytestmark = pytest.mark.integration
+
+
+
+
+async def test_partitions_ahead_strays_moved_and_old_days_dropped(live: LiveStack) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    twin = f"part-{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(live.topology.postgres.primary,
+                                                     autocommit=True) as conn:
+        names = {r[0] for r in await (await conn.execute(
+            "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid"
+            " where i.inhparent = 'events'::regclass")).fetchall()}
+        # Central made them at start: today and the next 7 days.
+        for n in range(8):
+            assert f"events_p{today + dt.timedelta(days=n):%Y%m%d}" in names
+        # Two rows that landed in the default partition: one recent (kept, moved), one older
+        # than the retention (its partition is made, then dropped whole).
+        recent, old = today - dt.timedelta(days=3), today - dt.timedelta(days=40)
+        for day in (recent, old):
+            await conn.execute(
+                "insert into events (twin_id, type, payload, principal, seq, created_at)"
+                " values (%s, 'stray', '1', 'test', 1, %s)",
+                (twin, dt.datetime.combine(day, dt.time(12), dt.UTC)))
+        assert (await (await conn.execute("select count(*) from events_default where"
+                                          " twin_id = %s", (twin,))).fetchone())[0] == 2
+        did = await maintain(conn, ahead_days=7, retention_days=30)
+        assert did["moved"] >= 2 and did["dropped"] >= 1
+        left = await (await conn.execute(
+            "select tableoid::regclass::text, (created_at at time zone 'UTC')::date from events"
+            " where twin_id = %s", (twin,))).fetchall()
+        assert left == [(f"events_p{recent:%Y%m%d}", recent)]
+        # Idempotent: a second run changes nothing.
+        assert await maintain(conn, ahead_days=7, retention_days=30) == {
+            "created": 0, "dropped": 0, "moved": 0}

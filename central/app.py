@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.di import Provide
 
-from central import artifacts, knowledge, ledger
+from central import agents, artifacts, knowledge, ledger
 from central.migrate import apply_migrations
 from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
@@ -69,7 +69,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[*ROUTES, *routes_for(
             {**HANDLERS, **knowledge.HANDLERS, **artifacts.HANDLERS,
-             **ledger.HANDLERS}, serves=lambda a: a.writes
+             **ledger.HANDLERS, **agents.HANDLERS}, serves=lambda a: a.writes
         )],
         lifespan=[lifespan],
         dependencies={

@@ -18,7 +18,7 @@ from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
 from mbwire import headers as h
 from mbwire.rules import request_cost
-from regional import artifacts, batch, ledger, ops, search, twins
+from regional import agents, artifacts, batch, ledger, ops, recommend, search, twins
 from regional.admission import FleetAdmission
 from regional.breaker import Breaker
 from regional.cache import TwinCache
@@ -107,6 +107,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             *routes_for({
                 **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
                 **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
+                **agents.HANDLERS, **recommend.HANDLERS,
             }),
         ],
         lifespan=[lifespan],

@@ -31,9 +31,9 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 READS = {"query_knowledge", "get_twin_profile", "list_twin_grants", "get_artifact", "list_regions",
-         "get_wallet"}
+         "get_wallet", "search_agents", "get_recommendations"}
 WRITES = {"create_twin", "patch_twin_profile", "grant_twin_access", "ingest_knowledge",
-          "create_artifact"}
+          "create_artifact", "register_agent"}
 DESTRUCTIVE = {"revoke_twin_grant", "delete_knowledge", "transaction"}
 
 

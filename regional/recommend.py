@@ -45,22 +45,32 @@ select a.sub, a.name, ts_rank(a.tsv, websearch_to_tsquery('english', %(q)s)),
 from agents a where {_LISTED} and a.tsv @@ websearch_to_tsquery('english', %(q)s)
 order by 3 desc, a.sub limit %(limit)s"""
 _POPULAR_AGENTS = f"""
-with freq as (select i, count(*) c from agents a, unnest(a.interests) i where {_LISTED}
-              group by i)
-select a.sub, a.name, sum(f.c), array_agg(f.i order by f.c desc, f.i)
-from agents a cross join unnest(a.interests) i join freq f on f.i = i where {_LISTED}
-group by a.sub, a.name order by 3 desc, a.sub limit %(limit)s"""
+with freq as (select u.tag, count(*) c from agents a, unnest(a.interests) u(tag)
+              where {_LISTED} group by u.tag)
+select a.sub, a.name, coalesce(sum(f.c), 0),
+       array_remove(array_agg(f.tag order by f.c desc, f.tag), null)
+from agents a left join lateral unnest(a.interests) u(tag) on true
+     left join freq f on f.tag = u.tag
+where {_LISTED} group by a.sub, a.name, a.listed_seq
+order by 3 desc, a.listed_seq desc limit %(limit)s"""
 _POPULAR_KNOWLEDGE = """
-with freq as (select t, count(*) c from knowledge_docs d, unnest(d.tags) t
-              where d.kind = 'knowledge' group by t)
-select d.doc_id, d.title, sum(f.c), array_agg(f.t order by f.c desc, f.t)
-from knowledge_docs d cross join unnest(d.tags) t join freq f on f.t = t
+with freq as (select u.tag, count(*) c from knowledge_docs d, unnest(d.tags) u(tag)
+              where d.kind = 'knowledge' group by u.tag)
+select d.doc_id, d.title, coalesce(sum(f.c), 0),
+       array_remove(array_agg(f.tag order by f.c desc, f.tag), null)
+from knowledge_docs d left join lateral unnest(d.tags) u(tag) on true
+     left join freq f on f.tag = u.tag
 where d.kind = 'knowledge' group by d.doc_id, d.title, d.updated_at
 order by 3 desc, d.updated_at desc, d.doc_id limit %(limit)s"""
 _NEWEST_ARTIFACTS = ("select d.doc_id, d.title, d.twin_id from knowledge_docs d join twins t"
                      f" using (twin_id) where d.kind = 'artifact' and d.twin_id <> %(twin)s"
                      f" and {TWIN_READABLE_SQL} order by d.updated_at desc, d.doc_id"
                      " limit %(limit)s")
+
+
+def popular_reason(why: str, tags: list[str], otherwise: str) -> str:
+    head = f"{why} ({', '.join(tags[:3])})" if tags else otherwise
+    return f"popular: {head}; {POPULAR}"
 
 
 def _kinds(request: Request[Any, Any, Any]) -> list[str]:
@@ -79,10 +89,11 @@ async def _agents(conn: psycopg.AsyncConnection[Any], basis: Basis, exclude: lis
     if basis.empty:
         cur = await conn.execute(_POPULAR_AGENTS, p)
         rows = await cur.fetchall()
-        top = float(rows[0][2]) if rows else 1.0
+        top = max(float(rows[0][2]) if rows else 0.0, 1.0)
         return [Recommendation(id=r[0], kind="agent", score=round(float(r[2]) / top, 4),
-                               title=r[1], reason=f"popular: interests many agents share "
-                               f"({', '.join(r[3][:3])}); {POPULAR}") for r in rows]
+                               title=r[1], reason=popular_reason(
+                                   "interests many agents share", r[3], "newly registered"))
+                for r in rows]
     if basis.interests:
         cur = await conn.execute(_BY_INTERESTS, {**p, "tags": basis.interests,
                                                  "mine": len(basis.interests)})
@@ -107,11 +118,11 @@ async def _popular_docs(conn: psycopg.AsyncConnection[Any], principal: Principal
     if kind == "knowledge":
         cur = await conn.execute(_POPULAR_KNOWLEDGE, {"limit": limit})
         rows = await cur.fetchall()
-        top = float(rows[0][2]) if rows else 1.0
+        top = max(float(rows[0][2]) if rows else 0.0, 1.0)
         return [Recommendation(id=r[0], kind="knowledge", title=r[1],
-                               score=round(float(r[2]) / top, 4),
-                               reason=f"popular: on the most common topics ({', '.join(r[3][:3])})"
-                                      f"; {POPULAR}") for r in rows]
+                               score=round(float(r[2]) / top, 4), reason=popular_reason(
+                                   "on the most common topics", r[3], "recently added"))
+                for r in rows]
     cur = await conn.execute(_NEWEST_ARTIFACTS,
                              {**sql_params(principal), "twin": twin_id, "limit": limit})
     return [Recommendation(id=r[0], kind="artifact", title=r[1], score=round(1 / (i + 1), 4),

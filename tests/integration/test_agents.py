@@ -267,3 +267,18 @@ async def test_pages_read_during_registrations_are_an_exact_prefix(
     assert len(final) == 1 + writers * per_writer == len(set(final))
     assert seen == final[: len(seen)]
     assert seen[0] == seed["sub"]
+
+
+async def test_the_sdk_registers_lists_and_recommends(live: LiveStack) -> None:
+    from memorybank_client import AsyncMemoryBank
+
+    sub, kind = uid("sdk"), uid("t")
+    async with AsyncMemoryBank(live.topology.edges["iad"], live.token(sub, tier="pro")) as mb:
+        written = await mb.agents.register(kind, "SDK agent", interests=["Maps"])
+        assert written.sub == sub and written.interests == ["maps"]
+        # The client carries its token: the listing in any region reflects the registration.
+        page = await mb.agents.search(type=kind, sort="created_at", limit=5)
+        assert [a.sub for a in page.items] == [sub] and page.next_cursor is None
+        twin = (await mb.twins.create({"bio": "cartography"})).twin_id
+        recs = await mb.twins.recommendations(twin, type="agents", limit=5)
+        assert recs.twin_id == twin and recs.basis == "profile"

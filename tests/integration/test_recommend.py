@@ -123,7 +123,9 @@ async def test_knowledge_and_artifacts_never_the_twins_own_nor_unreadable_ones(
     assert "your profile's 'bio'" in item["reason"]
 
     body = await ok(await recommend(live, http, alice, twin, token, type="knowledge"))
-    assert body["items"][0]["id"] == doc and body["items"][0]["kind"] == "knowledge"
+    # Near the top (other tests' knowledge about lighthouses may share the session's index).
+    assert doc in [i["id"] for i in body["items"][:3]]
+    assert {i["kind"] for i in body["items"]} == {"knowledge"}
     # Bob reads his own twin's: Alice's and Carol's artifacts are not his to see.
     body = await ok(await recommend(live, http, bob, bobs, token, limit=50))
     assert {own, shared, secret}.isdisjoint(i["id"] for i in body["items"])

@@ -13,7 +13,7 @@ import psycopg
 from litestar import Litestar
 from litestar.di import Provide
 
-from central import artifacts, events, knowledge, ledger, partitions, trajectory
+from central import agents, artifacts, events, knowledge, ledger, partitions, trajectory
 from central.migrate import apply_migrations
 from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
@@ -93,7 +93,8 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[*ROUTES, metrics_route(), *routes_for(
             {**HANDLERS, **knowledge.HANDLERS, **artifacts.HANDLERS,
-             **ledger.HANDLERS, **events.HANDLERS, **trajectory.HANDLERS}, serves=lambda a: a.writes
+             **ledger.HANDLERS, **events.HANDLERS, **trajectory.HANDLERS, **agents.HANDLERS},
+            serves=lambda a: a.writes,
         )],
         lifespan=[lifespan],
         dependencies={

@@ -249,6 +249,47 @@ def register(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
         """List Memory Bank's regions with their status, role and replica lag."""
         return await call(mb.regions())
 
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    async def register_agent(
+        type: Annotated[str, Field(description="What kind of agent, e.g. assistant, crawler")],
+        name: Annotated[str, Field(description="The agent's display name")],
+        description: Annotated[str, Field(description="What it does, in prose")] = "",
+        interests: Annotated[list[str] | None, Field(description="Topics, as tags")] = None,
+        capabilities: Annotated[list[str] | None,
+                                Field(description="What it can do, short names")] = None,
+        homepage: Annotated[str | None, Field(description="An http(s) URL")] = None,
+        contact: Annotated[str | None, Field(description="Who runs it")] = None,
+        published: Annotated[bool, Field(description="Listed in the directory")] = True,
+    ) -> dict[str, Any]:
+        """Register this principal in the agent directory, or replace its entry."""
+        return await call(mb.agents.register(
+            type, name, description=description, interests=interests or (),
+            capabilities=capabilities or (), homepage=homepage, contact=contact,
+            published=published))
+
+    @server.tool(annotations=READ)
+    async def search_agents(
+        q: Annotated[str | None, Field(description="Full-text query over name, interests "
+                                                   "and description")] = None,
+        type: Annotated[str | None, Field(description="Only agents of this type")] = None,
+        sort: Annotated[Literal["created_at", "-created_at"],
+                        Field(description="Registration order")] = "-created_at",
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor of the last page")] = None,
+    ) -> dict[str, Any]:
+        """List published agents in the directory, newest first by default."""
+        return await call(mb.agents.search(q, type=type, sort=sort, limit=limit, cursor=cursor))
+
+    @server.tool(annotations=READ)
+    async def get_recommendations(
+        twin_id: TwinId,
+        type: Annotated[Literal["knowledge", "artifacts", "agents"] | None,
+                        Field(description="One kind only; all kinds without")] = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+    ) -> dict[str, Any]:
+        """What a twin might look at next (knowledge, artifacts, agents), each with a reason."""
+        return await call(mb.twins.recommendations(twin_id, type=type, limit=limit))
+
     @server.resource("twin://{twin_id}", mime_type="application/json",
                      description="A digital twin's profile and version")
     async def twin_resource(twin_id: str) -> str:

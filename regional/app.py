@@ -19,7 +19,18 @@ from mbhttp.routes import max_body, routes_for
 from mbwire import HopSigner
 from mbwire import headers as h
 from mbwire.rules import request_cost
-from regional import artifacts, batch, events, ledger, ops, search, trajectory, twins
+from regional import (
+    agents,
+    artifacts,
+    batch,
+    events,
+    ledger,
+    ops,
+    recommend,
+    search,
+    trajectory,
+    twins,
+)
 from regional.admission import FleetAdmission
 from regional.breaker import Breaker
 from regional.cache import TwinCache
@@ -121,6 +132,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                 **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
                 **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
                 **events.HANDLERS, **trajectory.HANDLERS,
+                **agents.HANDLERS, **recommend.HANDLERS,
             }),
         ],
         lifespan=[lifespan],

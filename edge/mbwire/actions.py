@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from mbwire import types as t
+from mbwire import types_agents as ta
 from mbwire import types_events as te
 
 MiB = 1 << 20
@@ -457,6 +458,77 @@ ACTIONS: tuple[Action, ...] = (
                           "steps": [{"version": 1, "action": "send welcome email",
                                      "evidence": None,
                                      "created_at": "2026-11-29T11:00:00.000000Z"}]},
+    ),
+)
+
+# --- The agent directory and recommendations (issue 8). An agent registers itself (the JWT sub
+# is its key); only published entries are listed. Recommendations are for a twin the caller may
+# read, from this region's replica and search index.
+_AGENT_EXAMPLE = {"sub": "scout", "type": "assistant", "name": "Scout",
+                  "description": "Finds papers on CRDTs.", "interests": ["crdt", "sync"],
+                  "capabilities": ["search"], "homepage": "https://example.com/scout",
+                  "contact": "ops@example.com", "published": True,
+                  "created_at": "2026-11-29T11:00:00.000000Z",
+                  "updated_at": "2026-11-29T11:00:00.000000Z"}
+ACTIONS += (
+    Action(
+        name="register_agent", method="PUT", path="/v1/agents/me", writes=True,
+        summary="Register or update the calling agent in the directory",
+        description="The caller's entry, keyed by its JWT `sub`; a PUT replaces the whole entry "
+                    "(the same body again changes nothing). `published: false` keeps it out of "
+                    "`GET /v1/agents`. Interests are matched case-insensitively (stored "
+                    "lower-cased, without duplicates).",
+        request=ta.AgentIn, response=ta.AgentWritten, errors=(413, 415, 422), tags=("agents",),
+        example_request={k: v for k, v in _AGENT_EXAMPLE.items()
+                         if k not in ("sub", "created_at", "updated_at")},
+        example_response={**_AGENT_EXAMPLE, "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="search_agents", method="GET", path="/v1/agents", writes=False,
+        summary="List published agents",
+        description="Read from the region's replica; with `X-Consistency-Token: T` it reflects "
+                    "every write <= T or is a 503. `q`: full text over name, interests and "
+                    "description (web-search syntax: words, \"phrases\", -not, or). Ordered by "
+                    "registration (`sort`, default newest first); `cursor` (an answer's "
+                    "`next_cursor`, with the same `sort`) pages on, and never skips or repeats "
+                    "an agent while others register.",
+        response=ta.AgentList, errors=(422,), tags=("agents",),
+        query=(Param(name="q", description="Full-text query (1-256 characters).",
+                     schema={"type": "string", "maxLength": 256,
+                             "pattern": r"^[^\x00-\x1f\x7f]+" + t.END}),
+               Param(name="type", description="Only agents of this type.",
+                     schema={"type": "string", "maxLength": 32,
+                             "pattern": r"^[a-z0-9][a-z0-9_.-]*" + t.END}),
+               Param(name="sort", description="`created_at` (oldest first) or `-created_at`.",
+                     schema={"type": "string", "pattern": r"^-?created_at" + t.END}),
+               Param(name="limit", description="Agents per page (1-100, default 20).",
+                     schema={"type": "string", "pattern": r"^[0-9]{1,3}" + t.END}),
+               Param(name="cursor", description="`next_cursor` of the previous page.",
+                     schema={"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}" + t.END})),
+        example_response={"items": [_AGENT_EXAMPLE], "next_cursor": None},
+    ),
+    Action(
+        name="get_recommendations", method="GET", path="/v1/twins/{twin_id}/recommendations",
+        writes=False, summary="What a twin might look at next",
+        description="For a twin the caller may read (else 403; unknown: 404). Knowledge and "
+                    "text artifacts ranked by similarity to the twin's profile and its 20 most "
+                    "recent events, agents by interests shared with the profile's "
+                    "`interests`/`tags`/`topics`/`skills`. Never the twin's own artifacts, never "
+                    "an artifact of a twin the caller may not read. A twin with neither profile "
+                    "nor events gets popular items (`basis: popular`, and each reason says so). "
+                    "Without `type`, the kinds alternate. Honours `X-Consistency-Token` (the "
+                    "replica and the search index).",
+        response=ta.Recommendations, errors=(403, 404, 422), tags=("agents",),
+        query=(Param(name="type", description="`knowledge`, `artifacts` or `agents`.",
+                     schema={"type": "string",
+                             "pattern": r"^(knowledge|artifacts|agents)" + t.END}),
+               Param(name="limit", description="Items (1-50, default 10).",
+                     schema={"type": "string", "pattern": r"^[0-9]{1,2}" + t.END})),
+        example_response={"twin_id": "ada", "basis": "profile", "items": [
+            {"id": "scout", "kind": "agent", "score": 0.67, "title": "Scout",
+             "reason": "shares 2 interests: crdt, sync"},
+            {"id": "yjs-intro", "kind": "knowledge", "score": 0.61, "title": "What Yjs is",
+             "reason": "similar to your profile's 'bio' and 2 recent events"}]},
     ),
 )
 

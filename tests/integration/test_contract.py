@@ -67,7 +67,7 @@ async def test_unknown_paths_and_methods_answered_at_the_edge(
     assert r.status_code == 405 and r.headers["allow"] == "GET, PATCH"
     assert r.headers["content-type"] == "application/problem+json"
     assert "hub=" not in r.headers["x-served-by"]
-    r = await http.get(f"{edge}/v1/agents", headers=auth)
+    r = await http.get(f"{edge}/v1/no-such-collection", headers=auth)  # /v1/agents exists now
     assert r.status_code == 404 and "hub=" not in r.headers["x-served-by"]
 
 

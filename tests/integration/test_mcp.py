@@ -31,9 +31,9 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 READS = {"query_knowledge", "get_twin_profile", "list_twin_grants", "get_artifact", "list_regions",
-         "get_wallet", "list_events", "get_trajectory"}
+         "get_wallet", "list_events", "get_trajectory", "search_agents", "get_recommendations"}
 WRITES = {"create_twin", "patch_twin_profile", "grant_twin_access", "ingest_knowledge",
-          "create_artifact", "log_event", "update_trajectory"}
+          "create_artifact", "log_event", "update_trajectory", "register_agent"}
 DESTRUCTIVE = {"revoke_twin_grant", "delete_knowledge", "transaction"}
 
 
@@ -223,3 +223,23 @@ async def test_an_unreachable_edge_is_a_tool_error_not_a_crash() -> None:
             assert "unreachable" in await fails(client, "list_regions")
             assert "twin_id" in await fails(client, "get_twin_profile")  # schema-checked first
             assert (await client.list_tools()).tools
+
+
+async def test_agent_directory_and_recommendation_tools(live: LiveStack) -> None:
+    me, tag = f"agent-{uuid.uuid4().hex[:8]}", f"tag{uuid.uuid4().hex[:8]}"
+    kind = f"t-{uuid.uuid4().hex[:8]}"
+    async with mcp_as(live, me) as client:
+        # Called directly: the tool's own argument ``name`` would clash with ok()'s.
+        result = await client.call_tool("register_agent", {
+            "type": kind, "name": "Scout", "interests": [tag.upper()],
+            "description": "Reads lighthouse logs"})
+        assert not result.is_error, result.content
+        entry = json.loads(result.content[0].text)  # type: ignore[union-attr]
+        assert entry["sub"] == me and entry["interests"] == [tag]
+        listed = await ok(client, "search_agents", type=kind)
+        assert [a["sub"] for a in listed["items"]] == [me]
+        twin = (await ok(client, "create_twin", profile={"interests": [tag]}))["twin_id"]
+        recs = await ok(client, "get_recommendations", twin_id=twin, type="agents")
+        assert recs["twin_id"] == twin and me not in [i["id"] for i in recs["items"]]
+        bad = await client.call_tool("register_agent", {"type": kind, "name": ""})
+        assert bad.is_error and "422" in bad.content[0].text  # type: ignore[union-attr]

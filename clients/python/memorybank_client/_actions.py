@@ -194,3 +194,31 @@ def get_trajectory(twin_id: str, *, after: int | None = None, limit: int | None 
     params = {k: str(v) for k, v in (("after", after), ("limit", limit)) if v is not None}
     return call("GET", f"/v1/twins/{_seg(twin_id)}/trajectory", t.TrajectoryView,
                 writes=False, params=params or None, opts=opts)
+
+
+def register_agent(type: str, name: str, *, description: str = "",
+                   interests: Iterable[str] = (), capabilities: Iterable[str] = (),
+                   homepage: str | None = None, contact: str | None = None,
+                   published: bool = True, **opts: Unpack[Options]) -> Call[t.AgentWritten]:
+    """Registers or replaces the caller's directory entry (a PUT: safe to repeat)."""
+    body = t.AgentIn(type=type, name=name, description=description, interests=list(interests),
+                     capabilities=list(capabilities), homepage=homepage, contact=contact,
+                     published=published)
+    return call("PUT", "/v1/agents/me", t.AgentWritten, writes=True, body=body, opts=opts)
+
+
+def search_agents(q: str | None = None, *, type: str | None = None, sort: str | None = None,
+                  limit: int | None = None, cursor: str | None = None,
+                  **opts: Unpack[Options]) -> Call[t.AgentList]:
+    pairs = (("q", q), ("type", type), ("sort", sort), ("limit", limit), ("cursor", cursor))
+    params = {k: str(v) for k, v in pairs if v is not None}
+    return call("GET", "/v1/agents", t.AgentList, writes=False, params=params or None,
+                opts=opts)
+
+
+def get_recommendations(twin_id: str, *, type: str | None = None, limit: int | None = None,
+                        **opts: Unpack[Options]) -> Call[t.Recommendations]:
+    """``type``: ``knowledge``, ``artifacts`` or ``agents`` (all kinds, alternating, without)."""
+    params = {k: str(v) for k, v in (("type", type), ("limit", limit)) if v is not None}
+    return call("GET", f"/v1/twins/{_seg(twin_id)}/recommendations", t.Recommendations,
+                writes=False, params=params or None, opts=opts)

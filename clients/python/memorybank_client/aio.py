@@ -37,6 +37,7 @@ class AsyncMemoryBank:
         self.knowledge = AsyncKnowledge(self)
         self.wallets = AsyncWallets(self)
         self.artifacts = AsyncArtifacts(self)
+        self.agents = AsyncAgents(self)
 
     async def __aenter__(self) -> Self:
         return self
@@ -120,12 +121,18 @@ class AsyncTwins(_Resource):
     events = _bind(a.list_events)
     update_trajectory = _bind(a.update_trajectory)
     trajectory = _bind(a.get_trajectory)
+    recommendations = _bind(a.get_recommendations)
 
 
 class AsyncWallets(_Resource):
     transfer = _bind(a.transaction)
     get = _bind(a.get_wallet)
     mint = _bind(a.mint)
+
+
+class AsyncAgents(_Resource):
+    register = _bind(a.register_agent)
+    search = _bind(a.search_agents)
 
 
 class AsyncKnowledge(_Resource):

@@ -35,6 +35,7 @@ class MemoryBank:
         self.knowledge = Knowledge(self)
         self.wallets = Wallets(self)
         self.artifacts = Artifacts(self)
+        self.agents = Agents(self)
 
     def __enter__(self) -> Self:
         return self
@@ -111,12 +112,18 @@ class Twins(_Resource):
     events = _bind(a.list_events)
     update_trajectory = _bind(a.update_trajectory)
     trajectory = _bind(a.get_trajectory)
+    recommendations = _bind(a.get_recommendations)
 
 
 class Wallets(_Resource):
     transfer = _bind(a.transaction)
     get = _bind(a.get_wallet)
     mint = _bind(a.mint)
+
+
+class Agents(_Resource):
+    register = _bind(a.register_agent)
+    search = _bind(a.search_agents)
 
 
 class Knowledge(_Resource):

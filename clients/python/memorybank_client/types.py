@@ -344,3 +344,69 @@ class TrajectoryConflict(Wire, frozen=True):
     current_version: int
     steps: list[TrajectoryStep]
     more: bool
+# --- The agent directory and recommendations (register_agent, search_agents,
+# get_recommendations).
+AgentType = Annotated[str, msgspec.Meta(min_length=1, max_length=32,
+                                        pattern=r"^[a-z0-9][a-z0-9_.-]*" + END)]
+AgentName = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
+                                        pattern=r"^[^\x00-\x1f\x7f]+" + END)]
+Description = Annotated[str, msgspec.Meta(max_length=4000,
+                                          pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*" + END)]
+Interest = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
+                                       pattern=r"^[^\x00-\x1f\x7f,]+" + END)]
+Capability = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
+                                         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*" + END)]
+Homepage = Annotated[str, msgspec.Meta(max_length=512,
+                                       pattern=r"^https?://[^\s\x00-\x1f\x7f]+" + END)]
+Contact = Annotated[str, msgspec.Meta(min_length=1, max_length=256,
+                                      pattern=r"^[^\x00-\x1f\x7f]+" + END)]
+
+
+class AgentIn(Wire, frozen=True, kw_only=True):
+    """The caller's whole directory entry (a PUT replaces it)."""
+
+    type: AgentType
+    name: AgentName
+    description: Description = ""
+    interests: Annotated[list[Interest], msgspec.Meta(max_length=32)] = []
+    capabilities: Annotated[list[Capability], msgspec.Meta(max_length=32)] = []
+    homepage: Homepage | None = None
+    contact: Contact | None = None
+    published: bool = True
+
+
+class AgentView(Wire, frozen=True, kw_only=True):
+    sub: str
+    type: str
+    name: str
+    description: str
+    interests: list[str]
+    capabilities: list[str]
+    homepage: str | None
+    contact: str | None
+    published: bool
+    created_at: str
+    updated_at: str
+
+
+class AgentWritten(AgentView, frozen=True, kw_only=True):
+    consistency_token: str
+
+
+class AgentList(Wire, frozen=True, kw_only=True):
+    items: list[AgentView]
+    next_cursor: str | None = None
+
+
+class Recommendation(Wire, frozen=True, kw_only=True):
+    id: str
+    kind: Literal["knowledge", "artifact", "agent"]
+    score: float
+    reason: str
+    title: str | None = None
+
+
+class Recommendations(Wire, frozen=True, kw_only=True):
+    twin_id: str
+    items: list[Recommendation]
+    basis: Literal["profile", "popular"]

@@ -1,0 +1,90 @@
+"""The agent directory at central: ``PUT /v1/agents/me`` registers or updates the caller.
+
+One statement upserts the caller's row (keyed by its JWT sub) only when something changed, so the
+same PUT again writes nothing and bumps no version; a change appends an ``agent`` feed row in the
+same transaction. A first registration's listing position and ``created_at`` are drawn while it
+commits (migration 0005), so the row is read back after the commit to answer them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.di import NamedDependency
+
+from central.store import Store
+from mbhttp import require_principal
+from mbhttp.routes import decode_body
+from mbwire import Principal, Unprocessable
+from mbwire import headers as h
+from mbwire.types_agents import AGENT_COLUMNS, AgentIn, AgentView, AgentWritten, agent_view
+
+StoreDep = NamedDependency[Store]
+
+_FIELDS = ("type", "name", "description", "interests", "capabilities", "homepage", "contact",
+           "published")
+_CHANGED = " or ".join(f"agents.{f} is distinct from excluded.{f}" for f in _FIELDS)
+# Name and interests weigh more than the description in the ranking (A over B).
+_UPSERT = f"""
+insert into agents (sub, {", ".join(_FIELDS)}, tsv)
+values (%(sub)s, {", ".join(f"%({f})s" for f in _FIELDS)},
+        setweight(to_tsvector('english', %(name)s), 'A')
+        || setweight(to_tsvector('english', %(interest_text)s), 'A')
+        || setweight(to_tsvector('english', %(description)s), 'B'))
+on conflict (sub) do update set {", ".join(f"{f} = excluded.{f}" for f in _FIELDS)},
+    tsv = excluded.tsv, version = agents.version + 1, updated_at = now()
+where {_CHANGED}
+returning version
+"""
+_VIEW = f"select {AGENT_COLUMNS} from agents a where a.sub = %s"
+
+
+def normalized_interests(interests: list[str]) -> list[str]:
+    """Lower-cased and trimmed, first occurrence kept: interests are matched as tags."""
+    out: list[str] = []
+    for i, raw in enumerate(interests):
+        tag = " ".join(raw.split()).lower()
+        if not tag:
+            raise Unprocessable("an interest must hold a visible character",
+                                errors=[{"path": f"$.interests[{i}]"}])
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+async def register(store: Store, who: Principal, body: AgentIn) -> AgentWritten:
+    params: dict[str, Any] = msgspec.to_builtins(body)
+    params["interests"] = normalized_interests(body.interests)
+    params["capabilities"] = list(dict.fromkeys(body.capabilities))
+    params["interest_text"] = " ".join(params["interests"])
+    params["sub"] = who.sub
+    async with store.write() as tx:
+        cur = await tx.conn.execute(_UPSERT, params)
+        row = await cur.fetchone()
+        if row is not None:  # inserted or changed; an identical PUT writes nothing
+            tx.feed.append(("agent", who.sub, int(row[0])))
+    assert tx.token is not None
+    view = await read_back(store, who.sub)
+    return AgentWritten(**msgspec.structs.asdict(view), consistency_token=str(tx.token))
+
+
+async def read_back(store: Store, sub: str) -> AgentView:
+    # On the primary, after the commit: created_at was set as it committed.
+    async with store._connection() as conn:
+        cur = await conn.execute(_VIEW, (sub,))
+        row = await cur.fetchone()
+    assert row is not None, "the agent row was committed before this read"
+    return agent_view(row)
+
+
+async def put_agent(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+    body: AgentIn = await decode_body(request)
+    written = await register(store, require_principal(request), body)
+    return Response(content=msgspec.json.encode(written), status_code=200,
+                    media_type="application/json",
+                    headers={h.CONSISTENCY_TOKEN: written.consistency_token})
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"register_agent": put_agent}

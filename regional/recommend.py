@@ -1,0 +1,190 @@
+"""get_recommendations at the hub: for a twin the caller may read (the twin's own view decides:
+403/404 before anything else is read), knowledge and text artifacts from this hub's vector index
+by similarity to the twin's profile and recent events, agents from the replica by shared
+interests. Tenant safety is inside the queries: the vector filter admits knowledge and the
+artifacts of twins the caller may read other than this twin (its own are what it produced).
+
+A twin with neither a profile nor events gets popular items: agents and knowledge whose tags are
+the most common in the directory and the knowledge base, and the newest readable artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from litestar import Request, Response
+
+from mbhttp import require_principal
+from mbwire import Principal, Unprocessable
+from mbwire.access import TWIN_READABLE_SQL, sql_params
+from mbwire.types_agents import Recommendation, Recommendations
+from regional.agents import Reads
+from regional.ledger import _query_int
+from regional.recommend_basis import POPULAR, Basis, basis_of, shared_reason, similarity_reason
+from regional.replica import Replica
+from regional.search import KnowledgeSearch, Search
+from regional.twins import read_headers, token_of, twin_id_of
+from regional.vectors import Scope
+
+KINDS = {"knowledge": "knowledge", "artifacts": "artifact", "agents": "agent"}
+_LISTED = "a.published and a.listed_seq is not null and a.sub <> all(%(exclude)s)"
+_EVENTS = ("select type, payload from events where twin_id = %s"
+           " order by created_at desc, event_id desc limit 20")
+_ARTIFACT_TWINS = ("select distinct d.twin_id from knowledge_docs d join twins t using (twin_id)"
+                   f" where d.kind = 'artifact' and d.twin_id <> %(twin)s and {TWIN_READABLE_SQL}")
+_BY_INTERESTS = f"""
+select sub, name, shared, n from (
+  select a.sub, a.name, cardinality(a.interests) n,
+         array(select i from unnest(a.interests) i where i = any(%(tags)s)) shared
+  from agents a where {_LISTED} and a.interests && %(tags)s::text[]) s
+order by cardinality(shared)::float8 / sqrt(n * %(mine)s) desc, sub limit %(limit)s"""
+_BY_WORDS = f"""
+select a.sub, a.name, ts_rank(a.tsv, websearch_to_tsquery('english', %(q)s)),
+       a.name || ' ' || a.description || ' ' || array_to_string(a.interests, ' ')
+from agents a where {_LISTED} and a.tsv @@ websearch_to_tsquery('english', %(q)s)
+order by 3 desc, a.sub limit %(limit)s"""
+_POPULAR_AGENTS = f"""
+with freq as (select u.tag, count(*) c from agents a, unnest(a.interests) u(tag)
+              where {_LISTED} group by u.tag)
+select a.sub, a.name, coalesce(sum(f.c), 0),
+       array_remove(array_agg(f.tag order by f.c desc, f.tag), null)
+from agents a left join lateral unnest(a.interests) u(tag) on true
+     left join freq f on f.tag = u.tag
+where {_LISTED} group by a.sub, a.name, a.listed_seq
+order by 3 desc, a.listed_seq desc limit %(limit)s"""
+_POPULAR_KNOWLEDGE = """
+with freq as (select u.tag, count(*) c from knowledge_docs d, unnest(d.tags) u(tag)
+              where d.kind = 'knowledge' group by u.tag)
+select d.doc_id, d.title, coalesce(sum(f.c), 0),
+       array_remove(array_agg(f.tag order by f.c desc, f.tag), null)
+from knowledge_docs d left join lateral unnest(d.tags) u(tag) on true
+     left join freq f on f.tag = u.tag
+where d.kind = 'knowledge' group by d.doc_id, d.title, d.updated_at
+order by 3 desc, d.updated_at desc, d.doc_id limit %(limit)s"""
+_NEWEST_ARTIFACTS = ("select d.doc_id, d.title, d.twin_id from knowledge_docs d join twins t"
+                     f" using (twin_id) where d.kind = 'artifact' and d.twin_id <> %(twin)s"
+                     f" and {TWIN_READABLE_SQL} order by d.updated_at desc, d.doc_id"
+                     " limit %(limit)s")
+
+
+def popular_reason(why: str, tags: list[str], otherwise: str) -> str:
+    head = f"{why} ({', '.join(tags[:3])})" if tags else otherwise
+    return f"popular: {head}; {POPULAR}"
+
+
+def _kinds(request: Request[Any, Any, Any]) -> list[str]:
+    raw = request.query_params.get("type")
+    if raw is None:
+        return ["knowledge", "artifact", "agent"]
+    if raw not in KINDS:
+        raise Unprocessable("type must be knowledge, artifacts or agents",
+                            errors=[{"path": "$.query.type"}])
+    return [KINDS[raw]]
+
+
+async def _agents(conn: psycopg.AsyncConnection[Any], basis: Basis, exclude: list[str],
+                  limit: int) -> list[Recommendation]:
+    p: dict[str, Any] = {"exclude": exclude, "limit": limit}
+    if basis.empty:
+        cur = await conn.execute(_POPULAR_AGENTS, p)
+        rows = await cur.fetchall()
+        top = max(float(rows[0][2]) if rows else 0.0, 1.0)
+        return [Recommendation(id=r[0], kind="agent", score=round(float(r[2]) / top, 4),
+                               title=r[1], reason=popular_reason(
+                                   "interests many agents share", r[3], "newly registered"))
+                for r in rows]
+    if basis.interests:
+        cur = await conn.execute(_BY_INTERESTS, {**p, "tags": basis.interests,
+                                                 "mine": len(basis.interests)})
+        rows = await cur.fetchall()
+        if rows:
+            return [Recommendation(id=r[0], kind="agent", title=r[1], reason=shared_reason(r[2]),
+                                   # cosine of the two interest sets
+                                   score=round(len(r[2]) / (len(basis.interests) * r[3]) ** 0.5,
+                                               4))
+                    for r in rows]
+    words = basis.words()
+    if not words:
+        return []
+    cur = await conn.execute(_BY_WORDS, {**p, "q": " or ".join(words)})
+    return [Recommendation(id=r[0], kind="agent", title=r[1], score=round(float(r[2]), 4),
+                           reason=similarity_reason(basis, r[3]))
+            for r in await cur.fetchall()]
+
+
+async def _popular_docs(conn: psycopg.AsyncConnection[Any], principal: Principal, kind: str,
+                        twin_id: str, limit: int) -> list[Recommendation]:
+    if kind == "knowledge":
+        cur = await conn.execute(_POPULAR_KNOWLEDGE, {"limit": limit})
+        rows = await cur.fetchall()
+        top = max(float(rows[0][2]) if rows else 0.0, 1.0)
+        return [Recommendation(id=r[0], kind="knowledge", title=r[1],
+                               score=round(float(r[2]) / top, 4), reason=popular_reason(
+                                   "on the most common topics", r[3], "recently added"))
+                for r in rows]
+    cur = await conn.execute(_NEWEST_ARTIFACTS,
+                             {**sql_params(principal), "twin": twin_id, "limit": limit})
+    return [Recommendation(id=r[0], kind="artifact", title=r[1], score=round(1 / (i + 1), 4),
+                           reason=f"recently added to twin {r[2]!r}, which you may read; "
+                                  f"{POPULAR}") for i, r in enumerate(await cur.fetchall())]
+
+
+async def _similar_docs(knowledge: KnowledgeSearch, readable: frozenset[str], basis: Basis,
+                        kind: str, limit: int) -> list[Recommendation]:
+    vector = (await knowledge.embedder.embed([basis.text()]))[0]
+    hits = await knowledge.follower.index.search(vector, Scope(readable=readable, kind=kind),
+                                                 limit)
+    out = []
+    for hit in hits:
+        p = hit.payload
+        reason = similarity_reason(basis, f"{p.get('title', '')} {p.get('snippet', '')}",
+                                   p.get("tags") or ())
+        if kind == "artifact":
+            reason += f" (an artifact of twin {p.get('twin_id')!r})"
+        out.append(Recommendation(id=hit.doc_id, kind=kind,  # type: ignore[arg-type]
+                                  score=round(hit.score, 4), title=p.get("title"), reason=reason))
+    return out
+
+
+def interleave(lists: list[list[Recommendation]], limit: int) -> list[Recommendation]:
+    out: list[Recommendation] = []
+    for rank in range(limit):
+        out += [items[rank] for items in lists if rank < len(items)]
+    return out[:limit]
+
+
+async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
+                              knowledge: Search) -> Response[Recommendations]:
+    principal, twin_id = require_principal(request), twin_id_of(request)
+    kinds, limit = _kinds(request), _query_int(request, "limit", 10, 50)
+    token = token_of(request)
+    docs = [k for k in kinds if k != "agent"]
+    if docs:
+        await knowledge.settle(token)  # the replica, then the index, cover the token
+    entry, answered = await reads.view(principal, twin_id, token)  # 404 / 403 first
+    async with reads.replica.connection() as conn:
+        answered = min(answered, await Replica._position(conn))
+        cur = await conn.execute(_EVENTS, (twin_id,))
+        basis = basis_of(entry.profile, await cur.fetchall())
+        found: dict[str, list[Recommendation]] = {}
+        if "agent" in kinds:
+            found["agent"] = await _agents(conn, basis, [principal.sub, entry.owner_sub], limit)
+        readable: frozenset[str] = frozenset()
+        if docs and basis.empty:
+            for kind in docs:
+                found[kind] = await _popular_docs(conn, principal, kind, twin_id, limit)
+        elif "artifact" in docs:
+            cur = await conn.execute(_ARTIFACT_TWINS, {**sql_params(principal), "twin": twin_id})
+            readable = frozenset(r[0] for r in await cur.fetchall())
+    if docs and not basis.empty:
+        answered = min(answered, knowledge.follower.mark)  # read before the search: it covers
+        for kind in docs:
+            found[kind] = await _similar_docs(knowledge, readable, basis, kind, limit)
+    items = interleave([found.get(k, []) for k in kinds], limit)
+    body = Recommendations(twin_id=twin_id, items=items,
+                           basis="popular" if basis.empty else "profile")
+    return Response(body, headers=read_headers(answered, reads.clock))
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"get_recommendations": get_recommendations}

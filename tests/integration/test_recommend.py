@@ -10,11 +10,7 @@ import uuid
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg.types.json import Jsonb
-
-from mbwire import ConsistencyToken
 
 from .conftest import LiveStack
 
@@ -134,14 +130,13 @@ async def test_knowledge_and_artifacts_never_the_twins_own_nor_unreadable_ones(
 async def test_recent_events_count_as_a_basis(live: LiveStack, http: httpx.AsyncClient) -> None:
     owner = uid("ev")
     twin = await new_twin(live, http, owner, {})
-    with psycopg.connect(live.topology.postgres.primary, autocommit=True) as conn:
-        for text in (f"read about {LENSES} optics", f"asked how {LENSES} lenses focus"):
-            conn.execute("insert into events (twin_id, type, payload, principal)"
-                         " values (%s, 'note', %s, %s)", (twin, Jsonb({"text": text}), owner))
-        lsn = conn.execute("select pg_current_wal_lsn()::text").fetchone()
-    assert lsn is not None
+    # Through log_event, as an agent would record them.
+    notes = (f"read about {LENSES} optics", f"asked how {LENSES} lenses focus")
+    events = [{"twin_id": twin, "type": "note", "payload": {"text": t}} for t in notes]
+    logged = await ok(await http.post(f"{edge(live)}/v1/events", json={"events": events},
+                                      headers=live.auth(owner, tier="pro")), 202)
     await register(live, http, uid("optic"), description=f"Knows {LENSES} optics")
-    token = max(str(ConsistencyToken.from_pg_lsn(lsn[0])),
+    token = max(logged["consistency_token"],
                 await register(live, http, uid("x"), description="nothing alike"))
     body = await ok(await recommend(live, http, owner, twin, token, type="agents"))
     assert body["basis"] == "profile"

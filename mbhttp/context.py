@@ -4,6 +4,7 @@ central is one trace."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -17,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
+from mbhttp.tracing import lean_span, recording
 from mbwire import headers as h
 
 REQUEST_ID_HEADER = h.REQUEST_ID
@@ -56,10 +58,17 @@ class RequestContextMiddleware(ASGIMiddleware):
         state["request_id"] = request_id
         state["raw_headers"] = headers  # decoded once; the hop guard reads them too
         parent = propagate.extract(headers)
-        token = otel_context.attach(parent)
-        name = f"{scope.get('method', 'WS')} {scope['path']}"
+        opened: contextlib.AbstractContextManager[trace.Span]
+        if recording():
+            token = otel_context.attach(parent)
+            name = f"{scope.get('method', 'WS')} {scope['path']}"
+            opened = _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER)
+        else:  # nothing would read the SDK's span: ids only (mbhttp.tracing)
+            lean, _ = lean_span(parent)
+            token = otel_context.attach(lean)
+            opened = contextlib.nullcontext(trace.get_current_span(lean))
         try:
-            with _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
+            with opened as span:
                 span.set_attribute("memorybank.request_id", request_id)
                 ctx = span.get_span_context()
                 trace_id = f"{ctx.trace_id:032x}"

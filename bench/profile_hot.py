@@ -15,6 +15,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+# Frames under which every sample sits (the server's start-up and the event loop): no news.
+_FRAMING = ("granian/", "click/", "multiprocessing/", "<frozen runpy>", "run_forever",
+            "run_until_complete", "Handle._run", "_run_once")
+
 
 @contextlib.contextmanager
 def recording(pid: int, out: Path | None, seconds: float, rate: int = 250) -> Iterator[None]:
@@ -59,6 +63,8 @@ def summarise(folded: Path, top: int = 25, match: tuple[str, ...] = ()) -> list[
     shown = 0
     for frame, n in inclusive.most_common():
         if match and not any(m in frame for m in match):
+            continue
+        if any(f in frame for f in _FRAMING):
             continue
         lines.append(f"   {n / total:6.1%} ({own[frame] / total:5.1%})  {frame[:150]}")
         shown += 1

@@ -39,7 +39,9 @@ def hot_redis(url: str, *, connect_timeout_s: float) -> aioredis.Redis:
     socket timeout: with one, redis-py sends every command through ``asyncio.wait_for``, a new
     task each time (a fifth of a cached read's CPU in a py-spy profile). Its callers bound each
     call with ``asyncio.timeout`` instead, so a hung Redis still costs at most that long."""
-    return aioredis.Redis.from_url(url, socket_connect_timeout=connect_timeout_s)
+    # Explicitly None: redis-py 8 defaults to a 5 s socket timeout when none is given.
+    return aioredis.Redis.from_url(url, socket_timeout=None,
+                                   socket_connect_timeout=connect_timeout_s)
 
 
 def create_app(settings: HubSettings | None = None) -> Litestar:

@@ -167,10 +167,11 @@ async def edge(run: Run) -> None:
     say(f"\n3. edge-{region}: cache hits vs bare ASGI JSON (granian, 1 worker), "
         f"{a.connections} connections " + spine_bench.load_average())
     path = await throughput_edge.create_twin(run.topo, run.secrets, region)
-    makers = throughput_edge.hit_makers(run.topo, run.secrets, region, path, a.connections, 8)
+    makers = throughput_edge.hit_makers(run.topo, run.secrets, region, path, a.connections, 4)
     edge_pid = next(c.pid for c in run.stack.status().children if c.name == f"edge-{region}")
     port = int(run.topo.edges[region].rsplit(":", 1)[1])
-    await loadgen.run("127.0.0.1", port, makers, a.warmup)
+    # Long enough for every sub's first read (a miss, through the hub) to fill the PoP cache.
+    await loadgen.run("127.0.0.1", port, makers, max(a.warmup, 5.0))
     out = run.profile_to("edge hits")
     with CpuMeter(edge_pid or 0) as cpu, profile_hot.recording(edge_pid or 0, out, a.seconds):
         hits = await loadgen.run("127.0.0.1", port, makers, a.seconds)

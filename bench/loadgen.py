@@ -114,10 +114,17 @@ class LoadResult:
 
 
 class _Connection(asyncio.Protocol):
+    """Closed loop (``interval`` 0): the next request goes as soon as the answer is in. Open loop
+    (``interval`` > 0): request k is *due* at ``start + offset + k * interval`` and goes at
+    max(due, previous answer); its latency counts from when it was due, not when it went, so a
+    server that stalls is charged for the requests it kept from being sent (coordinated
+    omission corrected, as wrk2 does)."""
+
     def __init__(self, maker: Maker, deadline: float, start: float, result: LoadResult,
-                 done: asyncio.Future[None]) -> None:
+                 done: asyncio.Future[None], interval: float = 0.0, offset: float = 0.0) -> None:
         self.maker, self.deadline, self.start, self.result, self.done = (
             maker, deadline, start, result, done)
+        self.interval, self.due = interval, start + offset
         self.buffer = bytearray()
         self.need: int | None = None  # bytes of the whole answer, once its head is parsed
         self.status = 0
@@ -127,11 +134,28 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self._send()
+        self._next()
+
+    def _next(self) -> None:
+        if not self.interval:
+            self._send()
+            return
+        wait = self.due - time.perf_counter()
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, self._send)
+        else:
+            self._send()
 
     def _send(self) -> None:
-        assert self.transport is not None
-        self.sent = time.perf_counter()
+        if self.transport is None or self.transport.is_closing():
+            return
+        now = time.perf_counter()
+        if now >= self.deadline:
+            self._close()
+            return
+        # Closed loop: from the send. Open loop: from when it was due.
+        self.sent = min(now, self.due) if self.interval else now
+        self.due += self.interval
         self.transport.write(self.maker())
 
     def data_received(self, data: bytes) -> None:
@@ -165,7 +189,7 @@ class _Connection(asyncio.Protocol):
             if now >= self.deadline:
                 self._close()
                 return
-            self._send()
+            self._next()
 
     def _fail(self, why: str) -> None:
         self.result.errors.append(why)
@@ -182,18 +206,24 @@ class _Connection(asyncio.Protocol):
             self.done.set_result(None)
 
 
-async def run(host: str, port: int, makers: Sequence[Maker], seconds: float) -> LoadResult:
-    """One connection per maker, all running for ``seconds``; each ends after its last answer."""
+async def run(host: str, port: int, makers: Sequence[Maker], seconds: float,
+              rate: float = 0.0) -> LoadResult:
+    """One connection per maker, all running for ``seconds``; each ends after its last answer.
+    ``rate`` > 0: open loop at that many requests per second in total, spread evenly over the
+    connections (each at ``rate / len(makers)``, staggered); 0: closed loop."""
     loop = asyncio.get_running_loop()
+    interval = len(makers) / rate if rate > 0 else 0.0
     result = LoadResult(seconds=seconds, connections=len(makers))
     cpu0, start = time.process_time(), time.perf_counter()
     deadline = start + seconds
     dones: list[asyncio.Future[None]] = []
-    for maker in makers:
+    for i, maker in enumerate(makers):
         done: asyncio.Future[None] = loop.create_future()
         dones.append(done)
+        offset = interval * i / len(makers)
         await loop.create_connection(
-            partial(_Connection, maker, deadline, start, result, done), host, port)
+            partial(_Connection, maker, deadline, start, result, done, interval, offset),
+            host, port)
     await asyncio.wait_for(asyncio.gather(*dones), timeout=seconds + 30)
     result.seconds = time.perf_counter() - start
     result.client_cpu = (time.process_time() - cpu0) / result.seconds
@@ -206,6 +236,8 @@ def main() -> None:
     parser.add_argument("-c", "--connections", type=int, default=32)
     parser.add_argument("-d", "--seconds", type=float, default=5.0)
     parser.add_argument("-H", "--header", action="append", default=[])
+    parser.add_argument("-R", "--rate", type=float, default=0.0,
+                        help="open loop at this many requests/s in total (0: closed loop)")
     parser.add_argument("--hop-secret", help="sign each GET as the edge does (a hub's secret)")
     parser.add_argument("--sub", help="the principal the hop carries (internal tier)")
     args = parser.parse_args()
@@ -220,7 +252,7 @@ def main() -> None:
     else:
         raw = build_request("GET", host, port, url.path or "/", headers)
         makers = [itertools.repeat(raw).__next__ for _ in range(args.connections)]
-    r = asyncio.run(run(host, port, makers, args.seconds))
+    r = asyncio.run(run(host, port, makers, args.seconds, args.rate))
     print(f"{r.rps:,.0f} req/s  p50 {r.ms(50):.2f} ms  p99 {r.ms(99):.2f} ms  "
           f"statuses {dict(r.statuses)}  errors {len(r.errors)}  client cpu {r.client_cpu:.0%}")
 

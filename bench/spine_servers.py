@@ -59,18 +59,31 @@ def serving(spec: ProcessSpec, url: str) -> Iterator[Server]:
         proc.wait(timeout=10)
 
 
-def bare_spec(stack: Stack) -> tuple[ProcessSpec, str]:
-    """``bench/bare_app.py`` under the launcher's granian command for a hub."""
+def bare_spec(stack: Stack, factory: str = "create_app", workers: int = 1,
+              env: dict[str, str] | None = None) -> tuple[ProcessSpec, str]:
+    """``bench/bare_app.py`` (its ``factory``) under the launcher's granian command for a hub."""
     port = free_port()
     url = http_url(port)
     argv = (sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", HOST,
-            "--port", str(port), "--workers", "1", "bare_app:create_app")
-    env = base_env()
+            "--port", str(port), "--workers", str(workers), f"bare_app:{factory}")
+    env = {**base_env(), **(env or {})}
     env["PYTHONPATH"] = f"{BENCH_DIR}:{env['PYTHONPATH']}"
     spec = ProcessSpec(name="bench-bare", argv=argv, env=env,
                        log=stack.data_dir / "logs" / "bench-bare.log", cwd=REPO_ROOT,
                        check=HttpCheck(f"{url}/healthz"), stop_signal=signal.SIGTERM)
     return spec, url
+
+
+def hub_copy_spec(stack: Stack, region: str, workers: int) -> tuple[ProcessSpec, str]:
+    """The region's hub as the launcher starts it, on a free port, with ``workers`` workers,
+    sharing the region's Redis (so its cache; its feed follower stands by under the lease)."""
+    topo = stack.topology()
+    url = http_url(free_port())
+    moved = msgspec.structs.replace(topo, hubs={**topo.hubs, region: url})
+    spec = hub_spec(moved, region, stack.secrets(),
+                    stack.data_dir / "logs" / f"bench-hub-{workers}w.log", DEFAULT_FACTORIES,
+                    workers=workers)
+    return replace(spec, name=f"bench-hub-{region}-{workers}w"), url
 
 
 def uncached_hub_spec(stack: Stack, region: str) -> tuple[ProcessSpec, str]:

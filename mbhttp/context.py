@@ -4,6 +4,7 @@ central is one trace."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -18,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from mbhttp import metrics
+from mbhttp.tracing import lean_span, recording
 from mbwire import headers as h
 
 REQUEST_ID_HEADER = h.REQUEST_ID
@@ -57,15 +59,22 @@ class RequestContextMiddleware(ASGIMiddleware):
         state["request_id"] = request_id
         state["raw_headers"] = headers  # decoded once; the hop guard reads them too
         parent = propagate.extract(headers)
-        token = otel_context.attach(parent)
         # Named by the route's template (an action's path), not the raw path: span names and
         # metric labels stay a bounded set, with no twin ids in them.
         handler = scope.get("route_handler")
         action = handler.opt.get("action") if handler is not None else None
         route = action.path if action is not None else scope["path"]
-        name = f"{scope.get('method', 'WS')} {route}"
+        opened: contextlib.AbstractContextManager[trace.Span]
+        if recording():
+            token = otel_context.attach(parent)
+            name = f"{scope.get('method', 'WS')} {route}"
+            opened = _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER)
+        else:  # nothing would read the SDK's span: ids only (mbhttp.tracing)
+            lean, _ = lean_span(parent)
+            token = otel_context.attach(lean)
+            opened = contextlib.nullcontext(trace.get_current_span(lean))
         try:
-            with _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
+            with opened as span:
                 span.set_attribute("memorybank.request_id", request_id)
                 span.set_attribute("http.route", route)
                 ctx = span.get_span_context()

@@ -20,6 +20,7 @@ never from its own memory, so a worker that does not run the follower uses the c
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -56,12 +57,19 @@ class CachedTwin(msgspec.Struct, frozen=True):
 
 
 class TwinCache:
-    def __init__(self, client: aioredis.Redis, *, ttl_s: int = 300) -> None:
+    """``hot``: the client for ``get`` and ``fill`` (every read), made without a socket timeout
+    and bounded here by ``asyncio.timeout(timeout_s)`` instead: with a socket timeout, redis-py
+    sends each command through ``asyncio.wait_for``, a task per command (see
+    ``regional.app.hot_redis``). Without one, both go through ``client``."""
+
+    def __init__(self, client: aioredis.Redis, *, ttl_s: int = 300,
+                 hot: aioredis.Redis | None = None, timeout_s: float = 2.0) -> None:
         self.redis = client
-        self.ttl_s = ttl_s
+        self.hot = hot or client
+        self.ttl_s, self.timeout_s = ttl_s, timeout_s
         self.epoch = 0
-        self._fill = client.register_script(_FILL)
-        self._get = client.register_script(_GET)
+        self._fill = self.hot.register_script(_FILL)
+        self._get = self.hot.register_script(_GET)
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(CachedTwin)
 
@@ -75,8 +83,9 @@ class TwinCache:
     async def get(self, twin_id: str) -> tuple[CachedTwin | None, ConsistencyToken | None]:
         """The entry (if any) and the follower's mark; a Redis failure reads as a miss."""
         try:
-            raw, mark = await self._get(keys=[], args=[twin_id])
-        except RedisError:
+            async with asyncio.timeout(self.timeout_s):
+                raw, mark = await self._get(keys=[], args=[twin_id])
+        except (RedisError, TimeoutError):
             return None, None
         # The client is made without decode_responses, so values are bytes.
         entry = self._decoder.decode(raw) if isinstance(raw, bytes) else None
@@ -86,11 +95,12 @@ class TwinCache:
 
     async def fill(self, twin_id: str, entry: CachedTwin) -> bool:
         try:
-            done = await self._fill(
-                keys=[f"mb:inv:{twin_id}"],
-                args=[entry.lsn, self._encoder.encode(entry), self.ttl_s, twin_id],
-            )
-        except RedisError:
+            async with asyncio.timeout(self.timeout_s):
+                done = await self._fill(
+                    keys=[f"mb:inv:{twin_id}"],
+                    args=[entry.lsn, self._encoder.encode(entry), self.ttl_s, twin_id],
+                )
+        except (RedisError, TimeoutError):
             return False
         return bool(done)
 

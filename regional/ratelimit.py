@@ -19,8 +19,10 @@ means Redis did not answer: fail open (the PoP limits still hold) and log it."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import math
-import uuid
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -109,8 +111,15 @@ class FleetLimiter:
         limits: Mapping[str, int] = TIER_LIMITS_PER_MINUTE,
         window_s: float = 60.0,
         prefix: str = "mb:ratelimit:",
+        timeout_s: float | None = None,
     ) -> None:
+        """``timeout_s``: bound each hit with ``asyncio.timeout`` (for a client made without a
+        socket timeout, which redis-py would otherwise apply with a task per command)."""
         self._limits = dict(limits)
+        self._timeout_s = timeout_s
+        # Each admitted unit is a member named by this call's id: unique across hubs (a random
+        # prefix per process) without a uuid4 per request.
+        self._ids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count())
         self._window_ms = int(window_s * 1000)
         self._prefix = prefix
         self._script = client.register_script(SLIDING_WINDOW_LUA)
@@ -123,11 +132,12 @@ class FleetLimiter:
         if cost < 1:
             raise ValueError("cost must be at least 1")
         limit = self._limits[tier]
-        args: list[str | int] = [limit, self._window_ms, cost, uuid.uuid4().hex,
+        args: list[str | int] = [limit, self._window_ms, cost, next(self._ids),
                                  "" if now is None else round(now * 1000)]
         try:
-            raw = await self._script(keys=[self._prefix + sub], args=args)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(self._timeout_s):
+                raw = await self._script(keys=[self._prefix + sub], args=args)
+        except (RedisError, OSError) as exc:  # OSError includes TimeoutError
             raise FleetUnavailable(f"fleet rate limiter unavailable: {exc}") from exc
         allowed, limit, remaining, reset_ms, retry_ms = (int(v) for v in raw)
         return FleetDecision(

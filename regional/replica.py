@@ -229,10 +229,22 @@ class Replica:
                               retry_after=1) from None
 
     async def twin(self, twin_id: str) -> tuple[TwinRow | None, ConsistencyToken]:
-        """The twin as the replica has it, and the replay position the answer reflects at least."""
+        """The twin as the replica has it, and the replay position the answer reflects at least.
+        The position is read by its own statement before the twin's (whose snapshot is taken
+        after it, so it shows at least that position); both are sent in one pipeline, one round
+        trip instead of two."""
         async with self.connection() as conn:
-            token = await self._position(conn)
-            return await twin_on(conn, twin_id), token
+            async with conn.pipeline() as pipeline:
+                position = await conn.execute(_POSITION_SQL)
+                found = await conn.execute(
+                    "select t.owner_sub, t.version, t.profile, " + _GRANTS + _WHERE_TWIN,
+                    (twin_id,),
+                )
+                await pipeline.sync()
+                at, row = await position.fetchone(), await found.fetchone()
+        assert at is not None
+        token = ConsistencyToken.from_pg_lsn(at[0])
+        return (None if row is None else TwinRow(twin_id, row[0], row[1], row[2], row[3])), token
 
     async def twin_state(self, twin_id: str) -> tuple[bytes, TwinRow] | None:
         async with self.connection() as conn:

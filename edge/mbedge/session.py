@@ -15,6 +15,7 @@ replica has replayed it long ago."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections import OrderedDict
@@ -66,6 +67,8 @@ class MemorySessions:
             self._entries.popitem(last=False)
 
 
+# Two lookups per read (floor, remember) for the same few callers: remembered per principal.
+@functools.lru_cache(maxsize=4096)
 def session_key(principal: Principal) -> str:
     digest = hashlib.sha256()
     for part in (b"mb-edge-session-v1", principal.sub.encode(), principal.tier.encode(),

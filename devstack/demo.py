@@ -1,7 +1,10 @@
 """``memorybank demo``: two participants edit one twin at once from Amsterdam and Singapore with
 their own Yjs documents, an agent in Ashburn reads it with the consistency token and sees both
 edits merged; grants are listed and revoked; a curator ingests knowledge and a participant
-uploads a text artifact, and searches from other regions find what each caller may read. Talks
+uploads a text artifact, and searches from other regions find what each caller may read; then
+events (seen live over a realtime subscription), a trajectory rebased after a 409, the agent
+directory, recommendations, a transfer retried with its key and one batch of reads
+(``devstack/demo_more.py``). Talks
 only to the edges, through the SDK (memorybank_client) like a real client; prints what happened
 and how long."""
 
@@ -15,6 +18,7 @@ from typing import Any
 import httpx
 from pycrdt import Doc, Map
 
+from devstack import demo_more
 from devstack.secrets import Secrets, mint_token
 from devstack.topology import Topology
 from memorybank_client import AsyncMemoryBank, Forbidden, ProblemError
@@ -77,7 +81,9 @@ async def _steps(topology: Topology, secrets: Secrets) -> int:
             Client(topology.edges[reader_region],
                    mint_token(key, agent_sub, tier="pro", role="agent"), "agent") as agent, \
             Client(topology.edges[first], mint_token(key, f"curator-{run}", tier="internal"),
-                   "curator") as curator:
+                   "curator") as curator, \
+            Client(topology.edges[reader_region],
+                   mint_token(key, f"scout-{run}", tier="pro", role="agent"), "scout") as scout:
         print(f"Memory Bank demo on regions {', '.join(regions)}")
         alice.clock()
         twin = await alice.twins.create(profile={"name": "Ada", "languages": ["en"]})
@@ -136,10 +142,17 @@ async def _steps(topology: Topology, secrets: Secrets) -> int:
             return 1
         if not await _search(curator, alice, bob, agent, twin_id, run):
             return 1
+        if not await demo_more.memory(alice, bob, scout, twin_id, run):
+            return 1
+        if not await demo_more.money(curator, alice, bob, alice_sub, bob_sub, twin_id, run):
+            print("FAILED: the ledger or the batch did not answer as it should")
+            return 1
         print("OK: both participants' concurrent edits merged; the agent read them "
               "in another region without waiting for a cache to expire; a revocation held; "
               "knowledge and a text artifact were found from other regions at once, the "
-              "artifact only by those who may read its twin")
+              "artifact only by those who may read its twin; events arrived live and were "
+              "readable with their token; a stale trajectory write rebased from its 409; the "
+              "directory, recommendations, a keyed transfer and a consistent batch answered")
         return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from devstack import apps, patroni, postgres, procs, redis
+from devstack import apps, liveness, patroni, postgres, procs, redis
 from devstack.errors import StackError
 from devstack.ports import PortPlan
 from devstack.procs import ProcessSpec, RunAs
@@ -91,10 +91,12 @@ def is_up(current: StackState, name: str) -> bool:
 
 class ChildStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
-    # running; crashed: recorded, but its process is gone; stopped: not recorded (down/stop)
-    state: ProcessState
+    state: ProcessState  # see topology.ProcessState
     pid: int | None
     log: str
+    # PIDs listening on the child's ports, whoever started them (a stopped or crashed child's
+    # port still served names the process in the way)
+    listening: list[int] = msgspec.field(default_factory=list)
 
 
 class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,8 +115,13 @@ class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
     def report(self) -> StatusReport:
         if self.topology is None:
             raise StackError("no stack has been set up in this data directory")
-        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log) for c in self.children}
-        return status_report(self.topology, infos)
+        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log, listening=c.listening)
+                 for c in self.children}
+        topology = self.topology
+        if any(c.name == "pg-witness" for c in self.children):
+            topology = msgspec.structs.replace(
+                topology, postgres=patroni.live_postgres(topology.postgres))
+        return status_report(topology, infos)
 
 
 def status_of(current: StackState | None, data_dir: Path) -> StackStatus:
@@ -123,10 +130,7 @@ def status_of(current: StackState | None, data_dir: Path) -> StackStatus:
     children = []
     for name in all_names(current):
         record, log = current.record(name), str(log_path(data_dir, name))
-        if record is None:
-            children.append(ChildStatus(name=name, state="stopped", pid=None, log=log))
-        else:
-            alive = procs.is_alive(record)
-            children.append(ChildStatus(name=name, state="running" if alive else "crashed",
-                                        pid=record.pid, log=log))
+        state, listening = liveness.state_of(current, data_dir, name)
+        children.append(ChildStatus(name=name, state=state, listening=listening,
+                                    pid=record.pid if record else None, log=log))
     return StackStatus(topology=current.topology, children=children)

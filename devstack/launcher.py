@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from devstack import apps, children, patroni, postgres, procs, secrets, state
+from devstack import apps, children, liveness, patroni, postgres, procs, secrets, state
 from devstack.children import Sources, StackStatus
 from devstack.errors import ConfigError, StackError
 from devstack.health import wait_healthy
@@ -117,6 +117,7 @@ class Stack:
             if record is None:
                 raise StackError(f"{name} is not running in {self.data_dir}")
             procs.stop(record)
+            liveness.stop_postmaster(self.data_dir, name)
             current.drop(name)
             state.save(self.data_dir, current)
 
@@ -162,6 +163,7 @@ class Stack:
         Each is recorded before the wait, so a failed ``up`` (or ``down``) can still stop it."""
         began, started = time.monotonic(), []
         for spec in specs:
+            liveness.clear_for_start(current, self.data_dir, spec.name)
             proc, record = procs.spawn(spec)
             self._popens[spec.name] = proc
             current.put(record)
@@ -233,5 +235,6 @@ class Stack:
         for record in last_first:
             self._progress(f"stopping {record.name}")
             procs.stop(record)
+            liveness.stop_postmaster(self.data_dir, record.name)
             current.drop(record.name)
             state.save(self.data_dir, current)

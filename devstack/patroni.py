@@ -35,7 +35,7 @@ from devstack.health import HttpCheck, TcpCheck
 from devstack.ports import MAX_REGIONS, PortPlan
 from devstack.postgres import blocked_parent
 from devstack.procs import ProcessSpec, RunAs
-from devstack.topology import HOST, PG_USER
+from devstack.topology import HOST, PG_USER, MemberInfo, PostgresUrls
 
 SCOPE = "memorybank"
 FAILOVER_MEMBERS = ("primary", "standby")
@@ -183,28 +183,36 @@ def interpreter(run_as: RunAs | None) -> tuple[str, dict[str, str]]:
                       f"{name} it can reach is on PATH")
 
 
-def leader_of(plan: PortPlan, timeout: float = 1.0) -> str | None:
-    """The member holding the leader lock, as any reachable Patroni says; None when none does."""
-    for member in members(plan):
+def cluster_view(rest_urls: list[str], timeout: float = 1.0) -> list[dict[str, Any]]:
+    """``GET /cluster`` of the first Patroni that answers: every member's role and state."""
+    for url in rest_urls:
         try:
-            cluster = httpx.get(f"{member.rest_url}/cluster", timeout=timeout).json()
-        except (httpx.HTTPError, ValueError):
-            continue
-        for node in cluster.get("members", []):
-            if node.get("role") == "leader" and node.get("state") == "running":
-                return str(node["name"])
-    return None
-
-
-def cluster_view(plan: PortPlan, timeout: float = 1.0) -> list[dict[str, Any]]:
-    """``GET /cluster`` of the first Patroni that answers (every member's role and state)."""
-    for member in members(plan):
-        try:
-            answer = httpx.get(f"{member.rest_url}/cluster", timeout=timeout)
-            return list(answer.json().get("members", []))
-        except (httpx.HTTPError, ValueError):
+            return list(httpx.get(f"{url}/cluster", timeout=timeout).json().get("members", []))
+        except (httpx.HTTPError, ValueError, AttributeError):
             continue
     return []
+
+
+def leader_of(plan: PortPlan, timeout: float = 1.0) -> str | None:
+    """The member holding the leader lock with its Postgres running; None when none does."""
+    view = cluster_view([m.rest_url for m in members(plan)], timeout)
+    return next((str(node["name"]) for node in view
+                 if node.get("role") == "leader" and node.get("state") == "running"), None)
+
+
+def live_postgres(urls: PostgresUrls) -> PostgresUrls:
+    """``urls`` with ``leader`` and ``members`` as Patroni reports them now (a member whose
+    Patroni does not answer is ``unreachable``)."""
+    view = {str(n["name"]): n for n in cluster_view(list(urls.patroni.values()))}
+    found = {}
+    for name, url in urls.nodes.items():
+        node = view.get(name, {})
+        found[name] = MemberInfo(role=str(node.get("role", "unreachable")),
+                                 state=str(node.get("state", "unreachable")), url=url,
+                                 timeline=node.get("timeline"), lag=node.get("lag"))
+    leader = next((n for n, m in found.items() if m.role == "leader" and m.state == "running"),
+                  None)
+    return msgspec.structs.replace(urls, leader=leader, members=found)
 
 
 def wait_leader(plan: PortPlan, timeout: float = 90.0) -> str:

@@ -32,7 +32,7 @@ class MemberInfo(msgspec.Struct, frozen=True, kw_only=True):
     lag: int | str | None = None
 
 
-class PostgresUrls(msgspec.Struct, frozen=True, kw_only=True):
+class PostgresUrls(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """``primary``: a libpq multi-host URL over the two nodes that may lead, with
     ``target_session_attrs=read-write``, so it reaches whichever leads now and never a demoted
     one. ``standby``, ``nodes``: each node's own URL. ``patroni``: each member's REST API.
@@ -65,6 +65,7 @@ class ProcessInfo(msgspec.Struct, frozen=True, kw_only=True):
     state: ProcessState
     pid: int | None
     log: str
+    listening: list[int] = msgspec.field(default_factory=list)
 
 
 class StatusReport(Topology, frozen=True, kw_only=True):

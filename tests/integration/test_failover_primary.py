@@ -66,7 +66,8 @@ def wait_until(predicate, within_s: float, what: str) -> None:  # type: ignore[n
 
 
 def member_roles(stack: Stack) -> dict[str, tuple[str, str]]:
-    return {m["name"]: (m["role"], m["state"]) for m in patroni.cluster_view(plan_of(stack))}
+    rest = [m.rest_url for m in patroni.members(plan_of(stack))]
+    return {m["name"]: (m["role"], m["state"]) for m in patroni.cluster_view(rest)}
 
 
 @dataclass

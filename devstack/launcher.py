@@ -188,22 +188,24 @@ class Stack:
         region's replica streams."""
         plan = PortPlan(base=current.port_base, regions=tuple(current.regions))
         pg_root = self._prepare_pg(plan)
+        names = children.names_by_service(current)["postgres"]
         if not any(postgres.is_cluster(pg_root / m) for m in patroni.FAILOVER_MEMBERS):
             # A new cluster: nodes and Raft state of an earlier one would follow a ghost.
             for old in pg_root.iterdir():
                 if old.is_dir():
                     self._progress(f"removing {old} (not part of a cluster being made)")
                     shutil.rmtree(old)
-            first = ["pg-witness", "pg-primary"]
+            # The replicas (which never bootstrap: nofailover) start with the primary and clone
+            # as soon as it leads; the standby waits, or it might race to bootstrap first.
+            first = [n for n in names if n != "pg-standby"]
         else:
-            first = ["pg-witness", "pg-primary", "pg-standby"]
+            first = names
         self._start(current, [specs[n] for n in first])
         leader = patroni.wait_leader(plan)
         self._progress(f"postgres leader is {leader}")
         writer = writer_url([plan.pg_primary, plan.pg_standby], "postgres")
         postgres.create_database(writer)
-        rest = [n for n in children.names_by_service(current)["postgres"] if n not in first]
-        self._start(current, [specs[n] for n in rest])
+        self._start(current, [specs[n] for n in names if n not in first])
         followers = [m.name for m in patroni.members(plan) if m.name != leader]
         postgres.wait_streaming(writer, tuple(followers))
 

@@ -103,8 +103,20 @@ async def test_primary_killed_standby_promoted_nothing_lost(stack: Stack) -> Non
     token = mint_token(stack.secrets().jwt_hs256_secret, "failover-primary-writer",
                        tier="internal")
     headers = {"Authorization": f"Bearer {token}"}
+    # Reads under another sub: the writer's session floor at the edge would send its reads past
+    # the cache to the replica, and the cache is what the feed follower keeps honest.
+    reader = {"Authorization": "Bearer " + mint_token(
+        stack.secrets().jwt_hs256_secret, "failover-primary-reader", tier="internal")}
     load = Writes()
     async with httpx.AsyncClient() as http:
+        # A twin every region has read (so each hub's Redis holds it) before the switch.
+        made = await http.post(f"{topo.edges['ams']}/v1/twins", json={"profile": {"v": 0}},
+                               headers=headers)
+        assert made.status_code == 201, made.text
+        cached = made.json()["twin_id"]
+        for region in REGIONS:
+            r = await http.get(f"{topo.edges[region]}/v1/twins/{cached}", headers=reader)
+            assert r.status_code == 200, r.text
         task = asyncio.create_task(load.run(http, f"{topo.edges['ams']}/v1/twins", headers))
         await asyncio.sleep(2)
         before = len(load.acked)
@@ -137,6 +149,21 @@ async def test_primary_killed_standby_promoted_nothing_lost(stack: Stack) -> Non
             r = await http.get(f"{topo.edges[region]}/v1/twins/{last_id}", timeout=15,
                                headers={**headers, "X-Consistency-Token": last_token})
             assert r.status_code == 200, (region, r.text)
+        # The feed followers survived the switch: a change made on the new leader reaches every
+        # hub's cache without a token (the follower drops the stale entry).
+        patched = await http.patch(
+            f"{topo.edges['ams']}/v1/twins/{cached}", content=b'{"v": 1}',
+            headers={**headers, "Content-Type": "application/merge-patch+json"})
+        assert patched.status_code == 200, patched.text
+        for region in REGIONS:
+            async def fresh(region: str = region) -> bool:
+                r = await http.get(f"{topo.edges[region]}/v1/twins/{cached}",
+                                   headers={**reader, "Cache-Control": "no-cache"})
+                return r.status_code == 200 and r.json()["profile"].get("v") == 1
+            deadline = time.monotonic() + 30
+            while not await fresh():
+                assert time.monotonic() < deadline, f"{region} still serves the old version"
+                await asyncio.sleep(0.25)
 
 
 async def test_old_primary_node_restarted_by_up_is_never_a_writer(stack: Stack) -> None:

@@ -1,5 +1,7 @@
-"""The local stack: Postgres primary and replicas, Redis, central, hubs and edge PoPs, each a
-detached child process, started in that order, each group waited on until healthy.
+"""The local stack: Postgres under Patroni (a Raft witness, primary, sync standby, replicas),
+Redis, central, hubs and edge PoPs, each a detached child process, started in that order, each
+group waited on until healthy. Nothing supervises the apps: ``up`` on a running stack restarts what
+died (Patroni itself restarts a crashed Postgres, or fails over).
 
 ``Stack`` is the API the CLI, the tests and the benchmark share. Everything it knows between two
 commands is in the data directory (``stack.json``, ``secrets.json``, ``pg/``, ``redis/``,

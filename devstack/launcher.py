@@ -27,6 +27,8 @@ from devstack.topology import Topology, build_topology, writer_url
 from georouting.catalog import DEFAULT_REGIONS, check_regions
 
 HUB_WORKERS_ENV = "MEMORYBANK_HUB_WORKERS"
+# A spawned child: what it runs, its process, its record, when its group was spawned.
+_Started = tuple[ProcessSpec, "subprocess.Popen[bytes]", procs.ProcessRecord, float]
 
 
 class Stack:
@@ -163,15 +165,21 @@ class Stack:
     def _start(self, current: StackState, specs: list[ProcessSpec]) -> None:
         """Spawns a group of independent children at once, then waits until each is healthy.
         Each is recorded before the wait, so a failed ``up`` (or ``down``) can still stop it."""
+        self._wait(self._spawn(current, specs))
+
+    def _spawn(self, current: StackState, specs: list[ProcessSpec]) -> list[_Started]:
         began, started = time.monotonic(), []
         for spec in specs:
             liveness.clear_for_start(current, self.data_dir, spec.name)
             proc, record = procs.spawn(spec)
             self._popens[spec.name] = proc
             current.put(record)
-            started.append((spec, proc, record))
+            started.append((spec, proc, record, began))
         state.save(self.data_dir, current)
-        for spec, proc, record in started:
+        return started
+
+    def _wait(self, started: list[_Started]) -> None:
+        for spec, proc, record, began in started:
             wait_healthy(spec.name, spec.check, proc, spec.log, spec.start_timeout)
             took = time.monotonic() - began
             self._progress(f"{spec.name:<12} up  pid {record.pid:<7} {took:.2f} s")
@@ -198,16 +206,18 @@ class Stack:
                     self._progress(f"removing {old} (not part of a cluster being made)")
                     shutil.rmtree(old)
             # The replicas (which never bootstrap: nofailover) start with the primary and clone
-            # as soon as it leads; the standby waits, or it might race to bootstrap first.
+            # once it leads; the standby starts then, or it might race it to bootstrap first.
             first = [n for n in names if n != "pg-standby"]
         else:
             first = names
-        self._start(current, [specs[n] for n in first])
+        started = self._spawn(current, [specs[n] for n in first])
+        self._wait([s for s in started if s[0].name in ("pg-witness", "pg-primary")])
         leader = patroni.wait_leader(plan)
         self._progress(f"postgres leader is {leader}")
         writer = writer_url([plan.pg_primary, plan.pg_standby], "postgres")
         postgres.create_database(writer)
-        self._start(current, [specs[n] for n in names if n not in first])
+        started += self._spawn(current, [specs[n] for n in names if n not in first])
+        self._wait([s for s in started if s[0].name not in ("pg-witness", "pg-primary")])
         followers = [m.name for m in patroni.members(plan) if m.name != leader]
         postgres.wait_streaming(writer, tuple(followers))
 

@@ -131,12 +131,13 @@ def write_config(path: Path, config: dict[str, Any], run_as: RunAs | None) -> Pa
 
 def node_spec(member: Member, config: Path, *, run_as: RunAs | None, log: Path,
               env: dict[str, str]) -> ProcessSpec:
-    """A Patroni daemon (it starts and watches its Postgres); healthy once Postgres runs."""
+    """A Patroni daemon (it starts and watches its Postgres); healthy once Postgres runs. The
+    deadline covers a base backup on a machine shared by many stacks (a limit, not a speed)."""
     python, extra = interpreter(run_as)
     return ProcessSpec(
         name=member.child, argv=(python, "-m", "patroni", str(config)), env={**env, **extra},
         log=log, cwd=Path("/"), check=HttpCheck(f"{member.rest_url}/health"),
-        stop_signal=signal.SIGTERM, run_as=run_as, start_timeout=120.0,
+        stop_signal=signal.SIGTERM, run_as=run_as, start_timeout=300.0,
     )
 
 
@@ -148,7 +149,7 @@ def witness_spec(plan: PortPlan, config: Path, *, run_as: RunAs | None, log: Pat
     return ProcessSpec(
         name="pg-witness", argv=(python, "-c", code, str(config)), env={**env, **extra},
         log=log, cwd=Path("/"), check=TcpCheck(HOST, plan.raft("witness")),
-        stop_signal=signal.SIGTERM, run_as=run_as, start_timeout=30.0,
+        stop_signal=signal.SIGTERM, run_as=run_as, start_timeout=60.0,
     )
 
 
@@ -215,7 +216,7 @@ def live_postgres(urls: PostgresUrls) -> PostgresUrls:
     return msgspec.structs.replace(urls, leader=leader, members=found)
 
 
-def wait_leader(plan: PortPlan, timeout: float = 90.0) -> str:
+def wait_leader(plan: PortPlan, timeout: float = 180.0) -> str:
     deadline = time.monotonic() + timeout
     while (leader := leader_of(plan)) is None:
         if time.monotonic() > deadline:

@@ -142,7 +142,7 @@ def create_database(url: str) -> None:
             conn.execute("create database memorybank")
 
 
-def wait_streaming(url: str, names: tuple[str, ...], timeout: float = 60.0) -> None:
+def wait_streaming(url: str, names: tuple[str, ...], timeout: float = 180.0) -> None:
     """Until the leader's ``pg_stat_replication`` shows every named member streaming, and one
     of them (the standby) as the synchronous one."""
     deadline = time.monotonic() + timeout

@@ -18,11 +18,13 @@ read-only and promotes it only while holding the leader lock: that, with central
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import sysconfig
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,3 +225,33 @@ def wait_leader(plan: PortPlan, timeout: float = 180.0) -> str:
             raise StackError(f"no Postgres leader after {timeout:.0f} s (see logs/pg-*.log)")
         time.sleep(0.2)
     return leader
+
+
+@contextlib.contextmanager
+def maintenance(urls: PostgresUrls, within_s: float = 30.0) -> Iterator[None]:
+    """Patroni's pause (maintenance) mode for the body: no failover, and no member touches its
+    Postgres. Tests that pause a replica's WAL replay need it: Patroni resumes a paused replay
+    on its next loop otherwise (it takes the pause for a PG 14+ parameter-change pause)."""
+    rest = list(urls.patroni.values())
+
+    def set_pause(on: bool) -> None:
+        deadline = time.monotonic() + within_s
+        while True:
+            for url in rest:
+                try:
+                    httpx.patch(f"{url}/config", json={"pause": on}, timeout=2)
+                    seen = [httpx.get(f"{u}/patroni", timeout=2).json().get("pause", False)
+                            for u in rest]
+                    if all(bool(s) == on for s in seen):
+                        return
+                except (httpx.HTTPError, ValueError):
+                    continue
+            if time.monotonic() > deadline:
+                raise StackError(f"Patroni did not {'enter' if on else 'leave'} maintenance")
+            time.sleep(0.2)
+
+    set_pause(True)
+    try:
+        yield
+    finally:
+        set_pause(False)

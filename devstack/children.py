@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from devstack import apps, postgres, procs, redis
+from devstack import apps, liveness, patroni, postgres, procs, redis
 from devstack.errors import StackError
 from devstack.ports import PortPlan
 from devstack.procs import ProcessSpec, RunAs
@@ -28,7 +28,7 @@ def names_by_service(current: StackState) -> dict[str, list[str]]:
     """The children of each service the stack runs, services in start order."""
     regions = current.regions
     names = {
-        "postgres": ["pg-primary"] + [f"pg-{r}" for r in regions],
+        "postgres": ["pg-witness", "pg-primary", "pg-standby"] + [f"pg-{r}" for r in regions],
         "redis": [f"redis-{r}" for r in regions],
         "central": ["central"],
         "hubs": [f"hub-{r}" for r in regions],
@@ -60,15 +60,13 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
     ports = PortPlan(base=current.port_base, regions=regions)
     out: list[ProcessSpec] = []
     if "postgres" in current.services:
-        bin_dir = postgres.reachable_bin_dir(postgres.find_bin_dir(src.pg_bin), src.run_as)
         pg_root = postgres.pg_data_root(data_dir, src.run_as)
-        out.append(postgres.server_spec(
-            bin_dir, "pg-primary", pg_root / "primary", ports.pg_primary,
-            run_as=src.run_as, log=log_path(data_dir, "pg-primary")))
-        out += [postgres.server_spec(
-            bin_dir, f"pg-{r}", pg_root / f"replica-{r}", ports.pg_replica(r),
-            run_as=src.run_as, log=log_path(data_dir, f"pg-{r}"),
-            primary_port=ports.pg_primary, region=r) for r in regions]
+        env = {**postgres.tool_env(), "HOME": str(pg_root)}
+        out.append(patroni.witness_spec(ports, pg_root / "witness.json", run_as=src.run_as,
+                                        log=log_path(data_dir, "pg-witness"), env=env))
+        out += [patroni.node_spec(m, pg_root / f"{m.name}.json", run_as=src.run_as,
+                                  log=log_path(data_dir, m.child), env=env)
+                for m in patroni.members(ports)]
     if "redis" in current.services:
         server = redis.find_server(src.redis_server)
         out += [redis.server_spec(server, r, ports.redis(r), data_dir / "redis" / r,
@@ -93,10 +91,12 @@ def is_up(current: StackState, name: str) -> bool:
 
 class ChildStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
-    # running; crashed: recorded, but its process is gone; stopped: not recorded (down/stop)
-    state: ProcessState
+    state: ProcessState  # see topology.ProcessState
     pid: int | None
     log: str
+    # PIDs listening on the child's ports, whoever started them (a stopped or crashed child's
+    # port still served names the process in the way)
+    listening: list[int] = msgspec.field(default_factory=list)
 
 
 class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,8 +115,13 @@ class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
     def report(self) -> StatusReport:
         if self.topology is None:
             raise StackError("no stack has been set up in this data directory")
-        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log) for c in self.children}
-        return status_report(self.topology, infos)
+        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log, listening=c.listening)
+                 for c in self.children}
+        topology = self.topology
+        if any(c.name == "pg-witness" for c in self.children):
+            topology = msgspec.structs.replace(
+                topology, postgres=patroni.live_postgres(topology.postgres))
+        return status_report(topology, infos)
 
 
 def status_of(current: StackState | None, data_dir: Path) -> StackStatus:
@@ -125,10 +130,7 @@ def status_of(current: StackState | None, data_dir: Path) -> StackStatus:
     children = []
     for name in all_names(current):
         record, log = current.record(name), str(log_path(data_dir, name))
-        if record is None:
-            children.append(ChildStatus(name=name, state="stopped", pid=None, log=log))
-        else:
-            alive = procs.is_alive(record)
-            children.append(ChildStatus(name=name, state="running" if alive else "crashed",
-                                        pid=record.pid, log=log))
+        state, listening = liveness.state_of(current, data_dir, name)
+        children.append(ChildStatus(name=name, state=state, listening=listening,
+                                    pid=record.pid if record else None, log=log))
     return StackStatus(topology=current.topology, children=children)

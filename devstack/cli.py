@@ -2,7 +2,8 @@
 
     memorybank up [--regions ams,iad,sin] [--services postgres,redis,...]
     memorybank down
-    memorybank status [--json]       exit 0 all running, 1 something crashed/stopped, 3 not up
+    memorybank status [--json]       exit 0 all running, 1 something crashed/stopped/not
+                                     serving, 3 not up; --json: postgres.leader and .members
     memorybank token --sub NAME [--tier pro] [--role sre] [--ttl 3600]
     memorybank demo
     memorybank mcp [--sub NAME] [--region ams] [--http --port N]   an MCP server (stdio default)
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import msgspec
 
-from devstack import secrets, state
+from devstack import patroni, secrets, state
 from devstack.children import StackStatus
 from devstack.drill import cli as drill_cli
 from devstack.errors import StackError
@@ -133,12 +134,20 @@ def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
 def _print_table(status: StackStatus, data_dir: Path) -> None:
     assert status.topology is not None
     print(f"stack in {data_dir}, regions {','.join(status.topology.regions)}")
+    members = {}
+    if any(c.name == "pg-witness" and c.state == "running" for c in status.children):
+        postgres = patroni.live_postgres(status.topology.postgres)
+        members = {f"pg-{name}": m.role for name, m in postgres.members.items()}
+        print(f"  postgres leader: {postgres.leader or 'none (no node leads now)'}")
     for child in status.children:
         pid = child.pid if child.pid is not None else "-"
         url = url_of(status.topology, child.name)
-        print(f"  {child.name:<12} {child.state:<8} pid {pid!s:<8} {url}")
+        role = members.get(child.name, "")
+        print(f"  {child.name:<12} {child.state:<8} pid {pid!s:<8} {role:<12} {url}")
         if child.state == "crashed":
             print(f"  {'':<12} see {child.log}")
+        if child.state != "running" and child.listening:
+            print(f"  {'':<12} its port is served by pid {child.listening}")
 
 
 def cmd_status(args: argparse.Namespace, data_dir: Path) -> int:

@@ -35,7 +35,15 @@ class HttpCheck:
     url: str
 
 
-Check = PgCheck | RedisCheck | HttpCheck
+@dataclass(frozen=True, slots=True)
+class TcpCheck:
+    """Something accepts TCP connections (a Raft witness speaks no protocol we can probe)."""
+
+    host: str
+    port: int
+
+
+Check = PgCheck | RedisCheck | HttpCheck | TcpCheck
 
 
 def probe(check: Check) -> str | None:
@@ -51,6 +59,9 @@ def probe(check: Check) -> str | None:
                     sock.sendall(b"PING\r\n")
                     reply = sock.recv(64)
                 return None if reply.startswith(b"+PONG") else f"PING answered {reply!r}"
+            case TcpCheck(host, port):
+                with socket.create_connection((host, port), timeout=1):
+                    return None
             case HttpCheck(url):
                 response = httpx.get(url, timeout=2)
                 if response.status_code == 200:

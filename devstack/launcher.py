@@ -1,5 +1,7 @@
-"""The local stack: Postgres primary and replicas, Redis, central, hubs and edge PoPs, each a
-detached child process, started in that order, each group waited on until healthy.
+"""The local stack: Postgres under Patroni (a Raft witness, primary, sync standby, replicas),
+Redis, central, hubs and edge PoPs, each a detached child process, started in that order, each
+group waited on until healthy. Nothing supervises the apps: ``up`` on a running stack restarts what
+died (Patroni itself restarts a crashed Postgres, or fails over).
 
 ``Stack`` is the API the CLI, the tests and the benchmark share. Everything it knows between two
 commands is in the data directory (``stack.json``, ``secrets.json``, ``pg/``, ``redis/``,
@@ -13,20 +15,21 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devstack import apps, children, postgres, procs, secrets, state
+from devstack import apps, children, liveness, patroni, postgres, procs, secrets, state
 from devstack.children import Sources, StackStatus
 from devstack.errors import ConfigError, StackError
 from devstack.health import wait_healthy
-from devstack.ports import choose_plan, ports_are_free
+from devstack.ports import PortPlan, choose_plan, ports_are_free
 from devstack.procs import ProcessSpec
 from devstack.state import ALL_SERVICES, SERVICE_ORDER, StackState
-from devstack.topology import Topology, build_topology
+from devstack.topology import Topology, build_topology, writer_url
 from georouting.catalog import DEFAULT_REGIONS, check_regions
 
 HUB_WORKERS_ENV = "MEMORYBANK_HUB_WORKERS"
+# A spawned child: what it runs, its process, its record, when its group was spawned.
+_Started = tuple[ProcessSpec, "subprocess.Popen[bytes]", procs.ProcessRecord, float]
 
 
 class Stack:
@@ -90,6 +93,7 @@ class Stack:
                         f"the stack in {self.data_dir} runs {','.join(current.regions)}; "
                         "`memorybank down` first to change regions")
                 specs = self._specs(current)
+                self._prepare_pg_if_any(current)
                 for names in children.names_by_service(current).values():
                     dead = [n for n in names if not children.is_up(current, n)]
                     self._start(current, [specs[n] for n in dead])
@@ -118,6 +122,7 @@ class Stack:
             if record is None:
                 raise StackError(f"{name} is not running in {self.data_dir}")
             procs.stop(record)
+            liveness.stop_postmaster(self.data_dir, name)
             current.drop(name)
             state.save(self.data_dir, current)
 
@@ -133,6 +138,7 @@ class Stack:
             if env:
                 spec = dataclasses.replace(spec, env={**spec.env, **env})
             if not children.is_up(current, name):
+                self._prepare_pg_if_any(current)
                 self._start(current, [spec])
 
     # -- internals -----------------------------------------------------------------------------
@@ -164,14 +170,21 @@ class Stack:
     def _start(self, current: StackState, specs: list[ProcessSpec]) -> None:
         """Spawns a group of independent children at once, then waits until each is healthy.
         Each is recorded before the wait, so a failed ``up`` (or ``down``) can still stop it."""
+        self._wait(self._spawn(current, specs))
+
+    def _spawn(self, current: StackState, specs: list[ProcessSpec]) -> list[_Started]:
         began, started = time.monotonic(), []
         for spec in specs:
+            liveness.clear_for_start(current, self.data_dir, spec.name)
             proc, record = procs.spawn(spec)
             self._popens[spec.name] = proc
             current.put(record)
-            started.append((spec, proc, record))
+            started.append((spec, proc, record, began))
         state.save(self.data_dir, current)
-        for spec, proc, record in started:
+        return started
+
+    def _wait(self, started: list[_Started]) -> None:
+        for spec, proc, record, began in started:
             wait_healthy(spec.name, spec.check, proc, spec.log, spec.start_timeout)
             took = time.monotonic() - began
             self._progress(f"{spec.name:<12} up  pid {record.pid:<7} {took:.2f} s")
@@ -185,39 +198,62 @@ class Stack:
                 self._start(current, [specs[n] for n in names])
 
     def _start_postgres(self, current: StackState, specs: dict[str, ProcessSpec]) -> None:
-        """initdb (once), primary, database and slots, base backups (once), replicas."""
+        """Patroni's witness and the first node (it bootstraps a new cluster), then the others,
+        which clone from whoever leads; returns once the standby is synchronous and every
+        region's replica streams."""
+        plan = PortPlan(base=current.port_base, regions=tuple(current.regions))
+        pg_root = self._prepare_pg(plan)
+        names = children.names_by_service(current)["postgres"]
+        if not any(postgres.is_cluster(pg_root / m) for m in patroni.FAILOVER_MEMBERS):
+            # A new cluster: nodes and Raft state of an earlier one would follow a ghost.
+            for old in pg_root.iterdir():
+                if old.is_dir():
+                    self._progress(f"removing {old} (not part of a cluster being made)")
+                    shutil.rmtree(old)
+            # The replicas (which never bootstrap: nofailover) start with the primary and clone
+            # once it leads; the standby starts then, or it might race it to bootstrap first.
+            first = [n for n in names if n != "pg-standby"]
+        else:
+            first = names
+        started = self._spawn(current, [specs[n] for n in first])
+        self._wait([s for s in started if s[0].name in ("pg-witness", "pg-primary")])
+        leader = patroni.wait_leader(plan)
+        self._progress(f"postgres leader is {leader}")
+        writer = writer_url([plan.pg_primary, plan.pg_standby], "postgres")
+        postgres.create_database(writer)
+        started += self._spawn(current, [specs[n] for n in names if n not in first])
+        self._wait([s for s in started if s[0].name not in ("pg-witness", "pg-primary")])
+        followers = [m.name for m in patroni.members(plan) if m.name != leader]
+        postgres.wait_streaming(writer, tuple(followers))
+
+    def _prepare_pg_if_any(self, current: StackState) -> None:
+        if "postgres" in current.services:
+            self._prepare_pg(PortPlan(base=current.port_base, regions=tuple(current.regions)))
+
+    def _prepare_pg(self, plan: PortPlan) -> Path:
+        """``DATA_DIR/pg`` for the Postgres user, and Patroni's configuration files in it."""
         bin_dir = postgres.reachable_bin_dir(postgres.find_bin_dir(self._pg_bin), self._run_as)
         pg_root = postgres.pg_data_root(self.data_dir, self._run_as)
-        regions, primary_port = tuple(current.regions), current.port_base
         postgres.prepare_root(pg_root, self._run_as)
-        fresh = postgres.init_primary(bin_dir, pg_root / "primary", self._run_as,
-                                      children.log_path(self.data_dir, "pg-primary"))
-        for old in pg_root.glob("replica-*"):
-            # Replicas of an earlier cluster, or of regions this stack no longer runs.
-            if fresh or old.name.removeprefix("replica-") not in regions:
-                self._progress(f"removing {old} (not a replica of this stack's primary)")
-                shutil.rmtree(old)
-        self._start(current, [specs["pg-primary"]])
-        dropped = postgres.prepare_primary(primary_port, regions)
-        if dropped:
-            self._progress(f"dropped replication slots of regions not in the stack: {dropped}")
-
-        def clone(region: str) -> None:
-            postgres.ensure_replica(bin_dir, pg_root / f"replica-{region}", region, primary_port,
-                                    self._run_as, children.log_path(self.data_dir, f"pg-{region}"))
-
-        # Base backups are mostly fsync: side by side they take about as long as one.
-        with ThreadPoolExecutor(max_workers=len(regions)) as pool:
-            list(pool.map(clone, regions))
-        self._start(current, [specs[f"pg-{r}"] for r in regions])
-        postgres.wait_streaming(primary_port, regions)
+        patroni.write_configs(plan, pg_root, bin_dir, self._run_as)
+        return pg_root
 
     def _stop_all(self, current: StackState) -> None:
-        order = {name: i for i, name in enumerate(children.all_names(current))}
+        names = children.all_names(current)
+        if "postgres" in current.services and current.processes:
+            # The leader goes last of the two that may lead: stopped first, it would hand the
+            # lock to the other (a needless failover while everything shuts down).
+            leader = patroni.leader_of(PortPlan(base=current.port_base,
+                                                regions=tuple(current.regions)), timeout=0.5)
+            if leader in patroni.FAILOVER_MEMBERS:
+                names.remove(f"pg-{leader}")
+                names.insert(names.index("pg-witness") + 1, f"pg-{leader}")
+        order = {name: i for i, name in enumerate(names)}
         last_first = sorted(
             current.processes, key=lambda p: order.get(p.name, len(order)), reverse=True)
         for record in last_first:
             self._progress(f"stopping {record.name}")
             procs.stop(record)
+            liveness.stop_postmaster(self.data_dir, record.name)
             current.drop(record.name)
             state.save(self.data_dir, current)

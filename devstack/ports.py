@@ -1,4 +1,4 @@
-"""Ports of a local stack: one block of 100 loopback ports per data directory.
+"""Ports of a local stack: one block of 120 loopback ports per data directory.
 
 The block is derived from a hash of the data directory's real path, so a directory gets the same
 ports every time, and two directories usually get different blocks without coordinating; when the
@@ -6,6 +6,8 @@ preferred block is busy (another stack, or anything else listening), the next fr
 Within a block every service has a fixed offset, so a URL never depends on which services run:
 
     +0 Postgres primary   +1 central   +20+i replica   +40+i Redis   +60+i hub   +80+i edge
+    +2 Postgres sync standby   +3..+5 Raft (witness, primary, standby)
+    +6, +7 Patroni REST (primary, standby)   +100+i Patroni REST of a region's replica
 
 where ``i`` is the region's index in the stack's region list (at most ``MAX_REGIONS``)."""
 
@@ -18,13 +20,14 @@ from pathlib import Path
 
 import msgspec
 
-BLOCK_SIZE = 100
+BLOCK_SIZE = 120
 FIRST_BLOCK_PORT = 20000
 # Stay below Linux's ephemeral range (32768-60999) so outgoing connections never take our ports.
-BLOCK_COUNT = 127
+BLOCK_COUNT = 106
 MAX_REGIONS = 20
 
 _PRIMARY, _CENTRAL, _REPLICA, _REDIS, _HUB, _EDGE = 0, 1, 20, 40, 60, 80
+_STANDBY, _RAFT, _REST, _REST_REPLICA = 2, 3, 6, 100
 
 
 class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +51,20 @@ class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
     def central(self) -> int:
         return self.base + _CENTRAL
 
+    @property
+    def pg_standby(self) -> int:
+        return self.base + _STANDBY
+
+    def raft(self, node: str) -> int:
+        """Raft voters: ``witness``, ``primary``, ``standby`` (replicas do not vote)."""
+        return self.base + _RAFT + ("witness", "primary", "standby").index(node)
+
+    def rest(self, member: str) -> int:
+        """Patroni's REST API of a member: ``primary``, ``standby`` or a region."""
+        if member in ("primary", "standby"):
+            return self.base + _REST + ("primary", "standby").index(member)
+        return self._at(_REST_REPLICA, member)
+
     def pg_replica(self, region: str) -> int:
         return self._at(_REPLICA, region)
 
@@ -62,7 +79,10 @@ class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
 
     def all_ports(self) -> list[int]:
         per_region = (self.pg_replica, self.redis, self.hub, self.edge)
-        return [self.pg_primary, self.central] + [f(r) for f in per_region for r in self.regions]
+        ha = [self.pg_standby, *(self.raft(n) for n in ("witness", "primary", "standby")),
+              self.rest("primary"), self.rest("standby")]
+        return ([self.pg_primary, self.central] + ha
+                + [f(r) for f in (*per_region, self.rest) for r in self.regions])
 
 
 def block_base(index: int) -> int:

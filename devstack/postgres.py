@@ -1,16 +1,10 @@
-"""Postgres 18 for the local stack: a primary and one streaming replica per region.
+"""Postgres 18 for the local stack: binaries, where data lives, and checks on the running nodes.
+Patroni (devstack/patroni.py) runs the nodes: ``DATA_DIR/pg/<member>/`` per member (``primary``,
+``standby``, one per region) and ``pg/raft/`` for its coordination store.
 
-Layout under ``DATA_DIR/pg``: ``primary/`` and ``replica-<region>/``. A directory is only renamed
-into place once ``initdb`` / ``pg_basebackup`` finished, so a half-made one is never mistaken for a
-cluster. Each replica streams through a physical slot named after its region and connects with
-``application_name=<region>``, so ``pg_stat_replication`` on the primary names regions.
-
-Settings that never change live in ``postgresql.conf`` (copied to replicas by the base backup);
-the port and the replica's ``primary_conninfo`` go on the command line, because the port block of
-a data directory can move between two ``up``s (see ports.py).
-
-Postgres refuses to run as root: then every Postgres binary runs as ``nobody`` (procs.RunAs), which
-owns ``DATA_DIR/pg`` and must be able to traverse every directory above it."""
+Postgres refuses to run as root: then every Postgres binary (and Patroni, which starts them) runs
+as ``nobody`` (procs.RunAs), which owns ``DATA_DIR/pg`` and must be able to traverse every
+directory above it."""
 
 from __future__ import annotations
 
@@ -18,7 +12,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import signal
 import stat
 import tempfile
 import time
@@ -27,33 +20,9 @@ from pathlib import Path
 import psycopg
 
 from devstack.errors import ConfigError, StackError
-from devstack.health import PgCheck
-from devstack.ports import MAX_REGIONS
-from devstack.procs import ProcessSpec, RunAs, run_checked
-from devstack.topology import HOST, PG_USER, pg_url
+from devstack.procs import RunAs
 
 PG_BIN_ENV = "MEMORYBANK_PG_BIN"
-
-# Appended to the primary's postgresql.conf once, at initdb. Replica-side settings are harmless on
-# the primary; replicas need max_wal_senders etc. >= the primary's, which holds as they share it.
-SETTINGS = f"""
-# --- memorybank dev stack (devstack/postgres.py) ---
-listen_addresses = '{HOST}'
-unix_socket_directories = ''    # TCP only: socket paths under deep data dirs exceed 107 bytes
-wal_level = replica
-max_wal_senders = {MAX_REGIONS + 4}
-max_replication_slots = {MAX_REGIONS + 4}
-hot_standby = on
-hot_standby_feedback = on
-fsync = on                      # acknowledged writes must survive a crash
-synchronous_commit = on
-max_connections = 200
-"""
-
-HBA = f"""# memorybank dev stack: loopback only, no passwords
-host all         all {HOST}/32 trust
-host replication all {HOST}/32 trust
-"""
 
 
 def find_bin_dir(explicit: Path | None = None) -> Path:
@@ -166,88 +135,25 @@ def is_cluster(directory: Path) -> bool:
     return (directory / "PG_VERSION").exists()
 
 
-def init_primary(bin_dir: Path, directory: Path, run_as: RunAs | None, log: Path) -> bool:
-    """initdb once; True when the cluster was created now (older replicas are then useless)."""
-    if is_cluster(directory):
-        return False
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    run_checked(
-        [str(bin_dir / "initdb"), "-D", str(partial), "-U", PG_USER, "--auth=trust",
-         "-E", "UTF8", "--locale=C", "--no-sync"],
-        log=log, run_as=run_as, env=tool_env(),
-    )
-    with (partial / "postgresql.conf").open("a") as conf:
-        conf.write(SETTINGS)
-    (partial / "pg_hba.conf").write_text(HBA)
-    partial.rename(directory)
-    return True
-
-
-def server_spec(
-    bin_dir: Path, name: str, directory: Path, port: int, *, run_as: RunAs | None, log: Path,
-    primary_port: int | None = None, region: str | None = None,
-) -> ProcessSpec:
-    """The postmaster itself (not pg_ctl), so the recorded PID is the one to signal."""
-    argv = [str(bin_dir / "postgres"), "-D", str(directory),
-            "-c", f"port={port}", "-c", f"cluster_name={name}"]
-    if primary_port is not None and region is not None:
-        conninfo = f"host={HOST} port={primary_port} user={PG_USER} application_name={region}"
-        argv += ["-c", f"primary_conninfo={conninfo}", "-c", f"primary_slot_name={region}"]
-    return ProcessSpec(
-        name=name, argv=tuple(argv), env=tool_env(), log=log, cwd=Path("/"),
-        check=PgCheck(pg_url(port, "postgres")), stop_signal=signal.SIGINT,  # fast shutdown
-        run_as=run_as, start_timeout=60.0,
-    )
-
-
-def prepare_primary(primary_port: int, regions: tuple[str, ...]) -> list[str]:
-    """Creates the ``memorybank`` database and one slot per region; drops the slots of regions no
-    longer in the stack (a forgotten slot holds WAL forever). Returns the dropped slot names."""
-    with psycopg.connect(pg_url(primary_port, "postgres"), autocommit=True) as conn:
+def create_database(url: str) -> None:
+    """Creates the ``memorybank`` database on whichever node leads (``url`` is multi-host)."""
+    with psycopg.connect(url, autocommit=True) as conn:
         if not conn.execute("select 1 from pg_database where datname = 'memorybank'").fetchone():
             conn.execute("create database memorybank")
-        existing = {row[0] for row in conn.execute(
-            "select slot_name from pg_replication_slots where slot_type = 'physical'"
-        )}
-        for region in regions:
-            if region not in existing:
-                # immediately_reserve: keep WAL from now on, before the base backup starts.
-                conn.execute("select pg_create_physical_replication_slot(%s, true)", (region,))
-        stale = sorted(existing - set(regions))
-        for slot in stale:
-            conn.execute("select pg_drop_replication_slot(%s)", (slot,))
-    return stale
 
 
-def ensure_replica(
-    bin_dir: Path, directory: Path, region: str, primary_port: int, run_as: RunAs | None, log: Path
-) -> None:
-    """A base backup streamed through the region's slot, unless the replica already exists."""
-    if is_cluster(directory):
-        return
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    run_checked(
-        [str(bin_dir / "pg_basebackup"), "-h", HOST, "-p", str(primary_port), "-U", PG_USER,
-         "-D", str(partial), "-R", "-X", "stream", "-S", region, "--checkpoint=fast",
-         "-d", f"application_name={region}"],
-        log=log, run_as=run_as, env=tool_env(),
-    )
-    partial.rename(directory)
-
-
-def wait_streaming(primary_port: int, regions: tuple[str, ...], timeout: float = 30.0) -> None:
-    """Until ``pg_stat_replication`` shows every region's replica streaming."""
+def wait_streaming(url: str, names: tuple[str, ...], timeout: float = 180.0) -> None:
+    """Until the leader's ``pg_stat_replication`` shows every named member streaming, and one
+    of them (the standby) as the synchronous one."""
     deadline = time.monotonic() + timeout
-    with psycopg.connect(pg_url(primary_port, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         while True:
-            streaming = {row[0] for row in conn.execute(
-                "select application_name from pg_stat_replication where state = 'streaming'"
-            )}
-            missing = sorted(set(regions) - streaming)
-            if not missing:
+            rows = conn.execute("select application_name, sync_state from pg_stat_replication"
+                                " where state = 'streaming'").fetchall()
+            missing = sorted(set(names) - {name for name, _ in rows})
+            if not missing and any(sync == "sync" for _, sync in rows):
                 return
+            missing = missing or ["a synchronous standby"]
             if time.monotonic() > deadline:
                 raise StackError(f"replicas not streaming after {timeout:.0f} s: {missing}")
             time.sleep(0.05)

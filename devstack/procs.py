@@ -153,12 +153,40 @@ def _kill(processes: list[psutil.Process]) -> None:
     _wait_gone(processes, timeout=5)
 
 
+def leftovers(record: ProcessRecord) -> list[psutil.Process]:
+    """Processes of a child's session other than the child itself: its workers, even once the
+    child died (a granian worker whose server was killed keeps serving on the shared port).
+    ``spawn`` made the child a session leader, so its session id is its PID; a process that
+    started before the child cannot be one of its own."""
+    found = []
+    for proc in psutil.process_iter(["pid", "create_time"]):
+        try:
+            if (proc.pid != record.pid and os.getsid(proc.pid) == record.pid
+                    and proc.info["create_time"] >= record.create_time - 0.1):
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def listeners(ports: list[int]) -> dict[int, set[int]]:
+    """Which PIDs listen on each of ``ports`` (TCP, any address), as the kernel says."""
+    wanted = set(ports)
+    out: dict[int, set[int]] = {p: set() for p in ports}
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in wanted:
+            if conn.pid is not None:
+                out[conn.laddr.port].add(conn.pid)
+    return out
+
+
 def stop(record: ProcessRecord, timeout: float = 15.0) -> None:
     """Sends the child's stop signal (SIGINT: Postgres's fast shutdown), waits up to ``timeout``
     seconds, then SIGKILLs; then makes sure none of the child's own children (granian workers,
-    Postgres backends) outlive it."""
+    Postgres backends) outlive it, nor workers left by a child that already died."""
     proc = find(record)
     if proc is None:
+        _kill(leftovers(record))
         return
     try:
         descendants = proc.children(recursive=True)

@@ -16,12 +16,35 @@ HOST = "127.0.0.1"
 DATABASE = "memorybank"
 PG_USER = "postgres"
 
-ProcessState = Literal["running", "crashed", "stopped"]
+# running: alive and listening on its port; starting: alive, not listening (yet, or any more);
+# crashed: recorded, but its process is gone; stopped: not recorded (down/stop)
+ProcessState = Literal["running", "starting", "crashed", "stopped"]
 
 
-class PostgresUrls(msgspec.Struct, frozen=True, kw_only=True):
+class MemberInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One Postgres node as its Patroni reports it now (``role``: leader, sync_standby, replica;
+    ``state``: running, streaming, stopped, ...; ``unreachable`` when its Patroni is down)."""
+
+    role: str
+    state: str
+    url: str
+    timeline: int | None = None
+    lag: int | str | None = None
+
+
+class PostgresUrls(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """``primary``: a libpq multi-host URL over the two nodes that may lead, with
+    ``target_session_attrs=read-write``, so it reaches whichever leads now and never a demoted
+    one. ``standby``, ``nodes``: each node's own URL. ``patroni``: each member's REST API.
+    ``leader``, ``members``: only in ``status --json``, asked of Patroni then."""
+
     primary: str
     replicas: dict[str, str]
+    standby: str = ""
+    nodes: dict[str, str] = msgspec.field(default_factory=dict)
+    patroni: dict[str, str] = msgspec.field(default_factory=dict)
+    leader: str | None = None
+    members: dict[str, MemberInfo] = msgspec.field(default_factory=dict)
 
 
 class Topology(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +65,7 @@ class ProcessInfo(msgspec.Struct, frozen=True, kw_only=True):
     state: ProcessState
     pid: int | None
     log: str
+    listening: list[int] = msgspec.field(default_factory=list)
 
 
 class StatusReport(Topology, frozen=True, kw_only=True):
@@ -52,6 +76,14 @@ class StatusReport(Topology, frozen=True, kw_only=True):
 
 def pg_url(port: int, database: str = DATABASE) -> str:
     return f"postgresql://{PG_USER}@{HOST}:{port}/{database}"
+
+
+def writer_url(ports: list[int], database: str = DATABASE) -> str:
+    """libpq tries the hosts in order and keeps the first that accepts writes; a dead host
+    is refused at once, a hung one after connect_timeout."""
+    hosts = ",".join(f"{HOST}:{p}" for p in ports)
+    return (f"postgresql://{PG_USER}@{hosts}/{database}"
+            "?target_session_attrs=read-write&connect_timeout=3")
 
 
 def redis_url(port: int) -> str:
@@ -70,8 +102,12 @@ def build_topology(plan: PortPlan) -> Topology:
         hubs={r: http_url(plan.hub(r)) for r in regions},
         central=http_url(plan.central),
         postgres=PostgresUrls(
-            primary=pg_url(plan.pg_primary),
+            primary=writer_url([plan.pg_primary, plan.pg_standby]),
             replicas={r: pg_url(plan.pg_replica(r)) for r in regions},
+            standby=pg_url(plan.pg_standby),
+            nodes={"primary": pg_url(plan.pg_primary), "standby": pg_url(plan.pg_standby),
+                   **{r: pg_url(plan.pg_replica(r)) for r in regions}},
+            patroni={m: http_url(plan.rest(m)) for m in ("primary", "standby", *regions)},
         ),
         redis={r: redis_url(plan.redis(r)) for r in regions},
     )
@@ -84,8 +120,8 @@ def status_report(topology: Topology, processes: dict[str, ProcessInfo]) -> Stat
 
 def url_of(topology: Topology, name: str) -> str:
     """Where the child called ``name`` (``pg-primary``, ``pg-ams``, ``hub-iad``, ...) answers."""
-    if name == "pg-primary":
-        return topology.postgres.primary
+    if name in ("pg-primary", "pg-standby"):
+        return topology.postgres.nodes.get(name.removeprefix("pg-"), "")
     if name == "central":
         return topology.central
     kind, _, region = name.partition("-")

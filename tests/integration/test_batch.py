@@ -11,6 +11,7 @@ import msgspec
 import psycopg
 import pytest
 
+from devstack import patroni
 from mbwire import HopSigner, Principal
 from memorybank_client import AsyncMemoryBank, MemoryBank
 from memorybank_client.types import BatchItem
@@ -100,7 +101,9 @@ async def test_the_batch_honours_and_issues_a_token(live: LiveStack, http: httpx
 
 async def test_a_token_the_replica_cannot_reach_is_503(live: LiveStack, http: httpx.AsyncClient):
     twin_id = await create(live, http, "behind")
-    with psycopg.connect(live.topology.postgres.replicas["sin"], autocommit=True) as replica:
+    # Patroni resumes a paused replay on its next loop; maintenance mode leaves the node alone.
+    with patroni.maintenance(live.topology.postgres), \
+            psycopg.connect(live.topology.postgres.replicas["sin"], autocommit=True) as replica:
         replica.execute("select pg_wal_replay_pause()")
         try:
             w = await http.patch(f"{live.topology.edges['ams']}/v1/twins/{twin_id}",

@@ -74,17 +74,20 @@ def test_everything_comes_up(stack: Stack) -> None:
     status = stack.status()
     assert status.running
     assert [c.name for c in status.children] == [
-        "pg-primary", "pg-ams", "pg-iad", "redis-ams", "redis-iad"]
+        "pg-witness", "pg-primary", "pg-standby", "pg-ams", "pg-iad", "redis-ams", "redis-iad"]
 
 
 def test_replication_names_the_regions(stack: Stack) -> None:
     with psycopg.connect(stack.topology().postgres.primary, autocommit=True) as conn:
-        rows = conn.execute("select application_name, state from pg_stat_replication").fetchall()
+        rows = conn.execute("select application_name, state, sync_state"
+                            " from pg_stat_replication").fetchall()
         settings: dict[str, str] = dict(conn.execute(
             "select name, setting from pg_settings where name = any(%s)",
             (["synchronous_commit", "fsync", "wal_level", "listen_addresses",
               "unix_socket_directories"],)).fetchall())
-    assert sorted(rows) == [("ams", "streaming"), ("iad", "streaming")]
+    # Patroni names each member's stream; only the standby is synchronous.
+    assert sorted(rows) == [("ams", "streaming", "async"), ("iad", "streaming", "async"),
+                            ("standby", "streaming", "sync")]
     assert settings == {"synchronous_commit": "on", "fsync": "on", "wal_level": "replica",
                         "listen_addresses": "127.0.0.1", "unix_socket_directories": ""}
 
@@ -131,6 +134,11 @@ def test_status_json(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     assert set(report) == {"regions", "edges", "hubs", "central", "postgres", "redis",
                            "processes"}
     assert report["postgres"]["replicas"] == stack.topology().postgres.replicas
+    # Who leads now, and every member's role, as Patroni reports them (what the drills read).
+    assert report["postgres"]["leader"] == "primary"
+    roles = {name: m["role"] for name, m in report["postgres"]["members"].items()}
+    assert roles == {"primary": "leader", "standby": "sync_standby", "ams": "replica",
+                     "iad": "replica"}
     assert {p["state"] for p in report["processes"].values()} == {"running"}
 
 

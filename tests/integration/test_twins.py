@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from pycrdt import Doc, Map
 
+from devstack import patroni
 from mbwire import HopSigner, Principal
 
 from .conftest import REGIONS, LiveStack
@@ -258,7 +259,9 @@ async def test_a_token_the_replica_cannot_reach_is_503_never_stale(live: LiveSta
                                                                   http: httpx.AsyncClient):
     twin_id = await create(live, http, "future")
     # iad's replica stops replaying: a real token from a later write is then out of its reach.
-    with psycopg.connect(live.topology.postgres.replicas["iad"], autocommit=True) as replica:
+    # Patroni resumes a paused replay on its next loop; maintenance mode leaves the node alone.
+    with patroni.maintenance(live.topology.postgres), \
+            psycopg.connect(live.topology.postgres.replicas["iad"], autocommit=True) as replica:
         replica.execute("select pg_wal_replay_pause()")
         try:
             w = await http.patch(

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
 import msgspec
 import psutil
 
-from devstack import apps, children, procs
+from devstack import apps, children, patroni, procs
 from devstack.children import Sources
-from devstack.health import HttpCheck, PgCheck, RedisCheck
+from devstack.health import HttpCheck, RedisCheck
 from devstack.ports import PortPlan
 from devstack.procs import ProcessRecord
 from devstack.secrets import Secrets
@@ -37,8 +36,8 @@ def specs(services: list[str], run_as: procs.RunAs | None = None) -> dict[str, p
 
 def test_names_in_start_order() -> None:
     assert children.all_names(state(list(SERVICE_ORDER))) == [
-        "pg-primary", "pg-iad", "pg-ams", "redis-iad", "redis-ams", "central",
-        "hub-iad", "hub-ams", "edge-iad", "edge-ams"]
+        "pg-witness", "pg-primary", "pg-standby", "pg-iad", "pg-ams", "redis-iad", "redis-ams",
+        "central", "hub-iad", "hub-ams", "edge-iad", "edge-ams"]
     assert list(specs(list(SERVICE_ORDER))) == children.all_names(state(list(SERVICE_ORDER)))
 
 
@@ -73,18 +72,37 @@ def test_http_services_wiring() -> None:
 def test_postgres_and_redis_commands() -> None:
     nobody = procs.RunAs("nobody", 65534, 65534)
     s = specs(["postgres", "redis"], run_as=nobody)
-    primary, replica, cache = s["pg-primary"], s["pg-ams"], s["redis-ams"]
-    assert Path(primary.argv[0]).name == "postgres"  # the postmaster itself, not pg_ctl
-    assert "port=25000" in primary.argv and primary.stop_signal == signal.SIGINT
-    assert primary.run_as == nobody and cache.run_as is None
-    assert "primary_conninfo=host=127.0.0.1 port=25000 user=postgres application_name=ams" \
-        in replica.argv
-    assert "primary_slot_name=ams" in replica.argv
-    assert isinstance(replica.check, PgCheck) and ":25021/" in replica.check.url
+    primary, replica, witness, cache = s["pg-primary"], s["pg-ams"], s["pg-witness"], s["redis-ams"]
+    # Patroni runs each node (it starts and watches Postgres), as the Postgres user.
+    assert primary.argv[1:3] == ("-m", "patroni") and primary.argv[-1].endswith("primary.json")
+    assert "raft_controller" in witness.argv[2]
+    assert primary.run_as == nobody == witness.run_as and cache.run_as is None
+    assert primary.check == HttpCheck("http://127.0.0.1:25006/health")
+    assert replica.check == HttpCheck("http://127.0.0.1:25101/health")
+    assert "PGHOST" not in primary.env
     assert cache.argv[cache.argv.index("--save") + 1] == ""
     assert cache.argv[cache.argv.index("--appendonly") + 1] == "no"
     assert cache.argv[cache.argv.index("--bind") + 1] == "127.0.0.1"
     assert cache.check == RedisCheck("127.0.0.1", 25041)
+
+
+def test_patroni_configs() -> None:
+    plan = PortPlan(base=25000, regions=REGIONS)
+    by_name = {m.name: patroni.node_config(m, plan, Path("/pg"), Path("/bin"))
+               for m in patroni.members(plan)}
+    assert list(by_name) == ["primary", "standby", "iad", "ams"]
+    for name, config in by_name.items():
+        leads = name in ("primary", "standby")
+        # Only the two central nodes may lead or be the synchronous standby.
+        assert config["tags"] == {"nofailover": not leads, "nosync": not leads}
+        assert ("self_addr" in config["raft"]) == leads  # replicas do not vote
+        assert config["postgresql"]["data_dir"] == f"/pg/{name}"
+    dcs = by_name["primary"]["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True and dcs["postgresql"]["use_pg_rewind"] is True
+    assert dcs["primary_start_timeout"] == 0
+    voters = {by_name["primary"]["raft"]["self_addr"], *by_name["primary"]["raft"]["partner_addrs"]}
+    assert voters == {"127.0.0.1:25003", "127.0.0.1:25004", "127.0.0.1:25005"}
+    assert patroni.witness_config(plan, Path("/pg"))["raft"]["self_addr"] == "127.0.0.1:25003"
 
 
 def test_recycled_pid_is_not_ours() -> None:

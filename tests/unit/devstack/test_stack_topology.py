@@ -22,15 +22,22 @@ def test_status_json_shape() -> None:
     assert raw["regions"] == ["ams", "iad", "sin"]
     for key in ("edges", "hubs", "redis"):
         assert set(raw[key]) == {"ams", "iad", "sin"}
-    assert set(raw["postgres"]) == {"primary", "replicas"}
+    # The contract's keys, and the HA topology's: each node, each member's Patroni REST API.
+    assert set(raw["postgres"]) == {"primary", "replicas", "standby", "nodes", "patroni"}
+    assert set(raw["postgres"]["patroni"]) == {"primary", "standby", "ams", "iad", "sin"}
+    assert raw["postgres"]["patroni"]["ams"] == "http://127.0.0.1:24100"
     assert set(raw["postgres"]["replicas"]) == {"ams", "iad", "sin"}
     assert raw["central"] == "http://127.0.0.1:24001"
     assert raw["edges"]["iad"] == "http://127.0.0.1:24081"
     assert raw["hubs"]["sin"] == "http://127.0.0.1:24062"
-    assert raw["postgres"]["primary"] == "postgresql://postgres@127.0.0.1:24000/memorybank"
+    # Whichever of primary and standby accepts writes (libpq multi-host), never a demoted one.
+    assert raw["postgres"]["primary"] == (
+        "postgresql://postgres@127.0.0.1:24000,127.0.0.1:24002/memorybank"
+        "?target_session_attrs=read-write&connect_timeout=3")
     assert raw["postgres"]["replicas"]["ams"] == "postgresql://postgres@127.0.0.1:24020/memorybank"
     assert raw["redis"]["ams"] == "redis://127.0.0.1:24040/0"
-    assert raw["processes"]["hub-ams"] == {"state": "crashed", "pid": 13, "log": "/l/hub-ams.log"}
+    assert raw["processes"]["hub-ams"] == {"state": "crashed", "pid": 13, "log": "/l/hub-ams.log",
+                                           "listening": []}
     assert raw["processes"]["edge-ams"]["pid"] is None
 
 
@@ -46,7 +53,8 @@ def test_status_flags() -> None:
 
 def test_url_of_each_child() -> None:
     topo = build_topology(PLAN)
-    assert url_of(topo, "pg-primary") == topo.postgres.primary
+    assert url_of(topo, "pg-primary") == "postgresql://postgres@127.0.0.1:24000/memorybank"
+    assert url_of(topo, "pg-standby") == topo.postgres.standby
     assert url_of(topo, "pg-iad") == topo.postgres.replicas["iad"]
     assert url_of(topo, "redis-sin") == topo.redis["sin"]
     assert url_of(topo, "central") == topo.central

@@ -227,31 +227,33 @@ def wait_leader(plan: PortPlan, timeout: float = 180.0) -> str:
     return leader
 
 
+def set_pause(rest: list[str], on: bool, within_s: float = 30.0) -> None:
+    """Turns Patroni's pause (maintenance) mode on or off through the members' REST APIs
+    (``rest``) and returns once every member reports it."""
+    deadline = time.monotonic() + within_s
+    while True:
+        for url in rest:
+            try:
+                httpx.patch(f"{url}/config", json={"pause": on}, timeout=2)
+                seen = [httpx.get(f"{u}/patroni", timeout=2).json().get("pause", False)
+                        for u in rest]
+                if all(bool(s) == on for s in seen):
+                    return
+            except (httpx.HTTPError, ValueError):
+                continue
+        if time.monotonic() > deadline:
+            raise StackError(f"Patroni did not {'enter' if on else 'leave'} maintenance")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def maintenance(urls: PostgresUrls, within_s: float = 30.0) -> Iterator[None]:
     """Patroni's pause (maintenance) mode for the body: no failover, and no member touches its
     Postgres. Tests that pause a replica's WAL replay need it: Patroni resumes a paused replay
     on its next loop otherwise (it takes the pause for a PG 14+ parameter-change pause)."""
     rest = list(urls.patroni.values())
-
-    def set_pause(on: bool) -> None:
-        deadline = time.monotonic() + within_s
-        while True:
-            for url in rest:
-                try:
-                    httpx.patch(f"{url}/config", json={"pause": on}, timeout=2)
-                    seen = [httpx.get(f"{u}/patroni", timeout=2).json().get("pause", False)
-                            for u in rest]
-                    if all(bool(s) == on for s in seen):
-                        return
-                except (httpx.HTTPError, ValueError):
-                    continue
-            if time.monotonic() > deadline:
-                raise StackError(f"Patroni did not {'enter' if on else 'leave'} maintenance")
-            time.sleep(0.2)
-
-    set_pause(True)
+    set_pause(rest, True, within_s)
     try:
         yield
     finally:
-        set_pause(False)
+        set_pause(rest, False, within_s)

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import psutil
 import psycopg
 
-from devstack import procs, state
+from devstack import patroni, procs, state
 from devstack.faultproxy import FaultProxy
 from devstack.launcher import Stack
 
@@ -135,8 +135,17 @@ def _replay(paused: bool) -> Step:
     async def step(ctx: Ctx) -> None:
         url = ctx.status["postgres"]["replicas"][ctx.region]
         call = "pg_wal_replay_pause" if paused else "pg_wal_replay_resume"
+        # Patroni resumes a paused replay on its next loop (it reads the pause as a parameter
+        # change): hold it in maintenance mode for the fault. Maintenance also means no
+        # failover meanwhile, which this drill of one replica does not need.
+        rest = list(ctx.status["postgres"].get("patroni", {}).values())
+        if paused and rest:
+            await asyncio.to_thread(patroni.set_pause, rest, True)
         await asyncio.to_thread(_sql, url, f"select {call}()")
-        ctx.note(f"{call}() on the {ctx.region} replica")
+        if not paused and rest:
+            await asyncio.to_thread(patroni.set_pause, rest, False)
+        ctx.note(f"{call}() on the {ctx.region} replica"
+                 + (" (Patroni in maintenance meanwhile)" if rest else ""))
     return step
 
 

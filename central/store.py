@@ -93,6 +93,17 @@ class WriteTx:
         )
         self.feed.append(("twin", twin_id, version))
 
+    async def save_if_current(
+        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
+        superuser: bool,
+    ) -> bool:
+        """``Store.save_if_current`` inside this transaction (a group commit's savepoint)."""
+        cur = await self.conn.execute(_SAVE_IF_CURRENT, {
+            "twin": twin_id, "version": version, "state": state, "profile": Jsonb(profile),
+            "sub": sub, "superuser": superuser,
+        })
+        return await cur.fetchone() is not None
+
     async def put_grant(self, twin_id: str, sub: str, access: str, granted_by: str) -> None:
         await self.conn.execute(
             "insert into twin_grants (twin_id, sub, access, granted_by) values (%s, %s, %s, %s)"

@@ -7,7 +7,7 @@ version the transaction locked, so another writer process or a failed commit can
 it diverge: on any error the copy is dropped and the next write reloads from the primary.
 Writes to one twin are serialised by a striped asyncio lock (one event loop owns the docs).
 
-Merges and creates go through a group committer (central/group_commit.py): writes that arrive
+Merges go through a group committer (central/group_commit.py): writes that arrive
 together share one transaction and one WAL flush, each under its own savepoint, each acknowledged
 after that commit. A twin's lock is held until the group holding its write has committed, so two
 merges of one twin never share a group (the second waits for the next): each applies over the
@@ -72,8 +72,9 @@ class TwinWriter:
             if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
 
+        # Its own transaction: creates are rare, and so its commit stays in the request's trace.
         async with self._lock(twin_id):
-            _, tx = await self._commit(insert)
+            _, tx = await self._commit(insert, grouped=False)
         assert tx.token is not None
         return TwinCreated(twin_id=twin_id, version=1, consistency_token=str(tx.token))
 
@@ -119,9 +120,12 @@ class TwinWriter:
         if not allows(principal, "manage", head.owner_sub, None):
             raise Forbidden(f"only the owner of twin {twin_id} may manage access to it")
 
-    async def _commit(self, work: Callable[[WriteTx], Awaitable[T]]) -> tuple[T, WriteTx]:
-        """Runs ``work`` in a transaction and returns once that transaction committed."""
-        if self.committer is not None:
+    async def _commit(
+        self, work: Callable[[WriteTx], Awaitable[T]], *, grouped: bool = True,
+    ) -> tuple[T, WriteTx]:
+        """Runs ``work`` in a transaction and returns once that transaction committed. A grouped
+        work runs in the committer's task: its commit span is not in the caller's trace."""
+        if grouped and self.committer is not None:
             done: tuple[T, WriteTx] = await self.committer.submit(work)
             return done
         async with self.store.write() as tx:

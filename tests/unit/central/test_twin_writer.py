@@ -71,20 +71,6 @@ class FakeStore:
         self.twins, self.grants = tx.twins, tx.grants
         tx.token = self._token()
 
-    async def save_if_current(
-        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
-        superuser: bool,
-    ) -> ConsistencyToken | None:
-        row = self.twins.get(twin_id)
-        if row is None or row.version != version:
-            return None
-        if not (row.owner == sub or superuser or self.grants.get((twin_id, sub)) == "write"):
-            return None
-        self._fail_if_asked()
-        self.twins[twin_id] = Row(row.owner, state, profile, version + 1)
-        self.saves += 1
-        return self._token()
-
 
 @dataclass
 class FakeTx:

@@ -32,7 +32,9 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing("memorybank-central")
     store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
-    writer = TwinWriter(store, resident=settings.resident_twins)
+    twin_committer = events.committer(store, window_s=settings.twin_commit_window_ms / 1000,
+                                      max_items=settings.twin_commit_max)
+    writer = TwinWriter(store, resident=settings.resident_twins, committer=twin_committer)
     committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
                                  max_items=settings.event_commit_max)
 
@@ -61,6 +63,7 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
                 await committer.close()
+                await twin_committer.close()
                 await store.close()
         finally:
             await close_embedder(app.state.embedder)

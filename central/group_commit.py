@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar
@@ -50,7 +51,10 @@ class GroupCommitter(Generic[Tx]):
         if len(self._pending) >= self.max_items:
             self._full.set()
         if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run(), name="group-commit")
+            # A fresh context: the runner serves every caller, so it must not carry the first
+            # caller's context variables (a request's idempotency key, its trace span).
+            self._runner = asyncio.create_task(self._run(), name="group-commit",
+                                               context=contextvars.Context())
         return await asyncio.shield(future)
 
     async def close(self) -> None:

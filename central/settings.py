@@ -51,6 +51,9 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     event_partitions_ahead_days: int = 7
     event_retention_days: int = 30
     event_maintain_every_s: float = 3600.0
+    # Twin merges and creates (central/twins.py): their own group commit's window and size.
+    twin_commit_window_ms: float = 1.0
+    twin_commit_max: int = 64
 
     @property
     def region_list(self) -> tuple[str, ...]:

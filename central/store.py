@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from mbhttp.tracing import traced, traced_context
+from mbhttp.tracing import traced_context
 from mbwire import ConsistencyToken, Unavailable, Unprocessable
 from mbwire.access import TWIN_WRITABLE_SQL
 
@@ -92,6 +92,18 @@ class WriteTx:
             (state, Jsonb(profile), version, twin_id),
         )
         self.feed.append(("twin", twin_id, version))
+
+    async def save_if_current(
+        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
+        superuser: bool,
+    ) -> bool:
+        """Stores ``version + 1`` and its feed row in one statement, only if the stored version
+        is ``version`` and ``sub`` may write; False if not (nothing stored)."""
+        cur = await self.conn.execute(_SAVE_IF_CURRENT, {
+            "twin": twin_id, "version": version, "state": state, "profile": Jsonb(profile),
+            "sub": sub, "superuser": superuser,
+        })
+        return await cur.fetchone() is not None
 
     async def put_grant(self, twin_id: str, sub: str, access: str, granted_by: str) -> None:
         await self.conn.execute(
@@ -169,22 +181,6 @@ class Store:
                 yield tx
                 await tx._append_feed()
             tx.token = await _wal_position(conn)
-
-    @traced("commit")
-    async def save_if_current(
-        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
-        superuser: bool,
-    ) -> ConsistencyToken | None:
-        """Stores ``version + 1`` and its feed row in one statement (one transaction), only if
-        the stored version is ``version`` and ``sub`` may write; None if not (nothing stored)."""
-        async with self._connection() as conn:
-            cur = await conn.execute(_SAVE_IF_CURRENT, {
-                "twin": twin_id, "version": version, "state": state, "profile": Jsonb(profile),
-                "sub": sub, "superuser": superuser,
-            })
-            if await cur.fetchone() is None:
-                return None
-            return await _wal_position(conn)
 
     async def check(self, timeout_s: float) -> None:
         """A cheap query on the primary within ``timeout_s`` (a stalled primary never answers):

@@ -5,7 +5,14 @@ they hold), so a write applies one small update to a live document instead of de
 re-encoding the whole state; the resident copy is trusted only if its version equals the
 version the transaction locked, so another writer process or a failed commit can never make
 it diverge: on any error the copy is dropped and the next write reloads from the primary.
-Writes to one twin are serialised by a striped asyncio lock (one event loop owns the docs)."""
+Writes to one twin are serialised by a striped asyncio lock (one event loop owns the docs).
+
+Merges go through a group committer (central/group_commit.py): writes that arrive
+together share one transaction and one WAL flush, each under its own savepoint, each acknowledged
+after that commit. A twin's lock is held until the group holding its write has committed, so two
+merges of one twin never share a group (the second waits for the next): each applies over the
+version the first committed, never both over the same base. Any error, the group's commit
+included, reaches every caller of the group, and each drops its twin's resident copy."""
 
 from __future__ import annotations
 
@@ -13,9 +20,10 @@ import asyncio
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+from central.group_commit import GroupCommitter
 from central.store import Store, TwinHead, WriteTx
 from crdt import (
     EMPTY_UPDATE,
@@ -32,11 +40,18 @@ from mbwire.access import allows
 from mbwire.types import GrantRevoked, GrantWritten, TwinCreated, TwinWritten
 
 _STRIPES = 1024
+T = TypeVar("T")
 
 
 class TwinWriter:
-    def __init__(self, store: Store, *, resident: int = 4096) -> None:
+    def __init__(
+        self, store: Store, *, resident: int = 4096,
+        committer: GroupCommitter[WriteTx] | None = None,
+    ) -> None:
         self.store = store
+        # None: each write is its own transaction (and a keyed write, whose stored answer is
+        # claimed per transaction, takes that path too).
+        self.committer = committer
         self._capacity = resident
         self._docs: OrderedDict[str, tuple[int, TwinDoc]] = OrderedDict()
         self._locks = [asyncio.Lock() for _ in range(_STRIPES)]
@@ -52,9 +67,14 @@ class TwinWriter:
             state = new_state(profile or {}, client_id_for(principal.sub))
         except (InvalidUpdate, ValueError, TypeError) as exc:
             raise Unprocessable(f"profile cannot be stored: {exc}") from None
-        async with self._lock(twin_id), self.store.write() as tx:
+
+        async def insert(tx: WriteTx) -> None:
             if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
+
+        # Its own transaction: creates are rare, and so its commit stays in the request's trace.
+        async with self._lock(twin_id):
+            _, tx = await self._commit(insert, grouped=False)
         assert tx.token is not None
         return TwinCreated(twin_id=twin_id, version=1, consistency_token=str(tx.token))
 
@@ -100,26 +120,45 @@ class TwinWriter:
         if not allows(principal, "manage", head.owner_sub, None):
             raise Forbidden(f"only the owner of twin {twin_id} may manage access to it")
 
+    async def _commit(
+        self, work: Callable[[WriteTx], Awaitable[T]], *, grouped: bool = True,
+    ) -> tuple[T, WriteTx]:
+        """Runs ``work`` in a transaction and returns once that transaction committed. A grouped
+        work runs in the committer's task: its commit span is not in the caller's trace."""
+        if grouped and self.committer is not None:
+            done: tuple[T, WriteTx] = await self.committer.submit(work)
+            return done
+        async with self.store.write() as tx:
+            value = await work(tx)
+        return value, tx
+
     async def _write(
         self, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
     ) -> TwinWritten:
+        async def merge(tx: WriteTx) -> tuple[int, TwinDoc]:
+            held = await self._merge_resident(tx, principal, twin_id, mutate)
+            return held or await self._merge_locked(tx, principal, twin_id, mutate)
+
+        # The lock is held until the write's transaction committed (see the module docstring).
         async with self._lock(twin_id):
             try:
-                written = await self._write_resident(principal, twin_id, mutate)
-                if written is None:
-                    written = await self._write_locked(principal, twin_id, mutate)
+                (version, doc), tx = await self._commit(merge)
             except BaseException:
+                # This write's merge, or a group-mate's failed commit: the copy may hold a
+                # merge that is not stored.
                 self._docs.pop(twin_id, None)
                 raise
-        return written
+            self._keep(twin_id, version, doc)
+        assert tx.token is not None
+        return TwinWritten(twin_id=twin_id, version=version, consistency_token=str(tx.token))
 
-    async def _write_resident(
-        self, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
-    ) -> TwinWritten | None:
+    async def _merge_resident(
+        self, tx: WriteTx, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
+    ) -> tuple[int, TwinDoc] | None:
         """The hot path: the twin is resident, so merge first and store with one conditional
-        statement (its own transaction) that succeeds only if the stored version is still the
-        resident one and the caller may write. None sends the write down the locked path, with
-        the resident copy dropped (it may hold the merge that was not stored)."""
+        statement that succeeds only if the stored version is still the resident one and the
+        caller may write. None sends the write down the locked path, with the resident copy
+        dropped if it holds the merge that was not stored."""
         held = self._docs.get(twin_id)
         if held is None:
             return None
@@ -127,32 +166,26 @@ class TwinWriter:
         if not _mutate(doc, mutate):
             # Nothing new; the locked path still checks that the caller may write.
             return None
-        token = await self.store.save_if_current(
-            twin_id, version, doc.state(), doc.profile(), principal.sub, principal.is_superuser
-        )
-        if token is None:
+        if not await tx.save_if_current(twin_id, version, doc.state(), doc.profile(),
+                                        principal.sub, principal.is_superuser):
             self._docs.pop(twin_id, None)
             return None
-        self._keep(twin_id, version + 1, doc)
-        return TwinWritten(twin_id=twin_id, version=version + 1, consistency_token=str(token))
+        return version + 1, doc
 
-    async def _write_locked(
-        self, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
-    ) -> TwinWritten:
+    async def _merge_locked(
+        self, tx: WriteTx, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
+    ) -> tuple[int, TwinDoc]:
         """Lock the row, check access, merge into the stored state, store."""
-        async with self.store.write() as tx:
-            head = await tx.lock_twin(twin_id)
-            if head is None:
-                raise NotFound(f"twin {twin_id} does not exist")
-            await self._authorize_write(tx, head, principal, twin_id)
-            doc = await self._resident(tx, twin_id, head.version)
-            changed = _mutate(doc, mutate)
-            version = head.version + 1 if changed else head.version
-            if changed:
-                await tx.save_twin(twin_id, doc.state(), doc.profile(), version)
-        self._keep(twin_id, version, doc)
-        assert tx.token is not None
-        return TwinWritten(twin_id=twin_id, version=version, consistency_token=str(tx.token))
+        head = await tx.lock_twin(twin_id)
+        if head is None:
+            raise NotFound(f"twin {twin_id} does not exist")
+        await self._authorize_write(tx, head, principal, twin_id)
+        doc = await self._resident(tx, twin_id, head.version)
+        changed = _mutate(doc, mutate)
+        version = head.version + 1 if changed else head.version
+        if changed:
+            await tx.save_twin(twin_id, doc.state(), doc.profile(), version)
+        return version, doc
 
     async def _authorize_write(
         self, tx: WriteTx, head: TwinHead, principal: Principal, twin_id: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,3 +133,24 @@ def test_a_failed_commit_acknowledges_nobody() -> None:
     asyncio.run(scenario())
 
 
+
+
+_caller_var: ContextVar[str] = ContextVar("caller_var", default="none")
+
+
+async def test_works_do_not_run_in_the_first_callers_context() -> None:
+    """The runner serves every caller: a context variable of the caller that started it (an
+    idempotency key, a trace span) must not leak into the others' works."""
+    db = FakeDb()
+    committer = GroupCommitter(db.begin, db.savepoint, window_s=0.001)
+
+    async def seen(tx: FakeTx) -> str:
+        return _caller_var.get()
+
+    async def keyed() -> str:
+        _caller_var.set("first-callers-key")
+        value, _ = await committer.submit(seen)
+        return str(value)
+
+    first, (second, _) = await asyncio.gather(keyed(), committer.submit(seen))
+    assert (first, second) == ("none", "none")

@@ -5,6 +5,7 @@ resident-document logic, not SQL: the integration tests run the real store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from central.group_commit import GroupCommitter
 from central.store import TwinHead
 from central.twins import TwinWriter
 from crdt import client_id_for, merge, patch_update, profile_of
@@ -46,6 +48,8 @@ class FakeStore:
     lsn: int = 0
     saves: int = 0  # rows written, by either path
     fail_next_save: bool = False
+    commits: int = 0  # transactions that reached their commit
+    fail_commits: set[int] = field(default_factory=set)  # which of them fail (1-based)
 
     def _token(self) -> ConsistencyToken:
         self.lsn += 1
@@ -60,22 +64,12 @@ class FakeStore:
     async def write(self) -> AsyncIterator[FakeTx]:
         tx = FakeTx(self, dict(self.twins), dict(self.grants))
         yield tx  # an exception here leaves self untouched: nothing committed
+        await asyncio.sleep(0)  # the commit's round trip: others run meanwhile
+        self.commits += 1
+        if self.commits in self.fail_commits:
+            raise Unavailable("the primary database failed (OperationalError)")
         self.twins, self.grants = tx.twins, tx.grants
         tx.token = self._token()
-
-    async def save_if_current(
-        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
-        superuser: bool,
-    ) -> ConsistencyToken | None:
-        row = self.twins.get(twin_id)
-        if row is None or row.version != version:
-            return None
-        if not (row.owner == sub or superuser or self.grants.get((twin_id, sub)) == "write"):
-            return None
-        self._fail_if_asked()
-        self.twins[twin_id] = Row(row.owner, state, profile, version + 1)
-        self.saves += 1
-        return self._token()
 
 
 @dataclass
@@ -112,14 +106,46 @@ class FakeTx:
     async def put_grant(self, twin_id: str, sub: str, access: str, granted_by: str) -> None:
         self.grants[(twin_id, sub)] = access
 
+    async def save_if_current(
+        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
+        superuser: bool,
+    ) -> bool:
+        row = self.twins.get(twin_id)
+        if row is None or row.version != version:
+            return False
+        if not (row.owner == sub or superuser or self.grants.get((twin_id, sub)) == "write"):
+            return False
+        self.store._fail_if_asked()
+        self.twins[twin_id] = Row(row.owner, state, profile, version + 1)
+        self.store.saves += 1
+        return True
+
+
+@asynccontextmanager
+async def savepoint(tx: FakeTx) -> AsyncIterator[None]:
+    """Undoes one work's writes, as ``central.events.savepoint`` does with SAVEPOINT."""
+    twins, grants, saves = dict(tx.twins), dict(tx.grants), tx.store.saves
+    try:
+        yield
+    except BaseException:
+        tx.twins, tx.grants, tx.store.saves = twins, grants, saves
+        raise
+
+
+def grouped(store: FakeStore, **kw: Any) -> TwinWriter:
+    committer: Any = GroupCommitter(store.write, savepoint, window_s=0.001)
+    return TwinWriter(store, committer=committer, **kw)  # type: ignore[arg-type]
+
 
 @pytest.fixture
 def store() -> FakeStore:
     return FakeStore()
 
 
-@pytest.fixture
-def writer(store: FakeStore) -> TwinWriter:
+@pytest.fixture(params=["alone", "grouped"])
+def writer(store: FakeStore, request: pytest.FixtureRequest) -> TwinWriter:
+    if request.param == "grouped":
+        return grouped(store, resident=8)
     return TwinWriter(store, resident=8)  # type: ignore[arg-type]
 
 

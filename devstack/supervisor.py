@@ -23,7 +23,6 @@ from pathlib import Path
 import psutil
 
 from devstack import apps, children, procs, state
-from devstack.errors import StackError
 from devstack.health import TcpCheck
 from devstack.procs import ProcessRecord, ProcessSpec
 from devstack.restarts import ChildBackoff, Policy
@@ -88,7 +87,7 @@ class Supervisor:
                 try:
                     if self._restart(name):
                         self._say(f"{name} restarted and healthy")
-                except (StackError, OSError) as exc:
+                except Exception as exc:  # one child's failing start must not stop the rest
                     self._say(f"{name} failed to restart: {exc}")
             elif decision == "give_up":
                 self._say(f"CRASH LOOP: {name} died {book.failures} times without staying up "

@@ -97,6 +97,7 @@ class ChildStatus(msgspec.Struct, frozen=True, kw_only=True):
     # PIDs listening on the child's ports, whoever started them (a stopped or crashed child's
     # port still served names the process in the way)
     listening: list[int] = msgspec.field(default_factory=list)
+    restarts: int = 0  # by the supervisor since ``up``
 
 
 class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,7 +116,8 @@ class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
     def report(self) -> StatusReport:
         if self.topology is None:
             raise StackError("no stack has been set up in this data directory")
-        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log, listening=c.listening)
+        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log, listening=c.listening,
+                                     restarts=c.restarts)
                  for c in self.children}
         topology = self.topology
         if any(c.name == "pg-witness" for c in self.children):
@@ -128,9 +130,11 @@ def status_of(current: StackState | None, data_dir: Path) -> StackStatus:
     if current is None:
         return StackStatus(topology=None, children=[])
     children = []
-    for name in all_names(current):
+    # The supervisor is listed (after the children) only on a stack that runs one.
+    for name in all_names(current) + (["supervisor"] if current.supervised else []):
         record, log = current.record(name), str(log_path(data_dir, name))
         state, listening = liveness.state_of(current, data_dir, name)
         children.append(ChildStatus(name=name, state=state, listening=listening,
-                                    pid=record.pid if record else None, log=log))
+                                    pid=record.pid if record else None, log=log,
+                                    restarts=current.restarts.get(name, 0)))
     return StackStatus(topology=current.topology, children=children)

@@ -143,7 +143,9 @@ def _print_table(status: StackStatus, data_dir: Path) -> None:
         pid = child.pid if child.pid is not None else "-"
         url = url_of(status.topology, child.name)
         role = members.get(child.name, "")
-        print(f"  {child.name:<12} {child.state:<8} pid {pid!s:<8} {role:<12} {url}")
+        again = f"restarted {child.restarts}x" if child.restarts else ""
+        line = f"  {child.name:<12} {child.state:<8} pid {pid!s:<8} {role:<12} {url} {again}"
+        print(line.rstrip())
         if child.state == "crashed":
             print(f"  {'':<12} see {child.log}")
         if child.state != "running" and child.listening:

@@ -1,7 +1,8 @@
 """The local stack: Postgres under Patroni (a Raft witness, primary, sync standby, replicas),
 Redis, central, hubs and edge PoPs, each a detached child process, started in that order, each
-group waited on until healthy. Nothing supervises the apps: ``up`` on a running stack restarts what
-died (Patroni itself restarts a crashed Postgres, or fails over).
+group waited on until healthy, then a supervisor (``devstack.supervisor``) that restarts any child
+that dies, unless it was stopped on purpose (``stop_process`` holds it). ``up`` on a running stack
+also restarts what died (Patroni itself restarts a crashed Postgres, or fails over).
 
 ``Stack`` is the API the CLI, the tests and the benchmark share. Everything it knows between two
 commands is in the data directory (``stack.json``, ``secrets.json``, ``pg/``, ``redis/``,
@@ -17,7 +18,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from devstack import apps, children, liveness, patroni, postgres, procs, secrets, state
+from devstack import (
+    apps,
+    children,
+    liveness,
+    patroni,
+    postgres,
+    procs,
+    secrets,
+    state,
+    supervisor,
+)
 from devstack.children import Sources, StackStatus
 from devstack.errors import ConfigError, StackError
 from devstack.health import wait_healthy
@@ -44,10 +55,12 @@ class Stack:
         factories: Mapping[str, str] | None = None,
         progress: Callable[[str], None] = lambda message: None,
         hub_workers: int | None = None,
+        supervise: bool = True,
     ) -> None:
         """``regions``: None means those of the last run, else ``DEFAULT_REGIONS``. ``factories``
         overrides the ASGI factory of ``central``, ``hubs`` or ``edges`` (tests use stand-ins).
-        ``hub_workers``: granian workers per hub; None means ``$MEMORYBANK_HUB_WORKERS``, else 1."""
+        ``hub_workers``: granian workers per hub; None means ``$MEMORYBANK_HUB_WORKERS``, else 1.
+        ``supervise``: a new stack runs the supervisor (tests watching a crash go without)."""
         self.data_dir = Path(data_dir).expanduser().resolve()
         try:
             self._requested = check_regions(list(regions)) if regions is not None else None
@@ -66,6 +79,7 @@ class Stack:
         if self._hub_workers < 1:
             raise ConfigError("hubs need at least one worker")
         self._progress = progress
+        self._supervise = supervise
         self._run_as = procs.unprivileged()
         self._popens: dict[str, subprocess.Popen[bytes]] = {}  # children this object started
 
@@ -97,10 +111,14 @@ class Stack:
                 for names in children.names_by_service(current).values():
                     dead = [n for n in names if not children.is_up(current, n)]
                     self._start(current, [specs[n] for n in dead])
+                current.held = []
+                state.save(self.data_dir, current)
+                self._start_supervisor(current)
                 return current.topology
             fresh = self._plan(current)
             try:
                 self._start_all(fresh)
+                self._start_supervisor(fresh)
             except BaseException:
                 self._progress("start failed; stopping what was started (logs kept)")
                 self._stop_all(fresh)
@@ -115,13 +133,17 @@ class Stack:
                 self._stop_all(current)
 
     def stop_process(self, name: str) -> None:
-        """Stops one child (e.g. ``hub-ams``); ``status`` then shows it as stopped."""
+        """Stops one child (e.g. ``hub-ams``) on purpose; ``status`` then shows it as stopped
+        and the supervisor leaves it stopped ("held") until ``start_process`` or ``up``. A child
+        killed any other way (a crash, a drill's ``kill -9``) is restarted by the supervisor."""
         with state.locked(self.data_dir):
             current = self._loaded()
             record = current.record(name)
             if record is None:
                 raise StackError(f"{name} is not running in {self.data_dir}")
-            procs.stop(record)
+            current.hold(name, True)
+            state.save(self.data_dir, current)  # held before it dies: the supervisor must not see
+            procs.stop(record)                  # it dead and unheld
             liveness.stop_postmaster(self.data_dir, name)
             current.drop(name)
             state.save(self.data_dir, current)
@@ -137,9 +159,26 @@ class Stack:
                 raise StackError(f"this stack has no process {name!r}; see `memorybank status`")
             if env:
                 spec = dataclasses.replace(spec, env={**spec.env, **env})
+            current.hold(name, False)
             if not children.is_up(current, name):
                 self._prepare_pg_if_any(current)
                 self._start(current, [spec])
+            state.save(self.data_dir, current)
+
+    def restart_crashed(self, name: str) -> bool:
+        """The supervisor's restart: starts ``name`` again only if it is still recorded, dead
+        and not held (checked under the lock, so a ``stop_process`` or ``down`` in between
+        wins); counts the restart in ``stack.json``. True if it restarted it."""
+        with state.locked(self.data_dir):
+            current = self._loaded()
+            spec = self._specs(current).get(name)
+            if (spec is None or name in current.held or current.record(name) is None
+                    or children.is_up(current, name)):
+                return False
+            current.restarts[name] = current.restarts.get(name, 0) + 1
+            self._prepare_pg_if_any(current)
+            self._start(current, [spec])
+            return True
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -156,7 +195,7 @@ class Stack:
         fresh = StackState(
             data_dir=str(self.data_dir), regions=list(regions),
             services=[s for s in SERVICE_ORDER if s in self.services],
-            port_base=plan.base, topology=build_topology(plan),
+            port_base=plan.base, topology=build_topology(plan), supervised=self._supervise,
         )
         state.save(self.data_dir, fresh)
         return fresh
@@ -188,6 +227,20 @@ class Stack:
             wait_healthy(spec.name, spec.check, proc, spec.log, spec.start_timeout)
             took = time.monotonic() - began
             self._progress(f"{spec.name:<12} up  pid {record.pid:<7} {took:.2f} s")
+
+    def _start_supervisor(self, current: StackState) -> None:
+        """Last of all (it must find every child recorded); no-op if it runs or is not wanted."""
+        if not current.supervised or children.is_up(current, supervisor.NAME):
+            return
+        spec = supervisor.spec(self.data_dir, pg_bin=self._pg_bin,
+                               redis_server=self._redis_server, factories=self._factories,
+                               hub_workers=self._hub_workers)
+        liveness.clear_for_start(current, self.data_dir, spec.name)
+        proc, record = procs.spawn(spec)
+        self._popens[spec.name] = proc
+        current.put(record)
+        state.save(self.data_dir, current)
+        self._progress(f"{spec.name:<12} up  pid {record.pid}")
 
     def _start_all(self, current: StackState) -> None:
         specs = self._specs(current)
@@ -251,9 +304,15 @@ class Stack:
         order = {name: i for i, name in enumerate(names)}
         last_first = sorted(
             current.processes, key=lambda p: order.get(p.name, len(order)), reverse=True)
+        # Unknown names sort last, so stopped first: the supervisor, before it could restart
+        # a child being stopped.
         for record in last_first:
             self._progress(f"stopping {record.name}")
-            procs.stop(record)
+            if record.name == supervisor.NAME:
+                supervisor.stop(record)
+            else:
+                procs.stop(record)
             liveness.stop_postmaster(self.data_dir, record.name)
             current.drop(record.name)
+            current.held = []
             state.save(self.data_dir, current)

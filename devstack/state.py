@@ -35,6 +35,11 @@ class StackState(msgspec.Struct, kw_only=True):
     topology: Topology
     processes: list[ProcessRecord] = msgspec.field(default_factory=list)
     version: int = 1
+    # The supervisor (devstack.supervisor) restarts crashed children of a supervised stack, but
+    # never one in ``held``: stopped on purpose by ``stop_process`` until ``start_process``/``up``.
+    supervised: bool = False
+    held: list[str] = msgspec.field(default_factory=list)
+    restarts: dict[str, int] = msgspec.field(default_factory=dict)  # by the supervisor, per child
 
     def record(self, name: str) -> ProcessRecord | None:
         return next((p for p in self.processes if p.name == name), None)
@@ -44,6 +49,9 @@ class StackState(msgspec.Struct, kw_only=True):
 
     def drop(self, name: str) -> None:
         self.processes = [p for p in self.processes if p.name != name]
+
+    def hold(self, name: str, held: bool) -> None:
+        self.held = sorted(set(self.held) - {name} | ({name} if held else set()))
 
 
 def load(data_dir: Path) -> StackState | None:

@@ -40,11 +40,12 @@ def running_stack(
     factories: Mapping[str, str] | None = None,
     pg_bin: Path | None = None,
     redis_server: Path | None = None,
+    supervise: bool = True,
 ) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="memorybank-test-"))
     root.chmod(0o755)
     stack = Stack(root / "stack", tuple(regions), services=services, factories=factories,
-                  pg_bin=pg_bin, redis_server=redis_server)
+                  pg_bin=pg_bin, redis_server=redis_server, supervise=supervise)
     try:
         stack.up()
         yield stack

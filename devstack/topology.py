@@ -66,6 +66,7 @@ class ProcessInfo(msgspec.Struct, frozen=True, kw_only=True):
     pid: int | None
     log: str
     listening: list[int] = msgspec.field(default_factory=list)
+    restarts: int = 0  # by the stack's supervisor
 
 
 class StatusReport(Topology, frozen=True, kw_only=True):

@@ -5,13 +5,14 @@ A "kill" is ``SIGKILL`` to the child and every process under it, as when its mac
 granian workers and Postgres backends go with it. Each scenario says how it ends:
 
 - ``end``: the fault itself ends (SIGCONT, replay resumed, the partition heals): no repair.
-- ``restart``: nothing in the local stack restarts a dead process (on Fly.io the platform
-  restarts a dead machine), so after ``hold_s`` the drill restarts it through the launcher, as
-  that orchestrator would. The report says so (``restarted_by_drill``), and counts it as a manual
-  step unless the service was already back to steady before it.
-- neither (hub, PoP, primary): the service must recover by itself (edge failover, client moves to
-  another PoP, Patroni promotes a standby); the drill restores the dead child only after the
-  measurement, so the next drill starts whole.
+- otherwise the service must recover by itself: the stack's supervisor restarts a killed child
+  (central, a Redis, a hub, a PoP), as Fly.io restarts a dead machine, while the edges fail over
+  (hub) or clients move to the next PoP, and Patroni promotes a standby (primary). After the
+  measurement the drill makes sure the child is back (``restore``: a no-op when the supervisor
+  already did it), so the next drill starts whole.
+- ``restart`` (no scenario uses it now): the drill restarts the child itself after ``hold_s``,
+  reported as ``restarted_by_drill`` and a manual step unless the service was steady before;
+  for a stack started without the supervisor.
 """
 
 from __future__ import annotations
@@ -185,16 +186,16 @@ async def _unroute(ctx: Ctx) -> None:
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("hub-kill", "SIGKILL a region's hub; its edge fails over to another region",
              kill("hub-{region}"), restore="hub-{region}"),
-    Scenario("central-kill", "SIGKILL central (the one writer); restarted after the hold",
-             kill("central"), restart="central"),
+    Scenario("central-kill", "SIGKILL central (the one writer); the supervisor restarts it",
+             kill("central"), restore="central"),
     Scenario("primary-kill", "SIGKILL the primary Postgres; Patroni (once there) promotes",
              kill("pg-primary"), restore="pg-primary"),
     Scenario("primary-stall", "SIGSTOP the primary and its backends for the hold, then SIGCONT",
              _stall_primary, end=_resume_primary),
     Scenario("replica-lag", "pause WAL replay on a region's replica for the hold",
              _replay(True), end=_replay(False)),
-    Scenario("redis-loss", "SIGKILL a region's Redis; restarted (empty) after the hold",
-             kill("redis-{region}"), restart="redis-{region}"),
+    Scenario("redis-loss", "SIGKILL a region's Redis; the supervisor restarts it (empty)",
+             kill("redis-{region}"), restore="redis-{region}"),
     Scenario("pop-loss", "SIGKILL a region's edge PoP; its clients move to the next PoP",
              kill("edge-{region}"), restore="edge-{region}"),
     Scenario("region-cut", "blackhole the link from a region's hub to central for the hold",

@@ -56,3 +56,14 @@ def test_start_process_env_overrides_one_start_only() -> None:
         stack.stop_process("hub-ams")
         stack.start_process("hub-ams")
         assert httpx.get(f"{hub}/env").json()["HUB_CENTRAL_URL"] == central
+
+
+async def test_central_kill_drill_recovers_by_the_supervisor(live) -> None:  # type: ignore[no-untyped-def]
+    # Before the supervisor the drill itself restarted central after the hold: a manual step.
+    report = await run(live.stack, SCENARIOS["central-kill"],
+                       Options(duration_s=40.0, rate=10.0, hold_s=5.0, before_s=5.0))
+    print(report.verdict, report.rto_first_success_s, report.rto_steady_s)
+    assert report.rpo_lost_writes == 0, report.lost_examples
+    assert not report.restarted_by_drill
+    assert report.recovered and not report.manual_step, report.verdict
+    assert live.stack.status().running

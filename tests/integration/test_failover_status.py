@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     with running_stack(services={"edges"}, regions=("ams",),
-                       factories={"edges": ECHO_FACTORY}) as running:
+                       factories={"edges": ECHO_FACTORY}, supervise=False) as running:
         yield running
 
 

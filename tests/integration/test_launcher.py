@@ -32,7 +32,9 @@ REGIONS = ("ams", "iad")
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with running_stack(services={"postgres", "redis"}, regions=REGIONS) as running:
+    # Unsupervised: these tests watch a killed child stay crashed until `up`.
+    with running_stack(services={"postgres", "redis"}, regions=REGIONS,
+                       supervise=False) as running:
         yield running
 
 

@@ -135,11 +135,23 @@ def is_cluster(directory: Path) -> bool:
     return (directory / "PG_VERSION").exists()
 
 
-def create_database(url: str) -> None:
-    """Creates the ``memorybank`` database on whichever node leads (``url`` is multi-host)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        if not conn.execute("select 1 from pg_database where datname = 'memorybank'").fetchone():
-            conn.execute("create database memorybank")
+def create_database(url: str, timeout: float = 60.0) -> None:
+    """Creates the ``memorybank`` database on whichever node leads (``url`` is multi-host with
+    ``target_session_attrs=read-write``). Patroni names a leader as soon as it holds the lock,
+    a moment before its restarted Postgres leaves recovery and takes writes ("session is
+    read-only" from libpq meanwhile): wait for that moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                found = conn.execute("select 1 from pg_database where datname = 'memorybank'")
+                if not found.fetchone():
+                    conn.execute("create database memorybank")
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def wait_streaming(url: str, names: tuple[str, ...], timeout: float = 180.0) -> None:

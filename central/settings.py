@@ -51,6 +51,9 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     event_partitions_ahead_days: int = 7
     event_retention_days: int = 30
     event_maintain_every_s: float = 3600.0
+    # Stored answers of keyed writes (central/replay.py) are kept this long, pruned with the
+    # feed: a retry under a key older than this is a new write.
+    write_key_retention_h: float = 24.0
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -16,6 +16,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
+from central import replay
 from central.store import Store, TwinHead, WriteTx
 from crdt import (
     EMPTY_UPDATE,
@@ -55,8 +58,8 @@ class TwinWriter:
         async with self._lock(twin_id), self.store.write() as tx:
             if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
-        assert tx.token is not None
-        return TwinCreated(twin_id=twin_id, version=1, consistency_token=str(tx.token))
+            tx.answer = TwinCreated(twin_id=twin_id, version=1, consistency_token="")
+        return _answered(tx)
 
     async def apply_update(self, principal: Principal, twin_id: str, update: bytes) -> TwinWritten:
         try:
@@ -79,19 +82,19 @@ class TwinWriter:
         async with self.store.write() as tx:
             await self._manage(tx, principal, twin_id)
             await tx.put_grant(twin_id, sub, access, principal.sub)
-        assert tx.token is not None
-        return GrantWritten(
-            twin_id=twin_id, sub=sub, access=access,  # type: ignore[arg-type]
-            consistency_token=str(tx.token),
-        )
+            tx.answer = GrantWritten(
+                twin_id=twin_id, sub=sub, access=access,  # type: ignore[arg-type]
+                consistency_token="",
+            )
+        return _answered(tx)
 
     async def revoke(self, principal: Principal, twin_id: str, sub: str) -> GrantRevoked:
         async with self.store.write() as tx:
             await self._manage(tx, principal, twin_id)
             if not await tx.delete_grant(twin_id, sub):
                 raise NotFound(f"{sub} holds no grant on twin {twin_id}")
-        assert tx.token is not None
-        return GrantRevoked(twin_id=twin_id, sub=sub, consistency_token=str(tx.token))
+            tx.answer = GrantRevoked(twin_id=twin_id, sub=sub, consistency_token="")
+        return _answered(tx)
 
     async def _manage(self, tx: WriteTx, principal: Principal, twin_id: str) -> None:
         head = await tx.lock_twin(twin_id)
@@ -105,7 +108,9 @@ class TwinWriter:
     ) -> TwinWritten:
         async with self._lock(twin_id):
             try:
-                written = await self._write_resident(principal, twin_id, mutate)
+                # A keyed write takes the locked path: its answer is stored in its transaction.
+                written = None if replay.pending() else await self._write_resident(
+                    principal, twin_id, mutate)
                 if written is None:
                     written = await self._write_locked(principal, twin_id, mutate)
             except BaseException:
@@ -150,9 +155,9 @@ class TwinWriter:
             version = head.version + 1 if changed else head.version
             if changed:
                 await tx.save_twin(twin_id, doc.state(), doc.profile(), version)
+            tx.answer = TwinWritten(twin_id=twin_id, version=version, consistency_token="")
         self._keep(twin_id, version, doc)
-        assert tx.token is not None
-        return TwinWritten(twin_id=twin_id, version=version, consistency_token=str(tx.token))
+        return _answered(tx)
 
     async def _authorize_write(
         self, tx: WriteTx, head: TwinHead, principal: Principal, twin_id: str
@@ -175,6 +180,12 @@ class TwinWriter:
         self._docs.move_to_end(twin_id)
         while len(self._docs) > self._capacity:
             self._docs.popitem(last=False)
+
+
+def _answered(tx: WriteTx) -> Any:
+    """The answer the transaction stored, with the token of its commit."""
+    assert tx.token is not None
+    return msgspec.structs.replace(tx.answer, consistency_token=str(tx.token))
 
 
 def _mutate(doc: TwinDoc, mutate: Callable[[TwinDoc], bool]) -> bool:

@@ -174,7 +174,7 @@ ACTIONS: tuple[Action, ...] = (
         summary="Grant another caller access to a twin",
         description="Only the owner (or a superuser) may grant. Granting again replaces the "
                     "access.",
-        request=t.TwinGrant, response=t.GrantWritten, errors=(403, 404, 413, 415, 422),
+        request=t.TwinGrant, response=t.GrantWritten, errors=(403, 404, 409, 413, 415, 422),
         invalidates=("twin:{twin_id}",), tags=("twins",),
         example_request={"sub": "bob", "access": "read"},
         example_response={"twin_id": "ada", "sub": "bob", "access": "read",
@@ -193,7 +193,7 @@ ACTIONS: tuple[Action, ...] = (
         writes=True, summary="Revoke a caller's access to a twin",
         description="Only the owner (or a superuser) may revoke. Revoking a grant that does not "
                     "exist is a 404.",
-        request=None, request_media=(), response=t.GrantRevoked, errors=(403, 404, 422),
+        request=None, request_media=(), response=t.GrantRevoked, errors=(403, 404, 409, 422),
         invalidates=("twin:{twin_id}",), tags=("twins",),
         example_response={"twin_id": "ada", "sub": "bob", "consistency_token": "L00000000016B3A28"},
     ),

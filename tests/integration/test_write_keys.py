@@ -1,0 +1,127 @@
+"""Keyed twin writes on the live stack: a retry under the same Idempotency-Key answers what the
+first attempt did (its status, body and token) and writes nothing, as when the first answer was
+lost to a timeout; the same key with another request is a 409; concurrent duplicates apply once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from .conftest import LiveStack
+from .test_twins import create, primary_scalar
+
+pytestmark = pytest.mark.integration
+
+PATCH = "application/merge-patch+json"
+
+
+def keyed(live: LiveStack, sub: str, key: str, **extra: str) -> dict[str, str]:
+    return {**live.auth(sub), "Idempotency-Key": key, **extra}
+
+
+async def test_a_retried_create_answers_the_first_create(live: LiveStack,
+                                                         http: httpx.AsyncClient):
+    sub, key = f"ik-create-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    twin_id = uuid.uuid4().hex
+    body = {"twin_id": twin_id, "profile": {"name": "Ada"}}
+    first = await http.post(f"{live.topology.edges['ams']}/v1/twins",
+                            headers=keyed(live, sub, key), json=body)
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    # The retry through another region's edge (its first answer was lost): before the stored
+    # answers this was a 409 "twin already exists".
+    again = await http.post(f"{live.topology.edges['iad']}/v1/twins",
+                            headers=keyed(live, sub, key), json=body)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert again.headers["x-consistency-token"] == first.headers["x-consistency-token"]
+    assert again.headers["idempotent-replayed"] == "true"
+
+    # Without a twin_id the retry answers the first attempt's twin, and makes no second one.
+    key2 = uuid.uuid4().hex
+    made = [await http.post(f"{live.topology.edges['sin']}/v1/twins",
+                            headers=keyed(live, sub, key2), json={"profile": {}})
+            for _ in range(2)]
+    assert [r.status_code for r in made] == [201, 201]
+    assert made[0].json() == made[1].json()
+    assert primary_scalar(live, "select count(*) from twins where owner_sub = %s", sub) == 2
+
+
+async def test_a_retried_patch_never_overwrites_a_later_write(live: LiveStack,
+                                                              http: httpx.AsyncClient):
+    sub = f"ik-patch-{uuid.uuid4().hex[:8]}"
+    twin_id = await create(live, http, sub, {"city": "London"})
+    url = f"{live.topology.edges['ams']}/v1/twins/{twin_id}"
+    key = uuid.uuid4().hex
+    first = await http.patch(url, content=b'{"city": "Paris"}',
+                             headers=keyed(live, sub, key, **{"Content-Type": PATCH}))
+    assert first.status_code == 200, first.text
+    other = await http.patch(url, content=b'{"city": "Rome"}',
+                             headers={**live.auth(sub), "Content-Type": PATCH})
+    assert other.status_code == 200 and other.json()["version"] == first.json()["version"] + 1
+    retry = await http.patch(url, content=b'{"city": "Paris"}',
+                             headers=keyed(live, sub, key, **{"Content-Type": PATCH}))
+    assert retry.status_code == 200 and retry.json() == first.json()
+    assert retry.headers["idempotent-replayed"] == "true"
+    read = await http.get(url, headers={**live.auth(sub),
+                                        "X-Consistency-Token": other.json()["consistency_token"]})
+    assert read.json()["profile"]["city"] == "Rome"
+    assert read.json()["version"] == other.json()["version"]
+
+
+async def test_a_retried_revoke_answers_its_first_answer(live: LiveStack, http: httpx.AsyncClient):
+    sub = f"ik-revoke-{uuid.uuid4().hex[:8]}"
+    twin_id = await create(live, http, sub)
+    grants = f"{live.topology.edges['ams']}/v1/twins/{twin_id}/grants"
+    r = await http.post(grants, headers=keyed(live, sub, uuid.uuid4().hex),
+                        json={"sub": "bob", "access": "read"})
+    assert r.status_code == 200, r.text
+    key = uuid.uuid4().hex
+    first = await http.delete(f"{grants}/bob", headers=keyed(live, sub, key))
+    assert first.status_code == 200, first.text
+    again = await http.delete(f"{grants}/bob", headers=keyed(live, sub, key))
+    assert again.status_code == 200, again.text  # was 404: "no such grant"
+    assert again.json() == first.json()
+    # Without the key, a revoke of a grant that is gone is still a 404.
+    assert (await http.delete(f"{grants}/bob", headers=live.auth(sub))).status_code == 404
+
+
+async def test_the_same_key_for_another_request_is_a_409(live: LiveStack, http: httpx.AsyncClient):
+    sub, key = f"ik-reuse-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    twin_id = await create(live, http, sub)
+    url = f"{live.topology.edges['ams']}/v1/twins/{twin_id}"
+    r = await http.patch(url, content=b'{"a": 1}',
+                         headers=keyed(live, sub, key, **{"Content-Type": PATCH}))
+    assert r.status_code == 200, r.text
+    for method, body in (("PATCH", b'{"a": 2}'), ("POST", b'{"sub": "x", "access": "read"}')):
+        path = url if method == "PATCH" else f"{url}/grants"
+        ctype = PATCH if method == "PATCH" else "application/json"
+        r = await http.request(method, path, content=body,
+                               headers=keyed(live, sub, key, **{"Content-Type": ctype}))
+        assert r.status_code == 409, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        problem = r.json()
+        assert problem["type"].endswith("/idempotency-key-reused") and key in problem["detail"]
+    # Nothing of the refused requests was written.
+    assert primary_scalar(live, "select version from twins where twin_id = %s", twin_id) == 2
+    # A key is the caller's own: another caller may use the same one.
+    other = await http.post(f"{live.topology.edges['ams']}/v1/twins",
+                            headers=keyed(live, f"{sub}-b", key), json={})
+    assert other.status_code == 201
+
+
+async def test_concurrent_duplicates_apply_once(live: LiveStack, http: httpx.AsyncClient):
+    sub, key = f"ik-dup-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    edges = list(live.topology.edges.values())
+    answers = await asyncio.gather(*(
+        http.post(f"{edges[i % len(edges)]}/v1/twins", headers=keyed(live, sub, key),
+                  json={"profile": {"n": 1}})
+        for i in range(8)))
+    assert {r.status_code for r in answers} == {201}, [r.text for r in answers]
+    assert len({r.json()["twin_id"] for r in answers}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in answers) == 7
+    assert primary_scalar(live, "select count(*) from twins where owner_sub = %s", sub) == 1
+

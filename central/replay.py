@@ -103,6 +103,12 @@ def _response(written: Any, status: int) -> Response[bytes]:
     )
 
 
+def answered(tx: WriteTx) -> Any:
+    """The answer a writer left in ``tx.answer`` (token ""), with the token of its commit."""
+    assert tx.token is not None
+    return msgspec.structs.replace(tx.answer, consistency_token=str(tx.token))
+
+
 async def claim(tx: WriteTx) -> None:
     """First statement of a keyed write's transaction: claim the key, or raise the stored
     answer (a retry), or 409 (the key was used for another request)."""

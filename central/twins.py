@@ -16,8 +16,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from central import replay
 from central.store import Store, TwinHead, WriteTx
 from crdt import (
@@ -59,7 +57,7 @@ class TwinWriter:
             if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
             tx.answer = TwinCreated(twin_id=twin_id, version=1, consistency_token="")
-        return _answered(tx)
+        return replay.answered(tx)
 
     async def apply_update(self, principal: Principal, twin_id: str, update: bytes) -> TwinWritten:
         try:
@@ -86,7 +84,7 @@ class TwinWriter:
                 twin_id=twin_id, sub=sub, access=access,  # type: ignore[arg-type]
                 consistency_token="",
             )
-        return _answered(tx)
+        return replay.answered(tx)
 
     async def revoke(self, principal: Principal, twin_id: str, sub: str) -> GrantRevoked:
         async with self.store.write() as tx:
@@ -94,7 +92,7 @@ class TwinWriter:
             if not await tx.delete_grant(twin_id, sub):
                 raise NotFound(f"{sub} holds no grant on twin {twin_id}")
             tx.answer = GrantRevoked(twin_id=twin_id, sub=sub, consistency_token="")
-        return _answered(tx)
+        return replay.answered(tx)
 
     async def _manage(self, tx: WriteTx, principal: Principal, twin_id: str) -> None:
         head = await tx.lock_twin(twin_id)
@@ -157,7 +155,7 @@ class TwinWriter:
                 await tx.save_twin(twin_id, doc.state(), doc.profile(), version)
             tx.answer = TwinWritten(twin_id=twin_id, version=version, consistency_token="")
         self._keep(twin_id, version, doc)
-        return _answered(tx)
+        return replay.answered(tx)
 
     async def _authorize_write(
         self, tx: WriteTx, head: TwinHead, principal: Principal, twin_id: str
@@ -180,12 +178,6 @@ class TwinWriter:
         self._docs.move_to_end(twin_id)
         while len(self._docs) > self._capacity:
             self._docs.popitem(last=False)
-
-
-def _answered(tx: WriteTx) -> Any:
-    """The answer the transaction stored, with the token of its commit."""
-    assert tx.token is not None
-    return msgspec.structs.replace(tx.answer, consistency_token=str(tx.token))
 
 
 def _mutate(doc: TwinDoc, mutate: Callable[[TwinDoc], bool]) -> bool:

@@ -125,3 +125,37 @@ async def test_concurrent_duplicates_apply_once(live: LiveStack, http: httpx.Asy
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in answers) == 7
     assert primary_scalar(live, "select count(*) from twins where owner_sub = %s", sub) == 1
 
+
+
+async def test_other_central_writes_replay_their_first_answer(live: LiveStack,
+                                                              http: httpx.AsyncClient):
+    """A trajectory append, an artifact announce and a knowledge delete retried after they
+    committed: before, a 409 naming the caller's own step, a second pending artifact, a 404."""
+    sub = f"ik-more-{uuid.uuid4().hex[:8]}"
+    twin_id = await create(live, http, sub)
+    edge = live.topology.edges["ams"]
+
+    async def twice(method: str, path: str, **kw: object) -> list[httpx.Response]:
+        key = uuid.uuid4().hex
+        out = [await http.request(method, f"{edge}{path}", headers=keyed(live, sub, key),
+                                  **kw) for _ in range(2)]  # type: ignore[arg-type]
+        assert out[0].status_code in (200, 201), out[0].text
+        assert out[1].status_code == out[0].status_code, out[1].text
+        assert out[1].json() == out[0].json()
+        assert out[1].headers["idempotent-replayed"] == "true"
+        return out
+
+    await twice("POST", f"/v1/twins/{twin_id}/trajectory",
+                json={"action": "look", "expected_version": 0})
+    assert primary_scalar(live, "select count(*) from trajectory_steps where twin_id = %s",
+                          twin_id) == 1
+
+    await twice("POST", "/v1/artifacts", json={
+        "twin_id": twin_id, "content_type": "text/plain", "size": 3, "sha256": "a" * 64})
+    assert primary_scalar(live, "select count(*) from artifacts where twin_id = %s", twin_id) == 1
+
+    doc_id = f"ik-{uuid.uuid4().hex[:12]}"
+    r = await http.post(f"{edge}/v1/knowledge", headers=keyed(live, sub, uuid.uuid4().hex),
+                        json={"id": doc_id, "title": "Keys", "body": "A retry answers once."})
+    assert r.status_code == 201, r.text
+    await twice("DELETE", f"/v1/knowledge/{doc_id}")

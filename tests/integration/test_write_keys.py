@@ -8,7 +8,11 @@ import asyncio
 import uuid
 
 import httpx
+import psycopg
 import pytest
+
+from central.replay import prune
+from central.store import Store
 
 from .conftest import LiveStack
 from .test_twins import create, primary_scalar
@@ -159,3 +163,22 @@ async def test_other_central_writes_replay_their_first_answer(live: LiveStack,
                         json={"id": doc_id, "title": "Keys", "body": "A retry answers once."})
     assert r.status_code == 201, r.text
     await twice("DELETE", f"/v1/knowledge/{doc_id}")
+
+
+async def test_keys_past_their_retention_are_forgotten(live: LiveStack, http: httpx.AsyncClient):
+    sub, key = f"ik-old-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    body = {"twin_id": uuid.uuid4().hex, "profile": {}}
+    url = f"{live.topology.edges['ams']}/v1/twins"
+    assert (await http.post(url, headers=keyed(live, sub, key), json=body)).status_code == 201
+    with psycopg.connect(live.topology.postgres.primary, autocommit=True) as conn:
+        conn.execute("update write_keys set created_at = now() - interval '25 hours'"
+                     " where principal = %s", (sub,))
+    store = Store(live.topology.postgres.primary, min_size=1, max_size=1)
+    await store.open()
+    try:
+        async with store.write() as tx:
+            assert await prune(tx, 24) >= 1
+    finally:
+        await store.close()
+    # The key is gone: the retry is a new create, refused because the twin exists.
+    assert (await http.post(url, headers=keyed(live, sub, key), json=body)).status_code == 409

@@ -6,7 +6,9 @@ request's task, and the store's one write transaction (``Store.write``) calls th
 ``claim`` first inserts (caller, key) into ``write_keys`` (migration 0006); ``record`` stores the
 answer the writer left in ``tx.answer`` just before COMMIT; ``committed`` stores the commit's
 position as the row's token. So a committed write always has its answer stored, and a rolled-back
-one (a refusal, a crash) leaves no row and its key free, as the ledger's keys do.
+one (a refusal, a crash) leaves no row and its key free, as the ledger's keys do. The resident
+twin path stores in one statement, so it inserts the answered row in that statement instead
+(``keyed_row``); a key already there fails it, and the locked path then answers as above.
 
 A concurrent duplicate's insert waits on the first's row lock, then finds the committed row and
 answers it (or, if the first rolled back, goes on itself): a key is applied at most once, with no
@@ -59,13 +61,6 @@ _CLAIM = ("insert into write_keys (principal, idempotency_key, action, digest)"
           " values (%s, %s, %s, %s) on conflict do nothing returning 1")
 _STORED = ("select action, digest, status, body, coalesce(token, pg_current_wal_lsn()::text)"
            " from write_keys where principal = %s and idempotency_key = %s")
-
-
-def pending() -> bool:
-    """True while a keyed write is running in this task (the writer then keeps to paths that run
-    in ``Store.write``, where the answer is stored)."""
-    key = _pending.get()
-    return key is not None and not key.done
 
 
 async def answer(
@@ -148,16 +143,37 @@ async def record(tx: WriteTx) -> None:
         " idempotency_key = %s", (key.status, Jsonb(body), key.principal, key.key))
 
 
+def keyed_row(answer: msgspec.Struct) -> dict[str, Any] | None:
+    """For a write stored by one statement (the resident twin path): the pending key's row,
+    with its answer, as statement parameters; None without a key."""
+    key = _pending.get()
+    if key is None or key.done:
+        return None
+    return {"key_sub": key.principal, "key": key.key, "action": key.action,
+            "digest": key.digest, "status": key.status,
+            "body": Jsonb(msgspec.to_builtins(answer))}
+
+
 async def committed(tx: WriteTx) -> ConsistencyToken:
     """After COMMIT, on the same connection: the commit's position (at or after its record),
     kept on the key's row too, in the one round trip a write spends on it anyway."""
     if tx.claim is None:
         cur = await tx.conn.execute("select pg_current_wal_lsn()::text")
-    else:
-        tx.claim.done = True
-        cur = await tx.conn.execute(
-            "update write_keys set token = pg_current_wal_lsn()::text where principal = %s"
-            " and idempotency_key = %s returning token", (tx.claim.principal, tx.claim.key))
+        row = await cur.fetchone()
+        assert row is not None
+        return ConsistencyToken.from_pg_lsn(row[0])
+    return await token_after(tx.conn, tx.claim.principal, tx.claim.key)
+
+
+async def token_after(conn: Any, principal: str, key: str) -> ConsistencyToken:
+    """The commit position just reached, stored on the key's row (same connection, after it).
+    The request's key is answered: any later transaction of the request is not keyed."""
+    answered = _pending.get()
+    if answered is not None:
+        answered.done = True
+    cur = await conn.execute(
+        "update write_keys set token = pg_current_wal_lsn()::text where principal = %s"
+        " and idempotency_key = %s returning token", (principal, key))
     row = await cur.fetchone()
     assert row is not None
     return ConsistencyToken.from_pg_lsn(row[0])

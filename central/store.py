@@ -36,6 +36,14 @@ insert into change_feed (kind, key, version) select 'twin', twin_id, version fro
 returning version
 """
 
+# A keyed write on the hot path (central/replay.py): its answer stored by the same statement. A
+# key already taken fails the statement (unique violation), and the locked path answers it.
+_SAVE_KEYED = _SAVE_IF_CURRENT.replace("\ninsert into change_feed", """,
+keyed as (
+    insert into write_keys (principal, idempotency_key, action, digest, status, body)
+    select %(key_sub)s, %(key)s, %(action)s, %(digest)s, %(status)s, %(body)s from saved)
+insert into change_feed""")
+
 
 @dataclass(frozen=True, slots=True)
 class TwinHead:
@@ -179,18 +187,24 @@ class Store:
     @traced("commit")
     async def save_if_current(
         self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
-        superuser: bool,
+        superuser: bool, keyed: dict[str, Any] | None = None,
     ) -> ConsistencyToken | None:
         """Stores ``version + 1`` and its feed row in one statement (one transaction), only if
-        the stored version is ``version`` and ``sub`` may write; None if not (nothing stored)."""
-        async with self._connection() as conn:
-            cur = await conn.execute(_SAVE_IF_CURRENT, {
-                "twin": twin_id, "version": version, "state": state, "profile": Jsonb(profile),
-                "sub": sub, "superuser": superuser,
-            })
-            if await cur.fetchone() is None:
-                return None
-            return await _wal_position(conn)
+        the stored version is ``version`` and ``sub`` may write; None if not (nothing stored).
+        ``keyed`` (``replay.keyed_row``): the key's stored answer goes in the same statement."""
+        try:
+            async with self._connection() as conn:
+                cur = await conn.execute(_SAVE_KEYED if keyed else _SAVE_IF_CURRENT, {
+                    "twin": twin_id, "version": version, "state": state,
+                    "profile": Jsonb(profile), "sub": sub, "superuser": superuser, **(keyed or {}),
+                })
+                if await cur.fetchone() is None:
+                    return None
+                if keyed:
+                    return await replay.token_after(conn, keyed["key_sub"], keyed["key"])
+                return await _wal_position(conn)
+        except psycopg.errors.UniqueViolation:
+            return None
 
     async def check(self, timeout_s: float) -> None:
         """A cheap query on the primary within ``timeout_s`` (a stalled primary never answers):

@@ -106,9 +106,7 @@ class TwinWriter:
     ) -> TwinWritten:
         async with self._lock(twin_id):
             try:
-                # A keyed write takes the locked path: its answer is stored in its transaction.
-                written = None if replay.pending() else await self._write_resident(
-                    principal, twin_id, mutate)
+                written = await self._write_resident(principal, twin_id, mutate)
                 if written is None:
                     written = await self._write_locked(principal, twin_id, mutate)
             except BaseException:
@@ -131,7 +129,9 @@ class TwinWriter:
             # Nothing new; the locked path still checks that the caller may write.
             return None
         token = await self.store.save_if_current(
-            twin_id, version, doc.state(), doc.profile(), principal.sub, principal.is_superuser
+            twin_id, version, doc.state(), doc.profile(), principal.sub, principal.is_superuser,
+            replay.keyed_row(TwinWritten(twin_id=twin_id, version=version + 1,
+                                         consistency_token="")),
         )
         if token is None:
             self._docs.pop(twin_id, None)

@@ -182,3 +182,31 @@ async def test_keys_past_their_retention_are_forgotten(live: LiveStack, http: ht
         await store.close()
     # The key is gone: the retry is a new create, refused because the twin exists.
     assert (await http.post(url, headers=keyed(live, sub, key), json=body)).status_code == 409
+
+
+async def test_a_keyed_write_on_the_resident_path_stores_its_answer(live: LiveStack,
+                                                                   http: httpx.AsyncClient):
+    """The hot path (the twin resident at central) stores in one statement: the answered key
+    goes in that statement, and a retry there (the key taken) is answered, not applied."""
+    sub = f"ik-hot-{uuid.uuid4().hex[:8]}"
+    twin_id = await create(live, http, sub)
+    url = f"{live.topology.edges['ams']}/v1/twins/{twin_id}"
+    warm = await http.patch(url, content=b'{"n": 0}', headers={**live.auth(sub),
+                                                               "Content-Type": PATCH})
+    assert warm.status_code == 200  # the twin is now resident at central
+    key = uuid.uuid4().hex
+    first = await http.patch(url, content=b'{"n": 1}',
+                             headers=keyed(live, sub, key, **{"Content-Type": PATCH}))
+    assert first.status_code == 200 and first.json()["version"] == 3
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        row = conn.execute("select status, body, token from write_keys where principal = %s"
+                           " and idempotency_key = %s", (sub, key)).fetchone()
+    assert row is not None and row[0] == 200 and row[1]["version"] == 3 and row[2]
+    other = await http.patch(url, content=b'{"n": 2}', headers={**live.auth(sub),
+                                                                "Content-Type": PATCH})
+    assert other.json()["version"] == 4
+    retry = await http.patch(url, content=b'{"n": 1}',
+                             headers=keyed(live, sub, key, **{"Content-Type": PATCH}))
+    assert retry.json() == first.json()
+    assert retry.headers["x-consistency-token"] == first.headers["x-consistency-token"]
+    assert primary_scalar(live, "select version from twins where twin_id = %s", twin_id) == 4

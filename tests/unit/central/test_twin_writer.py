@@ -65,7 +65,7 @@ class FakeStore:
 
     async def save_if_current(
         self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
-        superuser: bool,
+        superuser: bool, keyed: Any = None,
     ) -> ConsistencyToken | None:
         row = self.twins.get(twin_id)
         if row is None or row.version != version:

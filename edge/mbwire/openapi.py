@@ -120,8 +120,11 @@ def _operation(action: Action, inline: dict[str, Any]) -> dict[str, Any]:
             "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref(t.ProblemDetails)}},
         }
     for status, members in action.problem_members:  # problem bodies with extra members
-        responses[str(status)]["content"][PROBLEM_CONTENT_TYPE]["schema"] = {
-            "allOf": [_ref(t.ProblemDetails), _ref(members)]}
+        schema: dict[str, Any] = {"allOf": [_ref(t.ProblemDetails), _ref(members)]}
+        if status == 409 and action.writes and "header" in action.idempotency:
+            # A keyed write's 409 may also be `idempotency-key-reused`, a plain problem.
+            schema = {"anyOf": [schema, _ref(t.ProblemDetails)]}
+        responses[str(status)]["content"][PROBLEM_CONTENT_TYPE]["schema"] = schema
     op: dict[str, Any] = {
         "operationId": action.name,
         "summary": action.summary,

@@ -15,6 +15,7 @@ from litestar.di import Provide
 
 from central import agents, artifacts, events, knowledge, ledger, partitions, trajectory
 from central.migrate import apply_migrations
+from central.replay import prune as prune_write_keys
 from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
 from central.store import Store
@@ -73,11 +74,15 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
             await asyncio.sleep(settings.prune_every_s)
             try:
                 pruned = await store.prune_feed(settings.feed_retention_s)
+                async with store.write() as tx:
+                    keys = await prune_write_keys(tx, settings.write_key_retention_h)
             except Unavailable as exc:
                 logging.getLogger("memorybank.central").warning("feed prune skipped: %s", exc)
                 continue
             if pruned:
                 logging.getLogger("memorybank.central").info("pruned %d feed rows", pruned)
+            if keys:
+                logging.getLogger("memorybank.central").info("pruned %d write keys", keys)
 
     async def maintain_partitions() -> None:
         try:

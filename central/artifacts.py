@@ -24,12 +24,13 @@ from psycopg.types.json import Jsonb
 from blobs import BlobMismatch, BlobUnavailable, check_blob
 from blobs.room import ArtifactBlobs, blob_key, check_artifact_id, is_text
 from blobs.urls import rfc3339
+from central import replay
 from central.knowledge import embedder_of, prepare, store_document
 from central.settings import CentralSettings
 from central.store import Store
 from mbhttp import require_principal
 from mbhttp.routes import decode_body, read_body
-from mbwire import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from mbwire import Conflict, Forbidden, NotFound, Principal, Unavailable, Unprocessable
 from mbwire import headers as h
 from mbwire.access import TWIN_WRITABLE_SQL, sql_params
 from mbwire.types import ArtifactCreate, ArtifactCreated, ArtifactView
@@ -81,6 +82,13 @@ async def create(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
     blobs.require()
     artifact_id = uuid.uuid4().hex
     metadata = body.metadata or {}
+    url, expires_at = blobs.signed_url("PUT", artifact_id)
+    return await replay.answer(request, lambda: _announce(
+        store, principal, body, artifact_id, metadata, url, expires_at), principal.sub)
+
+
+async def _announce(store: Store, principal: Principal, body: ArtifactCreate, artifact_id: str,
+                    metadata: dict[str, Any], url: str, expires_at: str) -> ArtifactCreated:
     async with store.write() as tx:
         cur = await tx.conn.execute(_WRITABLE, {"twin": body.twin_id, **sql_params(principal)})
         row = await cur.fetchone()
@@ -93,10 +101,9 @@ async def create(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
             Jsonb(metadata), blob_key(artifact_id),
         ))
         tx.feed.append(("artifact", artifact_id, None))
-    url, expires_at = blobs.signed_url("PUT", artifact_id)
-    created = ArtifactCreated(artifact_id=artifact_id, upload_url=url, expires_at=expires_at,
-                              consistency_token=str(tx.token))
-    return _answer(created, str(tx.token), 201)
+        tx.answer = ArtifactCreated(artifact_id=artifact_id, upload_url=url,
+                                    expires_at=expires_at, consistency_token="")
+    return replay.answered(tx)
 
 
 async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs) -> Response[bytes]:

@@ -23,6 +23,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.di import NamedDependency
 
+from central import replay
 from central.store import Store, WriteTx
 from knowledge.chunk import chunk
 from knowledge.embed import Embedder
@@ -154,13 +155,6 @@ def default_doc_id(sub: str, idempotency_key: str | None) -> str:
     return uuid.uuid5(_KEYED_IDS, f"{sub}\n{idempotency_key}").hex
 
 
-def _written(body: msgspec.Struct, token: str, status: int = 200) -> Response[bytes]:
-    return Response(
-        content=msgspec.json.encode(body), status_code=status,
-        media_type="application/json", headers={h.CONSISTENCY_TOKEN: token},
-    )
-
-
 async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
     principal = require_principal(request)
     doc: KnowledgeIn = await decode_body(request)
@@ -169,25 +163,31 @@ async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[b
     prepared = await prepare(embedder_of(request), doc.title, doc.body,
                              max_chunks=request.app.state.max_doc_chunks)
     doc_id = doc.id or default_doc_id(principal.sub, request.headers.get(h.IDEMPOTENCY_KEY))
-    async with store.write() as tx:
-        await store_document(tx, prepared, doc_id=doc_id, kind="knowledge", twin_id=None,
-                             owner_sub=principal.sub, tags=doc.tags, source=doc.source)
-    token = str(tx.token)
-    written = KnowledgeWritten(id=doc_id, chunks=len(prepared.chunks), consistency_token=token)
-    return _written(written, token, 201)
+
+    async def run() -> KnowledgeWritten:
+        async with store.write() as tx:
+            await store_document(tx, prepared, doc_id=doc_id, kind="knowledge", twin_id=None,
+                                 owner_sub=principal.sub, tags=doc.tags, source=doc.source)
+            tx.answer = KnowledgeWritten(id=doc_id, chunks=len(prepared.chunks),
+                                         consistency_token="")
+        return replay.answered(tx)
+    return await replay.answer(request, run, principal.sub)
 
 
 async def delete(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
-    require_principal(request)
+    principal = require_principal(request)
     doc_id = str(request.path_params["doc_id"])
     if not _DOC_ID.match(doc_id):
         raise Unprocessable(f"document id {doc_id[:64]!r} must match {DOC_ID_PATTERN}",
                             errors=[{"path": "$.path.doc_id"}])
-    async with store.write() as tx:
-        if not await delete_document(tx, doc_id, kind="knowledge"):
-            raise NotFound(f"no knowledge document {doc_id}")
-    token = str(tx.token)
-    return _written(KnowledgeDeleted(id=doc_id, consistency_token=token), token)
+
+    async def run() -> KnowledgeDeleted:
+        async with store.write() as tx:
+            if not await delete_document(tx, doc_id, kind="knowledge"):
+                raise NotFound(f"no knowledge document {doc_id}")
+            tx.answer = KnowledgeDeleted(id=doc_id, consistency_token="")
+        return replay.answered(tx)
+    return await replay.answer(request, run, principal.sub)
 
 
 def embedder_of(request: Request[Any, Any, Any]) -> Embedder:

@@ -24,6 +24,7 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 from psycopg.types.json import Jsonb
 
+from central.replay import KeyReused
 from central.store import Store, WriteTx
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
@@ -44,10 +45,6 @@ _WALLET_ID = re.compile(WALLET_ID_PATTERN)
 
 class InsufficientFunds(Conflict):
     title, slug = "Insufficient funds", "insufficient-funds"
-
-
-class KeyReused(Conflict):
-    title, slug = "Idempotency key reused", "idempotency-key-reused"
 
 
 # Exact arithmetic: numeric(38, 18) holds 38 digits, more than the default context's 28 (which

@@ -6,17 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
+from central import replay
 from central.settings import CentralSettings
 from central.store import Store
 from central.twins import TwinWriter
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
 from mbwire import Unavailable
-from mbwire import headers as h
 from mbwire.decode import check_twin_id
 from mbwire.types import TwinCreate, TwinGrant
 
@@ -24,13 +23,6 @@ from mbwire.types import TwinCreate, TwinGrant
 Writer = NamedDependency[TwinWriter]
 StoreDep = NamedDependency[Store]
 Settings = NamedDependency[CentralSettings]
-
-
-def _written(body: msgspec.Struct, token: str, status: int = 200) -> Response[bytes]:
-    return Response(
-        content=msgspec.json.encode(body), status_code=status,
-        media_type="application/json", headers={h.CONSISTENCY_TOKEN: token},
-    )
 
 
 def _twin_id(request: Request[Any, Any, Any]) -> str:
@@ -49,36 +41,40 @@ async def healthz(store: StoreDep, settings: Settings) -> Response[dict[str, str
     return Response({"status": "ok", "service": "central"})
 
 
+# Every twin write runs through replay.answer: under an Idempotency-Key its answer is stored
+# with it, and a retry answers that instead of writing again.
 async def create_twin(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:
     body: TwinCreate = await decode_body(request)
-    created = await writer.create(require_principal(request), body.twin_id, body.profile)
-    return _written(created, created.consistency_token, 201)
+    who = require_principal(request)
+    return await replay.answer(
+        request, lambda: writer.create(who, body.twin_id, body.profile), who.sub)
 
 
 async def post_update(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:
     update: bytes = await decode_body(request)
-    written = await writer.apply_update(require_principal(request), _twin_id(request), update)
-    return _written(written, written.consistency_token)
+    who, twin_id = require_principal(request), _twin_id(request)
+    return await replay.answer(
+        request, lambda: writer.apply_update(who, twin_id, update), who.sub)
 
 
 async def patch_twin(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:
     merge_patch: dict[str, Any] = await decode_body(request)
-    written = await writer.apply_patch(require_principal(request), _twin_id(request), merge_patch)
-    return _written(written, written.consistency_token)
+    who, twin_id = require_principal(request), _twin_id(request)
+    return await replay.answer(
+        request, lambda: writer.apply_patch(who, twin_id, merge_patch), who.sub)
 
 
 async def post_grant(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:
     grant: TwinGrant = await decode_body(request)
-    written = await writer.grant(
-        require_principal(request), _twin_id(request), grant.sub, grant.access
-    )
-    return _written(written, written.consistency_token)
+    who, twin_id = require_principal(request), _twin_id(request)
+    return await replay.answer(
+        request, lambda: writer.grant(who, twin_id, grant.sub, grant.access), who.sub)
 
 
 async def revoke_grant(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:
     sub = str(request.path_params["sub"])
-    revoked = await writer.revoke(require_principal(request), _twin_id(request), sub)
-    return _written(revoked, revoked.consistency_token)
+    who, twin_id = require_principal(request), _twin_id(request)
+    return await replay.answer(request, lambda: writer.revoke(who, twin_id, sub), who.sub)
 
 
 @get("/internal/replication")

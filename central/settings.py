@@ -54,6 +54,9 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Twin merges and creates (central/twins.py): their own group commit's window and size.
     twin_commit_window_ms: float = 1.0
     twin_commit_max: int = 64
+    # Stored answers of keyed writes (central/replay.py) are kept this long, pruned with the
+    # feed: a retry under a key older than this is a new write.
+    write_key_retention_h: float = 24.0
 
     @property
     def region_list(self) -> tuple[str, ...]:

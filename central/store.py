@@ -20,6 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from central import replay
 from mbhttp.tracing import traced_context
 from mbwire import ConsistencyToken, Unavailable, Unprocessable
 from mbwire.access import TWIN_WRITABLE_SQL
@@ -49,6 +50,9 @@ class WriteTx:
         self.conn = conn
         self.feed: list[tuple[str, str, int | None]] = []
         self.token: ConsistencyToken | None = None  # set once committed
+        # A keyed write (central/replay.py): the claimed key, and the answer stored with it.
+        self.claim: Any = None
+        self.answer: Any = None
 
     async def lock_twin(self, twin_id: str) -> TwinHead | None:
         cur = await self.conn.execute(
@@ -178,9 +182,11 @@ class Store:
         async with self._connection() as conn:
             tx = WriteTx(conn)
             async with conn.transaction():
+                await replay.claim(tx)
                 yield tx
                 await tx._append_feed()
-            tx.token = await _wal_position(conn)
+                await replay.record(tx)
+            tx.token = await replay.committed(tx)
 
     async def check(self, timeout_s: float) -> None:
         """A cheap query on the primary within ``timeout_s`` (a stalled primary never answers):

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from litestar import Request, Response
 from litestar.di import NamedDependency
 from psycopg.types.json import Jsonb
 
+from central import replay
 from central.store import Store, WriteTx
 from mbhttp import require_principal
 from mbhttp.routes import read_body
 from mbwire import Forbidden, NotFound, Principal
-from mbwire import headers as h
 from mbwire.access import TWIN_WRITABLE_SQL, sql_params
 from mbwire.checks_events import check_trajectory
 from mbwire.decode import check_twin_id
@@ -74,16 +73,16 @@ async def append_step(store: Store, who: Principal, twin_id: str, step: Trajecto
         if await cur.fetchone() is None:  # a concurrent append took this version first
             raise await _conflict(tx, twin_id, step.expected_version)
         tx.feed.append(("trajectory", twin_id, version))
-    assert tx.token is not None
-    return TrajectoryWritten(twin_id=twin_id, version=version, consistency_token=str(tx.token))
+        tx.answer = TrajectoryWritten(twin_id=twin_id, version=version, consistency_token="")
+    return replay.answered(tx)
 
 
 async def post_trajectory(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
     twin_id = check_twin_id(str(request.path_params["twin_id"]))
     step = check_trajectory(await read_body(request))
-    done = await append_step(store, require_principal(request), twin_id, step)
-    return Response(content=msgspec.json.encode(done), media_type="application/json",
-                    headers={h.CONSISTENCY_TOKEN: done.consistency_token})
+    who = require_principal(request)
+    # Keyed: a retry of an append that committed answers it, not a 409 naming its own step.
+    return await replay.answer(request, lambda: append_step(store, who, twin_id, step), who.sub)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {"update_trajectory": post_trajectory}

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from central import replay
 from central.group_commit import GroupCommitter
 from central.store import Store, TwinHead, WriteTx
 from crdt import (
@@ -71,12 +72,12 @@ class TwinWriter:
         async def insert(tx: WriteTx) -> None:
             if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
+            tx.answer = TwinCreated(twin_id=twin_id, version=1, consistency_token="")
 
         # Its own transaction: creates are rare, and so its commit stays in the request's trace.
         async with self._lock(twin_id):
             _, tx = await self._commit(insert, grouped=False)
-        assert tx.token is not None
-        return TwinCreated(twin_id=twin_id, version=1, consistency_token=str(tx.token))
+        return replay.answered(tx)
 
     async def apply_update(self, principal: Principal, twin_id: str, update: bytes) -> TwinWritten:
         try:
@@ -99,19 +100,19 @@ class TwinWriter:
         async with self.store.write() as tx:
             await self._manage(tx, principal, twin_id)
             await tx.put_grant(twin_id, sub, access, principal.sub)
-        assert tx.token is not None
-        return GrantWritten(
-            twin_id=twin_id, sub=sub, access=access,  # type: ignore[arg-type]
-            consistency_token=str(tx.token),
-        )
+            tx.answer = GrantWritten(
+                twin_id=twin_id, sub=sub, access=access,  # type: ignore[arg-type]
+                consistency_token="",
+            )
+        return replay.answered(tx)
 
     async def revoke(self, principal: Principal, twin_id: str, sub: str) -> GrantRevoked:
         async with self.store.write() as tx:
             await self._manage(tx, principal, twin_id)
             if not await tx.delete_grant(twin_id, sub):
                 raise NotFound(f"{sub} holds no grant on twin {twin_id}")
-        assert tx.token is not None
-        return GrantRevoked(twin_id=twin_id, sub=sub, consistency_token=str(tx.token))
+            tx.answer = GrantRevoked(twin_id=twin_id, sub=sub, consistency_token="")
+        return replay.answered(tx)
 
     async def _manage(self, tx: WriteTx, principal: Principal, twin_id: str) -> None:
         head = await tx.lock_twin(twin_id)
@@ -125,7 +126,9 @@ class TwinWriter:
     ) -> tuple[T, WriteTx]:
         """Runs ``work`` in a transaction and returns once that transaction committed. A grouped
         work runs in the committer's task: its commit span is not in the caller's trace."""
-        if grouped and self.committer is not None:
+        # A keyed write claims its key and stores its answer in its own transaction (the
+        # claim is the transaction's first statement: central/replay.py), so it is not grouped.
+        if grouped and self.committer is not None and not replay.pending():
             done: tuple[T, WriteTx] = await self.committer.submit(work)
             return done
         async with self.store.write() as tx:
@@ -137,7 +140,10 @@ class TwinWriter:
     ) -> TwinWritten:
         async def merge(tx: WriteTx) -> tuple[int, TwinDoc]:
             held = await self._merge_resident(tx, principal, twin_id, mutate)
-            return held or await self._merge_locked(tx, principal, twin_id, mutate)
+            version, doc = held or await self._merge_locked(tx, principal, twin_id, mutate)
+            # The answer a keyed write stores (an ungrouped transaction: see _commit).
+            tx.answer = TwinWritten(twin_id=twin_id, version=version, consistency_token="")
+            return version, doc
 
         # The lock is held until the write's transaction committed (see the module docstring).
         async with self._lock(twin_id):

@@ -26,7 +26,8 @@ from mbwire import (
 )
 from mbwire import headers as h
 
-_PASS_BACK = ("content-type", h.CONSISTENCY_TOKEN, h.RETRY_AFTER, "location")
+_PASS_BACK = ("content-type", h.CONSISTENCY_TOKEN, h.RETRY_AFTER, "location",
+              h.IDEMPOTENT_REPLAYED)
 # RFC 3986 pchars and "/": what may stay unescaped in a path.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 

@@ -46,7 +46,7 @@ log = logging.getLogger("mbedge")
 
 PASSED_BACK = (
     "content-type", h.CONSISTENCY_TOKEN, h.REPLICA_LAG_MS, h.RETRY_AFTER, "location", "etag",
-    "www-authenticate",
+    "www-authenticate", h.IDEMPOTENT_REPLAYED,
 )
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 

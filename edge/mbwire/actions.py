@@ -174,7 +174,7 @@ ACTIONS: tuple[Action, ...] = (
         summary="Grant another caller access to a twin",
         description="Only the owner (or a superuser) may grant. Granting again replaces the "
                     "access.",
-        request=t.TwinGrant, response=t.GrantWritten, errors=(403, 404, 413, 415, 422),
+        request=t.TwinGrant, response=t.GrantWritten, errors=(403, 404, 409, 413, 415, 422),
         invalidates=("twin:{twin_id}",), tags=("twins",),
         example_request={"sub": "bob", "access": "read"},
         example_response={"twin_id": "ada", "sub": "bob", "access": "read",
@@ -193,7 +193,7 @@ ACTIONS: tuple[Action, ...] = (
         writes=True, summary="Revoke a caller's access to a twin",
         description="Only the owner (or a superuser) may revoke. Revoking a grant that does not "
                     "exist is a 404.",
-        request=None, request_media=(), response=t.GrantRevoked, errors=(403, 404, 422),
+        request=None, request_media=(), response=t.GrantRevoked, errors=(403, 404, 409, 422),
         invalidates=("twin:{twin_id}",), tags=("twins",),
         example_response={"twin_id": "ada", "sub": "bob", "consistency_token": "L00000000016B3A28"},
     ),
@@ -214,7 +214,7 @@ ACTIONS: tuple[Action, ...] = (
         name="delete_knowledge", method="DELETE", path="/v1/knowledge/{doc_id}", writes=True,
         caller="superuser", summary="Delete a knowledge document",
         description="Removes the document and its chunks everywhere, search indexes included.",
-        request=None, request_media=(), response=t.KnowledgeDeleted, errors=(403, 404, 422),
+        request=None, request_media=(), response=t.KnowledgeDeleted, errors=(403, 404, 409, 422),
         invalidates=("knowledge",), tags=("knowledge",),
         example_response={"id": "yjs-intro", "consistency_token": "L00000000016B3A28"},
     ),
@@ -242,7 +242,8 @@ ACTIONS: tuple[Action, ...] = (
         description="For a twin the caller may write. `PUT` the bytes to `upload_url` before "
                     "`expires_at`; they are checked against `size` and `sha256`. Text artifacts "
                     "(text/*, markdown, JSON) are chunked and indexed for search once uploaded.",
-        request=t.ArtifactCreate, response=t.ArtifactCreated, errors=(403, 404, 413, 415, 422),
+        request=t.ArtifactCreate, response=t.ArtifactCreated,
+        errors=(403, 404, 409, 413, 415, 422),
         tags=("artifacts",),
         example_request={"twin_id": "ada", "content_type": "text/markdown", "size": 12,
                          "sha256": "a" * 64, "metadata": {"title": "notes"}},

@@ -14,6 +14,8 @@ REPLICA_LAG_MS = "x-replica-lag-ms"
 SERVED_BY = "x-served-by"
 CACHE = "x-cache"
 IDEMPOTENCY_KEY = "idempotency-key"
+# On a write's answer: "true" when it is the stored answer of an earlier attempt under the key.
+IDEMPOTENT_REPLAYED = "idempotent-replayed"
 RETRY_AFTER = "retry-after"
 RATELIMIT_LIMIT = "ratelimit-limit"
 RATELIMIT_REMAINING = "ratelimit-remaining"

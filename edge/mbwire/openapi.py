@@ -55,8 +55,17 @@ _TOKEN_PARAM = {
 }
 _IDEMPOTENCY_PARAM = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Makes the write safe to retry through any hub.",
+    "description": "Makes the write safe to retry through any hub: a retry with the same key "
+                   "and request answers the first attempt's stored status and body "
+                   "(`Idempotent-Replayed: true`) and writes nothing; the same key with another "
+                   "request is a 409 `idempotency-key-reused`. Kept per caller for 24 h.",
     "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+}
+
+_REPLAYED_HEADER = {
+    "description": "`true` when this is the stored answer of an earlier attempt under the same "
+                   "Idempotency-Key (nothing was written again).",
+    "schema": {"type": "string", "enum": ["true"]},
 }
 
 
@@ -89,6 +98,8 @@ def _operation(action: Action, inline: dict[str, Any]) -> dict[str, Any]:
     if not action.writes:
         ok_headers["X-Cache"] = {"schema": {"type": "string", "enum": ["HIT", "MISS"]}}
         ok_headers["X-Replica-Lag-Ms"] = {"schema": {"type": "string"}}
+    if action.writes and "header" in action.idempotency:
+        ok_headers["Idempotent-Replayed"] = _REPLAYED_HEADER
     for name in action.response_headers:
         ok_headers[name] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {
@@ -109,8 +120,11 @@ def _operation(action: Action, inline: dict[str, Any]) -> dict[str, Any]:
             "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref(t.ProblemDetails)}},
         }
     for status, members in action.problem_members:  # problem bodies with extra members
-        responses[str(status)]["content"][PROBLEM_CONTENT_TYPE]["schema"] = {
-            "allOf": [_ref(t.ProblemDetails), _ref(members)]}
+        schema: dict[str, Any] = {"allOf": [_ref(t.ProblemDetails), _ref(members)]}
+        if status == 409 and action.writes and "header" in action.idempotency:
+            # A keyed write's 409 may also be `idempotency-key-reused`, a plain problem.
+            schema = {"anyOf": [schema, _ref(t.ProblemDetails)]}
+        responses[str(status)]["content"][PROBLEM_CONTENT_TYPE]["schema"] = schema
     op: dict[str, Any] = {
         "operationId": action.name,
         "summary": action.summary,

@@ -1,0 +1,181 @@
+"""Stored answers for keyed writes: a retry under the same ``Idempotency-Key`` answers what the
+first attempt did, even when that attempt committed and its answer was lost (a 504).
+
+A handler runs its write through ``answer(request, run)``. With a key, the key is pending for the
+request's task, and the store's one write transaction (``Store.write``) calls the hooks below:
+``claim`` first inserts (caller, key) into ``write_keys`` (migration 0006); ``record`` stores the
+answer the writer left in ``tx.answer`` just before COMMIT; ``committed`` stores the commit's
+position as the row's token. So a committed write always has its answer stored, and a rolled-back
+one (a refusal, a crash) leaves no row and its key free, as the ledger's keys do. A keyed twin
+merge therefore runs in a transaction of its own, not in central's group commit (``pending``).
+
+A concurrent duplicate's insert waits on the first's row lock, then finds the committed row and
+answers it (or, if the first rolled back, goes on itself): a key is applied at most once, with no
+lock held across requests. The same key with another request (action, method, path, query,
+body) is a 409 ``idempotency-key-reused``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Request, Response
+from psycopg.types.json import Jsonb
+
+from mbhttp.routes import action_of, read_body
+from mbwire import Conflict, ConsistencyToken
+from mbwire import headers as h
+
+if TYPE_CHECKING:
+    from central.store import WriteTx
+
+
+class KeyReused(Conflict):
+    title, slug = "Idempotency key reused", "idempotency-key-reused"
+
+
+@dataclass(slots=True)
+class _Key:
+    principal: str
+    key: str
+    action: str
+    digest: bytes
+    status: int
+    done: bool = False  # answered and committed: later transactions of the request are not keyed
+
+
+class _Replayed(Exception):
+    def __init__(self, status: int, body: Any, token: str) -> None:
+        super().__init__(status)
+        self.status, self.body, self.token = status, body, token
+
+
+_pending: ContextVar[_Key | None] = ContextVar("write_key", default=None)
+
+_CLAIM = ("insert into write_keys (principal, idempotency_key, action, digest)"
+          " values (%s, %s, %s, %s) on conflict do nothing returning 1")
+_STORED = ("select action, digest, status, body, coalesce(token, pg_current_wal_lsn()::text)"
+           " from write_keys where principal = %s and idempotency_key = %s")
+
+
+async def answer(
+    request: Request[Any, Any, Any], run: Callable[[], Awaitable[Any]],
+    principal: str,
+) -> Response[bytes]:
+    """The write ``run`` under the request's Idempotency-Key (if any): its answer, stored with
+    it; or, for a retry, the stored answer with ``Idempotent-Replayed: true``."""
+    action = action_of(request)
+    key = request.headers.get(h.IDEMPOTENCY_KEY)
+    if not key:
+        return _response(await run(), action.status)
+    digest = hashlib.sha256(b"\n".join((
+        action.name.encode(), request.method.encode(), request.url.path.encode(),
+        (request.url.query or "").encode(), await read_body(request),
+    ))).digest()
+    reset = _pending.set(_Key(principal, key, action.name, digest, action.status))
+    try:
+        written = await run()
+    except _Replayed as replayed:
+        return Response(
+            content=msgspec.json.encode(replayed.body), status_code=replayed.status,
+            media_type="application/json",
+            headers={h.CONSISTENCY_TOKEN: replayed.token, h.IDEMPOTENT_REPLAYED: "true"},
+        )
+    finally:
+        _pending.reset(reset)
+    return _response(written, action.status)
+
+
+def _response(written: Any, status: int) -> Response[bytes]:
+    return Response(
+        content=msgspec.json.encode(written), status_code=status, media_type="application/json",
+        headers={h.CONSISTENCY_TOKEN: str(written.consistency_token)},
+    )
+
+
+def pending() -> bool:
+    """Whether this request's write is keyed and its key not yet answered."""
+    key = _pending.get()
+    return key is not None and not key.done
+
+
+def answered(tx: WriteTx) -> Any:
+    """The answer a writer left in ``tx.answer`` (token ""), with the token of its commit."""
+    assert tx.token is not None
+    return msgspec.structs.replace(tx.answer, consistency_token=str(tx.token))
+
+
+async def claim(tx: WriteTx) -> None:
+    """First statement of a keyed write's transaction: claim the key, or raise the stored
+    answer (a retry), or 409 (the key was used for another request)."""
+    key = _pending.get()
+    if key is None or key.done:
+        return
+    cur = await tx.conn.execute(_CLAIM, (key.principal, key.key, key.action, key.digest))
+    if await cur.fetchone() is not None:
+        tx.claim = key
+        return
+    cur = await tx.conn.execute(_STORED, (key.principal, key.key))
+    row = await cur.fetchone()
+    assert row is not None, "the conflicting claim committed before this statement began"
+    action, digest, status, body, token = row
+    if action != key.action or bytes(digest) != key.digest:
+        raise KeyReused(f"idempotency key {key.key!r} was used for another request")
+    answered = str(ConsistencyToken.from_pg_lsn(token))
+    if isinstance(body, dict) and "consistency_token" in body:
+        body["consistency_token"] = answered
+    raise _Replayed(status, body, answered)
+
+
+async def record(tx: WriteTx) -> None:
+    """Last statement before COMMIT: the answer (its token filled in at replay). A keyed
+    transaction that left no answer (it only read) gives its claim back."""
+    key = tx.claim
+    if key is None:
+        return
+    if tx.answer is None:
+        await tx.conn.execute("delete from write_keys where principal = %s and"
+                              " idempotency_key = %s", (key.principal, key.key))
+        tx.claim = None
+        return
+    body = msgspec.to_builtins(tx.answer)
+    await tx.conn.execute(
+        "update write_keys set status = %s, body = %s where principal = %s and"
+        " idempotency_key = %s", (key.status, Jsonb(body), key.principal, key.key))
+
+
+async def committed(tx: WriteTx) -> ConsistencyToken:
+    """After COMMIT, on the same connection: the commit's position (at or after its record),
+    kept on the key's row too, in the one round trip a write spends on it anyway."""
+    if tx.claim is None:
+        cur = await tx.conn.execute("select pg_current_wal_lsn()::text")
+        row = await cur.fetchone()
+        assert row is not None
+        return ConsistencyToken.from_pg_lsn(row[0])
+    return await token_after(tx.conn, tx.claim.principal, tx.claim.key)
+
+
+async def token_after(conn: Any, principal: str, key: str) -> ConsistencyToken:
+    """The commit position just reached, stored on the key's row (same connection, after it).
+    The request's key is answered: any later transaction of the request is not keyed."""
+    answered = _pending.get()
+    if answered is not None:
+        answered.done = True
+    cur = await conn.execute(
+        "update write_keys set token = pg_current_wal_lsn()::text where principal = %s"
+        " and idempotency_key = %s returning token", (principal, key))
+    row = await cur.fetchone()
+    assert row is not None
+    return ConsistencyToken.from_pg_lsn(row[0])
+
+
+async def prune(tx: WriteTx, retention_h: float) -> int:
+    """Forgets keys older than the retention: a retry after it is a new write."""
+    cur = await tx.conn.execute(
+        "delete from write_keys where created_at < now() - make_interval(secs => %s)",
+        (retention_h * 3600,))
+    return cur.rowcount

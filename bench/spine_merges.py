@@ -128,9 +128,17 @@ async def sample_backends(topo: Topology, seconds: float, every: float = 0.05) -
     return seen
 
 
+def _leader(topo: Topology) -> tuple[str, int]:
+    """The host and port of the node leading now: ``postgres.primary`` is a multi-host URL
+    (Patroni's two nodes that may lead), which pgbench's ``-h``/``-p`` cannot take."""
+    with psycopg.connect(topo.postgres.primary, autocommit=True) as conn:
+        return conn.info.host, conn.info.port
+
+
 def _pg(tool: str, *args: str, topo: Topology) -> str:
     url = urlsplit(topo.postgres.primary)
-    argv = [str(find_bin_dir() / tool), "-h", url.hostname or "127.0.0.1", "-p", str(url.port),
+    host, port = _leader(topo)
+    argv = [str(find_bin_dir() / tool), "-h", host, "-p", str(port),
             "-U", url.username or "postgres", *args]
     done = subprocess.run(argv, capture_output=True, text=True, env=tool_env(), timeout=300,
                           check=False)
@@ -140,8 +148,7 @@ def _pg(tool: str, *args: str, topo: Topology) -> str:
 
 
 def _admin(topo: Topology, sql: LiteralString) -> None:
-    port = urlsplit(topo.postgres.primary).port or 5432
-    with psycopg.connect(pg_url(port, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(pg_url(_leader(topo)[1], "postgres"), autocommit=True) as conn:
         conn.execute(sql)
 
 

@@ -12,19 +12,21 @@ import base64
 import binascii
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from mbhttp import require_principal
 from mbhttp.routes import read_body
-from mbwire import NotFound, Unprocessable
+from mbwire import ConsistencyToken, NotFound, Principal, Unprocessable
 from mbwire.checks_events import check_events
 from mbwire.types_events import EVENT_TYPE_PATTERN, EventList, EventView
 from regional.central_client import CentralClient
-from regional.replica import Replica, twin_on
+from regional.replica import twin_on
 from regional.twins import TwinReads, authorize, read_headers, relay, token_of, twin_id_of
 
 Reads = NamedDependency[TwinReads]
@@ -70,6 +72,23 @@ def parse_since(raw: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+@asynccontextmanager
+async def readable_twin(
+    request: Request[Any, Any, Any], reads: Reads, principal: Principal, twin_id: str,
+) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], ConsistencyToken]]:
+    """For a read of a twin's rows: waits for the caller's token, then one replica snapshot in
+    which the twin exists and the caller may read it (404/403 otherwise)."""
+    token = token_of(request)
+    if token is not None:
+        await reads.clock.settle(token, reads.wait_s)
+    async with reads.replica.snapshot() as (conn, answered):
+        twin = await twin_on(conn, twin_id)
+        if twin is None:
+            raise NotFound(f"twin {twin_id} does not exist")
+        authorize(principal, "read", twin_id, twin.owner_sub, twin.grants)
+        yield conn, answered
+
+
 async def list_events(request: Request[Any, Any, Any], reads: Reads) -> Response[EventList]:
     principal, twin_id = require_principal(request), twin_id_of(request)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
@@ -84,18 +103,7 @@ async def list_events(request: Request[Any, Any, Any], reads: Reads) -> Response
         sql, args["type"] = sql + " and type = %(type)s", kind
     if (since := request.query_params.get("since")) is not None:
         sql, args["since"] = sql + " and created_at >= %(since)s", parse_since(since)
-    token = token_of(request)
-    if token is not None:
-        await reads.clock.settle(token, reads.wait_s)
-    async with reads.replica.connection() as conn, conn.transaction():
-        # One snapshot for the access check and the page; the position read first is one the
-        # answer reflects at least.
-        await conn.execute("set transaction isolation level repeatable read")
-        answered = await Replica._position(conn)
-        twin = await twin_on(conn, twin_id)
-        if twin is None:
-            raise NotFound(f"twin {twin_id} does not exist")
-        authorize(principal, "read", twin_id, twin.owner_sub, twin.grants)
+    async with readable_twin(request, reads, principal, twin_id) as (conn, answered):
         cur = await conn.execute(sql + " order by seq limit %(limit)s", args)
         rows = await cur.fetchall()
     items = [EventView(event_id=str(r[0]), twin_id=twin_id, type=r[1], payload=r[2],

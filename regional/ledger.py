@@ -18,7 +18,6 @@ from mbhttp import require_principal
 from mbwire import Forbidden, NotFound, Principal, Unprocessable
 from mbwire.access import allows
 from mbwire.types import WALLET_ID_PATTERN, WalletEntry, WalletView
-from regional.replica import Replica
 from regional.twins import TwinReads, forward, read_headers, token_of
 
 _WALLET_ID = re.compile(WALLET_ID_PATTERN)
@@ -62,13 +61,9 @@ async def get_wallet(request: Request[Any, Any, Any], reads: Reads) -> Response[
     token = token_of(request)
     if token is not None:
         await reads.clock.settle(token, reads.wait_s)
-    async with reads.replica.connection() as conn:
-        # One repeatable-read snapshot: the balance and the entries agree with each other, and
-        # the position read first is one the answer reflects at least.
-        async with conn.transaction():
-            await conn.execute("set transaction isolation level repeatable read")
-            answered = await Replica._position(conn)
-            view = await wallet_on(conn, principal, wallet_id, limit=limit, before=before)
+    # One snapshot: the balance and the entries agree with each other.
+    async with reads.replica.snapshot() as (conn, answered):
+        view = await wallet_on(conn, principal, wallet_id, limit=limit, before=before)
     return Response(view, headers=read_headers(answered, reads.clock))
 
 

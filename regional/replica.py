@@ -228,6 +228,16 @@ class Replica:
             raise Unavailable(f"this region's replica is unavailable ({type(exc).__name__})",
                               retry_after=1) from None
 
+    @asynccontextmanager
+    async def snapshot(
+        self,
+    ) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], ConsistencyToken]]:
+        """One repeatable-read transaction, and the replay position read first in it: every
+        statement inside agrees with the others, and the answer reflects at least that position."""
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute("set transaction isolation level repeatable read")
+            yield conn, await self._position(conn)
+
     async def twin(self, twin_id: str) -> tuple[TwinRow | None, ConsistencyToken]:
         """The twin as the replica has it, and the replay position the answer reflects at least.
         The position is read by its own statement before the twin's (whose snapshot is taken

@@ -10,12 +10,10 @@ from litestar import Request, Response
 
 from mbhttp import require_principal
 from mbhttp.routes import read_body
-from mbwire import NotFound
 from mbwire.checks_events import check_trajectory
 from mbwire.types_events import TrajectoryStep, TrajectoryView
-from regional.events import DEFAULT_LIMIT, MAX_LIMIT, Central, Reads, query_int
-from regional.replica import Replica, twin_on
-from regional.twins import authorize, read_headers, relay, token_of, twin_id_of
+from regional.events import DEFAULT_LIMIT, MAX_LIMIT, Central, Reads, query_int, readable_twin
+from regional.twins import read_headers, relay, twin_id_of
 
 _STEPS_SQL = (
     "select version, action, evidence,"
@@ -29,16 +27,7 @@ async def get_trajectory(request: Request[Any, Any, Any], reads: Reads
     principal, twin_id = require_principal(request), twin_id_of(request)
     limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     after = query_int(request, "after", 0, 2**62, lo=0)
-    token = token_of(request)
-    if token is not None:
-        await reads.clock.settle(token, reads.wait_s)
-    async with reads.replica.connection() as conn, conn.transaction():
-        await conn.execute("set transaction isolation level repeatable read")
-        answered = await Replica._position(conn)
-        twin = await twin_on(conn, twin_id)
-        if twin is None:
-            raise NotFound(f"twin {twin_id} does not exist")
-        authorize(principal, "read", twin_id, twin.owner_sub, twin.grants)
+    async with readable_twin(request, reads, principal, twin_id) as (conn, answered):
         cur = await conn.execute(
             "select coalesce(max(version), 0) from trajectory_steps where twin_id = %s",
             (twin_id,))

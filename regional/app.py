@@ -172,5 +172,6 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     # Before Litestar's router, which would close the socket (the server's bare 403).
     app.asgi_handler = realtime_endpoint(app.asgi_handler, signer=signer, broker=broker,
                                          feed=realtime_feed, region=settings.region,
-                                         ping_s=settings.realtime_ping_s)
+                                         ping_s=settings.realtime_ping_s,
+                                         wait_s=settings.token_wait_ms / 1000)
     return app

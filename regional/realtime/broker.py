@@ -25,6 +25,7 @@ class Sub:
     min_seq: int                    # rows at or below it reached the client another way
     yjs: bool = False
     vector: bytes | None = None     # the Yjs state vector the client has (yjs only)
+    version: int = 0                # the twin version that vector reached (yjs only)
 
 
 @dataclass(eq=False, slots=True)
@@ -123,6 +124,8 @@ class Broker:
             for conn in members:
                 sub = conn.subs[channel]
                 if sub.yjs and row.kind == "twin":
+                    if row.version is not None and row.version <= sub.version:
+                        continue  # the client's document already holds it (an earlier diff)
                     if row.key not in states:
                         found = await self.replica.twin_state(row.key)
                         states[row.key] = None if found is None else (found[0], found[1].version)
@@ -141,9 +144,9 @@ class Broker:
             return data
         try:
             update = diff(state[0], sub.vector)
-            sub.vector = state_vector(state[0])
+            sub.vector, sub.version = state_vector(state[0]), state[1]
         except ValueError:  # a stored state pycrdt cannot read: the next message sends it all
-            sub.vector = None
+            sub.vector, sub.version = None, 0
             return data
         return {**data, "update": base64.b64encode(update).decode(), "state_version": state[1]}
 

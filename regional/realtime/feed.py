@@ -47,6 +47,7 @@ class RealtimeFeed:
         self.token = ConsistencyToken(0)
         self.sink: Sink | None = None
         self.started = asyncio.Event()
+        self._moved = asyncio.Condition()   # notified whenever ``cursor`` moves
 
     async def run(self) -> None:
         while True:
@@ -66,13 +67,28 @@ class RealtimeFeed:
             await self.clock.advanced()
         while True:
             rows, after = await self.read(self.cursor, None, self.batch)
-            if rows:
-                self.cursor = rows[-1].seq
-                if self.sink is not None:
-                    await self.sink(rows, after)
-            self.token = max(self.token, after)
+            await self.hand_on(rows, after)
             if len(rows) < self.batch:
                 return
+
+    async def hand_on(self, rows: list[Row], after: ConsistencyToken) -> None:
+        """Gives rows read up to ``after`` to the sink, and wakes whoever waits in ``reach``."""
+        if rows:
+            self.cursor = rows[-1].seq
+            if self.sink is not None:
+                await self.sink(rows, after)
+        self.token = max(self.token, after)
+        async with self._moved:
+            self._moved.notify_all()
+
+    async def reach(self, seq: int, wait_s: float) -> bool:
+        """Waits (at most ``wait_s``) until every row up to ``seq`` was handed to the sink."""
+        try:
+            async with asyncio.timeout(wait_s), self._moved:
+                await self._moved.wait_for(lambda: self.cursor >= seq)
+        except TimeoutError:
+            return False
+        return True
 
     async def read(self, since: int, upto: int | None, limit: int,
                    kinds_keys: tuple[list[str], list[str], list[str]] | None = None,

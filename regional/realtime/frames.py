@@ -1,7 +1,8 @@
 """What goes over the socket: JSON text frames, one object each.
 
 Client → hub (``op`` tags the union):
-    {"op": "subscribe", "channels": [...], "since"?: seq, "yjs"?: bool, "state_vectors"?: {...}}
+    {"op": "subscribe", "channels": [...], "since"?: seq, "yjs"?: bool, "state_vectors"?: {...},
+     "consistency_token"?: token}
     {"op": "unsubscribe", "channels": [...]}
 Hub → client: a *message* ``{"channel", "event", "data", "consistency_token", "seq"}`` (api.md),
 or a control frame carrying ``op``: ``subscribed``, ``error`` (naming the channel when one is
@@ -30,6 +31,9 @@ class Subscribe(msgspec.Struct, tag="subscribe", tag_field="op", forbid_unknown_
     yjs: bool = False
     # channel -> base64 Yjs state vector the client already has (yjs only; absent = none).
     state_vectors: dict[str, str] = {}
+    # A token the client holds (from a write or a read anywhere): the hub subscribes only once
+    # its replica has replayed it, so a twin just created in another region is found.
+    consistency_token: str | None = None
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="op",

@@ -47,8 +47,8 @@ async def deny(scope: Scope, send: Send, problem: Problem, request_id: str) -> N
 
 
 def realtime_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, feed: RealtimeFeed,
-                      region: str = "", ping_s: float = 20.0) -> ASGIApp:
-    subscriptions = Subscriptions(broker, feed, region)
+                      region: str = "", ping_s: float = 20.0, wait_s: float = 1.0) -> ASGIApp:
+    subscriptions = Subscriptions(broker, feed, region, wait_s=wait_s)
 
     async def wrapped(scope: Scope, receive: Receive, send: Any) -> None:
         if scope["type"] != "websocket":

@@ -17,7 +17,7 @@ import binascii
 from crdt.errors import CrdtError
 from crdt.twin import diff, state_vector
 from crdt.v1 import decode_state_vector
-from mbwire import Unavailable
+from mbwire import ConsistencyToken, Problem, Unavailable
 from regional.realtime import channels, frames
 from regional.realtime.broker import Broker, Connection, Sub
 from regional.realtime.feed import RealtimeFeed
@@ -25,8 +25,9 @@ from regional.realtime.feed import RealtimeFeed
 
 class Subscriptions:
     def __init__(self, broker: Broker, feed: RealtimeFeed, region: str, *,
-                 replay_batch: int = 500) -> None:
+                 replay_batch: int = 500, wait_s: float = 1.0) -> None:
         self.broker, self.feed, self.replay_batch = broker, feed, replay_batch
+        self.wait_s = wait_s
         self.region = region
 
     async def handle(self, conn: Connection, op: frames.Op) -> None:
@@ -36,6 +37,15 @@ class Subscriptions:
         await self.subscribe(conn, op)
 
     async def subscribe(self, conn: Connection, op: frames.Subscribe) -> None:
+        if op.consistency_token is not None:
+            # Read-your-writes for sockets: as for a read, the token is waited for within the
+            # budget; one never issued, or not replayed in time, refuses this op (not the socket).
+            try:
+                token = ConsistencyToken.parse(op.consistency_token)
+                await self.feed.clock.settle(token, self.wait_s)
+            except Problem as exc:
+                await conn.queue.put(frames.error(exc.detail, status=exc.status))
+                return
         twins: dict[str, str] = {}   # channel -> twin id
         named = []
         for channel in dict.fromkeys(op.channels):
@@ -68,6 +78,12 @@ class Subscriptions:
             except TimeoutError:
                 raise Unavailable("this hub's change feed is not readable yet",
                                   retry_after=1) from None
+        # The tail runs a moment behind the replica: let it catch up with what the replica
+        # shows now, so the cursor (and a Yjs sync read below) agree with the replica's state
+        # and the client is not told again of changes it can already read. Bounded: past it,
+        # such changes are announced once more (a client dedupes by version).
+        _, head = await self.feed.bounds()
+        await self.feed.reach(head, self.wait_s)
         cursor = self.feed.cursor
         live_from = cursor if op.since is None else max(op.since, cursor)
         conn.held = []
@@ -127,7 +143,7 @@ class Subscriptions:
         state, row = found
         sub = conn.subs[channel]
         update = diff(state, sub.vector)
-        sub.vector = state_vector(state)
+        sub.vector, sub.version = state_vector(state), row.version
         await conn.queue.put(frames.message(
             channel, "sync", {"twin_id": twin_id, "version": row.version,
                               "update": base64.b64encode(update).decode()},

@@ -48,12 +48,18 @@ async def frame(ws: ClientConnection, wait_s: float = 10) -> dict[str, Any]:
             return got
 
 
-async def new_twin(live: LiveStack, http: httpx.AsyncClient, sub: str,
-                   profile: dict[str, Any] | None = None) -> str:
+async def created(live: LiveStack, http: httpx.AsyncClient, sub: str,
+                  profile: dict[str, Any] | None = None) -> tuple[str, str]:
+    """A new twin (through the ams edge) and the consistency token of its creation."""
     r = await http.post(f"{live.topology.edges['ams']}/v1/twins", headers=live.auth(sub),
                         json={"profile": profile or {"n": 0}})
     assert r.status_code == 201, r.text
-    return str(r.json()["twin_id"])
+    return str(r.json()["twin_id"]), r.headers["x-consistency-token"]
+
+
+async def new_twin(live: LiveStack, http: httpx.AsyncClient, sub: str,
+                   profile: dict[str, Any] | None = None) -> str:
+    return (await created(live, http, sub, profile))[0]
 
 
 async def patch(live: LiveStack, http: httpx.AsyncClient, sub: str, twin: str,
@@ -68,8 +74,11 @@ async def test_a_change_arrives_with_a_token_that_reads_it_at_that_hub(
     live: LiveStack, http: httpx.AsyncClient,
 ) -> None:
     sub = f"rt-token-{uuid.uuid4().hex[:8]}"
-    twin = await new_twin(live, http, sub)
-    async with socket(live, sub, "iad", channels=[f"twin:{twin}"]) as ws:
+    twin, token = await created(live, http, sub)
+    # Subscribing with the creation's token: the hub starts once its replica (and its feed
+    # tail) show the twin, so the creation is not announced again and the next change is ours.
+    async with socket(live, sub, "iad", channels=[f"twin:{twin}"],
+                      consistency_token=token) as ws:
         hub = (await frame(ws))["hub"]
         written = await patch(live, http, sub, twin, {"n": 1})  # written through ams
         got = await frame(ws)
@@ -126,9 +135,10 @@ async def test_a_yjs_document_stays_in_sync_without_polling(
     live: LiveStack, http: httpx.AsyncClient,
 ) -> None:
     sub = f"rt-yjs-{uuid.uuid4().hex[:8]}"
-    twin = await new_twin(live, http, sub, {"title": "draft"})
+    twin, token = await created(live, http, sub, {"title": "draft"})
     doc: Doc[Any] = Doc()
-    async with socket(live, sub, "iad", channels=[f"twin:{twin}"], yjs=True) as ws:
+    async with socket(live, sub, "iad", channels=[f"twin:{twin}"], yjs=True,
+                      consistency_token=token) as ws:
         first = await frame(ws)
         assert first["event"] == "sync"
         doc.apply_update(base64.b64decode(first["data"]["update"]))

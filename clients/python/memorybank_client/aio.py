@@ -55,7 +55,9 @@ class AsyncMemoryBank:
         return await self._call(a.batch_query(queries, **opts))
 
     def subscribe(self, channels: list[str], **opts: Any) -> AsyncIterator[realtime.Message]:
-        """Realtime messages, reconnecting with ``since`` (``memorybank_client.realtime``)."""
+        """Realtime messages, reconnecting with ``since`` (``memorybank_client.realtime``);
+        subscribes at or after this client's consistency token, so its own writes are seen."""
+        opts.setdefault("consistency_token", self.consistency_token)
         return realtime.subscribe(str(self._http.base_url), self._bearer, channels, **opts)
 
     async def _call(self, call: _calls.Call[T]) -> T:

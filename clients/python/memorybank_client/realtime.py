@@ -60,9 +60,11 @@ class RealtimeClosed(RealtimeError):
 
 async def subscribe(base_url: str, token: str, channels: list[str], *, since: int | None = None,
                     yjs: bool = False, state_vectors: dict[str, bytes] | None = None,
-                    max_attempts: int = 8, **connect: Any) -> AsyncIterator[Message]:
+                    consistency_token: str | None = None, max_attempts: int = 8,
+                    **connect: Any) -> AsyncIterator[Message]:
     """Messages of ``channels`` in seq order, across reconnects; ``max_attempts`` failed
-    connections in a row give up with the last error."""
+    connections in a row give up with the last error. ``consistency_token``: the hub subscribes
+    once its replica shows it (so a twin you just created anywhere is found)."""
     from websockets.asyncio.client import connect as ws_connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -77,11 +79,17 @@ async def subscribe(base_url: str, token: str, channels: list[str], *, since: in
                                       "state_vectors": vectors}
                 if since is not None:
                     op["since"] = since
+                if consistency_token is not None:
+                    op["consistency_token"] = consistency_token
                 await ws.send(msgspec.json.encode(op).decode())
+                behind = None
                 async for raw in ws:
                     frame = msgspec.json.decode(raw)
-                    failures, delay = 0, 0.1
                     kind = frame.get("op")
+                    if kind == "error" and frame.get("status", 0) >= 500:
+                        behind = frame["detail"]  # the hub's replica lacks the token yet
+                        break
+                    failures, delay = 0, 0.1
                     if kind is None:
                         message = msgspec.convert(frame, Message)
                         since = max(since or 0, message.seq)
@@ -93,6 +101,8 @@ async def subscribe(base_url: str, token: str, channels: list[str], *, since: in
                     elif kind == "error":
                         raise ChannelRefused(frame.get("channel") or "", frame["detail"])
                 code, reason = ws.close_code or 1006, ws.close_reason or ""
+                if behind is not None:
+                    code, reason = 4503, behind
         except ConnectionClosed as exc:
             code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (1006, str(exc))
         except (InvalidStatus, OSError, TimeoutError) as exc:

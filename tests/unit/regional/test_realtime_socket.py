@@ -28,6 +28,12 @@ def make(queue_max: int = 256, limits: dict[str, int] | None = None,
     feed = RealtimeFeed(None, None)  # type: ignore[arg-type]
     feed.cursor, feed.sink = 7, broker.publish
     feed.started.set()
+    feed.head = 7  # type: ignore[attr-defined]  # the replica's newest row
+
+    async def bounds() -> tuple[int, int]:
+        return 1, feed.head  # type: ignore[attr-defined]
+
+    feed.bounds = bounds  # type: ignore[method-assign]
     app = realtime_endpoint(never_called, signer=HopSigner(SECRET), broker=broker, feed=feed,
                             region="ams", ping_s=5)
     return app, broker, feed
@@ -149,6 +155,39 @@ async def test_a_subscribe_waits_until_the_feed_knows_where_it_stands() -> None:
     feed.started.set()
     await settle()
     assert client.frames()[0]["op"] == "subscribed" and client.frames()[0]["seq"] == 7
+    await client.leave()
+
+
+async def test_a_subscribe_starts_where_the_replica_stands_not_where_the_tail_lags() -> None:
+    # The replica already shows rows 8 and 9; the tail has handed on up to 7. Subscribing at 7
+    # would announce 8 and 9 again after the client could read them: the subscribe waits for
+    # the tail, and the rows the tail then hands on reach nobody twice.
+    app, broker, feed = make()
+    feed.head = 9  # type: ignore[attr-defined]
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["global"])
+    await settle()
+    assert client.frames() == []
+    await feed.hand_on([Row(8, "knowledge", "d8", 1), Row(9, "knowledge", "d9", 1)],
+                       ConsistencyToken(0xB0))
+    await settle()
+    await broker.publish([Row(10, "knowledge", "d10", 1)], ConsistencyToken(0xB1))
+    await settle()
+    got = client.frames()
+    assert got[0]["op"] == "subscribed" and got[0]["seq"] == 9
+    assert [f["seq"] for f in got[1:]] == [10]
+    await client.leave()
+
+
+async def test_a_token_that_is_not_one_refuses_the_subscribe_not_the_socket() -> None:
+    app, broker, _ = make()
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["global"], consistency_token="L00zz")
+    await settle()
+    refused = client.frames()[0]
+    assert refused["op"] == "error" and refused["status"] == 400
+    assert "not a token" in refused["detail"] and "global" not in broker.by_channel
+    assert not client.task.done()
     await client.leave()
 
 

@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 from litestar import Request
-from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
@@ -52,65 +51,82 @@ class RequestContextMiddleware(ASGIMiddleware):
         self.extra_headers = extra_headers or {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        sent = headers.get(REQUEST_ID_HEADER, "")
-        request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        state["raw_headers"] = headers  # decoded once; the hop guard reads them too
-        parent = propagate.extract(headers)
         # Named by the route's template (an action's path), not the raw path: span names and
         # metric labels stay a bounded set, with no twin ids in them.
         handler = scope.get("route_handler")
         action = handler.opt.get("action") if handler is not None else None
-        route = action.path if action is not None else scope["path"]
-        opened: contextlib.AbstractContextManager[trace.Span]
-        if recording():
-            token = otel_context.attach(parent)
-            name = f"{scope.get('method', 'WS')} {route}"
-            opened = _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER)
-        else:  # nothing would read the SDK's span: ids only (mbhttp.tracing)
-            lean, _ = lean_span(parent)
-            token = otel_context.attach(lean)
-            opened = contextlib.nullcontext(trace.get_current_span(lean))
-        try:
-            with opened as span:
-                span.set_attribute("memorybank.request_id", request_id)
-                span.set_attribute("http.route", route)
-                ctx = span.get_span_context()
-                trace_id = f"{ctx.trace_id:032x}"
-                started, status = time.perf_counter(), 0
+        await in_context(scope, receive, send, next_app, action, self.served_by,
+                         self.extra_headers)
 
-                async def stamped(message: Message) -> None:
-                    nonlocal status
-                    if message["type"] == "http.response.start":
-                        status = message["status"]
-                        out = MutableScopeHeaders.from_message(message)
-                        out[h.REQUEST_ID] = request_id
+
+async def in_context(scope: Scope, receive: Receive, send: Send, next_app: ASGIApp,
+                     action: Any, served_by: str, extra_headers: dict[str, str]) -> None:
+    """What ``RequestContextMiddleware`` does around a request, for any ASGI app: also run by
+    a hub's fast path (``regional.fastpath``), which answers before Litestar's routing."""
+    headers = scope.get("state", {}).get("raw_headers") or {
+        k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    sent = headers.get(REQUEST_ID_HEADER, "")
+    request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
+    state = scope.setdefault("state", {})
+    state["request_id"] = request_id
+    state["raw_headers"] = headers  # decoded once; the hop guard reads them too
+    parent = propagate.extract(headers)
+    route = action.path if action is not None else scope["path"]
+    opened: contextlib.AbstractContextManager[trace.Span]
+    if recording():
+        token = otel_context.attach(parent)
+        name = f"{scope.get('method', 'WS')} {route}"
+        opened = _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER)
+    else:  # nothing would read the SDK's span: ids only (mbhttp.tracing)
+        lean, _ = lean_span(parent)
+        token = otel_context.attach(lean)
+        opened = contextlib.nullcontext(trace.get_current_span(lean))
+    try:
+        with opened as span:
+            span.set_attribute("memorybank.request_id", request_id)
+            span.set_attribute("http.route", route)
+            ctx = span.get_span_context()
+            trace_id = f"{ctx.trace_id:032x}"
+            started, status = time.perf_counter(), 0
+
+            async def stamped(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    stamps = {
+                        h.REQUEST_ID: request_id,
                         # W3C Trace Context level 2: tells the caller which trace answered.
-                        out["traceresponse"] = f"00-{trace_id}-{ctx.span_id:016x}-01"
-                        out[h.SERVED_BY] = self.served_by
-                        for name, value in self.extra_headers.items():
-                            out[name] = value
+                        "traceresponse": f"00-{trace_id}-{ctx.span_id:016x}-01",
+                        h.SERVED_BY: served_by,
+                        **extra_headers,
                         # Headers a guard decided on (e.g. the fleet rate limit's counts).
-                        for name, value in scope["state"].get("response_headers", {}).items():
-                            out[name] = value
-                        span.set_attribute("http.status_code", message["status"])
-                    await send(message)
+                        **scope["state"].get("response_headers", {}),
+                    }
+                    message["headers"] = stamp(message.get("headers") or (), stamps)
+                    span.set_attribute("http.status_code", message["status"])
+                await send(message)
 
-                await next_app(scope, receive, stamped)
-                elapsed = time.perf_counter() - started
-                if action is not None:  # health probes and scrapes are not the API's traffic
-                    metrics.observe(action.name, status, elapsed)
-                # The path is logged as the client sent it (decoded: %0a is a newline here);
-                # mbhttp.logs' formatter escapes it, as it does every record's client text.
-                access_log.info(
-                    "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
-                    scope["path"], status, elapsed * 1000,
-                    request_id, trace_id,
-                )
-        finally:
-            otel_context.detach(token)
+            await next_app(scope, receive, stamped)
+            elapsed = time.perf_counter() - started
+            if action is not None:  # health probes and scrapes are not the API's traffic
+                metrics.observe(action.name, status, elapsed)
+            # The path is logged as the client sent it (decoded: %0a is a newline here);
+            # mbhttp.logs' formatter escapes it, as it does every record's client text.
+            access_log.info(
+                "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
+                scope["path"], status, elapsed * 1000,
+                request_id, trace_id,
+            )
+    finally:
+        otel_context.detach(token)
+
+
+def stamp(headers: Any, stamps: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """``headers`` (ASGI pairs) with ``stamps`` set: any header of the same name replaced. One
+    pass over the headers, not a search per stamp (a read's response carries a dozen)."""
+    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in stamps.items()]
+    names = {k for k, _ in out}
+    return [(k, v) for k, v in headers if k.lower() not in names] + out
 
 
 def outbound_trace_headers() -> dict[str, str]:

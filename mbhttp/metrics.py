@@ -48,9 +48,10 @@ REQUESTS = Counter("memorybank_requests", "Requests answered, by action and HTTP
                    ["action", "code"])
 DURATION = Histogram("memorybank_request_duration_seconds",
                      "Time to answer a request, by action", ["action"], buckets=BUCKETS)
-CACHE = Counter("memorybank_cache_lookups", "Hub Redis cache lookups by result (hit, miss)",
-                ["result"])
-cache_hit, cache_miss = CACHE.labels("hit"), CACHE.labels("miss")
+CACHE = Counter("memorybank_cache_lookups",
+                "Hub twin-view cache lookups by result (near: the worker's memory; hit: Redis; "
+                "miss: the replica)", ["result"])
+near_hit, cache_hit, cache_miss = CACHE.labels("near"), CACHE.labels("hit"), CACHE.labels("miss")
 EDGE_CACHE = Counter("memorybank_edge_cache_lookups", "Edge PoP cache answers by result",
                      ["result"])
 edge_cache_hit, edge_cache_miss = EDGE_CACHE.labels("hit"), EDGE_CACHE.labels("miss")

@@ -35,10 +35,12 @@ from regional.admission import FleetAdmission
 from regional.breaker import Breaker
 from regional.cache import TwinCache
 from regional.central_client import CentralClient
+from regional.fastpath import fast_twin_reads
 from regional.follower import Follower
 from regional.hub_metrics import watch_hub
 from regional.index import IndexFollower, make_index
 from regional.lease import Lease
+from regional.near import NearCache
 from regional.ops import PeerHealth
 from regional.ratelimit import FleetLimiter
 from regional.realtime import Broker, RealtimeFeed, realtime_endpoint
@@ -70,14 +72,16 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     hot = hot_redis(settings.redis_url, connect_timeout_s=2)
     cache = TwinCache(redis, ttl_s=settings.cache_ttl_s, hot=hot, timeout_s=2)
+    near = NearCache(settings.near_cache_entries)
     reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000,
-                      use_cache=settings.cache_reads)
+                      use_cache=settings.cache_reads, near=near)
     follower = Follower(replica, clock, cache)
     limits_redis = (
         hot_redis(settings.limits_redis_url, connect_timeout_s=1)
         if settings.limits_redis_url else hot
     )
-    limiter = FleetLimiter(limits_redis, timeout_s=1)
+    limiter = FleetLimiter(limits_redis, timeout_s=1, lease_units=settings.limits_lease_units,
+                           lease_hold_s=settings.limits_lease_hold_ms / 1000)
     admission = FleetAdmission(limiter, cost=request_cost, breaker=Breaker(
         failures=settings.limits_breaker_failures, cooldown_s=settings.limits_breaker_cooldown_s))
     # Granian may run several workers: the follower runs in the one holding this lease. Each
@@ -96,7 +100,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     broker = Broker(replica, limits=settings.realtime_limits,
                     max_connections=settings.realtime_max_connections,
                     queue_max=settings.realtime_queue_max)
-    realtime_feed.sink = broker.publish
+    realtime_feed.sink, realtime_feed.near = broker.publish, near
     signer = HopSigner(settings.hop_secret)
     peers = PeerHealth({r: u for r, u in settings.peers.items() if r != settings.region},
                        timeout_s=settings.peer_timeout_s)
@@ -134,6 +138,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             await redis.aclose()
             await replica.close()
 
+    served_by, stamps = f"hub={settings.region}", {h.HUB: settings.region}
+
     def provide(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False)
 
@@ -156,9 +162,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         },
         guards=[hop_guard(signer, admit=admission,
                           open_paths=frozenset({"/healthz", "/metrics"}))],
-        middleware=[RequestContextMiddleware(
-            served_by=f"hub={settings.region}", extra_headers={h.HUB: settings.region}
-        )],
+        middleware=[RequestContextMiddleware(served_by=served_by, extra_headers=stamps)],
         exception_handlers=exception_handlers(),
         # Plain synchronous logging (configured above): Litestar's default hands every record to
         # a queue thread, and with one access-log line per request the GIL hand-offs cost more
@@ -174,4 +178,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                                          feed=realtime_feed, region=settings.region,
                                          ping_s=settings.realtime_ping_s,
                                          wait_s=settings.token_wait_ms / 1000)
+    # Before Litestar too: profile reads the worker's near cache can answer (regional.fastpath).
+    app.asgi_handler = fast_twin_reads(app.asgi_handler, signer=signer, admit=admission,
+                                       reads=reads, served_by=served_by, extra_headers=stamps)
     return app

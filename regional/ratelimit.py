@@ -23,6 +23,7 @@ import asyncio
 import itertools
 import math
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,11 +34,16 @@ from mbwire import RateLimited
 from mbwire import headers as h
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
-# KEYS[1] the sub's log. ARGV: limit, window_ms, cost, unique call id, now_ms ("" = Redis TIME).
-# The log holds (now - window, now]: an entry exactly one window old has expired.
+# KEYS[1] the sub's log. ARGV: limit, window_ms, cost, unique call id, now_ms ("" = Redis TIME),
+# extra (units to lease beyond cost, granted only as far as they fit), hold_ms (how long leased
+# units may be spent). The log holds (now - window, now]: an entry exactly one window old has
+# expired. Units granted with a lease are logged at now + hold_ms, the latest moment they can be
+# spent, so a unit is never counted before the request that spends it: any window still holds
+# at most ``limit`` admitted requests (a lease can only admit fewer, never more).
 SLIDING_WINDOW_LUA = """
 local key = KEYS[1]
 local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local extra, hold = tonumber(ARGV[6]), tonumber(ARGV[7])
 local now
 if ARGV[5] ~= '' then
   now = tonumber(ARGV[5])
@@ -47,14 +53,17 @@ else
 end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local used = redis.call('ZCARD', key)
-local allowed = 0
+local allowed, granted = 0, 0
 if cost <= limit and used + cost <= limit then
-  for i = 1, cost do
-    redis.call('ZADD', key, now, ARGV[4] .. ':' .. i)
+  granted = math.min(cost + extra, limit - used)
+  local at = now
+  if granted > cost then at = now + hold end
+  for i = 1, granted do
+    redis.call('ZADD', key, at, ARGV[4] .. ':' .. i)
   end
-  used = used + cost
+  used = used + granted
   allowed = 1
-  redis.call('PEXPIRE', key, window)
+  redis.call('PEXPIRE', key, window + hold)
 end
 local reset = 0
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -72,8 +81,11 @@ if allowed == 0 then
     retry = tonumber(entry[2]) + window - now
   end
 end
-return {allowed, limit, limit - used, reset, retry}
+return {allowed, limit, limit - used, reset, retry, granted}
 """
+
+
+_MAX_LEASES = 10_000  # subs with a live lease per process
 
 
 class FleetUnavailable(Exception):
@@ -103,6 +115,28 @@ class FleetDecision:
         )
 
 
+@dataclass(slots=True)
+class _Lease:
+    """One sub in this process: units taken beyond what its requests cost, spendable until
+    ``until`` (local monotonic seconds), what Redis said when it granted them, and how many
+    requests the sub made here in the current and the previous hold period (its pace)."""
+    tier: str = ""
+    units: int = 0
+    until: float = 0.0
+    limit: int = 0
+    remaining: int = 0
+    reset_at: float = 0.0
+    period: float = 0.0
+    count: int = 0
+    pace: int = 0
+
+    def counted(self, local: float, hold_s: float) -> None:
+        if local - self.period >= hold_s:
+            self.pace = self.count if local - self.period < 2 * hold_s else 0
+            self.period, self.count = local, 0
+        self.count += 1
+
+
 class FleetLimiter:
     def __init__(
         self,
@@ -112,11 +146,22 @@ class FleetLimiter:
         window_s: float = 60.0,
         prefix: str = "mb:ratelimit:",
         timeout_s: float | None = None,
+        lease_units: int = 0,
+        lease_hold_s: float = 0.5,
     ) -> None:
         """``timeout_s``: bound each hit with ``asyncio.timeout`` (for a client made without a
-        socket timeout, which redis-py would otherwise apply with a task per command)."""
+        socket timeout, which redis-py would otherwise apply with a task per command).
+
+        ``lease_units``: with each round trip, take up to this many units more than the request
+        costs (no more than the sub's requests here in the last ``lease_hold_s``, a 50th of the
+        tier's limit at most, and only as many as fit), and spend them on the sub's next
+        requests in this process for ``lease_hold_s`` without asking Redis. So a busy caller
+        costs a round trip per lease, not per request; the bound stays exact (see the script),
+        and what a lease leaves unspent (its caller slowed down) is admitted to no one."""
         self._limits = dict(limits)
         self._timeout_s = timeout_s
+        self._lease_units, self._hold_s = lease_units, lease_hold_s
+        self._leases: dict[str, _Lease] = {}
         # Each admitted unit is a member named by this call's id: unique across hubs (a random
         # prefix per process) without a uuid4 per request.
         self._ids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count())
@@ -132,18 +177,46 @@ class FleetLimiter:
         if cost < 1:
             raise ValueError("cost must be at least 1")
         limit = self._limits[tier]
+        local = time.monotonic() if now is None else now
+        extra = 0
+        if self._lease_units:
+            lease = self._leases.get(sub)
+            if lease is None:
+                if len(self._leases) >= _MAX_LEASES:
+                    self._forget_idle(local)
+                lease = self._leases[sub] = _Lease()
+            lease.counted(local, self._hold_s)
+            if lease.tier == tier and lease.units >= cost and local < lease.until:
+                lease.units -= cost
+                return FleetDecision(True, lease.limit, lease.remaining + lease.units,
+                                     max(0, math.ceil(lease.reset_at - local)), 0)
+            lease.units = 0  # spent, expired or another tier: its leftover lapses
+            extra = min(self._lease_units, limit // 50, lease.pace)
+        hold_ms = round(self._hold_s * 1000)
         args: list[str | int] = [limit, self._window_ms, cost, next(self._ids),
-                                 "" if now is None else round(now * 1000)]
+                                 "" if now is None else round(now * 1000), extra, hold_ms]
         try:
             async with asyncio.timeout(self._timeout_s):
                 raw = await self._script(keys=[self._prefix + sub], args=args)
         except (RedisError, OSError) as exc:  # OSError includes TimeoutError
             raise FleetUnavailable(f"fleet rate limiter unavailable: {exc}") from exc
-        allowed, limit, remaining, reset_ms, retry_ms = (int(v) for v in raw)
+        allowed, limit, remaining, reset_ms, retry_ms, granted = (int(v) for v in raw)
+        if granted > cost and (lease := self._leases.get(sub)) is not None:
+            # Spendable until the moment the units are logged at, counted from before the call.
+            lease.tier, lease.units, lease.until = tier, granted - cost, local + self._hold_s
+            lease.limit, lease.remaining, lease.reset_at = limit, remaining, local + reset_ms / 1000
         return FleetDecision(
             allowed=bool(allowed),
             limit=limit,
-            remaining=remaining,
+            remaining=remaining + max(0, granted - cost),
             reset_s=math.ceil(reset_ms / 1000),
             retry_after_s=math.ceil(retry_ms / 1000),
         )
+
+    def _forget_idle(self, local: float) -> None:
+        """Makes room: subs quiet for two hold periods go (nothing of theirs is spendable)."""
+        idle = 2 * self._hold_s
+        for sub in [s for s, lease in self._leases.items() if local - lease.period >= idle]:
+            del self._leases[sub]
+        if len(self._leases) >= _MAX_LEASES:  # all busy: drop the oldest (its units lapse)
+            del self._leases[next(iter(self._leases))]

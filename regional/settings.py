@@ -30,6 +30,8 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     replica_pool_timeout_ms: int = 500
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
+    # Twin views each worker keeps in its own memory (regional/near.py); 0 = none.
+    near_cache_entries: int = 10_000
     central_timeout_s: float = 10.0
     max_body_bytes: int = 1 << 20
     # region -> base URL of the other hubs (HUB_PEERS is a JSON object): /v1/regions asks their
@@ -39,6 +41,11 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # The breaker in front of the limits Redis: open after this many failures in a row, then
     # let one request probe it after the cooldown.
     limits_breaker_failures: int = 3
+    # A busy caller's units are taken from the limits Redis in leases of up to this many,
+    # spent by this worker within limits_lease_hold_ms (regional.ratelimit); 0 = a round trip
+    # per request.
+    limits_lease_units: int = 64
+    limits_lease_hold_ms: int = 500
     limits_breaker_cooldown_s: float = 5.0
     # The feed follower runs in one worker per hub: the holder of a lease in the hub's Redis.
     follower_lease_ms: int = 5000

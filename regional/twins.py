@@ -22,16 +22,19 @@ from mbwire.decode import check_twin_id
 from mbwire.types import GrantEntry, GrantList, TwinView
 from regional.cache import CachedTwin, TwinCache
 from regional.central_client import CentralClient
+from regional.near import NearCache
 from regional.replica import ReplayClock, Replica
 
 
 class TwinReads:
     def __init__(
         self, replica: Replica, clock: ReplayClock, cache: TwinCache, *, wait_s: float,
-        use_cache: bool = True,
+        use_cache: bool = True, near: NearCache | None = None,
     ) -> None:
         self.replica, self.clock, self.cache, self.wait_s = replica, clock, cache, wait_s
         self.use_cache = use_cache
+        # The worker's own memory first (regional.near), then Redis, then the replica.
+        self.near = near if use_cache and near is not None else NearCache(0)
 
     async def view(
         self, principal: Principal, twin_id: str, token: ConsistencyToken | None,
@@ -39,17 +42,26 @@ class TwinReads:
     ) -> tuple[CachedTwin, ConsistencyToken]:
         if token is not None:
             await self.clock.settle(token, self.wait_s)
+        near = self.near.get(twin_id, token)
+        if near is not None:
+            entry, answered = near
+        else:
+            entry, answered = await self._fetch(twin_id, token)
+            self.near.put(twin_id, entry, answered)
+        authorize(principal, need, twin_id, entry.owner_sub, entry.grants)
+        return entry, answered
+
+    async def _fetch(self, twin_id: str, token: ConsistencyToken | None,
+                     ) -> tuple[CachedTwin, ConsistencyToken]:
         entry, mark = await self.cache.get(twin_id) if self.use_cache else (None, None)
         if entry is not None and (token is None or (mark is not None and mark >= token)):
-            answered = max(ConsistencyToken.parse(entry.lsn), mark or ConsistencyToken(0))
-        else:
-            row, answered = await self.replica.twin(twin_id)
-            if row is None:
-                raise NotFound(f"twin {twin_id} does not exist")
-            entry = CachedTwin(row.version, row.owner_sub, row.profile, row.grants, str(answered))
-            if self.use_cache:
-                await self.cache.fill(twin_id, entry)
-        authorize(principal, need, twin_id, entry.owner_sub, entry.grants)
+            return entry, max(ConsistencyToken.parse(entry.lsn), mark or ConsistencyToken(0))
+        row, answered = await self.replica.twin(twin_id)
+        if row is None:
+            raise NotFound(f"twin {twin_id} does not exist")
+        entry = CachedTwin(row.version, row.owner_sub, row.profile, row.grants, str(answered))
+        if self.use_cache:
+            await self.cache.fill(twin_id, entry)
         return entry, answered
 
 

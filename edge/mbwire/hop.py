@@ -66,8 +66,11 @@ class ReplayCache:
         return True
 
 
+_EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
+
+
 def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(body).hexdigest() if body else _EMPTY_DIGEST  # most hops: a GET
 
 
 class HopSigner:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mbwire import ConsistencyToken, Unavailable
+from regional.near import NearCache
 from regional.replica import ReplayClock, Replica
 
 log = logging.getLogger("memorybank.realtime")
@@ -47,12 +48,15 @@ class RealtimeFeed:
         self.token = ConsistencyToken(0)
         self.sink: Sink | None = None
         self.started = asyncio.Event()
+        self.near: NearCache | None = None  # the worker's twin views, evicted from here
         self._moved = asyncio.Condition()   # notified whenever ``cursor`` moves
 
     async def run(self) -> None:
         while True:
             try:
                 if self.cursor < 0:
+                    if self.near is not None:
+                        self.near.clear()
                     _, self.cursor = await self.bounds()
                     self.started.set()
                 while True:
@@ -66,13 +70,20 @@ class RealtimeFeed:
         if self.clock.position <= self.token.lsn:
             await self.clock.advanced()
         while True:
+            before = await self.position()
             rows, after = await self.read(self.cursor, None, self.batch)
-            await self.hand_on(rows, after)
-            if len(rows) < self.batch:
+            complete = len(rows) < self.batch
+            await self.hand_on(rows, after, before if complete else None)
+            if complete:
                 return
 
-    async def hand_on(self, rows: list[Row], after: ConsistencyToken) -> None:
-        """Gives rows read up to ``after`` to the sink, and wakes whoever waits in ``reach``."""
+    async def hand_on(self, rows: list[Row], after: ConsistencyToken,
+                      before: ConsistencyToken | None = None) -> None:
+        """Gives rows read up to ``after`` to the sink, and wakes whoever waits in ``reach``.
+        ``before``: a replay position read before the rows, when they are all the feed had up
+        to it (every change committed at or before it is among them or handed on earlier)."""
+        if self.near is not None:  # before anyone hears of the rows
+            self.near.evict(((r.kind, r.key) for r in rows), before)
         if rows:
             self.cursor = rows[-1].seq
             if self.sink is not None:
@@ -109,6 +120,13 @@ class RealtimeFeed:
             position = await conn.execute(_POSITION)
             after: Any = await position.fetchone()
         return found, ConsistencyToken.from_pg_lsn(after[0])
+
+    async def position(self) -> ConsistencyToken:
+        """The replica's replay position now."""
+        async with self.replica.connection() as conn:
+            cur = await conn.execute(_POSITION)
+            found: Any = await cur.fetchone()
+        return ConsistencyToken.from_pg_lsn(found[0])
 
     async def bounds(self) -> tuple[int, int]:
         """(lowest retained seq, highest seq) on this replica."""

@@ -150,3 +150,103 @@ def test_cross_pop_bound(redis_url: str, route: list[int], limit: int) -> None:
     assert served == min(limit, through_pops)
     per_pop = [route.count(p) for p in range(3)]
     assert through_pops == sum(min(n, limit) for n in per_pop)
+
+
+# Leases: a busy caller's units come from Redis a batch at a time and are spent in the worker.
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[FIXTURE_REUSE])
+@given(st.lists(st.tuples(st.integers(0, 120), st.integers(0, 2), st.integers(1, 3)),
+                min_size=1, max_size=150),
+       st.integers(50, 150))  # a lease is at most a 50th of the limit: below 50, none
+def test_leased_units_never_admit_more_than_the_limit_in_any_window(
+    redis_url: str, seq: list[tuple[int, int, int]], limit: int,
+) -> None:
+    """Three workers leasing units for one sub, any pace and interleaving: any window of the
+    limiter's length holds at most ``limit`` admitted units, counted when they were spent."""
+    async def run() -> list[tuple[int, int]]:
+        client = aioredis.Redis.from_url(redis_url)
+        prefix = f"test:{uuid.uuid4().hex}:"
+        workers = [FleetLimiter(client, prefix=prefix, limits={"t": limit}, window_s=2.0,
+                                lease_units=8, lease_hold_s=0.3) for _ in range(3)]
+        now_ms, admitted = 0, []
+        try:
+            for dt_ms, worker, cost in seq:
+                now_ms += dt_ms
+                if (await workers[worker].hit("k", "t", cost, now=now_ms / 1000)).allowed:
+                    admitted.append((now_ms, cost))
+        finally:
+            await client.aclose()
+        return admitted
+
+    admitted = asyncio.run(run())
+    for t, _ in admitted:
+        assert sum(c for s, c in admitted if t - 2_000 < s <= t) <= limit
+
+
+async def test_a_busy_caller_costs_a_round_trip_per_lease_and_a_slow_one_leases_nothing(
+    redis_url: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    fleet = FleetLimiter(client, prefix=f"test:{uuid.uuid4().hex}:", lease_units=16,
+                         lease_hold_s=0.1)
+    calls = 0
+    script = fleet._script
+
+    async def counted(**kw: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await script(**kw)
+
+    fleet._script = counted  # type: ignore[assignment]
+    try:
+        # 400 requests 1 ms apart: the first 0.1 s (a round trip each) sets the pace, then
+        # one round trip per 17 requests.
+        decisions = [await fleet.hit("busy", "internal", now=1000 + i / 1000) for i in range(400)]
+        assert all(d.allowed for d in decisions)
+        assert 100 < calls < 100 + 300 / 17 + 3
+        # What Redis logged: every admitted request, plus at most one lease's leftover.
+        logged = await client.zcard(f"{fleet._prefix}busy")
+        assert 400 <= logged <= 400 + 16
+        assert decisions[-1].remaining == 10_000 - 400
+        # One request per second: no pace, no lease, nothing held back from the caller.
+        calls = 0
+        for i in range(5):
+            await fleet.hit("slow", "internal", now=2000.0 + i)
+        assert calls == 5 and await client.zcard(f"{fleet._prefix}slow") == 5
+    finally:
+        await client.aclose()
+
+
+async def test_units_spent_late_in_a_lease_still_count_when_the_window_moves_on(
+    redis_url: str,
+) -> None:
+    """The trace that would break a lease logged at its grant time: units leased at 0.30 and
+    spent at 0.55 and 0.56 must still count at 2.31, when units logged at 0.30 would have left
+    the 2 s window."""
+    client = aioredis.Redis.from_url(redis_url)
+    prefix = f"test:{uuid.uuid4().hex}:"
+    a, b = (FleetLimiter(client, prefix=prefix, limits={"t": 100}, window_s=2.0,
+                         lease_units=8, lease_hold_s=0.3) for _ in range(2))
+    admitted: list[tuple[float, int]] = []
+
+    async def hit(worker: FleetLimiter, now: float, cost: int = 1) -> bool:
+        allowed = (await worker.hit("k", "t", cost, now=now)).allowed
+        if allowed:
+            admitted.append((now, cost))
+        return allowed
+
+    try:
+        for i in range(30):                  # sets a's pace: no lease yet
+            assert await hit(a, i / 100)
+        assert await hit(a, 0.30)            # leases 2 more (a 50th of 100)
+        assert await hit(a, 0.55) and await hit(a, 0.56)   # spent from the lease
+        left = 100 - sum(c for _, c in admitted)
+        assert await hit(b, 1.0, left)       # the limit is reached
+        # At 2.31 the window is (0.31, 2.31]: it holds 0.55, 0.56 and the 67 of 1.0, so 30
+        # units fit and 33 do not (a lease logged at 0.30 would have let 33 in: 102).
+        assert not await hit(b, 2.31, 33)
+        assert await hit(b, 2.31, 30)
+    finally:
+        await client.aclose()
+    for t, _ in admitted:
+        assert sum(c for s, c in admitted if t - 2.0 < s <= t) <= 100

@@ -77,9 +77,10 @@ async def test_read_your_writes_in_every_other_region(live: LiveStack, http: htt
         assert r.headers["x-consistency-token"] >= w.headers["x-consistency-token"]
 
 
-def hub_headers(live: LiveStack, method: str, path: str, sub: str) -> dict[str, str]:
+def hub_headers(live: LiveStack, method: str, path: str, sub: str,
+                tier: str = "internal") -> dict[str, str]:
     """Call a hub directly, as the edge would: signed hop, no edge cache in the way."""
-    principal = Principal(sub=sub, tier="internal")
+    principal = Principal(sub=sub, tier=tier)  # type: ignore[arg-type]
     return {**HopSigner(live.secrets.edge_hop_secret).sign(method, path, principal, "t-1"),
             "x-request-id": "t-1"}
 
@@ -114,6 +115,89 @@ async def test_hub_cache_is_invalidated_by_the_change_feed(live: LiveStack,
             await asyncio.sleep(0.02)
     finally:
         await redis.aclose()
+
+
+async def near_hits(http: httpx.AsyncClient, hub: str) -> float:
+    text = (await http.get(f"{hub}/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('memorybank_cache_lookups_total{result="near"'))
+
+
+async def test_the_workers_near_cache_answers_repeats_and_never_a_stale_tokened_read(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    twin_id = await create(live, http, "near", {"n": 0})
+    hub, path = live.topology.hubs["sin"], f"/v1/twins/{twin_id}"
+    deadline = time.monotonic() + 10
+    while True:  # until sin's worker keeps the view (its tail must have passed the create)
+        before = await near_hits(http, hub)
+        r = await http.get(hub + path, headers=hub_headers(live, "GET", path, "near"))
+        assert r.status_code in (200, 404), r.text
+        if r.status_code == 200 and await near_hits(http, hub) > before:
+            break
+        assert time.monotonic() < deadline, "repeated reads never came from the near cache"
+        await asyncio.sleep(0.02)
+    for n in range(1, 6):  # each write's token read at once at sin: never the kept view
+        w = await http.patch(f"{live.topology.edges['ams']}{path}", headers={
+            **live.auth("near"), "Content-Type": "application/merge-patch+json"},
+            content=b'{"n": %d}' % n)
+        assert w.status_code == 200, w.text
+        r = await http.get(hub + path, headers={
+            **hub_headers(live, "GET", path, "near"),
+            "x-consistency-token": w.headers["x-consistency-token"]})
+        assert r.status_code == 200 and r.json()["profile"]["n"] == n, r.text
+        assert r.headers["x-consistency-token"] >= w.headers["x-consistency-token"]
+
+
+_VOLATILE = {"x-request-id", "traceresponse", "date", "x-replica-lag-ms",
+             "x-mb-fleet-remaining", "x-mb-fleet-reset", "x-consistency-token"}
+
+
+def _alike(r: httpx.Response) -> tuple[int, object, set[str], dict[str, str]]:
+    """What two answers to the same read share: status, body, header names, and the values
+    of headers that are not per request."""
+    body = r.json()
+    if isinstance(body, dict):
+        body.pop("request_id", None)
+    return (r.status_code, body, set(r.headers),
+            {k: v for k, v in r.headers.items() if k not in _VOLATILE})
+
+
+async def test_the_fast_path_answers_as_the_litestar_path_does(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    """A read the near cache holds is answered before Litestar (regional.fastpath): the same
+    status, body and headers as Litestar's answer, for the owner (200) and a stranger (403)."""
+    hub = live.topology.hubs["sin"]
+
+    async def read(path: str, sub: str) -> tuple[httpx.Response, bool]:
+        before = await near_hits(http, hub)
+        r = await http.get(hub + path, headers=hub_headers(live, "GET", path, sub, "pro"))
+        return r, await near_hits(http, hub) > before
+
+    async def slow_then_fast(sub: str) -> tuple[httpx.Response, httpx.Response]:
+        path = f"/v1/twins/{await create(live, http, 'fast', {'k': 'v'})}"
+        deadline = time.monotonic() + 10
+        while (got := await read(path, sub))[0].status_code == 404:  # not replayed at sin yet
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        slow, was_near = got
+        assert not was_near  # a miss: Litestar answered
+        while not was_near:
+            assert time.monotonic() < deadline, "the near cache never kept the view"
+            fast, was_near = await read(path, sub)
+        return slow, fast
+
+    slow, fast = await slow_then_fast("fast")
+    assert slow.status_code == 200 and _alike(fast) == _alike(slow)
+    slow, fast = await slow_then_fast("fast-stranger")
+    assert slow.status_code == 403 and _alike(fast) == _alike(slow)
+    path = str(fast.url.path)
+    # A hop replayed to the fast path is refused as Litestar refuses it.
+    replayed = hub_headers(live, "GET", path, "fast")
+    assert (await http.get(hub + path, headers=replayed)).status_code == 200
+    again = await http.get(hub + path, headers=replayed)
+    assert again.status_code == 401 and "replayed" in again.json()["detail"]
 
 
 async def test_concurrent_writers_through_every_edge_all_survive(live: LiveStack,

@@ -1,0 +1,74 @@
+"""Twin views in this worker's own memory, in front of the hub's Redis cache.
+
+A cached read used to cost a Redis round trip; the near cache answers it from a dict. It is kept
+honest by the worker's own change-feed tail (``regional.realtime.feed``, which every worker runs
+for its sockets), with one rule instead of Redis's ``inv:`` marks, since one event loop owns it:
+
+- ``mark``: a replay position up to which the tail has evicted every changed twin (read before
+  the rows it evicted, as the Redis follower's mark is). 0 until the tail has handed on its
+  first complete batch (nothing is served or kept before that).
+- ``put`` keeps a view read at position P only if P >= ``mark`` *at that moment* (no await
+  between the check and the store): every change after P reaches ``evict`` later and drops it.
+  A view read before the mark could lack a change whose eviction already ran; it is not kept.
+- ``get`` answers at max(P, ``mark``): nothing changed the twin between P and the mark, or the
+  view would be gone. A read whose token is past that goes on to Redis and the replica.
+
+Bounded: at most ``max_entries`` views; the oldest stored goes first. A worker's memory, so per
+twin data residency later means: a hub outside a twin's zone never reads it, so never keeps it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mbhttp import metrics
+from mbwire import ConsistencyToken
+from regional.cache import CachedTwin
+
+# Change-feed kinds that change what a twin view holds (as the Redis follower invalidates).
+VIEW_KINDS = frozenset({"twin", "grant"})
+
+
+class NearCache:
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self.mark = 0
+        self._views: dict[str, tuple[CachedTwin, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def get(self, twin_id: str, token: ConsistencyToken | None,
+            ) -> tuple[CachedTwin, ConsistencyToken] | None:
+        found = self._views.get(twin_id) if self.mark else None
+        if found is None:
+            return None
+        answered = max(found[1], self.mark)
+        if token is not None and token.lsn > answered:
+            return None
+        metrics.near_hit.inc()
+        return found[0], ConsistencyToken(answered)
+
+    def put(self, twin_id: str, view: CachedTwin, position: ConsistencyToken) -> bool:
+        if not self.max_entries or not self.mark or position.lsn < self.mark:
+            return False
+        views = self._views
+        if twin_id not in views and len(views) >= self.max_entries:
+            del views[next(iter(views))]
+        views[twin_id] = (view, position.lsn)
+        return True
+
+    def evict(self, changes: Iterable[tuple[str, str]], upto: ConsistencyToken | None) -> None:
+        """The tail read ``changes`` ((kind, key) pairs); ``upto``, when known: a position read
+        before them, so every change committed at or before it is among them or earlier ones
+        (not a position read after them: a change committed in between is not among them)."""
+        views = self._views
+        for kind, key in changes:
+            if kind in VIEW_KINDS:
+                views.pop(key, None)
+        if upto is not None:
+            self.mark = max(self.mark, upto.lsn)
+
+    def clear(self) -> None:
+        """The tail starts over (it may have missed changes): nothing kept is trusted."""
+        self._views.clear()
+        self.mark = 0

@@ -71,9 +71,12 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
                     headers={**(exc.headers or {}), **_id_header(request_id)})
 
 
+UNEXPECTED = "The server hit an unexpected error; it has been logged."
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return render(request, Problem("The server hit an unexpected error; it has been logged."))
+    return render(request, Problem(UNEXPECTED))
 
 
 

@@ -1,21 +1,25 @@
-"""The hub's hottest request, ``GET /v1/twins/{id}``, answered from the worker's near cache
-before Litestar routes it.
+"""The hub's hottest request, ``GET /v1/twins/{id}``, answered before Litestar routes it.
 
-A profile read that the near cache (``regional.near``) can answer needs none of what Litestar
-does per request (routing, dependency injection, guards over a ``Request``, response objects),
-which cost several times the read itself. So this ASGI wrapper answers it directly, with the
-same pieces the Litestar path uses: the hop signature (``HopSigner.verify``), the fleet
-admission, ``twins.authorize``, the request context (``mbhttp.context.in_context``: request id,
-trace, ``X-Served-By``, metrics, access log) and problem bodies. Everything else falls through
-to Litestar untouched: another path or method, a query string (``fields``), a token or twin the
-near cache cannot answer for, a hop that does not verify (Litestar's guard refuses it the same
-way, since a failed check records nothing). Once the hop verifies, the request is answered
-here: the signature's nonce is spent, so Litestar's guard would refuse it as a replay.
+A profile read is a dictionary lookup in the worker's near cache (``regional.near``), or one
+Redis call or one replica query; Litestar's per-request work around it (routing, dependency
+injection, guards over a ``Request``, response objects, its exception middleware) cost several
+times that. So this ASGI wrapper serves the read itself, with the same parts the Litestar path
+uses: the hop signature (``HopSigner.verify``), the fleet admission, ``TwinReads.view`` (token,
+near cache, Redis, replica, ``authorize``), the request context (``mbhttp.context.in_context``:
+request id, trace, ``X-Served-By``, metrics, access log) and problem bodies.
 
-``tests/integration/test_twins.py`` checks that both paths answer alike (status, body, headers)."""
+Everything else falls through to Litestar untouched: another path or method, a query string
+(``fields``), a request without a sane request id or a principal, a malformed twin id or token,
+a hop that does not verify (Litestar's guard refuses it the same way: a failed check records
+nothing). Once the hop verifies, the request is answered here, errors included: its nonce is
+spent, so Litestar's guard would refuse it as a replay.
+
+``tests/integration/test_twins.py`` checks that both paths answer alike (status, body, header
+names and values) for a hit, a miss, a stranger, an unknown twin and a bad token."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -24,7 +28,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from mbhttp.context import in_context
 from mbhttp.guard import Admission
-from mbwire import HopError, HopSigner, Problem
+from mbhttp.problems import UNEXPECTED
+from mbwire import HopError, HopSigner, Problem, Unauthorized
 from mbwire import headers as h
 from mbwire.actions import BY_NAME
 from mbwire.errors import PROBLEM_CONTENT_TYPE
@@ -32,9 +37,10 @@ from mbwire.hop import PRINCIPAL_HEADER
 from mbwire.token import TOKEN_PATTERN, ConsistencyToken
 from mbwire.types import TWIN_ID_PATTERN, TwinView
 from regional.cache import CachedTwin
-from regional.twins import TwinReads, authorize, read_headers
+from regional.twins import TwinReads, read_headers
 
 ACTION = BY_NAME["get_twin_profile"]
+log = logging.getLogger("memorybank.errors")  # as mbhttp.problems logs them
 _PATH = re.compile(r"/v1/twins/([^/]+)")
 _TOKEN = re.compile(TOKEN_PATTERN)
 TWIN_ID = re.compile(TWIN_ID_PATTERN)
@@ -58,30 +64,29 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
             await app(scope, receive, send)
             return
         token = ConsistencyToken.parse(raw_token) if raw_token else None
-        found = reads.near.get(twin_id, token)
-        if found is None:
-            await app(scope, receive, send)
-            return
         raw_path = scope.get("raw_path")
         try:
             principal = signer.verify("GET", raw_path.decode("latin-1") if raw_path
                                       else scope["path"], headers, request_id)
         except HopError:
-            principal = None
-        if principal is None:
             await app(scope, receive, send)
             return
         scope.setdefault("state", {})["raw_headers"] = headers
-        entry, answered = found
 
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
             state = scope["state"]
             state["principal"] = principal
             try:
+                if principal is None:  # an anonymous hop (a probe's): as require_principal
+                    raise Unauthorized("this call needs an authenticated caller")
                 await admit(principal, state, scope)
-                authorize(principal, "read", twin_id, entry.owner_sub, entry.grants)
+                entry, answered = await reads.view(principal, twin_id, token)
             except Problem as problem:
                 await _problem(send, problem, scope["path"], request_id)
+                return
+            except Exception:  # as mbhttp.problems answers what no handler expected
+                log.exception("unhandled error on GET %s", scope["path"])
+                await _problem(send, Problem(UNEXPECTED), scope["path"], request_id)
                 return
             await _view(send, twin_id, entry, read_headers(answered, reads.clock))
 

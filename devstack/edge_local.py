@@ -41,7 +41,7 @@ from mbedge import (
 from mbedge.limits import ANONYMOUS
 from mbedge.messages import lower_headers
 from mbhttp import metrics
-from mbhttp.tracing import setup_tracing
+from mbhttp.tracing import lean_span, recording, setup_tracing
 from mbwire import actions
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
@@ -207,12 +207,19 @@ class LocalEdge:
         name = found.action.name if found else None
         # The edge's span: the caller's trace continued, and its traceparent is what the core
         # forwards, so the hub's span is this one's child (edge → hub → central, one trace).
-        attached = otel_context.attach(propagate.extract(headers))
-        try:
-            with _tracer.start_as_current_span(
+        parent = propagate.extract(headers)
+        opened: contextlib.AbstractContextManager[trace.Span]
+        if recording():
+            attached = otel_context.attach(parent)
+            opened = _tracer.start_as_current_span(
                 f"edge {found.action.method} {found.action.path}" if found else "edge",
-                kind=trace.SpanKind.SERVER,
-            ) as span:
+                kind=trace.SpanKind.SERVER)
+        else:  # nothing would read the SDK's span: its ids only, as the hubs do
+            lean, _ = lean_span(parent)
+            attached = otel_context.attach(lean)
+            opened = contextlib.nullcontext(trace.get_current_span(lean))
+        try:
+            with opened as span:
                 propagate.inject(headers)
                 status = await self._answer(scope, headers, body, send)
                 span.set_attribute("http.status_code", status)

@@ -41,7 +41,8 @@ def test_an_answer_is_the_twins_state_at_the_position_it_answers_at(ops: list[tu
             commits.append((head + 1, step[1]))
         elif step[0] == "tail":
             upto = min(head, tail + step[1])
-            near.evict([("twin", t) for p, t in commits if tail < p <= upto], ConsistencyToken(upto))
+            changed = [("twin", t) for p, t in commits if tail < p <= upto]
+            near.evict(changed, ConsistencyToken(upto))
             tail = upto
         elif step[0] == "read":  # a reader reads the replica now, stores later
             reading.append((step[1], truth(step[1], head), head))

@@ -46,6 +46,7 @@ class RealtimeFeed:
         self.replica, self.clock, self.batch = replica, clock, batch
         self.cursor = -1          # the last seq handed to the sink; -1 until started
         self.token = ConsistencyToken(0)
+        self.covered = ConsistencyToken(0)  # every row committed at or before it handed on
         self.sink: Sink | None = None
         self.started = asyncio.Event()
         self.near: NearCache | None = None  # the worker's twin views, evicted from here
@@ -66,8 +67,11 @@ class RealtimeFeed:
                 await asyncio.sleep(0.5)
 
     async def step(self) -> None:
-        """Waits for the replica to move, then hands on every row it now shows."""
-        if self.clock.position <= self.token.lsn:
+        """Waits for the replica to move past what the last step covered, then hands on every
+        row it now shows. Covered means ``before``, not ``after``: a row committed between the
+        read and ``after`` is not among the rows, so waiting for a replay beyond ``after``
+        would hold it back until the next write."""
+        if self.clock.position <= self.covered.lsn:
             await self.clock.advanced()
         while True:
             before = await self.position()
@@ -75,6 +79,7 @@ class RealtimeFeed:
             complete = len(rows) < self.batch
             await self.hand_on(rows, after, before if complete else None)
             if complete:
+                self.covered = max(self.covered, before)
                 return
 
     async def hand_on(self, rows: list[Row], after: ConsistencyToken,

@@ -233,3 +233,32 @@ async def test_hub_shutdown_closes_every_socket_with_1001() -> None:
     broker.close_all(frames.CLOSE_GOING_AWAY)
     await asyncio.wait_for(client.task, 2)
     assert client.sent[-1]["code"] == 1001
+
+
+async def test_the_tail_does_not_wait_for_a_write_to_hand_on_a_row_its_read_missed() -> None:
+    # The replica replayed row 8 between the tail's read (which missed it) and the position read
+    # after it: the next step must read again at once, not wait for a replay past that position.
+    class Clock:
+        position = 0x20
+
+        async def advanced(self) -> None:
+            await asyncio.Event().wait()  # no further replay comes
+
+    feed = RealtimeFeed(None, Clock())  # type: ignore[arg-type]
+    feed.cursor, got = 7, []
+    reads = iter([([], ConsistencyToken(0x20)), ([Row(8, "knowledge", "d", 1)],
+                                                 ConsistencyToken(0x20))])
+
+    async def position() -> ConsistencyToken:
+        return ConsistencyToken(0x10)
+
+    async def read(*_: Any) -> tuple[list[Row], ConsistencyToken]:
+        return next(reads)
+
+    async def sink(rows: list[Row], _: ConsistencyToken) -> None:
+        got.extend(rows)
+
+    feed.position, feed.read, feed.sink = position, read, sink  # type: ignore[method-assign]
+    await asyncio.wait_for(feed.step(), 1)
+    await asyncio.wait_for(feed.step(), 1)
+    assert [r.seq for r in got] == [8] and feed.cursor == 8

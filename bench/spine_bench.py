@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
 
 import loadgen  # noqa: E402
+import profile_hot  # noqa: E402
 import spine_merges  # noqa: E402
 import spine_reads  # noqa: E402
 import spine_visible  # noqa: E402
@@ -130,7 +131,9 @@ async def reads(stack: Stack, connections: int, seconds: float, warmup: float) -
             "ratios": ratios}
 
 
-async def merges(stack: Stack, twins: int, writers: int, seconds: float, warmup: float) -> Figures:
+async def merges(stack: Stack, twins: int, writers: int, seconds: float, warmup: float,
+                 profile: Path | None = None) -> Figures:
+    """``profile``: py-spy's folded stacks of central while it merges go there."""
     topo, secrets = stack.topology(), stack.secrets()
     say(f"\n3. merges at central: POST /v1/twins/{{id}}/updates (Yjs V1 increments), {writers} "
         f"writers over {twins} twins, {warmup:g} s warm-up + {seconds:g} s; then pgbench "
@@ -142,7 +145,8 @@ async def merges(stack: Stack, twins: int, writers: int, seconds: float, warmup:
     if warmup > 0:
         await loadgen.run(host, port, made, warmup)
     pids = {c.name: c.pid or 0 for c in stack.status().children}
-    with CpuMeter(pids["central"]) as central_cpu, CpuMeter(pids["pg-primary"]) as pg_cpu:
+    with (CpuMeter(pids["central"]) as central_cpu, CpuMeter(pids["pg-primary"]) as pg_cpu,
+          profile_hot.recording(pids["central"], profile, seconds)):
         load, backends = await asyncio.gather(loadgen.run(host, port, made, seconds),
                                               spine_merges.sample_backends(topo, seconds))
     central = load_figures(load)

@@ -134,7 +134,10 @@ async def hub_reads(run: Run) -> None:
 async def central(run: Run) -> None:
     a = run.args
     say("\n2. central writes, each next to its pgbench anchor on the same primary")
-    merges = await spine_bench.merges(run.stack, a.twins, a.writers, a.seconds, a.warmup)
+    out = run.profile_to("central merges")
+    merges = await spine_bench.merges(run.stack, a.twins, a.writers, a.seconds, a.warmup, out)
+    if out is not None and out.exists():
+        say("\n".join(profile_hot.summarise(out, top=a.profile_top)))
     run.figures["merges"] = merges
     run.ratios["central_merges/pgbench_update"] = merges["ratio_central_pgbench"]
     say(f"\n   ledger: transfers through the edges, {a.ledger_clients} clients, "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -184,6 +185,12 @@ class Store:
             async with conn.transaction():
                 await replay.claim(tx)
                 yield tx
+                if conn.info.transaction_status == TransactionStatus.INERROR:
+                    # A statement failed and nothing rolled it back (code that caught a driver
+                    # error without a savepoint). COMMIT would answer ROLLBACK without an
+                    # error, so refuse here: nobody in the transaction may be told it is stored.
+                    raise Unavailable("a statement of this write failed; nothing of it was "
+                                      "stored", retry_after=1)
                 await tx._append_feed()
                 await replay.record(tx)
             tx.token = await replay.committed(tx)

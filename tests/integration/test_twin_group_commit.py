@@ -59,3 +59,52 @@ async def test_concurrent_patches_share_commits_and_all_land(live: LiveStack,
     for twin in twins:  # one version per acknowledged merge: none applied over a stale base
         mine = sorted(v for t, _, v in done if t == twin)
         assert mine == list(range(2, 2 + len(mine))) and versions[twin] == 1 + len(mine)
+
+
+async def test_a_transaction_whose_statement_failed_is_never_acknowledged(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    """A COMMIT of an aborted transaction answers ROLLBACK without an error, so a write that
+    caught a driver error without a savepoint would be told "stored" for nothing. Shown with a
+    group whose works have no savepoint: ``Store.write`` refuses to commit, and none of the three
+    is acknowledged (without that check the first one was)."""
+    from contextlib import asynccontextmanager
+
+    from central.group_commit import GroupCommitter
+    from central.store import Store, WriteTx
+
+    @asynccontextmanager
+    async def no_savepoint(tx: WriteTx):  # type: ignore[no-untyped-def]
+        yield
+
+    made = await http.post(f"{live.topology.edges[REGIONS[0]]}/v1/twins",
+                           headers=live.auth("gc-abort"), json={"profile": {}})
+    twin = made.json()["twin_id"]
+    store = Store(live.topology.postgres.primary, min_size=1, max_size=2)
+    await store.open()
+    try:
+        group: GroupCommitter[WriteTx] = GroupCommitter(store.write, no_savepoint,
+                                                        window_s=0.05, max_items=8)
+
+        async def touch(tx: WriteTx) -> str:
+            await tx.conn.execute(
+                "update twins set profile = '{\"touched\": true}' where twin_id = %s", (twin,))
+            return "stored?"
+
+        async def fail(tx: WriteTx) -> str:
+            try:
+                await tx.conn.execute("select 1 / 0")
+            except psycopg.Error:
+                pass  # caught, and the transaction is left aborted
+            return "stored?"
+
+        results = await asyncio.gather(*(group.submit(w) for w in (touch, fail, touch)),
+                                       return_exceptions=True)
+        await group.close()
+    finally:
+        await store.close()
+    assert all(isinstance(r, Exception) for r in results), results
+    assert group.groups == 1
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        row = conn.execute("select profile from twins where twin_id = %s", (twin,)).fetchone()
+    assert row is not None and row[0] == {}

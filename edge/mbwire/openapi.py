@@ -203,7 +203,7 @@ REALTIME: dict[str, Any] = {
             "'bearer, <JWT>' (the edge echoes 'bearer')",
     "client_ops": [
         '{"op": "subscribe", "channels": ["twin:<id>", "community", "global"], "since"?: seq, '
-        '"yjs"?: bool, "state_vectors"?: {"twin:<id>": base64}}',
+        '"yjs"?: bool, "state_vectors"?: {"twin:<id>": base64}, "consistency_token"?: token}',
         '{"op": "unsubscribe", "channels": [...]}',
     ],
     "server_frames": [

@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 import httpx
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from devstack.edge_ws import WebSocketProxy
@@ -41,7 +40,7 @@ from mbedge import (
 from mbedge.limits import ANONYMOUS
 from mbedge.messages import lower_headers
 from mbhttp import metrics
-from mbhttp.tracing import lean_span, recording, setup_tracing
+from mbhttp.tracing import server_span, setup_tracing
 from mbwire import actions
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
@@ -207,24 +206,11 @@ class LocalEdge:
         name = found.action.name if found else None
         # The edge's span: the caller's trace continued, and its traceparent is what the core
         # forwards, so the hub's span is this one's child (edge → hub → central, one trace).
-        parent = propagate.extract(headers)
-        opened: contextlib.AbstractContextManager[trace.Span]
-        if recording():
-            attached = otel_context.attach(parent)
-            opened = _tracer.start_as_current_span(
-                f"edge {found.action.method} {found.action.path}" if found else "edge",
-                kind=trace.SpanKind.SERVER)
-        else:  # nothing would read the SDK's span: its ids only, as the hubs do
-            lean, _ = lean_span(parent)
-            attached = otel_context.attach(lean)
-            opened = contextlib.nullcontext(trace.get_current_span(lean))
-        try:
-            with opened as span:
-                propagate.inject(headers)
-                status = await self._answer(scope, headers, body, send)
-                span.set_attribute("http.status_code", status)
-        finally:
-            otel_context.detach(attached)
+        span_name = f"edge {found.action.method} {found.action.path}" if found else "edge"
+        with server_span(propagate.extract(headers), span_name, _tracer) as span:
+            propagate.inject(headers)
+            status = await self._answer(scope, headers, body, send)
+            span.set_attribute("http.status_code", status)
         if name is not None:
             metrics.observe(name, status, time.perf_counter() - started)
 

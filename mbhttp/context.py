@@ -4,7 +4,6 @@ central is one trace."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
@@ -14,15 +13,14 @@ from typing import Any
 from litestar import Request
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from mbhttp import metrics
-from mbhttp.tracing import lean_span, recording
+from mbhttp.tracing import server_span
 from mbwire import headers as h
 
 REQUEST_ID_HEADER = h.REQUEST_ID
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _tracer = trace.get_tracer("memorybank")
 access_log = logging.getLogger("memorybank.access")
 
@@ -36,7 +34,7 @@ def request_id_of(request: Request[Any, Any, Any]) -> str:
     if settled:
         return str(settled)
     sent = request.headers.get(REQUEST_ID_HEADER, "")
-    state["request_id"] = request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
+    state["request_id"] = request_id = sent if SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
     return request_id
 
 
@@ -66,59 +64,47 @@ async def in_context(scope: Scope, receive: Receive, send: Send, next_app: ASGIA
     headers = scope.get("state", {}).get("raw_headers") or {
         k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     sent = headers.get(REQUEST_ID_HEADER, "")
-    request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
+    request_id = sent if SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
     state = scope.setdefault("state", {})
     state["request_id"] = request_id
     state["raw_headers"] = headers  # decoded once; the hop guard reads them too
     parent = propagate.extract(headers)
     route = action.path if action is not None else scope["path"]
-    opened: contextlib.AbstractContextManager[trace.Span]
-    if recording():
-        token = otel_context.attach(parent)
-        name = f"{scope.get('method', 'WS')} {route}"
-        opened = _tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER)
-    else:  # nothing would read the SDK's span: ids only (mbhttp.tracing)
-        lean, _ = lean_span(parent)
-        token = otel_context.attach(lean)
-        opened = contextlib.nullcontext(trace.get_current_span(lean))
-    try:
-        with opened as span:
-            span.set_attribute("memorybank.request_id", request_id)
-            span.set_attribute("http.route", route)
-            ctx = span.get_span_context()
-            trace_id = f"{ctx.trace_id:032x}"
-            started, status = time.perf_counter(), 0
+    with server_span(parent, f"{scope.get('method', 'WS')} {route}", _tracer) as span:
+        span.set_attribute("memorybank.request_id", request_id)
+        span.set_attribute("http.route", route)
+        ctx = span.get_span_context()
+        trace_id = f"{ctx.trace_id:032x}"
+        started, status = time.perf_counter(), 0
 
-            async def stamped(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    stamps = {
-                        h.REQUEST_ID: request_id,
-                        # W3C Trace Context level 2: tells the caller which trace answered.
-                        "traceresponse": f"00-{trace_id}-{ctx.span_id:016x}-01",
-                        h.SERVED_BY: served_by,
-                        **extra_headers,
-                        # Headers a guard decided on (e.g. the fleet rate limit's counts).
-                        **scope["state"].get("response_headers", {}),
-                    }
-                    message["headers"] = stamp(message.get("headers") or (), stamps)
-                    span.set_attribute("http.status_code", message["status"])
-                await send(message)
+        async def stamped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                stamps = {
+                    h.REQUEST_ID: request_id,
+                    # W3C Trace Context level 2: tells the caller which trace answered.
+                    "traceresponse": f"00-{trace_id}-{ctx.span_id:016x}-01",
+                    h.SERVED_BY: served_by,
+                    **extra_headers,
+                    # Headers a guard decided on (e.g. the fleet rate limit's counts).
+                    **scope["state"].get("response_headers", {}),
+                }
+                message["headers"] = stamp(message.get("headers") or (), stamps)
+                span.set_attribute("http.status_code", message["status"])
+            await send(message)
 
-            await next_app(scope, receive, stamped)
-            elapsed = time.perf_counter() - started
-            if action is not None:  # health probes and scrapes are not the API's traffic
-                metrics.observe(action.name, status, elapsed)
-            # The path is logged as the client sent it (decoded: %0a is a newline here);
-            # mbhttp.logs' formatter escapes it, as it does every record's client text.
-            access_log.info(
-                "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
-                scope["path"], status, elapsed * 1000,
-                request_id, trace_id,
-            )
-    finally:
-        otel_context.detach(token)
+        await next_app(scope, receive, stamped)
+        elapsed = time.perf_counter() - started
+        if action is not None:  # health probes and scrapes are not the API's traffic
+            metrics.observe(action.name, status, elapsed)
+        # The path is logged as the client sent it (decoded: %0a is a newline here);
+        # mbhttp.logs' formatter escapes it, as it does every record's client text.
+        access_log.info(
+            "%s %s %d %.1fms request_id=%s trace_id=%s", scope.get("method", "WS"),
+            scope["path"], status, elapsed * 1000,
+            request_id, trace_id,
+        )
 
 
 def stamp(headers: Any, stamps: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import functools
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import ParamSpec, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -130,6 +131,27 @@ def mark_recording() -> None:
     """For code that adds a span processor after ``setup_tracing`` (an OTLP exporter)."""
     global _recording
     _recording = True
+
+
+@contextmanager
+def server_span(parent: Context, name: str, tracer: trace.Tracer) -> Iterator[trace.Span]:
+    """A request's server span under ``parent`` (the caller's extracted trace), current while
+    the block runs: the SDK's when spans go somewhere, else a non-recording one with the same
+    ids (``lean_span``)."""
+    if recording():
+        token = otel_context.attach(parent)
+        try:
+            with tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
+                yield span
+        finally:
+            otel_context.detach(token)
+        return
+    lean, _ = lean_span(parent)
+    token = otel_context.attach(lean)
+    try:
+        yield trace.get_current_span(lean)
+    finally:
+        otel_context.detach(token)
 
 
 def lean_span(parent: Context) -> tuple[Context, SpanContext]:

@@ -17,7 +17,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from mbwire import ConsistencyToken, Unavailable
 from regional.near import NearCache
@@ -37,8 +36,6 @@ class Row:
 Sink = Callable[[list[Row], ConsistencyToken], Awaitable[None]]
 
 _ROWS = "select seq, kind, key, version from change_feed where seq > %s"
-_POSITION = ("select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()"
-             " else pg_current_wal_lsn() end::text")
 
 
 class RealtimeFeed:
@@ -74,8 +71,7 @@ class RealtimeFeed:
         if self.clock.position <= self.covered.lsn:
             await self.clock.advanced()
         while True:
-            before = await self.position()
-            rows, after = await self.read(self.cursor, None, self.batch)
+            before, rows, after = await self.read(self.cursor, None, self.batch)
             complete = len(rows) < self.batch
             await self.hand_on(rows, after, before if complete else None)
             if complete:
@@ -108,10 +104,12 @@ class RealtimeFeed:
 
     async def read(self, since: int, upto: int | None, limit: int,
                    kinds_keys: tuple[list[str], list[str], list[str]] | None = None,
-                   ) -> tuple[list[Row], ConsistencyToken]:
-        """Rows ``since < seq <= upto`` (any when None), oldest first, and the replay position
-        read after them. ``kinds_keys`` = (twin kinds, twin ids, public kinds) filters a replay
-        to the rows of a client's channels."""
+                   ) -> tuple[ConsistencyToken, list[Row], ConsistencyToken]:
+        """Rows ``since < seq <= upto`` (any when None), oldest first, between two replay
+        positions read on the same connection (``Replica.feed_since``'s rule): ``before``, at or
+        after whose commit every change is among the rows or earlier ones (when fewer than
+        ``limit`` came), and ``after``, at which every row is readable. ``kinds_keys`` = (twin
+        kinds, twin ids, public kinds) filters a replay to the rows of a client's channels."""
         sql, args = _ROWS, list[object]([since])
         if upto is not None:
             sql, args = sql + " and seq <= %s", [*args, upto]
@@ -120,18 +118,11 @@ class RealtimeFeed:
             args.extend(kinds_keys)
         sql += " order by seq limit %s"
         async with self.replica.connection() as conn:
+            before = await Replica._position(conn)
             cur = await conn.execute(sql, (*args, limit))
             found = [Row(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
-            position = await conn.execute(_POSITION)
-            after: Any = await position.fetchone()
-        return found, ConsistencyToken.from_pg_lsn(after[0])
-
-    async def position(self) -> ConsistencyToken:
-        """The replica's replay position now."""
-        async with self.replica.connection() as conn:
-            cur = await conn.execute(_POSITION)
-            found: Any = await cur.fetchone()
-        return ConsistencyToken.from_pg_lsn(found[0])
+            after = await Replica._position(conn)
+        return before, found, after
 
     async def bounds(self) -> tuple[int, int]:
         """(lowest retained seq, highest seq) on this replica."""

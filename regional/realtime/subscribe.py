@@ -123,7 +123,7 @@ class Subscriptions:
                   for k in kinds]
         filters = (sorted(channels.TWIN_KINDS), twin_ids, public)
         while since < upto:
-            rows, token = await self.feed.read(since, upto, self.replay_batch, filters)
+            _, rows, token = await self.feed.read(since, upto, self.replay_batch, filters)
             for row in rows:
                 routed = channels.route(row.kind, row.key, row.version)
                 if routed is not None and routed[0] in conn.subs:

@@ -246,19 +246,15 @@ async def test_the_tail_does_not_wait_for_a_write_to_hand_on_a_row_its_read_miss
 
     feed = RealtimeFeed(None, Clock())  # type: ignore[arg-type]
     feed.cursor, got = 7, []
-    reads = iter([([], ConsistencyToken(0x20)), ([Row(8, "knowledge", "d", 1)],
-                                                 ConsistencyToken(0x20))])
+    reads = iter([[], [Row(8, "knowledge", "d", 1)]])
 
-    async def position() -> ConsistencyToken:
-        return ConsistencyToken(0x10)
-
-    async def read(*_: Any) -> tuple[list[Row], ConsistencyToken]:
-        return next(reads)
+    async def read(*_: Any) -> tuple[ConsistencyToken, list[Row], ConsistencyToken]:
+        return ConsistencyToken(0x10), next(reads), ConsistencyToken(0x20)
 
     async def sink(rows: list[Row], _: ConsistencyToken) -> None:
         got.extend(rows)
 
-    feed.position, feed.read, feed.sink = position, read, sink  # type: ignore[method-assign]
+    feed.read, feed.sink = read, sink  # type: ignore[method-assign]
     await asyncio.wait_for(feed.step(), 1)
     await asyncio.wait_for(feed.step(), 1)
     assert [r.seq for r in got] == [8] and feed.cursor == 8

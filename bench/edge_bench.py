@@ -24,9 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,22 +38,6 @@ from devstack.launcher import Stack  # noqa: E402
 from devstack.secrets import mint_token  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
 from mbwire import HopSigner, Principal  # noqa: E402
-
-
-def bare_app() -> Callable[..., Awaitable[None]]:
-    """ASGI factory: a JSON answer to anything. The ceiling for one granian worker here."""
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b'{"ok":true}'})
-
-    return app
 
 
 def pct(samples: list[float], p: int) -> float:
@@ -129,7 +112,7 @@ def start_bare() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--workers", "1", "bench.edge_bench:bare_app"],
+         "127.0.0.1", "--port", str(port), "--workers", "1", "bench.bare_app:create_asgi_app"],
         env=base_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

@@ -4,7 +4,10 @@ always stopped, even when a test fails."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -29,6 +32,23 @@ class LiveStack:
 
     def auth(self, sub: str, **kw: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(sub, **kw)}"}
+
+
+async def kill_central_while(live: LiveStack, writer: Callable[[int], Awaitable[None]],
+                             stop: asyncio.Event, writers: int = 6) -> None:
+    """Runs ``writers`` copies of ``writer(w)`` (each loops until ``stop`` is set) for a second,
+    kills central's whole process group with SIGKILL (granian's main process and its worker: no
+    chance to flush), starts it again, lets the writers go on for a second, then stops them."""
+    running = [asyncio.create_task(writer(w)) for w in range(writers)]
+    await asyncio.sleep(1.0)
+    central = next(c for c in live.stack.status().children if c.name == "central")
+    assert central.pid is not None
+    os.killpg(central.pid, signal.SIGKILL)
+    await asyncio.sleep(0.5)
+    live.stack.start_process("central")
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*running)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -36,14 +35,15 @@ def chromium() -> str | None:
     return None
 
 
-async def test_console_shows_the_live_stack(live: LiveStack, http: httpx.AsyncClient):
+async def test_console_shows_the_live_stack(live: LiveStack, http: httpx.AsyncClient,
+                                            tmp_path: Path):
     browser_path = chromium()
     if browser_path is None:
         pytest.skip("no Chromium found: install one (Debian: apt-get install chromium) or set "
                     "MEMORYBANK_CHROMIUM to its path; Playwright's own download cannot be used")
     playwright = pytest.importorskip("playwright.async_api")
 
-    data_dir = Path(tempfile.mkdtemp(prefix="ob-console-"))
+    data_dir = tmp_path
     (data_dir / "drills").mkdir()
     for suffix in ("json", "html"):
         (data_dir / "drills" / f"20261130T000000Z-kill-hub.{suffix}").write_text("{}")

@@ -5,8 +5,6 @@ the cursor exact while events are logged; nothing acknowledged lost to a kill -9
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import uuid
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import LiveStack
+from .conftest import LiveStack, kill_central_while
 from .test_twins import create, primary_scalar
 
 pytestmark = pytest.mark.integration
@@ -232,16 +230,7 @@ async def test_killing_central_after_202_loses_no_event(
             else:
                 await asyncio.sleep(0.05)
 
-    writers = [asyncio.create_task(writer(w)) for w in range(6)]
-    await asyncio.sleep(1.0)
-    central = next(c for c in live.stack.status().children if c.name == "central")
-    assert central.pid is not None
-    os.killpg(central.pid, signal.SIGKILL)
-    await asyncio.sleep(0.5)
-    live.stack.start_process("central")
-    await asyncio.sleep(1.0)
-    stop.set()
-    await asyncio.gather(*writers)
+    await kill_central_while(live, writer, stop)
     assert len(acked) > 20
     got = {int(p) for (p,) in _rows(live, "select payload from events where twin_id = %s", twin)}
     assert not acked - got, f"acknowledged events lost: {sorted(acked - got)[:10]}"

@@ -12,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 
 import httpx
 import msgspec
@@ -27,6 +24,7 @@ import pytest
 
 from devstack.launcher import Stack
 from devstack.secrets import mint_token
+from devstack.testing import running_stack
 from mbedge.settings import EdgeSettings
 from mbwire import HopSigner, Principal
 from regional.settings import HubSettings
@@ -46,17 +44,8 @@ CENTRAL_S = next(f.default for f in msgspec.structs.fields(HubSettings)
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="memorybank-fx-faults-"))
-    root.chmod(0o755)
-    s = Stack(root / "stack", ("ams", "iad"))
-    try:
-        s.up()
+    with running_stack() as s:
         yield s
-    finally:
-        try:
-            s.down()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def auth(stack: Stack, sub: str) -> dict[str, str]:

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 
 import httpx
 import psutil
@@ -22,6 +19,7 @@ import redis.asyncio as aioredis
 
 from devstack.launcher import Stack
 from devstack.secrets import mint_token
+from devstack.testing import running_stack
 from mbwire import ConsistencyToken, HopSigner, Principal
 from regional.lease import Lease
 
@@ -30,17 +28,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="memorybank-faults-"))
-    root.chmod(0o755)
-    s = Stack(root / "stack", ("ams", "iad"), hub_workers=2)
-    try:
-        s.up()
+    with running_stack(hub_workers=2) as s:
         yield s
-    finally:
-        try:
-            s.down()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def log_of(stack: Stack, name: str) -> str:

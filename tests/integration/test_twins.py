@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ from pycrdt import Doc, Map
 from devstack import patroni
 from mbwire import HopSigner, Principal
 
-from .conftest import REGIONS, LiveStack
+from .conftest import REGIONS, LiveStack, kill_central_while
 
 pytestmark = pytest.mark.integration
 
@@ -430,17 +429,7 @@ async def test_killing_central_loses_no_acknowledged_write(live: LiveStack,
             else:
                 await asyncio.sleep(0.05)
 
-    writers = [asyncio.create_task(writer(w)) for w in range(6)]
-    await asyncio.sleep(1.0)
-    central = next(c for c in live.stack.status().children if c.name == "central")
-    assert central.pid is not None
-    # The whole process group (granian's main process and its worker): no chance to flush.
-    os.killpg(central.pid, signal.SIGKILL)
-    await asyncio.sleep(0.5)
-    live.stack.start_process("central")
-    await asyncio.sleep(1.0)
-    stop.set()
-    await asyncio.gather(*writers)
+    await kill_central_while(live, writer, stop)
     assert len(acked) > 10, "the writers should have got acknowledgements before and after"
     r = await read(live, http, "crash", twin_id, "sin", max(acked.values()))
     missing = set(acked) - set(r.json()["profile"])

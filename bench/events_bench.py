@@ -34,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
+from devstack.launcher import Stack  # noqa: E402
 from devstack.postgres import find_bin_dir  # noqa: E402
 from devstack.secrets import mint_token  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
@@ -126,6 +127,43 @@ def pgbench(primary: str, clients: int, seconds: int) -> float:
     return float(found.group(1))
 
 
+async def twins_for(edge: str, secret: str, count: int) -> list[str]:
+    owner = {"Authorization": f"Bearer {mint_token(secret, 'bench-owner', tier='internal')}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        twins = []
+        for _ in range(count):
+            r = await http.post(f"{edge}/v1/twins", headers=owner, json={})
+            r.raise_for_status()
+            twins.append(r.json()["twin_id"])
+    return twins
+
+
+async def measure(stack: Stack, clients: int, seconds: float,
+                  twins: int = 64) -> dict[str, float]:
+    """Steps 1 and 2 on a running stack: events/s at batches of 100 and of 1, the same-shape
+    pgbench anchor, the ratios (what ``bench/throughput.py`` prints next to its others)."""
+    topo, secret = stack.topology(), stack.secrets().jwt_hs256_secret
+    names = await twins_for(topo.edges["ams"], secret, twins)
+    figures: dict[str, float] = {}
+    for batch in (100, 1):
+        n, lat, refused = await load(topo.edges["ams"], secret, names, clients, batch, seconds)
+        rate = n / seconds
+        figures |= {f"batch_{batch}_per_s": round(rate, 1), f"batch_{batch}_refused": refused,
+                    f"batch_{batch}_p50_ms": round(pct(lat, 50), 1),
+                    f"batch_{batch}_p95_ms": round(pct(lat, 95), 1)}
+        print(f"log_event, batches of {batch:3d}: {rate:9.1f} events/s accepted "
+              f"({len(lat)} requests, {refused} refused); 202 p50 {pct(lat, 50):6.1f} ms, "
+              f"p95 {pct(lat, 95):6.1f} ms; {clients} clients through one edge", flush=True)
+    tps = await asyncio.to_thread(pgbench, topo.postgres.primary, clients, max(1, round(seconds)))
+    print(f"pgbench single-row inserts (same-shape table): {tps:9.1f} rows/s, {clients} clients")
+    figures["pgbench_rows_per_s"] = round(tps, 1)
+    for batch in (100, 1):
+        figures[f"ratio_batch_{batch}"] = round(figures[f"batch_{batch}_per_s"] / tps, 3)
+        print(f"ratio, batches of {batch:3d} / pgbench: {figures[f'ratio_batch_{batch}']:.3f}")
+    figures["ratio"] = figures["ratio_batch_100"]
+    return figures
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=16)
@@ -134,29 +172,10 @@ async def main() -> None:
     ap.add_argument("--visible", type=int, default=50)
     args = ap.parse_args()
     with running_stack(regions=REGIONS) as stack:
-        topo, secrets = stack.topology(), stack.secrets()
-        secret = secrets.jwt_hs256_secret
-        owner = {"Authorization": f"Bearer {mint_token(secret, 'bench-owner', tier='internal')}"}
-        async with httpx.AsyncClient(timeout=30) as http:
-            twins = []
-            for _ in range(args.twins):
-                r = await http.post(f"{topo.edges['ams']}/v1/twins", headers=owner, json={})
-                r.raise_for_status()
-                twins.append(r.json()["twin_id"])
-        rates = {}
-        for batch in (100, 1):
-            n, lat, refused = await load(topo.edges["ams"], secret, twins, args.clients, batch,
-                                         args.seconds)
-            rates[batch] = n / args.seconds
-            print(f"log_event, batches of {batch:3d}: {rates[batch]:9.1f} events/s accepted "
-                  f"({len(lat)} requests, {refused} refused); 202 p50 {pct(lat, 50):6.1f} ms, "
-                  f"p95 {pct(lat, 95):6.1f} ms; {args.clients} clients through one edge")
-        tps = pgbench(topo.postgres.primary, args.clients, args.seconds)
-        print(f"pgbench single-row inserts (same-shape table): {tps:9.1f} rows/s, "
-              f"{args.clients} clients")
-        for batch, rate in rates.items():
-            print(f"ratio, batches of {batch:3d} / pgbench: {rate / tps:.2f}")
-        vis = await visible(topo.edges, secret, twins[0], args.visible)
+        await measure(stack, args.clients, args.seconds, args.twins)
+        topo, secret = stack.topology(), stack.secrets().jwt_hs256_secret
+        twin = (await twins_for(topo.edges["ams"], secret, 1))[0]
+        vis = await visible(topo.edges, secret, twin, args.visible)
         print(f"202 at ams -> listed at sin with the token: p50 {pct(vis, 50):6.1f} ms, "
               f"p95 {pct(vis, 95):6.1f} ms over {len(vis)} rounds")
 

@@ -207,10 +207,11 @@ class _Connection(asyncio.Protocol):
 
 
 async def run(host: str, port: int, makers: Sequence[Maker], seconds: float,
-              rate: float = 0.0) -> LoadResult:
+              rate: float = 0.0, at: Sequence[tuple[str, int]] | None = None) -> LoadResult:
     """One connection per maker, all running for ``seconds``; each ends after its last answer.
     ``rate`` > 0: open loop at that many requests per second in total, spread evenly over the
-    connections (each at ``rate / len(makers)``, staggered); 0: closed loop."""
+    connections (each at ``rate / len(makers)``, staggered); 0: closed loop. ``at``: each
+    maker's own (host, port), e.g. the central shard its twins live on."""
     loop = asyncio.get_running_loop()
     interval = len(makers) / rate if rate > 0 else 0.0
     result = LoadResult(seconds=seconds, connections=len(makers))
@@ -223,7 +224,7 @@ async def run(host: str, port: int, makers: Sequence[Maker], seconds: float,
         offset = interval * i / len(makers)
         await loop.create_connection(
             partial(_Connection, maker, deadline, start, result, done, interval, offset),
-            host, port)
+            *(at[i] if at else (host, port)))
     await asyncio.wait_for(asyncio.gather(*dones), timeout=seconds + 30)
     result.seconds = time.perf_counter() - start
     result.client_cpu = (time.process_time() - cpu0) / result.seconds

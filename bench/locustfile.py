@@ -4,8 +4,8 @@ Each simulated agent is its own ``sub`` (tier ``enterprise``) that owns one twin
 made before it starts (outside the statistics), and sits in one region: it calls that region's
 edge with the dev-mode ``X-Debug-Geo`` header of a city there, so the edge routes it as it would
 a caller from that city. Mix (weights per 100 requests): 80 reads (its profile 40, knowledge
-queries 20, its grants 10, its wallet 10) and 20 writes (profile patches 12, transfers to another
-agent's wallet 8). Events join the writes once ``POST /v1/events`` exists (``MB_EVENTS=1``).
+queries 20, its grants 10, its wallet 10) and 20 writes (profile patches 8, events about its
+twin 6, transfers to another agent's wallet 6).
 
 Environment (``bench/load_steps.py`` sets it from the stack): ``MB_EDGES`` (JSON region -> edge
 URL), ``MB_JWT_SECRET``, ``MB_USER_RPS`` (requests per second per agent, default 2).
@@ -33,7 +33,6 @@ from devstack.secrets import mint_token  # noqa: E402
 EDGES: dict[str, str] = json.loads(os.environ.get("MB_EDGES", '{"ams": "http://127.0.0.1:8000"}'))
 SECRET = os.environ.get("MB_JWT_SECRET", "")
 USER_RPS = float(os.environ.get("MB_USER_RPS", "2"))
-EVENTS = os.environ.get("MB_EVENTS") == "1"
 # A city in each region (lat,lon): what the dev-mode geo override says the caller is near.
 CITIES = {"ams": "52.37,4.90", "iad": "38.90,-77.04", "sin": "1.35,103.82", "fra": "50.11,8.68",
           "lhr": "51.51,-0.13", "nrt": "35.68,139.69", "syd": "-33.87,151.21"}
@@ -91,7 +90,7 @@ class Agent(FastHttpUser):
     def read_wallet(self) -> None:
         self._get(f"/v1/wallets/{self.wallet}", "GET /v1/wallets/{id}")
 
-    @task(12)
+    @task(8)
     def patch_profile(self) -> None:
         self.client.patch(self.base + f"/v1/twins/{self.twin}",
                           headers={**self.headers,
@@ -99,7 +98,14 @@ class Agent(FastHttpUser):
                           data=json.dumps({"seen": random.randrange(1 << 30)}),
                           name="PATCH /v1/twins/{id}")
 
-    @task(8)
+    @task(6)
+    def log_event(self) -> None:
+        self.client.post(self.base + "/v1/events", headers=self.headers, name="POST /v1/events",
+                         json={"events": [{"twin_id": self.twin, "type": "load.step",
+                                           "payload": {"n": random.randrange(1 << 30)},
+                                           "idempotency_key": uuid.uuid4().hex}]})
+
+    @task(6)
     def transfer(self) -> None:
         if len(WALLETS) < 2:
             self.read_wallet()
@@ -107,10 +113,6 @@ class Agent(FastHttpUser):
         to = random.choice(WALLETS)
         if to == self.wallet:  # a transfer to itself is refused: take the next agent's
             to = WALLETS[(WALLETS.index(to) + 1) % len(WALLETS)]
-        if EVENTS and random.random() < 0.5:
-            self.client.post(self.base + "/v1/events", headers=self.headers, name="POST /v1/events",
-                             json={"twin_id": self.twin, "kind": "load", "data": {"n": 1}})
-            return
         self.client.post(self.base + "/v1/transactions", headers=self.headers,
                          json={"from_wallet": self.wallet, "to_wallet": to, "amount": "0.01",
                                "currency": "TOK", "idempotency_key": uuid.uuid4().hex},

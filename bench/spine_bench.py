@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -135,22 +136,27 @@ async def merges(stack: Stack, twins: int, writers: int, seconds: float, warmup:
                  profile: Path | None = None) -> Figures:
     """``profile``: py-spy's folded stacks of central while it merges go there."""
     topo, secrets = stack.topology(), stack.secrets()
-    say(f"\n3. merges at central: POST /v1/twins/{{id}}/updates (Yjs V1 increments), {writers} "
+    say(f"\n3. merges at central ({len(stack.topology().writers)} shard(s), each writer at its "
+        f"twins' home): POST /v1/twins/{{id}}/updates (Yjs V1 increments), {writers} "
         f"writers over {twins} twins, {warmup:g} s warm-up + {seconds:g} s; then pgbench "
         f"single-row UPDATE, -c {writers} and -c 1, {max(1, round(seconds))} s, same primary "
         + load_average())
     names = await spine_merges.create_twins(topo, secrets, twins)
-    made = spine_merges.writers(topo, secrets, names, writers)
-    host, port = "127.0.0.1", int(topo.central.rsplit(":", 1)[1])
+    made, at = spine_merges.writers(topo, secrets, names, writers)
+    host, port = at[0]
     if warmup > 0:
-        await loadgen.run(host, port, made, warmup)
+        await loadgen.run(host, port, made, warmup, at=at)
     pids = {c.name: c.pid or 0 for c in stack.status().children}
-    with (CpuMeter(pids["central"]) as central_cpu, CpuMeter(pids["pg-primary"]) as pg_cpu,
+    shards = [CpuMeter(pid) for name, pid in pids.items() if name.startswith("central")]
+    with (contextlib.ExitStack() as meters, CpuMeter(pids["pg-primary"]) as pg_cpu,
           profile_hot.recording(pids["central"], profile, seconds)):
-        load, backends = await asyncio.gather(loadgen.run(host, port, made, seconds),
+        for meter in shards:
+            meters.enter_context(meter)
+        load, backends = await asyncio.gather(loadgen.run(host, port, made, seconds, at=at),
                                               spine_merges.sample_backends(topo, seconds))
     central = load_figures(load)
-    central.update(server_cpu=round(central_cpu.share, 2), primary_cpu=round(pg_cpu.share, 2))
+    central.update(server_cpu=round(sum(m.share for m in shards), 2),
+                   primary_cpu=round(pg_cpu.share, 2), shards=len(shards))
     say(f"   central merges  {central['req_per_s']:>8,.0f} /s   p50 {central['p50_ms']:.2f} ms  "
         f"p99 {central['p99_ms']:.2f} ms  non-200 {central['non_200']}  per-second 200s "
         f"{central['ok_per_second_min']}-{central['ok_per_second_max']}")

@@ -33,6 +33,7 @@ from devstack.postgres import find_bin_dir, tool_env
 from devstack.secrets import Secrets
 from devstack.topology import Topology, pg_url
 from mbwire import HopSigner, Principal
+from mbwire.placement import central_shard
 
 PGBENCH_SCRIPT = "\\set aid random(1, 100000)\n" \
     "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :aid;\n"
@@ -89,22 +90,28 @@ async def create_twins(topo: Topology, secrets: Secrets, count: int) -> list[str
     return twins
 
 
-def writers(topo: Topology, secrets: Secrets, twins: list[str], count: int) -> list[_Writer]:
+def writers(topo: Topology, secrets: Secrets, twins: list[str],
+            count: int) -> tuple[list[_Writer], list[tuple[str, int]]]:
     """Builds every (writer, twin) request head now; each request is signed as it is sent
-    (central refuses a replayed hop, and the hop covers the body)."""
+    (central refuses a replayed hop, and the hop covers the body). With several central
+    shards, writer n talks to shard n mod S about the twins homed there, as the hubs route;
+    returns the writers and each one's (host, port)."""
     signer = HopSigner(secrets.central_hop_secret)
-    url = urlsplit(topo.central)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    made = []
+    shards = [urlsplit(u) for u in topo.writers]
+    made, at = [], []
     for n in range(count):
+        shard = n % len(shards)
+        host, port = shards[shard].hostname or "127.0.0.1", shards[shard].port or 80
+        mine = [t for t in twins if central_shard(t, len(shards)) == shard] or twins
         hop = loadgen.Hop(signer, Principal(sub=f"bench-merge-w{n}", tier="internal"))
         heads = {}
-        for twin in twins:
+        for twin in mine:
             path = f"/v1/twins/{twin}/updates"
             heads[twin] = (path, loadgen.request_head(
                 "POST", host, port, path, {"Content-Type": "application/octet-stream"}))
-        made.append(_Writer(n, twins, hop, heads))
-    return made
+        made.append(_Writer(n, mine, hop, heads))
+        at.append((host, port))
+    return made, at
 
 
 async def sample_backends(topo: Topology, seconds: float, every: float = 0.05) -> Counter[str]:

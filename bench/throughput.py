@@ -10,8 +10,8 @@ process; its own CPU is printed: near 100 % means the client is the limit):
    open loop at a fixed rate (latency from each request's due time: coordinated omission
    corrected);
 2. central: twin merges/s vs pgbench single-row UPDATE at the same client count
-   (``spine_merges``); transfers/s vs pgbench TPC-B-like (``ledger_bench``); events: the slot
-   ``bench/events_bench.py`` fills when it exists (``measure(stack, clients, seconds)``);
+   (``spine_merges``); transfers/s vs pgbench TPC-B-like (``ledger_bench``); events/s (batches
+   of 100 and of 1) vs pgbench single-row inserts into a same-shape table (``events_bench``);
 3. edge: cache hits vs bare ASGI JSON; a forwarded read's p50 over calling the hub directly.
 ``--profile DIR``: py-spy records each subject while it runs; the heaviest functions are printed.
 Everything shares this machine's cores; ratios from one run mean more than absolutes."""
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import sys
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
 
 import ab_hubs  # noqa: E402
+import events_bench  # noqa: E402
 import ledger_bench  # noqa: E402
 import loadgen  # noqa: E402
 import profile_hot  # noqa: E402
@@ -151,18 +151,12 @@ async def central(run: Run) -> None:
     run.figures["ledger"] = {"transfers_per_s": done / a.seconds, "refused": refused,
                              "pgbench_tps": tps}
     run.ratio("ledger_transfers/pgbench_tpcb", done / a.seconds, tps)
-    events = ROOT / "bench" / "events_bench.py"
-    if events.exists() and "async def measure(" in events.read_text():
-        spec = importlib.util.spec_from_file_location("events_bench", events)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        ev = await module.measure(run.stack, a.ledger_clients, a.seconds)
-        run.figures["events"] = ev
-        run.ratios["events/pgbench"] = ev.get("ratio")
-        say(f"   events: {ev}")
-    else:
-        say("   events: bench/events_bench.py has no measure(stack, clients, seconds) yet: slot")
+    say(f"\n   events: batches of 100 and of 1 through edge-ams, {a.ledger_clients} clients, "
+        f"{a.seconds:g} s each, then pgbench single-row inserts into a same-shape table")
+    ev = await events_bench.measure(run.stack, a.ledger_clients, a.seconds)
+    run.figures["events"] = ev
+    run.ratios["events_batch_100/pgbench_insert"] = ev["ratio_batch_100"]
+    run.ratios["events_batch_1/pgbench_insert"] = ev["ratio_batch_1"]
 
 
 async def edge(run: Run) -> None:
@@ -226,6 +220,8 @@ def parse_args() -> argparse.Namespace:
                    help="open-loop rate as a share of the hub's closed-loop rate")
     p.add_argument("--writers", type=int, default=32, help="central writers = pgbench -c")
     p.add_argument("--twins", type=int, default=64)
+    p.add_argument("--central-shards", type=int, default=2,
+                   help="central's writer processes (the stack's default: 2)")
     p.add_argument("--ledger-clients", type=int, default=16)
     p.add_argument("--only", default="reads,central,edge", help="sections to run")
     p.add_argument("--profile", help="directory for py-spy folded stacks (one per subject)")
@@ -252,10 +248,10 @@ def main() -> None:
     args = parse_args()
     say(f"throughput bench: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
         f"seconds={args.seconds:g} warmup={args.warmup:g} connections={args.connections} "
-        f"workers={args.workers}")
+        f"workers={args.workers} central_shards={args.central_shards}")
     # ledger_bench finds pgbench on PATH: the launcher's own Postgres binaries.
     os.environ["PATH"] = f"{find_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
-    with running_stack(regions=REGIONS) as stack:
+    with running_stack(regions=REGIONS, central_shards=args.central_shards) as stack:
         run = asyncio.run(run_all(stack, args))
     say("\nratios (subject / anchor, this run):")
     for name, value in run.ratios.items():

@@ -51,18 +51,18 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
         try:
             await apply_migrations(settings.database_url)
             await store.open()
-            pruner = asyncio.create_task(prune_forever(), name="feed-pruner")
-            await maintain_partitions()  # before traffic: today's partition exists
-            keeper = asyncio.create_task(partitions_forever(), name="event-partitions")
+            chores: list[asyncio.Task[None]] = []
+            if settings.shard == 0:  # one shard keeps house, so the others never race it
+                chores.append(asyncio.create_task(prune_forever(), name="feed-pruner"))
+                await maintain_partitions()  # before traffic: today's partition exists
+                chores.append(asyncio.create_task(partitions_forever(), name="event-partitions"))
             try:
                 yield
             finally:
-                pruner.cancel()
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pruner
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                for chore in chores:
+                    chore.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await chore
                 await committer.close()
                 await twin_committer.close()
                 await store.close()
@@ -114,7 +114,8 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
         },
         guards=[hop_guard(HopSigner(settings.hop_secret),
                           open_paths=frozenset({"/healthz", "/metrics"}))],
-        middleware=[RequestContextMiddleware(served_by="central")],
+        middleware=[RequestContextMiddleware(
+            served_by="central" if settings.shards == 1 else f"central={settings.shard}")],
         exception_handlers=exception_handlers(),
         # Plain synchronous logging (configured above): Litestar's default hands every record to
         # a queue thread, and with one access-log line per request the GIL hand-offs cost more

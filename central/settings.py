@@ -16,6 +16,11 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     primary_region: str = "ams"
     regions: str = "ams,iad,sin"
     resident_twins: int = 4096
+    # This process's place among central's shards (edge/mbwire/placement.py): hubs send each
+    # twin's writes to its home shard. Shard 0 also runs the housekeeping (feed and write-key
+    # pruning, event partitions).
+    shard: int = 0
+    shards: int = 1
     max_body_bytes: int = 1 << 20
     feed_retention_s: int = 7 * 24 * 3600   # how far back a reconnecting consumer can resume
     prune_every_s: float = 300.0
@@ -57,6 +62,10 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Stored answers of keyed writes (central/replay.py) are kept this long, pruned with the
     # feed: a retry under a key older than this is a new write.
     write_key_retention_h: float = 24.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shard < self.shards:
+            raise ValueError(f"CENTRAL_SHARD must be in 0..{self.shards - 1}")
 
     @property
     def region_list(self) -> tuple[str, ...]:

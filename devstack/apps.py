@@ -59,18 +59,25 @@ def _granian(
     )
 
 
+def central_name(shard: int) -> str:
+    """A central shard's child name: ``central`` for shard 0, ``central-<k>`` for the others."""
+    return "central" if shard == 0 else f"central-{shard}"
+
+
 def central_spec(
-    topo: Topology, secrets: Secrets, log: Path, factories: Mapping[str, str],
+    topo: Topology, shard: int, secrets: Secrets, log: Path, factories: Mapping[str, str],
     blobs: Path | None = None,
 ) -> ProcessSpec:
     env = {
+        "CENTRAL_SHARD": str(shard),
+        "CENTRAL_SHARDS": str(len(topo.writers)),
         "CENTRAL_DATABASE_URL": topo.postgres.primary,
         "CENTRAL_HOP_SECRET": secrets.central_hop_secret,
         "CENTRAL_PRIMARY_REGION": topo.primary_region,
         "CENTRAL_REGIONS": ",".join(topo.regions),
         **_artifact_env("CENTRAL_", secrets, blobs, topo.edges[topo.primary_region]),
     }
-    return _granian("central", factories["central"], topo.central, env, log)
+    return _granian(central_name(shard), factories["central"], topo.writers[shard], env, log)
 
 
 def hub_spec(
@@ -83,7 +90,7 @@ def hub_spec(
         "HUB_REDIS_URL": topo.redis[region],
         # One limiter store for the whole fleet, so a caller cannot multiply its rate by region.
         "HUB_LIMITS_REDIS_URL": topo.redis[topo.primary_region],
-        "HUB_CENTRAL_URL": topo.central,
+        "HUB_CENTRAL_URL": ",".join(topo.writers),  # every shard, in shard order
         "HUB_HOP_SECRET": secrets.edge_hop_secret,
         "HUB_CENTRAL_SECRET": secrets.central_hop_secret,
         "HUB_REGIONS": ",".join(topo.regions),

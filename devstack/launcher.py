@@ -32,13 +32,15 @@ from devstack import (
 from devstack.children import Sources, StackStatus
 from devstack.errors import ConfigError, StackError
 from devstack.health import wait_healthy
-from devstack.ports import PortPlan, choose_plan, ports_are_free
+from devstack.ports import MAX_CENTRAL_SHARDS, PortPlan, choose_plan, ports_are_free
 from devstack.procs import ProcessSpec
 from devstack.state import ALL_SERVICES, SERVICE_ORDER, StackState
 from devstack.topology import Topology, build_topology, writer_url
 from georouting.catalog import DEFAULT_REGIONS, check_regions
 
 HUB_WORKERS_ENV = "MEMORYBANK_HUB_WORKERS"
+CENTRAL_SHARDS_ENV = "MEMORYBANK_CENTRAL_SHARDS"
+DEFAULT_CENTRAL_SHARDS = 2  # as in production (fly.toml): the sharded path is the one tested
 # A spawned child: what it runs, its process, its record, when its group was spawned.
 _Started = tuple[ProcessSpec, "subprocess.Popen[bytes]", procs.ProcessRecord, float]
 
@@ -55,11 +57,14 @@ class Stack:
         factories: Mapping[str, str] | None = None,
         progress: Callable[[str], None] = lambda message: None,
         hub_workers: int | None = None,
+        central_shards: int | None = None,
         supervise: bool = True,
     ) -> None:
         """``regions``: None means those of the last run, else ``DEFAULT_REGIONS``. ``factories``
         overrides the ASGI factory of ``central``, ``hubs`` or ``edges`` (tests use stand-ins).
         ``hub_workers``: granian workers per hub; None means ``$MEMORYBANK_HUB_WORKERS``, else 1.
+        ``central_shards``: central's writer processes; None means ``$MEMORYBANK_CENTRAL_SHARDS``,
+        else as many as the last run, else ``DEFAULT_CENTRAL_SHARDS``.
         ``supervise``: a new stack runs the supervisor (tests watching a crash go without)."""
         self.data_dir = Path(data_dir).expanduser().resolve()
         try:
@@ -78,6 +83,12 @@ class Stack:
             raise ConfigError(f"{HUB_WORKERS_ENV} must be a whole number") from None
         if self._hub_workers < 1:
             raise ConfigError("hubs need at least one worker")
+        try:
+            self._shards = central_shards or int(os.environ.get(CENTRAL_SHARDS_ENV) or 0) or None
+        except ValueError:
+            raise ConfigError(f"{CENTRAL_SHARDS_ENV} must be a whole number") from None
+        if self._shards is not None and not 1 <= self._shards <= MAX_CENTRAL_SHARDS:
+            raise ConfigError(f"central runs 1 to {MAX_CENTRAL_SHARDS} shards")
         self._progress = progress
         self._supervise = supervise
         self._run_as = procs.unprivileged()
@@ -106,6 +117,10 @@ class Stack:
                     raise ConfigError(
                         f"the stack in {self.data_dir} runs {','.join(current.regions)}; "
                         "`memorybank down` first to change regions")
+                if self._shards and len(current.topology.writers) != self._shards:
+                    raise ConfigError(
+                        f"the stack in {self.data_dir} runs {len(current.topology.writers)} "
+                        "central shard(s); `memorybank down` first to change them")
                 specs = self._specs(current)
                 self._prepare_pg_if_any(current)
                 for names in children.names_by_service(current).values():
@@ -190,8 +205,11 @@ class Stack:
 
     def _plan(self, previous: StackState | None) -> StackState:
         regions = self._requested or (tuple(previous.regions) if previous else DEFAULT_REGIONS)
+        shards = self._shards or (len(previous.topology.writers) if previous
+                                  else DEFAULT_CENTRAL_SHARDS)
         plan = choose_plan(self.data_dir, regions, ports_are_free,
-                           previous_base=previous.port_base if previous else None)
+                           previous_base=previous.port_base if previous else None,
+                           central_shards=shards)
         fresh = StackState(
             data_dir=str(self.data_dir), regions=list(regions),
             services=[s for s in SERVICE_ORDER if s in self.services],

@@ -5,9 +5,10 @@ ports every time, and two directories usually get different blocks without coord
 preferred block is busy (another stack, or anything else listening), the next free block is used.
 Within a block every service has a fixed offset, so a URL never depends on which services run:
 
-    +0 Postgres primary   +1 central   +20+i replica   +40+i Redis   +60+i hub   +80+i edge
-    +2 Postgres sync standby   +3..+5 Raft (witness, primary, standby)
-    +6, +7 Patroni REST (primary, standby)   +100+i Patroni REST of a region's replica
+    +0 Postgres primary   +1 central (shard 0)   +20+i replica   +40+i Redis   +60+i hub
+    +80+i edge   +2 Postgres sync standby   +3..+5 Raft (witness, primary, standby)
+    +6, +7 Patroni REST (primary, standby)   +7+k central shard k (1 <= k < MAX_CENTRAL_SHARDS)
+    +100+i Patroni REST of a region's replica
 
 where ``i`` is the region's index in the stack's region list (at most ``MAX_REGIONS``)."""
 
@@ -25,6 +26,7 @@ FIRST_BLOCK_PORT = 20000
 # Stay below Linux's ephemeral range (32768-60999) so outgoing connections never take our ports.
 BLOCK_COUNT = 106
 MAX_REGIONS = 20
+MAX_CENTRAL_SHARDS = 13
 
 _PRIMARY, _CENTRAL, _REPLICA, _REDIS, _HUB, _EDGE = 0, 1, 20, 40, 60, 80
 _STANDBY, _RAFT, _REST, _REST_REPLICA = 2, 3, 6, 100
@@ -35,10 +37,13 @@ class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
 
     base: int
     regions: tuple[str, ...]
+    central_shards: int = 1
 
     def __post_init__(self) -> None:
         if len(self.regions) > MAX_REGIONS:
             raise ValueError(f"a local stack runs at most {MAX_REGIONS} regions")
+        if not 1 <= self.central_shards <= MAX_CENTRAL_SHARDS:
+            raise ValueError(f"a local stack runs 1 to {MAX_CENTRAL_SHARDS} central shards")
 
     def _at(self, offset: int, region: str) -> int:
         return self.base + offset + self.regions.index(region)
@@ -50,6 +55,9 @@ class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def central(self) -> int:
         return self.base + _CENTRAL
+
+    def central_shard(self, shard: int) -> int:
+        return self.central if shard == 0 else self.base + _REST + 1 + shard
 
     @property
     def pg_standby(self) -> int:
@@ -81,7 +89,8 @@ class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
         per_region = (self.pg_replica, self.redis, self.hub, self.edge)
         ha = [self.pg_standby, *(self.raft(n) for n in ("witness", "primary", "standby")),
               self.rest("primary"), self.rest("standby")]
-        return ([self.pg_primary, self.central] + ha
+        shards = [self.central_shard(k) for k in range(self.central_shards)]
+        return ([self.pg_primary, *shards] + ha
                 + [f(r) for f in (*per_region, self.rest) for r in self.regions])
 
 
@@ -101,6 +110,7 @@ def choose_plan(
     is_free: Callable[[list[int]], bool],
     *,
     previous_base: int | None = None,
+    central_shards: int = 1,
 ) -> PortPlan:
     """The plan for a stack about to start: its previous block if still free, else the preferred
     block, else the next free one after it. ``is_free`` is injected so tests open no sockets."""
@@ -108,7 +118,7 @@ def choose_plan(
     start = preferred_block(data_dir)
     candidates += [block_base(start + k) for k in range(BLOCK_COUNT)]
     for base in candidates:
-        plan = PortPlan(base=base, regions=regions)
+        plan = PortPlan(base=base, regions=regions, central_shards=central_shards)
         if is_free(plan.all_ports()):
             return plan
     raise RuntimeError(

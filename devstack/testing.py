@@ -42,12 +42,13 @@ def running_stack(
     redis_server: Path | None = None,
     supervise: bool = True,
     hub_workers: int | None = None,
+    central_shards: int | None = None,
 ) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="memorybank-test-"))
     root.chmod(0o755)
     stack = Stack(root / "stack", tuple(regions), services=services, factories=factories,
                   pg_bin=pg_bin, redis_server=redis_server, supervise=supervise,
-                  hub_workers=hub_workers)
+                  hub_workers=hub_workers, central_shards=central_shards)
     try:
         stack.up()
         yield stack

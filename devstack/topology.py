@@ -48,12 +48,21 @@ class PostgresUrls(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
 
 class Topology(msgspec.Struct, frozen=True, kw_only=True):
+    """``central``: central's first shard; ``central_shards``: every shard, in shard order
+    (``mbwire.placement`` says which one writes a twin); empty in a stack from before shards."""
+
     regions: list[str]
     edges: dict[str, str]
     hubs: dict[str, str]
     central: str
     postgres: PostgresUrls
     redis: dict[str, str]
+    central_shards: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def writers(self) -> list[str]:
+        """Central's shards, in shard order."""
+        return self.central_shards or [self.central]
 
     @property
     def primary_region(self) -> str:
@@ -102,6 +111,7 @@ def build_topology(plan: PortPlan) -> Topology:
         edges={r: http_url(plan.edge(r)) for r in regions},
         hubs={r: http_url(plan.hub(r)) for r in regions},
         central=http_url(plan.central),
+        central_shards=[http_url(plan.central_shard(k)) for k in range(plan.central_shards)],
         postgres=PostgresUrls(
             primary=writer_url([plan.pg_primary, plan.pg_standby]),
             replicas={r: pg_url(plan.pg_replica(r)) for r in regions},
@@ -123,8 +133,9 @@ def url_of(topology: Topology, name: str) -> str:
     """Where the child called ``name`` (``pg-primary``, ``pg-ams``, ``hub-iad``, ...) answers."""
     if name in ("pg-primary", "pg-standby"):
         return topology.postgres.nodes.get(name.removeprefix("pg-"), "")
-    if name == "central":
-        return topology.central
+    if name == "central" or name.startswith("central-"):
+        shard = int(name.partition("-")[2] or 0)
+        return topology.writers[shard] if shard < len(topology.writers) else ""
     kind, _, region = name.partition("-")
     table = {"pg": topology.postgres.replicas, "redis": topology.redis, "hub": topology.hubs,
              "edge": topology.edges}

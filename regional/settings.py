@@ -14,7 +14,7 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     region: str
     replica_url: str
     redis_url: str
-    central_url: str
+    central_url: str         # central's shards, comma-separated, in shard order
     hop_secret: str          # what the edge signs with; the hub verifies it
     central_secret: str      # what the hub signs its calls to central with
     limits_redis_url: str = ""   # the fleet-wide limiter's Redis; empty = this hub's own

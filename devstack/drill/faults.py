@@ -156,6 +156,7 @@ def _sql(url: str, query: str) -> None:
 
 
 async def _route_hub_through_proxy(ctx: Ctx) -> None:
+    # The hub then knows one central, the proxy (to the first shard): the cut is total.
     central = urlsplit(ctx.status["central"])
     ctx.proxy = await FaultProxy(central.hostname or "127.0.0.1", central.port or 80).start()
     await _restart_hub(ctx, {"HUB_CENTRAL_URL": ctx.proxy.url})
@@ -186,7 +187,8 @@ async def _unroute(ctx: Ctx) -> None:
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("hub-kill", "SIGKILL a region's hub; its edge fails over to another region",
              kill("hub-{region}"), restore="hub-{region}"),
-    Scenario("central-kill", "SIGKILL central (the one writer); the supervisor restarts it",
+    Scenario("central-kill", "SIGKILL central's first shard; hubs send its twins' writes to the "
+             "next shard until the supervisor has restarted it",
              kill("central"), restore="central"),
     Scenario("primary-kill", "SIGKILL the primary Postgres; Patroni (once there) promotes",
              kill("pg-primary"), restore="pg-primary"),

@@ -37,15 +37,19 @@ class LiveStack:
 async def kill_central_while(live: LiveStack, writer: Callable[[int], Awaitable[None]],
                              stop: asyncio.Event, writers: int = 6) -> None:
     """Runs ``writers`` copies of ``writer(w)`` (each loops until ``stop`` is set) for a second,
-    kills central's whole process group with SIGKILL (granian's main process and its worker: no
-    chance to flush), starts it again, lets the writers go on for a second, then stops them."""
+    kills every central shard's whole process group with SIGKILL (granian's main process and its
+    worker: no chance to flush), starts them again, lets the writers go on for a second, then
+    stops them."""
     running = [asyncio.create_task(writer(w)) for w in range(writers)]
     await asyncio.sleep(1.0)
-    central = next(c for c in live.stack.status().children if c.name == "central")
-    assert central.pid is not None
-    os.killpg(central.pid, signal.SIGKILL)
+    shards = [c for c in live.stack.status().children if c.name.startswith("central")]
+    assert len(shards) == len(live.topology.writers)
+    for shard in shards:
+        assert shard.pid is not None
+        os.killpg(shard.pid, signal.SIGKILL)
     await asyncio.sleep(0.5)
-    live.stack.start_process("central")
+    for shard in shards:
+        live.stack.start_process(shard.name)
     await asyncio.sleep(1.0)
     stop.set()
     await asyncio.gather(*running)

@@ -49,7 +49,7 @@ def test_start_process_env_overrides_one_start_only() -> None:
     # The hook the region-cut drill uses to route a hub through the fault proxy.
     with running_stack(services={"hubs"}, regions=("ams",),
                        factories={"hubs": ECHO_FACTORY}) as stack:
-        hub, central = stack.topology().hubs["ams"], stack.topology().central
+        hub, central = stack.topology().hubs["ams"], ",".join(stack.topology().writers)
         stack.stop_process("hub-ams")
         stack.start_process("hub-ams", {"HUB_CENTRAL_URL": "http://127.0.0.1:9"})
         assert httpx.get(f"{hub}/env").json()["HUB_CENTRAL_URL"] == "http://127.0.0.1:9"

@@ -134,7 +134,8 @@ def test_status_json(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--json", "--data-dir", str(stack.data_dir)]) == 0
     report = msgspec.json.decode(capsys.readouterr().out)
     assert set(report) == {"regions", "edges", "hubs", "central", "postgres", "redis",
-                           "processes"}
+                           "central_shards", "processes"}
+    assert report["central_shards"][0] == report["central"]
     assert report["postgres"]["replicas"] == stack.topology().postgres.replicas
     # Who leads now, and every member's role, as Patroni reports them (what the drills read).
     assert report["postgres"]["leader"] == "primary"
@@ -196,9 +197,12 @@ def test_http_services_come_up_wired_and_restart() -> None:
     with running_stack(services={"central", "hubs", "edges"}, regions=REGIONS,
                        factories=STAND_INS) as http_stack:
         topo, secrets = http_stack.topology(), http_stack.secrets()
-        for url in (topo.central, *topo.hubs.values(), *topo.edges.values()):
+        assert len(topo.writers) == 2  # the default: a sharded central, as in production
+        for url in (*topo.writers, *topo.hubs.values(), *topo.edges.values()):
             assert httpx.get(f"{url}/healthz").status_code == 200
         hub_env = httpx.get(f"{topo.hubs['iad']}/env").json()
+        assert hub_env["HUB_CENTRAL_URL"] == ",".join(topo.writers)
+        assert [httpx.get(f"{u}/env").json()["CENTRAL_SHARD"] for u in topo.writers] == ["0", "1"]
         assert hub_env["HUB_LIMITS_REDIS_URL"] == topo.redis["ams"]
         assert hub_env["HUB_HOP_SECRET"] == secrets.edge_hop_secret
         assert httpx.get(f"{topo.edges['ams']}/env").json()["EDGE_POP"] == "ams"

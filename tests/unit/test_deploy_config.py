@@ -43,6 +43,19 @@ def test_fly_processes_bind_the_private_ipv6_network(config: str) -> None:
         assert argv[argv.index("--host") + 1] in {"::", "[::]"}, f"{config} [{name}]"
 
 
+def test_the_hubs_know_every_central_shard_in_order_and_each_shard_its_place() -> None:
+    central = tomllib.loads((ROOT / "central/fly.toml").read_text())
+    hub = tomllib.loads((ROOT / "fly.toml").read_text())
+    groups = list(central["processes"])
+    urls = hub["env"]["HUB_CENTRAL_URL"].split(",")
+    assert [u.split("//")[1].split(".")[0] for u in urls] == groups
+    assert all(f".process.{central['app']}.internal:8080" in u for u in urls)
+    for k, group in enumerate(groups):
+        argv = shlex.split(central["processes"][group])
+        assert argv[:3] == ["env", f"CENTRAL_SHARD={k}", f"CENTRAL_SHARDS={len(groups)}"]
+    assert central["services"][0]["processes"] == groups
+
+
 def test_the_image_runs_as_a_non_root_user() -> None:
     users = [args.split(":")[0] for op, args in _dockerfile() if op == "USER"]
     assert users, "the Dockerfile has no USER line: the services would run as root"

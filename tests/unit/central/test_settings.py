@@ -32,3 +32,12 @@ def test_an_openai_compatible_embedder_is_configured_from_the_environment() -> N
 def test_a_mistyped_embedder_variable_fails_at_start() -> None:
     with pytest.raises(ValueError, match=r"CENTRAL_EMBEDDER_DIMS .*CENTRAL_EMBEDDER_DIM"):
         CentralSettings.from_env({**BASE, "CENTRAL_EMBEDDER_DIMS": "384"})
+
+
+def test_a_shard_knows_its_place_and_a_place_outside_the_shards_is_refused() -> None:
+    s = CentralSettings.from_env({**BASE, "CENTRAL_SHARD": "1", "CENTRAL_SHARDS": "2"})
+    assert (s.shard, s.shards) == (1, 2)
+    assert (CentralSettings.from_env(BASE).shard, CentralSettings.from_env(BASE).shards) == (0, 1)
+    for shard, shards in (("2", "2"), ("-1", "2"), ("0", "0")):
+        with pytest.raises(ValueError, match="CENTRAL_SHARD"):
+            CentralSettings.from_env({**BASE, "CENTRAL_SHARD": shard, "CENTRAL_SHARDS": shards})

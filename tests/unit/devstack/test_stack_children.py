@@ -22,16 +22,17 @@ REGIONS = ("iad", "ams")  # iad first: the primary region is whichever comes fir
 SECRETS = Secrets(edge_hop_secret="e" * 20, central_hop_secret="c" * 20, jwt_hs256_secret="j" * 20)
 
 
-def state(services: list[str]) -> StackState:
-    plan = PortPlan(base=25000, regions=REGIONS)
+def state(services: list[str], shards: int = 1) -> StackState:
+    plan = PortPlan(base=25000, regions=REGIONS, central_shards=shards)
     return StackState(data_dir="/d", regions=list(REGIONS), services=services,
                       port_base=plan.base, topology=build_topology(plan))
 
 
-def specs(services: list[str], run_as: procs.RunAs | None = None) -> dict[str, procs.ProcessSpec]:
+def specs(services: list[str], run_as: procs.RunAs | None = None,
+          shards: int = 1) -> dict[str, procs.ProcessSpec]:
     src = Sources(pg_bin=None, redis_server=None, run_as=run_as, secrets=SECRETS,
                   factories=apps.DEFAULT_FACTORIES)
-    return children.build_specs(state(services), Path("/d"), src)
+    return children.build_specs(state(services, shards), Path("/d"), src)
 
 
 def test_names_in_start_order() -> None:
@@ -39,6 +40,16 @@ def test_names_in_start_order() -> None:
         "pg-witness", "pg-primary", "pg-standby", "pg-iad", "pg-ams", "redis-iad", "redis-ams",
         "central", "hub-iad", "hub-ams", "edge-iad", "edge-ams"]
     assert list(specs(list(SERVICE_ORDER))) == children.all_names(state(list(SERVICE_ORDER)))
+
+
+def test_central_shards_each_know_their_place_and_hubs_know_them_all_in_order() -> None:
+    s, topo = specs(["central", "hubs"], shards=3), state([], shards=3).topology
+    assert [n for n in s if n.startswith("central")] == ["central", "central-1", "central-2"]
+    for k, name in enumerate(("central", "central-1", "central-2")):
+        assert s[name].env["CENTRAL_SHARD"] == str(k)
+        assert s[name].env["CENTRAL_SHARDS"] == "3"
+        assert s[name].argv[s[name].argv.index("--port") + 1] == topo.writers[k].rsplit(":")[-1]
+    assert s["hub-ams"].env["HUB_CENTRAL_URL"].split(",") == topo.writers
 
 
 def test_http_services_wiring() -> None:

@@ -1,11 +1,12 @@
-"""The topology and ``status --json``: exactly api.md's shape, plus ``processes``."""
+"""The topology and ``status --json``: exactly api.md's shape, plus ``central_shards`` and
+``processes``."""
 
 from __future__ import annotations
 
 import msgspec
 
 from devstack.children import ChildStatus, StackStatus
-from devstack.ports import PortPlan
+from devstack.ports import BLOCK_SIZE, MAX_CENTRAL_SHARDS, MAX_REGIONS, PortPlan
 from devstack.topology import build_topology, url_of
 
 PLAN = PortPlan(base=24000, regions=("ams", "iad", "sin"))
@@ -18,7 +19,9 @@ def test_status_json_shape() -> None:
                 ChildStatus(name="edge-ams", state="stopped", pid=None, log="/l/edge-ams.log")]
     raw = msgspec.json.decode(msgspec.json.encode(
         StackStatus(topology=topo, children=children).report()))
-    assert list(raw) == ["regions", "edges", "hubs", "central", "postgres", "redis", "processes"]
+    assert list(raw) == ["regions", "edges", "hubs", "central", "postgres", "redis",
+                         "central_shards", "processes"]
+    assert raw["central_shards"] == [raw["central"]]  # one shard: "central" is all there is
     assert raw["regions"] == ["ams", "iad", "sin"]
     for key in ("edges", "hubs", "redis"):
         assert set(raw[key]) == {"ams", "iad", "sin"}
@@ -60,3 +63,18 @@ def test_url_of_each_child() -> None:
     assert url_of(topo, "central") == topo.central
     assert url_of(topo, "hub-ams") == topo.hubs["ams"]
     assert url_of(topo, "edge-ams") == topo.edges["ams"]
+
+
+def test_central_shards_have_ports_of_their_own_and_the_first_is_central() -> None:
+    plan = PortPlan(base=24000, regions=("ams", "iad", "sin"), central_shards=3)
+    topo = build_topology(plan)
+    assert topo.writers[0] == topo.central
+    assert len(set(topo.writers)) == 3
+    # The most shards and regions a stack runs: no port shared, all inside the block.
+    widest = PortPlan(base=24000, regions=tuple(f"r{i}" for i in range(MAX_REGIONS)),
+                      central_shards=MAX_CENTRAL_SHARDS)
+    ports = widest.all_ports()
+    assert len(ports) == len(set(ports))
+    assert all(0 <= p - widest.base < BLOCK_SIZE for p in ports)
+    assert [url_of(topo, n) for n in ("central", "central-1", "central-2")] == topo.writers
+    assert url_of(topo, "central-3") == ""

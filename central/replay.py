@@ -5,7 +5,8 @@ A handler runs its write through ``answer(request, run)``. With a key, the key i
 request's task, and the store's one write transaction (``Store.write``) calls the hooks below:
 ``claim`` first inserts (caller, key) into ``write_keys`` (migration 0006); ``record`` stores the
 answer the writer left in ``tx.answer`` just before COMMIT; ``committed`` stores the commit's
-position as the row's token. So a committed write always has its answer stored, and a rolled-back
+position as the row's token (asynchronously committed: a lost token is answered by the position
+at replay time). So a committed write always has its answer stored, and a rolled-back
 one (a refusal, a crash) leaves no row and its key free, as the ledger's keys do. A keyed twin
 merge therefore runs in a transaction of its own, not in central's group commit (``pending``).
 
@@ -161,14 +162,21 @@ async def committed(tx: WriteTx) -> ConsistencyToken:
 
 async def token_after(conn: Any, principal: str, key: str) -> ConsistencyToken:
     """The commit position just reached, stored on the key's row (same connection, after it).
-    The request's key is answered: any later transaction of the request is not keyed."""
+    The request's key is answered: any later transaction of the request is not keyed.
+
+    The write itself is durable by now; the token on its row only lets a replay answer the very
+    token the first attempt did (without it a replay answers the position then, also a valid
+    lower bound: ``_STORED``). So the row is updated with an asynchronous commit: no second WAL
+    flush and standby round trip on every keyed write's path."""
     answered = _pending.get()
     if answered is not None:
         answered.done = True
-    cur = await conn.execute(
-        "update write_keys set token = pg_current_wal_lsn()::text where principal = %s"
-        " and idempotency_key = %s returning token", (principal, key))
-    row = await cur.fetchone()
+    async with conn.transaction():
+        await conn.execute("set local synchronous_commit = off")
+        cur = await conn.execute(
+            "update write_keys set token = pg_current_wal_lsn()::text where principal = %s"
+            " and idempotency_key = %s returning token", (principal, key))
+        row = await cur.fetchone()
     assert row is not None
     return ConsistencyToken.from_pg_lsn(row[0])
 

@@ -72,11 +72,13 @@ async def until(check: Callable[[], Awaitable[bool]], within_s: float = 30.0) ->
 
 
 @contextlib.contextmanager
-def stalled(stack: Stack, name: str) -> Iterator[None]:
-    """SIGSTOP a child and its workers (granian forks them); SIGCONT afterwards."""
-    pid = stack.status().report().processes[name].pid
-    assert pid is not None
-    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+def stalled(stack: Stack, *names: str) -> Iterator[None]:
+    """SIGSTOP children and their workers (granian forks them); SIGCONT afterwards."""
+    procs = []
+    for name in names:
+        pid = stack.status().report().processes[name].pid
+        assert pid is not None
+        procs += [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     for p in procs:
         os.kill(p.pid, signal.SIGSTOP)
     try:
@@ -99,7 +101,8 @@ async def test_reads_answer_while_hung_writes_hold_the_write_connections(stack: 
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(base_url=topo.edges["ams"], timeout=30, limits=limits) as http:
         twin = await create_twin(http, reader)          # never read yet: not in the PoP cache
-        with stalled(stack, "central"):
+        shards = [n for n in stack.status().report().processes if n.startswith("central")]
+        with stalled(stack, *shards):  # every central shard hangs
             # More writes than the edge's (and the hub's) upstream connections: all hang.
             writes = [asyncio.create_task(http.post("/v1/twins", json={"profile": {}},
                                                     headers=writer)) for _ in range(80)]

@@ -440,6 +440,9 @@ async def test_request_id_and_trace_flow_edge_to_hub_to_central(live: LiveStack,
                                                                http: httpx.AsyncClient):
     import uuid
 
+    from devstack.apps import central_name
+    from mbwire.placement import central_shard
+
     twin_id = await create(live, http, "trace")
     trace_id, request_id = uuid.uuid4().hex, f"flow-{uuid.uuid4().hex[:12]}"
     r = await http.patch(f"{live.topology.edges['ams']}/v1/twins/{twin_id}", content=b'{"t": 1}',
@@ -451,7 +454,8 @@ async def test_request_id_and_trace_flow_edge_to_hub_to_central(live: LiveStack,
     wanted = f"request_id={request_id} trace_id={trace_id}"
     logs = live.stack.data_dir / "logs"
     deadline = time.monotonic() + 5
-    for name in ("hub-ams", "central"):
+    home = central_name(central_shard(twin_id, len(live.topology.writers)))  # its shard
+    for name in ("hub-ams", home):
         while wanted not in (logs / f"{name}.log").read_text(errors="replace"):
             assert time.monotonic() < deadline, f"{name} did not log {wanted}"
             await asyncio.sleep(0.05)

@@ -18,6 +18,7 @@ stack."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -29,9 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
 
+from devstack import liveness  # noqa: E402
+from devstack.launcher import Stack  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
 
 
@@ -43,18 +48,41 @@ def _children_cpu() -> float:
 READS = ("GET ", "POST /v1/knowledge/query")  # the mix's read kinds, by locust name
 
 
-def step(env: dict[str, str], rate: float, seconds: int, out: Path, user_rps: float,
-         bounds: tuple[float, float]) -> dict[str, Any]:
+def tier_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of each tier of the stack (edges, hubs, central, Postgres with Patroni,
+    Redis), each child and every process under it (granian workers, Postgres backends)."""
+    out: dict[str, float] = {}
+    for child in stack.status().children:
+        if child.pid is None or child.name == "supervisor":
+            continue
+        tier = {"pg": "postgres", "edge": "edges", "hub": "hubs", "redis": "redis"}.get(
+            child.name.partition("-")[0], "central")
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(child.pid)
+            procs = [root, *root.children(recursive=True)]
+            if tier == "postgres":  # Patroni starts the postmaster in a session of its own
+                master = liveness.postmaster(stack.data_dir, child.name)
+                procs += [master, *master.children(recursive=True)] if master else []
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    out[tier] = out.get(tier, 0.0) + times.user + times.system
+    return out
+
+
+def step(stack: Stack, env: dict[str, str], rate: float, seconds: int, out: Path,
+         user_rps: float, bounds: tuple[float, float]) -> dict[str, Any]:
     users = max(1, math.ceil(rate / user_rps))
     prefix = out / f"rate-{rate:g}"
     argv = [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"),
             "--headless", "-u", str(users), "-r", str(max(1, users // 2)), "-t", f"{seconds}s",
             "--csv", str(prefix), "--html", f"{prefix}.html", "--only-summary", "--stop-timeout",
             "5"]
-    cpu0, t0 = _children_cpu(), time.perf_counter()
+    cpu0, tiers0, t0 = _children_cpu(), tier_cpu(stack), time.perf_counter()
     subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    check=False, timeout=seconds + 120)
     wall = time.perf_counter() - t0
+    tiers = {k: v - tiers0.get(k, 0.0) for k, v in tier_cpu(stack).items()}
     with open(f"{prefix}_stats.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     total = next(r for r in rows if r["Name"] == "Aggregated")
@@ -72,12 +100,17 @@ def step(env: dict[str, str], rate: float, seconds: int, out: Path, user_rps: fl
                "p50_ms": float(total["50%"] or "nan"), "reads_p95_ms": reads_p95,
                "writes_p95_ms": writes_p95, "p95_by_kind": kinds, "failures": failures,
                "requests": int(total["Request Count"]),
-               "locust_cpu": round((_children_cpu() - cpu0) / wall, 2), "held": held}
+               "locust_cpu": round((_children_cpu() - cpu0) / wall, 2), "held": held,
+               # CPU ms per answered request, by tier (the set-up of new agents included)
+               "cpu_ms_per_request": {k: round(v * 1000 / max(1, int(total["Request Count"])),
+                                               2) for k, v in sorted(tiers.items())}}
     print(f"   target {rate:7.1f}/s  agents {users:4d}  achieved {achieved:7.1f}/s  "
           f"p50 {figures['p50_ms']:5.0f} ms  p95 {p95:5.0f} ms (reads {reads_p95:4.0f}, "
           f"writes {writes_p95:4.0f})  failures {failures}  locust cpu "
           f"{figures['locust_cpu']:.0%}  held: "
           + (", ".join(k for k, v in held.items() if v) or "none"), flush=True)
+    print("      cpu ms per request: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in figures["cpu_ms_per_request"].items()), flush=True)
     return figures
 
 
@@ -107,11 +140,11 @@ def main() -> None:
         results = []
         bounds = (a.p95_ms, a.slo_ms)
         if a.rate:
-            results.append(step(env, a.rate, a.seconds, a.out, a.user_rps, bounds))
+            results.append(step(stack, env, a.rate, a.seconds, a.out, a.user_rps, bounds))
         else:
             rate = a.start
             for _ in range(a.max_steps):
-                results.append(step(env, rate, a.step_seconds, a.out, a.user_rps, bounds))
+                results.append(step(stack, env, rate, a.step_seconds, a.out, a.user_rps, bounds))
                 if not results[-1]["held"]["slo"]:
                     break
                 rate = round(rate * a.factor, 1)

@@ -221,6 +221,24 @@ def test_http_services_come_up_wired_and_restart() -> None:
     assert all(gone(p) for p in everything)
 
 
+def test_the_shard_count_is_the_stacks_until_down() -> None:
+    with running_stack(services={"central", "hubs"}, regions=("ams",), factories=STAND_INS,
+                       central_shards=3) as stack:
+        topo = stack.topology()
+        assert len(topo.writers) == 3
+        assert [httpx.get(f"{u}/env").json()["CENTRAL_SHARD"] for u in topo.writers] == \
+            ["0", "1", "2"]
+        assert httpx.get(f"{topo.hubs['ams']}/env").json()["HUB_CENTRAL_URL"] == \
+            ",".join(topo.writers)
+        # Asking a running stack for another count is refused (ports and homes would move).
+        with pytest.raises(ConfigError, match="central shard"):
+            Stack(stack.data_dir, factories=STAND_INS, central_shards=1).up()
+        # The next `up` without a count keeps the stack's, and starts the shard that is down.
+        stack.stop_process("central-2")
+        assert len(Stack(stack.data_dir, factories=STAND_INS).up().writers) == 3
+        assert httpx.get(f"{topo.writers[2]}/healthz").status_code == 200
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands Postgres to nobody")
 def test_a_data_dir_nobody_can_reach_still_runs(tmp_path: Path) -> None:
     # pytest's tmp_path lives under /tmp/pytest-of-root, which is 0o700: Postgres (as nobody)

@@ -134,7 +134,8 @@ def url_of(topology: Topology, name: str) -> str:
     if name in ("pg-primary", "pg-standby"):
         return topology.postgres.nodes.get(name.removeprefix("pg-"), "")
     if name == "central" or name.startswith("central-"):
-        shard = int(name.partition("-")[2] or 0)
+        tail = name.partition("-")[2] or "0"
+        shard = int(tail) if tail.isdigit() else len(topology.writers)
         return topology.writers[shard] if shard < len(topology.writers) else ""
     kind, _, region = name.partition("-")
     table = {"pg": topology.postgres.replicas, "redis": topology.redis, "hub": topology.hubs,

@@ -77,4 +77,4 @@ def test_central_shards_have_ports_of_their_own_and_the_first_is_central() -> No
     assert len(ports) == len(set(ports))
     assert all(0 <= p - widest.base < BLOCK_SIZE for p in ports)
     assert [url_of(topo, n) for n in ("central", "central-1", "central-2")] == topo.writers
-    assert url_of(topo, "central-3") == ""
+    assert url_of(topo, "central-3") == url_of(topo, "central-x") == ""

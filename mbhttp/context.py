@@ -5,7 +5,6 @@ central is one trace."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from typing import Any
@@ -20,7 +19,6 @@ from mbhttp.tracing import server_span
 from mbwire import headers as h
 
 REQUEST_ID_HEADER = h.REQUEST_ID
-SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _tracer = trace.get_tracer("memorybank")
 access_log = logging.getLogger("memorybank.access")
 
@@ -34,7 +32,7 @@ def request_id_of(request: Request[Any, Any, Any]) -> str:
     if settled:
         return str(settled)
     sent = request.headers.get(REQUEST_ID_HEADER, "")
-    state["request_id"] = request_id = sent if SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
+    state["request_id"] = request_id = sent if h.SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
     return request_id
 
 
@@ -64,7 +62,7 @@ async def in_context(scope: Scope, receive: Receive, send: Send, next_app: ASGIA
     headers = scope.get("state", {}).get("raw_headers") or {
         k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     sent = headers.get(REQUEST_ID_HEADER, "")
-    request_id = sent if SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
+    request_id = sent if h.SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
     state = scope.setdefault("state", {})
     state["request_id"] = request_id
     state["raw_headers"] = headers  # decoded once; the hop guard reads them too

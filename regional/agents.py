@@ -82,7 +82,7 @@ async def search_agents(request: Request[Any, Any, Any], reads: Reads) -> Respon
     sql = listing_sql(ascending=p["ascending"], q=p["q"] is not None,
                       type_=p["type"] is not None, after=p["after"] is not None)
     async with reads.replica.connection() as conn:
-        answered = await Replica._position(conn)  # read first: the answer reflects at least it
+        answered = await Replica.position_on(conn)  # read first: the answer reflects at least it
         cur = await conn.execute(sql, {**p, "limit": p["limit"] + 1})
         rows = await cur.fetchall()
     items = [agent_view(r[:-1]) for r in rows[: p["limit"]]]

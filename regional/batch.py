@@ -155,7 +155,7 @@ async def batch_query(
         # Read before the snapshot is taken: every write up to it is in the snapshot (the
         # position read inside could run ahead of it). Replay only moves forward, so it is
         # at least the caller's settled token.
-        answered = await Replica._position(conn)
+        answered = await Replica.position_on(conn)
         async with conn.transaction():
             await conn.execute("set transaction isolation level repeatable read, read only")
             for i, query in enumerate(body.queries):

@@ -45,6 +45,9 @@ local epoch = redis.call('GET', 'mb:cache:epoch')
 if not epoch or not redis.call('GET', 'mb:cache:floor') then return {false, false} end
 return {redis.call('GET', 'mb:twin:' .. epoch .. ':' .. ARGV[1]), redis.call('GET', 'mb:feed:mark')}
 """
+# Change-feed kinds that change what a twin view holds: the follower invalidates Redis and each
+# worker's feed tail evicts its near cache (regional.near) on these.
+VIEW_KINDS = frozenset({"twin", "grant"})
 INV_TTL_S = 600  # longer than any replica read can take (statement timeout is 10 s)
 
 

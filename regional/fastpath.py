@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from mbhttp.context import SANE_REQUEST_ID, in_context
+from mbhttp.context import in_context, stamp
 from mbhttp.guard import Admission
 from mbhttp.problems import UNEXPECTED
 from mbwire import HopError, HopSigner, Problem, Unauthorized
@@ -55,7 +55,7 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         raw_token, request_id = headers.get(h.CONSISTENCY_TOKEN), headers.get(h.REQUEST_ID, "")
-        if not SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers:
+        if not h.SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers:
             await app(scope, receive, send)
             return
         try:
@@ -107,11 +107,8 @@ async def _problem(send: Send, problem: Problem, path: str, request_id: str) -> 
 
 async def _send(send: Send, status: int, media_type: str, body: bytes,
                 extra: dict[str, str]) -> None:
-    headers: list[tuple[bytes, bytes]] = [
-        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
-        (b"content-type", media_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    headers = stamp((), {**extra, "content-type": media_type,
+                         "content-length": str(len(body))})
     start: Any = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     message: Any = {"type": "http.response.body", "body": body, "more_body": False}

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import RedisError
 
 from mbwire import ConsistencyToken, Unavailable
-from regional.cache import TwinCache
+from regional.cache import VIEW_KINDS, TwinCache
 from regional.replica import ReplayClock, Replica
 
 log = logging.getLogger("memorybank.follower")
@@ -76,7 +76,7 @@ class Follower:
             complete = len(changes) < self.batch
             if changes:
                 self.cursor = changes[-1][0]
-            twins = {key for _, kind, key in changes if kind in ("twin", "grant")}
+            twins = {key for _, kind, key in changes if kind in VIEW_KINDS}
             if changes or (complete and before > self.mark):
                 kept = await self.cache.invalidate(
                     twins, after, self.cursor, before if complete else None

@@ -67,7 +67,7 @@ class IndexFollower:
         head before the chunks, so every change at or before ``mark`` is in what was loaded
         (a later one that slipped in is simply replayed from the feed again)."""
         async with self.replica.connection() as conn:
-            before = await Replica._position(conn)
+            before = await Replica.position_on(conn)
             cur = await conn.execute("select coalesce(max(seq), 0) from change_feed")
             head = await cur.fetchone()
             cur = await conn.execute(_CHUNKS, {"snip": SNIPPET_CHARS, "embedder": self.embedder})

@@ -85,7 +85,7 @@ async def keyword_search(
     )
     params.update(sql_params(principal), q=any_word(query), limit=limit)
     async with replica.connection() as conn:
-        answered = await Replica._position(conn)
+        answered = await Replica.position_on(conn)
         cur = await conn.execute(sql, params)
         rows = await cur.fetchall()
     return [KeywordHit(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6], list(r[7]))

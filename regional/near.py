@@ -22,10 +22,7 @@ from collections.abc import Iterable
 
 from mbhttp import metrics
 from mbwire import ConsistencyToken
-from regional.cache import CachedTwin
-
-# Change-feed kinds that change what a twin view holds (as the Redis follower invalidates).
-VIEW_KINDS = frozenset({"twin", "grant"})
+from regional.cache import VIEW_KINDS, CachedTwin
 
 
 class NearCache:

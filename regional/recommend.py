@@ -164,7 +164,7 @@ async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
         await knowledge.settle(token)  # the replica, then the index, cover the token
     entry, answered = await reads.view(principal, twin_id, token)  # 404 / 403 first
     async with reads.replica.connection() as conn:
-        answered = min(answered, await Replica._position(conn))
+        answered = min(answered, await Replica.position_on(conn))
         cur = await conn.execute(_EVENTS, (twin_id,))
         basis = basis_of(entry.profile, await cur.fetchall())
         found: dict[str, list[Recommendation]] = {}

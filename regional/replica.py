@@ -236,7 +236,7 @@ class Replica:
         statement inside agrees with the others, and the answer reflects at least that position."""
         async with self.connection() as conn, conn.transaction():
             await conn.execute("set transaction isolation level repeatable read")
-            yield conn, await self._position(conn)
+            yield conn, await self.position_on(conn)
 
     async def twin(self, twin_id: str) -> tuple[TwinRow | None, ConsistencyToken]:
         """The twin as the replica has it, and the replay position the answer reflects at least.
@@ -274,17 +274,18 @@ class Replica:
         every change committed at or before ``before`` is among the rows (or earlier ones), and
         every row's commit is at or before ``after``."""
         async with self.connection() as conn:
-            before = await self._position(conn)
+            before = await self.position_on(conn)
             cur = await conn.execute(
                 "select seq, kind, key from change_feed where seq > %s order by seq limit %s",
                 (cursor, limit),
             )
             rows = [(r[0], r[1], r[2]) for r in await cur.fetchall()]
-            after = await self._position(conn)
+            after = await self.position_on(conn)
         return before, rows, after
 
     @staticmethod
-    async def _position(conn: psycopg.AsyncConnection[Any]) -> ConsistencyToken:
+    async def position_on(conn: psycopg.AsyncConnection[Any]) -> ConsistencyToken:
+        """The replay position, read on ``conn`` (so it orders with that connection's reads)."""
         cur = await conn.execute(_POSITION_SQL)
         row = await cur.fetchone()
         assert row is not None
@@ -304,4 +305,4 @@ class Replica:
             )
             row = await cur.fetchone()
             assert row is not None
-            return row[0], row[1], await self._position(conn)
+            return row[0], row[1], await self.position_on(conn)

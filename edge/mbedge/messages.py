@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from georouting import Point
+from mbwire import headers as h
 
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # version 00: 2 hex version, 32 hex trace id, 16 hex parent id, 2 hex flags (W3C Trace Context).
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -33,7 +33,7 @@ _ID_COUNT = itertools.count()
 
 def request_id(sent: str | None) -> str:
     """Echo the caller's ``X-Request-Id`` when it is safe to log and forward, else make one."""
-    if sent and _SANE_ID.match(sent):
+    if sent and h.SANE_REQUEST_ID.match(sent):
         return sent
     return f"{_ID_PREFIX}{next(_ID_COUNT):016x}"
 

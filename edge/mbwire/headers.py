@@ -7,8 +7,12 @@ of these."""
 
 from __future__ import annotations
 
+import re
+
 # Public.
 REQUEST_ID = "x-request-id"
+# A caller's X-Request-Id that is echoed, logged and forwarded; any other is replaced.
+SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CONSISTENCY_TOKEN = "x-consistency-token"
 REPLICA_LAG_MS = "x-replica-lag-ms"
 SERVED_BY = "x-served-by"

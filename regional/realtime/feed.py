@@ -118,10 +118,10 @@ class RealtimeFeed:
             args.extend(kinds_keys)
         sql += " order by seq limit %s"
         async with self.replica.connection() as conn:
-            before = await Replica._position(conn)
+            before = await Replica.position_on(conn)
             cur = await conn.execute(sql, (*args, limit))
             found = [Row(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
-            after = await Replica._position(conn)
+            after = await Replica.position_on(conn)
         return before, found, after
 
     async def bounds(self) -> tuple[int, int]:

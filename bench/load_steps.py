@@ -35,6 +35,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
 
+from spine_servers import tree_cpu  # noqa: E402
+
 from devstack import liveness  # noqa: E402
 from devstack.launcher import Stack  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
@@ -58,15 +60,11 @@ def tier_cpu(stack: Stack) -> dict[str, float]:
         tier = {"pg": "postgres", "edge": "edges", "hub": "hubs", "redis": "redis"}.get(
             child.name.partition("-")[0], "central")
         with contextlib.suppress(psutil.Error):
-            root = psutil.Process(child.pid)
-            procs = [root, *root.children(recursive=True)]
+            roots = [psutil.Process(child.pid)]
             if tier == "postgres":  # Patroni starts the postmaster in a session of its own
                 master = liveness.postmaster(stack.data_dir, child.name)
-                procs += [master, *master.children(recursive=True)] if master else []
-            for proc in procs:
-                with contextlib.suppress(psutil.Error):
-                    times = proc.cpu_times()
-                    out[tier] = out.get(tier, 0.0) + times.user + times.system
+                roots += [master] if master else []
+            out[tier] = out.get(tier, 0.0) + sum(tree_cpu(root) for root in roots)
     return out
 
 

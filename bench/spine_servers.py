@@ -100,6 +100,16 @@ def uncached_hub_spec(stack: Stack, region: str) -> tuple[ProcessSpec, str]:
     return replace(spec, name=f"bench-uncached-hub-{region}", env=env), url
 
 
+def tree_cpu(root: psutil.Process) -> float:
+    """CPU seconds so far of ``root`` and every process under it (one that is gone counts 0)."""
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 class CpuMeter:
     """CPU seconds per wall second of a process and its children (granian's worker)."""
 
@@ -107,12 +117,7 @@ class CpuMeter:
         self._root = psutil.Process(pid)
 
     def _cpu(self) -> float:
-        total = 0.0
-        for proc in [self._root, *self._root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                times = proc.cpu_times()
-                total += times.user + times.system
-        return total
+        return tree_cpu(self._root)
 
     def __enter__(self) -> CpuMeter:
         self._cpu0, self._t0 = self._cpu(), time.perf_counter()

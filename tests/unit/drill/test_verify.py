@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,7 +36,11 @@ def test_primary_is_the_status_url_without_patroni() -> None:
     assert primary_url(status) == "postgresql://postgres@127.0.0.1:5400/memorybank"
 
 
-def test_unreachable_patroni_falls_back_to_the_status_url() -> None:
+def test_unreachable_patroni_falls_back_to_the_status_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(url: str, **_: Any) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "get", refused)
     status = {"postgres": {"primary": "postgresql://postgres@127.0.0.1:5400/memorybank",
                            "patroni": {"pg-0": "http://127.0.0.1:9"}}}
     assert primary_url(status).endswith(":5400/memorybank")

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_edge_bundle import ROOT, bundle
 from tests.unit.edge import worker_standins as rt
-from tests.unit.edge.test_edge_bundle import ROOT, bundle
 
 
 @pytest.fixture(scope="module")

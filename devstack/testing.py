@@ -24,6 +24,8 @@ from typing import Any
 import msgspec
 
 from devstack.launcher import Stack
+from devstack.postgres import pg_data_root
+from devstack.procs import unprivileged
 from devstack.state import ALL_SERVICES
 
 KEEP_ENV = "MEMORYBANK_KEEP_TEST_STACK"  # set to 1 to keep the data directory (logs) afterwards
@@ -57,6 +59,8 @@ def running_stack(
             stack.down()
         finally:
             if os.environ.get(KEEP_ENV) != "1":
+                # Postgres's data may live outside ``root`` (postgres.pg_data_root).
+                shutil.rmtree(pg_data_root(stack.data_dir, unprivileged()), ignore_errors=True)
                 shutil.rmtree(root, ignore_errors=True)
 
 

@@ -1,9 +1,15 @@
-"""The agent directory at central: ``PUT /v1/agents/me`` registers or updates the caller.
+"""The agent directory at central: ``PUT /v1/agents/me`` registers or updates the caller,
+``DELETE /v1/agents/me`` removes it.
 
 One statement upserts the caller's row (keyed by its JWT sub) only when something changed, so the
 same PUT again writes nothing and bumps no version; a change appends an ``agent`` feed row in the
 same transaction. A first registration's listing position and ``created_at`` are drawn while it
-commits (migration 0005), so the row is read back after the commit to answer them."""
+commits (migration 0005), so the row is read back after the commit to answer them.
+
+A deletion removes the row and appends an ``agent`` feed row without a version (as a knowledge
+delete does), in one transaction. The hubs read the directory and the agents they recommend
+straight from their replicas (no cache or index of agents), so a read that reflects the
+deletion's token no longer shows it anywhere; the feed row tells realtime subscribers."""
 
 from __future__ import annotations
 
@@ -14,12 +20,20 @@ import msgspec
 from litestar import Request, Response
 from litestar.di import NamedDependency
 
+from central import replay
 from central.store import Store
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
-from mbwire import Principal, Unprocessable
+from mbwire import NotFound, Principal, Unprocessable
 from mbwire import headers as h
-from mbwire.types_agents import AGENT_COLUMNS, AgentIn, AgentView, AgentWritten, agent_view
+from mbwire.types_agents import (
+    AGENT_COLUMNS,
+    AgentDeleted,
+    AgentIn,
+    AgentView,
+    AgentWritten,
+    agent_view,
+)
 
 StoreDep = NamedDependency[Store]
 
@@ -39,6 +53,7 @@ where {_CHANGED}
 returning version
 """
 _VIEW = f"select {AGENT_COLUMNS} from agents a where a.sub = %s"
+_DELETE = "delete from agents where sub = %s returning 1"
 
 
 def normalized_interests(interests: list[str]) -> list[str]:
@@ -87,4 +102,23 @@ async def put_agent(request: Request[Any, Any, Any], store: StoreDep) -> Respons
                     headers={h.CONSISTENCY_TOKEN: written.consistency_token})
 
 
-HANDLERS: dict[str, Callable[..., Any]] = {"register_agent": put_agent}
+async def remove(store: Store, who: Principal) -> AgentDeleted:
+    async with store.write() as tx:
+        cur = await tx.conn.execute(_DELETE, (who.sub,))
+        if await cur.fetchone() is None:
+            raise NotFound(f"{who.sub} has no entry in the agent directory")
+        tx.feed.append(("agent", who.sub, None))
+        tx.answer = AgentDeleted(sub=who.sub, consistency_token="")
+    answered: AgentDeleted = replay.answered(tx)
+    return answered
+
+
+async def delete_agent(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+    who = require_principal(request)
+    # Keyed like any write: a retry of a deletion whose answer was lost answers it again (200),
+    # where an unkeyed retry finds nothing left (404).
+    return await replay.answer(request, lambda: remove(store, who), who.sub)
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"register_agent": put_agent,
+                                           "delete_agent": delete_agent}

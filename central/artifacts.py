@@ -2,12 +2,15 @@
 its bytes (checked against the announced size and sha256, then stored, then marked stored; a
 text artifact's text indexed as a knowledge document of its twin, in the same transaction).
 
-Order of an upload, and why: the URL is checked first (403), then the row (404, 409), then the
-bytes (422 naming size or sha256); a text artifact is decoded and embedded next (its 422s, and
-the slow part, before anything is kept); then the blob is written; only then does one
-transaction mark the row stored, store the text's chunks and append the feed rows. So a row
-is never ``stored`` without its blob, and a failure leaves at most a blob no row points at as
-stored, which the next upload of the same bytes overwrites."""
+Order of an upload, and why: the URL is checked first (403), then the row (404, 409), then
+whether the announcer may still write the twin (403: a URL is no wider than its announcer's
+access, which may have been revoked since), then the bytes (422 naming size or sha256); a text
+artifact is decoded and embedded next (its 422s, and the slow part, before anything is kept);
+then the blob is written; only then does one transaction check the announcer's access again
+(under a share lock on the twin, so a concurrent revoke is ordered before or after it), mark
+the row stored, store the text's chunks and append the feed rows. So a row is never ``stored``
+without its blob, never stored for an announcer who had lost write access, and a failure leaves
+at most a blob no row points at as stored, which the next upload of the same bytes overwrites."""
 
 from __future__ import annotations
 
@@ -40,13 +43,19 @@ Blobs = NamedDependency[ArtifactBlobs]
 
 # FOR SHARE: a concurrent revoke (which locks the twin FOR UPDATE) waits for us, or we for it.
 _WRITABLE = f"select {TWIN_WRITABLE_SQL} from twins t where t.twin_id = %(twin)s for share of t"
+# At upload, the lock and the check are two statements: a statement that waited for a revoke's
+# lock still evaluates the grants subquery in its own, older snapshot; the next statement's
+# snapshot is taken after the revoke committed.
+_LOCK_TWIN = "select 1 from twins where twin_id = %s for share"
+_STILL_WRITABLE = f"select {TWIN_WRITABLE_SQL} from twins t where t.twin_id = %(twin)s"
 _INSERT = """
 insert into artifacts (artifact_id, twin_id, owner_sub, content_type, size, sha256, metadata,
-                       blob_key)
-values (%s, %s, %s, %s, %s, %s, %s, %s)
+                       blob_key, announcer_superuser)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 _ROW = """
-select twin_id, owner_sub, content_type, size, sha256, metadata, status, blob_key, created_at
+select twin_id, owner_sub, content_type, size, sha256, metadata, status, blob_key, created_at,
+       announcer_superuser
 from artifacts where artifact_id = %s
 """
 _MARK_STORED = """
@@ -65,6 +74,7 @@ class _Row(msgspec.Struct, frozen=True, array_like=True):
     status: str
     blob_key: str
     created_at: datetime
+    announcer_superuser: bool  # owner_sub is the announcer (migration 0007)
 
 
 def dependencies(settings: CentralSettings) -> dict[str, Provide]:
@@ -98,7 +108,7 @@ async def _announce(store: Store, principal: Principal, body: ArtifactCreate, ar
             raise Forbidden(f"{principal.sub} may not write twin {body.twin_id}")
         await tx.conn.execute(_INSERT, (
             artifact_id, body.twin_id, principal.sub, body.content_type, body.size, body.sha256,
-            Jsonb(metadata), blob_key(artifact_id),
+            Jsonb(metadata), blob_key(artifact_id), principal.is_superuser,
         ))
         tx.feed.append(("artifact", artifact_id, None))
         tx.answer = ArtifactCreated(artifact_id=artifact_id, upload_url=url,
@@ -114,9 +124,12 @@ async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
     async with store.write() as read:  # a short read on the primary, which decides
         cur = await read.conn.execute(_ROW, (artifact_id,))
         found = await cur.fetchone()
-    if found is None:
+        row = msgspec.convert(tuple(found), _Row) if found is not None else None
+        if row is not None and row.status != "stored":
+            # Early, so a refused upload writes no blob; checked again where it is stored.
+            await _check_announcer(read.conn, artifact_id, row)
+    if row is None:
         raise NotFound(f"artifact {artifact_id} does not exist")
-    row = msgspec.convert(tuple(found), _Row)
     if row.status == "stored":
         raise Conflict(f"artifact {artifact_id} is already stored; announce a new one")
     try:
@@ -133,6 +146,8 @@ async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
         raise Unavailable(f"the blob store failed; nothing was stored ({exc})",
                           retry_after=1) from None
     async with store.write() as tx:
+        await tx.conn.execute(_LOCK_TWIN, (row.twin_id,))
+        await _check_announcer(tx.conn, artifact_id, row)
         cur = await tx.conn.execute(_MARK_STORED, (artifact_id,))
         if await cur.fetchone() is None:
             raise Conflict(f"artifact {artifact_id} was stored by another upload meanwhile")
@@ -152,6 +167,20 @@ async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
         created_at=rfc3339(int(row.created_at.timestamp())), indexed=prepared is not None,
     )
     return _answer(view, str(tx.token))
+
+
+async def _check_announcer(conn: Any, artifact_id: str, row: _Row) -> None:
+    """Forbidden unless whoever announced the artifact may write its twin now (owner, write
+    grant, or a superuser when it announced): the upload URL is theirs, no wider than their
+    access. A twin deleted meanwhile took the artifact with it (cascade): 404."""
+    cur = await conn.execute(_STILL_WRITABLE, {
+        "twin": row.twin_id, "sub": row.owner_sub, "superuser": row.announcer_superuser})
+    found = await cur.fetchone()
+    if found is None:
+        raise NotFound(f"artifact {artifact_id} does not exist")
+    if not found[0]:
+        raise Forbidden(f"{row.owner_sub}, who announced artifact {artifact_id}, may no longer "
+                        f"write twin {row.twin_id}; nothing was stored")
 
 
 async def _prepare_text(request: Request[Any, Any, Any], artifact_id: str, row: _Row,

@@ -267,6 +267,11 @@ def register(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
             capabilities=capabilities or (), homepage=homepage, contact=contact,
             published=published))
 
+    @server.tool(annotations=DESTRUCTIVE)
+    async def delete_agent() -> dict[str, Any]:
+        """Delete this principal's entry from the agent directory (an error if it has none)."""
+        return await call(mb.agents.delete())
+
     @server.tool(annotations=READ)
     async def search_agents(
         q: Annotated[str | None, Field(description="Full-text query over name, interests "

@@ -1,5 +1,7 @@
 """The agent directory at the hub: ``search_agents`` from the region's replica under the
-consistency token; ``register_agent`` is forwarded to central (central/agents.py).
+consistency token; ``register_agent`` and ``delete_agent`` are forwarded to central
+(central/agents.py). Nothing here caches agents: a deleted one is gone from every read that
+reflects its deletion.
 
 Pages are keyed on ``listed_seq``, the position a registration drew while it committed (migration
 0005), never an offset: a registration that commits while a client pages through sorts after every
@@ -93,5 +95,5 @@ async def search_agents(request: Request[Any, Any, Any], reads: Reads) -> Respon
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
-    "search_agents": search_agents, "register_agent": forward,
+    "search_agents": search_agents, "register_agent": forward, "delete_agent": forward,
 }

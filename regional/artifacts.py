@@ -123,8 +123,14 @@ async def download_artifact(
         async for chunk in chunks:
             yield chunk
 
-    headers = {**read_headers(answered, reads.clock), "content-length": str(row.size)}
-    return Stream(body(), media_type="application/octet-stream", headers=headers)
+    # The artifact's own type (a bare type/subtype, checked against ``MediaType`` when it was
+    # announced, so it cannot smuggle a header). The bytes are a tenant's and the URL is on our
+    # origin: a browser must neither guess another type (nosniff) nor render them in our origin
+    # (attachment), even for text/html or image/svg+xml.
+    headers = {**read_headers(answered, reads.clock), "content-length": str(row.size),
+               "x-content-type-options": "nosniff",
+               "content-disposition": f'attachment; filename="{artifact_id}"'}
+    return Stream(body(), media_type=row.content_type, headers=headers)
 
 
 async def upload_artifact(

@@ -255,7 +255,14 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         name="get_artifact", method="GET", path="/v1/artifacts/{artifact_id}", writes=False,
         summary="An artifact's metadata and download URL",
-        description="For those who may read its twin; to anyone else it does not exist (404).",
+        description="For those who may read its twin; to anyone else it does not exist (404). "
+                    "`download_url` is a bearer capability: whoever holds it may download the "
+                    "bytes until `expires_at` (15 minutes after it was issued by default: "
+                    "`HUB_ARTIFACT_URL_TTL_S`; a presigned blob-store URL lasts as long), with "
+                    "no token. It carries no principal, so "
+                    "it is not re-checked against the twin's grants: a reader whose grant is "
+                    "revoked can still use a URL issued before, until it expires; it gets no "
+                    "new one. Share the URL only as you would the bytes.",
         response=t.ArtifactView, errors=(404, 422), tags=("artifacts",),
         example_response={"artifact_id": "art-1", "twin_id": "ada",
                           "content_type": "text/markdown", "size": 12, "sha256": "a" * 64,
@@ -269,7 +276,10 @@ ACTIONS: tuple[Action, ...] = (
         writes=True, auth="signed-url", summary="Upload an artifact's bytes (signed URL)",
         description="The URL `create_artifact` answered; no bearer token. The body must match "
                     "the announced `size` and `sha256` (else 422, nothing stored); an expired "
-                    "or altered URL is a 403.",
+                    "or altered URL is a 403. The URL is no wider than its announcer's access: "
+                    "if whoever announced the artifact may no longer write its twin (a revoked "
+                    "grant) when the bytes arrive, the upload is a 403 and nothing is stored "
+                    "or indexed.",
         request=bytes, request_media=(ANY,), response=t.ArtifactView,
         errors=(403, 404, 409, 413, 422), max_body=t.MAX_ARTIFACT_BYTES, idempotency=(),
         example_response={"artifact_id": "art-1", "twin_id": "ada",
@@ -286,8 +296,14 @@ ACTIONS: tuple[Action, ...] = (
         name="download_artifact", method="GET", path="/v1/artifacts/{artifact_id}/content",
         writes=False, auth="signed-url", summary="Download an artifact's bytes (signed URL)",
         description="The `download_url` of `get_artifact`; no bearer token. An expired or "
-                    "altered URL is a 403.",
-        response=bytes, response_media=OCTETS, errors=(403, 404, 422),
+                    "altered URL is a 403. Answers the artifact's own `content_type` (as "
+                    "announced), with `X-Content-Type-Options: nosniff` and "
+                    "`Content-Disposition: attachment`, so a browser never renders a stored "
+                    "type such as text/html in this origin. The URL is a bearer capability "
+                    "valid until its `exp` (15 minutes by default): it is not re-checked "
+                    "against the twin's grants, so a reader whose grant was revoked can use a "
+                    "URL issued before the revocation until it expires.",
+        response=bytes, response_media=ANY, errors=(403, 404, 422),
         query=(Param(name="exp", description="Expiry (Unix seconds).", required=True,
                      schema={"type": "string", "pattern": "^[0-9]{1,12}$"}),
                Param(name="sig", description="The URL's signature.", required=True,
@@ -483,6 +499,18 @@ ACTIONS += (
         example_request={k: v for k, v in _AGENT_EXAMPLE.items()
                          if k not in ("sub", "created_at", "updated_at")},
         example_response={**_AGENT_EXAMPLE, "consistency_token": "L00000000016B3A28"},
+    ),
+    Action(
+        name="delete_agent", method="DELETE", path="/v1/agents/me", writes=True,
+        summary="Delete the calling agent's directory entry",
+        description="Removes the caller's entry (keyed by its JWT `sub`; there is no way to "
+                    "delete another's) everywhere: `GET /v1/agents` and recommendations no "
+                    "longer show it once they reflect the answer's `consistency_token`. No "
+                    "entry: 404. Registering again makes a new entry.",
+        request=None, request_media=(), response=ta.AgentDeleted, errors=(404, 409),
+        tags=("agents",),
+        example_response={"sub": "scout", "deleted": True,
+                          "consistency_token": "L00000000016B3A28"},
     ),
     Action(
         name="search_agents", method="GET", path="/v1/agents", writes=False,

@@ -1,4 +1,5 @@
-"""Wire types of the agent directory (register_agent, search_agents) and get_recommendations.
+"""Wire types of the agent directory (register_agent, delete_agent, search_agents) and
+get_recommendations.
 
 What an agent directory entry holds, and why: ``type`` and ``name`` (what it is, what to call it),
 ``description`` and ``interests`` (what full-text search and interest matching read),
@@ -64,6 +65,15 @@ class AgentView(Wire, frozen=True, kw_only=True):
 
 
 class AgentWritten(AgentView, frozen=True, kw_only=True):
+    consistency_token: str
+
+
+class AgentDeleted(Wire, frozen=True, kw_only=True):
+    """``DELETE /v1/agents/me``: the caller's entry is gone (from the directory's listing and
+    recommendations once a read reflects ``consistency_token``)."""
+
+    sub: str
+    deleted: bool = True
     consistency_token: str
 
 

@@ -282,3 +282,84 @@ async def test_the_sdk_registers_lists_and_recommends(live: LiveStack) -> None:
         twin = (await mb.twins.create({"bio": "cartography"})).twin_id
         recs = await mb.twins.recommendations(twin, type="agents", limit=5)
         assert recs.twin_id == twin and recs.basis == "profile"
+
+
+async def delete_me(live: LiveStack, http: httpx.AsyncClient, sub: str,
+                    region: str = "ams") -> httpx.Response:
+    return await http.delete(f"{live.topology.edges[region]}/v1/agents/me",
+                             headers=live.auth(sub, tier="pro"))
+
+
+async def test_an_agent_deletes_its_entry_everywhere(live: LiveStack,
+                                                     http: httpx.AsyncClient) -> None:
+    sub, kind, other, tag = uid("gone"), uid("t"), uid("stays"), uid("tag")
+    await register(live, http, other, type=kind, interests=[tag])
+    await register(live, http, sub, type=kind, interests=[tag])
+    # A twin of a third party whose profile shares the tag: both agents are recommended.
+    owner = uid("owner")
+    r = await http.post(f"{live.topology.edges['ams']}/v1/twins", headers={
+        **live.auth(owner, tier="pro"), **JSON}, json={"profile": {"interests": [tag]}})
+    assert r.status_code == 201, r.text
+    twin = r.json()["twin_id"]
+
+    async def recommended(token: str) -> set[str]:
+        got = await http.get(
+            f"{live.topology.edges['sin']}/v1/twins/{twin}/recommendations",
+            params={"type": "agents", "limit": "50"},
+            headers={**live.auth(owner, tier="pro"), "X-Consistency-Token": token})
+        assert got.status_code == 200, got.text
+        return {item["id"] for item in got.json()["items"]}
+
+    assert {sub, other} <= await recommended(r.headers["x-consistency-token"])
+
+    gone = await delete_me(live, http, sub)
+    assert gone.status_code == 200, gone.text
+    body = gone.json()
+    assert body == {"sub": sub, "deleted": True,
+                    "consistency_token": gone.headers["x-consistency-token"]}
+    token = body["consistency_token"]
+    # Gone from the listing, full text and recommendations in another region (with the token),
+    # and from the primary; the other agent stays.
+    assert await all_pages(live, http, token, type=kind) == [other]
+    assert await all_pages(live, http, token, q=tag) == [other]
+    assert sub not in await recommended(token) and other in await recommended(token)
+    assert rows(live, "select 1 from agents where sub = %s", sub) == []
+    feed = "select version from change_feed where kind = 'agent' and key = %s order by seq"
+    assert rows(live, feed, sub) == [(1,), (None,)]
+
+    # Nothing left to delete: 404, and nothing written.
+    again = await delete_me(live, http, sub, region="sin")
+    assert_problem(again, 404)
+    assert rows(live, feed, sub) == [(1,), (None,)]
+    # Registering again starts a new entry.
+    back = await register(live, http, sub, type=kind)
+    assert await all_pages(live, http, back["consistency_token"], type=kind) == [sub, other]
+
+
+async def test_only_the_caller_can_delete_its_own_entry(live: LiveStack,
+                                                        http: httpx.AsyncClient) -> None:
+    mine, theirs = uid("mine"), uid("theirs")
+    await register(live, http, theirs)
+    # There is no path naming another agent: only `me`.
+    for method in ("DELETE", "GET", "PUT"):
+        r = await http.request(method, f"{live.topology.edges['ams']}/v1/agents/{theirs}",
+                               headers=live.auth(mine, tier="pro"))
+        assert r.status_code in (404, 405), r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+    # Deleting `me` deletes the caller's (absent) entry, never another's.
+    assert_problem(await delete_me(live, http, mine), 404)
+    assert rows(live, "select 1 from agents where sub = %s", theirs) == [(1,)]
+
+
+async def test_the_sdk_deletes_the_callers_entry(live: LiveStack) -> None:
+    from memorybank_client import AsyncMemoryBank, MemoryBank, NotFound
+
+    sub, kind = uid("sdk-del"), uid("t")
+    async with AsyncMemoryBank(live.topology.edges["iad"], live.token(sub, tier="pro")) as mb:
+        await mb.agents.register(kind, "Short-lived")
+        deleted = await mb.agents.delete()
+        assert deleted.sub == sub and deleted.deleted is True
+        assert (await mb.agents.search(type=kind)).items == []
+    with MemoryBank(live.topology.edges["ams"], live.token(sub, tier="pro")) as sync_mb:
+        with pytest.raises(NotFound):
+            sync_mb.agents.delete()

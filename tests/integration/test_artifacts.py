@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from blobs import UrlSigner
+from mbwire import HopSigner
 
 from .conftest import LiveStack
 
@@ -101,7 +102,7 @@ async def test_create_upload_get_download(live: LiveStack, http: httpx.AsyncClie
     down = await http.get(view["download_url"])
     assert down.status_code == 200
     assert down.content == NOTES
-    assert down.headers["content-type"] == "application/octet-stream"
+    assert down.headers["content-type"].split(";")[0] == "text/markdown"
 
     # A second upload to the same artifact: it is stored already.
     again = await http.put(created["upload_url"], content=NOTES)
@@ -254,3 +255,84 @@ async def test_pending_artifact_has_no_download_url(live: LiveStack,
     r = await get(live, http, "ada", created["artifact_id"], created["consistency_token"])
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "pending" and r.json()["download_url"] is None
+
+
+async def _grant(live: LiveStack, http: httpx.AsyncClient, owner: str, twin: str, sub: str,
+                 access: str) -> str:
+    r = await http.post(f"{live.topology.edges['ams']}/v1/twins/{twin}/grants", headers={
+        **live.auth(owner, tier="pro"), **JSON}, json={"sub": sub, "access": access})
+    assert r.status_code == 200, r.text
+    token: str = r.headers["x-consistency-token"]
+    return token
+
+
+async def test_an_upload_url_dies_with_its_announcers_write_access(
+    live: LiveStack, http: httpx.AsyncClient
+) -> None:
+    grantee = f"writer-{uuid.uuid4().hex[:8]}"
+    twin = await new_twin(live, http, "ada")
+    await _grant(live, http, "ada", twin, grantee, "write")
+    created = await announce(live, http, grantee, twin, NOTES)
+    artifact = created["artifact_id"]
+    r = await http.delete(f"{live.topology.edges['ams']}/v1/twins/{twin}/grants/{grantee}",
+                          headers=live.auth("ada", tier="pro"))
+    assert r.status_code == 200, r.text
+
+    put = await http.put(created["upload_url"], content=NOTES)
+    assert_problem(put, 403, "may no longer write")
+    assert not blob_path(live, artifact).exists()
+    assert status_of(live, artifact) == "pending"
+    assert rows(live, "select 1 from knowledge_docs where doc_id = %s", artifact) == []
+    seen = await get(live, http, "ada", artifact, r.headers["x-consistency-token"])
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["status"] == "pending" and seen.json()["indexed"] is False
+    found = await http.post(f"{live.topology.edges['ams']}/v1/knowledge/query", headers={
+        **live.auth("ada", tier="pro"), **JSON,
+        "X-Consistency-Token": r.headers["x-consistency-token"]},
+        json={"query": "keeper trims the wick", "mode": "keyword", "limit": 50})
+    assert found.status_code == 200, found.text
+    assert artifact not in [hit["id"] for hit in found.json()["results"]]
+
+    # A write grant given again opens the same URL (it is the announcer's access that counts,
+    # at the moment of the upload).
+    await _grant(live, http, "ada", twin, grantee, "write")
+    assert (await http.put(created["upload_url"], content=NOTES)).status_code == 200
+
+
+async def test_a_superuser_announcer_uploads_to_anothers_twin(
+    live: LiveStack, http: httpx.AsyncClient
+) -> None:
+    twin = await new_twin(live, http, "ada")
+    r = await http.post(f"{live.topology.edges['ams']}/v1/artifacts", headers={
+        **live.auth("curator", tier="pro", role="admin"), **JSON}, json={
+        "twin_id": twin, "content_type": "text/plain", "size": 5,
+        "sha256": hashlib.sha256(b"hello").hexdigest()})
+    assert r.status_code == 201, r.text
+    put = await http.put(r.json()["upload_url"], content=b"hello")
+    assert put.status_code == 200, put.text
+
+
+async def test_a_download_answers_the_artifacts_own_content_type_as_an_attachment(
+    live: LiveStack, http: httpx.AsyncClient
+) -> None:
+    twin = await new_twin(live, http, "ada")
+    created = await announce(live, http, "ada", twin, NOTES, "text/html")
+    put = await http.put(created["upload_url"], content=NOTES)
+    assert put.status_code == 200, put.text
+    view = (await get(live, http, "ada", created["artifact_id"],
+                      put.headers["x-consistency-token"])).json()
+    down = await http.get(view["download_url"])
+    assert down.status_code == 200 and down.content == NOTES
+    assert down.headers["content-type"].split(";")[0] == "text/html"
+    # At the hub: a stored type a browser would render (text/html) is never sniffed or shown
+    # inline from our origin.
+    split = urlsplit(view["download_url"])
+    hop = HopSigner(live.secrets.edge_hop_secret).sign("GET", split.path, None, "t-ct",
+                                                       query=split.query)
+    at_hub = await http.get(f"{live.topology.hubs['ams']}{split.path}?{split.query}",
+                            headers={**hop, "x-request-id": "t-ct",
+                                     "X-Consistency-Token": put.headers["x-consistency-token"]})
+    assert at_hub.status_code == 200, at_hub.text
+    assert at_hub.headers["content-type"].split(";")[0] == "text/html"
+    assert at_hub.headers["x-content-type-options"] == "nosniff"
+    assert at_hub.headers["content-disposition"].startswith("attachment")

@@ -34,7 +34,7 @@ READS = {"query_knowledge", "get_twin_profile", "list_twin_grants", "get_artifac
          "get_wallet", "list_events", "get_trajectory", "search_agents", "get_recommendations"}
 WRITES = {"create_twin", "patch_twin_profile", "grant_twin_access", "ingest_knowledge",
           "create_artifact", "log_event", "update_trajectory", "register_agent"}
-DESTRUCTIVE = {"revoke_twin_grant", "delete_knowledge", "transaction"}
+DESTRUCTIVE = {"revoke_twin_grant", "delete_knowledge", "transaction", "delete_agent"}
 
 
 def server_env(live: LiveStack, sub: str, tier: str, region: str) -> dict[str, str]:
@@ -243,3 +243,7 @@ async def test_agent_directory_and_recommendation_tools(live: LiveStack) -> None
         assert recs["twin_id"] == twin and me not in [i["id"] for i in recs["items"]]
         bad = await client.call_tool("register_agent", {"type": kind, "name": ""})
         assert bad.is_error and "422" in bad.content[0].text  # type: ignore[union-attr]
+        gone = await ok(client, "delete_agent")
+        assert gone["sub"] == me and gone["deleted"] is True
+        assert (await ok(client, "search_agents", type=kind))["items"] == []
+        assert "404" in await fails(client, "delete_agent")

@@ -207,6 +207,11 @@ def register_agent(type: str, name: str, *, description: str = "",
     return call("PUT", "/v1/agents/me", t.AgentWritten, writes=True, body=body, opts=opts)
 
 
+def delete_agent(**opts: Unpack[Options]) -> Call[t.AgentDeleted]:
+    """Deletes the caller's directory entry (``NotFound`` if it has none)."""
+    return call("DELETE", "/v1/agents/me", t.AgentDeleted, writes=True, opts=opts)
+
+
 def search_agents(q: str | None = None, *, type: str | None = None, sort: str | None = None,
                   limit: int | None = None, cursor: str | None = None,
                   **opts: Unpack[Options]) -> Call[t.AgentList]:

@@ -134,6 +134,7 @@ class AsyncWallets(_Resource):
 
 class AsyncAgents(_Resource):
     register = _bind(a.register_agent)
+    delete = _bind(a.delete_agent)
     search = _bind(a.search_agents)
 
 

@@ -123,6 +123,7 @@ class Wallets(_Resource):
 
 class Agents(_Resource):
     register = _bind(a.register_agent)
+    delete = _bind(a.delete_agent)
     search = _bind(a.search_agents)
 
 

@@ -344,7 +344,7 @@ class TrajectoryConflict(Wire, frozen=True):
     current_version: int
     steps: list[TrajectoryStep]
     more: bool
-# --- The agent directory and recommendations (register_agent, search_agents,
+# --- The agent directory and recommendations (register_agent, delete_agent, search_agents,
 # get_recommendations).
 AgentType = Annotated[str, msgspec.Meta(min_length=1, max_length=32,
                                         pattern=r"^[a-z0-9][a-z0-9_.-]*" + END)]
@@ -390,6 +390,12 @@ class AgentView(Wire, frozen=True, kw_only=True):
 
 
 class AgentWritten(AgentView, frozen=True, kw_only=True):
+    consistency_token: str
+
+
+class AgentDeleted(Wire, frozen=True, kw_only=True):
+    sub: str
+    deleted: bool = True
     consistency_token: str
 
 

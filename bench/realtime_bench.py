@@ -39,6 +39,7 @@ from devstack.launcher import Stack  # noqa: E402
 from devstack.secrets import mint_token  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
 from mbwire import HopSigner, Principal  # noqa: E402
+from mbwire.socket_auth import with_until  # noqa: E402
 
 MERGE = "application/merge-patch+json"
 
@@ -101,10 +102,12 @@ async def connections(stack: Stack, count: int, writes: int) -> None:
     before = hub_rss(stack, "ams")
     sockets: list[ClientConnection] = []
     opened = time.perf_counter()
+    query = with_until("", int(time.time()) + 3600)  # as the edge signs a token's deadline
     for i in range(count):
         rid = f"bench-{i}"
-        headers = {**signer.sign("GET", "/v1/realtime", principal, rid), "x-request-id": rid}
-        ws = await connect(hub, additional_headers=headers, max_queue=None)
+        headers = {**signer.sign("GET", "/v1/realtime", principal, rid, query=query),
+                   "x-request-id": rid}
+        ws = await connect(f"{hub}?{query}", additional_headers=headers, max_queue=None)
         await ws.send('{"op":"subscribe","channels":["global"]}')
         sockets.append(ws)
     for ws in sockets:

@@ -1,7 +1,9 @@
 """The local edge's WebSocket proxy: ``/v1/realtime`` authenticated at the upgrade
 (``mbedge.realtime``) and piped to the nearest healthy hub over aiohttp.
 
-Close codes pass through (4008 slow consumer, 1001 hub stopping, ...). A hub connection that
+Close codes pass through (4008 slow consumer, 4401 token expired, 1001 hub stopping, ...). A
+client's ``auth`` op (a fresh token) is verified here and reaches the hub as a signed ``renew``
+(``mbedge.realtime.renewal``); the hub keeps the deadline. A hub connection that
 ends without a close frame (the hub died) closes the client with 1012 (service restart): the
 client reconnects, lands on another hub and resumes with ``since``."""
 
@@ -17,7 +19,7 @@ import msgspec
 
 from mbedge import Edge, EdgeRequest
 from mbedge.messages import lower_headers, request_id
-from mbedge.realtime import Upgrade, hub_target, plan_upgrade
+from mbedge.realtime import Upgrade, hub_target, plan_upgrade, renewal
 from mbwire import HopSigner, Problem, RateLimited, Unauthorized
 from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
@@ -72,7 +74,7 @@ class WebSocketProxy:
                     "headers": [(h.SERVED_BY.encode(), served.encode()),
                                 (h.REQUEST_ID.encode(), rid.encode())]})
         async with hub:
-            await self._pump(hub, receive, send)
+            await self._pump(hub, upgrade, receive, send)
 
     async def _connect(self, upgrade: Upgrade, req: EdgeRequest,
                        ) -> tuple[aiohttp.ClientWebSocketResponse, str]:
@@ -95,25 +97,44 @@ class WebSocketProxy:
                 return hub, region
         raise NoHub("no hub took the realtime connection; reconnect shortly", retry_after=1)
 
-    async def _pump(self, hub: aiohttp.ClientWebSocketResponse, receive: Any, send: Any) -> None:
+    async def _pump(self, hub: aiohttp.ClientWebSocketResponse, upgrade: Upgrade, receive: Any,
+                    send: Any) -> None:
+        sending = asyncio.Lock()  # the client's socket: frames from the hub and our own answers
+
+        async def to_client(message: dict[str, Any]) -> None:
+            async with sending:
+                await send(message)
+
         async def upstream() -> None:
             while True:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     await hub.close()
                     return
-                if message.get("text") is not None:
-                    await hub.send_str(message["text"])
+                if (text := message.get("text")) is not None:
+                    renew, refused = renewal(self.edge, self.signer, upgrade, text)
+                    if refused is not None:
+                        await to_client({"type": "websocket.send", "text": refused.decode()})
+                    else:
+                        await hub.send_str(text if renew is None else renew.decode())
                 elif message.get("bytes") is not None:
                     await hub.send_bytes(message["bytes"])
 
         up = asyncio.ensure_future(upstream())
+        reason = ""  # the hub's close reason ("token-expired: ..."), passed on with its code
         try:
-            async for frame in hub:
+            while True:
+                frame = await hub.receive()
                 if frame.type == aiohttp.WSMsgType.TEXT:
-                    await send({"type": "websocket.send", "text": frame.data})
+                    await to_client({"type": "websocket.send", "text": frame.data})
                 elif frame.type == aiohttp.WSMsgType.BINARY:
-                    await send({"type": "websocket.send", "bytes": frame.data})
+                    await to_client({"type": "websocket.send", "bytes": frame.data})
+                elif frame.type == aiohttp.WSMsgType.CLOSE:
+                    reason = str(frame.extra or "")
+                    break
+                elif frame.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                                    aiohttp.WSMsgType.ERROR):
+                    break
         except OSError:
             pass  # the client went away mid-send
         finally:
@@ -126,7 +147,6 @@ class WebSocketProxy:
         code = hub.close_code
         if code is None or code in (1005, 1006):
             code = HUB_LOST
-        reason = str(hub.exception() or "") if code == HUB_LOST else ""
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": code,
                         "reason": ("hub lost: reconnect with since" if code == HUB_LOST

@@ -15,6 +15,9 @@ calls the pure core (``mbedge``), which the local edge runs unchanged under CPyt
                 monotonic for requests this isolate serves) merged with the Cache API (so the
                 location's other isolates see them too; see IsolateSessions)
 
+Not a port: the fleet units cache hits spend (``mbedge.fleet``) live in the isolate's ``Edge``;
+each isolate holds its own, which cannot loosen the fleet bound (every unit was spent in Redis).
+
 Nothing here runs at import: no I/O, timers or randomness at module level (a Worker rule); the
 isolate's state is built by its first request. None of this can execute outside workerd, so it
 is kept to conversions; see edge/README.md for what stays untested."""

@@ -44,6 +44,7 @@ from regional.near import NearCache
 from regional.ops import PeerHealth
 from regional.ratelimit import FleetLimiter
 from regional.realtime import Broker, RealtimeFeed, realtime_endpoint
+from regional.realtime.quota import FleetSlots
 from regional.replica import ReplayClock, Replica
 from regional.search import KnowledgeSearch, hub_embedder
 from regional.settings import HubSettings
@@ -101,6 +102,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                     max_connections=settings.realtime_max_connections,
                     queue_max=settings.realtime_queue_max)
     realtime_feed.sink, realtime_feed.near = broker.publish, near
+    # Connections per caller are counted fleet-wide, in the Redis the fleet limiter uses.
+    slots = FleetSlots(limits_redis, settings.realtime_limits)
     signer = HopSigner(settings.hop_secret)
     peers = PeerHealth({r: u for r, u in settings.peers.items() if r != settings.region},
                        timeout_s=settings.peer_timeout_s)
@@ -121,7 +124,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
                          loops.create_task(lease.hold(follower.run, "feed follower"),
                                            name="feed-follower"),
                          loops.create_task(indexer.run(), name="index-follower"),
-                         loops.create_task(realtime_feed.run(), name="realtime-feed")]
+                         loops.create_task(realtime_feed.run(), name="realtime-feed"),
+                         loops.create_task(slots.run(broker), name="realtime-slots")]
                 try:
                     yield
                 finally:
@@ -175,7 +179,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     )
     # Before Litestar's router, which would close the socket (the server's bare 403).
     app.asgi_handler = realtime_endpoint(app.asgi_handler, signer=signer, broker=broker,
-                                         feed=realtime_feed, region=settings.region,
+                                         feed=realtime_feed, admission=admission, slots=slots,
+                                         region=settings.region,
                                          ping_s=settings.realtime_ping_s,
                                          wait_s=settings.token_wait_ms / 1000)
     # Before Litestar too: profile reads the worker's near cache can answer (regional.fastpath).

@@ -38,7 +38,7 @@ from mbwire.hop import PRINCIPAL_HEADER
 from mbwire.token import ConsistencyToken
 from mbwire.types import TwinView
 from regional.cache import CachedTwin
-from regional.twins import TwinReads, read_headers
+from regional.twins import TwinReads, grant_headers, read_headers
 
 ACTION = BY_NAME["get_twin_profile"]
 log = logging.getLogger("memorybank.errors")  # as mbhttp.problems logs them
@@ -88,7 +88,8 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
                 log.exception("unhandled error on GET %s", scope["path"])
                 await _problem(send, Problem(UNEXPECTED), scope["path"], request_id)
                 return
-            await _view(send, twin_id, entry, read_headers(answered, reads.clock))
+            await _view(send, twin_id, entry, {**read_headers(answered, reads.clock),
+                                               **grant_headers(principal, entry.owner_sub)})
 
         await in_context(scope, receive, send, answer, ACTION, served_by, extra_headers)
 

@@ -15,7 +15,12 @@ one window after its last admitted unit.
 Wiring (the hub): call ``hit(principal.sub, principal.tier, cost)`` per request (cost =
 ``len(queries)`` for ``/v1/batch``), put ``decision.headers()`` on the response, and answer
 ``decision.problem()`` (429 + Retry-After) when ``not decision.allowed``. ``FleetUnavailable``
-means Redis did not answer: fail open (the PoP limits still hold) and log it."""
+means Redis did not answer: fail open (the PoP limits still hold) and log it.
+
+Edge leases (``mbedge.fleet``: a PoP spends a unit per cache hit): ``hit(..., edge_lease=n)``
+takes up to n more units (a 50th of the limit at most: none for ``free``) in the same script
+call, logged at the end of the edge's hold like any lease, and ``decision.headers()`` names them
+to that PoP (``X-MB-Fleet-Lease``). Hits at every PoP so count toward the same exact bound."""
 
 from __future__ import annotations
 
@@ -99,14 +104,20 @@ class FleetDecision:
     remaining: int
     reset_s: int
     retry_after_s: int
+    # Units leased to the asking edge PoP for the caller's cache hits, and for how long.
+    leased: int = 0
+    lease_hold_ms: int = 0
 
     def headers(self) -> dict[str, str]:
         """What the hub returns to the edge, which merges it with the PoP's own count."""
-        return {
+        out = {
             h.FLEET_LIMIT: str(self.limit),
             h.FLEET_REMAINING: str(max(0, self.remaining)),
             h.FLEET_RESET: str(self.reset_s),
         }
+        if self.leased > 0:
+            out[h.FLEET_LEASE] = f"units={self.leased}; hold-ms={self.lease_hold_ms}"
+        return out
 
     def problem(self) -> RateLimited:
         return RateLimited(
@@ -148,6 +159,7 @@ class FleetLimiter:
         timeout_s: float | None = None,
         lease_units: int = 0,
         lease_hold_s: float = 0.5,
+        edge_lease_hold_s: float = 1.0,
     ) -> None:
         """``timeout_s``: bound each hit with ``asyncio.timeout`` (for a client made without a
         socket timeout, which redis-py would otherwise apply with a task per command).
@@ -157,8 +169,11 @@ class FleetLimiter:
         tier's limit at most, and only as many as fit), and spend them on the sub's next
         requests in this process for ``lease_hold_s`` without asking Redis. So a busy caller
         costs a round trip per lease, not per request; the bound stays exact (see the script),
-        and what a lease leaves unspent (its caller slowed down) is admitted to no one."""
+        and what a lease leaves unspent (its caller slowed down) is admitted to no one.
+
+        ``edge_lease_hold_s``: how long an edge PoP may spend the units it is leased."""
         self._limits = dict(limits)
+        self._edge_hold_ms = round(edge_lease_hold_s * 1000)
         self._timeout_s = timeout_s
         self._lease_units, self._hold_s = lease_units, lease_hold_s
         self._leases: dict[str, _Lease] = {}
@@ -170,16 +185,20 @@ class FleetLimiter:
         self._script = client.register_script(SLIDING_WINDOW_LUA)
 
     async def hit(
-        self, sub: str, tier: str, cost: int = 1, *, now: float | None = None
+        self, sub: str, tier: str, cost: int = 1, *, now: float | None = None,
+        edge_lease: int = 0,
     ) -> FleetDecision:
-        """Counts ``cost`` units for ``sub`` unless that would exceed its tier's limit.
+        """Counts ``cost`` units for ``sub`` unless that would exceed its tier's limit; with
+        ``edge_lease``, also leases up to that many to the asking edge PoP
+        (``decision.leased``).
         ``now`` (seconds) replaces Redis's clock, for tests only."""
         if cost < 1:
             raise ValueError("cost must be at least 1")
         limit = self._limits[tier]
         local = time.monotonic() if now is None else now
-        extra = 0
-        if self._lease_units:
+        # For an edge PoP's cache hits: always a round trip (this worker's leased units stay).
+        extra = edge = min(max(0, edge_lease), limit // 50)
+        if self._lease_units and not edge:
             lease = self._leases.get(sub)
             if lease is None:
                 if len(self._leases) >= _MAX_LEASES:
@@ -192,7 +211,7 @@ class FleetLimiter:
                                      max(0, math.ceil(lease.reset_at - local)), 0)
             lease.units = 0  # spent, expired or another tier: its leftover lapses
             extra = min(self._lease_units, limit // 50, lease.pace)
-        hold_ms = round(self._hold_s * 1000)
+        hold_ms = self._edge_hold_ms if edge else round(self._hold_s * 1000)
         args: list[str | int] = [limit, self._window_ms, cost, next(self._ids),
                                  "" if now is None else round(now * 1000), extra, hold_ms]
         try:
@@ -201,16 +220,19 @@ class FleetLimiter:
         except (RedisError, OSError) as exc:  # OSError includes TimeoutError
             raise FleetUnavailable(f"fleet rate limiter unavailable: {exc}") from exc
         allowed, limit, remaining, reset_ms, retry_ms, granted = (int(v) for v in raw)
-        if granted > cost and (lease := self._leases.get(sub)) is not None:
+        leased = max(0, granted - cost)
+        if leased and not edge and (lease := self._leases.get(sub)) is not None:
             # Spendable until the moment the units are logged at, counted from before the call.
-            lease.tier, lease.units, lease.until = tier, granted - cost, local + self._hold_s
+            lease.tier, lease.units, lease.until = tier, leased, local + self._hold_s
             lease.limit, lease.remaining, lease.reset_at = limit, remaining, local + reset_ms / 1000
         return FleetDecision(
             allowed=bool(allowed),
             limit=limit,
-            remaining=remaining + max(0, granted - cost),
+            remaining=remaining + leased,
             reset_s=math.ceil(reset_ms / 1000),
             retry_after_s=math.ceil(retry_ms / 1000),
+            leased=leased if edge else 0,
+            lease_hold_ms=hold_ms if edge and leased else 0,
         )
 
     def _forget_idle(self, local: float) -> None:

@@ -25,7 +25,7 @@ from regional.index import IndexFollower
 from regional.index_keyword import KeywordHit, keyword_search, readable_twins
 from regional.replica import ReplayClock, Replica
 from regional.settings import HubSettings
-from regional.twins import read_headers, token_of
+from regional.twins import NO_STORE, read_headers, token_of
 from regional.vectors import Hit, Scope
 
 # Each side of a hybrid query ranks this many documents at least before fusion: fusing only
@@ -131,7 +131,26 @@ async def query_knowledge(request: Request[Any, Any, Any],
     principal = require_principal(request)
     body: KnowledgeQuery = await decode_body(request)
     results, answered = await knowledge.query(principal, body, token_of(request))
-    return Response(results, headers=read_headers(answered, knowledge.clock))
+    headers = read_headers(answered, knowledge.clock)
+    if await relies_on_grant(knowledge.replica, principal, results.results):
+        headers.update(NO_STORE)
+    return Response(results, headers=headers)
+
+
+async def relies_on_grant(replica: Replica, principal: Principal,
+                          hits: list[KnowledgeHit]) -> bool:
+    """Whether an answer shows a text artifact of a twin the caller does not own: its grant
+    may be revoked, so the answer is ``no-store`` (as a grantee's twin read). Knowledge is
+    everyone's; a superuser's access is its token's. One query, only when artifacts show."""
+    twins = {hit.twin_id for hit in hits if hit.kind != "knowledge" and hit.twin_id}
+    if principal.is_superuser or not twins:
+        return False
+    async with replica.connection() as conn:
+        cur = await conn.execute(
+            "select count(*) from twins where twin_id = any(%(ids)s) and owner_sub = %(sub)s",
+            {"ids": sorted(twins), "sub": principal.sub})
+        row = await cur.fetchone()
+    return row is None or int(row[0]) < len(twins)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {"query_knowledge": query_knowledge}

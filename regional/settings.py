@@ -69,9 +69,10 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a tokened query waits for the index; below the edge's per-hub timeout, like
     # token_wait_ms.
     index_wait_ms: int = 1000
-    # Realtime (regional/realtime/): WebSocket connections per caller by tier (HUB_REALTIME_LIMITS
-    # is a JSON object) and per worker in all; frames queued per connection before it is closed
-    # as a slow consumer (4008); seconds of silence before the hub sends a ping frame.
+    # Realtime (regional/realtime/): WebSocket connections per caller by tier, counted across
+    # the fleet in the limits Redis (HUB_REALTIME_LIMITS is a JSON object), and per worker in
+    # all; frames queued per connection before it is closed as a slow consumer (4008); seconds
+    # of silence before the hub sends a ping frame.
     realtime_limits: dict[str, int] = msgspec.field(default_factory=lambda: {
         "free": 5, "pro": 50, "enterprise": 500, "internal": 10_000})
     realtime_max_connections: int = 20_000

@@ -86,6 +86,18 @@ def read_headers(token: ConsistencyToken, clock: ReplayClock) -> dict[str, str]:
     return {h.CONSISTENCY_TOKEN: str(token), h.REPLICA_LAG_MS: f"{clock.lag_ms:.1f}"}
 
 
+# On an answer that relied on a grant: its owner may revoke it any moment, so no cache outside
+# the hubs may keep the answer (the edge honours it: mbedge.cache.storable). The hubs' own
+# caches hold views, grants included, and check access on every read.
+NO_STORE = {"cache-control": "private, no-store"}
+
+
+def grant_headers(principal: Principal, owner_sub: str) -> dict[str, str]:
+    """``NO_STORE`` unless the caller's access cannot be revoked: the owner, or a superuser
+    (its tier and role are its token's own)."""
+    return {} if principal.is_superuser or principal.sub == owner_sub else NO_STORE
+
+
 def twin_id_of(request: Request[Any, Any, Any]) -> str:
     return check_twin_id(str(request.path_params["twin_id"]))
 
@@ -96,7 +108,8 @@ async def get_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[Tw
     )
     view = TwinView(twin_id=twin_id_of(request), version=entry.version,
                     profile=select_fields(entry.profile, request.query_params.get("fields")))
-    return Response(view, headers=read_headers(answered, reads.clock))
+    return Response(view, headers={**read_headers(answered, reads.clock),
+                                   **grant_headers(require_principal(request), entry.owner_sub)})
 
 
 async def sync_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[bytes]:
@@ -122,7 +135,7 @@ async def sync_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[b
     except (InvalidUpdate, ValueError) as exc:
         raise Unprocessable(f"sv is not a valid Yjs state vector: {exc}",
                             errors=[{"path": "$.query.sv"}]) from None
-    headers = read_headers(answered, reads.clock)
+    headers = {**read_headers(answered, reads.clock), **grant_headers(principal, row.owner_sub)}
     headers[h.TWIN_VERSION] = str(row.version)
     return Response(update, media_type="application/octet-stream", headers=headers)
 
@@ -134,7 +147,8 @@ async def list_grants(request: Request[Any, Any, Any], reads: Reads) -> Response
     )
     grants = [GrantEntry(sub=s, access=a) for s, a in sorted(entry.grants.items())]  # type: ignore[arg-type]
     body = GrantList(twin_id=twin_id, owner=entry.owner_sub, grants=grants)
-    return Response(body, headers=read_headers(answered, reads.clock))
+    return Response(body, headers={**read_headers(answered, reads.clock),
+                                   **grant_headers(require_principal(request), entry.owner_sub)})
 
 
 async def forward(request: Request[Any, Any, Any], central: Central) -> Response[bytes]:

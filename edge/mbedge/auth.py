@@ -72,19 +72,24 @@ class Authenticator:
         self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
 
     def authenticate(self, authorization: str | None) -> Principal:
+        return self.authenticate_until(authorization)[0]
+
+    def authenticate_until(self, authorization: str | None) -> tuple[Principal, float]:
+        """The principal and the unix time after which its token is refused (``exp`` plus the
+        leeway): how long a realtime socket opened with it may live."""
         token = self._bearer(authorization)
         digest = hashlib.sha256(token.encode()).digest()
         known = self._verified.get(digest)
         if known is not None:
             if self._now() < known[1]:
                 self._verified.move_to_end(digest)
-                return known[0]
+                return known
             del self._verified[digest]
         principal, claims = self._check(token)
-        self._verified[digest] = (principal, float(claims["exp"]) + self._leeway)
+        verified = self._verified[digest] = (principal, float(claims["exp"]) + self._leeway)
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
-        return principal
+        return verified
 
     def _check(self, token: str) -> tuple[Principal, dict[str, Any]]:
         try:

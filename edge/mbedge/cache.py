@@ -12,6 +12,10 @@ A reader that started before the write still holds the old generation and stores
 pre-write) answer under the old key, where nobody looks. The generation record outlives any entry
 (``generation_ttl``); if the store evicts it early, staleness is still bounded by the entry TTL.
 
+Revocable answers. Only answers whose authorization cannot be revoked are kept: the hub marks an
+answer that relied on a grant (a grantee's read) ``Cache-Control: private, no-store``, and such
+an answer is never stored, so revoking a grant needs no purge at any PoP (``storable``).
+
 Freshness. Each entry keeps the answer's ``X-Consistency-Token``. A request carrying a token newer
 than the entry's (or an entry without one) skips the cache, so a read-your-writes caller never
 gets an answer older than its own write, from any region."""
@@ -47,6 +51,13 @@ def read_scope(found: Match) -> str | None:
 def write_scopes(found: Match) -> tuple[str, ...]:
     """What a write through this PoP makes stale here."""
     return tuple(found.scope(template) for template in found.action.invalidates)
+
+
+def storable(cache_control: str | None) -> bool:
+    """Whether a hub's answer may be kept. Not when it says ``no-store``: the hub marks so every
+    answer that relied on a grant, which its owner may revoke at any moment (``private`` alone
+    is fine: every entry here is per principal already)."""
+    return "no-store" not in (cache_control or "").lower()
 
 
 def covers(entry_token: str | None, wanted: str | None) -> bool:

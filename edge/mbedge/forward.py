@@ -46,6 +46,8 @@ class Hop:
     request_id: str
     traceparent: str
     pop: str
+    # Fleet units the PoP asks to be leased for the caller's cache hits (mbedge.fleet); 0: none.
+    lease_want: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,8 @@ class Forwarder:
         headers[h.REQUEST_ID] = hop.request_id
         headers["traceparent"] = hop.traceparent
         headers[h.EDGE] = hop.pop
+        if hop.lease_want > 0:
+            headers[h.FLEET_LEASE] = f"want={hop.lease_want}"
         # The edge hands bodies through untouched; compressing them for one hop costs CPU twice.
         headers["accept-encoding"] = "identity"
         if req.client:

@@ -1,7 +1,8 @@
 """The edge pipeline: one request in, one response out, I/O only through the ports.
 
     request id, traceparent → /healthz? → auth → PoP rate limit → session floor (reads)
-    → cache → route → forward → merge fleet limits → cache fill / invalidation
+    → cache (a hit spends a fleet unit, mbedge.fleet) → route → forward → merge fleet limits
+    → keep a fleet lease → cache fill (unless no-store) / invalidation
     → remember the answer's token → headers
 
 Every response carries ``X-Request-Id``, ``X-Served-By`` and ``RateLimit-*``; every error is a
@@ -19,7 +20,8 @@ import msgspec
 
 from georouting import Point, parse_geo_header, plan_route
 from mbedge.auth import Authenticator
-from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, write_scopes
+from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, storable, write_scopes
+from mbedge.fleet import FleetUnits
 from mbedge.forward import Forwarder, Hop
 from mbedge.limits import ANONYMOUS, LimitDecision, fleet_decision, merge
 from mbedge.messages import EdgeRequest, EdgeResponse, HubResponse, request_id, traceparent
@@ -46,7 +48,9 @@ log = logging.getLogger("mbedge")
 
 PASSED_BACK = (
     "content-type", h.CONSISTENCY_TOKEN, h.REPLICA_LAG_MS, h.RETRY_AFTER, "location", "etag",
-    "www-authenticate", h.IDEMPOTENT_REPLAYED,
+    "www-authenticate", h.IDEMPOTENT_REPLAYED, "cache-control",
+    # ... and whatever an action declares it answers (X-Twin-Version, Content-Disposition, ...).
+    *sorted({name.lower() for a in actions.ACTIONS for name in a.response_headers}),
 )
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -79,6 +83,8 @@ class Edge:
         self.cache = PopCache(ports.cache, ttl_s=settings.cache_ttl_s)
         self.forwarder = Forwarder(settings, ports)
         self.sessions = Sessions(ports.sessions)
+        # Units the hubs leased this PoP for its callers' cache hits (process/isolate memory).
+        self.fleet = FleetUnits(ports.clock)
 
     async def handle(self, req: EdgeRequest) -> EdgeResponse:
         rid = request_id(req.header(h.REQUEST_ID))
@@ -117,15 +123,14 @@ class Edge:
             return await self._forward_signed_url(req, action, rid, pop, trail)
         rules.check_caller(action, principal)
         self._check_request(action, req)
-        trail.limit = await self.ports.limiter.hit(
-            principal.sub, principal.tier, rules.cost_of(action, req.body)
-        )
+        cost = rules.cost_of(action, req.body)
+        trail.limit = await self.ports.limiter.hit(principal.sub, principal.tier, cost)
         if not trail.limit.allowed:
             raise RateLimited(
                 f"over the {principal.tier} tier's {trail.limit.limit} requests per minute",
                 retry_after=trail.limit.retry_after,
             )
-        scope, key = read_scope(found), None
+        scope, key, want = read_scope(found), None, 0
         caller_token = bool(req.header(h.CONSISTENCY_TOKEN))
         if not action.writes:
             trail.cache = "MISS"
@@ -138,10 +143,17 @@ class Edge:
             key = await self.cache.key(scope, principal, req)
             no_cache = "no-cache" in (req.header("cache-control") or "").lower()
             entry = None if no_cache else await self.cache.get(key)
-            if entry is not None and covers(entry.token, req.header(h.CONSISTENCY_TOKEN)):
-                trail.cache = "HIT"
-                await self.sessions.remember(principal, entry.token)
-                return _cached(entry)
+            if entry is not None:
+                self.fleet.counted(principal)
+                # A hit counts toward the fleet limit: it spends a unit this PoP holds for the
+                # caller; with none, the read goes to a hub, asking for a lease.
+                spent = (self.fleet.spend(principal, cost, trail.limit)
+                         if covers(entry.token, req.header(h.CONSISTENCY_TOKEN)) else None)
+                if spent is not None:
+                    trail.cache, trail.limit = "HIT", spent
+                    await self.sessions.remember(principal, entry.token)
+                    return _cached(entry)
+                want = self.fleet.want(principal)
 
         plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
         for region in plan.probes:
@@ -149,7 +161,8 @@ class Edge:
         if not plan.candidates:
             raise NoHub("every hub is failing; try again shortly",
                         retry_after=math.ceil(plan.retry_after_s))
-        hop = Hop(principal, rid, traceparent(req.header("traceparent")), pop)
+        hop = Hop(principal, rid, traceparent(req.header("traceparent")), pop, lease_want=want)
+        sent_at = self.ports.clock()
         try:
             forwarded = await self.forwarder.forward(req, action, hop, plan.candidates,
                                                      caller_token=caller_token)
@@ -158,10 +171,14 @@ class Edge:
             for stale in write_scopes(found):
                 await self.cache.invalidate(stale)
         response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
-        trail.limit = merge(trail.limit, fleet_decision(response.headers))
+        fleet = fleet_decision(response.headers)
+        trail.limit = merge(trail.limit, fleet)
+        # Trusted here only: the answer to this PoP's own signed request, for this principal.
+        self.fleet.lease(principal, response.headers.get(h.FLEET_LEASE), fleet, sent_at)
         headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
         await self.sessions.remember(principal, headers.get(h.CONSISTENCY_TOKEN))
-        if key is not None and action.cache is not None and response.status == 200:
+        if (key is not None and action.cache is not None and response.status == 200
+                and storable(headers.get("cache-control"))):
             await self.cache.put(key, CachedAnswer(
                 response.body, headers.get("content-type", "application/json"),
                 headers.get(h.CONSISTENCY_TOKEN),

@@ -98,6 +98,11 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
     # Members some error statuses add to the problem body (status -> Struct), for the document.
     problem_members: tuple[tuple[int, Any], ...] = ()
 
+    # The action in the SDK (clients/python, generated from this table) and its MCP tools:
+    # "resource.method" (e.g. "twins.get"), or "method" on the client itself; default
+    # f"{tags[0]}.{name}".
+    sdk: str = ""
+
     @property
     def statuses(self) -> tuple[int, ...]:
         return tuple(sorted({*COMMON_ERRORS, *self.errors}))
@@ -119,6 +124,7 @@ _SV = Param(
 ACTIONS: tuple[Action, ...] = (
     Action(
         name="create_twin", method="POST", path="/v1/twins", writes=True, status=201,
+        sdk="twins.create",
         summary="Create a twin",
         description="The caller owns the new twin. Without `twin_id` one is made. An existing "
                     "`twin_id` is a 409.",
@@ -130,16 +136,21 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="get_twin_profile", method="GET", path="/v1/twins/{twin_id}", writes=False,
+        sdk="twins.get",
         summary="Read a twin's profile",
         description="With `X-Consistency-Token: T` the answer reflects every write whose token "
                     "is <= T, or is a 503 `replica-behind` with `Retry-After`; never silently "
-                    "stale. Readable by the owner, grantees, `internal` tier and `admin` role.",
+                    "stale. Readable by the owner, grantees, `internal` tier and `admin` role. "
+                    "Only the owner's and superusers' answers are cached at the edge (up to 5 s); "
+                    "a grantee's carry `Cache-Control: private, no-store`, so a revoked grant is "
+                    "never answered from an edge cache.",
         response=t.TwinView, query=(_FIELDS,), errors=(403, 404, 422),
         cache=CacheRule(scope="twin:{twin_id}"), tags=("twins",),
         example_response={"twin_id": "ada", "version": 3, "profile": {"name": "Ada"}},
     ),
     Action(
         name="patch_twin", method="PATCH", path="/v1/twins/{twin_id}", writes=True,
+        sdk="twins.patch",
         summary="Merge-patch a twin's profile",
         description="An RFC 7396 merge patch, applied as CRDT operations so it merges with "
                     "concurrent Yjs edits. A patch that changes nothing keeps the version.",
@@ -151,6 +162,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="post_twin_update", method="POST", path="/v1/twins/{twin_id}/updates", writes=True,
+        sdk="twins.update",
         summary="Apply a Yjs V1 update",
         description="The body is a Yjs V1 update (`Y.encodeStateAsUpdate` output, not V2) whose "
                     "root map `profile` is the profile; nested objects are nested maps. Bytes "
@@ -163,6 +175,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="sync_twin", method="GET", path="/v1/twins/{twin_id}/sync", writes=False,
+        sdk="twins.sync",
         summary="Fetch a Yjs update with what the caller lacks",
         description="A Yjs V1 update holding everything the state vector `sv` lacks (the whole "
                     "state without `sv`). `X-Twin-Version` names the version it reflects.",
@@ -171,6 +184,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="grant_twin", method="POST", path="/v1/twins/{twin_id}/grants", writes=True,
+        sdk="twins.grant",
         summary="Grant another caller access to a twin",
         description="Only the owner (or a superuser) may grant. Granting again replaces the "
                     "access.",
@@ -182,6 +196,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="list_twin_grants", method="GET", path="/v1/twins/{twin_id}/grants", writes=False,
+        sdk="twins.grants",
         summary="List who has access to a twin",
         description="Readable by the owner and superusers.",
         response=t.GrantList, errors=(403, 404, 422), tags=("twins",),
@@ -190,15 +205,22 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="revoke_twin_grant", method="DELETE", path="/v1/twins/{twin_id}/grants/{sub}",
+        sdk="twins.revoke",
         writes=True, summary="Revoke a caller's access to a twin",
         description="Only the owner (or a superuser) may revoke. Revoking a grant that does not "
-                    "exist is a 404.",
+                    "exist is a 404. Takes effect at the edge at once (no edge cache ever "
+                    "answers a grantee: their answers carry `Cache-Control: private, no-store`) "
+                    "and at each hub once its region's replica has replayed it (that replica's "
+                    "lag, `X-Replica-Lag-Ms`, plus the hub's change-feed step). A read carrying "
+                    "this answer's `X-Consistency-Token` is never allowed: 403, or 503 "
+                    "`replica-behind` with `Retry-After` while the replica catches up.",
         request=None, request_media=(), response=t.GrantRevoked, errors=(403, 404, 409, 422),
         invalidates=("twin:{twin_id}",), tags=("twins",),
         example_response={"twin_id": "ada", "sub": "bob", "consistency_token": "L00000000016B3A28"},
     ),
     Action(
         name="ingest_knowledge", method="POST", path="/v1/knowledge", writes=True, status=201,
+        sdk="knowledge.ingest",
         caller="superuser", summary="Ingest a knowledge document",
         description="Curated knowledge, readable by every caller. The body is split into "
                     "chunks, each embedded once at central; the vectors reach every region with "
@@ -212,6 +234,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="delete_knowledge", method="DELETE", path="/v1/knowledge/{doc_id}", writes=True,
+        sdk="knowledge.delete",
         caller="superuser", summary="Delete a knowledge document",
         description="Removes the document and its chunks everywhere, search indexes included.",
         request=None, request_media=(), response=t.KnowledgeDeleted, errors=(403, 404, 409, 422),
@@ -220,6 +243,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="query_knowledge", method="POST", path="/v1/knowledge/query", writes=False,
+        sdk="knowledge.query",
         summary="Search knowledge and text artifacts",
         description="`mode`: `semantic` (vectors), `keyword` (Postgres full text) or `hybrid` "
                     "(both, fused; the default). Curated knowledge is readable by every caller; "
@@ -238,6 +262,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="create_artifact", method="POST", path="/v1/artifacts", writes=True, status=201,
+        sdk="artifacts.create",
         summary="Announce an artifact and get its upload URL",
         description="For a twin the caller may write. `PUT` the bytes to `upload_url` before "
                     "`expires_at`; they are checked against `size` and `sha256`. Text artifacts "
@@ -254,6 +279,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="get_artifact", method="GET", path="/v1/artifacts/{artifact_id}", writes=False,
+        sdk="artifacts.get",
         summary="An artifact's metadata and download URL",
         description="For those who may read its twin; to anyone else it does not exist (404). "
                     "`download_url` is a bearer capability: whoever holds it may download the "
@@ -273,6 +299,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="upload_artifact", method="PUT", path="/v1/artifacts/{artifact_id}/content",
+        sdk="artifacts.put_content",
         writes=True, auth="signed-url", summary="Upload an artifact's bytes (signed URL)",
         description="The URL `create_artifact` answered; no bearer token. The body must match "
                     "the announced `size` and `sha256` (else 422, nothing stored); an expired "
@@ -294,6 +321,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="download_artifact", method="GET", path="/v1/artifacts/{artifact_id}/content",
+        sdk="artifacts.get_content",
         writes=False, auth="signed-url", summary="Download an artifact's bytes (signed URL)",
         description="The `download_url` of `get_artifact`; no bearer token. An expired or "
                     "altered URL is a 403. Answers the artifact's own `content_type` (as "
@@ -304,6 +332,7 @@ ACTIONS: tuple[Action, ...] = (
                     "against the twin's grants, so a reader whose grant was revoked can use a "
                     "URL issued before the revocation until it expires.",
         response=bytes, response_media=ANY, errors=(403, 404, 422),
+        response_headers=("Content-Disposition", "X-Content-Type-Options"),
         query=(Param(name="exp", description="Expiry (Unix seconds).", required=True,
                      schema={"type": "string", "pattern": "^[0-9]{1,12}$"}),
                Param(name="sig", description="The URL's signature.", required=True,
@@ -312,6 +341,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="list_regions", method="GET", path="/v1/regions", writes=False,
+        sdk="regions",
         summary="Every region's status",
         description="A region is `up` when its hub answers and its replica streams within 1 s "
                     "of the primary, `degraded` when lagging or unknown, `down` otherwise.",
@@ -324,6 +354,7 @@ ACTIONS: tuple[Action, ...] = (
     # currency is fixed. Only its owner (or a superuser) may spend from it or read it.
     Action(
         name="transaction", method="POST", path="/v1/transactions", writes=True, status=201,
+        sdk="wallets.transfer",
         summary="Transfer money between two wallets",
         description="One ACID transaction at the primary: both wallets locked in a fixed "
                     "order, the balance checked, balanced entries written. `amount` is a "
@@ -344,6 +375,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="get_wallet", method="GET", path="/v1/wallets/{wallet_id}", writes=False,
+        sdk="wallets.get",
         summary="A wallet's balance and recent entries",
         description="Read from the region's replica; with `X-Consistency-Token: T` it reflects "
                     "every write <= T or is a 503. Newest entries first; `cursor` (an answer's "
@@ -364,6 +396,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="mint", method="POST", path="/v1/wallets/{wallet_id}/mint", writes=True,
+        sdk="wallets.mint",
         status=201, caller="superuser", summary="Create money in a wallet (admin)",
         description="The only way money comes to exist. Creates the wallet on its first mint "
                     "(owner `owner`, default the caller; currency `currency`, fixed from then "
@@ -379,6 +412,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="batch_query", method="POST", path="/v1/batch", writes=False,
+        sdk="batch",
         summary="Many reads answered at one point in time",
         description="Up to 50 reads (`get_twin_profile` with `twin_id` and optional `fields`, "
                     "`list_twin_grants` with `twin_id`, `get_artifact` with `artifact_id`, "
@@ -404,6 +438,7 @@ ACTIONS: tuple[Action, ...] = (
     # (writing needs write access to the twin, reading needs read access).
     Action(
         name="log_event", method="POST", path="/v1/events", writes=True, status=202,
+        sdk="twins.log_events",
         summary="Log up to 100 events",
         description="202 once the events are durable at the primary (central commits what "
                     "arrives within a few milliseconds in one transaction). The batch is "
@@ -423,6 +458,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="list_events", method="GET", path="/v1/twins/{twin_id}/events", writes=False,
+        sdk="twins.events",
         summary="A twin's events, oldest first",
         description="From the region's replica, in the twin's log order (commit order, `seq`): "
                     "`cursor` (an answer's `next_cursor`) pages on and never skips or repeats "
@@ -446,6 +482,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="update_trajectory", method="POST", path="/v1/twins/{twin_id}/trajectory",
+        sdk="twins.update_trajectory",
         writes=True, summary="Append a step to a twin's trajectory",
         description="Appends step `expected_version + 1` if the trajectory's version (its "
                     "number of steps; 0 when empty) is `expected_version`. Otherwise 409 "
@@ -462,6 +499,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         name="get_trajectory", method="GET", path="/v1/twins/{twin_id}/trajectory",
+        sdk="twins.trajectory",
         writes=False, summary="Page through a twin's trajectory",
         description="Steps with version > `after` (default 0), oldest first, from the region's "
                     "replica; `next_cursor` is the `after` of the next page. Readable by "
@@ -490,6 +528,7 @@ _AGENT_EXAMPLE = {"sub": "scout", "type": "assistant", "name": "Scout",
 ACTIONS += (
     Action(
         name="register_agent", method="PUT", path="/v1/agents/me", writes=True,
+        sdk="agents.register",
         summary="Register or update the calling agent in the directory",
         description="The caller's entry, keyed by its JWT `sub`; a PUT replaces the whole entry "
                     "(the same body again changes nothing). `published: false` keeps it out of "
@@ -502,6 +541,7 @@ ACTIONS += (
     ),
     Action(
         name="delete_agent", method="DELETE", path="/v1/agents/me", writes=True,
+        sdk="agents.delete",
         summary="Delete the calling agent's directory entry",
         description="Removes the caller's entry (keyed by its JWT `sub`; there is no way to "
                     "delete another's) everywhere: `GET /v1/agents` and recommendations no "
@@ -514,6 +554,7 @@ ACTIONS += (
     ),
     Action(
         name="search_agents", method="GET", path="/v1/agents", writes=False,
+        sdk="agents.search",
         summary="List published agents",
         description="Read from the region's replica; with `X-Consistency-Token: T` it reflects "
                     "every write <= T or is a 503. `q`: full text over name, interests and "
@@ -538,6 +579,7 @@ ACTIONS += (
     ),
     Action(
         name="get_recommendations", method="GET", path="/v1/twins/{twin_id}/recommendations",
+        sdk="twins.recommendations",
         writes=False, summary="What a twin might look at next",
         description="For a twin the caller may read (else 403; unknown: 404). Knowledge and "
                     "text artifacts ranked by similarity to the twin's profile and its 20 most "

@@ -32,6 +32,10 @@ HUB = "x-mb-hub"
 FLEET_LIMIT = "x-mb-fleet-limit"
 FLEET_REMAINING = "x-mb-fleet-remaining"
 FLEET_RESET = "x-mb-fleet-reset"
+# Edge -> hub "want=<n>": units this PoP would like for cache hits; hub -> edge
+# "units=<k>; hold-ms=<ms>": units spent in the fleet limiter for the caller, which the PoP may
+# spend on the caller's cache hits within the hold (mbedge.fleet). Never passed to a client.
+FLEET_LEASE = "x-mb-fleet-lease"
 # Internal: the signed hop (edge -> hub, hub -> central).
 PRINCIPAL = "x-mb-principal"
 HOP = "x-mb-hop"

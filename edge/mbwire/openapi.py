@@ -205,18 +205,26 @@ REALTIME: dict[str, Any] = {
         '{"op": "subscribe", "channels": ["twin:<id>", "community", "global"], "since"?: seq, '
         '"yjs"?: bool, "state_vectors"?: {"twin:<id>": base64}, "consistency_token"?: token}',
         '{"op": "unsubscribe", "channels": [...]}',
+        '{"op": "auth", "token": "<JWT>"} (a fresh token for the same caller, before expires_at)',
     ],
     "server_frames": [
         '{"channel", "event", "data", "consistency_token", "seq"}',
-        '{"op": "subscribed", "channels", "seq", "consistency_token", "hub"}',
-        '{"op": "error", "channel", "status", "detail"}',
+        '{"op": "subscribed", "channels", "seq", "consistency_token", "hub", "expires_at"}',
+        '{"op": "authed", "expires_at"}',
+        '{"op": "error", "channel", "status", "detail", "retry_after"?}',
         '{"op": "gap", "since", "oldest", "detail"}',
         '{"op": "ping", "at"}',
     ],
+    "metering": "each subscribe costs one unit of the caller's rate limit (over it: an error "
+                "frame with status 429 and retry_after; the socket stays open); a subscribe "
+                "replays at most 1000 rows (more: a gap frame)",
     "close_codes": {"1001": "hub stopping: reconnect with since",
                     "1012": "hub lost: reconnect with since",
                     "4008": "slow consumer: reconnect with since",
-                    "4401": "not authenticated", "4429": "over the connection limit"},
+                    "4401": "not authenticated, or token-expired (exp + leeway passed): "
+                            "reconnect with a fresh token and since",
+                    "4403": "token-mismatch: an auth op for another caller",
+                    "4429": "over the caller's connection limit across all regions"},
     "refusals": [401, 404, 429, 503],
 }
 

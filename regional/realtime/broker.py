@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -37,6 +39,12 @@ class Connection:
     held: list[tuple[str, bytes]] | None = None
     close_code: int | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    # Unix seconds at which the caller's token stops being accepted (mbwire.socket_auth); set
+    # when the socket opens, moved by a renewal (which sets ``renewed``).
+    until: float = math.inf
+    request_id: str = ""            # the upgrade's: a renewal is signed for it
+    renewed: asyncio.Event = field(default_factory=asyncio.Event)
+    id: str = field(default_factory=lambda: secrets.token_hex(8))  # its fleet slot
 
     def deliver(self, channel: str, frame: bytes) -> None:
         if self.close_code is not None:

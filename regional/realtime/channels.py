@@ -10,14 +10,20 @@
 - ``community``: the participants: ``agent`` rows (an agent published or updated its public
   card in the directory; key = its sub).
 Not on any channel: wallets (private, and not keyed by a twin) and artifacts (keyed by the
-artifact: its twin is not in the row)."""
+artifact: its twin is not in the row).
+
+A name is checked before anything reads with it (``check_name``): at most ``MAX_NAME`` characters,
+no control character (a NUL would fail the replica's query and, before, the whole socket), and a
+twin channel's id shaped like every twin id (``TWIN_ID_PATTERN``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mbwire import Principal
 from mbwire.access import allows, resource_of
+from mbwire.types import TWIN_ID_PATTERN
 from regional.replica import Replica, twin_on
 
 TWIN_KINDS = frozenset({"twin", "grant", "event", "trajectory"})
@@ -25,6 +31,13 @@ GLOBAL_KINDS = frozenset({"knowledge"})
 COMMUNITY_KINDS = frozenset({"agent"})
 # Kinds that change who may read the twin's channel.
 ACCESS_KINDS = frozenset({"grant"})
+MAX_NAME = 5 + 128  # "twin:" and the longest twin id
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TWIN_ID = re.compile(TWIN_ID_PATTERN)
+
+
+class BadName(ValueError):
+    """A channel name no channel could have (answered 400, where an unknown one is 404)."""
 
 
 def route(kind: str, key: str, version: int | None) -> tuple[str, dict[str, Any]] | None:
@@ -39,7 +52,16 @@ def route(kind: str, key: str, version: int | None) -> tuple[str, dict[str, Any]
 
 
 def check_name(channel: str) -> str | None:
-    """The twin a channel belongs to (None for public channels); ValueError if unknown."""
+    """The twin a channel belongs to (None for public channels); ``BadName`` if malformed,
+    ValueError if unknown."""
+    if len(channel) > MAX_NAME:
+        raise BadName(f"a channel name is at most {MAX_NAME} characters")
+    if _CONTROL.search(channel):
+        raise BadName("a channel name must not contain control characters")
+    kind, _, key = channel.partition(":")
+    if kind == "twin" and not _TWIN_ID.match(key):
+        raise BadName("not a twin id: letters, digits and ._:- (at most 128, not starting "
+                      "with punctuation)")
     owner = resource_of(channel)
     return None if owner is None else owner[1]
 

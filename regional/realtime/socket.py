@@ -4,7 +4,18 @@ router would answer an unknown upgrade with the server's bare 403).
 The upgrade must carry the edge's signed hop (GET, the path and query as sent, an empty body):
 the edge authenticated the caller's JWT and the hop restores its principal. A refusal before
 the socket opens is an HTTP problem through the WebSocket Denial Response extension (granian
-offers it), else a close with the matching 44xx/45xx code."""
+offers it), else a close with the matching 44xx/45xx code.
+
+Close codes after the socket opened (``frames``; the SDK reconnects on all but the 44xx):
+    1001  the hub is stopping: reconnect (elsewhere) with since
+    1011  an unexpected failure of the hub
+    4008  slow consumer: the connection's queue filled; reconnect with since
+    4401  "token-expired": the token's exp + the edge's JWT leeway passed unrenewed
+          (``lifetime``); connect again with a fresh token and since
+    4403  "token-mismatch": a renewal for another caller (sub, tier or role)
+    4503  the hub cannot serve (its replica is unreachable): reconnect with since
+Refused at the upgrade (HTTP problem, or these closes): 4401 no signed hop or no deadline in it,
+4429 over the caller's fleet-wide connection cap (``quota.FleetSlots``) or this hub's."""
 
 from __future__ import annotations
 
@@ -22,9 +33,12 @@ from litestar.types import ASGIApp, Receive, Scope
 from mbwire import HopError, HopSigner, NotFound, Problem, RateLimited, Unauthorized
 from mbwire import headers as h
 from mbwire.errors import PROBLEM_CONTENT_TYPE
-from regional.realtime import frames
+from mbwire.socket_auth import Renew, until_of
+from regional.admission import FleetAdmission
+from regional.realtime import frames, lifetime
 from regional.realtime.broker import Broker, Connection, TooMany
 from regional.realtime.feed import RealtimeFeed
+from regional.realtime.quota import FleetSlots, OpMeter
 from regional.realtime.subscribe import Subscriptions
 
 log = logging.getLogger("memorybank.realtime")
@@ -47,8 +61,11 @@ async def deny(scope: Scope, send: Send, problem: Problem, request_id: str) -> N
 
 
 def realtime_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, feed: RealtimeFeed,
+                      admission: FleetAdmission, slots: FleetSlots | None = None,
                       region: str = "", ping_s: float = 20.0, wait_s: float = 1.0) -> ASGIApp:
-    subscriptions = Subscriptions(broker, feed, region, wait_s=wait_s)
+    """``admission``: the fleet limit that subscribes are charged to; ``slots``: the fleet-wide
+    count of connections per caller (None: this hub's own count only)."""
+    subscriptions = Subscriptions(broker, feed, region, OpMeter(admission), wait_s=wait_s)
 
     async def wrapped(scope: Scope, receive: Receive, send: Any) -> None:
         if scope["type"] != "websocket":
@@ -62,12 +79,13 @@ def realtime_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, feed: 
                                              f"realtime is at {frames.PATH}"), rid)
             return
         raw = scope.get("raw_path")
+        query = scope.get("query_string", b"").decode("latin-1")
         try:
             principal = signer.verify(
-                "GET", raw.decode("latin-1") if raw else frames.PATH, headers, rid,
-                query=scope.get("query_string", b"").decode("latin-1"))
+                "GET", raw.decode("latin-1") if raw else frames.PATH, headers, rid, query=query)
             if principal is None:
                 raise HopError("the hop carries no caller")
+            until = until_of(query)
         except HopError as exc:
             await deny(scope, send, Unauthorized(f"{exc}; connect through the edge"), rid)
             return
@@ -76,20 +94,28 @@ def realtime_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, feed: 
         except TooMany as exc:
             await deny(scope, send, RateLimited(str(exc), retry_after=5), rid)
             return
+        conn.until, conn.request_id = until, rid
+        refused = None if slots is None else await slots.acquire(principal, conn.id)
+        if refused is not None:
+            broker.release(conn)
+            await deny(scope, send, RateLimited(refused, retry_after=5), rid)
+            return
         try:
             # The Worker passes a browser's socket straight through: echo its subprotocol.
             offered: Any = scope.get("subprotocols") or []
             await send({"type": "websocket.accept",
                         "subprotocol": "bearer" if "bearer" in offered else None})
-            await serve(conn, receive, send, subscriptions, ping_s)
+            await serve(conn, receive, send, subscriptions, signer, ping_s)
         finally:
             broker.release(conn)
+            if slots is not None:
+                await slots.release(principal, conn.id)
 
     return wrapped
 
 
 async def serve(conn: Connection, receive: Receive, send: Send, subscriptions: Subscriptions,
-                ping_s: float) -> None:
+                signer: HopSigner, ping_s: float) -> None:
     """Until the client leaves or the hub closes the connection (slow, shutting down)."""
     gone = asyncio.Event()
 
@@ -105,7 +131,12 @@ async def serve(conn: Connection, receive: Receive, send: Send, subscriptions: S
             except ValueError as exc:
                 await conn.queue.put(frames.error(str(exc)))
                 continue
-            await subscriptions.handle(conn, op)
+            if lifetime.expired(conn):
+                return
+            if isinstance(op, frames.Auth | Renew):
+                await lifetime.renew(conn, op, signer)
+            else:
+                await subscriptions.handle(conn, op)
 
     async def write_frames() -> None:
         while True:
@@ -119,7 +150,8 @@ async def serve(conn: Connection, receive: Receive, send: Send, subscriptions: S
                     frame = b'{"op":"ping","at":%d}' % int(time.time())
             await send({"type": "websocket.send", "text": frame.decode()})
 
-    tasks = [asyncio.ensure_future(c) for c in (read_ops(), write_frames(), conn.closing.wait())]
+    tasks = [asyncio.ensure_future(c) for c in (read_ops(), write_frames(), conn.closing.wait(),
+                                                 lifetime.watch(conn))]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -143,6 +175,8 @@ async def serve(conn: Connection, receive: Receive, send: Send, subscriptions: S
 
 def _reason(code: int | None) -> str:
     return {frames.CLOSE_SLOW_CONSUMER: "slow consumer: reconnect with since",
+            frames.CLOSE_UNAUTHORIZED: lifetime.EXPIRED,
+            frames.CLOSE_TOKEN_MISMATCH: lifetime.MISMATCH,
             frames.CLOSE_GOING_AWAY: "hub stopping: reconnect with since",
             frames.CLOSE_UNAVAILABLE: "hub cannot serve now: reconnect with since"}.get(
                 code or 0, "")

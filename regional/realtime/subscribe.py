@@ -21,18 +21,24 @@ from mbwire import ConsistencyToken, Problem, Unavailable
 from regional.realtime import channels, frames
 from regional.realtime.broker import Broker, Connection, Sub
 from regional.realtime.feed import RealtimeFeed
+from regional.realtime.quota import OpMeter
 
 
 class Subscriptions:
-    def __init__(self, broker: Broker, feed: RealtimeFeed, region: str, *,
-                 replay_batch: int = 500, wait_s: float = 1.0) -> None:
-        self.broker, self.feed, self.replay_batch = broker, feed, replay_batch
+    def __init__(self, broker: Broker, feed: RealtimeFeed, region: str, meter: OpMeter, *,
+                 wait_s: float = 1.0) -> None:
+        self.broker, self.feed, self.meter = broker, feed, meter
         self.wait_s = wait_s
         self.region = region
 
-    async def handle(self, conn: Connection, op: frames.Op) -> None:
+    async def handle(self, conn: Connection, op: frames.Subscribe | frames.Unsubscribe) -> None:
         if isinstance(op, frames.Unsubscribe):
             self.broker.drop(conn, op.channels)
+            return
+        # Charged before anything is read: a refused op reads nothing.
+        refused = await self.meter.charge(conn.principal)
+        if refused is not None:
+            await conn.queue.put(refused)
             return
         await self.subscribe(conn, op)
 
@@ -51,6 +57,9 @@ class Subscriptions:
         for channel in dict.fromkeys(op.channels):
             try:
                 twin = channels.check_name(channel)
+            except channels.BadName as exc:
+                await conn.queue.put(frames.error(str(exc), channel=channel, status=400))
+                continue
             except ValueError as exc:
                 await conn.queue.put(frames.error(str(exc), channel=channel, status=404))
                 continue
@@ -105,7 +114,8 @@ class Subscriptions:
             for channel in kept:
                 if conn.subs.get(channel) and conn.subs[channel].yjs:
                     await self.sync(conn, channel, twins[channel], cursor)
-            await conn.queue.put(frames.subscribed(kept, cursor, str(self.feed.token), self.region))
+            await conn.queue.put(frames.subscribed(kept, cursor, str(self.feed.token), self.region,
+                                                   int(conn.until)))
         finally:
             held, conn.held = conn.held, None
             for channel, frame in held or ():
@@ -122,17 +132,19 @@ class Subscriptions:
                                      ("community", channels.COMMUNITY_KINDS)) if c in kept
                   for k in kinds]
         filters = (sorted(channels.TWIN_KINDS), twin_ids, public)
-        while since < upto:
-            _, rows, token = await self.feed.read(since, upto, self.replay_batch, filters)
-            for row in rows:
-                routed = channels.route(row.kind, row.key, row.version)
-                if routed is not None and routed[0] in conn.subs:
-                    # Awaited: a replay waits for its own client, never for anyone else's.
-                    await conn.queue.put(frames.message(routed[0], row.kind, routed[1],
-                                                        str(token), row.seq))
-            if len(rows) < self.replay_batch:
-                return
-            since = rows[-1].seq
+        # One read of at most MAX_REPLAY + 1 rows: one more than is ever sent tells a since too
+        # far behind (a gap: resync over HTTP) from one that fits.
+        _, rows, token = await self.feed.read(since, upto, frames.MAX_REPLAY + 1, filters)
+        if len(rows) > frames.MAX_REPLAY:
+            await conn.queue.put(frames.gap(since, low, f"more than {frames.MAX_REPLAY} rows of "
+                                            "these channels came after since"))
+            return
+        for row in rows:
+            routed = channels.route(row.kind, row.key, row.version)
+            if routed is not None and routed[0] in conn.subs:
+                # Awaited: a replay waits for its own client, never for anyone else's.
+                await conn.queue.put(frames.message(routed[0], row.kind, routed[1], str(token),
+                                                    row.seq))
 
     async def sync(self, conn: Connection, channel: str, twin_id: str, cursor: int) -> None:
         """The first Yjs frame: what the client lacks of the twin's state as the replica has it

@@ -250,3 +250,66 @@ async def test_units_spent_late_in_a_lease_still_count_when_the_window_moves_on(
         await client.aclose()
     for t, _ in admitted:
         assert sum(c for s, c in admitted if t - 2.0 < s <= t) <= 100
+
+
+# Edge leases: units a PoP spends on cache hits (mbedge.fleet), taken with a forwarded request.
+
+async def test_an_edge_lease_is_a_50th_of_the_limit_at_most_so_none_for_free(
+    redis_url: str,
+) -> None:
+    client, fleet = limiter(redis_url, edge_lease_hold_s=1.0)
+    try:
+        free = await fleet.hit("f", "free", edge_lease=5, now=100.0)
+        assert free.allowed and free.leased == 0 and free.remaining == 9
+        assert "x-mb-fleet-lease" not in free.headers()
+        pro = await fleet.hit("p", "pro", edge_lease=5, now=100.0)
+        assert pro.allowed and pro.leased == 2 and pro.remaining == 99  # 97 + the 2 leased
+        assert pro.headers()["x-mb-fleet-lease"] == "units=2; hold-ms=1000"
+        assert await client.zcard(f"{fleet._prefix}p") == 3  # spent in Redis at once
+        small = await fleet.hit("e", "enterprise", edge_lease=3, now=100.0)
+        assert small.leased == 3  # no more than asked
+        for i in range(97):
+            assert (await fleet.hit("p", "pro", now=100.1 + i / 1000)).allowed
+        full = await fleet.hit("p", "pro", edge_lease=5, now=100.2)
+        assert not full.allowed and full.leased == 0
+    finally:
+        await client.aclose()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[FIXTURE_REUSE])
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(0, 2)), min_size=1, max_size=150),
+       st.integers(50, 200))
+def test_edge_leases_spent_within_their_hold_never_admit_more_than_the_limit(
+    redis_url: str, seq: list[tuple[int, int]], limit: int,
+) -> None:
+    """Three PoPs serving one sub: each spends its leased units on hits until the hold after it
+    sent the request, else asks a hub (a unit of cost plus a lease). Counting hits and hub
+    admissions alike, at the moment the caller got them: never more than the limit in any
+    window."""
+    async def run() -> list[int]:
+        client = aioredis.Redis.from_url(redis_url)
+        prefix = f"test:{uuid.uuid4().hex}:"
+        hubs = [FleetLimiter(client, prefix=prefix, limits={"t": limit}, window_s=2.0,
+                             lease_units=8, lease_hold_s=0.3, edge_lease_hold_s=0.5)
+                for _ in range(2)]
+        held = [[0, 0.0] for _ in range(3)]  # per PoP: units, until (ms)
+        now_ms, served = 0, []
+        try:
+            for i, (dt_ms, pop) in enumerate(seq):
+                now_ms += dt_ms
+                units, until = held[pop]
+                if units and now_ms < until:
+                    held[pop][0] -= 1
+                    served.append(now_ms)
+                    continue
+                d = await hubs[i % 2].hit("k", "t", edge_lease=9, now=now_ms / 1000)
+                if d.allowed:
+                    served.append(now_ms)
+                    held[pop] = [d.leased, now_ms + d.lease_hold_ms]
+        finally:
+            await client.aclose()
+        return served
+
+    served = asyncio.run(run())
+    for t in served:
+        assert sum(1 for s in served if t - 2_000 < s <= t) <= limit

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 import uuid
 from typing import Any
 
@@ -18,7 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Map
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from devstack.secrets import mint_token
 from memorybank_client import AsyncMemoryBank
 from memorybank_client.realtime import Message
 
@@ -251,3 +254,164 @@ async def _until(check: Any, wait_s: float = 15) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within {wait_s}s")
+
+
+# Issue 29 item 5: a channel name the database cannot take used to close the socket (1011).
+
+async def test_a_nul_in_a_channel_name_is_an_error_frame_and_the_socket_stays(
+    live: LiveStack,
+) -> None:
+    sub = f"rt-nul-{uuid.uuid4().hex[:8]}"
+    async with socket(live, sub, "ams", channels=["twin:a\x00b", "twin:ok\x07"]) as ws:
+        refused = [await frame(ws), await frame(ws)]
+        assert [(f["op"], f["channel"], f["status"]) for f in refused] == [
+            ("error", "twin:a\x00b", 400), ("error", "twin:ok\x07", 400)]
+        assert (await frame(ws))["op"] == "subscribed"
+        await ws.send(msgspec.json.encode({"op": "subscribe", "channels": ["global"]}).decode())
+        assert (await frame(ws))["channels"] == ["global"]
+
+
+# Item 3: socket ops are metered against the caller's fleet limit, connections counted fleet-wide.
+
+async def test_a_free_callers_subscribes_past_its_limit_get_a_429_frame_on_an_open_socket(
+    live: LiveStack,
+) -> None:
+    sub = f"rt-meter-{uuid.uuid4().hex[:8]}"
+    async with socket(live, sub, "ams", tier="free") as ws:
+        for _ in range(10):  # free: 10 requests a minute across the fleet
+            await ws.send(msgspec.json.encode({"op": "subscribe", "channels": ["global"],
+                                               "since": 0}).decode())
+            got = await frame(ws)
+            while got.get("op") not in ("subscribed", "error"):  # replayed rows, or a gap
+                got = await frame(ws)
+            assert got["op"] == "subscribed", got
+        await ws.send(msgspec.json.encode({"op": "subscribe", "channels": ["global"],
+                                           "since": 0}).decode())
+        refused = await frame(ws)
+        assert refused["op"] == "error" and refused["status"] == 429, refused
+        assert refused["retry_after"] >= 1
+        await ws.send("not an op")  # the socket is still open and answering
+        assert (await frame(ws))["op"] == "error"
+
+
+async def _refused(live: LiveStack, sub: str, region: str) -> int:
+    """The status or close code refusing one more socket (429 / 4429), 0 if it opened."""
+    try:
+        async with socket(live, sub, region, tier="free") as ws:
+            await ws.send("not an op")
+            await frame(ws)
+            return 0
+    except InvalidStatus as exc:
+        return exc.response.status_code
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd else 1006
+
+
+async def test_a_free_caller_holds_at_most_five_sockets_across_regions(live: LiveStack) -> None:
+    sub = f"rt-slots-{uuid.uuid4().hex[:8]}"
+    async with contextlib.AsyncExitStack() as held:
+        for region in ("ams", "ams", "ams", "iad", "iad"):
+            await held.enter_async_context(socket(live, sub, region, tier="free"))
+        assert await _refused(live, sub, "iad") in (429, 4429)
+        assert await _refused(live, sub, "sin") in (429, 4429)
+    # All closed: their slots are free again (released, not left to lapse).
+    assert await _refused(live, sub, "sin") == 0
+
+
+# Item 2: a socket lives as long as its token (exp + the edge's leeway), unless renewed.
+
+def _expiring(live: LiveStack, sub: str, left_s: float, tier: str = "internal") -> str:
+    """A token the edge still accepts (within its 30 s leeway) for about ``left_s`` seconds."""
+    return mint_token(live.secrets.jwt_hs256_secret, sub, tier=tier, ttl=60,
+                      now=time.time() - 60 - 30 + left_s)
+
+
+async def test_a_socket_closes_with_4401_once_its_token_expires(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    sub = f"rt-exp-{uuid.uuid4().hex[:8]}"
+    token = _expiring(live, sub, 4)
+    async with connect(ws_url(live, "ams"),
+                       additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await ws.send(msgspec.json.encode({"op": "subscribe", "channels": ["global"]}).decode())
+        subscribed = await frame(ws)
+        assert subscribed["expires_at"] <= time.time() + 4
+        with pytest.raises(ConnectionClosed) as closed:
+            await frame(ws, wait_s=60)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd.reason.startswith("token-expired")
+    r = await http.get(f"{live.topology.edges['ams']}/v1/regions",
+                       headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401  # the same verdict HTTP gives
+
+
+async def test_a_fresh_token_on_the_socket_keeps_it_open_past_the_old_deadline(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    sub = f"rt-renew-{uuid.uuid4().hex[:8]}"
+    twin = await new_twin(live, http, sub)
+    old = _expiring(live, sub, 4)
+    async with connect(ws_url(live, "ams"),
+                       additional_headers={"Authorization": f"Bearer {old}"}) as ws:
+        await ws.send(msgspec.json.encode({"op": "subscribe",
+                                           "channels": [f"twin:{twin}"]}).decode())
+        deadline = (await frame(ws))["expires_at"]
+        await ws.send(msgspec.json.encode({"op": "auth", "token": "not.a.jwt"}).decode())
+        assert (await frame(ws))["status"] == 401  # refused; the socket keeps its deadline
+        await ws.send(msgspec.json.encode({"op": "auth", "token": live.token(sub)}).decode())
+        renewed = await frame(ws)
+        assert renewed["op"] == "authed" and renewed["expires_at"] > deadline + 3000
+        await asyncio.sleep(max(0.0, deadline + 2 - time.time()))  # past the old deadline
+        written = await patch(live, http, sub, twin, {"after": "deadline"})
+        got = await frame(ws)
+        assert got["data"]["version"] == written.json()["version"]
+
+
+async def test_a_token_for_another_caller_closes_the_socket_with_4403(live: LiveStack) -> None:
+    sub = f"rt-swap-{uuid.uuid4().hex[:8]}"
+    async with socket(live, sub, "ams") as ws:
+        await ws.send(msgspec.json.encode({"op": "auth",
+                                           "token": live.token(sub + "-other")}).decode())
+        with pytest.raises(ConnectionClosed) as closed:
+            await frame(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_the_sdk_renews_with_its_token_provider_and_raises_4401_without_one(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    from memorybank_client.realtime import RealtimeClosed
+
+    sub = f"rt-sdk-renew-{uuid.uuid4().hex[:8]}"
+    twin = await new_twin(live, http, sub)
+    received: list[Message] = []
+    asked: list[str] = []
+
+    def provider() -> str:
+        asked.append(sub)
+        return live.token(sub)
+
+    async with AsyncMemoryBank(live.topology.edges["ams"], _expiring(live, sub, 4)) as mb:
+        deadline = time.time() + 4
+
+        async def follow() -> None:
+            async for message in mb.subscribe([f"twin:{twin}"], token_provider=provider):
+                received.append(message)
+
+        follower = asyncio.create_task(follow())
+        try:
+            await _until(lambda: bool(asked))  # renewed on the socket before the deadline
+            await asyncio.sleep(max(0.0, deadline + 2 - time.time()))
+            written = await patch(live, http, sub, twin, {"renewed": True})
+            await _until(lambda: bool(received))
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        assert [m.data["version"] for m in received] == [written.json()["version"]]
+
+    async with AsyncMemoryBank(live.topology.edges["ams"], _expiring(live, sub, 3)) as mb:
+        with pytest.raises(RealtimeClosed) as closed:
+            async for _ in mb.subscribe([f"twin:{twin}"]):
+                pass
+    assert closed.value.code == 4401 and "token-expired" in str(closed.value)

@@ -8,18 +8,36 @@ another region if need be) and subscribe with ``since`` = that seq: nothing stil
 lost. A ``gap`` frame means ``since`` is older than the retained feed: ``Gap`` is raised, and the
 caller reads the current state over HTTP and subscribes afresh. A 44xx close (not authorised,
 over the connection limit) is raised as ``RealtimeClosed``; a refused channel as
-``ChannelRefused``."""
+``ChannelRefused``.
+
+Close codes the hub sends: 1001 hub stopping, 1011 hub failure, 1012 hub lost (the edge),
+4008 slow consumer, 4401 not authorised or ("token-expired") the token's exp + the edge's leeway
+passed, 4403 ("token-mismatch") a renewal for another caller, 4429 over the caller's connection
+cap across all regions, 4503 hub cannot serve. All but the 44xx are retried with ``since``.
+
+Token expiry: a socket lives as long as its token (``expires_at`` in the ``subscribed`` frame).
+Given ``token_provider`` (a function returning a fresh JWT, sync or async), the client renews
+on the socket (``{"op": "auth", "token": ...}``) a minute before, and, should the socket still
+close with 4401 (an edge that cannot renew in place), reconnects with a fresh token and
+``since``; without one, the 4401 is raised as ``RealtimeClosed``. A subscribe over the caller's
+rate limit (an error frame with ``retry_after``) is sent again after that many seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+import contextlib
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 RETRY_CODES = frozenset({1001, 1006, 1011, 1012, 4008})
+TOKEN_EXPIRED = 4401
+RENEW_BEFORE_S = 60.0  # renew this long before the socket's deadline (or halfway, if sooner)
+TokenProvider = Callable[[], "str | Awaitable[str]"]
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -58,48 +76,90 @@ class RealtimeClosed(RealtimeError):
         self.code = code
 
 
+async def _fresh(provider: TokenProvider) -> str:
+    got = provider()
+    return await got if inspect.isawaitable(got) else got
+
+
+async def _renew(ws: Any, provider: TokenProvider, expires_at: float) -> None:
+    """Sends a fresh token shortly before ``expires_at``."""
+    left = expires_at - time.time()
+    await asyncio.sleep(max(0.0, min(left - RENEW_BEFORE_S, left / 2)))
+    token = await _fresh(provider)
+    await ws.send(msgspec.json.encode({"op": "auth", "token": token}).decode())
+
+
+def _with_since(op: dict[str, Any], since: int | None) -> str:
+    return msgspec.json.encode(op if since is None else {**op, "since": since}).decode()
+
+
 async def subscribe(base_url: str, token: str, channels: list[str], *, since: int | None = None,
                     yjs: bool = False, state_vectors: dict[str, bytes] | None = None,
                     consistency_token: str | None = None, max_attempts: int = 8,
+                    token_provider: TokenProvider | None = None,
                     **connect: Any) -> AsyncIterator[Message]:
     """Messages of ``channels`` in seq order, across reconnects; ``max_attempts`` failed
     connections in a row give up with the last error. ``consistency_token``: the hub subscribes
-    once its replica shows it (so a twin you just created anywhere is found)."""
+    once its replica shows it (so a twin you just created anywhere is found).
+    ``token_provider``: renews the socket before its token expires (see the module's text)."""
     from websockets.asyncio.client import connect as ws_connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     url = base_url.rstrip("/").replace("http", "ws", 1) + "/v1/realtime"
     failures, delay = 0, 0.1
     vectors = {c: base64.b64encode(v).decode() for c, v in (state_vectors or {}).items()}
+    renewing: asyncio.Task[None] | None = None
+
+    def renew_at(ws: Any, expires_at: Any) -> None:
+        nonlocal renewing
+        if token_provider is not None and isinstance(expires_at, int | float):
+            if renewing is not None:
+                renewing.cancel()
+            renewing = asyncio.ensure_future(_renew(ws, token_provider, expires_at))
+
     while True:
         try:
             async with ws_connect(url, additional_headers={"Authorization": f"Bearer {token}"},
                                   **connect) as ws:
                 op: dict[str, Any] = {"op": "subscribe", "channels": channels, "yjs": yjs,
                                       "state_vectors": vectors}
-                if since is not None:
-                    op["since"] = since
                 if consistency_token is not None:
                     op["consistency_token"] = consistency_token
-                await ws.send(msgspec.json.encode(op).decode())
+                await ws.send(_with_since(op, since))
                 behind = None
-                async for raw in ws:
-                    frame = msgspec.json.decode(raw)
-                    kind = frame.get("op")
-                    if kind == "error" and frame.get("status", 0) >= 500:
-                        behind = frame["detail"]  # the hub's replica lacks the token yet
-                        break
-                    failures, delay = 0, 0.1
-                    if kind is None:
-                        message = msgspec.convert(frame, Message)
-                        since = max(since or 0, message.seq)
-                        yield message
-                    elif kind == "subscribed" and since is None:
-                        since = frame["seq"]
-                    elif kind == "gap":
-                        raise Gap(frame["since"], frame["oldest"])
-                    elif kind == "error":
-                        raise ChannelRefused(frame.get("channel") or "", frame["detail"])
+                try:
+                    async for raw in ws:
+                        frame = msgspec.json.decode(raw)
+                        kind = frame.get("op")
+                        if kind == "error" and frame.get("status", 0) >= 500:
+                            behind = frame["detail"]  # the hub's replica lacks the token yet
+                            break
+                        failures, delay = 0, 0.1
+                        if kind is None:
+                            message = msgspec.convert(frame, Message)
+                            since = max(since or 0, message.seq)
+                            yield message
+                        elif kind in ("subscribed", "authed"):
+                            if kind == "subscribed" and since is None:
+                                since = frame["seq"]
+                            renew_at(ws, frame.get("expires_at"))
+                        elif kind == "gap":
+                            raise Gap(frame["since"], frame["oldest"])
+                        elif kind == "error" and frame.get("channel") is None and frame.get(
+                                "status") == 429:  # over the rate limit: the socket stays
+                            await asyncio.sleep(frame.get("retry_after", 1))
+                            await ws.send(_with_since(op, since))
+                        elif (kind == "error" and frame.get("channel") is None
+                              and frame.get("status") == 401 and token_provider is not None):
+                            pass  # a renewal not taken in place: the 4401 close renews
+                        elif kind == "error":
+                            raise ChannelRefused(frame.get("channel") or "", frame["detail"])
+                finally:
+                    if renewing is not None:
+                        renewing.cancel()
+                        with contextlib.suppress(BaseException):
+                            await renewing
+                        renewing = None
                 code, reason = ws.close_code or 1006, ws.close_reason or ""
                 if behind is not None:
                     code, reason = 4503, behind
@@ -110,6 +170,9 @@ async def subscribe(base_url: str, token: str, channels: list[str], *, since: in
             if status in (401, 403, 404):
                 raise RealtimeClosed(4000 + status, str(exc)) from None
             code, reason = 4503, str(exc)
+        if code == TOKEN_EXPIRED and token_provider is not None and "expired" in reason:
+            token = await _fresh(token_provider)  # connect again at once, with since
+            continue
         if not (code in RETRY_CODES or 4500 <= code < 4600 or code == 4429):
             raise RealtimeClosed(code, reason)
         failures += 1

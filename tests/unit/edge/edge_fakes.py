@@ -27,6 +27,7 @@ from mbedge import (
     SlidingWindowLimiter,
 )
 from mbedge.limits import ANONYMOUS
+from mbwire.headers import FLEET_LEASE as LEASE
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 HS_SECRET = "s" * 40
@@ -53,14 +54,21 @@ def ok_handler(region: str, request: HubRequest) -> HubResponse:
                              "x-consistency-token": "L0000000000000010"}, body)
 
 
+# What a generous fleet leases with every answer (``FakeHubs.lease``): a PoP serves cache hits
+# only by spending fleet units (mbedge.fleet), and most tests are about something else.
+GENEROUS_LEASE = "units=100000; hold-ms=10000"
+
+
 @dataclass
 class FakeHubs:
     """The fetch port. ``mode[region]``: ``up`` (answer with the handler), ``refused`` (never
-    reached), ``reset`` (reached, no answer), ``timeout``."""
+    reached), ``reset`` (reached, no answer), ``timeout``. ``lease``: the ``X-MB-Fleet-Lease``
+    added to every 200 whose handler set none (None: only what the handler says)."""
 
     handler: Handler = ok_handler
     mode: dict[str, str] = field(default_factory=lambda: dict.fromkeys(HUBS, "up"))
     seen: list[tuple[str, HubRequest]] = field(default_factory=list)
+    lease: str | None = GENEROUS_LEASE
 
     async def __call__(self, request: HubRequest, timeout_s: float) -> HubResponse:
         region = urlsplit(request.url).hostname.split("-")[1].split(".")[0]  # type: ignore[union-attr]
@@ -72,7 +80,10 @@ class FakeHubs:
             raise FetchFailed("connection reset", sent=True)
         if mode == "timeout":
             raise FetchFailed("timed out", sent=True, timed_out=True)
-        return self.handler(region, request)
+        answer = self.handler(region, request)
+        if self.lease is not None and answer.status == 200 and LEASE not in answer.headers:
+            answer = HubResponse(answer.status, {**answer.headers, LEASE: self.lease}, answer.body)
+        return answer
 
     def regions(self, path_prefix: str = "/v1/") -> list[str]:
         return [r for r, req in self.seen if urlsplit(req.url).path.startswith(path_prefix)]
@@ -112,9 +123,10 @@ def make_settings(**over: Any) -> EdgeSettings:
     return EdgeSettings(**base)
 
 
-def make_rig(hubs: FakeHubs | None = None, **settings: Any) -> Rig:
+def make_rig(hubs: FakeHubs | None = None, *, clock: Clock | None = None,
+             **settings: Any) -> Rig:
     s = make_settings(**settings)
-    clock, pending = Clock(), []
+    clock, pending = clock or Clock(), []
     hubs = hubs or FakeHubs()
     limits = {**TIER_LIMITS_PER_MINUTE, ANONYMOUS: s.anonymous_limit_per_minute}
     ports = Ports(

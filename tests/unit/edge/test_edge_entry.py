@@ -32,8 +32,10 @@ def entry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         region = url.split("hub-")[1][:3]
         if region == "ams" and "down" in url:
             raise RuntimeError("Network connection lost")
-        return rt.Response(b'{"ok":true}', 200, {"Content-Type": "application/json",
-                                                  "X-MB-Hub": region})
+        # Every answer leases fleet units, as a hub does for a cached read (mbedge.fleet).
+        return rt.Response(b'{"ok":true}', 200, headers={
+            "Content-Type": "application/json", "X-MB-Hub": region,
+            "X-MB-Fleet-Lease": "units=5; hold-ms=2000"})
 
     workers = types.ModuleType("workers")
     workers.WorkerEntrypoint = rt.WorkerEntrypoint  # type: ignore[attr-defined]
@@ -86,6 +88,7 @@ async def test_fetch_routes_by_request_cf_and_answers(entry: Any) -> None:
     assert entry.fetched[-1]["body"] is None and "x-mb-hop" in entry.fetched[-1]["headers"]
     again = await worker.fetch(request("/v1/twins/t1?fields=a", headers=auth, cf=SIN))
     assert again.headers["x-cache"] == "HIT"  # through the Cache API stand-in
+    assert "x-mb-fleet-lease" not in r.headers and "x-mb-fleet-lease" not in again.headers
 
 
 async def test_binding_denial_is_a_429(entry: Any) -> None:
@@ -144,7 +147,8 @@ async def test_a_realtime_upgrade_is_signed_and_passed_through_to_the_nearest_hu
     r = await worker.fetch(request("/v1/realtime", headers=browser, cf=SIN))
     assert r.status == 101  # the hub's answer itself: workerd pipes the socket
     url, headers = sent[-1]
-    assert url == "http://hub-sin.test/v1/realtime"
+    # The token's deadline (exp + leeway) rides in the signed query: the hub closes at it.
+    assert url.startswith("http://hub-sin.test/v1/realtime?mb_until=")
     assert headers["upgrade"] == "websocket" and headers["sec-websocket-protocol"] == "bearer"
     assert "x-mb-hop" in headers and token() not in str(headers)
     refused = await worker.fetch(request("/v1/realtime", headers={"Upgrade": "websocket"}))

@@ -28,14 +28,19 @@ class StandInLimiter:
 
     def __init__(self, limit: int = 10) -> None:
         self.limit, self.used, self.down, self.calls = limit, 0, False, 0
+        self.asked: list[int] = []
 
-    async def hit(self, sub: str, tier: str, cost: int = 1) -> FleetDecision:
+    async def hit(self, sub: str, tier: str, cost: int = 1, *, edge_lease: int = 0,
+                  ) -> FleetDecision:
         self.calls += 1
+        self.asked.append(edge_lease)
         if self.down:
             raise FleetUnavailable("fleet rate limiter unavailable: Timeout reading from socket")
         allowed = self.used + cost <= self.limit
-        self.used += cost if allowed else 0
-        return FleetDecision(allowed, self.limit, self.limit - self.used, 60, 0 if allowed else 7)
+        leased = min(edge_lease, 2, self.limit - self.used - cost) if allowed else 0
+        self.used += cost + leased if allowed else 0
+        return FleetDecision(allowed, self.limit, self.limit - self.used + leased, 60,
+                             0 if allowed else 7, leased=leased, lease_hold_ms=1000)
 
 
 def admission(limiter: StandInLimiter, clock: Clock, **kw: Any) -> FleetAdmission:
@@ -79,3 +84,25 @@ async def test_breaker_stops_asking_a_dead_store_then_probes_it_back() -> None:
     assert admit.breaker.state == "closed"
     with pytest.raises(RateLimited):           # and limiting is back
         await admit(ALICE, {}, SCOPE)
+
+
+async def test_an_edge_asking_for_units_gets_a_lease_on_its_answer() -> None:
+    limiter = StandInLimiter(limit=10)
+    admit = admission(limiter, Clock())
+    state: dict[str, Any] = {"raw_headers": {"x-mb-edge": "ams", "x-mb-fleet-lease": "want=5"}}
+    await admit(ALICE, state, SCOPE)
+    assert limiter.asked == [5]
+    assert state["response_headers"]["x-mb-fleet-lease"] == "units=2; hold-ms=1000"
+    assert state["response_headers"]["x-mb-fleet-remaining"] == "9"  # 7 + the 2 leased
+    plain: dict[str, Any] = {"raw_headers": {"x-mb-edge": "ams"}}
+    await admit(ALICE, plain, SCOPE)
+    assert limiter.asked[-1] == 0 and "x-mb-fleet-lease" not in plain["response_headers"]
+
+
+@pytest.mark.parametrize("asked", ["want=", "want=-3", "want=abc", "units=4", "want=1e9",
+                                   "want=99999999999"])
+async def test_a_malformed_or_absurd_ask_leases_nothing(asked: str) -> None:
+    limiter = StandInLimiter(limit=10)
+    state: dict[str, Any] = {"raw_headers": {"x-mb-edge": "ams", "x-mb-fleet-lease": asked}}
+    await admission(limiter, Clock())(ALICE, state, SCOPE)
+    assert limiter.asked == [0] and "x-mb-fleet-lease" not in state["response_headers"]

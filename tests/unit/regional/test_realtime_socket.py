@@ -5,11 +5,15 @@ closed with 4008 while a reader that keeps up receives everything)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import msgspec
 
 from mbwire import ConsistencyToken, HopSigner, Principal
+from mbwire.socket_auth import sign_renewal, with_until
+from regional.admission import FleetAdmission
+from regional.ratelimit import FleetDecision
 from regional.realtime import Broker, RealtimeFeed, frames, realtime_endpoint
 from regional.realtime.feed import Row
 
@@ -21,7 +25,37 @@ async def never_called(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("the app saw the upgrade")
 
 
-def make(queue_max: int = 256, limits: dict[str, int] | None = None,
+class Limiter:
+    """The fleet limiter's answers without Redis: ``limit`` units per sub, never replenished."""
+
+    def __init__(self, limit: int = 10) -> None:
+        self.limit, self.used = limit, 0
+
+    async def hit(self, sub: str, tier: str, cost: int = 1, **_: Any) -> FleetDecision:
+        if self.used + cost > self.limit:
+            return FleetDecision(False, self.limit, 0, 60, 42)
+        self.used += cost
+        return FleetDecision(True, self.limit, self.limit - self.used, 60, 0)
+
+
+class Slots:
+    """Fleet connection slots without Redis: at most ``cap`` held."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.held = cap, set[str]()
+
+    async def acquire(self, principal: Principal, conn_id: str) -> str | None:
+        if len(self.held) >= self.cap:
+            return f"at most {self.cap} realtime connections across all regions"
+        self.held.add(conn_id)
+        return None
+
+    async def release(self, principal: Principal, conn_id: str) -> None:
+        self.held.discard(conn_id)
+
+
+def make(queue_max: int = 256, limits: dict[str, int] | None = None, *,
+         limiter: Limiter | None = None, slots: Slots | None = None,
          ) -> tuple[Any, Broker, RealtimeFeed]:
     broker = Broker(None, limits=limits or {"free": 2}, max_connections=10,  # type: ignore[arg-type]
                     queue_max=queue_max)
@@ -34,14 +68,28 @@ def make(queue_max: int = 256, limits: dict[str, int] | None = None,
         return 1, feed.head  # type: ignore[attr-defined]
 
     feed.bounds = bounds  # type: ignore[method-assign]
+    admission = FleetAdmission(limiter or Limiter(1000))  # type: ignore[arg-type]
     app = realtime_endpoint(never_called, signer=HopSigner(SECRET), broker=broker, feed=feed,
-                            region="ams", ping_s=5)
+                            region="ams", ping_s=5, admission=admission, slots=slots)
     return app, broker, feed
 
 
-def hop(principal: Principal | None = ALICE) -> list[tuple[bytes, bytes]]:
-    signed = HopSigner(SECRET).sign("GET", "/v1/realtime", principal, "r1")
-    return [(k.encode(), v.encode()) for k, v in {**signed, "x-request-id": "r1"}.items()]
+def hop(principal: Principal | None = ALICE, until: float | None = None, query: str | None = None,
+        ) -> Hop:
+    """The edge's hop for an upgrade; ``until``: the token's deadline (an hour by default)."""
+    if query is None:
+        query = with_until("", int(time.time() + 3600 if until is None else until))
+    signed = HopSigner(SECRET).sign("GET", "/v1/realtime", principal, "r1", query=query)
+    return Hop([(k.encode(), v.encode()) for k, v in {**signed, "x-request-id": "r1"}.items()],
+               query)
+
+
+class Hop(list[tuple[bytes, bytes]]):
+    """Upgrade headers and the query string they were signed with."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], query: str = "") -> None:
+        super().__init__(headers)
+        self.query = query
 
 
 class Client:
@@ -53,6 +101,7 @@ class Client:
         self.incoming.put_nowait({"type": "websocket.connect"})
         self.sent: list[dict[str, Any]] = []
         self.scope = {"type": "websocket", "path": path, "headers": headers,
+                      "query_string": getattr(headers, "query", "").encode(),
                       "extensions": {"websocket.http.response": {}}}
         self.task = asyncio.ensure_future(app(self.scope, self.incoming.get, self.send))
         self.flowing = asyncio.Event()
@@ -66,6 +115,14 @@ class Client:
     def op(self, **op: Any) -> None:
         self.incoming.put_nowait({"type": "websocket.receive", "text": msgspec.json.encode(
             op).decode()})
+
+    def send_raw(self, raw: bytes) -> None:
+        self.incoming.put_nowait({"type": "websocket.receive", "text": raw.decode()})
+
+    async def closed(self) -> dict[str, Any]:
+        """The close the hub sent, once the connection ended (generous wait)."""
+        await asyncio.wait_for(self.task, 10)
+        return self.sent[-1]
 
     def frames(self) -> list[dict[str, Any]]:
         return [msgspec.json.decode(m["text"]) for m in self.sent
@@ -107,7 +164,7 @@ async def test_a_subscriber_gets_messages_of_its_channels_with_their_token_and_s
     await settle()
     got = client.frames()
     assert got[0]["op"] == "error" and got[0]["channel"] == "nope:x"
-    assert got[1] == {"op": "subscribed", "channels": ["global"], "seq": 7,
+    assert got[1] == {**got[1], "op": "subscribed", "channels": ["global"], "seq": 7,
                       "consistency_token": "L0000000000000000", "hub": "ams"}
     assert got[2] == {"channel": "global", "event": "knowledge", "seq": 8,
                       "consistency_token": "L00000000000000AB",
@@ -258,3 +315,138 @@ async def test_the_tail_does_not_wait_for_a_write_to_hand_on_a_row_its_read_miss
     await asyncio.wait_for(feed.step(), 1)
     await asyncio.wait_for(feed.step(), 1)
     assert [r.seq for r in got] == [8] and feed.cursor == 8
+
+
+# Issue 29 item 5: a channel name the database cannot take (a NUL) used to close the socket with
+# 1011; it must be an error frame naming the channel, before anything reaches the replica.
+
+async def test_a_control_character_in_a_channel_is_an_error_frame_naming_it() -> None:
+    app, broker, _ = make()  # no replica: a twin channel that reached it would fail the socket
+    client = Client(app, hop())
+    bad = ["twin:a\x00b", "twin:line\nbreak", "twin:" + "x" * 300, "twin:"]
+    client.op(op="subscribe", channels=[*bad, "global"])
+    await settle()
+    got = client.frames()
+    refused = [f for f in got if f["op"] == "error"]
+    assert [f["channel"] for f in refused] == bad and {f["status"] for f in refused} == {400}
+    assert got[-1]["op"] == "subscribed" and got[-1]["channels"] == ["global"]
+    assert not client.task.done() and set(broker.by_channel) == {"global"}
+    await client.leave()
+
+
+# Item 3: socket ops that read are charged to the caller's fleet limit.
+
+async def test_a_subscribe_over_the_fleet_limit_is_a_429_frame_and_the_socket_stays() -> None:
+    app, broker, feed = make(limiter=Limiter(10))
+
+    async def read(since: int, *_: Any) -> tuple[ConsistencyToken, list[Row], ConsistencyToken]:
+        return ConsistencyToken(1), [Row(since + 1, "knowledge", "d", 1)], ConsistencyToken(2)
+
+    feed.read = read  # type: ignore[method-assign]
+    client = Client(app, hop())
+    for _ in range(11):
+        client.op(op="subscribe", channels=["global"], since=0)
+        await settle()
+    got = client.frames()
+    assert [f.get("op") for f in got].count("subscribed") == 10
+    assert len([f for f in got if "seq" in f and "channel" in f]) == 10  # one replayed each
+    assert got[-1] == {"op": "error", "channel": None, "status": 429, "retry_after": 42,
+                       "detail": got[-1]["detail"]}
+    assert "10 requests per minute" in got[-1]["detail"]
+    client.op(op="unsubscribe", channels=["global"])  # reads nothing: never refused
+    await settle()
+    assert not client.task.done() and not broker.by_channel
+    await client.leave()
+
+
+async def test_a_replay_longer_than_the_bound_is_a_gap_not_a_flood() -> None:
+    app, _, feed = make()
+    feed.head = feed.cursor = 5000  # type: ignore[attr-defined]
+    asked: list[int] = []
+
+    async def read(since: int, upto: int | None, limit: int, *_: Any,
+                   ) -> tuple[ConsistencyToken, list[Row], ConsistencyToken]:
+        asked.append(limit)
+        rows = [Row(s, "knowledge", f"d{s}", 1) for s in range(since + 1, (upto or 0) + 1)]
+        return ConsistencyToken(1), rows[:limit], ConsistencyToken(2)
+
+    feed.read = read  # type: ignore[method-assign]
+    client = Client(app, hop())
+    client.op(op="subscribe", channels=["global"], since=1)
+    await settle()
+    got = client.frames()
+    assert [f["op"] for f in got] == ["gap", "subscribed"] and got[0]["since"] == 1
+    assert max(asked) <= frames.MAX_REPLAY + 1
+    client.op(op="subscribe", channels=["global"], since=5000 - frames.MAX_REPLAY)
+    await settle()
+    replayed = [f for f in client.frames()[2:] if "channel" in f and "seq" in f]
+    assert len(replayed) == frames.MAX_REPLAY
+    await client.leave()
+
+
+async def test_a_connection_over_the_fleet_wide_cap_is_refused_with_429() -> None:
+    slots = Slots(cap=1)
+    app, broker, _ = make(limits={"free": 5}, slots=slots)
+    first = Client(app, hop())
+    await settle()
+    second = Client(app, hop())
+    await asyncio.wait_for(second.task, 2)
+    assert second.sent[0]["status"] == 429 and b"across all regions" in second.sent[1]["body"]
+    assert len(broker.connections) == 1 and len(slots.held) == 1
+    await first.leave()
+    assert not slots.held
+
+
+# Item 2: the socket lives as long as the token (exp + leeway, signed by the edge in the hop).
+
+async def test_an_upgrade_whose_hop_carries_no_deadline_is_refused() -> None:
+    app, _, _ = make()
+    client = Client(app, hop(query=""))
+    await asyncio.wait_for(client.task, 2)
+    assert client.sent[0]["status"] == 401 and b"deadline" in client.sent[1]["body"]
+
+
+async def test_the_socket_closes_with_4401_when_its_tokens_deadline_passes() -> None:
+    app, broker, _ = make()
+    client = Client(app, hop(until=time.time() + 1))
+    client.op(op="subscribe", channels=["global"])
+    await settle()
+    assert client.frames()[0]["expires_at"] == int(time.time() + 1)
+    closed = await client.closed()
+    assert closed == {"type": "websocket.close", "code": frames.CLOSE_UNAUTHORIZED,
+                      "reason": "token-expired: connect again with a fresh token and since"}
+    assert not broker.connections
+
+
+async def test_a_renewal_signed_by_the_edge_moves_the_deadline() -> None:
+    app, _, _ = make()
+    client = Client(app, hop(until=time.time() + 1))
+    later = int(time.time() + 3600)
+    client.send_raw(sign_renewal(HopSigner(SECRET), ALICE, later, "r1"))
+    await settle()
+    assert client.frames() == [{"op": "authed", "expires_at": later}]
+    await asyncio.sleep(1.5)  # past the first deadline
+    assert not client.task.done()
+    await client.leave()
+
+
+async def test_a_renewal_for_another_caller_closes_with_4403() -> None:
+    app, _, _ = make()
+    client = Client(app, hop())
+    other = Principal(sub="rt-mallory", tier="free")
+    client.send_raw(sign_renewal(HopSigner(SECRET), other, int(time.time() + 60), "r1"))
+    assert (await client.closed())["code"] == frames.CLOSE_TOKEN_MISMATCH
+
+
+async def test_renewals_the_edge_did_not_sign_for_this_socket_are_refused() -> None:
+    app, _, _ = make()
+    client = Client(app, hop())
+    later = int(time.time() + 3600)
+    client.send_raw(sign_renewal(HopSigner("x" * 32), ALICE, later, "r1"))   # forged
+    client.send_raw(sign_renewal(HopSigner(SECRET), ALICE, later, "r2"))     # another socket's
+    client.op(op="auth", token="a.jwt.the-hub-cannot-verify")
+    await settle()
+    got = client.frames()
+    assert [(f["op"], f["status"]) for f in got] == [("error", 401)] * 3
+    assert not client.task.done()
+    await client.leave()

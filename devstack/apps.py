@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FACTORIES: dict[str, str] = {
     "central": "central.app:create_app",
     "hubs": "regional.app:create_app",
-    "edges": "devstack.edge_local:create_app",
+    "edges": "mbasgi.app:create_app",
 }
 
 

@@ -27,11 +27,11 @@ import msgspec
 
 from devstack import patroni, secrets, state
 from devstack.children import StackStatus
-from devstack.drill import cli as drill_cli
 from devstack.errors import StackError
 from devstack.launcher import Stack
 from devstack.state import ALL_SERVICES, SERVICE_ORDER, STATE_FILE
 from devstack.topology import url_of
+from ops.drills import cli as drill_cli
 
 EXIT_NOT_RUNNING = 3
 
@@ -192,7 +192,7 @@ def cmd_demo(args: argparse.Namespace, data_dir: Path) -> int:
     if not stack.status().running:
         _say("the demo needs a running stack: `memorybank up` first (see `memorybank status`)")
         return 1
-    demo = importlib.import_module("devstack.demo")  # written separately; imports the clients
+    demo = importlib.import_module("examples.demo")  # written separately; imports the clients
     return int(demo.run(stack.topology(), stack.secrets()))
 
 
@@ -230,7 +230,7 @@ def cmd_down(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def cmd_console(args: argparse.Namespace, data_dir: Path) -> int:
-    from devstack.console.server import serve
+    from ops.console.server import serve
 
     _say(f"SRE console on http://127.0.0.1:{args.port}/ (Ctrl-C stops it)")
     serve(Stack(data_dir).topology(), data_dir, port=args.port)

@@ -1,6 +1,6 @@
 """The edge's pure core: auth, PoP rate limit, cache-first reads, routing to the nearest healthy
 hub with failover, forwarding with a signed hop. No runtime imports: the Worker
-(``edge/entry.py``) and the local server (``devstack/edge_local.py``) supply the ports.
+(``edge/entry.py``) and the local server (``edge/mbasgi/app.py``) supply the ports.
 
     edge = Edge(EdgeSettings.from_env(env), Ports(fetch=..., limiter=..., cache=..., health=...,
                                                    background=...))

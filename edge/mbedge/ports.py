@@ -1,6 +1,6 @@
 """The ports: everything the pipeline needs from its runtime, as small Protocols.
 
-    port        Worker (edge/entry.py)                  local (devstack/edge_local.py)
+    port        Worker (edge/entry.py)                  local (edge/mbasgi/app.py)
     fetch       workers.fetch subrequest                httpx.AsyncClient shared by the app
     limiter     Rate Limiting binding per tier          SlidingWindowLimiter in process
     cache       Cache API (caches.default)              MemoryCache (TTL LRU)

@@ -1,5 +1,5 @@
 """The upgrade to ``/v1/realtime``: who is calling and which hub to proxy the socket to. Shared
-by the local edge (``devstack/edge_ws.py``) and the Worker (``entry.py``); the byte pump is each
+by the local edge (``mbasgi.websocket``) and the Worker (``entry.py``); the byte pump is each
 runtime's own.
 
 Authentication at the upgrade (a WebSocket carries no per-message auth):

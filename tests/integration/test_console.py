@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from devstack.console.server import make_app
+from ops.console.server import make_app
 
 from .conftest import REGIONS, LiveStack
 

@@ -8,10 +8,10 @@ import httpx
 import msgspec
 import pytest
 
-from devstack.drill.faults import SCENARIOS
-from devstack.drill.report import Report, save
-from devstack.drill.runner import Options, run
 from devstack.testing import ECHO_FACTORY, running_stack
+from ops.drills.faults import SCENARIOS
+from ops.drills.report import Report, save
+from ops.drills.runner import Options, run
 
 pytestmark = pytest.mark.integration
 

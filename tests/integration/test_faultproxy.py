@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from devstack.faultproxy import FaultProxy
+from ops.drills.faultproxy import FaultProxy
 
 
 @pytest.fixture

@@ -112,15 +112,31 @@ def test_locks_satisfy_pyproject(lock: str, extras: tuple[str, ...]) -> None:
                 f"requirements/{lock} pins {req.name}=={version}, pyproject wants {req}")
 
 
+# The local edge host (aiohttp, httpx) lives beside the Worker but the Worker never imports it.
+_LOCAL_HOST = ROOT / "edge" / "mbasgi"
+
+
 def _third_party_imports(folder: Path) -> set[str]:
     names: set[str] = set()
     for source in folder.rglob("*.py"):
+        if source.is_relative_to(_LOCAL_HOST):
+            continue
         for node in ast.walk(ast.parse(source.read_text(), str(source))):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
     return names - set(sys.stdlib_module_names) - LOCAL_MODULES - RUNTIME_MODULES - {"__future__"}
+
+
+def test_the_worker_never_imports_the_local_host() -> None:
+    worker = [ROOT / "edge" / "entry.py", *(ROOT / "edge" / "mbedge").rglob("*.py"),
+              *(ROOT / "edge" / "mbwire").rglob("*.py")]
+    for source in worker:
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "mbasgi" for n in names), source
 
 
 def test_worker_dependencies_are_what_the_worker_imports() -> None:

@@ -72,7 +72,7 @@ def test_http_services_wiring() -> None:
     assert msgspec.json.decode(edge.env["EDGE_HUBS"]) == topo.hubs
     assert edge.env["EDGE_JWT_HS256_SECRET"] == "j" * 20
     assert (edge.env["EDGE_JWT_ISSUER"], edge.env["EDGE_DEV_MODE"]) == ("memorybank-dev", "1")
-    assert edge.argv[-1] == "devstack.edge_local:create_app"
+    assert edge.argv[-1] == "mbasgi.app:create_app"
     for spec in (central, hub, edge):
         paths = spec.env["PYTHONPATH"].split(os.pathsep)
         assert {str(apps.REPO_ROOT / "edge"), str(apps.REPO_ROOT / "geo-routing")} <= set(paths)

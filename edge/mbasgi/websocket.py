@@ -25,7 +25,7 @@ from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
 from mbwire.errors import PROBLEM_CONTENT_TYPE
 
-log = logging.getLogger("devstack.edge_ws")
+log = logging.getLogger("mbasgi.websocket")
 HUB_LOST = 1012
 _REFUSED = {401: Unauthorized, 429: RateLimited}
 

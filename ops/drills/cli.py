@@ -20,12 +20,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from devstack.drill import report as reports
-from devstack.drill.faults import SCENARIOS
-from devstack.drill.runner import Options, run
-from devstack.drill.soak import soak
 from devstack.errors import StackError
 from devstack.launcher import Stack
+from ops.drills import report as reports
+from ops.drills.faults import SCENARIOS
+from ops.drills.runner import Options, run
+from ops.drills.soak import soak
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

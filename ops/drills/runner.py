@@ -12,14 +12,14 @@ from typing import Any
 import msgspec
 
 from devstack import secrets
-from devstack.drill import stats
-from devstack.drill.faults import Ctx, Scenario
-from devstack.drill.load import OpenLoop
-from devstack.drill.ops import Client, Mix
-from devstack.drill.report import Report, timeline
-from devstack.drill.verify import verify
 from devstack.errors import StackError
 from devstack.launcher import Stack
+from ops.drills import stats
+from ops.drills.faults import Ctx, Scenario
+from ops.drills.load import OpenLoop
+from ops.drills.ops import Client, Mix
+from ops.drills.report import Report, timeline
+from ops.drills.verify import verify
 
 # (seconds done, seconds in all, requests ok, requests failed, what is happening)
 Progress = Callable[[float, float, int, int, str], None]

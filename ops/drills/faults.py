@@ -29,8 +29,8 @@ import psutil
 import psycopg
 
 from devstack import patroni, procs, state
-from devstack.faultproxy import FaultProxy
 from devstack.launcher import Stack
+from ops.drills.faultproxy import FaultProxy
 
 Step = Callable[["Ctx"], Awaitable[None]]
 
@@ -104,7 +104,7 @@ def primary_pid(ctx: Ctx) -> int:
 
 
 def _primary(ctx: Ctx) -> str:
-    from devstack.drill.verify import primary_url
+    from ops.drills.verify import primary_url
     return primary_url(ctx.status)
 
 

@@ -16,7 +16,7 @@ import httpx
 import msgspec
 import psycopg
 
-from devstack.drill.ops import Acked
+from ops.drills.ops import Acked
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import msgspec
 
-from devstack.drill.ops import Acked
-from devstack.drill.stats import Phase, Sample, Steady, percentile
+from ops.drills.ops import Acked
+from ops.drills.stats import Phase, Sample, Steady, percentile
 
 DRILLS_DIR = "drills"
 

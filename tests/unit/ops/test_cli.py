@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devstack import cli
-from devstack.drill.faults import SCENARIOS
+from ops.drills.faults import SCENARIOS
 from tests.unit.devstack.stack_files import stopped_stack
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devstack.drill.stats import (
+from ops.drills.stats import (
     Sample,
     Steady,
     back_to_steady,

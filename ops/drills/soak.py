@@ -12,13 +12,13 @@ import psutil
 import psycopg
 
 from devstack import procs, state
-from devstack.drill import stats
-from devstack.drill.load import OpenLoop
-from devstack.drill.ops import Mix
-from devstack.drill.report import Report, Resources, timeline
-from devstack.drill.runner import Options, Progress, _clients, status_of
-from devstack.drill.verify import primary_url, verify
 from devstack.launcher import Stack
+from ops.drills import stats
+from ops.drills.load import OpenLoop
+from ops.drills.ops import Mix
+from ops.drills.report import Report, Resources, timeline
+from ops.drills.runner import Options, Progress, _clients, status_of
+from ops.drills.verify import primary_url, verify
 
 
 def resources(stack: Stack, primary: str, t: float) -> Resources:

@@ -4,7 +4,7 @@ edits merged; grants are listed and revoked; a curator ingests knowledge and a p
 uploads a text artifact, and searches from other regions find what each caller may read; then
 events (seen live over a realtime subscription), a trajectory rebased after a 409, the agent
 directory, recommendations, a transfer retried with its key and one batch of reads
-(``devstack/demo_more.py``). Talks
+(``examples/demo_more.py``). Talks
 only to the edges, through the SDK (memorybank_client) like a real client; prints what happened
 and how long."""
 
@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 from pycrdt import Doc, Map
 
-from devstack import demo_more
 from devstack.secrets import Secrets, mint_token
 from devstack.topology import Topology
+from examples import demo_more
 from memorybank_client import AsyncMemoryBank, Forbidden, ProblemError
 
 

@@ -1,6 +1,6 @@
 """The local edge PoP: the Worker's core (``mbedge``) served over raw ASGI, with in-process ports.
 
-    python -m granian --interface asgi --factory devstack.edge_local:create_app
+    python -m granian --interface asgi --factory mbasgi.app:create_app
 
 Settings come from ``EDGE_*`` variables (see ``mbedge.settings``): ``EDGE_POP``, ``EDGE_HUBS``
 (JSON region -> URL), ``EDGE_HOP_SECRET``, ``EDGE_JWT_HS256_SECRET``, ``EDGE_JWT_ISSUER``,
@@ -10,7 +10,7 @@ sliding-window limiter, a TTL LRU cache, and a background loop probing every hub
 ``/healthz`` (the Worker does the same from a cron trigger).
 
 WebSocket (``/v1/realtime``): authenticated at the upgrade and piped to the nearest healthy hub
-(``devstack/edge_ws.py``, rules in ``mbedge.realtime``); a refusal is an HTTP problem through the
+(``mbasgi.websocket``, rules in ``mbedge.realtime``); a refusal is an HTTP problem through the
 WebSocket Denial Response extension (granian offers it)."""
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import aiohttp
 import httpx
 from opentelemetry import propagate, trace
 
-from devstack.edge_ws import WebSocketProxy
-from devstack.fetch import CONNECTIONS_PER_CLIENT, UPSTREAM_CLIENTS, AiohttpFetch, HttpxFetch
 from georouting import HealthBook
+from mbasgi.fetch import CONNECTIONS_PER_CLIENT, UPSTREAM_CLIENTS, AiohttpFetch, HttpxFetch
+from mbasgi.websocket import WebSocketProxy
 from mbedge import (
     Edge,
     EdgeRequest,
@@ -44,7 +44,7 @@ from mbhttp.tracing import server_span, setup_tracing
 from mbwire import actions
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
-log = logging.getLogger("devstack.edge_local")
+log = logging.getLogger("mbasgi.app")
 _tracer = trace.get_tracer("memorybank.edge")
 # The local PoP's own ops path, answered before the core (whose 404 covers every path outside
 # /v1/, /healthz and the docs). The Worker has no such path: see edge/README.md.

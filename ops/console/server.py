@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from devstack.console.sampler import Sampler
 from devstack.topology import Topology
+from ops.console.sampler import Sampler
 
 # A report's name as the drill writes it; anything else (a path, dot-dot) is not served.
 _REPORT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(json|html)$")
@@ -35,7 +35,7 @@ def drill_reports(drills: Path) -> list[dict[str, Any]]:
 
 
 async def page(_: web.Request) -> web.Response:
-    html = resources.files("devstack.console").joinpath("page.html").read_text("utf-8")
+    html = resources.files("ops.console").joinpath("page.html").read_text("utf-8")
     return web.Response(text=html, content_type="text/html")
 
 

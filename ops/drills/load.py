@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from devstack.drill.stats import Sample
+from ops.drills.stats import Sample
 
 # request number -> (op, region, status, ok); the callable retries within its own budget.
 Send = Callable[[int], Awaitable[tuple[str, str, str, bool]]]

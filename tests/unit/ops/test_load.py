@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devstack.drill.load import OpenLoop, intended_times
+from ops.drills.load import OpenLoop, intended_times
 
 
 @given(rate=st.floats(0.5, 500), span=st.floats(0, 30))

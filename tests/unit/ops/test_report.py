@@ -10,10 +10,10 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devstack.drill.cli import table
-from devstack.drill.ops import Acked
-from devstack.drill.report import Report, render_html, save, svg_plot, timeline
-from devstack.drill.stats import Sample, phase
+from ops.drills.cli import table
+from ops.drills.ops import Acked
+from ops.drills.report import Report, render_html, save, svg_plot, timeline
+from ops.drills.stats import Sample, phase
 
 
 def a_report(samples: list[Sample], **kw: object) -> Report:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from devstack.console.sampler import Sample, parse, quantile, window
-from devstack.console.server import drill_reports
+from ops.console.sampler import Sample, parse, quantile, window
+from ops.console.server import drill_reports
 
 TEXT = """# TYPE memorybank_requests counter
 memorybank_requests_total{action="get_twin_profile",code="200"} 90

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devstack.drill.ops import Acked
-from devstack.drill.verify import missing, primary_url
+from ops.drills.ops import Acked
+from ops.drills.verify import missing, primary_url
 
 
 def patch(twin: str, key: str, value: str) -> Acked:

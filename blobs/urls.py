@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from mbwire import Forbidden
+from mbwire.params import ascii_int
 
 _VERSION = "mb-artifact-url-v1"
-_MAX_EXP_DIGITS = 12  # the action table's pattern for ``exp``
+_MAX_EXP = 10**12 - 1  # the action table's pattern for ``exp``: ^[0-9]{1,12}$
 
 
 class UrlSigner:
@@ -46,15 +47,18 @@ class UrlSigner:
 
     def verify(self, method: str, artifact_id: str, exp: str | None, sig: str | None) -> None:
         """Forbidden unless ``sig`` is this signer's for the three and ``exp`` has not passed.
-        The signature is checked first, so an altered ``exp`` reads as altered, not expired."""
-        if not exp or not sig or not exp.isdigit() or len(exp) > _MAX_EXP_DIGITS:
+        The signature is checked first, so an altered ``exp`` reads as altered, not expired.
+        Only ASCII digits are an expiry: ``int()`` would also read "\u0665" as 5, a second spelling
+        of a signed URL, and raise on "²"."""
+        when = ascii_int(exp, 0, _MAX_EXP) if exp else None
+        if when is None or not sig:
             raise Forbidden("this URL is not a signed artifact URL (exp and sig)")
-        expected = self.signature(method, artifact_id, int(exp))
+        expected = self.signature(method, artifact_id, when)
         if not hmac.compare_digest(sig.encode(), expected.encode()):
             raise Forbidden("this URL's signature does not match it: it was altered, or is "
                             "for another artifact or method")
-        if int(exp) < self._clock():
-            raise Forbidden(f"this URL expired at {rfc3339(int(exp))}; ask for a fresh one")
+        if when < self._clock():
+            raise Forbidden(f"this URL expired at {rfc3339(when)}; ask for a fresh one")
 
 
 def rfc3339(unix_s: int) -> str:

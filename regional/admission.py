@@ -29,7 +29,7 @@ log = logging.getLogger("memorybank.admission")
 
 Cost = Callable[[str, str, bytes], int]
 # The limiter caps a lease by the tier anyway; nine digits keeps a bad header from mattering.
-_WANT = re.compile(r"^want=(\d{1,9})$")
+_WANT = re.compile(r"^want=([0-9]{1,9})\Z")
 
 
 def lease_wanted(state: dict[str, Any]) -> int:

@@ -21,8 +21,8 @@ from litestar.di import NamedDependency
 
 from mbhttp import require_principal
 from mbwire import Unprocessable
+from mbwire.params import int_param
 from mbwire.types_agents import AGENT_COLUMNS, AgentList, agent_view
-from regional.ledger import _query_int
 from regional.replica import Replica
 from regional.twins import TwinReads, forward, read_headers, token_of
 
@@ -72,7 +72,7 @@ def _params(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"ascending": ascending, "q": query.get("q") or None,
             "type": query.get("type") or None,
             "after": decode_cursor(cursor, ascending) if cursor else None,
-            "limit": _query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)}
+            "limit": int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)}
 
 
 async def search_agents(request: Request[Any, Any, Any], reads: Reads) -> Response[AgentList]:

@@ -5,10 +5,14 @@ Only reads whose whole answer lives in the replica can join the snapshot. ``quer
 cannot: its vector side reads the region's index, which follows the replica on its own clock, so
 an answer would mix two points in time; it is a 422 for its item (ask it on its own). Each item
 fails alone with its own status and problem body; the batch fails whole only when it is
-malformed (the body's type: not a list, more than 50 items) or the replica is gone."""
+malformed (the body's type: not a list, more than 50 items) or the replica is gone.
+
+An item's parameters meet the same rules as the single action's query (``mbwire.rules``,
+``mbwire.params``), so a bad one is that item's 422 with the single request's detail."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +30,8 @@ from mbwire import NotFound, Principal, Problem, Unprocessable
 from mbwire.access import allows_view
 from mbwire.actions import BY_NAME
 from mbwire.decode import check_twin_id
+from mbwire.params import int_param
+from mbwire.rules import check_params
 from mbwire.types import (
     WALLET_ID_PATTERN,
     ArtifactView,
@@ -41,6 +47,8 @@ from regional import artifacts, ledger
 from regional.replica import Replica, twin_on
 from regional.twins import Reads, authorize, read_headers, token_of
 
+log = logging.getLogger("memorybank.batch")
+UNEXPECTED = "The server hit an unexpected error on this item; it has been logged."
 Conn = psycopg.AsyncConnection[Any]
 
 
@@ -107,11 +115,9 @@ async def _wallet(item: Item) -> dict[str, Any]:
     if not re.match(WALLET_ID_PATTERN, wallet_id):
         raise Unprocessable(f"wallet id {wallet_id[:64]!r} must match {WALLET_ID_PATTERN}",
                             errors=[{"path": "$.params.wallet_id"}])
-    limit = item.params.get("limit", str(ledger.DEFAULT_LIMIT))
-    if not limit.isdigit() or not 1 <= int(limit) <= ledger.MAX_LIMIT:
-        raise Unprocessable(f"limit must be an integer from 1 to {ledger.MAX_LIMIT}",
-                            errors=[{"path": "$.params.limit"}])
-    view = await ledger.wallet_on(item.conn, item.principal, wallet_id, limit=int(limit))
+    limit = int_param(item.params, "limit", ledger.DEFAULT_LIMIT, ledger.MAX_LIMIT,
+                      where="$.params")
+    view = await ledger.wallet_on(item.conn, item.principal, wallet_id, limit=limit)
     return msgspec.to_builtins(view)
 
 
@@ -139,7 +145,27 @@ def _reader(query: BatchItem) -> Callable[[Item], Awaitable[dict[str, Any]]]:
     if extra := sorted(set(query.params) - takes):
         raise Unprocessable(f"{query.action} takes no parameter {extra[0]}",
                             errors=[{"path": f"$.params.{extra[0]}"}])
+    check_params(action, {name: (value,) for name, value in query.params.items()}, "$.params")
     return reader
+
+
+async def answer(query: BatchItem, item: Item, instance: str, request_id: str) -> BatchResult:
+    """One item's answer: its value, or its own problem. Every bad input is meant to be a
+    Problem; anything else is a bug, and stays that item's 500 (logged with the request id)
+    rather than failing the items that were fine. A driver error is not caught: it aborted the
+    snapshot's transaction, so no later item could be answered on it (a lost replica is the
+    batch's 503, from ``Replica.connection``)."""
+    try:
+        return BatchResult(status=200, body=await _reader(query)(item))
+    except Problem as exc:
+        return BatchResult(status=exc.status,
+                           body=exc.body(instance=instance, request_id=request_id))
+    except psycopg.Error:
+        raise
+    except Exception:
+        log.exception("unhandled error in batch item %s request_id=%s", instance, request_id)
+        return BatchResult(status=500, body=Problem(UNEXPECTED).body(
+            instance=instance, request_id=request_id))
 
 
 async def batch_query(
@@ -159,13 +185,9 @@ async def batch_query(
         async with conn.transaction():
             await conn.execute("set transaction isolation level repeatable read, read only")
             for i, query in enumerate(body.queries):
-                try:
-                    value = await _reader(query)(Item(principal, query.params, conn, blobs))
-                    results.append(BatchResult(status=200, body=value))
-                except Problem as exc:
-                    instance = f"{request.url.path}#/queries/{i}"
-                    results.append(BatchResult(status=exc.status, body=exc.body(
-                        instance=instance, request_id=request_id_of(request))))
+                item = Item(principal, query.params, conn, blobs)
+                results.append(await answer(query, item, f"{request.url.path}#/queries/{i}",
+                                            request_id_of(request)))
     return Response(BatchResults(results=results, consistency_token=str(answered)),
                     headers=read_headers(answered, reads.clock))
 

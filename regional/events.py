@@ -24,6 +24,7 @@ from mbhttp import require_principal
 from mbhttp.routes import read_body
 from mbwire import ConsistencyToken, NotFound, Principal, Unprocessable
 from mbwire.checks_events import check_events
+from mbwire.params import ascii_int, int_param
 from mbwire.types_events import EVENT_TYPE_PATTERN, EventList, EventView
 from regional.central_client import CentralClient
 from regional.replica import twin_on
@@ -36,17 +37,6 @@ _TYPE = re.compile(EVENT_TYPE_PATTERN)
 _CREATED = "to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 
-def query_int(request: Request[Any, Any, Any], name: str, default: int, hi: int,
-              lo: int = 1) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise Unprocessable(f"query parameter {name} must be an integer from {lo} to {hi}",
-                            errors=[{"path": f"$.query.{name}"}])
-    return int(raw)
-
-
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"e{seq}".encode()).decode().rstrip("=")
 
@@ -54,9 +44,10 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(raw: str) -> int:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        if text[:1] == "e" and text[1:].isdigit() and len(text) < 21:
-            return int(text[1:])
-    except (binascii.Error, ValueError):
+        seq = ascii_int(text[1:], 0, 2**63 - 1) if text[:1] == "e" else None
+        if seq is not None:
+            return seq
+    except (binascii.Error, ValueError):  # not base64, not UTF-8
         pass
     raise Unprocessable("query parameter cursor is not a cursor this API answered",
                         errors=[{"path": "$.query.cursor"}])
@@ -91,7 +82,7 @@ async def readable_twin(
 
 async def list_events(request: Request[Any, Any, Any], reads: Reads) -> Response[EventList]:
     principal, twin_id = require_principal(request), twin_id_of(request)
-    limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     after = decode_cursor(c) if (c := request.query_params.get("cursor")) else 0
     sql = (f"select event_id, type, payload, {_CREATED}, seq from events"
            " where twin_id = %(twin)s and seq > %(after)s")

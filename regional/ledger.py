@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from mbhttp import require_principal
 from mbwire import Forbidden, NotFound, Principal, Unprocessable
 from mbwire.access import allows
+from mbwire.params import int_param
 from mbwire.types import WALLET_ID_PATTERN, WalletEntry, WalletView
 from regional.twins import TwinReads, forward, read_headers, token_of
 
@@ -40,24 +41,14 @@ _ENTRIES_SQL = (
 Reads = NamedDependency[TwinReads]
 
 
-def _query_int(request: Request[Any, Any, Any], name: str, default: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= hi:
-        raise Unprocessable(f"query parameter {name} must be an integer from 1 to {hi}",
-                            errors=[{"path": f"$.query.{name}"}])
-    return int(raw)
-
-
 async def get_wallet(request: Request[Any, Any, Any], reads: Reads) -> Response[WalletView]:
     principal = require_principal(request)
     wallet_id = str(request.path_params["wallet_id"])
     if not _WALLET_ID.match(wallet_id):
         raise Unprocessable(f"wallet id {wallet_id[:64]!r} must match {WALLET_ID_PATTERN}",
                             errors=[{"path": "$.path.wallet_id"}])
-    limit = _query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    before = _query_int(request, "cursor", 2**63 - 1, 2**63 - 1)
+    limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    before = int_param(request.query_params, "cursor", 2**63 - 1, 2**63 - 1)
     token = token_of(request)
     if token is not None:
         await reads.clock.settle(token, reads.wait_s)

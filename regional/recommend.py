@@ -18,9 +18,9 @@ from litestar import Request, Response
 from mbhttp import require_principal
 from mbwire import Principal, Unprocessable
 from mbwire.access import TWIN_READABLE_SQL, sql_params
+from mbwire.params import int_param
 from mbwire.types_agents import Recommendation, Recommendations
 from regional.agents import Reads
-from regional.ledger import _query_int
 from regional.recommend_basis import POPULAR, Basis, basis_of, shared_reason, similarity_reason
 from regional.replica import Replica
 from regional.search import KnowledgeSearch, Search
@@ -157,7 +157,7 @@ def interleave(lists: list[list[Recommendation]], limit: int) -> list[Recommenda
 async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
                               knowledge: Search) -> Response[Recommendations]:
     principal, twin_id = require_principal(request), twin_id_of(request)
-    kinds, limit = _kinds(request), _query_int(request, "limit", 10, 50)
+    kinds, limit = _kinds(request), int_param(request.query_params, "limit", 10, 50)
     token = token_of(request)
     docs = [k for k in kinds if k != "agent"]
     if docs:

@@ -11,8 +11,9 @@ from litestar import Request, Response
 from mbhttp import require_principal
 from mbhttp.routes import read_body
 from mbwire.checks_events import check_trajectory
+from mbwire.params import int_param
 from mbwire.types_events import TrajectoryStep, TrajectoryView
-from regional.events import DEFAULT_LIMIT, MAX_LIMIT, Central, Reads, query_int, readable_twin
+from regional.events import DEFAULT_LIMIT, MAX_LIMIT, Central, Reads, readable_twin
 from regional.twins import read_headers, relay, twin_id_of
 
 _STEPS_SQL = (
@@ -25,8 +26,8 @@ _STEPS_SQL = (
 async def get_trajectory(request: Request[Any, Any, Any], reads: Reads
                          ) -> Response[TrajectoryView]:
     principal, twin_id = require_principal(request), twin_id_of(request)
-    limit = query_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    after = query_int(request, "after", 0, 2**62, lo=0)
+    limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    after = int_param(request.query_params, "after", 0, 2**62, lo=0)
     async with readable_twin(request, reads, principal, twin_id) as (conn, answered):
         cur = await conn.execute(
             "select coalesce(max(version), 0) from trajectory_steps where twin_id = %s",

@@ -39,7 +39,7 @@ from mbwire import Principal
 DEFAULT_HOLD_S = 1.0
 # A hold beyond this is not a hub's: refused, not spent for a minute.
 MAX_HOLD_S = 10.0
-_LEASE = re.compile(r"^\s*units=(\d{1,9})\s*;\s*hold-ms=(\d{1,9})\s*$")
+_LEASE = re.compile(r"^ *units=([0-9]{1,9}) *; *hold-ms=([0-9]{1,9}) *\Z")
 
 
 @dataclass(slots=True)

@@ -118,7 +118,7 @@ _SV = Param(
     description="Base64url Yjs state vector of the caller; the answer holds what it lacks.",
     # A state vector is a few bytes per client that ever edited the twin; 4 KiB stays well
     # inside every server's URL limit.
-    schema={"type": "string", "maxLength": 4096, "pattern": "^[A-Za-z0-9_=-]*$"},
+    schema={"type": "string", "maxLength": 4096, "pattern": "^[A-Za-z0-9_=-]*" + t.END},
 )
 
 ACTIONS: tuple[Action, ...] = (
@@ -314,9 +314,9 @@ ACTIONS: tuple[Action, ...] = (
                           "metadata": {}, "status": "stored",
                           "created_at": "2026-11-29T11:00:00Z", "indexed": True},
         query=(Param(name="exp", description="Expiry (Unix seconds).", required=True,
-                     schema={"type": "string", "pattern": "^[0-9]{1,12}$"}),
+                     schema={"type": "string", "pattern": "^[0-9]{1,12}" + t.END}),
                Param(name="sig", description="The URL's signature.", required=True,
-                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"})),
+                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}" + t.END})),
         tags=("artifacts",),
     ),
     Action(
@@ -334,9 +334,9 @@ ACTIONS: tuple[Action, ...] = (
         response=bytes, response_media=ANY, errors=(403, 404, 422),
         response_headers=("Content-Disposition", "X-Content-Type-Options"),
         query=(Param(name="exp", description="Expiry (Unix seconds).", required=True,
-                     schema={"type": "string", "pattern": "^[0-9]{1,12}$"}),
+                     schema={"type": "string", "pattern": "^[0-9]{1,12}" + t.END}),
                Param(name="sig", description="The URL's signature.", required=True,
-                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"})),
+                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}" + t.END})),
         tags=("artifacts",),
     ),
     Action(
@@ -383,9 +383,9 @@ ACTIONS: tuple[Action, ...] = (
                     "others).",
         response=t.WalletView, errors=(403, 404, 422), tags=("ledger",),
         query=(Param(name="limit", description="Entries per page (1-100, default 20).",
-                     schema={"type": "string", "pattern": "^[0-9]{1,3}$"}),
+                     schema={"type": "string", "pattern": "^[0-9]{1,3}" + t.END}),
                Param(name="cursor", description="`next_cursor` of the previous page.",
-                     schema={"type": "string", "pattern": "^[0-9]{1,19}$"})),
+                     schema={"type": "string", "pattern": "^[0-9]{1,19}" + t.END})),
         example_response={"wallet_id": "bob-tok", "owner": "bob", "currency": "TOK",
                           "balance": "2.500000", "next_cursor": None,
                           "entries": [{"entry_id": "7", "transaction_id": "5f0c2b1e",
@@ -472,9 +472,9 @@ ACTIONS: tuple[Action, ...] = (
                Param(name="since", description="RFC 3339 time: events stored at or after it.",
                      schema={"type": "string", "maxLength": 64}),
                Param(name="limit", description="Events per page (1-100, default 50).",
-                     schema={"type": "string", "pattern": "^[0-9]{1,3}$"}),
+                     schema={"type": "string", "pattern": "^[0-9]{1,3}" + t.END}),
                Param(name="cursor", description="`next_cursor` of the previous page.",
-                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})),
+                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}" + t.END})),
         example_response={"items": [{"event_id": "17", "twin_id": "ada", "type": "page.viewed",
                                      "payload": {"url": "/pricing"},
                                      "created_at": "2026-11-29T11:00:00.000000Z", "seq": 1}],
@@ -506,9 +506,9 @@ ACTIONS: tuple[Action, ...] = (
                     "whoever may read the twin. Honours `X-Consistency-Token`.",
         response=te.TrajectoryView, errors=(403, 404, 422), tags=("trajectory",),
         query=(Param(name="after", description="Steps after this version (default 0).",
-                     schema={"type": "string", "pattern": "^[0-9]{1,18}$"}),
+                     schema={"type": "string", "pattern": "^[0-9]{1,18}" + t.END}),
                Param(name="limit", description="Steps per page (1-100, default 50).",
-                     schema={"type": "string", "pattern": "^[0-9]{1,3}$"})),
+                     schema={"type": "string", "pattern": "^[0-9]{1,3}" + t.END})),
         example_response={"twin_id": "ada", "version": 1, "next_cursor": None,
                           "steps": [{"version": 1, "action": "send welcome email",
                                      "evidence": None,

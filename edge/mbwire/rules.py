@@ -81,24 +81,32 @@ def check_query(action: Action, query: Mapping[str, Sequence[str]]) -> None:
     """The action's query parameters against their schemas (length, pattern): 422 naming the
     parameter. Parameters the action does not take are ignored, as HTTP caches and proxies
     may add their own."""
+    check_params(action, query)
+
+
+def check_params(action: Action, values: Mapping[str, Sequence[str]],
+                 where: str = "$.query") -> None:
+    """The one check of an action's query parameters, whether they came in a request's query
+    string or as a batch item's ``params`` (``where``: ``$.params``), so an item is refused
+    exactly as the single request would be, with the same detail."""
     for param in action.query:
-        values = query.get(param.name, ())
-        where = [{"path": f"$.query.{param.name}"}]
-        if len(values) > 1:
-            raise Unprocessable(f"query parameter {param.name} is given {len(values)} times",
-                                errors=where)
-        if not values:
+        given = values.get(param.name, ())
+        at = [{"path": f"{where}.{param.name}"}]
+        if len(given) > 1:
+            raise Unprocessable(f"query parameter {param.name} is given {len(given)} times",
+                                errors=at)
+        if not given:
             if param.required:
-                raise Unprocessable(f"query parameter {param.name} is required", errors=where)
+                raise Unprocessable(f"query parameter {param.name} is required", errors=at)
             continue
-        value, limit = values[0], param.schema.get("maxLength")
+        value, limit = given[0], param.schema.get("maxLength")
         if limit is not None and len(value) > limit:
             raise Unprocessable(f"query parameter {param.name} is longer than {limit}",
-                                errors=where)
+                                errors=at)
         pattern = param.schema.get("pattern")
         if pattern is not None and not re.search(pattern, value):
             raise Unprocessable(f"query parameter {param.name} must match {pattern}",
-                                errors=where)
+                                errors=at)
 
 
 def check_caller(action: Action, principal: t.Principal) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from mbwire.hop import HopError, HopSigner
+from mbwire.params import ascii_int
 from mbwire.types import Principal
 
 UNTIL_PARAM = "mb_until"
@@ -46,9 +47,10 @@ def with_until(query: str, until: int) -> str:
 def until_of(query: str) -> int:
     """The deadline a verified hop's query carries; HopError when there is none."""
     found = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == UNTIL_PARAM]
-    if len(found) != 1 or not found[0].isdigit() or len(found[0]) > 12:
+    until = ascii_int(found[0], 0, 10**12 - 1) if len(found) == 1 else None
+    if until is None:
         raise HopError("the hop carries no token deadline (mb_until)")
-    return int(found[0])
+    return until
 
 
 def sign_renewal(signer: HopSigner, principal: Principal, until: int, request_id: str) -> bytes:

@@ -17,6 +17,7 @@ from memorybank_client import AsyncMemoryBank, MemoryBank
 from memorybank_client.types import BatchItem
 
 from .conftest import REGIONS, LiveStack
+from .test_ledger import mint, new_id
 from .test_twins import create
 
 pytestmark = pytest.mark.integration
@@ -73,6 +74,36 @@ async def test_a_bad_item_fails_alone_with_its_problem(live: LiveStack, http: ht
             assert {"type", "title", "detail", "request_id"} <= set(problem)
     assert "write" in results[3]["body"]["detail"]
     assert "snapshot" in results[5]["body"]["detail"]
+
+
+NON_ASCII_DIGITS = ["²", "③", "①", "\u0665"]
+
+
+async def test_a_limit_in_other_digits_is_its_items_422_and_the_rest_answer(
+        live: LiveStack, http: httpx.AsyncClient) -> None:
+    """``str.isdigit()`` takes "²" and ``int()`` then raised: the whole batch was a 500 in every
+    region, and "\u0665" was quietly read as 5. Each is now its item's 422, as for a single read."""
+    wallet = new_id()
+    assert (await mint(live, http, wallet, "5", "digits")).status_code == 201
+    mine = await create(live, http, "digits", {"name": "d"})
+    queries = [twin_read(mine), {"action": "get_wallet", "params": {"wallet_id": wallet,
+                                                                    "limit": "1"}}]
+    queries += [{"action": "get_wallet", "params": {"wallet_id": wallet, "limit": raw}}
+                for raw in NON_ASCII_DIGITS]
+    for region in REGIONS:
+        r = await batch(live, http, "digits", queries, region)
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x["status"] for x in results] == [200, 200, 422, 422, 422, 422], results
+        assert results[1]["body"]["balance"] == "5.000000"
+        for item in results[2:]:
+            assert item["body"]["errors"] == [{"path": "$.params.limit"}]
+            assert "limit" in item["body"]["detail"]
+        single = await http.get(f"{live.topology.edges[region]}/v1/wallets/{wallet}",
+                                params={"limit": "\u0665"}, headers=live.auth("digits"))
+        assert single.status_code == 422, single.text
+        assert single.headers["content-type"].startswith("application/problem+json")
+        assert results[5]["body"]["detail"] == single.json()["detail"]
 
 
 @pytest.mark.parametrize("queries", [[twin_read("x")] * 51, [], "not a list", [{"params": {}}]])

@@ -91,3 +91,20 @@ def test_malformed_urls_are_refused(exp: str | None, sig: str | None) -> None:
 def test_short_secret_refused() -> None:
     with pytest.raises(ValueError):
         UrlSigner("short")
+
+
+@pytest.mark.parametrize("exp", ["²", "③", "①", "1²", "5\n", " 5"])
+def test_an_expiry_in_other_digits_is_refused_not_a_crash(exp: str) -> None:
+    """``isdigit()`` takes "²" (then ``int()`` raised: a 500); only ASCII digits are an expiry."""
+    with pytest.raises(Forbidden, match="not a signed"):
+        UrlSigner(SECRET, clock=Clock(0)).verify("GET", "a", exp, "x" * 43)
+
+
+def test_a_valid_url_with_its_expiry_in_arabic_indic_digits_is_refused() -> None:
+    """``int("\u0665")`` is 5: the same expiry in another script must not pass as the signed one."""
+    signer = UrlSigner(SECRET, clock=Clock(0))
+    sig = signer.signature("GET", "a", 1_000_500)
+    signer.verify("GET", "a", "1000500", sig)
+    other_script = "1000500".translate({ord(d): 0x660 + int(d) for d in "0123456789"})
+    with pytest.raises(Forbidden, match="not a signed"):
+        signer.verify("GET", "a", other_script, sig)

@@ -12,6 +12,7 @@ COPY requirements/deploy.lock requirements/deploy.lock
 RUN pip install --require-hashes -r requirements/deploy.lock
 
 COPY pyproject.toml README.md ./
+COPY wire wire
 COPY geo-routing geo-routing
 COPY edge edge
 COPY mbhttp mbhttp
@@ -19,8 +20,12 @@ COPY regional regional
 COPY central central
 COPY crdt crdt
 COPY devstack devstack
-# Our two packages on top, without dependencies (all locked above) and with the locked setuptools.
-RUN pip install --no-deps --no-build-isolation ./geo-routing . \
+COPY ops ops
+COPY examples examples
+COPY knowledge knowledge
+COPY blobs blobs
+# Our packages on top, without dependencies (all locked above) and with the locked setuptools.
+RUN pip install --no-deps --no-build-isolation ./wire ./geo-routing . \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin memorybank \
     && chmod -R a+rX /app
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
+sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"), str(ROOT / "geo-routing")]
 
 import httpx  # noqa: E402
-from mbasgi.app import create_app  # noqa: E402
 
 from devstack.secrets import mint_token  # noqa: E402
+from mbasgi.app import create_app  # noqa: E402
 from mbedge import EdgeSettings  # noqa: E402
 
 SECRET = "s" * 32

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
+sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"), str(ROOT / "geo-routing")]
 
 from devstack.apps import base_env  # noqa: E402
 from devstack.launcher import Stack  # noqa: E402

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "edge")]
+sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire")]
 
 from knowledge.chunk import chunk  # noqa: E402
 from knowledge.embed import QueryCache  # noqa: E402

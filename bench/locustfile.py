@@ -26,7 +26,7 @@ import requests
 from locust import FastHttpUser, constant_throughput, task
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "edge")]
+sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire")]
 
 from devstack.secrets import mint_token  # noqa: E402
 

@@ -32,7 +32,7 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing")]
+sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"), str(ROOT / "geo-routing")]
 
 from devstack import state  # noqa: E402
 from devstack.launcher import Stack  # noqa: E402

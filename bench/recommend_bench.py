@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "geo-routing"), str(ROOT / "bench")]
+sys.path[:0] = [
+    str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"),
+    str(ROOT / "geo-routing"), str(ROOT / "bench")]
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402

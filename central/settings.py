@@ -16,7 +16,7 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     primary_region: str = "ams"
     regions: str = "ams,iad,sin"
     resident_twins: int = 4096
-    # This process's place among central's shards (edge/mbwire/placement.py): hubs send each
+    # This process's place among central's shards (wire/mbwire/placement.py): hubs send each
     # twin's writes to its home shard. Shard 0 also runs the housekeeping (feed and write-key
     # pruning, event partitions).
     shard: int = 0

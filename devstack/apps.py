@@ -37,7 +37,8 @@ DEFAULT_FACTORIES: dict[str, str] = {
 def base_env() -> dict[str, str]:
     """Our environment, with the repo's source folders importable even without an install."""
     env = dict(os.environ)
-    paths = [str(REPO_ROOT), str(REPO_ROOT / "edge"), str(REPO_ROOT / "geo-routing")]
+    paths = [str(REPO_ROOT), str(REPO_ROOT / "edge"), str(REPO_ROOT / "wire"),
+             str(REPO_ROOT / "geo-routing")]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)

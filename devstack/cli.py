@@ -202,7 +202,7 @@ def _env_target() -> bool:
 
 def cmd_mcp(args: argparse.Namespace, data_dir: Path) -> int:
     # Imported here: the mcp SDK is a dev-extra dependency the other subcommands do without.
-    from devstack import mcp_server
+    from memorybank_mcp import server as mcp_server
 
     target = None if args.sub else mcp_server.McpTarget.from_env()
     if target is None:

@@ -36,7 +36,7 @@ def _copy_project(dest: Path) -> Path:
     """What wrangler reads, in a scratch folder, so python_modules/ is not the repo's."""
     for name in ("wrangler.toml", "pyproject.toml"):
         shutil.copy(ROOT / name, dest / name)
-    for name in ("edge", "geo-routing"):
+    for name in ("edge", "wire", "geo-routing"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 

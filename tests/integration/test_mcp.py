@@ -22,19 +22,19 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from devstack.mcp_server import build_server
+from mbwire.actions import ACTIONS
 from memorybank_client import AsyncMemoryBank
+from memorybank_mcp.server import build_server
 
 from .conftest import LiveStack
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-READS = {"query_knowledge", "get_twin_profile", "list_twin_grants", "get_artifact", "list_regions",
-         "get_wallet", "list_events", "get_trajectory", "search_agents", "get_recommendations"}
-WRITES = {"create_twin", "patch_twin_profile", "grant_twin_access", "ingest_knowledge",
-          "create_artifact", "log_event", "update_trajectory", "register_agent"}
-DESTRUCTIVE = {"revoke_twin_grant", "delete_knowledge", "transaction", "delete_agent"}
+# One tool per action of the table but the signed-URL ones (artifact bytes), whatever it holds.
+TOOLS = {a.name: a for a in ACTIONS if a.auth == "bearer"}
+READS = {name for name, a in TOOLS.items() if not a.writes}
+DESTRUCTIVE = {name for name, a in TOOLS.items() if a.method == "DELETE"}
 
 
 def server_env(live: LiveStack, sub: str, tier: str, region: str) -> dict[str, str]:
@@ -45,8 +45,8 @@ def server_env(live: LiveStack, sub: str, tier: str, region: str) -> dict[str, s
 @asynccontextmanager
 async def mcp_as(live: LiveStack, sub: str, *, tier: str = "pro",
                  region: str = "ams") -> AsyncIterator[Client]:
-    """An MCP client connected over stdio to `python -m devstack.mcp_server` holding a token."""
-    params = StdioServerParameters(command=sys.executable, args=["-m", "devstack.mcp_server"],
+    """An MCP client connected over stdio to `python -m memorybank_mcp` holding a token."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "memorybank_mcp"],
                                    env=server_env(live, sub, tier, region), cwd=REPO)
     async with Client(params, cache=None) as client:
         yield client
@@ -72,7 +72,7 @@ async def test_tools_are_listed_with_schemas_and_hints(live: LiveStack) -> None:
     async with mcp_as(live, f"lister-{uuid.uuid4().hex[:8]}") as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         templates = (await client.list_resource_templates()).resource_templates
-    assert set(tools) == READS | WRITES | DESTRUCTIVE
+    assert set(tools) == set(TOOLS) and "batch_query" in tools
     for name, tool in tools.items():
         assert tool.description and tool.input_schema["type"] == "object", name
         assert tool.annotations is not None
@@ -87,7 +87,7 @@ async def test_twin_tools_keep_to_their_principal(live: LiveStack) -> None:
     alice, bob = f"alice-{uuid.uuid4().hex[:8]}", f"bob-{uuid.uuid4().hex[:8]}"
     async with mcp_as(live, alice) as mine, mcp_as(live, bob, region="iad") as theirs:
         twin = (await ok(mine, "create_twin", profile={"name": "Ada", "lang": "en"}))["twin_id"]
-        await ok(mine, "patch_twin_profile", twin_id=twin, patch={"lang": None, "city": "Oslo"})
+        await ok(mine, "patch_twin", twin_id=twin, body={"lang": None, "city": "Oslo"})
         view = await ok(mine, "get_twin_profile", twin_id=twin)
         assert view["profile"] == {"name": "Ada", "city": "Oslo"}
         resource = await mine.read_resource(f"twin://{twin}")
@@ -96,18 +96,18 @@ async def test_twin_tools_keep_to_their_principal(live: LiveStack) -> None:
         # Another principal reaches neither the tool nor the resource; the error says why.
         message = await fails(theirs, "get_twin_profile", twin_id=twin)
         assert message.startswith(("403", "404")), message
-        assert (await fails(theirs, "patch_twin_profile", twin_id=twin,
-                            patch={"name": "Eve"})).startswith(("403", "404"))
+        assert (await fails(theirs, "patch_twin", twin_id=twin,
+                            body={"name": "Eve"})).startswith(("403", "404"))
         with pytest.raises(MCPError):
             await theirs.read_resource(f"twin://{twin}")
 
-        await ok(mine, "grant_twin_access", twin_id=twin, sub=bob, access="read")
+        await ok(mine, "grant_twin", twin_id=twin, sub=bob, access="read")
         grants = await ok(mine, "list_twin_grants", twin_id=twin)
         assert [(g["sub"], g["access"]) for g in grants["grants"]] == [(bob, "read")]
         await ok(mine, "revoke_twin_grant", twin_id=twin, sub=bob)
         assert (await ok(mine, "list_twin_grants", twin_id=twin))["grants"] == []
         # Bob cannot grant himself into it either.
-        assert (await fails(theirs, "grant_twin_access", twin_id=twin, sub=bob,
+        assert (await fails(theirs, "grant_twin", twin_id=twin, sub=bob,
                             access="write")).startswith(("403", "404"))
     unknown = f"no-such-{uuid.uuid4().hex}"
     async with mcp_as(live, alice) as mine:
@@ -125,12 +125,13 @@ async def test_knowledge_tools_need_a_curator(live: LiveStack) -> None:
         # The server's one SDK client carries its consistency token: it reads its own write.
         found = await ok(curator, "query_knowledge", query=word, mode="keyword")
         assert doc["id"] in [r["id"] for r in found["results"]]
-        other = await ok(curator, "query_knowledge", query=word, mode="keyword", tags=["none"])
+        other = await ok(curator, "query_knowledge", query=word, mode="keyword",
+                         filters={"tags": ["none"]})
         assert doc["id"] not in [r["id"] for r in other["results"]]
         resource = await curator.read_resource(f"knowledge://search/{word}")
         assert doc["id"] in resource.contents[0].text  # type: ignore[union-attr]
-        assert (await fails(agent, "delete_knowledge", id=doc["id"])).startswith("403")
-        await ok(curator, "delete_knowledge", id=doc["id"])
+        assert (await fails(agent, "delete_knowledge", doc_id=doc["id"])).startswith("403")
+        await ok(curator, "delete_knowledge", doc_id=doc["id"])
         after = await ok(curator, "query_knowledge", query=word, mode="keyword")
         assert doc["id"] not in [r["id"] for r in after["results"]]
         assert "limit" in await fails(agent, "query_knowledge", query=word, limit=1000)
@@ -204,7 +205,7 @@ async def test_streamable_http_via_the_cli(live: LiveStack) -> None:
         assert proc.returncode is None, "the MCP server exited"
         async with Client(url, cache=None) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == READS | WRITES | DESTRUCTIVE
+            assert names == set(TOOLS)
             twin = (await ok(client, "create_twin", profile={"via": "http"}))["twin_id"]
             assert (await ok(client, "get_twin_profile", twin_id=twin))["profile"] == {
                 "via": "http"}
@@ -247,3 +248,19 @@ async def test_agent_directory_and_recommendation_tools(live: LiveStack) -> None
         assert gone["sub"] == me and gone["deleted"] is True
         assert (await ok(client, "search_agents", type=kind))["items"] == []
         assert "404" in await fails(client, "delete_agent")
+
+
+async def test_batch_query_tool_reads_at_one_snapshot(live: LiveStack) -> None:
+    """batch_query had no tool before tools were derived from the table."""
+    async with mcp_as(live, f"batcher-{uuid.uuid4().hex[:8]}") as client:
+        twin = (await ok(client, "create_twin", profile={"name": "Ada", "city": "Oslo"}))[
+            "twin_id"]
+        answer = await ok(client, "batch_query", queries=[
+            {"action": "get_twin_profile", "params": {"twin_id": twin, "fields": "city"}},
+            {"action": "list_twin_grants", "params": {"twin_id": twin}},
+            {"action": "create_twin", "params": {}}])
+        first, second, third = answer["results"]
+        assert (first["status"], first["body"]["profile"]) == (200, {"city": "Oslo"})
+        assert (second["status"], second["body"]["grants"]) == (200, [])
+        assert third["status"] == 422  # a write in a batch fails alone
+        assert answer["consistency_token"].startswith("L")

@@ -17,7 +17,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 FLY_CONFIGS = ("fly.toml", "central/fly.toml")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-OURS = {"memorybank", "memorybank-geo", "memorybank-client"}  # local path packages
+# Our local path packages.
+OURS = {"memorybank", "memorybank-geo", "memorybank-wire", "memorybank-client", "memorybank-mcp"}
 # Import name -> distribution, for what the Worker imports that is not ours or the runtime's.
 DISTRIBUTION_OF = {"msgspec": "msgspec", "jwt": "pyjwt"}
 RUNTIME_MODULES = {"workers", "js", "pyodide"}  # provided by the Workers runtime, not vendored
@@ -142,11 +143,14 @@ def test_the_worker_never_imports_the_local_host() -> None:
 def test_worker_dependencies_are_what_the_worker_imports() -> None:
     # pywrangler vendors [project] dependencies into the Worker: anything extra is dead weight
     # (and must exist for Pyodide); anything missing fails at the first request.
-    imported = _third_party_imports(ROOT / "edge") | _third_party_imports(ROOT / "geo-routing")
+    imported = (_third_party_imports(ROOT / "edge") | _third_party_imports(ROOT / "wire")
+                | _third_party_imports(ROOT / "geo-routing"))
     unmapped = imported - DISTRIBUTION_OF.keys()
     assert not unmapped, f"edge/ imports {unmapped}: add them to DISTRIBUTION_OF and pyproject"
     worker = PYPROJECT["project"]["dependencies"]
     declared = {canonicalize_name(Requirement(r).name) for r in worker}
-    # cryptography is PyJWT's backend for EdDSA / RS256; memorybank-geo is georouting.
-    wanted = {DISTRIBUTION_OF[name] for name in imported} | {"cryptography", "memorybank-geo"}
+    # cryptography is PyJWT's backend for EdDSA / RS256; memorybank-geo is georouting,
+    # memorybank-wire is mbwire.
+    wanted = ({DISTRIBUTION_OF[name] for name in imported}
+              | {"cryptography", "memorybank-geo", "memorybank-wire"})
     assert declared == wanted

@@ -4,11 +4,14 @@ retried after what, and how its answer decodes. Both clients run the same rules.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypedDict, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
+import msgspec.inspect
 
 T = TypeVar("T")
 
@@ -46,15 +49,58 @@ class Call(Generic[T]):
         return self
 
 
+def seg(value: str) -> str:
+    """A path parameter as one path segment."""
+    return quote(value, safe="")
+
+
+def query(**params: object) -> dict[str, str] | None:
+    """The query string's parameters that were given, as strings."""
+    given = {name: str(value) for name, value in params.items() if value is not None}
+    return given or None
+
+
+def _plain(value: Any) -> Any:
+    """What msgspec cannot encode itself: any mapping as an object, any iterable as an array."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        return list(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_plain)
+
+
+def _keyed(item: Any, field: str) -> Any:
+    """``item`` (a Struct or a mapping) with a fresh idempotency key unless it has one."""
+    if isinstance(item, msgspec.Struct):
+        if getattr(item, field, None):
+            return item
+        return msgspec.structs.replace(item, **{field: uuid.uuid4().hex})
+    return item if item.get(field) else {**item, field: uuid.uuid4().hex}
+
+
 def call(method: str, path: str, answer: type[T], *, writes: bool, body: Any = None,
          content_type: str | None = None, params: dict[str, str] | None = None,
-         opts: Options) -> Call[T]:
-    """A JSON call: ``body`` (a Struct or a plain value) is encoded unless it is already bytes."""
-    raw = body if isinstance(body, bytes) or body is None else msgspec.json.encode(body)
+         keyed: bool = True, bearer: bool = True, body_key: str | None = None,
+         item_keys: tuple[str, str] | None = None, opts: Options) -> Call[T]:
+    """A call: ``body`` (a Struct, a mapping, a plain value) is JSON-encoded unless it is bytes.
+
+    ``body_key``: the body field the idempotency key travels in (``idempotency_key=``, else made
+    here), so every retry of this call is the same write. ``item_keys``: (list field, key field):
+    each item of that list without a key gets one made here."""
+    if body_key is not None:
+        key = opts.get("idempotency_key") or uuid.uuid4().hex
+        body, opts = {**body, body_key: key}, {**opts, "idempotency_key": key}
+    if item_keys is not None:
+        items, field = item_keys
+        body = {**body, items: [_keyed(item, field) for item in body[items]]}
+    raw = body if isinstance(body, bytes) or body is None else _ENCODER.encode(body)
     if raw is not None and content_type is None:
         content_type = JSON
-    return Call(method, path, answer, writes, raw, content_type, params,
-                consistency_token=opts.get("consistency_token"),
+    return Call(method, path, answer, writes, raw, content_type, params, keyed=keyed,
+                bearer=bearer, consistency_token=opts.get("consistency_token"),
                 idempotency_key=opts.get("idempotency_key"))
 
 
@@ -99,4 +145,29 @@ def greater_token(current: str | None, response: httpx.Response) -> str | None:
 def decode(call: Call[T], response: httpx.Response) -> T:
     if call.answer is bytes:
         return response.content  # type: ignore[return-value]
-    return msgspec.json.decode(response.content, type=call.answer)
+    try:
+        return msgspec.json.decode(response.content, type=call.answer)
+    except msgspec.ValidationError:
+        # The wire types refuse unknown fields (the server's rule for what it is sent); an
+        # answer from a newer server may carry fields this client does not know: drop them.
+        raw = msgspec.json.decode(response.content)
+        known = _known(raw, msgspec.inspect.type_info(call.answer))
+        return msgspec.convert(known, call.answer)
+
+
+def _known(value: Any, info: msgspec.inspect.Type) -> Any:
+    """``value`` (decoded JSON) without the object members ``info`` has no field for."""
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _known(value, info.type)
+    if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
+        fields = {f.encode_name: f.type for f in info.fields}
+        return {k: _known(v, fields[k]) for k, v in value.items() if k in fields}
+    if isinstance(info, msgspec.inspect.ListType | msgspec.inspect.VarTupleType) and isinstance(
+            value, list):
+        return [_known(v, info.item_type) for v in value]
+    if isinstance(info, msgspec.inspect.DictType) and isinstance(value, dict):
+        return {k: _known(v, info.value_type) for k, v in value.items()}
+    if isinstance(info, msgspec.inspect.UnionType) and isinstance(value, dict):
+        structs = [t for t in info.types if isinstance(t, msgspec.inspect.StructType)]
+        return _known(value, structs[0]) if len(structs) == 1 else value
+    return value

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Self, TypeVar, Unpack
 
 import httpx
 
-from memorybank_client import _actions as a
 from memorybank_client import _calls, realtime
+from memorybank_client import _generated as g
+from memorybank_client import _sugar as s
 from memorybank_client import types as t
+from memorybank_client._calls import Options
 from memorybank_client.errors import Conflict, from_response, retry_after
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class AsyncMemoryBank:
+class AsyncMemoryBank(g.AsyncClient):
     """One caller (a bearer JWT) talking to one edge. Carries the greatest consistency token any
     answer carried and sends it on every call, so a read sees this client's earlier writes in
     any region; set ``consistency_token`` to carry another client's."""
+
+    twins: AsyncTwins
+    artifacts: AsyncArtifacts
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0,
                  max_retries: int = 3, retry_budget_s: float = 10.0,
@@ -33,11 +37,9 @@ class AsyncMemoryBank:
         # The last HTTP answer, for what the Structs leave out (X-Served-By, X-Cache, timing).
         self.last_response: httpx.Response | None = None
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
-        self.twins = AsyncTwins(self)
-        self.knowledge = AsyncKnowledge(self)
-        self.wallets = AsyncWallets(self)
+        self._init_resources()  # one per resource of the table (_generated)
+        self.twins = AsyncTwins(self)  # with the conveniences below
         self.artifacts = AsyncArtifacts(self)
-        self.agents = AsyncAgents(self)
 
     async def __aenter__(self) -> Self:
         return self
@@ -48,17 +50,16 @@ class AsyncMemoryBank:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def regions(self, **opts: Any) -> t.RegionsView:
-        return await self._call(a.list_regions(**opts))
-
-    async def batch(self, queries: Any, **opts: Any) -> t.BatchResults:
-        return await self._call(a.batch_query(queries, **opts))
-
     def subscribe(self, channels: list[str], **opts: Any) -> AsyncIterator[realtime.Message]:
         """Realtime messages, reconnecting with ``since`` (``memorybank_client.realtime``);
         subscribes at or after this client's consistency token, so its own writes are seen."""
         opts.setdefault("consistency_token", self.consistency_token)
         return realtime.subscribe(str(self._http.base_url), self._bearer, channels, **opts)
+
+    async def send(self, call: _calls.Call[T]) -> T:
+        """Sends one ``Call`` (a builder's, ``memorybank_client.BUILDERS``) and decodes
+        its answer, with this client's retries, token and errors."""
+        return await self._call(call)
 
     async def _call(self, call: _calls.Call[T]) -> T:
         return _calls.decode(call, await self._send(call.prepared()))
@@ -94,73 +95,38 @@ class AsyncMemoryBank:
                 and time.monotonic() - started + delay <= self.retry_budget_s)
 
 
-class _Resource:
-    def __init__(self, client: AsyncMemoryBank) -> None:
-        self._client = client
+class AsyncTwins(g.AsyncTwins):
+    async def create(self, profile: Mapping[str, Any] | None = None, twin_id: str | None = None,
+                     **opts: Unpack[Options]) -> t.TwinCreated:
+        """Create a twin (``profile`` may come first)."""
+        return await self._call(s.create_twin(profile, twin_id, **opts))
+
+    async def get(self, twin_id: str, fields: str | Iterable[str] | None = None,
+                  **opts: Unpack[Options]) -> t.TwinView:
+        """Read a twin's profile; ``fields``: paths to keep, as a string or a list."""
+        return await self._call(s.get_twin_profile(twin_id, fields, **opts))
+
+    async def sync(self, twin_id: str, sv: bytes | str | None = None,
+                   **opts: Unpack[Options]) -> bytes:
+        """A Yjs update with what the state vector ``sv`` (bytes, or base64url) lacks."""
+        return await self._call(s.sync_twin(twin_id, sv, **opts))
 
 
-def _bind(build: Callable[P, _calls.Call[T]],
-          ) -> Callable[Concatenate[_Resource, P], Coroutine[Any, Any, T]]:
-    """A resource method from an action's builder: same arguments, awaits the answer."""
-
-    async def method(self: _Resource, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._client._call(build(*args, **kwargs))
-
-    method.__name__, method.__doc__ = build.__name__, build.__doc__
-    return method
-
-
-class AsyncTwins(_Resource):
-    create = _bind(a.create_twin)
-    get = _bind(a.get_twin_profile)
-    patch = _bind(a.patch_twin)
-    update = _bind(a.post_twin_update)
-    sync = _bind(a.sync_twin)
-    grant = _bind(a.grant_twin)
-    grants = _bind(a.list_twin_grants)
-    revoke = _bind(a.revoke_twin_grant)
-    log_events = _bind(a.log_event)
-    events = _bind(a.list_events)
-    update_trajectory = _bind(a.update_trajectory)
-    trajectory = _bind(a.get_trajectory)
-    recommendations = _bind(a.get_recommendations)
-
-
-class AsyncWallets(_Resource):
-    transfer = _bind(a.transaction)
-    get = _bind(a.get_wallet)
-    mint = _bind(a.mint)
-
-
-class AsyncAgents(_Resource):
-    register = _bind(a.register_agent)
-    delete = _bind(a.delete_agent)
-    search = _bind(a.search_agents)
-
-
-class AsyncKnowledge(_Resource):
-    ingest = _bind(a.ingest_knowledge)
-    delete = _bind(a.delete_knowledge)
-    query = _bind(a.query_knowledge)
-
-
-class AsyncArtifacts(_Resource):
-    get = _bind(a.get_artifact)
-
+class AsyncArtifacts(g.AsyncArtifacts):
     async def upload(self, twin_id: str, content: bytes, content_type: str,
-                     metadata: Mapping[str, Any] | None = None, **opts: Any) -> t.ArtifactView:
+                     metadata: Mapping[str, Any] | None = None,
+                     **opts: Unpack[Options]) -> t.ArtifactView:
         """Announce the artifact (its size and sha256 computed here), then PUT the bytes to the
         signed URL the service answered."""
-        created = await self._client._call(
-            a.create_artifact(twin_id, content, content_type, metadata, **opts))
-        return await self._client._call(a.upload_artifact(created.upload_url, content,
-                                                          content_type))
+        created = await self._call(s.announce(twin_id, content, content_type, metadata, **opts))
+        return await self.put_content(created.upload_url, content, content_type)
 
-    async def download(self, artifact_id: str, **opts: Any) -> bytes:
+    async def download(self, artifact_id: str, **opts: Unpack[Options]) -> bytes:
+        """The artifact's bytes, from the ``download_url`` of its metadata."""
         view = await self.get(artifact_id, **opts)
         if view.download_url is None:
             raise not_stored(view)
-        return await self._client._call(a.download_artifact(view.download_url))
+        return await self.get_content(view.download_url)
 
 
 def not_stored(view: t.ArtifactView) -> Conflict:

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Self, TypeVar, Unpack
 
 import httpx
 
-from memorybank_client import _actions as a
 from memorybank_client import _calls
+from memorybank_client import _generated as g
+from memorybank_client import _sugar as s
 from memorybank_client import types as t
+from memorybank_client._calls import Options
 from memorybank_client.aio import not_stored
 from memorybank_client.errors import from_response, retry_after
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class MemoryBank:
+class MemoryBank(g.SyncClient):
     """``with MemoryBank(url, jwt) as mb: mb.twins.get(...)``; see ``AsyncMemoryBank``."""
+
+    twins: Twins
+    artifacts: Artifacts
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0,
                  max_retries: int = 3, retry_budget_s: float = 10.0,
@@ -31,11 +35,9 @@ class MemoryBank:
         # The last HTTP answer, for what the Structs leave out (X-Served-By, X-Cache, timing).
         self.last_response: httpx.Response | None = None
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
-        self.twins = Twins(self)
-        self.knowledge = Knowledge(self)
-        self.wallets = Wallets(self)
+        self._init_resources()  # one per resource of the table (_generated)
+        self.twins = Twins(self)  # with the conveniences below
         self.artifacts = Artifacts(self)
-        self.agents = Agents(self)
 
     def __enter__(self) -> Self:
         return self
@@ -46,11 +48,10 @@ class MemoryBank:
     def close(self) -> None:
         self._http.close()
 
-    def regions(self, **opts: Any) -> t.RegionsView:
-        return self._call(a.list_regions(**opts))
-
-    def batch(self, queries: Any, **opts: Any) -> t.BatchResults:
-        return self._call(a.batch_query(queries, **opts))
+    def send(self, call: _calls.Call[T]) -> T:
+        """Sends one ``Call`` (a builder's, ``memorybank_client.BUILDERS``) and decodes
+        its answer, with this client's retries, token and errors."""
+        return self._call(call)
 
     def _call(self, call: _calls.Call[T]) -> T:
         return _calls.decode(call, self._send(call.prepared()))
@@ -86,64 +87,37 @@ class MemoryBank:
                 and time.monotonic() - started + delay <= self.retry_budget_s)
 
 
-class _Resource:
-    def __init__(self, client: MemoryBank) -> None:
-        self._client = client
+class Twins(g.Twins):
+    def create(self, profile: Mapping[str, Any] | None = None, twin_id: str | None = None,
+               **opts: Unpack[Options]) -> t.TwinCreated:
+        """Create a twin (``profile`` may come first)."""
+        return self._call(s.create_twin(profile, twin_id, **opts))
+
+    def get(self, twin_id: str, fields: str | Iterable[str] | None = None,
+            **opts: Unpack[Options]) -> t.TwinView:
+        """Read a twin's profile; ``fields``: paths to keep, as a string or a list."""
+        return self._call(s.get_twin_profile(twin_id, fields, **opts))
+
+    def sync(self, twin_id: str, sv: bytes | str | None = None,
+             **opts: Unpack[Options]) -> bytes:
+        """A Yjs update with what the state vector ``sv`` (bytes, or base64url) lacks."""
+        return self._call(s.sync_twin(twin_id, sv, **opts))
 
 
-def _bind(build: Callable[P, _calls.Call[T]]) -> Callable[Concatenate[_Resource, P], T]:
-    def method(self: _Resource, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._client._call(build(*args, **kwargs))
-
-    method.__name__, method.__doc__ = build.__name__, build.__doc__
-    return method
-
-
-class Twins(_Resource):
-    create = _bind(a.create_twin)
-    get = _bind(a.get_twin_profile)
-    patch = _bind(a.patch_twin)
-    update = _bind(a.post_twin_update)
-    sync = _bind(a.sync_twin)
-    grant = _bind(a.grant_twin)
-    grants = _bind(a.list_twin_grants)
-    revoke = _bind(a.revoke_twin_grant)
-    log_events = _bind(a.log_event)
-    events = _bind(a.list_events)
-    update_trajectory = _bind(a.update_trajectory)
-    trajectory = _bind(a.get_trajectory)
-    recommendations = _bind(a.get_recommendations)
-
-
-class Wallets(_Resource):
-    transfer = _bind(a.transaction)
-    get = _bind(a.get_wallet)
-    mint = _bind(a.mint)
-
-
-class Agents(_Resource):
-    register = _bind(a.register_agent)
-    delete = _bind(a.delete_agent)
-    search = _bind(a.search_agents)
-
-
-class Knowledge(_Resource):
-    ingest = _bind(a.ingest_knowledge)
-    delete = _bind(a.delete_knowledge)
-    query = _bind(a.query_knowledge)
-
-
-class Artifacts(_Resource):
-    get = _bind(a.get_artifact)
-
+class Artifacts(g.Artifacts):
     def upload(self, twin_id: str, content: bytes, content_type: str,
-               metadata: Mapping[str, Any] | None = None, **opts: Any) -> t.ArtifactView:
-        created = self._client._call(
-            a.create_artifact(twin_id, content, content_type, metadata, **opts))
-        return self._client._call(a.upload_artifact(created.upload_url, content, content_type))
+               metadata: Mapping[str, Any] | None = None,
+               **opts: Unpack[Options]) -> t.ArtifactView:
+        """Announce the artifact (its size and sha256 computed here), then PUT the bytes to the
+        signed URL the service answered."""
+        created = self._call(s.announce(twin_id, content, content_type, metadata, **opts))
+        return self.put_content(created.upload_url, content, content_type)
 
-    def download(self, artifact_id: str, **opts: Any) -> bytes:
+    def download(self, artifact_id: str, **opts: Unpack[Options]) -> bytes:
+        """The artifact's bytes, from the ``download_url`` of its metadata."""
         view = self.get(artifact_id, **opts)
         if view.download_url is None:
             raise not_stored(view)
-        return self._client._call(a.download_artifact(view.download_url))
+        return self.get_content(view.download_url)
+
+

@@ -7,9 +7,9 @@ import json
 
 import httpx
 import pytest
+
 from mbasgi.app import LocalEdge, create_app
 from mbasgi.fetch import HttpxFetch
-
 from mbedge import EdgeSettings, FetchFailed, HubRequest
 from tests.unit.edge.edge_fakes import HOP_SECRET, HS_SECRET, HUBS, token
 

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 EDGE = ROOT / "edge"
 GEO = ROOT / "geo-routing" / "georouting"
+WIRE = ROOT / "wire" / "mbwire"
 RUNTIME = {"workers", "js", "pyodide", "_pyodide_entrypoint_helper"}
 # Not available in (or not allowed by) the Worker: threads, raw sockets, processes, pycrdt.
 FORBIDDEN = RUNTIME | {"threading", "socket", "multiprocessing", "subprocess", "pycrdt",
@@ -32,8 +33,8 @@ def _imports(path: Path) -> set[str]:
 
 
 def _core_files() -> list[Path]:
-    files = [p for p in EDGE.rglob("*.py") if p.name != "entry.py"]
-    return files + list(GEO.rglob("*.py"))
+    # What the Worker imports: the core, the wire and the routing (not the local ASGI host).
+    return [*(EDGE / "mbedge").rglob("*.py"), *WIRE.rglob("*.py"), *GEO.rglob("*.py")]
 
 
 @pytest.mark.parametrize("path", _core_files(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -57,7 +58,7 @@ class Block:
         if name.split('.')[0] in {sorted(RUNTIME)!r} or name.split('.')[0] == 'pycrdt':
             raise ImportError('runtime module imported by the core: ' + name)
 sys.meta_path.insert(0, Block())
-sys.path[:0] = [{str(EDGE)!r}, {str(GEO.parent)!r}]
+sys.path[:0] = [{str(EDGE)!r}, {str(WIRE.parent)!r}, {str(GEO.parent)!r}]
 for pkg in ('mbedge', 'mbwire', 'georouting'):
     mod = importlib.import_module(pkg)
     for info in pkgutil.walk_packages(mod.__path__, pkg + '.'):

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from mbasgi.app import create_app
 
+from mbasgi.app import create_app
 from mbedge.realtime import bearer_of
 from tests.unit.edge.edge_fakes import make_settings
 

@@ -5,8 +5,8 @@ hung on a stalled primary never hold the connections reads need."""
 from __future__ import annotations
 
 import httpx
-from mbasgi.fetch import HttpxFetch
 
+from mbasgi.fetch import HttpxFetch
 from mbedge import HubRequest
 from tests.unit.edge.edge_fakes import make_rig, token
 

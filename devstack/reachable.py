@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -64,11 +65,10 @@ def reachable_packages(root: Requirement = PATRONI, *, cache: Path | None = None
     ``PYTHONPATH``. Built once per set of installed versions (a partial copy is never used)."""
     dists = closure(root)
     target = (cache or Path(tempfile.gettempdir())) / f"memorybank-py-{_tag(dists)}"
-    if target.is_dir():
-        return target
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(mode=0o755, parents=True)
+    return built_once(target, lambda partial: _copy_files(dists, partial))
+
+
+def _copy_files(dists: list[metadata.Distribution], into: Path) -> None:
     for dist in dists:
         for file in dist.files or ():
             # RECORD also lists console scripts outside site-packages (../../../bin/...).
@@ -76,10 +76,22 @@ def reachable_packages(root: Requirement = PATRONI, *, cache: Path | None = None
                 continue
             source = Path(str(dist.locate_file(file)))
             if source.is_file():
-                dest = partial / file
+                dest = into / file
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, dest)
                 dest.chmod(0o644)
+
+
+def built_once(target: Path, fill: Callable[[Path], None]) -> Path:
+    """``target``, filled by ``fill`` into a private partial directory that is renamed into
+    place when whole (so a reader never sees half a copy), every directory opened to 0755; if
+    another process made it first, theirs is kept."""
+    if target.is_dir():
+        return target
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(mode=0o755, parents=True)
+    fill(partial)
     for where, dirs, _ in os.walk(partial):
         for d in dirs:
             os.chmod(os.path.join(where, d), 0o755)

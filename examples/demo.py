@@ -112,11 +112,18 @@ async def _steps(topology: Topology, secrets: Secrets) -> int:
               f"replica lag {agent.header('x-replica-lag-ms')} ms) in {agent.ms:.1f} ms:")
         print(f"   {profile}")
         merged = {"name", "languages", "city", "mood", "timezone", "skills"} <= set(profile)
-        for step, attempt in ((5, "again"), (6, "once more")):
-            agent.clock()
-            view = await agent.twins.get(twin_id, fields="name,city")
-            print(f"{step}. read {attempt} with fields=name,city: {view.profile} "
-                  f"(edge cache {agent.header('x-cache')}, {agent.ms:.1f} ms)")
+        agent.clock()
+        view = await agent.twins.get(twin_id, fields="name,city")
+        print(f"5. read again with fields=name,city: {view.profile} (edge cache "
+              f"{agent.header('x-cache')}, {agent.header('cache-control')}: a grantee's answer "
+              f"is never cached at the edge, so revoking it holds at every PoP at once)")
+        seen = []
+        for _ in range(3):  # the owner's reads are cached; a hit spends a leased fleet unit
+            alice.clock()
+            await alice.twins.get(twin_id, fields="name")
+            seen.append(f"{alice.header('x-cache')} {alice.ms:.1f} ms")
+        print(f"6. alice read her own twin three times at {first}: {', '.join(seen)} (a hit is "
+              "served only with a fleet unit the PoP leased on the read before)")
         if not merged:
             print("FAILED: the agent did not see both participants' edits")
             return 1

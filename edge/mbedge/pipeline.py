@@ -6,65 +6,40 @@
     → remember the answer's token → headers
 
 Every response carries ``X-Request-Id``, ``X-Served-By`` and ``RateLimit-*``; every error is a
-problem+json from mbwire's tree (an unexpected exception becomes a bare 500, never a trace)."""
+problem+json from mbwire's tree (an unexpected exception becomes a bare 500, never a trace).
+The request checks live in ``mbedge.checks``; the edge's own answers (passed-back headers,
+docs, cached, problem+json) in ``mbedge.answers``."""
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qs
-
-import msgspec
 
 from georouting import Point, parse_geo_header, plan_route
+from mbedge.answers import (
+    DOCS,
+    PASSED_BACK,
+    cached_answer,
+    hub_of,
+    json_answer,
+    problem_answer,
+)
 from mbedge.auth import Authenticator
 from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, storable, write_scopes
+from mbedge.checks import check_request, exact_path, match_action, signed_url
 from mbedge.fleet import FleetUnits
 from mbedge.forward import Forwarder, Hop
 from mbedge.limits import ANONYMOUS, LimitDecision, fleet_decision, merge
-from mbedge.messages import EdgeRequest, EdgeResponse, HubResponse, request_id, traceparent
+from mbedge.messages import EdgeRequest, EdgeResponse, request_id, traceparent
 from mbedge.ports import Ports
 from mbedge.session import Sessions, wanted_token
 from mbedge.settings import EdgeSettings
-from mbwire import (
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    Principal,
-    Problem,
-    RateLimited,
-    Unauthorized,
-    actions,
-    openapi,
-    rules,
-)
+from mbwire import NotFound, Principal, Problem, RateLimited, Unauthorized, actions, rules
 from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
-from mbwire.errors import PROBLEM_CONTENT_TYPE
 
 log = logging.getLogger("mbedge")
-
-PASSED_BACK = (
-    "content-type", h.CONSISTENCY_TOKEN, h.REPLICA_LAG_MS, h.RETRY_AFTER, "location", "etag",
-    "www-authenticate", h.IDEMPOTENT_REPLAYED, "cache-control",
-    # ... and whatever an action declares it answers (X-Twin-Version, Content-Disposition, ...).
-    *sorted({name.lower() for a in actions.ACTIONS for name in a.response_headers}),
-)
-_REGION = re.compile(r"^[a-z0-9-]{1,32}$")
-
-
-def hub_of(response: HubResponse, routed_to: str) -> str:
-    """Which hub answered: its ``X-MB-Hub``, else the ``hub=`` part of its ``X-Served-By``."""
-    named = response.headers.get(h.HUB, "").strip()
-    if not named:
-        for part in response.headers.get(h.SERVED_BY, "").split(";"):
-            key, _, value = part.strip().partition("=")
-            if key == "hub":
-                named = value.strip()
-    return named if _REGION.match(named) else routed_to
-
 
 @dataclass(slots=True)
 class _Trail:
@@ -93,10 +68,10 @@ class Edge:
         try:
             response = await self._handle(req, rid, pop, trail)
         except Problem as problem:
-            response = _problem(problem, req.path, rid)
+            response = problem_answer(problem, req.path, rid)
         except Exception:
             log.exception("unexpected error for %s %s (request %s)", req.method, req.path, rid)
-            response = _problem(Problem(), req.path, rid)
+            response = problem_answer(Problem(), req.path, rid)
         response.headers[h.REQUEST_ID] = rid
         served = f"edge={pop}" + (f"; hub={trail.hub}" if trail.hub else "")
         response.headers[h.SERVED_BY] = served
@@ -112,17 +87,18 @@ class Edge:
 
     async def _handle(self, req: EdgeRequest, rid: str, pop: str, trail: _Trail) -> EdgeResponse:
         path = req.decoded_path
-        if req.method in ("GET", "HEAD") and path in _DOCS:
-            return EdgeResponse(200, {"content-type": _DOCS[path][0]}, _DOCS[path][1])
+        if req.method in ("GET", "HEAD") and path in DOCS:
+            return EdgeResponse(200, {"content-type": DOCS[path][0]}, DOCS[path][1])
         principal = await self._authenticate(req, trail)
         if principal is None and path == "/healthz":
-            return _json(200, {"status": "ok", "pop": pop, "hubs": self.ports.health.snapshot()})
-        found = _match(req.method, path)
+            hubs = self.ports.health.snapshot()
+            return json_answer(200, {"status": "ok", "pop": pop, "hubs": hubs})
+        found = match_action(req.method, path)
         action = found.action
         if principal is None:
             return await self._forward_signed_url(req, action, rid, pop, trail)
         rules.check_caller(action, principal)
-        self._check_request(action, req)
+        check_request(action, req, self.settings.max_body_bytes)
         cost = rules.cost_of(action, req.body)
         trail.limit = await self.ports.limiter.hit(principal.sub, principal.tier, cost)
         if not trail.limit.allowed:
@@ -152,7 +128,7 @@ class Edge:
                 if spent is not None:
                     trail.cache, trail.limit = "HIT", spent
                     await self.sessions.remember(principal, entry.token)
-                    return _cached(entry)
+                    return cached_answer(entry)
                 want = self.fleet.want(principal)
 
         plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
@@ -195,8 +171,8 @@ class Edge:
             if not (path == "/healthz" and req.method in ("GET", "HEAD")):
                 if not path.startswith("/v1/"):
                     raise NotFound(f"no such path {path[:100]!r}; the API lives under /v1/")
-                _exact_path(req.path)
-                if not _signed_url(req.method, path):
+                exact_path(req.path)
+                if not signed_url(req.method, path):
                     return self.auth.authenticate(req.header("authorization"))
         except (Unauthorized, NotFound):
             await self._count_anonymous(req, trail)
@@ -210,7 +186,7 @@ class Edge:
         """An artifact's bytes under a signed URL: no JWT, so no principal's rate limit, cache
         or session floor (the anonymous bucket already counted it); the hop carries no
         principal and the hub checks the URL's signature."""
-        self._check_request(action, req)
+        check_request(action, req, self.settings.max_body_bytes)
         plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
         if not plan.candidates:
             raise NoHub("every hub is failing; try again shortly",
@@ -220,17 +196,6 @@ class Edge:
         response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
         headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
         return EdgeResponse(response.status, headers, response.body)
-
-    def _check_request(self, action: actions.Action, req: EdgeRequest) -> None:
-        """The action's header, query and body-size rules (400/422/413)."""
-        rules.check_headers(req.header(h.CONSISTENCY_TOKEN), req.header(h.IDEMPOTENCY_KEY))
-        rules.check_query(action, parse_qs(req.query, keep_blank_values=True))
-        limit = min(action.max_body, self.settings.max_body_bytes)
-        if len(req.body) > limit:
-            raise PayloadTooLarge(
-                f"{action.method} {action.path} takes bodies of at most {limit} bytes",
-                limit=limit,
-            )
 
     async def _count_anonymous(self, req: EdgeRequest, trail: _Trail) -> None:
         trail.limit = await self.ports.limiter.hit(req.client or "unknown", ANONYMOUS, 1)
@@ -245,63 +210,3 @@ class Edge:
 
     async def _probe(self, region: str) -> None:
         await self.forwarder.probe(region)
-
-
-# The API's documentation, served without auth: the OpenAPI document and a reference page.
-_DOCS = {
-    "/openapi.json": ("application/json", openapi.encoded()),
-    "/docs": ("text/html; charset=utf-8", openapi.reference_page("/openapi.json")),
-}
-
-
-def _match(method: str, path: str) -> actions.Match:
-    """The action a request invokes; 404 for a path no action serves, 405 for a wrong method."""
-    found = actions.match(method, path)
-    if found is not None:
-        return found
-    allowed = actions.methods_at(path)
-    if allowed:
-        raise MethodNotAllowed(f"{path[:100]!r} takes {', '.join(allowed)}, not {method[:10]}",
-                               allow=", ".join(allowed))
-    raise NotFound(f"no action at {path[:100]!r}; see /openapi.json for the API")
-
-
-# The last path segment of every signed-URL action: a cheap test before the table is matched.
-_SIGNED_TAILS = frozenset(
-    a.path.rsplit("/", 1)[1] for a in actions.ACTIONS if a.auth == "signed-url"
-)
-
-
-def _signed_url(method: str, path: str) -> bool:
-    """Whether the request is for an action whose proof is its signed URL, not a JWT."""
-    if path.rsplit("/", 1)[1] not in _SIGNED_TAILS:
-        return False
-    found = actions.match(method, path)
-    return found is not None and found.action.auth == "signed-url"
-
-
-def _exact_path(raw: str) -> None:
-    """One spelling per resource: a trailing or doubled slash is a 404 naming the path, not the
-    same resource under a second name (which would dodge the cache keys, invalidation scopes
-    and rules the edge keys on exact paths, while the hub's router quietly normalised it)."""
-    if raw.endswith("/") or "//" in raw:
-        meant = "/" + "/".join(p for p in raw.split("/") if p)
-        raise NotFound(f"no such path {raw[:100]!r}; did you mean {meant[:100]!r}?")
-
-
-def _json(status: int, body: object) -> EdgeResponse:
-    return EdgeResponse(status, {"content-type": "application/json"}, msgspec.json.encode(body))
-
-
-def _cached(entry: CachedAnswer) -> EdgeResponse:
-    headers = {"content-type": entry.content_type}
-    if entry.token:
-        headers[h.CONSISTENCY_TOKEN] = entry.token
-    return EdgeResponse(200, headers, entry.body)
-
-
-def _problem(problem: Problem, instance: str, rid: str) -> EdgeResponse:
-    headers = {k.lower(): v for k, v in problem.headers().items()}
-    headers["content-type"] = PROBLEM_CONTENT_TYPE
-    body = msgspec.json.encode(problem.body(instance=instance[:200], request_id=rid))
-    return EdgeResponse(problem.status, headers, body)

@@ -1,0 +1,102 @@
+"""Central's lifespan: what happens between "the process started" and "it takes traffic", the
+housekeeping loops that run while it serves, and the orderly shutdown in reverse.
+
+    start: embedder (model checked) → migrations → store's pool → [shard 0: feed pruner,
+           today's event partition, partition loop]
+    stop:  loops cancelled → events' committer → twins' committer → store → embedder
+
+One shard keeps house (``shard == 0``), so the others never race it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from litestar import Litestar
+
+from central import partitions
+from central.migrate import apply_migrations
+from central.replay import prune as prune_write_keys
+from central.wiring import Parts
+from knowledge.embed import close_embedder, open_embedder
+from mbwire import Unavailable
+
+log = logging.getLogger("memorybank.central")
+
+
+@asynccontextmanager
+async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
+    """Open everything central needs before its first request and close it in reverse after the
+    last; the embedder is outermost, so it is closed even when migrations or the pool fail."""
+    settings, store = parts.settings, parts.store
+    # Loaded (the model's sha256 checked) or its dimension checked before taking traffic: a
+    # bad embedder stops central at start, not at its first ingest.
+    app.state.embedder = await open_embedder(
+        settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
+        api_key=settings.embedder_api_key, dim=settings.embedder_dim,
+    )
+    app.state.max_doc_chunks = settings.max_doc_chunks
+    try:
+        await apply_migrations(settings.database_url)
+        await store.open()
+        chores: list[asyncio.Task[None]] = []
+        if settings.shard == 0:  # one shard keeps house, so the others never race it
+            chores.append(asyncio.create_task(prune_forever(parts), name="feed-pruner"))
+            await maintain_partitions(parts)  # before traffic: today's partition exists
+            chores.append(asyncio.create_task(partitions_forever(parts),
+                                              name="event-partitions"))
+        try:
+            yield
+        finally:
+            for chore in chores:
+                chore.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
+            await parts.committer.close()
+            await parts.twin_committer.close()
+            await store.close()
+    finally:
+        await close_embedder(app.state.embedder)
+
+
+async def prune_forever(parts: Parts) -> None:
+    """Drop change-feed rows and idempotency keys past their retention, every ``prune_every_s``;
+    a database that is away skips a round rather than ending the loop."""
+    settings, store = parts.settings, parts.store
+    while True:
+        await asyncio.sleep(settings.prune_every_s)
+        try:
+            pruned = await store.prune_feed(settings.feed_retention_s)
+            async with store.write() as tx:
+                keys = await prune_write_keys(tx, settings.write_key_retention_h)
+        except Unavailable as exc:
+            log.warning("feed prune skipped: %s", exc)
+            continue
+        if pruned:
+            log.info("pruned %d feed rows", pruned)
+        if keys:
+            log.info("pruned %d write keys", keys)
+
+
+async def maintain_partitions(parts: Parts) -> None:
+    """Create the event partitions ahead and drop the expired ones; a failure only logs, since
+    the default partition catches events meanwhile."""
+    settings = parts.settings
+    try:
+        async with parts.store.pool.connection(timeout=10) as conn:
+            await partitions.maintain(
+                conn, ahead_days=settings.event_partitions_ahead_days,
+                retention_days=settings.event_retention_days)
+    except (psycopg.Error, TimeoutError) as exc:  # the default partition catches events
+        log.warning("event partitions skipped: %s", exc)
+
+
+async def partitions_forever(parts: Parts) -> None:
+    """``maintain_partitions`` every ``event_maintain_every_s``, for as long as central runs."""
+    while True:
+        await asyncio.sleep(parts.settings.event_maintain_every_s)
+        await maintain_partitions(parts)

@@ -1,0 +1,51 @@
+"""What central is made of, built once from its settings: the store and the two group committers
+(twin writes and events) with the writer over them. Gathered in one frozen ``Parts`` so the app
+factory, the lifespan and the dependencies all name the same objects, and so none of them has to
+repeat how a setting becomes a client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.di import Provide
+
+from central import artifacts, events
+from central.group_commit import GroupCommitter
+from central.settings import CentralSettings
+from central.store import Store, WriteTx
+from central.twins import TwinWriter
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The objects central holds for the life of the process (opened and closed by the lifespan)."""
+
+    settings: CentralSettings
+    store: Store
+    twin_committer: GroupCommitter[WriteTx]
+    writer: TwinWriter
+    committer: GroupCommitter[WriteTx]
+
+
+def build_parts(settings: CentralSettings) -> Parts:
+    """The store, then the twins' committer and writer, then the events' committer: constructed
+    only (no I/O), so a bad setting fails here and the lifespan opens them in order."""
+    store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
+    twin_committer = events.committer(store, window_s=settings.twin_commit_window_ms / 1000,
+                                      max_items=settings.twin_commit_max)
+    writer = TwinWriter(store, resident=settings.resident_twins, committer=twin_committer)
+    committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
+                                 max_items=settings.event_commit_max)
+    return Parts(settings=settings, store=store, twin_committer=twin_committer, writer=writer,
+                 committer=committer)
+
+
+def dependencies(parts: Parts) -> dict[str, Provide]:
+    """What handlers may ask for by name: the parts above and the artifact blob store."""
+    return {
+        "store": Provide(lambda: parts.store, sync_to_thread=False),
+        "writer": Provide(lambda: parts.writer, sync_to_thread=False),
+        "settings": Provide(lambda: parts.settings, sync_to_thread=False),
+        "events": Provide(lambda: parts.committer, sync_to_thread=False),
+        **artifacts.dependencies(parts.settings),
+    }

@@ -1,0 +1,56 @@
+"""A hub's lifespan: what it opens before taking traffic, the long-lived loops it runs while it
+serves, and the orderly shutdown in reverse.
+
+    start: embedder's dimension check → replica → central client → peers
+           → loops: replay clock, feed follower (under the lease), index follower,
+             realtime feed, realtime slots
+    stop:  realtime sockets closed (1001) → loops cancelled → peers → index → central client
+           → limits Redis (if its own) → hot Redis → Redis → replica"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+
+from regional.wiring import Hub
+
+
+@asynccontextmanager
+async def run_hub(hub: Hub, _: Litestar) -> AsyncIterator[None]:
+    """Open the hub's clients and start its loops; on the way out, stop them and close the
+    clients in the reverse order. Opening is outside the ``try``, as it always was: a client
+    that fails to open stops the hub at start, before it takes traffic."""
+    # The embedder answers before the hub takes traffic: the local model loads (its files'
+    # sha256 checked), a remote one shows the dimension it really returns.
+    await hub.embedder.embed(["dimension check"])
+    await hub.replica.open()
+    await hub.central.open()
+    await hub.peers.open()
+    try:
+        # Long-lived loops: a loop that crashes takes the hub down with it (loudly) rather
+        # than leaving it serving without a clock or follower.
+        async with asyncio.TaskGroup() as loops:
+            tasks = [loops.create_task(hub.clock.run(), name="replay-clock"),
+                     loops.create_task(hub.lease.hold(hub.follower.run, "feed follower"),
+                                       name="feed-follower"),
+                     loops.create_task(hub.indexer.run(), name="index-follower"),
+                     loops.create_task(hub.realtime_feed.run(), name="realtime-feed"),
+                     loops.create_task(hub.slots.run(hub.broker), name="realtime-slots")]
+            try:
+                yield
+            finally:
+                hub.broker.close_all(1001)  # sockets: reconnect elsewhere with since
+                for task in tasks:
+                    task.cancel()
+    finally:
+        await hub.peers.close()
+        await hub.indexer.index.close()
+        await hub.central.close()
+        if hub.limits_redis is not hub.hot:
+            await hub.limits_redis.aclose()
+        await hub.hot.aclose()
+        await hub.redis.aclose()
+        await hub.replica.close()

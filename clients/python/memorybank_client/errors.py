@@ -1,32 +1,48 @@
-"""Problem+json answers as exceptions, mirroring the server's error tree, so callers catch at
-the level they care about::
+"""Problem+json answers as exceptions, built from the server's error tree (``mbwire.errors``),
+so callers catch at the level they care about. Each public ``Problem`` class of mbwire has its
+counterpart here, of the same name, status and problem ``type``, under the counterpart of its
+parent; a class the server adds appears here without an edit. Today::
 
     ProblemError                 any answer >= 400 (status, type, title, detail, request_id, body)
     ├── BadRequest               400
     ├── Unauthorized             401
     ├── Forbidden                403
     ├── NotFound                 404
+    ├── MethodNotAllowed         405
     ├── Conflict                 409
+    │   └── VersionConflict      409 version-conflict
     ├── PayloadTooLarge          413
     ├── UnsupportedMediaType     415
     ├── Unprocessable            422
     ├── RateLimited              429 (retry_after)
     ├── Unavailable              503 (retry_after)
-    │   └── ReplicaBehind        503 replica-behind
+    │   ├── ReplicaBehind        503 replica-behind
+    │   └── UpstreamUnavailable  503 upstream-unavailable
+    ├── Unimplemented            501
     └── UpstreamTimeout          504
 
-Connection failures that outlast the retries surface as httpx's own ``httpx.TransportError``."""
+An answer maps by its problem ``type`` when the status agrees, else by status to the first
+class of that status (``Unavailable`` for a bare 503), else to ``ProblemError``. Connection
+failures that outlast the retries surface as httpx's own ``httpx.TransportError``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import msgspec
 
+from mbwire import errors as wire
+from mbwire.errors import PROBLEM_BASE, Problem
+
 
 class ProblemError(Exception):
-    status: int = 0
+    """An error answer. Class attributes come from the mbwire class it stands for (``problem``);
+    instance attributes from the answer itself."""
+
+    problem: ClassVar[type[Problem]] = Problem
+    status: int = Problem.status
+    type_uri: ClassVar[str] = PROBLEM_BASE + Problem.slug
 
     def __init__(self, status: int, body: dict[str, Any], *, retry_after: float | None = None,
                  ) -> None:
@@ -40,59 +56,46 @@ class ProblemError(Exception):
         super().__init__(f"{status} {self.title}: {self.detail}")
 
 
-class BadRequest(ProblemError):
-    status = 400
+def _counterparts() -> dict[type[Problem], type[ProblemError]]:
+    """One SDK class per public Problem class of mbwire, parents before children."""
+    made: dict[type[Problem], type[ProblemError]] = {Problem: ProblemError}
+    public = [obj for name, obj in vars(wire).items() if not name.startswith("_")
+              and isinstance(obj, type) and issubclass(obj, Problem)]
+    for cls in sorted(public, key=lambda c: len(c.__mro__)):
+        if cls in made:
+            continue
+        parent = next(base for base in cls.__mro__[1:] if base in made)  # skips _Retryable
+        made[cls] = type(cls.__name__, (made[parent],), {
+            "__module__": __name__, "__qualname__": cls.__name__, "__doc__": cls.__doc__,
+            "problem": cls, "status": cls.status, "type_uri": PROBLEM_BASE + cls.slug})
+    return made
 
 
-class Unauthorized(ProblemError):
-    status = 401
+COUNTERPARTS = _counterparts()
+_BY_TYPE = {sdk.type_uri: sdk for sdk in COUNTERPARTS.values()}
+_BY_STATUS: dict[int, type[ProblemError]] = {}
+for _sdk in COUNTERPARTS.values():  # parents first: a status maps to its shallowest class
+    _BY_STATUS.setdefault(_sdk.status, _sdk)
+globals().update({sdk.__name__: sdk for sdk in COUNTERPARTS.values()})
+__all__ = ["COUNTERPARTS", "exception_class", "from_response", "retry_after",
+           *(sdk.__name__ for sdk in COUNTERPARTS.values())]
 
+if TYPE_CHECKING:  # what the checker knows of the made classes: each is a ProblemError
+    BadRequest = ProblemError
+    Conflict = ProblemError
+    Forbidden = ProblemError
+    NotFound = ProblemError
+    PayloadTooLarge = ProblemError
+    RateLimited = ProblemError
+    ReplicaBehind = ProblemError
+    Unauthorized = ProblemError
+    Unavailable = ProblemError
+    Unprocessable = ProblemError
+    UnsupportedMediaType = ProblemError
+    UpstreamTimeout = ProblemError
 
-class Forbidden(ProblemError):
-    status = 403
-
-
-class NotFound(ProblemError):
-    status = 404
-
-
-class Conflict(ProblemError):
-    status = 409
-
-
-class PayloadTooLarge(ProblemError):
-    status = 413
-
-
-class UnsupportedMediaType(ProblemError):
-    status = 415
-
-
-class Unprocessable(ProblemError):
-    status = 422
-
-
-class RateLimited(ProblemError):
-    status = 429
-
-
-class Unavailable(ProblemError):
-    status = 503
-
-
-class ReplicaBehind(Unavailable):
-    pass
-
-
-class UpstreamTimeout(ProblemError):
-    status = 504
-
-
-_BY_STATUS: dict[int, type[ProblemError]] = {
-    cls.status: cls
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
-                UnsupportedMediaType, Unprocessable, RateLimited, Unavailable, UpstreamTimeout)
-}
+    def __getattr__(name: str) -> type[ProblemError]:  # a class mbwire adds later
+        raise AttributeError(name)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -102,6 +105,14 @@ def retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(raw)) if raw is not None else None
     except ValueError:
         return None
+
+
+def exception_class(status: int, problem_type: str) -> type[ProblemError]:
+    """The class for an answer: by problem ``type`` when its status agrees, else by status."""
+    by_type = _BY_TYPE.get(problem_type)
+    if by_type is not None and by_type.status == status:
+        return by_type
+    return _BY_STATUS.get(status, ProblemError)
 
 
 def from_response(response: httpx.Response) -> ProblemError:
@@ -116,7 +127,5 @@ def from_response(response: httpx.Response) -> ProblemError:
                 "status": response.status_code, "detail": response.text[:500]}
     if "request_id" not in body and "x-request-id" in response.headers:
         body["request_id"] = response.headers["x-request-id"]
-    cls = _BY_STATUS.get(response.status_code, ProblemError)
-    if cls is Unavailable and str(body.get("type", "")).endswith("/replica-behind"):
-        cls = ReplicaBehind
+    cls = exception_class(response.status_code, str(body.get("type", "")))
     return cls(response.status_code, body, retry_after=retry_after(response))

@@ -1,28 +1,32 @@
 """Twin reads at the hub (Redis, then the region's replica, under the consistency token) and the
 write half forwarded to central. Routes come from the action table (``mbwire.actions``); the
-handlers here are its implementations, by action name."""
+handlers here are its implementations, by action name; what an answer holds and who may have
+it is decided by the reads they share with ``batch_query`` (``regional.reads``)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from litestar import Request, Response
 from litestar.di import NamedDependency
 
-from crdt import InvalidUpdate, diff, select_fields
+from crdt import InvalidUpdate, diff
 from mbhttp import request_id_of, require_principal
 from mbhttp.routes import action_of, decode, read_body
-from mbwire import ConsistencyToken, Forbidden, NotFound, Principal, Unprocessable
+from mbwire import ConsistencyToken, NotFound, Principal, Unprocessable
 from mbwire import headers as h
-from mbwire.access import Need, allows_view
+from mbwire.access import Need
 from mbwire.decode import check_twin_id
-from mbwire.types import GrantEntry, GrantList, TwinView
+from mbwire.types import GrantList, TwinView
 from regional.cache import CachedTwin, TwinCache
 from regional.central_client import CentralClient
 from regional.near import NearCache
+from regional.reads.twins import authorize, grant_list_of, twin_view_of
 from regional.replica import ReplayClock, Replica
 
 
@@ -40,15 +44,22 @@ class TwinReads:
         self, principal: Principal, twin_id: str, token: ConsistencyToken | None,
         need: Need = "read",
     ) -> tuple[CachedTwin, ConsistencyToken]:
+        """``entry``, if the caller may ``need`` the twin (403 otherwise)."""
+        entry, answered = await self.entry(twin_id, token)
+        authorize(principal, need, twin_id, entry.owner_sub, entry.grants)
+        return entry, answered
+
+    async def entry(self, twin_id: str, token: ConsistencyToken | None,
+                    ) -> tuple[CachedTwin, ConsistencyToken]:
+        """The twin's row (404 if none) from the nearest place that reflects ``token``, and the
+        position it reflects; access is not decided here (``regional.reads.twins`` does)."""
         if token is not None:
             await self.clock.settle(token, self.wait_s)
         near = self.near.get(twin_id, token)
         if near is not None:
-            entry, answered = near
-        else:
-            entry, answered = await self._fetch(twin_id, token)
-            self.near.put(twin_id, entry, answered)
-        authorize(principal, need, twin_id, entry.owner_sub, entry.grants)
+            return near
+        entry, answered = await self._fetch(twin_id, token)
+        self.near.put(twin_id, entry, answered)
         return entry, answered
 
     async def _fetch(self, twin_id: str, token: ConsistencyToken | None,
@@ -70,16 +81,21 @@ Reads = NamedDependency[TwinReads]
 Central = NamedDependency[CentralClient]
 
 
-def authorize(
-    principal: Principal, need: Need, twin_id: str, owner_sub: str, grants: dict[str, str]
-) -> None:
-    if not allows_view(principal, need, owner_sub, grants):
-        raise Forbidden(f"{principal.sub} may not {need} twin {twin_id}")
-
-
 def token_of(request: Request[Any, Any, Any]) -> ConsistencyToken | None:
     raw = request.headers.get(h.CONSISTENCY_TOKEN)
     return ConsistencyToken.parse(raw) if raw else None
+
+
+@asynccontextmanager
+async def snapshot(request: Request[Any, Any, Any], reads: Reads,
+                   ) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], ConsistencyToken]]:
+    """For a read on one snapshot (a twin's rows, a wallet, a batch, an export): waits for the
+    caller's token, then ``Replica.snapshot`` (the read decides access inside it)."""
+    token = token_of(request)
+    if token is not None:
+        await reads.clock.settle(token, reads.wait_s)
+    async with reads.replica.snapshot() as (conn, answered):
+        yield conn, answered
 
 
 def read_headers(token: ConsistencyToken, clock: ReplayClock) -> dict[str, str]:
@@ -103,13 +119,11 @@ def twin_id_of(request: Request[Any, Any, Any]) -> str:
 
 
 async def get_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[TwinView]:
-    entry, answered = await reads.view(
-        require_principal(request), twin_id_of(request), token_of(request)
-    )
-    view = TwinView(twin_id=twin_id_of(request), version=entry.version,
-                    profile=select_fields(entry.profile, request.query_params.get("fields")))
+    principal, twin_id = require_principal(request), twin_id_of(request)
+    entry, answered = await reads.entry(twin_id, token_of(request))
+    view = twin_view_of(principal, twin_id, entry, request.query_params.get("fields"))
     return Response(view, headers={**read_headers(answered, reads.clock),
-                                   **grant_headers(require_principal(request), entry.owner_sub)})
+                                   **grant_headers(principal, entry.owner_sub)})
 
 
 async def sync_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[bytes]:
@@ -141,14 +155,11 @@ async def sync_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[b
 
 
 async def list_grants(request: Request[Any, Any, Any], reads: Reads) -> Response[GrantList]:
-    twin_id = twin_id_of(request)
-    entry, answered = await reads.view(
-        require_principal(request), twin_id, token_of(request), need="manage"
-    )
-    grants = [GrantEntry(sub=s, access=a) for s, a in sorted(entry.grants.items())]  # type: ignore[arg-type]
-    body = GrantList(twin_id=twin_id, owner=entry.owner_sub, grants=grants)
+    principal, twin_id = require_principal(request), twin_id_of(request)
+    entry, answered = await reads.entry(twin_id, token_of(request))
+    body = grant_list_of(principal, twin_id, entry)
     return Response(body, headers={**read_headers(answered, reads.clock),
-                                   **grant_headers(require_principal(request), entry.owner_sub)})
+                                   **grant_headers(principal, entry.owner_sub)})
 
 
 async def forward(request: Request[Any, Any, Any], central: Central) -> Response[bytes]:

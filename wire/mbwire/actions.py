@@ -514,6 +514,36 @@ ACTIONS: tuple[Action, ...] = (
                                      "evidence": None,
                                      "created_at": "2026-11-29T11:00:00.000000Z"}]},
     ),
+    Action(
+        name="export_twin", method="GET", path="/v1/twins/{twin_id}/export", writes=False,
+        sdk="twins.export",
+        summary="Everything held about a twin, as JSON",
+        description="The profile, grants, events, trajectory steps and artifacts (metadata "
+                    "only: no bytes, no URLs) of the twin, all read at one point in time (one "
+                    "snapshot of the region's replica; `consistency_token` names it). Each list "
+                    f"is oldest first and holds at most {te.MAX_EXPORT_ITEMS:,}; `truncated` "
+                    "says one held more. The owner, `admin` role and `internal` tier only: a "
+                    "grantee's is a 403. Never cached at the edge. Honours "
+                    "`X-Consistency-Token`.",
+        response=te.TwinExport, errors=(403, 404, 422), tags=("twins",),
+        example_response={"twin_id": "ada", "owner": "alice", "version": 3,
+                          "profile": {"name": "Ada"},
+                          "grants": [{"sub": "bob", "access": "read"}],
+                          "events": [{"event_id": "17", "twin_id": "ada",
+                                      "type": "page.viewed", "payload": {"url": "/pricing"},
+                                      "created_at": "2026-11-29T11:00:00.000000Z", "seq": 1}],
+                          "trajectory_version": 1,
+                          "trajectory": [{"version": 1, "action": "send welcome email",
+                                          "evidence": None,
+                                          "created_at": "2026-11-29T11:00:00.000000Z"}],
+                          "artifacts": [{"artifact_id": "art-1",
+                                         "content_type": "text/markdown", "size": 12,
+                                         "sha256": "a" * 64, "metadata": {"title": "notes"},
+                                         "status": "stored",
+                                         "created_at": "2026-11-29T11:00:00Z",
+                                         "indexed": True}],
+                          "truncated": False, "consistency_token": "L00000000016B3A28"},
+    ),
 )
 
 # --- The agent directory and recommendations (issue 8). An agent registers itself (the JWT sub

@@ -1,12 +1,13 @@
-"""Wire types of log_event, list_events, update_trajectory and get_trajectory (issue 8)."""
+"""Wire types of log_event, list_events, update_trajectory and get_trajectory (issue 8), and of
+export_twin (a twin with its history)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from mbwire.types import END, IdemKey, TwinId, Wire
+from mbwire.types import END, GrantEntry, IdemKey, TwinId, Wire
 
 MAX_EVENTS = 100
 # An event type: a short dotted name an agent can filter on ("page.viewed", "tool:call").
@@ -90,3 +91,35 @@ class TrajectoryConflict(msgspec.Struct, frozen=True, kw_only=True):
     current_version: int
     steps: list[TrajectoryStep]
     more: bool
+
+
+# --- export_twin (GET /v1/twins/{twin_id}/export): everything held about a twin, on one snapshot.
+# Each list holds at most this many, oldest first; ``truncated`` says one held more.
+MAX_EXPORT_ITEMS = 10_000
+
+
+class ArtifactMeta(Wire, frozen=True):
+    """An artifact as the export lists it: metadata only (no bytes, no URL)."""
+
+    artifact_id: str
+    content_type: str
+    size: int
+    sha256: str
+    metadata: dict[str, Any]
+    status: Literal["pending", "stored"]
+    created_at: str
+    indexed: bool = False
+
+
+class TwinExport(Wire, frozen=True):
+    twin_id: TwinId
+    owner: str
+    version: int
+    profile: dict[str, Any]
+    grants: list[GrantEntry]
+    events: list[EventView]  # every event, oldest first (log order, ``seq``)
+    trajectory_version: int
+    trajectory: list[TrajectoryStep]  # every step, oldest first
+    artifacts: list[ArtifactMeta]  # oldest first
+    truncated: bool  # some list held more than MAX_EXPORT_ITEMS; each holds its oldest
+    consistency_token: str

@@ -475,6 +475,22 @@ def get_trajectory(
                 opts=opts)
 
 
+def export_twin(
+    twin_id: str,
+    **opts: Unpack[Options],
+) -> Call[t.TwinExport]:
+    """Everything held about a twin, as JSON.
+
+    The profile, grants, events, trajectory steps and artifacts (metadata only: no bytes, no
+    URLs) of the twin, all read at one point in time (one snapshot of the region's replica;
+    `consistency_token` names it). Each list is oldest first and holds at most 10,000;
+    `truncated` says one held more. The owner, `admin` role and `internal` tier only: a
+    grantee's is a 403. Never cached at the edge. Honours `X-Consistency-Token`."""
+    return call("GET", f"/v1/twins/{seg(twin_id)}/export", t.TwinExport,
+                writes=False,
+                opts=opts)
+
+
 def register_agent(
     type: str,
     name: str,
@@ -587,6 +603,7 @@ BUILDERS: dict[str, Callable[..., Call[Any]]] = {
     "list_events": list_events,
     "update_trajectory": update_trajectory,
     "get_trajectory": get_trajectory,
+    "export_twin": export_twin,
     "register_agent": register_agent,
     "delete_agent": delete_agent,
     "search_agents": search_agents,
@@ -607,6 +624,7 @@ class Twins(SyncResource):
     events = bind(list_events)
     update_trajectory = bind(update_trajectory)
     trajectory = bind(get_trajectory)
+    export = bind(export_twin)
     recommendations = bind(get_recommendations)
 
 
@@ -667,6 +685,7 @@ class AsyncTwins(AsyncResource):
     events = abind(list_events)
     update_trajectory = abind(update_trajectory)
     trajectory = abind(get_trajectory)
+    export = abind(export_twin)
     recommendations = abind(get_recommendations)
 
 

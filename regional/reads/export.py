@@ -1,0 +1,31 @@
+"""``export_twin``'s read: everything held about a twin, composed of the other reads on one
+connection (the caller holds it in one repeatable-read snapshot, so the parts agree): the twin
+and its grants (``manage``: the owner or a superuser), its events, its trajectory and its
+artifacts' metadata, each list oldest first and at most ``MAX_EXPORT_ITEMS``."""
+
+from __future__ import annotations
+
+from mbwire import ConsistencyToken, Principal
+from mbwire.types_events import MAX_EXPORT_ITEMS, TwinExport
+from regional.reads.artifacts import artifact_list_on
+from regional.reads.history import event_list_on, trajectory_on
+from regional.reads.twins import Conn, grant_list_of, twin_allowed_on
+
+
+async def twin_export_on(conn: Conn, principal: Principal, twin_id: str,
+                         answered: ConsistencyToken, *, cap: int = MAX_EXPORT_ITEMS
+                         ) -> TwinExport:
+    """The export as ``conn``'s snapshot has it; ``answered``: the position it reflects."""
+    twin = await twin_allowed_on(conn, principal, twin_id, "manage")
+    grants = grant_list_of(principal, twin_id, twin)
+    events = await event_list_on(conn, principal, twin_id, limit=cap)
+    trajectory = await trajectory_on(conn, principal, twin_id, limit=cap)
+    artifacts = await artifact_list_on(conn, twin_id, cap + 1)
+    return TwinExport(
+        twin_id=twin_id, owner=twin.owner_sub, version=twin.version, profile=twin.profile,
+        grants=grants.grants, events=events.items, trajectory_version=trajectory.version,
+        trajectory=trajectory.steps, artifacts=artifacts[:cap],
+        truncated=(events.next_cursor is not None or trajectory.next_cursor is not None
+                   or len(artifacts) > cap),
+        consistency_token=str(answered),
+    )

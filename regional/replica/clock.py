@@ -1,0 +1,165 @@
+"""The replay clock: how far the region's replica has replayed, and waiting for a token.
+
+One task (``ReplayClock.run``) polls ``pg_last_wal_replay_lsn()`` (fast while a read waits for its
+token, slower when idle) and wakes whoever waits: readers holding a consistency token, and the
+change-feed follower. ``settle`` refuses a token no write has made (400) rather than wait for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+
+from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable
+from regional.replica.pool import POSITION_SQL
+
+log = logging.getLogger("memorybank.replica")
+
+# The clock polls every 10 ms at most when idle; silence longer than this means the replica (or
+# the clock's connection to it) hangs, and every second of it is a second the answers may miss.
+SILENT_S = 0.5
+
+
+# How long a token may simply be waited for before the hub asks whether it exists at all: long
+# enough that a token from a write in another region is usually replayed by then (no call to
+# central on the read-your-writes path), short enough that a made-up token is refused at once.
+ASK_AFTER_S = 0.05
+
+
+class ReplayClock:
+    def __init__(
+        self, url: str, *, idle_s: float = 0.01, busy_s: float = 0.001,
+        primary: Callable[[], Awaitable[ConsistencyToken]] | None = None,
+    ) -> None:
+        self._url = url
+        self._idle_s, self._busy_s = idle_s, busy_s
+        self.position = 0
+        self.received = 0  # WAL the replica has received, replayed or not
+        # Where the primary was when last asked: tokens up to it exist, so asking again for
+        # them would tell nothing new.
+        self.primary_known = 0
+        self._primary = primary
+        self._asking = asyncio.Lock()
+        self._lag_ms = 0.0     # as of the last poll, while streaming
+        self.checked_at = 0.0  # monotonic time of the last successful poll
+        # Whether the replica's WAL receiver streamed from the primary at the last poll, and
+        # when it last did: a disconnected replica replays nothing new, so "received ==
+        # replayed" says nothing about what it misses.
+        self.streaming = False
+        self.streamed_at = time.monotonic()
+        self._advanced = asyncio.Event()
+        self._wake = asyncio.Event()  # a reader started waiting: poll now, not after the nap
+        self._waiters = 0
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() - self.checked_at < 2.0
+
+    @property
+    def lag_ms(self) -> float:
+        """How far behind the primary this replica's answers may be: the replay delay while it
+        streams; while it is disconnected (or the clock hears nothing from it), that delay plus
+        the time since it last streamed (or last answered), which grows until it is back."""
+        now = time.monotonic()
+        since = now - self.checked_at if now - self.checked_at > SILENT_S else 0.0
+        if not self.streaming:
+            since = max(since, now - self.streamed_at)
+        return self._lag_ms + since * 1000
+
+    async def run(self) -> None:
+        """Polls until cancelled, reconnecting after errors."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=5
+                ) as conn:
+                    while True:
+                        await self._poll(conn)
+                        if self._waiters:
+                            await asyncio.sleep(self._busy_s)
+                            continue
+                        self._wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), self._idle_s)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("replay clock lost the replica: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _poll(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        cur = await conn.execute(POSITION_SQL)
+        row = await cur.fetchone()
+        assert row is not None
+        replayed = ConsistencyToken.from_pg_lsn(row[0]).lsn if row[0] else 0
+        received = ConsistencyToken.from_pg_lsn(row[1]).lsn if row[1] else replayed
+        # Idle replicas have an old last-replay timestamp but no lag: lag exists only while
+        # something received is not yet replayed.
+        self.received = max(self.received, received)
+        self.checked_at = time.monotonic()
+        self.streaming = bool(row[3])
+        if self.streaming:
+            self._lag_ms = float(row[2]) if received > replayed else 0.0
+            self.streamed_at = self.checked_at
+        if replayed > self.position:
+            self.position = replayed
+            self._advanced.set()
+            self._advanced = asyncio.Event()
+
+    async def advanced(self) -> None:
+        await self._advanced.wait()
+
+    async def settle(self, token: ConsistencyToken, budget_s: float) -> None:
+        """Check, then wait: BadRequest at once for a token beyond the primary's current position
+        (no write has it, so waiting could only time out), else ``wait_for``. When central cannot
+        be asked, the token is waited for as if it were real."""
+        if self.position >= token.lsn:
+            return
+        try:
+            await self.wait_for(token, min(ASK_AFTER_S, budget_s))
+            return
+        except ReplicaBehind:
+            if budget_s <= ASK_AFTER_S:
+                raise
+        if token.lsn > max(self.received, self.primary_known) and self._primary is not None:
+            async with self._asking:  # one question at a time; the answer serves every waiter
+                if token.lsn > max(self.received, self.primary_known):
+                    try:
+                        primary = (await self._primary()).lsn
+                    except Unavailable as exc:
+                        log.warning("could not ask central where the primary is: %s", exc)
+                    else:
+                        self.primary_known = max(self.primary_known, primary)
+                        if token.lsn > primary:
+                            raise BadRequest(
+                                f"X-Consistency-Token {token} is ahead of every write (the "
+                                f"primary is at {ConsistencyToken(primary)}); send a token a "
+                                "response gave you"
+                            )
+        await self.wait_for(token, budget_s - ASK_AFTER_S)
+
+    async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
+        """Returns once the replica has replayed ``token``; ReplicaBehind after ``budget_s``."""
+        if self.position >= token.lsn:
+            return
+        deadline = time.monotonic() + budget_s
+        self._waiters += 1
+        self._wake.set()
+        try:
+            while self.position < token.lsn:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ReplicaBehind(
+                        f"this region's replica has not replayed {token} within "
+                        f"{int(budget_s * 1000)} ms (it is at {ConsistencyToken(self.position)})",
+                        retry_after=1,
+                    )
+                try:
+                    await asyncio.wait_for(self._advanced.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            self._waiters -= 1

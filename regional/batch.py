@@ -15,7 +15,6 @@ action's own read (``regional.reads``) on the snapshot's connection."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,11 +27,10 @@ from mbhttp import request_id_of, require_principal
 from mbhttp.routes import decode_body
 from mbwire import Principal, Problem, Unprocessable
 from mbwire.actions import BY_NAME
-from mbwire.decode import check_twin_id
+from mbwire.decode import check_twin_id, check_wallet_id
 from mbwire.params import int_param
 from mbwire.rules import check_params
 from mbwire.types import (
-    WALLET_ID_PATTERN,
     ArtifactView,
     BatchItem,
     BatchQuery,
@@ -85,10 +83,7 @@ async def _artifact(item: Item) -> ArtifactView:
 
 
 async def _wallet(item: Item) -> WalletView:
-    wallet_id = _param(item, "wallet_id")
-    if not re.match(WALLET_ID_PATTERN, wallet_id):
-        raise Unprocessable(f"wallet id {wallet_id[:64]!r} must match {WALLET_ID_PATTERN}",
-                            errors=[{"path": "$.params.wallet_id"}])
+    wallet_id = check_wallet_id(_param(item, "wallet_id"), where="$.params")
     limit = int_param(item.params, "limit", DEFAULT_LIMIT, MAX_LIMIT, where="$.params")
     before = int_param(item.params, "cursor", NEWEST, NEWEST, where="$.params")
     return await wallet_on(item.conn, item.principal, wallet_id, limit=limit, before=before)
@@ -101,7 +96,7 @@ def takes(action: str) -> frozenset[str]:
     """The parameters an item of ``action`` takes: its path's and its query's, as the table
     has them."""
     entry = BY_NAME[action]
-    return frozenset(re.findall(r"\{([a-z_]+)\}", entry.path)) | {p.name for p in entry.query}
+    return frozenset(entry.path_params) | {p.name for p in entry.query}
 
 
 # The reads a snapshot can answer, each the single action's own read (``regional.reads``) after

@@ -4,8 +4,6 @@ The read itself (and why pages follow ``seq``) is ``regional.reads.history``."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -18,28 +16,16 @@ from mbhttp import require_principal
 from mbhttp.routes import read_body
 from mbwire import Unprocessable
 from mbwire.checks_events import check_events
-from mbwire.params import ascii_int, int_param
+from mbwire.params import int_param
 from mbwire.types_events import EVENT_TYPE_PATTERN, EventList
 from regional.central_client import CentralClient
-from regional.reads.history import encode_cursor, event_list_on
+from regional.reads.history import decode_cursor, event_list_on
 from regional.twins import TwinReads, read_headers, relay, snapshot, twin_id_of
 
 Reads = NamedDependency[TwinReads]
 Central = NamedDependency[CentralClient]
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 _TYPE = re.compile(EVENT_TYPE_PATTERN)
-
-
-def decode_cursor(raw: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        seq = ascii_int(text[1:], 0, 2**63 - 1) if text[:1] == "e" else None
-        if seq is not None:
-            return seq
-    except (binascii.Error, ValueError):  # not base64, not UTF-8
-        pass
-    raise Unprocessable("query parameter cursor is not a cursor this API answered",
-                        errors=[{"path": "$.query.cursor"}])
 
 
 def parse_since(raw: str) -> dt.datetime:
@@ -72,7 +58,5 @@ async def log_event(request: Request[Any, Any, Any], central: Central) -> Respon
     check_events(body)  # 422 naming the event (errors[].pointer) before central is asked
     return await relay(request, central, principal, body)
 
-
-__all__ = ["HANDLERS", "decode_cursor", "encode_cursor"]  # encode_cursor: its old home
 
 HANDLERS: dict[str, Callable[..., Any]] = {"list_events": list_events, "log_event": log_event}

@@ -7,7 +7,6 @@ read itself is ``regional.reads.wallets.wallet_on``, which ``batch_query`` calls
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,22 +14,18 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from mbhttp import require_principal
-from mbwire import Unprocessable
+from mbwire.decode import check_wallet_id
 from mbwire.params import int_param
-from mbwire.types import WALLET_ID_PATTERN, WalletView
+from mbwire.types import WalletView
 from regional.reads.wallets import DEFAULT_LIMIT, MAX_LIMIT, NEWEST, wallet_on
 from regional.twins import TwinReads, forward, read_headers, snapshot
 
-_WALLET_ID = re.compile(WALLET_ID_PATTERN)
 Reads = NamedDependency[TwinReads]
 
 
 async def get_wallet(request: Request[Any, Any, Any], reads: Reads) -> Response[WalletView]:
     principal = require_principal(request)
-    wallet_id = str(request.path_params["wallet_id"])
-    if not _WALLET_ID.match(wallet_id):
-        raise Unprocessable(f"wallet id {wallet_id[:64]!r} must match {WALLET_ID_PATTERN}",
-                            errors=[{"path": "$.path.wallet_id"}])
+    wallet_id = check_wallet_id(str(request.path_params["wallet_id"]))
     limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     before = int_param(request.query_params, "cursor", NEWEST, NEWEST)
     # One snapshot: the balance and the entries agree with each other.

@@ -23,6 +23,11 @@ PASSED_BACK = (
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
+def passed_back(response: HubResponse) -> dict[str, str]:
+    """The hub's headers the caller gets (``PASSED_BACK``); internal ones never leave."""
+    return {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
+
+
 def hub_of(response: HubResponse, routed_to: str) -> str:
     """Which hub answered: its ``X-MB-Hub``, else the ``hub=`` part of its ``X-Served-By``."""
     named = response.headers.get(h.HUB, "").strip()

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 from georouting import Point, parse_geo_header, plan_route
 from mbedge.answers import (
     DOCS,
-    PASSED_BACK,
     cached_answer,
     hub_of,
     json_answer,
+    passed_back,
     problem_answer,
 )
 from mbedge.auth import Authenticator
@@ -151,7 +151,7 @@ class Edge:
         trail.limit = merge(trail.limit, fleet)
         # Trusted here only: the answer to this PoP's own signed request, for this principal.
         self.fleet.lease(principal, response.headers.get(h.FLEET_LEASE), fleet, sent_at)
-        headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
+        headers = passed_back(response)
         await self.sessions.remember(principal, headers.get(h.CONSISTENCY_TOKEN))
         if (key is not None and action.cache is not None and response.status == 200
                 and storable(headers.get("cache-control"))):
@@ -194,7 +194,7 @@ class Edge:
         hop = Hop(None, rid, traceparent(req.header("traceparent")), pop)
         forwarded = await self.forwarder.forward(req, action, hop, plan.candidates)
         response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
-        headers = {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
+        headers = passed_back(response)
         return EdgeResponse(response.status, headers, response.body)
 
     async def _count_anonymous(self, req: EdgeRequest, trail: _Trail) -> None:

@@ -10,12 +10,14 @@ that shows seq n shows every seq below it, and ``seq > cursor`` never skips or r
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 from typing import Any
 
 import psycopg
 
-from mbwire import Principal
+from mbwire import Principal, Unprocessable
+from mbwire.params import ascii_int
 from mbwire.types_events import EventList, EventView, TrajectoryStep, TrajectoryView
 from regional.reads.twins import twin_allowed_on
 
@@ -31,6 +33,19 @@ def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"e{seq}".encode()).decode().rstrip("=")
 
 
+def decode_cursor(raw: str) -> int:
+    """The seq an ``encode_cursor`` cursor names; a 422 for anything this API did not answer."""
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        seq = ascii_int(text[1:], 0, 2**63 - 1) if text[:1] == "e" else None
+        if seq is not None:
+            return seq
+    except (binascii.Error, ValueError):  # not base64, not UTF-8
+        pass
+    raise Unprocessable("query parameter cursor is not a cursor this API answered",
+                        errors=[{"path": "$.query.cursor"}])
+
+
 async def event_list_on(
     conn: Conn, principal: Principal, twin_id: str, *, limit: int, after: int = 0,
     kind: str | None = None, since: dt.datetime | None = None,
@@ -38,6 +53,14 @@ async def event_list_on(
     """``list_events``' answer: events with seq > ``after``, oldest first, at most ``limit``
     (``next_cursor`` when more follow); ``kind`` keeps one type, ``since`` a time on."""
     await twin_allowed_on(conn, principal, twin_id, "read")
+    return await events_page(conn, twin_id, limit=limit, after=after, kind=kind, since=since)
+
+
+async def events_page(
+    conn: Conn, twin_id: str, *, limit: int, after: int = 0, kind: str | None = None,
+    since: dt.datetime | None = None,
+) -> EventList:
+    """``event_list_on`` once access is decided (by the caller, on the same snapshot)."""
     sql = (f"select event_id, type, payload, {_CREATED}, seq from events"
            " where twin_id = %(twin)s and seq > %(after)s")
     args: dict[str, Any] = {"twin": twin_id, "after": after, "limit": limit + 1}
@@ -58,6 +81,12 @@ async def trajectory_on(conn: Conn, principal: Principal, twin_id: str, *, limit
     """``get_trajectory``'s answer: the trajectory's version and its steps after ``after``,
     oldest first, at most ``limit`` (``next_cursor`` when more follow)."""
     await twin_allowed_on(conn, principal, twin_id, "read")
+    return await trajectory_page(conn, twin_id, limit=limit, after=after)
+
+
+async def trajectory_page(conn: Conn, twin_id: str, *, limit: int, after: int = 0
+                          ) -> TrajectoryView:
+    """``trajectory_on`` once access is decided (by the caller, on the same snapshot)."""
     cur = await conn.execute(
         "select coalesce(max(version), 0) from trajectory_steps where twin_id = %s", (twin_id,))
     head = await cur.fetchone()

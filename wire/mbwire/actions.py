@@ -107,6 +107,11 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
     def statuses(self) -> tuple[int, ...]:
         return tuple(sorted({*COMMON_ERRORS, *self.errors}))
 
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The path's parameters, in order (``/v1/twins/{twin_id}/grants/{sub}``: twin_id, sub)."""
+        return tuple(_SEGMENT.findall(self.path))
+
 
 _FIELDS = Param(
     name="fields",

@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 import msgspec
 
 from mbwire.errors import BadRequest, Unprocessable
-from mbwire.types import TWIN_ID_PATTERN
+from mbwire.types import TWIN_ID_PATTERN, WALLET_ID_PATTERN
 
 T = TypeVar("T")
 MAX_DEPTH = 64
 """Deepest JSON nesting any body may hold (the profile limit: ``crdt.values.MAX_DEPTH``)."""
 _TWIN_ID = re.compile(TWIN_ID_PATTERN)
+_WALLET_ID = re.compile(WALLET_ID_PATTERN)
 
 
 def decode_json(body: bytes, type_: type[T]) -> T:
@@ -47,3 +48,11 @@ def check_twin_id(twin_id: str) -> str:
             errors=[{"path": "$.path.twin_id"}],
         )
     return twin_id
+
+
+def check_wallet_id(wallet_id: str, where: str = "$.path") -> str:
+    """A wallet id as the table's pattern allows (``where``: ``$.params`` in a batch item)."""
+    if not _WALLET_ID.match(wallet_id):
+        raise Unprocessable(f"wallet id {wallet_id[:64]!r} must match {WALLET_ID_PATTERN}",
+                            errors=[{"path": f"{where}.wallet_id"}])
+    return wallet_id

@@ -86,7 +86,7 @@ def _operation(action: Action, inline: dict[str, Any]) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True,
          "schema": {"type": "string", "pattern": t.TWIN_ID_PATTERN}
          if name == "twin_id" else {"type": "string", "maxLength": 256, "pattern": t.SUB_PATTERN}}
-        for name in _path_params(action.path)
+        for name in action.path_params
     ]
     params += [{"name": p.name, "in": "query", "required": p.required,
                 "description": p.description, "schema": p.schema} for p in action.query]
@@ -148,10 +148,6 @@ def _media(tp: Any, example: Any, inline: dict[str, Any]) -> dict[str, Any]:
     if example is not None:
         media["example"] = example
     return media
-
-
-def _path_params(path: str) -> list[str]:
-    return [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
 
 
 def document(server_url: str | None = None) -> dict[str, Any]:

@@ -66,17 +66,13 @@ def arguments(action: Action) -> tuple[Argument, ...]:
         return (url, *fields)
     path = tuple(Argument(name=name, where="path", type=str, required=True,
                           schema={"type": "string"}, description=f"`{name}` in {action.path}")
-                 for name in _path_params(action.path))
+                 for name in action.path_params)
     ordered = sorted(action.query, key=lambda p: not p.required)
     out = (*path, *fields, *(_query(p) for p in ordered), *optional)
     names = [a.name for a in out]
     if len(set(names)) != len(names):
         raise ValueError(f"{action.name}: two arguments share a name: {names}")
     return out
-
-
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
 def _query(param: Param) -> Argument:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mbwire import Unprocessable
-from regional.events import decode_cursor, encode_cursor
+from regional.reads.history import decode_cursor, encode_cursor
 
 
 def b64(text: str) -> str:

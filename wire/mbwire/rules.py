@@ -64,7 +64,7 @@ def idempotency_key(action: Action, header: str | None, body: bytes) -> str | No
     return None
 
 
-IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+IDEMPOTENCY_KEY_PATTERN = t.IDEMPOTENCY_KEY_PATTERN  # the body field's rule, for the header too
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 

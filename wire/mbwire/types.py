@@ -237,7 +237,9 @@ CURRENCY_PATTERN = r"^[A-Z]{3,8}" + END
 Currency = Annotated[str, msgspec.Meta(pattern=CURRENCY_PATTERN)]
 WALLET_ID_PATTERN = TWIN_ID_PATTERN  # wallet ids travel in paths like twin ids
 WalletId = Annotated[str, msgspec.Meta(pattern=WALLET_ID_PATTERN)]
-IdemKey = Annotated[str, msgspec.Meta(pattern=r"^[\x21-\x7e]{1,128}" + END)]
+# 1-128 visible ASCII characters: a body field's, the Idempotency-Key header's (mbwire.rules).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}" + END
+IdemKey = Annotated[str, msgspec.Meta(pattern=IDEMPOTENCY_KEY_PATTERN)]
 Reason = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[^\x00]*" + END)]
 
 

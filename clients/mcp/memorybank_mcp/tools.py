@@ -31,6 +31,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field, WithJsonSchema
 
 from mbwire.actions import ACTIONS, Action
+from mbwire.rules import IDEMPOTENCY_KEY_PATTERN
 from memorybank_client import BUILDERS, AsyncMemoryBank, Options, ProblemError
 from memorybank_client.signatures import Argument, arguments
 
@@ -44,7 +45,7 @@ Tool = Callable[..., Awaitable[dict[str, Any]]]
 # unsure of, under the same key, has it applied once.
 IDEMPOTENCY_KEY = Argument(
     name="idempotency_key", where="option", type=str, required=False,
-    schema={"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
+    schema={"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
     description="A key you choose; the same key again is the same write, applied once "
                 "(a new one is made when omitted)")
 

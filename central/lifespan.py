@@ -1,9 +1,11 @@
 """Central's lifespan: what happens between "the process started" and "it takes traffic", the
 housekeeping loops that run while it serves, and the orderly shutdown in reverse.
 
-    start: embedder (model checked) → migrations → store's pool → [shard 0: feed pruner,
-           today's event partition, partition loop]
-    stop:  loops cancelled → events' committer → twins' committer → store → embedder
+    start: embedder (model checked) → migrations → store's pool → twin compactor (adopts the
+           logs a stopped process left) → [shard 0: feed pruner, today's event partition,
+           partition loop]
+    stop:  loops cancelled → due compactions (≤ 5 s) → events' committer → twins' committer
+           → store → embedder
 
 One shard keeps house (``shard == 0``), so the others never race it."""
 
@@ -24,6 +26,7 @@ from central.replay import prune as prune_write_keys
 from central.wiring import Parts
 from knowledge.embed import close_embedder, open_embedder
 from mbwire import Unavailable
+from mbwire.placement import central_shard
 
 log = logging.getLogger("memorybank.central")
 
@@ -43,7 +46,12 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
     try:
         await apply_migrations(settings.database_url)
         await store.open()
-        chores: list[asyncio.Task[None]] = []
+        # Every shard compacts the logs of the twins it wrote (central/twins.py), and at start
+        # those of its home twins that a stopped process left behind.
+        await parts.compactor.adopt(
+            lambda twin: central_shard(twin, settings.shards) == settings.shard)
+        chores: list[asyncio.Task[None]] = [
+            asyncio.create_task(parts.compactor.run(), name="twin-compactor")]
         if settings.shard == 0:  # one shard keeps house, so the others never race it
             chores.append(asyncio.create_task(prune_forever(parts), name="feed-pruner"))
             await maintain_partitions(parts)  # before traffic: today's partition exists
@@ -56,6 +64,9 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
                 chore.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore
+            # What is still due is folded now: a clean stop leaves short logs behind.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(parts.compactor.compact_due(everything=True), 5)
             await parts.committer.close()
             await parts.twin_committer.close()
             await store.close()

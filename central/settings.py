@@ -15,7 +15,18 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     hop_secret: str
     primary_region: str = "ams"
     regions: str = "ams,iad,sin"
-    resident_twins: int = 4096
+    # Twins (central/twins.py). Resident documents are bounded by the memory they hold
+    # (encoded size x crdt.MEMORY_PER_ENCODED_BYTE, 24 measured): 256 MiB keeps ~190 twins of the
+    # seed's 50 KB, or ~10k of 1 KB, per shard; a 1 GB machine keeps a quarter of itself for them.
+    resident_bytes: int = 256 << 20
+    # A twin's stored state (Yjs V1 encoding) may not pass this: 5x the seed's 50 KB twin, and
+    # small enough that a cold load (decode + render) stays ~10 ms. Past it a write is a 413.
+    twin_max_bytes: int = 256 << 10
+    # A twin's log is compacted (folded into the state) once it holds compact_after updates or
+    # has been quiet compact_idle_s; a write that finds max_log updates compacts inline.
+    compact_after: int = 64
+    compact_idle_s: float = 2.0
+    max_log: int = 256
     # This process's place among central's shards (wire/mbwire/placement.py): hubs send each
     # twin's writes to its home shard. Shard 0 also runs the housekeeping (feed and write-key
     # pruning, event partitions).

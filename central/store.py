@@ -26,15 +26,43 @@ from mbhttp.tracing import traced_context
 from mbwire import ConsistencyToken, Unavailable, Unprocessable
 from mbwire.access import TWIN_WRITABLE_SQL
 
-# The caller's right to write is checked in the same statement as the write (mbwire.access).
-_SAVE_IF_CURRENT = f"""
-with saved as (
-    update twins t set state = %(state)s, profile = %(profile)s, version = %(version)s + 1,
-                       updated_at = now()
+# A twin write appends its update and moves the head in one statement, only if the head is still
+# the version the writer merged over and the caller may write (mbwire.access): the resident
+# path's whole round trip. The head's update leaves state and profile alone (TOAST pointers,
+# not rewritten) and no indexed column changes, so it is a small HOT update.
+_APPEND_IF_CURRENT = f"""
+with head as (
+    update twins t set version = %(version)s + 1, updated_at = now()
     where t.twin_id = %(twin)s and t.version = %(version)s and {TWIN_WRITABLE_SQL}
-    returning t.twin_id, t.version)
-insert into change_feed (kind, key, version) select 'twin', twin_id, version from saved
-returning version
+    returning t.twin_id, t.version, t.compacted),
+logged as (
+    insert into twin_updates (twin_id, version, update)
+    select twin_id, version, %(update)s from head),
+fed as (
+    insert into change_feed (kind, key, version) select 'twin', twin_id, version from head)
+select compacted from head
+"""
+_APPEND = """
+with head as (
+    update twins set version = %(version)s, updated_at = now() where twin_id = %(twin)s)
+insert into twin_updates (twin_id, version, update) values (%(twin)s, %(version)s, %(update)s)
+"""
+# Compaction: the state and profile at `version` replace the stored ones and the log up to it
+# goes, in one statement (so one snapshot), only if nobody compacted further already.
+_COMPACT = """
+with folded as (
+    update twins set state = %(state)s, profile = %(profile)s::jsonb, compacted = %(version)s
+    where twin_id = %(twin)s and compacted < %(version)s and version >= %(version)s
+    returning twin_id)
+delete from twin_updates u using folded f
+where u.twin_id = f.twin_id and u.version <= %(version)s
+"""
+_TWIN_LOG = """
+select t.version, t.state, array(
+    select u.update from twin_updates u
+    where u.twin_id = t.twin_id and u.version > t.compacted and u.version <= t.version
+    order by u.version)
+from twins t where t.twin_id = %s
 """
 
 
@@ -42,6 +70,7 @@ returning version
 class TwinHead:
     owner_sub: str
     version: int
+    compacted: int  # the version the stored state and profile hold (the log has the rest)
 
 
 class WriteTx:
@@ -57,16 +86,17 @@ class WriteTx:
 
     async def lock_twin(self, twin_id: str) -> TwinHead | None:
         cur = await self.conn.execute(
-            "select owner_sub, version from twins where twin_id = %s for update", (twin_id,)
+            "select owner_sub, version, compacted from twins where twin_id = %s for update",
+            (twin_id,),
         )
         row = await cur.fetchone()
-        return TwinHead(row[0], row[1]) if row else None
+        return TwinHead(row[0], row[1], row[2]) if row else None
 
-    async def twin_state(self, twin_id: str) -> bytes:
-        cur = await self.conn.execute("select state from twins where twin_id = %s", (twin_id,))
+    async def twin_log(self, twin_id: str) -> tuple[int, bytes, list[bytes]] | None:
+        """The twin's head version, its compacted state and the log since, in version order."""
+        cur = await self.conn.execute(_TWIN_LOG, (twin_id,))
         row = await cur.fetchone()
-        assert row is not None, "twin_state is called only after lock_twin found the twin"
-        return bytes(row[0])
+        return None if row is None else (row[0], bytes(row[1]), [bytes(u) for u in row[2]])
 
     async def access_of(self, twin_id: str, sub: str) -> str | None:
         cur = await self.conn.execute(
@@ -79,8 +109,8 @@ class WriteTx:
         self, twin_id: str, owner_sub: str, state: bytes, profile: dict[str, Any]
     ) -> bool:
         cur = await self.conn.execute(
-            "insert into twins (twin_id, owner_sub, state, profile, version)"
-            " values (%s, %s, %s, %s, 1) on conflict (twin_id) do nothing returning 1",
+            "insert into twins (twin_id, owner_sub, state, profile, version, compacted)"
+            " values (%s, %s, %s, %s, 1, 1) on conflict (twin_id) do nothing returning 1",
             (twin_id, owner_sub, state, Jsonb(profile)),
         )
         inserted = await cur.fetchone() is not None
@@ -88,27 +118,29 @@ class WriteTx:
             self.feed.append(("twin", twin_id, 1))
         return inserted
 
-    async def save_twin(
-        self, twin_id: str, state: bytes, profile: dict[str, Any], version: int
-    ) -> None:
-        await self.conn.execute(
-            "update twins set state = %s, profile = %s, version = %s, updated_at = now()"
-            " where twin_id = %s",
-            (state, Jsonb(profile), version, twin_id),
-        )
+    async def append(self, twin_id: str, version: int, update: bytes) -> None:
+        """Appends ``version``'s update to the twin's log and moves its head (locked first)."""
+        await self.conn.execute(_APPEND, {"twin": twin_id, "version": version, "update": update})
         self.feed.append(("twin", twin_id, version))
 
-    async def save_if_current(
-        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
-        superuser: bool,
-    ) -> bool:
-        """Stores ``version + 1`` and its feed row in one statement, only if the stored version
-        is ``version`` and ``sub`` may write; False if not (nothing stored)."""
-        cur = await self.conn.execute(_SAVE_IF_CURRENT, {
-            "twin": twin_id, "version": version, "state": state, "profile": Jsonb(profile),
-            "sub": sub, "superuser": superuser,
+    async def append_if_current(
+        self, twin_id: str, version: int, update: bytes, sub: str, superuser: bool,
+    ) -> int | None:
+        """Appends ``version + 1``'s update and its feed row in one statement, only if the
+        stored head is ``version`` and ``sub`` may write: the version the stored state holds
+        (the log is everything after it), or None if not (nothing stored)."""
+        cur = await self.conn.execute(_APPEND_IF_CURRENT, {
+            "twin": twin_id, "version": version, "update": update, "sub": sub,
+            "superuser": superuser,
         })
-        return await cur.fetchone() is not None
+        row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def compact(self, twin_id: str, version: int, state: bytes, profile_json: str) -> None:
+        """Stores ``version``'s state and profile (JSON text) and drops the log up to it."""
+        await self.conn.execute(_COMPACT, {
+            "twin": twin_id, "version": version, "state": state, "profile": profile_json,
+        })
 
     async def put_grant(self, twin_id: str, sub: str, access: str, granted_by: str) -> None:
         await self.conn.execute(
@@ -208,6 +240,14 @@ class Store:
         if row is None or row[0]:
             raise Unavailable("the database central holds is not a writable primary",
                               retry_after=1)
+
+    async def logged_twins(self, limit: int) -> list[str]:
+        """Up to ``limit`` twins whose update log is not empty (the log holds only what is not
+        compacted yet, so this reads a small index)."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "select distinct twin_id from twin_updates limit %s", (limit,))
+            return [row[0] for row in await cur.fetchall()]
 
     async def current_token(self) -> ConsistencyToken:
         async with self._connection() as conn:

@@ -1,7 +1,7 @@
 """What central is made of, built once from its settings: the store and the two group committers
-(twin writes and events) with the writer over them. Gathered in one frozen ``Parts`` so the app
-factory, the lifespan and the dependencies all name the same objects, and so none of them has to
-repeat how a setting becomes a client."""
+(twin writes and events) with the writer over them and the compactor of its twins' logs.
+Gathered in one frozen ``Parts`` so the app factory, the lifespan and the dependencies all name
+the same objects, and so none of them has to repeat how a setting becomes a client."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from central import artifacts, events
 from central.group_commit import GroupCommitter
 from central.settings import CentralSettings
 from central.store import Store, WriteTx
-from central.twins import TwinWriter
+from central.twins import Compactor, TwinWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class Parts:
     store: Store
     twin_committer: GroupCommitter[WriteTx]
     writer: TwinWriter
+    compactor: Compactor
     committer: GroupCommitter[WriteTx]
 
 
@@ -33,11 +34,13 @@ def build_parts(settings: CentralSettings) -> Parts:
     store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
     twin_committer = events.committer(store, window_s=settings.twin_commit_window_ms / 1000,
                                       max_items=settings.twin_commit_max)
-    writer = TwinWriter(store, resident=settings.resident_twins, committer=twin_committer)
+    writer = TwinWriter(store, resident_bytes=settings.resident_bytes, committer=twin_committer,
+                        max_twin_bytes=settings.twin_max_bytes, max_log=settings.max_log)
+    compactor = Compactor(writer, after=settings.compact_after, idle_s=settings.compact_idle_s)
     committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
                                  max_items=settings.event_commit_max)
     return Parts(settings=settings, store=store, twin_committer=twin_committer, writer=writer,
-                 committer=committer)
+                 compactor=compactor, committer=committer)
 
 
 def dependencies(parts: Parts) -> dict[str, Provide]:

@@ -14,7 +14,7 @@ from crdt.errors import (
     InvalidUpdate,
     MissingDependencies,
 )
-from crdt.resident import EMPTY_UPDATE, TwinDoc
+from crdt.resident import EMPTY_UPDATE, MEMORY_PER_ENCODED_BYTE, TwinDoc
 from crdt.twin import (
     Merge,
     client_id_for,
@@ -29,6 +29,7 @@ from crdt.twin import (
 
 __all__ = [
     "EMPTY_UPDATE",
+    "MEMORY_PER_ENCODED_BYTE",
     "ROOT",
     "CrdtError",
     "InvalidPatch",

@@ -17,6 +17,7 @@ import msgspec
 import psycopg
 
 from ops.drills.ops import Acked
+from regional.replica.twins import PROFILE_COLUMNS, folded
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +88,7 @@ def verify(acked: Sequence[Acked], status: Mapping[str, Any], wait_s: float = 60
 
 def _profiles(url: str, twins: list[str]) -> dict[str, dict[str, Any]]:
     with psycopg.connect(url, connect_timeout=3) as conn:
-        rows = conn.execute("select twin_id, profile from twins where twin_id = any(%s)",
-                            (twins,)).fetchall()
-    return {twin: profile for twin, profile in rows}
+        rows = conn.execute(f"select t.twin_id, {PROFILE_COLUMNS} from twins t"
+                            " where t.twin_id = any(%s)", (twins,)).fetchall()
+    # The stored profile, or the state with the log since it (regional/replica/twins.py).
+    return {row[0]: folded(row[1], row[2], row[3]) for row in rows}

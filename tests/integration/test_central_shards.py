@@ -17,7 +17,7 @@ from mbwire.placement import central_shard
 
 from .conftest import LiveStack
 from .test_metrics import scrape, value
-from .test_twins import primary_scalar
+from .test_twins import primary_profile
 
 PATCH = {"Content-Type": "application/merge-patch+json"}
 
@@ -86,8 +86,7 @@ async def test_any_shard_may_write_any_twin_and_no_merge_is_lost(live: LiveStack
 
     versions = await asyncio.gather(*(patch(i) for i in range(40)))
     assert sorted(versions) == list(range(2, 42))  # one version per acknowledged merge
-    profile = primary_scalar(live, "select profile from twins where twin_id = %s", twin)
-    assert profile == {f"k{i}": i for i in range(40)}
+    assert primary_profile(live, twin) == {f"k{i}": i for i in range(40)}
 
 
 @pytest.fixture

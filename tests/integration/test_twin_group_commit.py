@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Any
 
 import httpx
 import psycopg
+
+from regional.replica.twins import PROFILE_COLUMNS, folded
 
 from .conftest import REGIONS, LiveStack
 
@@ -51,10 +54,10 @@ async def test_concurrent_patches_share_commits_and_all_land(live: LiveStack,
     assert writes - writes0 >= len(done)  # every merge went through a group commit
     assert groups - groups0 < writes - writes0  # and some shared one
     with psycopg.connect(live.topology.postgres.primary) as conn:
-        found = conn.execute("select twin_id, profile, version from twins where twin_id"
-                             " = any(%s)", (twins,)).fetchall()
-    rows: dict[str, dict[str, int]] = {r[0]: r[1] for r in found}
-    versions: dict[str, int] = {r[0]: r[2] for r in found}
+        found = conn.execute(f"select t.twin_id, t.version, {PROFILE_COLUMNS} from twins t"
+                             " where t.twin_id = any(%s)", (twins,)).fetchall()
+    rows: dict[str, dict[str, Any]] = {r[0]: folded(*r[2:]) for r in found}
+    versions: dict[str, int] = {r[0]: r[1] for r in found}
     for twin, i, _ in done:
         assert rows[twin][f"k{i}"] == i
     for twin in twins:  # one version per acknowledged merge: none applied over a stale base
@@ -107,5 +110,6 @@ async def test_a_transaction_whose_statement_failed_is_never_acknowledged(
     assert all(isinstance(r, Exception) for r in results), results
     assert group.groups == 1
     with psycopg.connect(live.topology.postgres.primary) as conn:
-        row = conn.execute("select profile from twins where twin_id = %s", (twin,)).fetchone()
-    assert row is not None and row[0] == {}
+        row = conn.execute(f"select {PROFILE_COLUMNS} from twins t where t.twin_id = %s",
+                           (twin,)).fetchone()
+    assert row is not None and folded(*row) == {}

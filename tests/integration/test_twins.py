@@ -4,8 +4,10 @@ read back in every region with the consistency token."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import signal
 import time
 from typing import Any
 
@@ -16,6 +18,7 @@ from pycrdt import Doc, Map
 
 from devstack import patroni
 from mbwire import HopSigner, Principal
+from regional.replica.twins import PROFILE_COLUMNS, folded
 
 from .conftest import REGIONS, LiveStack, kill_central_while
 
@@ -50,6 +53,15 @@ async def read(live: LiveStack, http: httpx.AsyncClient, sub: str, twin_id: str,
     if token:
         headers["X-Consistency-Token"] = token
     return await http.get(f"{live.topology.edges[region]}/v1/twins/{twin_id}", headers=headers)
+
+
+def primary_profile(live: LiveStack, twin_id: str) -> dict[str, Any] | None:
+    """The twin's profile at its head, read on the primary: the stored one, or the compacted
+    state with its update log applied (regional/replica/twins.py)."""
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        row = conn.execute(f"select {PROFILE_COLUMNS} from twins t where t.twin_id = %s",
+                           (twin_id,)).fetchone()
+    return None if row is None else folded(*row)
 
 
 def primary_scalar(live: LiveStack, sql: str, *args: Any) -> Any:
@@ -500,3 +512,79 @@ async def test_noop_writes_bump_nothing_and_gaps_ask_for_a_sync(live: LiveStack,
     r = await http.post(f"{url}/updates", content=doc.get_update(),
                         headers={**live.auth("noop"), "Content-Type": "application/octet-stream"})
     assert r.status_code == 200, "the full state applies"
+
+
+async def test_a_kill_between_append_and_compaction_loses_nothing(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    """Writes are appended to the twin's log and acknowledged; compaction comes later (central's
+    CENTRAL_COMPACT_IDLE_S, 2 s). Central is killed (SIGKILL) while the log holds them: each
+    acknowledged write is read back, and the restarted central folds the log it left."""
+    big = {f"k{i}": {"text": f"{i:04d}" * 10} for i in range(200)}  # ~12 KB of profile
+    twin_id = await create(live, http, "log-crash", big)
+    token = ""
+    for i in range(12):
+        r = await http.patch(f"{live.topology.edges['iad']}/v1/twins/{twin_id}",
+                             content=json.dumps({f"n{i}": i}).encode(),
+                             headers={**live.auth("log-crash"),
+                                      "Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 200, r.text
+        token = r.json()["consistency_token"]
+    head = "select version, compacted from twins where twin_id = %s"
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        version, compacted = conn.execute(head, (twin_id,)).fetchone() or (0, 0)
+    assert version == 13 and compacted < version  # acknowledged, not compacted yet
+    shards = [c for c in live.stack.status().children if c.name.startswith("central")]
+    for shard in shards:
+        assert shard.pid is not None
+        os.killpg(shard.pid, signal.SIGKILL)
+    expected = {**big, **{f"n{i}": i for i in range(12)}}
+    r = await read(live, http, "log-crash", twin_id, "sin", token)  # from the log, on a replica
+    assert r.status_code == 200 and r.json()["profile"] == expected
+    for shard in shards:
+        live.stack.start_process(shard.name)
+    deadline = time.monotonic() + 30
+    while True:  # the restarted home shard adopts the log and folds it
+        with psycopg.connect(live.topology.postgres.primary) as conn:
+            version, compacted = conn.execute(head, (twin_id,)).fetchone() or (0, 0)
+        if compacted == version:
+            break
+        assert time.monotonic() < deadline, "the log left by the killed central was not folded"
+        await asyncio.sleep(0.5)
+    assert primary_profile(live, twin_id) == expected
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        left = conn.execute("select count(*) from twin_updates where twin_id = %s",
+                            (twin_id,)).fetchone()
+    assert left == (0,)
+
+
+async def test_a_write_past_the_twin_cap_is_a_413_naming_it_and_stores_nothing(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    twin_id = await create(live, http, "cap", {"a": "x" * 150_000})  # 150 KB of 256 KiB
+    edge = live.topology.edges["ams"]
+    refused = [
+        await http.patch(f"{edge}/v1/twins/{twin_id}", content=json.dumps(
+            {"b": "y" * 150_000}).encode(), headers={
+                **live.auth("cap"), "Content-Type": "application/merge-patch+json"}),
+        await http.post(f"{edge}/v1/twins/{twin_id}/updates", content=yjs_edit(
+            {"c": "z" * 150_000}), headers={
+                **live.auth("cap"), "Content-Type": "application/octet-stream"}),
+        await http.post(f"{edge}/v1/twins", json={"profile": {"d": "w" * 300_000}},
+                        headers=live.auth("cap")),
+    ]
+    for r in refused:
+        assert r.status_code == 413, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        problem = r.json()
+        assert problem["reason"] == "twin-too-large" and problem["limit_bytes"] == 262144
+        assert "262144" in problem["detail"]
+    head = "select version, (select count(*) from twin_updates u where u.twin_id = t.twin_id)" \
+           " from twins t where t.twin_id = %s"
+    with psycopg.connect(live.topology.postgres.primary) as conn:
+        assert conn.execute(head, (twin_id,)).fetchone() == (1, 0)
+        assert conn.execute("select count(*) from twins where owner_sub = 'cap'").fetchone() == (1,)
+    # A write that fits still lands: the refused ones left nothing behind.
+    r = await http.patch(f"{edge}/v1/twins/{twin_id}", content=b'{"b": "small"}', headers={
+        **live.auth("cap"), "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200 and r.json()["version"] == 2

@@ -158,7 +158,9 @@ ACTIONS: tuple[Action, ...] = (
         sdk="twins.patch",
         summary="Merge-patch a twin's profile",
         description="An RFC 7396 merge patch, applied as CRDT operations so it merges with "
-                    "concurrent Yjs edits. A patch that changes nothing keeps the version.",
+                    "concurrent Yjs edits. A patch that changes nothing keeps the version. A "
+                    "patch that would grow the twin's state past its cap: 413 "
+                    "`twin-too-large`, nothing stored.",
         request=dict[str, Any], request_media=(MERGE_PATCH, JSON), response=t.TwinWritten,
         errors=(403, 404, 409, 413, 415, 422), invalidates=("twin:{twin_id}",),
         tags=("twins",),
@@ -172,7 +174,8 @@ ACTIONS: tuple[Action, ...] = (
         description="The body is a Yjs V1 update (`Y.encodeStateAsUpdate` output, not V2) whose "
                     "root map `profile` is the profile; nested objects are nested maps. Bytes "
                     "that are not such an update: 422, nothing stored. An update that builds on "
-                    "changes the twin lacks: 409 `sync-first`. A duplicate keeps the version.",
+                    "changes the twin lacks: 409 `sync-first`. A duplicate keeps the version. "
+                    "One that would grow the twin's state past its cap: 413 `twin-too-large`.",
         request=bytes, request_media=(OCTETS,), response=t.TwinWritten,
         errors=(403, 404, 409, 413, 415, 422), invalidates=("twin:{twin_id}",),
         tags=("twins",),

@@ -28,7 +28,8 @@ _ERROR_TEXT = {
     403: "Authenticated, but not allowed.",
     404: "No such resource.",
     409: "Conflict with the current state.",
-    413: "Body over the action's limit.",
+    413: "Body over the action's limit; or, for a twin write, the twin's stored state would "
+         "pass its cap (`reason: twin-too-large`, `limit_bytes`: 256 KiB by default).",
     415: "Wrong Content-Type.",
     422: "Body or parameter of the wrong shape; `detail` names the failing path.",
     429: "Over the tier's rate limit; see `Retry-After`.",

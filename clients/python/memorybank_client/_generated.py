@@ -63,7 +63,8 @@ def patch_twin(
     """Merge-patch a twin's profile.
 
     An RFC 7396 merge patch, applied as CRDT operations so it merges with concurrent Yjs edits.
-    A patch that changes nothing keeps the version."""
+    A patch that changes nothing keeps the version. A patch that would grow the twin's state
+    past its cap: 413 `twin-too-large`, nothing stored."""
     return call("PATCH", f"/v1/twins/{seg(twin_id)}", t.TwinWritten,
                 writes=True,
                 body=body,
@@ -81,7 +82,8 @@ def post_twin_update(
     The body is a Yjs V1 update (`Y.encodeStateAsUpdate` output, not V2) whose root map
     `profile` is the profile; nested objects are nested maps. Bytes that are not such an update:
     422, nothing stored. An update that builds on changes the twin lacks: 409 `sync-first`. A
-    duplicate keeps the version."""
+    duplicate keeps the version. One that would grow the twin's state past its cap: 413 `twin-
+    too-large`."""
     return call("POST", f"/v1/twins/{seg(twin_id)}/updates", t.TwinWritten,
                 writes=True,
                 body=body,

@@ -1,7 +1,9 @@
 """Twin merges through the group committer, over the fake store of test_twin_writer: any
-interleaving of merges to a few twins gives each caller exactly one answer, only after the
-commit that holds its write; the stored documents equal the successful merges applied one after
-another in version order; a failed group commit drops the resident copy of every twin in it."""
+interleaving of merges, compactions of the twins' logs and reads of a few twins gives each caller
+exactly one answer, only after the commit that holds its write; the stored documents, and every
+read at whatever version it saw, equal the successful merges at or below that version applied
+one after another in version order; a failed group commit drops the resident copy of every twin
+in it."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central.twins import TwinWriter
-from crdt import profile_of
+from central.twins import Compactor, TwinWriter
+from crdt import MEMORY_PER_ENCODED_BYTE, profile_of
 from mbwire import Unavailable, Unprocessable
 from mbwire.types import TwinWritten
 from tests.unit.central.test_twin_writer import ALICE, FakeStore, grouped
@@ -25,11 +27,31 @@ ops = st.lists(
 )
 
 
+chores = st.lists(
+    st.tuples(st.sampled_from(("compact", "read")), st.sampled_from(TWINS), st.integers(0, 4)),
+    max_size=12,
+)
+
+
 async def _scenario(
     plan: list[tuple[str, str, int, bool]], fail_commits: set[int], resident: int,
+    side: list[tuple[str, str, int]] = (), max_log: int = 256,  # type: ignore[assignment]
 ) -> None:
     store = FakeStore()
-    writer = grouped(store, resident=resident)
+    writer = grouped(store, resident_bytes=resident * 300 * MEMORY_PER_ENCODED_BYTE,
+                     max_log=max_log)
+    compactor = Compactor(writer, after=2, idle_s=0)
+    reads: list[tuple[str, int, dict[str, Any]]] = []
+
+    async def chore(kind: str, twin: str, delay: int) -> None:
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        if kind == "compact":
+            await compactor.compact(twin)
+        else:  # what a reader sees: the committed row, folded
+            row = store.twins[twin]
+            reads.append((twin, row.version, row.profile))
+
     for twin in TWINS:
         await writer.create(ALICE, twin, {"start": twin})
     store.fail_commits = {store.commits + n for n in fail_commits}
@@ -43,8 +65,12 @@ async def _scenario(
         assert store.twins[twin].version >= written.version
         return written
 
-    answers = await asyncio.gather(
-        *(one(i, *op) for i, op in enumerate(plan)), return_exceptions=True)
+    everything = await asyncio.gather(
+        *(one(i, *op) for i, op in enumerate(plan)), *(chore(*c) for c in side),
+        return_exceptions=True)
+    answers = everything[: len(plan)]
+    # A compaction whose commit failed stored nothing (the log still holds every update).
+    assert all(e is None or isinstance(e, Unavailable) for e in everything[len(plan):])
     assert len(answers) == len(plan)  # one answer each (gather would hang otherwise)
     expected: dict[str, dict[str, Any]] = {twin: {"start": twin} for twin in TWINS}
     applied: dict[str, list[tuple[int, str, int]]] = {twin: [] for twin in TWINS}
@@ -59,23 +85,32 @@ async def _scenario(
         versions = [v for v, _, _ in sorted(applied[twin])]
         # Never two merges over the same base: versions 2, 3, ... one per acknowledged write.
         assert versions == list(range(2, 2 + len(versions)))
+        for twin_read, version, seen in reads:  # a read at v: the writes at or below v
+            if twin_read == twin:
+                at_v: dict[str, Any] = {"start": twin}
+                for v, key, i in sorted(applied[twin]):
+                    if v <= version:
+                        at_v[key] = i
+                assert seen == at_v
         for _, key, i in sorted(applied[twin]):
             expected[twin][key] = i
         row = store.twins[twin]
+        assert len(row.log) == row.version - row.compacted <= max_log
         assert row.version == 1 + len(versions)
         assert row.profile == expected[twin] == profile_of(row.state)
-        held = writer._docs.get(twin)
+        held = writer.docs.get(twin)
         if held is not None:  # a resident copy is always the stored one
             assert held[0] == row.version and held[1].profile() == row.profile
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=ops, fail_commits=st.sets(st.integers(1, 8), max_size=2),
-       resident=st.sampled_from([1, 8]))
+       resident=st.sampled_from([0, 1, 8]), side=chores, max_log=st.sampled_from([2, 3, 256]))
 def test_any_interleaving_equals_a_sequential_application(
     plan: list[tuple[str, str, int, bool]], fail_commits: set[int], resident: int,
+    side: list[tuple[str, str, int]], max_log: int,
 ) -> None:
-    asyncio.run(_scenario(plan, fail_commits, resident))
+    asyncio.run(_scenario(plan, fail_commits, resident, side, max_log))
 
 
 async def test_concurrent_merges_share_transactions() -> None:
@@ -98,13 +133,13 @@ async def test_a_failed_group_commit_drops_every_resident_copy_in_the_group() ->
     for name in ("f1", "f2"):
         await writer.create(ALICE, name, {})
         await writer.apply_patch(ALICE, name, {"n": 1})
-    assert set(writer._docs) == {"f1", "f2"}
+    assert set(writer.docs) == {"f1", "f2"}
     store.fail_commits = {store.commits + 1}
     results = await asyncio.gather(writer.apply_patch(ALICE, "f1", {"lost": 1}),
                                    writer.apply_patch(ALICE, "f2", {"lost": 2}),
                                    return_exceptions=True)
     assert all(isinstance(r, Unavailable) for r in results)
-    assert writer._docs == {}
+    assert len(writer.docs) == 0
     for name in ("f1", "f2"):
         after = await writer.apply_patch(ALICE, name, {"n": 2})
         assert after.version == 3 and store.twins[name].profile == {"n": 2}

@@ -1,11 +1,13 @@
-"""Central's writer (``central.twins.TwinWriter``) over an in-memory store with the same
-transaction semantics as ``central.store`` (a write commits on clean exit, nothing on an
-error; ``save_if_current`` stores only over the version it names). What is under test is the
-resident-document logic, not SQL: the integration tests run the real store."""
+"""Central's writer (``central.twins.TwinWriter``) and compactor over an in-memory store with
+the same transaction semantics as ``central.store`` (a write commits on clean exit, nothing on
+an error; ``append_if_current`` appends only over the version it names; a twin is a compacted
+state plus a log). What is under test is the resident-document and log logic, not SQL: the
+integration tests run the real store."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -15,8 +17,8 @@ import pytest
 
 from central.group_commit import GroupCommitter
 from central.store import TwinHead
-from central.twins import TwinWriter
-from crdt import client_id_for, merge, patch_update, profile_of
+from central.twins import Compactor, TwinTooLarge, TwinWriter
+from crdt import MEMORY_PER_ENCODED_BYTE, TwinDoc, client_id_for, merge, patch_update, profile_of
 from mbwire import (
     Conflict,
     ConsistencyToken,
@@ -26,17 +28,31 @@ from mbwire import (
     Unavailable,
     Unprocessable,
 )
+from regional.replica.twins import folded
 
 ALICE = Principal(sub="alice", tier="pro")
+RESIDENT_8 = 8 * 200 * MEMORY_PER_ENCODED_BYTE  # eight small twins' documents
 BOB = Principal(sub="bob", tier="pro")
 
 
 @dataclass(frozen=True)
 class Row:
     owner: str
-    state: bytes
-    profile: dict[str, Any]
+    base: bytes  # the compacted state, at version ``compacted``
+    base_profile: dict[str, Any]
     version: int
+    compacted: int = 1
+    log: tuple[tuple[int, bytes], ...] = ()  # (version, update) after ``compacted``
+
+    @property
+    def state(self) -> bytes:
+        """The state at the head: the compacted one with the log applied."""
+        return TwinDoc.load(self.base, log=[u for _, u in self.log]).state()
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return folded(None if self.log else self.base_profile, self.base,
+                      [u for _, u in self.log])
 
 
 @dataclass
@@ -46,7 +62,7 @@ class FakeStore:
     twins: dict[str, Row] = field(default_factory=dict)
     grants: dict[tuple[str, str], str] = field(default_factory=dict)
     lsn: int = 0
-    saves: int = 0  # rows written, by either path
+    saves: int = 0  # updates appended, by either path
     fail_next_save: bool = False
     commits: int = 0  # transactions that reached their commit
     fail_commits: set[int] = field(default_factory=set)  # which of them fail (1-based)
@@ -60,65 +76,96 @@ class FakeStore:
             self.fail_next_save = False
             raise Unavailable("the primary database is unavailable (OperationalError)")
 
+    row_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[FakeTx]:
-        tx = FakeTx(self, dict(self.twins), dict(self.grants))
-        yield tx  # an exception here leaves self untouched: nothing committed
-        await asyncio.sleep(0)  # the commit's round trip: others run meanwhile
-        self.commits += 1
-        if self.commits in self.fail_commits:
-            raise Unavailable("the primary database failed (OperationalError)")
-        self.twins, self.grants = tx.twins, tx.grants
-        tx.token = self._token()
+        """One transaction: its rows are its own until it commits (``FakeTx.twins``), each row
+        it writes is locked until then, as Postgres's row locks do, so two transactions that
+        write one twin run one after the other and neither overwrites the other's commit."""
+        await asyncio.sleep(0)  # taking a connection and BEGIN: others run meanwhile
+        tx = FakeTx(self, {}, dict(self.grants))
+        try:
+            yield tx  # an exception here leaves self untouched: nothing committed
+            await asyncio.sleep(0)  # the commit's round trip: others run meanwhile
+            self.commits += 1
+            if self.commits in self.fail_commits:
+                raise Unavailable("the primary database failed (OperationalError)")
+            self.twins.update(tx.twins)
+            self.grants = tx.grants
+            tx.token = self._token()
+        finally:
+            for twin_id in tx.locked:
+                self.row_locks[twin_id].release()
 
 
 @dataclass
 class FakeTx:
     store: FakeStore
-    twins: dict[str, Row]
+    twins: dict[str, Row]  # the rows this transaction wrote, over the committed ones
     grants: dict[tuple[str, str], str]
     token: ConsistencyToken | None = None
+    locked: set[str] = field(default_factory=set)
+
+    def _row(self, twin_id: str) -> Row | None:
+        return self.twins.get(twin_id, self.store.twins.get(twin_id))
+
+    async def _lock(self, twin_id: str) -> None:
+        if twin_id not in self.locked:
+            await self.store.row_locks.setdefault(twin_id, asyncio.Lock()).acquire()
+            self.locked.add(twin_id)
 
     async def lock_twin(self, twin_id: str) -> TwinHead | None:
-        row = self.twins.get(twin_id)
-        return TwinHead(row.owner, row.version) if row else None
+        await self._lock(twin_id)
+        row = self._row(twin_id)
+        return TwinHead(row.owner, row.version, row.compacted) if row else None
 
-    async def twin_state(self, twin_id: str) -> bytes:
-        return self.twins[twin_id].state
+    async def twin_log(self, twin_id: str) -> tuple[int, bytes, list[bytes]] | None:
+        row = self._row(twin_id)
+        return None if row is None else (row.version, row.base, [u for _, u in row.log])
 
     async def access_of(self, twin_id: str, sub: str) -> str | None:
         return self.grants.get((twin_id, sub))
 
     async def insert_twin(self, twin_id: str, owner: str, state: bytes,
                           profile: dict[str, Any]) -> bool:
-        if twin_id in self.twins:
+        await self._lock(twin_id)
+        if self._row(twin_id) is not None:
             return False
         self.twins[twin_id] = Row(owner, state, profile, 1)
         return True
 
-    async def save_twin(self, twin_id: str, state: bytes, profile: dict[str, Any],
-                        version: int) -> None:
+    async def append(self, twin_id: str, version: int, update: bytes) -> None:
+        await self._lock(twin_id)
         self.store._fail_if_asked()
-        self.twins[twin_id] = replace(self.twins[twin_id], state=state, profile=profile,
-                                      version=version)
+        row = self._row(twin_id)
+        assert row is not None and version == row.version + 1
+        self.twins[twin_id] = replace(row, version=version, log=(*row.log, (version, update)))
         self.store.saves += 1
 
     async def put_grant(self, twin_id: str, sub: str, access: str, granted_by: str) -> None:
         self.grants[(twin_id, sub)] = access
 
-    async def save_if_current(
-        self, twin_id: str, version: int, state: bytes, profile: dict[str, Any], sub: str,
-        superuser: bool,
-    ) -> bool:
-        row = self.twins.get(twin_id)
+    async def append_if_current(
+        self, twin_id: str, version: int, update: bytes, sub: str, superuser: bool,
+    ) -> int | None:
+        await self._lock(twin_id)
+        row = self._row(twin_id)
         if row is None or row.version != version:
-            return False
+            return None
         if not (row.owner == sub or superuser or self.grants.get((twin_id, sub)) == "write"):
-            return False
-        self.store._fail_if_asked()
-        self.twins[twin_id] = Row(row.owner, state, profile, version + 1)
-        self.store.saves += 1
-        return True
+            return None
+        await self.append(twin_id, version + 1, update)
+        return row.compacted
+
+    async def compact(self, twin_id: str, version: int, state: bytes, profile_json: str) -> None:
+        await self._lock(twin_id)
+        row = self._row(twin_id)
+        if row is None or not row.compacted < version <= row.version:
+            return
+        self.twins[twin_id] = replace(
+            row, base=state, base_profile=json.loads(profile_json), compacted=version,
+            log=tuple((v, u) for v, u in row.log if v > version))
 
 
 @asynccontextmanager
@@ -145,8 +192,8 @@ def store() -> FakeStore:
 @pytest.fixture(params=["alone", "grouped"])
 def writer(store: FakeStore, request: pytest.FixtureRequest) -> TwinWriter:
     if request.param == "grouped":
-        return grouped(store, resident=8)
-    return TwinWriter(store, resident=8)  # type: ignore[arg-type]
+        return grouped(store, resident_bytes=RESIDENT_8)
+    return TwinWriter(store, resident_bytes=RESIDENT_8)  # type: ignore[arg-type]
 
 
 async def test_create_then_patch_keeps_the_doc_resident_and_stores_each_version(
@@ -157,7 +204,7 @@ async def test_create_then_patch_keeps_the_doc_resident_and_stores_each_version(
     first = await writer.apply_patch(ALICE, "t1", {"city": "Amsterdam"})  # loads, locked path
     second = await writer.apply_patch(ALICE, "t1", {"age": 36})  # resident path
     assert (first.version, second.version) == (2, 3)
-    assert "t1" in writer._docs and writer._docs["t1"][0] == 3
+    assert "t1" in writer.docs and writer.docs.get("t1")[0] == 3
     assert store.twins["t1"].profile == {"name": "Ada", "city": "Amsterdam", "age": 36}
     assert profile_of(store.twins["t1"].state) == store.twins["t1"].profile
     assert second.consistency_token > first.consistency_token > created.consistency_token
@@ -169,11 +216,11 @@ async def test_a_failed_store_drops_the_resident_doc_and_its_unstored_merge(
     await writer.create(ALICE, "t2", {"name": "Ada"})
     await writer.apply_patch(ALICE, "t2", {"n": 1})
     await writer.apply_patch(ALICE, "t2", {"n": 2})  # resident now, at version 3
-    assert writer._docs["t2"][0] == 3
+    assert writer.docs.get("t2") is not None and writer.docs.get("t2")[0] == 3
     store.fail_next_save = True
     with pytest.raises(Unavailable):
         await writer.apply_patch(ALICE, "t2", {"lost": True})
-    assert "t2" not in writer._docs  # it held the merge that was not stored
+    assert "t2" not in writer.docs  # it held the merge that was not stored
     assert store.twins["t2"].version == 3
     after = await writer.apply_patch(ALICE, "t2", {"n": 3})
     assert after.version == 4
@@ -190,13 +237,14 @@ async def test_a_version_mismatch_falls_back_to_the_locked_path(
     row = store.twins["t3"]
     update = patch_update(row.state, {"b": 2}, client_id_for("other-process"))
     state = merge(row.state, update).state
-    store.twins["t3"] = Row(row.owner, state, profile_of(state), row.version + 1)
+    store.twins["t3"] = Row(row.owner, state, profile_of(state), row.version + 1,
+                            row.version + 1)
 
     written = await writer.apply_patch(ALICE, "t3", {"c": 3})
     assert written.version == 4
     assert store.twins["t3"].profile == {"name": "Ada", "a": 1, "b": 2, "c": 3}
-    assert writer._docs["t3"][0] == 4
-    assert writer._docs["t3"][1].profile() == store.twins["t3"].profile
+    assert writer.docs.get("t3") is not None and writer.docs.get("t3")[0] == 4
+    assert writer.docs.get("t3")[1].profile() == store.twins["t3"].profile
 
 
 async def test_no_op_writes_bump_nothing(writer: TwinWriter, store: FakeStore) -> None:
@@ -264,9 +312,54 @@ async def test_writes_to_missing_twins_and_duplicate_creates(writer: TwinWriter)
         await writer.grant(BOB, "t7", "bob", "write")
 
 
-async def test_the_resident_set_is_bounded(store: FakeStore) -> None:
-    writer = TwinWriter(store, resident=2)  # type: ignore[arg-type]
+async def test_the_resident_set_is_bounded_by_the_memory_it_holds(store: FakeStore) -> None:
+    probe = TwinWriter(store, resident_bytes=1 << 20)  # type: ignore[arg-type]
+    await probe.create(ALICE, "r0", {})
+    await probe.apply_patch(ALICE, "r0", {"x": 1})
+    one = probe.docs.used
+    assert one > 0
+    writer = TwinWriter(store, resident_bytes=2 * one + one // 2)  # type: ignore[arg-type]
     for name in ("r1", "r2", "r3"):
         await writer.create(ALICE, name, {})
         await writer.apply_patch(ALICE, name, {"x": 1})
-    assert list(writer._docs) == ["r2", "r3"]
+    assert list(writer.docs) == ["r2", "r3"]
+    assert writer.docs.used == 2 * one <= writer.docs.budget
+    await writer.create(ALICE, "big", {"s": "x" * 4000})  # its doc alone is over the budget
+    await writer.apply_patch(ALICE, "big", {"x": 1})
+    assert "big" not in writer.docs and list(writer.docs) == ["r2", "r3"]
+    assert store.twins["big"].profile == {"s": "x" * 4000, "x": 1}
+
+
+async def test_a_write_landing_during_a_compaction_stays_in_the_log(store: FakeStore) -> None:
+    writer = TwinWriter(store, resident_bytes=1 << 20)  # type: ignore[arg-type]
+    compactor = Compactor(writer, after=1, idle_s=0)
+    await writer.create(ALICE, "c1", {"name": "Ada"})
+    await writer.apply_patch(ALICE, "c1", {"a": 1})  # version 2, in the log
+    compacting = asyncio.create_task(compactor.compact("c1"))
+    await asyncio.sleep(0)  # it encoded version 2 and is taking its connection
+    assert (await writer.apply_patch(ALICE, "c1", {"b": 2})).version == 3
+    await compacting
+    row = store.twins["c1"]
+    assert (row.compacted, [v for v, _ in row.log]) == (2, [3])  # folded 2, kept 3
+    assert row.base_profile == {"name": "Ada", "a": 1}
+    assert row.profile == {"name": "Ada", "a": 1, "b": 2}
+    await compactor.compact("c1")
+    assert store.twins["c1"].compacted == 3 and store.twins["c1"].log == ()
+    assert store.twins["c1"].base_profile == {"name": "Ada", "a": 1, "b": 2}
+
+
+async def test_a_twin_over_the_cap_is_a_413_and_nothing_is_stored(store: FakeStore) -> None:
+    writer = TwinWriter(store, max_twin_bytes=2000)  # type: ignore[arg-type]
+    await writer.create(ALICE, "cap", {"s": "x" * 1000})
+    with pytest.raises(TwinTooLarge) as refused:
+        await writer.apply_patch(ALICE, "cap", {"t": "y" * 1200})
+    assert refused.value.status == 413 and refused.value.extra["limit_bytes"] == 2000
+    assert store.twins["cap"].version == 1 and store.twins["cap"].log == ()
+    assert "cap" not in writer.docs  # it held the refused merge
+    # Overwriting the big value keeps the state small: the estimate is over, the exact size not.
+    for i in range(3):
+        await writer.apply_patch(ALICE, "cap", {"s": "z" * 900 + str(i)})
+    assert store.twins["cap"].profile == {"s": "z" * 900 + "2"}
+    with pytest.raises(TwinTooLarge):
+        await writer.create(ALICE, "cap2", {"s": "x" * 3000})
+    assert "cap2" not in store.twins

@@ -31,8 +31,8 @@ def test_hub_refuses_a_typo_and_suggests_the_name() -> None:
 
 
 def test_central_refuses_a_typo() -> None:
-    with pytest.raises(ValueError, match=r"CENTRAL_RESIDENT_TWIN .*CENTRAL_RESIDENT_TWINS"):
-        CentralSettings.from_env({**CENTRAL_ENV, "CENTRAL_RESIDENT_TWIN": "5"})
+    with pytest.raises(ValueError, match=r"CENTRAL_RESIDENT_BYTE .*CENTRAL_RESIDENT_BYTES"):
+        CentralSettings.from_env({**CENTRAL_ENV, "CENTRAL_RESIDENT_BYTE": "5"})
 
 
 def test_edge_refuses_a_typo_even_when_empty() -> None:

@@ -7,8 +7,15 @@ request's task, and the store's one write transaction (``Store.write``) calls th
 answer the writer left in ``tx.answer`` just before COMMIT; ``committed`` stores the commit's
 position as the row's token (asynchronously committed: a lost token is answered by the position
 at replay time). So a committed write always has its answer stored, and a rolled-back
-one (a refusal, a crash) leaves no row and its key free, as the ledger's keys do. A keyed twin
-merge therefore runs in a transaction of its own, not in central's group commit (``pending``).
+one (a refusal, a crash) leaves no row and its key free, as the ledger's keys do.
+
+A keyed twin merge joins central's group commit like any other (``keyed``): its work claims the
+key and stores its answer inside its own savepoint of the group's transaction, so a refusal gives
+the key back with the rest of the work, and the group's commit makes both durable together; the
+group's token is then stored on every such key's row in one statement (``stamp``), so a replay
+answers the very token the first attempt did. Two attempts under one key
+name one twin, so the twin's lock (held until the group committed) orders them: the second
+claims only after the first's group committed or failed.
 
 A concurrent duplicate's insert waits on the first's row lock, then finds the committed row and
 answers it (or, if the first rolled back, goes on itself): a key is applied at most once, with no
@@ -18,12 +25,14 @@ body) is a 409 ``idempotency-key-reused``."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+import psycopg
 from litestar import Request, Response
 from psycopg.types.json import Jsonb
 
@@ -33,6 +42,10 @@ from mbwire import headers as h
 
 if TYPE_CHECKING:
     from central.store import WriteTx
+
+
+T = TypeVar("T")
+log = logging.getLogger("memorybank.central")
 
 
 class KeyReused(Conflict):
@@ -110,15 +123,48 @@ def answered(tx: WriteTx) -> Any:
     return msgspec.structs.replace(tx.answer, consistency_token=str(tx.token))
 
 
+def take() -> _Key | None:
+    """The request's key, if its write is keyed and not yet answered: for a write that runs in
+    another task (a group commit's), which does not see the request's context."""
+    key = _pending.get()
+    return None if key is None or key.done else key
+
+
+def keyed(work: Callable[[WriteTx], Awaitable[T]], key: _Key) -> Callable[[WriteTx], Awaitable[T]]:
+    """``work`` under ``key`` inside a shared transaction (a group commit's savepoint): claim
+    first, the answer the work left in ``tx.answer`` stored last; raises the stored answer for
+    a retry. Call ``done(key)`` once the transaction committed."""
+
+    async def run(tx: WriteTx) -> T:
+        await _claim(tx, key)
+        tx.answer = None
+        value = await work(tx)
+        await _record(tx, key)
+        if tx.answer is not None:
+            tx.keyed.append(key)
+        return value
+
+    return run
+
+
+def done(key: _Key) -> None:
+    """The key's write committed: later transactions of the request are not keyed."""
+    key.done = True
+
+
 async def claim(tx: WriteTx) -> None:
     """First statement of a keyed write's transaction: claim the key, or raise the stored
     answer (a retry), or 409 (the key was used for another request)."""
     key = _pending.get()
     if key is None or key.done:
         return
+    await _claim(tx, key)
+    tx.claim = key
+
+
+async def _claim(tx: WriteTx, key: _Key) -> None:
     cur = await tx.conn.execute(_CLAIM, (key.principal, key.key, key.action, key.digest))
     if await cur.fetchone() is not None:
-        tx.claim = key
         return
     cur = await tx.conn.execute(_STORED, (key.principal, key.key))
     row = await cur.fetchone()
@@ -139,9 +185,14 @@ async def record(tx: WriteTx) -> None:
     if key is None:
         return
     if tx.answer is None:
+        tx.claim = None
+    await _record(tx, key)
+
+
+async def _record(tx: WriteTx, key: _Key) -> None:
+    if tx.answer is None:
         await tx.conn.execute("delete from write_keys where principal = %s and"
                               " idempotency_key = %s", (key.principal, key.key))
-        tx.claim = None
         return
     body = msgspec.to_builtins(tx.answer)
     await tx.conn.execute(
@@ -158,6 +209,27 @@ async def committed(tx: WriteTx) -> ConsistencyToken:
         assert row is not None
         return ConsistencyToken.from_pg_lsn(row[0])
     return await token_after(tx.conn, tx.claim.principal, tx.claim.key)
+
+
+async def stamp(tx: WriteTx) -> None:
+    """After a group's COMMIT, on its connection: its token on the rows of the keys its works
+    answered (``keyed``), in one asynchronously committed statement (as ``token_after``)."""
+    if not tx.keyed or tx.token is None:
+        return
+    try:
+        async with tx.conn.transaction():
+            await tx.conn.execute("set local synchronous_commit = off")
+            await tx.conn.execute(
+                "update write_keys w set token = %s from unnest(%s::text[], %s::text[]) k(p, i)"
+                " where w.principal = k.p and w.idempotency_key = k.i",
+                (tx.token.to_pg_lsn(), [k.principal for k in tx.keyed],
+                 [k.key for k in tx.keyed]))
+    except psycopg.Error as exc:
+        # The writes are committed: a key without its token replays the position at replay
+        # time (``_STORED``), a valid lower bound. Failing the group would tell its callers
+        # "not stored" about committed writes.
+        log.warning("write-key tokens not stored (%s): replays answer a later position",
+                    type(exc).__name__)
 
 
 async def token_after(conn: Any, principal: str, key: str) -> ConsistencyToken:

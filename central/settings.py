@@ -22,11 +22,14 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A twin's stored state (Yjs V1 encoding) may not pass this: 5x the seed's 50 KB twin, and
     # small enough that a cold load (decode + render) stays ~10 ms. Past it a write is a 413.
     twin_max_bytes: int = 256 << 10
-    # A twin's log is compacted (folded into the state) once it holds compact_after updates or
-    # has been quiet compact_idle_s; a write that finds max_log updates compacts inline.
-    compact_after: int = 64
-    compact_idle_s: float = 2.0
-    max_log: int = 256
+    # A twin's log is compacted (folded into the state) once it holds compact_after updates, or
+    # has been quiet compact_idle_s holding compact_idle_min; a write that finds max_log updates
+    # compacts inline. A compaction rewrites state and profile (~130-190 KB of WAL at 50 KB), so
+    # 128 appends (~1.6 KB each) carry one at ~1-1.5 KB each: a patch stays under 4 KB of WAL.
+    compact_after: int = 128
+    compact_idle_s: float = 10.0
+    compact_idle_min: int = 64
+    max_log: int = 512
     # This process's place among central's shards (wire/mbwire/placement.py): hubs send each
     # twin's writes to its home shard. Shard 0 also runs the housekeeping (feed and write-key
     # pruning, event partitions).

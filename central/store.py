@@ -83,6 +83,7 @@ class WriteTx:
         # A keyed write (central/replay.py): the claimed key, and the answer stored with it.
         self.claim: Any = None
         self.answer: Any = None
+        self.keyed: list[Any] = []  # keys answered inside a shared transaction (replay.keyed)
 
     async def lock_twin(self, twin_id: str) -> TwinHead | None:
         cur = await self.conn.execute(
@@ -226,6 +227,7 @@ class Store:
                 await tx._append_feed()
                 await replay.record(tx)
             tx.token = await replay.committed(tx)
+            await replay.stamp(tx)
 
     async def check(self, timeout_s: float) -> None:
         """A cheap query on the primary within ``timeout_s`` (a stalled primary never answers):

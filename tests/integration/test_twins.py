@@ -517,8 +517,8 @@ async def test_noop_writes_bump_nothing_and_gaps_ask_for_a_sync(live: LiveStack,
 async def test_a_kill_between_append_and_compaction_loses_nothing(
     live: LiveStack, http: httpx.AsyncClient,
 ) -> None:
-    """Writes are appended to the twin's log and acknowledged; compaction comes later (central's
-    CENTRAL_COMPACT_IDLE_S, 2 s). Central is killed (SIGKILL) while the log holds them: each
+    """Writes are appended to the twin's log and acknowledged; compaction comes later (12 updates
+    are below CENTRAL_COMPACT_IDLE_MIN). Central is killed (SIGKILL) while the log holds them: each
     acknowledged write is read back, and the restarted central folds the log it left."""
     big = {f"k{i}": {"text": f"{i:04d}" * 10} for i in range(200)}  # ~12 KB of profile
     twin_id = await create(live, http, "log-crash", big)

@@ -363,3 +363,15 @@ async def test_a_twin_over_the_cap_is_a_413_and_nothing_is_stored(store: FakeSto
     with pytest.raises(TwinTooLarge):
         await writer.create(ALICE, "cap2", {"s": "x" * 3000})
     assert "cap2" not in store.twins
+
+
+def test_a_log_is_due_for_compaction_when_long_or_long_and_quiet(store: FakeStore) -> None:
+    writer = TwinWriter(store)  # type: ignore[arg-type]
+    compactor = Compactor(writer, after=8, idle_s=60, idle_min=4)
+    compactor.wrote("short", 3)  # readers fold three updates: not worth a compaction
+    compactor.wrote("quiet", 4)  # due once quiet for a minute
+    compactor.wrote("long", 8)  # due now
+    assert compactor._due.keys() == {"quiet", "long"}
+    assert compactor._due["long"] == 0.0 and compactor._due["quiet"] > 0
+    compactor.wrote("quiet", 0)  # compacted by a write of its own (max_log)
+    assert compactor._due.keys() == {"long"}

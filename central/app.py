@@ -2,8 +2,9 @@
 primary's connection pool and the resident twin documents for the life of the process.
 
 The factory reads as a table of contents: the parts built from settings (``central.wiring``),
-the lifespan that opens and closes them (``central.lifespan``), the routes (below), and the
-guard and middleware every request passes."""
+the lifespan that opens and closes them (``central.lifespan``), the routes (below), the
+guard and middleware every request passes, and the fast path for twin merges in front of
+Litestar (``central.fastpath``; ``CENTRAL_FAST_WRITES=false`` turns it off)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
 from central import agents, artifacts, events, knowledge, ledger, trajectory
+from central.fastpath import fast_twin_writes
 from central.lifespan import run_central
 from central.routes import HANDLERS, ROUTES
 from central.settings import CentralSettings
@@ -29,14 +31,16 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
     setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing("memorybank-central")
     parts = build_parts(settings)
-    return Litestar(
+    # One signer (one replay cache) for Litestar's guard and the fast path: a hop either
+    # accepted is spent for both. Who answered, named the same by both.
+    signer = HopSigner(settings.hop_secret)
+    served_by = "central" if settings.shards == 1 else f"central={settings.shard}"
+    app = Litestar(
         route_handlers=route_handlers(),
         lifespan=[partial(run_central, parts)],
         dependencies=dependencies(parts),
-        guards=[hop_guard(HopSigner(settings.hop_secret),
-                          open_paths=frozenset({"/healthz", "/metrics"}))],
-        middleware=[RequestContextMiddleware(
-            served_by="central" if settings.shards == 1 else f"central={settings.shard}")],
+        guards=[hop_guard(signer, open_paths=frozenset({"/healthz", "/metrics"}))],
+        middleware=[RequestContextMiddleware(served_by=served_by)],
         exception_handlers=exception_handlers(),
         # Plain synchronous logging (configured above): Litestar's default hands every record to
         # a queue thread, and with one access-log line per request the GIL hand-offs cost more
@@ -45,6 +49,11 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
         request_max_body_size=max_body(),
         openapi_config=None,
     )
+    if settings.fast_writes:
+        # Before Litestar's router: twin merges, by the same rules and parts (central.fastpath).
+        app.asgi_handler = fast_twin_writes(app.asgi_handler, signer=signer,
+                                            writer=parts.writer, served_by=served_by)
+    return app
 
 
 def route_handlers() -> list[ControllerRouterHandler]:

@@ -1,7 +1,8 @@
 """Stored answers for keyed writes: a retry under the same ``Idempotency-Key`` answers what the
 first attempt did, even when that attempt committed and its answer was lost (a 504).
 
-A handler runs its write through ``answer(request, run)``. With a key, the key is pending for the
+A handler runs its write through ``answer(request, run)`` (central's fast path through
+``answer_keyed``, the same without Litestar's request). With a key, the key is pending for the
 request's task, and the store's one write transaction (``Store.write``) calls the hooks below:
 ``claim`` first inserts (caller, key) into ``write_keys`` (migration 0006); ``record`` stores the
 answer the writer left in ``tx.answer`` just before COMMIT; ``committed`` stores the commit's
@@ -39,6 +40,7 @@ from psycopg.types.json import Jsonb
 from mbhttp.routes import action_of, read_body
 from mbwire import Conflict, ConsistencyToken
 from mbwire import headers as h
+from mbwire.actions import Action
 
 if TYPE_CHECKING:
     from central.store import WriteTx
@@ -76,39 +78,65 @@ _STORED = ("select action, digest, status, body, coalesce(token, pg_current_wal_
            " from write_keys where principal = %s and idempotency_key = %s")
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A write's answer as it leaves: status, JSON body, headers (the consistency token, and
+    ``Idempotent-Replayed: true`` on a stored answer)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+JSON = "application/json"
+
+
 async def answer(
     request: Request[Any, Any, Any], run: Callable[[], Awaitable[Any]],
     principal: str,
 ) -> Response[bytes]:
     """The write ``run`` under the request's Idempotency-Key (if any): its answer, stored with
     it; or, for a retry, the stored answer with ``Idempotent-Replayed: true``."""
-    action = action_of(request)
     key = request.headers.get(h.IDEMPOTENCY_KEY)
+    done = await answer_keyed(
+        action_of(request), run, principal, key=key, method=request.method,
+        path=request.url.path, query=request.url.query or "",
+        body=await read_body(request) if key else b"")
+    return Response(content=done.body, status_code=done.status, media_type=JSON,
+                    headers=done.headers)
+
+
+async def answer_keyed(
+    action: Action, run: Callable[[], Awaitable[Any]], principal: str, *, key: str | None,
+    method: str, path: str, query: str, body: bytes,
+) -> Answer:
+    """``answer`` without Litestar (central's fast path runs it too): the request as its parts,
+    the body already past the action's rules (only a keyed request's is read, for its digest)."""
     if not key:
-        return _response(await run(), action.status)
-    digest = hashlib.sha256(b"\n".join((
-        action.name.encode(), request.method.encode(), request.url.path.encode(),
-        (request.url.query or "").encode(), await read_body(request),
-    ))).digest()
-    reset = _pending.set(_Key(principal, key, action.name, digest, action.status))
+        return _written(await run(), action.status)
+    reset = _pending.set(_Key(principal, key, action.name,
+                              digest(action.name, method, path, query, body), action.status))
     try:
         written = await run()
     except _Replayed as replayed:
-        return Response(
-            content=msgspec.json.encode(replayed.body), status_code=replayed.status,
-            media_type="application/json",
-            headers={h.CONSISTENCY_TOKEN: replayed.token, h.IDEMPOTENT_REPLAYED: "true"},
-        )
+        return Answer(replayed.status, msgspec.json.encode(replayed.body),
+                      {h.CONSISTENCY_TOKEN: replayed.token, h.IDEMPOTENT_REPLAYED: "true"})
     finally:
         _pending.reset(reset)
-    return _response(written, action.status)
+    return _written(written, action.status)
 
 
-def _response(written: Any, status: int) -> Response[bytes]:
-    return Response(
-        content=msgspec.json.encode(written), status_code=status, media_type="application/json",
-        headers={h.CONSISTENCY_TOKEN: str(written.consistency_token)},
-    )
+def digest(action: str, method: str, path: str, query: str, body: bytes) -> bytes:
+    """What a key is bound to: the request (action, method, path, query, body). The same key
+    with another digest is a 409."""
+    return hashlib.sha256(b"\n".join((
+        action.encode(), method.encode(), path.encode(), query.encode(), body,
+    ))).digest()
+
+
+def _written(written: Any, status: int) -> Answer:
+    return Answer(status, msgspec.json.encode(written),
+                  {h.CONSISTENCY_TOKEN: str(written.consistency_token)})
 
 
 def pending() -> bool:

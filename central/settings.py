@@ -76,6 +76,9 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Stored answers of keyed writes (central/replay.py) are kept this long, pruned with the
     # feed: a retry under a key older than this is a new write.
     write_key_retention_h: float = 24.0
+    # Twin merges (PATCH /v1/twins/{id}, POST .../updates) answered before Litestar routes them
+    # (central/fastpath.py), by the same rules and parts; false sends them through Litestar.
+    fast_writes: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.shard < self.shards:

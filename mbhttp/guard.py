@@ -8,7 +8,7 @@ read in the scope's state, so the handler's own ``await request.body()`` gets th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -37,15 +37,9 @@ def hop_guard(
             k.decode("latin-1"): v.decode("latin-1") for k, v in connection.scope["headers"]
         }
         request_id = str(connection.scope.get("state", {}).get("request_id") or "")
-        scope = connection.scope
-        raw_path = scope.get("raw_path")
-        wire_path = raw_path.decode("latin-1") if raw_path else quote(path)
-        body = await Request[Any, Any, Any](scope, connection.receive).body()
+        body = await Request[Any, Any, Any](connection.scope, connection.receive).body()
         try:
-            principal = signer.verify(
-                str(scope.get("method", "GET")), wire_path, headers, request_id,
-                query=scope.get("query_string", b"").decode("latin-1"), body=body,
-            )
+            principal = verify_hop(signer, connection.scope, headers, request_id, body)
         except HopError as exc:
             raise Unauthorized(f"{exc}; call this service through the edge") from None
         state = connection.scope.setdefault("state", {})
@@ -57,16 +51,35 @@ def hop_guard(
     return guard
 
 
+def verify_hop(signer: HopSigner, scope: Any, headers: Mapping[str, str], request_id: str,
+               body: bytes) -> Principal | None:
+    """The hop check of an ASGI request whose body has been read (the guard's, and a fast
+    path's): the signature over the method, the path as it came on the wire, the raw query, the
+    request id and the body; its freshness; its nonce, spent here (``HopSigner.verify``). The
+    principal it carries (None: an anonymous hop); ``HopError`` if it does not verify."""
+    raw_path = scope.get("raw_path")
+    wire_path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    return signer.verify(
+        str(scope.get("method", "GET")), wire_path, headers, request_id,
+        query=scope.get("query_string", b"").decode("latin-1"), body=body,
+    )
+
+
 def principal_of(request: Request[Any, Any, Any]) -> Principal | None:
     found = request.scope.get("state", {}).get("principal")
     return found if isinstance(found, Principal) else None
 
 
 def require_principal(request: Request[Any, Any, Any]) -> Principal:
-    principal = principal_of(request)
+    return required(principal_of(request))
+
+
+def required(principal: Principal | None) -> Principal:
+    """The caller a handler needs: an anonymous hop (a probe's) is a 401."""
     if principal is None:
         raise Unauthorized("this call needs an authenticated caller")
     return principal
 
 
-__all__ = ["hop_guard", "principal_of", "request_id_of", "require_principal"]
+__all__ = ["hop_guard", "principal_of", "request_id_of", "require_principal", "required",
+           "verify_hop"]

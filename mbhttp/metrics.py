@@ -57,6 +57,10 @@ EDGE_CACHE = Counter("memorybank_edge_cache_lookups", "Edge PoP cache answers by
 edge_cache_hit, edge_cache_miss = EDGE_CACHE.labels("hit"), EDGE_CACHE.labels("miss")
 RATE_LIMITED = Counter("memorybank_rate_limited",
                        "Requests refused by the fleet-wide rate limit, by tier", ["tier"])
+# Requests a fast path answered before Litestar routed them (central.fastpath), by action:
+# also counted in memorybank_requests like any other.
+FAST_PATH = Counter("memorybank_fast_path", "Requests answered before Litestar's routing, by "
+                    "action", ["action"])
 # Hooks for other parts to wire (central's group committer, the realtime hub).
 commit_batch = Histogram("memorybank_commit_batch_size", "Writes committed per group commit",
                          buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))

@@ -75,8 +75,14 @@ UNEXPECTED = "The server hit an unexpected error; it has been logged."
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return render(request, Problem(UNEXPECTED))
+    return render(request, unexpected(request.method, request.url.path))
+
+
+def unexpected(method: str, path: str) -> Problem:
+    """What no handler expected, as it is answered: a bare 500 (no detail of the error). Call it
+    while handling the error: the error is logged here, with its traceback."""
+    log.exception("unhandled error on %s %s", method, path)
+    return Problem(UNEXPECTED)
 
 
 

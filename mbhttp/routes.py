@@ -4,7 +4,7 @@ decoding, limits) reads its rules from the one entry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from litestar import Request
@@ -54,12 +54,22 @@ async def _contract(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
     a hub may be called by another hub or a test directly)."""
     action = connection.route_handler.opt["action"]
     principal = connection.scope.get("state", {}).get("principal")
-    if isinstance(principal, Principal):
-        check_caller(action, principal)
-    check_headers(connection.headers.get(h.CONSISTENCY_TOKEN),
-                  connection.headers.get(h.IDEMPOTENCY_KEY))
     query = connection.query_params
-    check_query(action, {name: query.getall(name) for name in query})
+    check_contract(action, principal if isinstance(principal, Principal) else None,
+                   connection.headers.get(h.CONSISTENCY_TOKEN),
+                   connection.headers.get(h.IDEMPOTENCY_KEY),
+                   {name: query.getall(name) for name in query})
+
+
+def check_contract(action: Action, principal: Principal | None, token: str | None,
+                   key: str | None, query: Mapping[str, Sequence[str]]) -> None:
+    """``_contract``'s checks for a request without Litestar (a fast path): the caller's role or
+    tier (when the hop carries one), the consistency token and idempotency key headers (400),
+    the query parameters (422)."""
+    if principal is not None:
+        check_caller(action, principal)
+    check_headers(token, key)
+    check_query(action, query)
 
 
 def action_of(request: Request[Any, Any, Any]) -> Action:
@@ -69,16 +79,24 @@ def action_of(request: Request[Any, Any, Any]) -> Action:
 
 
 def media_type_of(request: Request[Any, Any, Any]) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type(request.headers.get("content-type", ""))
+
+
+def media_type(content_type: str) -> str:
+    """A Content-Type header's media type, without parameters, lower-cased."""
+    return content_type.split(";")[0].strip().lower()
 
 
 async def read_body(request: Request[Any, Any, Any]) -> bytes:
     """The raw body, after the action's Content-Type (415) and size (413) rules."""
-    action = action_of(request)
-    body = await request.body()
+    return check_body(action_of(request), media_type_of(request), await request.body())
+
+
+def check_body(action: Action, media: str, body: bytes) -> bytes:
+    """``body`` if the action takes it: its media type (``media_type``; 415), then its size
+    (413). An action that takes no body takes whatever came."""
     if action.request is None:
         return body
-    media = media_type_of(request)
     if "*/*" not in action.request_media and media not in action.request_media:
         raise UnsupportedMediaType(
             f"{action.method} {action.path} takes Content-Type "

@@ -19,21 +19,19 @@ names and values) for a hit, a miss, a stranger, an unknown twin and a bad token
 
 from __future__ import annotations
 
-import logging
 import re
-from typing import Any
 
 import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from mbhttp.context import in_context, stamp
-from mbhttp.guard import Admission
-from mbhttp.problems import UNEXPECTED
-from mbwire import HopError, HopSigner, Problem, Unauthorized
+from mbhttp.asgi import send_answer, send_problem
+from mbhttp.context import in_context
+from mbhttp.guard import Admission, required, verify_hop
+from mbhttp.problems import unexpected
+from mbwire import HopError, HopSigner, Problem
 from mbwire import headers as h
 from mbwire.actions import BY_NAME
 from mbwire.decode import check_twin_id
-from mbwire.errors import PROBLEM_CONTENT_TYPE
 from mbwire.hop import PRINCIPAL_HEADER
 from mbwire.token import ConsistencyToken
 from mbwire.types import TwinView
@@ -41,7 +39,6 @@ from regional.cache import CachedTwin
 from regional.twins import TwinReads, grant_headers, read_headers
 
 ACTION = BY_NAME["get_twin_profile"]
-log = logging.getLogger("memorybank.errors")  # as mbhttp.problems logs them
 _PATH = re.compile(r"/v1/twins/([^/]+)")
 _encode = msgspec.json.Encoder().encode
 
@@ -64,10 +61,8 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
         except Problem:  # a 422 or 400: Litestar's path answers it
             await app(scope, receive, send)
             return
-        raw_path = scope.get("raw_path")
         try:
-            principal = signer.verify("GET", raw_path.decode("latin-1") if raw_path
-                                      else scope["path"], headers, request_id)
+            principal = verify_hop(signer, scope, headers, request_id, b"")
         except HopError:
             await app(scope, receive, send)
             return
@@ -77,19 +72,18 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
             state = scope["state"]
             state["principal"] = principal
             try:
-                if principal is None:  # an anonymous hop (a probe's): as require_principal
-                    raise Unauthorized("this call needs an authenticated caller")
-                await admit(principal, state, scope)
-                entry, answered = await reads.view(principal, twin_id, token)
+                who = required(principal)  # an anonymous hop (a probe's): 401
+                await admit(who, state, scope)
+                entry, answered = await reads.view(who, twin_id, token)
             except Problem as problem:
-                await _problem(send, problem, scope["path"], request_id)
+                await send_problem(send, problem, scope["path"], request_id)
                 return
             except Exception:  # as mbhttp.problems answers what no handler expected
-                log.exception("unhandled error on GET %s", scope["path"])
-                await _problem(send, Problem(UNEXPECTED), scope["path"], request_id)
+                await send_problem(send, unexpected("GET", scope["path"]), scope["path"],
+                                   request_id)
                 return
             await _view(send, twin_id, entry, {**read_headers(answered, reads.clock),
-                                               **grant_headers(principal, entry.owner_sub)})
+                                               **grant_headers(who, entry.owner_sub)})
 
         await in_context(scope, receive, send, answer, ACTION, served_by, extra_headers)
 
@@ -98,19 +92,4 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
 
 async def _view(send: Send, twin_id: str, entry: CachedTwin, extra: dict[str, str]) -> None:
     body = _encode(TwinView(twin_id=twin_id, version=entry.version, profile=entry.profile))
-    await _send(send, 200, "application/json", body, extra)
-
-
-async def _problem(send: Send, problem: Problem, path: str, request_id: str) -> None:
-    body = _encode(problem.body(instance=path, request_id=request_id))
-    await _send(send, problem.status, PROBLEM_CONTENT_TYPE, body, problem.headers())
-
-
-async def _send(send: Send, status: int, media_type: str, body: bytes,
-                extra: dict[str, str]) -> None:
-    headers = stamp((), {**extra, "content-type": media_type,
-                         "content-length": str(len(body))})
-    start: Any = {"type": "http.response.start", "status": status, "headers": headers}
-    await send(start)
-    message: Any = {"type": "http.response.body", "body": body, "more_body": False}
-    await send(message)
+    await send_answer(send, 200, "application/json", body, extra)

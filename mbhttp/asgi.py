@@ -1,0 +1,66 @@
+"""What a fast path needs to answer a request itself, before Litestar routes it (an ASGI wrapper:
+the hub's profile reads in ``regional.fastpath``, central's twin merges in ``central.fastpath``):
+the body read up to a limit and handed back untouched when the request goes on to Litestar after
+all, and an answer or a problem sent as Litestar's path sends it (the request context,
+``mbhttp.context.in_context``, stamps both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar.types import Message, Receive, Send
+
+from mbhttp.context import stamp
+from mbwire import Problem
+from mbwire.errors import PROBLEM_CONTENT_TYPE
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def read_upto(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """The request's whole body, or None if it holds more than ``limit`` bytes or the client
+    went away first; with a ``receive`` that hands every message taken back, in order, then
+    reads on: for Litestar, when the request falls through to it (it then meets the body
+    exactly as it came, and answers a body over its limit as it always has)."""
+    taken: list[Message] = []
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Any = await receive()
+        taken.append(message)
+        if message["type"] != "http.request":
+            return None, _replaying(taken, receive)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None, _replaying(taken, receive)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), _replaying(taken, receive)
+
+
+def _replaying(taken: list[Message], receive: Receive) -> Receive:
+    pending = list(reversed(taken))
+
+    async def replay() -> Any:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def send_problem(send: Send, problem: Problem, path: str, request_id: str) -> None:
+    """``problem`` as ``mbhttp.problems.render`` answers it: problem+json naming ``path``."""
+    body = _encode(problem.body(instance=path, request_id=request_id))
+    await send_answer(send, problem.status, PROBLEM_CONTENT_TYPE, body, problem.headers())
+
+
+async def send_answer(send: Send, status: int, media_type: str, body: bytes,
+                      extra: dict[str, str]) -> None:
+    """One whole response: ``body`` with its media type and length, and ``extra`` headers."""
+    headers = stamp((), {**extra, "content-type": media_type,
+                         "content-length": str(len(body))})
+    start: Any = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    message: Any = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(message)

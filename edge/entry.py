@@ -49,8 +49,8 @@ from mbedge import (
 )
 from mbedge.limits import ANONYMOUS
 from mbedge.messages import lower_headers, request_id
-from mbedge.realtime import hub_target, plan_upgrade
 from mbedge.session import SESSION_TTL_S, MemorySessions
+from mbedge.sockets import HUB_REFUSALS, hub_target, plan_upgrade
 from mbwire import ConsistencyToken, HopSigner, Problem
 from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
@@ -230,16 +230,17 @@ class Default(WorkerEntrypoint):
 
 
 async def _websocket(isolate: _Isolate, req: EdgeRequest) -> Any:
-    """``/v1/realtime``: authenticate the upgrade (mbedge.realtime), then pass the socket
-    through: a fetch carrying ``Upgrade: websocket`` to the hub answers 101 with a
-    ``webSocket``, and returning that response hands the client's socket to it, so workerd pipes
-    the frames and no isolate code runs per message. A browser's ``bearer`` subprotocol is
-    offered to the hub, which echoes it."""
+    """Every socket path (``mbedge.sockets``: realtime, the Yjs provider): authenticate the
+    upgrade (the token taken out of the query there), then pass the socket through: a fetch
+    carrying ``Upgrade: websocket`` to the hub answers 101 with a ``webSocket``, and returning
+    that response hands the client's socket to it, so workerd pipes the frames (text or binary,
+    untouched) and no isolate code runs per message. A browser's ``bearer`` subprotocol is
+    offered to the hub, which echoes it. A hub's refusal of the caller is answered as it came."""
     rid = request_id(req.header(h.REQUEST_ID))
     try:
         upgrade = await plan_upgrade(isolate.edge, req, rid)
         for region in upgrade.candidates:
-            url, hop = hub_target(isolate.edge, isolate.signer, upgrade, region, req)
+            url, hop = hub_target(isolate.edge, isolate.signer, upgrade, region)
             hop["upgrade"] = "websocket"
             if upgrade.protocol:
                 hop["sec-websocket-protocol"] = upgrade.protocol
@@ -252,10 +253,12 @@ async def _websocket(isolate: _Isolate, req: EdgeRequest) -> Any:
             if answer.status == 101:
                 isolate.health.record_success(region)
                 return answer
-            if answer.status in (401, 429):  # the hub refused the caller: say so
+            if answer.status in HUB_REFUSALS:
+                isolate.health.record_success(region)  # the hub judged the caller: say so
                 return answer
             isolate.health.record_failure(region)
-        raise NoHub("no hub took the realtime connection; reconnect shortly", retry_after=1)
+        raise NoHub(f"no hub took the {upgrade.route.name} connection; reconnect shortly",
+                    retry_after=1)
     except Problem as problem:
         body = json.dumps(problem.body(instance=req.path[:200], request_id=rid))
         return Response(body, status=problem.status, headers={

@@ -9,9 +9,9 @@ Settings come from ``EDGE_*`` variables (see ``mbedge.settings``): ``EDGE_POP``,
 sliding-window limiter, a TTL LRU cache, and a background loop probing every hub's
 ``/healthz`` (the Worker does the same from a cron trigger).
 
-WebSocket (``/v1/realtime``): authenticated at the upgrade and piped to the nearest healthy hub
-(``mbasgi.websocket``, rules in ``mbedge.realtime``); a refusal is an HTTP problem through the
-WebSocket Denial Response extension (granian offers it)."""
+WebSockets (``/v1/realtime``, ``/v1/yjs/{twin_id}``): authenticated at the upgrade and piped to
+the nearest healthy hub (``mbasgi.websocket``, rules in ``mbedge.sockets``); a refusal is an HTTP
+problem through the WebSocket Denial Response extension (granian offers it)."""
 
 from __future__ import annotations
 

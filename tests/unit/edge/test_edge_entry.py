@@ -13,9 +13,11 @@ import time
 import types
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from mbwire import HopSigner
 from tests.unit.edge import worker_standins as rt
 from tests.unit.edge.edge_fakes import HOP_SECRET, HS_SECRET, HUBS, token
 
@@ -153,3 +155,44 @@ async def test_a_realtime_upgrade_is_signed_and_passed_through_to_the_nearest_hu
     assert "x-mb-hop" in headers and token() not in str(headers)
     refused = await worker.fetch(request("/v1/realtime", headers={"Upgrade": "websocket"}))
     assert refused.status == 401 and refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_yjs_upgrade_takes_the_token_out_of_the_query_and_passes_through(
+    entry: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, dict[str, str]]] = []
+    answers = {"sin": 503, "ams": 101, "iad": 101}
+
+    async def fetch(url: str, **kw: Any) -> rt.Response:
+        sent.append((url, kw["headers"]))
+        return rt.Response(None, answers[url.split("hub-")[1][:3]], {})
+
+    monkeypatch.setattr(entry, "fetch", fetch)
+    worker = entry.Default(Ctx(), make_env())
+    jwt = token()
+    # y-websocket: new WebsocketProvider("wss://edge/v1/yjs", "t1", doc, {params: {token}})
+    r = await worker.fetch(request(f"/v1/yjs/t1?room=a&token={jwt}&x=1",
+                                   headers={"Upgrade": "websocket"}, cf=SIN))
+    assert r.status == 101
+    assert [urlsplit(u).hostname for u, _ in sent] == ["hub-sin.test", "hub-ams.test"]  # failover
+    for url, headers in sent:
+        target = urlsplit(url)
+        assert target.path == "/v1/yjs/t1" and target.query.startswith("room=a&x=1&mb_until=")
+        assert jwt not in url and jwt not in str(headers)
+        assert "sec-websocket-protocol" not in headers
+        assert HopSigner(HOP_SECRET).verify("GET", target.path, headers, headers["x-request-id"],
+                                            query=target.query)
+
+    answers["ams"] = 404  # the hub judged the caller: its answer, no other hub asked
+    sent.clear()
+    r = await worker.fetch(request(f"/v1/yjs/t2?token={jwt}", headers={"Upgrade": "websocket"}))
+    assert r.status == 404 and len(sent) == 1
+
+    sent.clear()
+    forged = token(secret="not-the-edge-secret-" * 2)
+    for path, status in ((f"/v1/yjs/t1?token={forged}", 401),
+                         (f"/v1/yjs/bad%20id?token={jwt}", 404), (f"/v1/yjs?token={jwt}", 404)):
+        r = await worker.fetch(request(path, headers={"Upgrade": "websocket"}, cf=SIN))
+        assert r.status == status and r.headers["content-type"] == "application/problem+json"
+        assert forged.encode() not in r.body and jwt.encode() not in r.body
+    assert sent == []

@@ -11,7 +11,8 @@ import msgspec
 import pytest
 
 from mbedge import EdgeRequest
-from mbedge.realtime import hub_target, plan_upgrade, renewal
+from mbedge.realtime import renewal
+from mbedge.sockets import hub_target, plan_upgrade
 from mbwire import HopError, HopSigner
 from mbwire.socket_auth import Renew, until_of, verify_renewal
 from tests.unit.edge.edge_fakes import HOP_SECRET, make_rig, token
@@ -27,7 +28,7 @@ async def test_the_hop_carries_the_tokens_deadline_and_a_client_cannot_set_it() 
     exp = int(time.time()) + 600
     req = upgrade_request(token("alice", exp=exp), query="mb_until=99999999999&x=1")
     upgrade = await plan_upgrade(rig.edge, req, "w1")
-    url, headers = hub_target(rig.edge, signer, upgrade, upgrade.candidates[0], req)
+    url, headers = hub_target(rig.edge, signer, upgrade, upgrade.candidates[0])
     query = url.partition("?")[2]
     assert until_of(query) == math.floor(exp + rig.edge.settings.jwt_leeway_s)
     assert query.startswith("x=1&") and query.count("mb_until") == 1

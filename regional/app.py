@@ -38,6 +38,7 @@ from regional.lifespan import run_hub
 from regional.realtime import realtime_endpoint
 from regional.settings import HubSettings
 from regional.wiring import Hub, build_hub, hot_redis
+from regional.yjs import yjs_endpoint
 
 __all__ = ["create_app", "hot_redis"]  # hot_redis: where it lived before regional.wiring
 
@@ -101,9 +102,10 @@ def dependencies(hub: Hub) -> dict[str, Provide]:
 
 
 def wrap_asgi(app: Litestar, hub: Hub, *, served_by: str, stamps: dict[str, str]) -> None:
-    """Put the realtime endpoint and the fast path in front of Litestar's router. Order matters:
-    each wraps the handler before it, so the last one wrapped sees a request first. A request
-    meets the fast path, then the realtime endpoint, then Litestar (as it always has)."""
+    """Put the realtime endpoint, the Yjs endpoint and the fast path in front of Litestar's
+    router. Order matters: each wraps the handler before it, so the last one wrapped sees a
+    request first. A request meets the fast path, then the Yjs endpoint (WebSockets under
+    /v1/yjs/), then the realtime endpoint (every other WebSocket), then Litestar."""
     settings = hub.settings
     # Before Litestar's router, which would close the socket (the server's bare 403).
     app.asgi_handler = realtime_endpoint(app.asgi_handler, signer=hub.signer, broker=hub.broker,
@@ -111,6 +113,12 @@ def wrap_asgi(app: Litestar, hub: Hub, *, served_by: str, stamps: dict[str, str]
                                          slots=hub.slots, region=settings.region,
                                          ping_s=settings.realtime_ping_s,
                                          wait_s=settings.token_wait_ms / 1000)
+    # Before the realtime endpoint, which answers every other WebSocket path with a 404.
+    app.asgi_handler = yjs_endpoint(app.asgi_handler, signer=hub.signer, broker=hub.broker,
+                                    rooms=hub.rooms, writes=hub.yjs_writes,
+                                    admission=hub.admission, clock=hub.clock, slots=hub.slots,
+                                    ping_s=settings.realtime_ping_s,
+                                    wait_s=settings.token_wait_ms / 1000)
     # Before Litestar too: profile reads the worker's near cache can answer (regional.fastpath).
     # Wrapped last, so outermost: an HTTP read it can answer never reaches the realtime check.
     app.asgi_handler = fast_twin_reads(app.asgi_handler, signer=hub.signer, admit=hub.admission,

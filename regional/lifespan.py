@@ -3,9 +3,10 @@ serves, and the orderly shutdown in reverse.
 
     start: embedder's dimension check → replica → central client → peers
            → loops: replay clock, feed follower (under the lease), index follower,
-             realtime feed, realtime slots
-    stop:  realtime sockets closed (1001) → loops cancelled → peers → index → central client
-           → limits Redis (if its own) → hot Redis → Redis → replica"""
+             realtime feed, realtime slots, Yjs awareness relay and sweep
+    stop:  realtime and Yjs sockets closed (1001) → loops cancelled → Yjs rooms and relay
+           → peers → index → central client → limits Redis (if its own) → hot Redis → Redis
+           → replica"""
 
 from __future__ import annotations
 
@@ -38,14 +39,19 @@ async def run_hub(hub: Hub, _: Litestar) -> AsyncIterator[None]:
                                        name="feed-follower"),
                      loops.create_task(hub.indexer.run(), name="index-follower"),
                      loops.create_task(hub.realtime_feed.run(), name="realtime-feed"),
-                     loops.create_task(hub.slots.run(hub.broker), name="realtime-slots")]
+                     loops.create_task(hub.slots.run(hub.broker), name="realtime-slots"),
+                     loops.create_task(hub.relay.run(), name="yjs-awareness-relay"),
+                     loops.create_task(hub.rooms.sweep(), name="yjs-awareness-sweep")]
             try:
                 yield
             finally:
-                hub.broker.close_all(1001)  # sockets: reconnect elsewhere with since
+                hub.broker.close_all(1001)  # sockets: reconnect elsewhere (with since)
                 for task in tasks:
                     task.cancel()
     finally:
+        await hub.rooms.close()
+        await hub.relay.close()
+        await hub.relay_redis.aclose()
         await hub.peers.close()
         await hub.indexer.index.close()
         await hub.central.close()

@@ -78,6 +78,14 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     realtime_max_connections: int = 20_000
     realtime_queue_max: int = 256
     realtime_ping_s: float = 20.0
+    # Yjs providers (regional/yjs/): their connections count against realtime_limits and
+    # realtime_max_connections, and queue realtime_queue_max messages. Updates one connection
+    # may have waiting for central before it is closed as too fast (4008); awareness payloads
+    # a worker queues for the Redis relay (the newest dropped beyond it); seconds an awareness
+    # state is remembered without renewal (y-protocols' outdatedTimeout).
+    yjs_pending_max: int = 256
+    yjs_relay_queue_max: int = 1024
+    yjs_awareness_timeout_s: float = 30.0
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from knowledge.embed import Embedder
-from mbwire import HopSigner
+from mbwire import ConsistencyToken, HopSigner
 from mbwire.rules import request_cost
 from regional.admission import FleetAdmission
 from regional.breaker import Breaker
@@ -27,11 +27,13 @@ from regional.near import NearCache
 from regional.ops import PeerHealth
 from regional.ratelimit import FleetLimiter
 from regional.realtime import Broker, RealtimeFeed
+from regional.realtime.feed import Row, Sink
 from regional.realtime.quota import FleetSlots
 from regional.replica import ReplayClock, Replica
 from regional.search import KnowledgeSearch, hub_embedder
 from regional.settings import HubSettings
 from regional.twins import TwinReads
+from regional.yjs import AwarenessRelay, Rooms, Writes
 
 
 def hot_redis(url: str, *, connect_timeout_s: float) -> aioredis.Redis:
@@ -67,6 +69,10 @@ class Hub:
     slots: FleetSlots
     signer: HopSigner
     peers: PeerHealth
+    rooms: Rooms               # Yjs providers' twins in this worker (regional/yjs)
+    yjs_writes: Writes
+    relay: AwarenessRelay      # awareness to other workers and regions
+    relay_redis: aioredis.Redis  # its pub/sub connection, on the limits Redis
 
 
 def build_hub(settings: HubSettings) -> Hub:
@@ -105,7 +111,15 @@ def build_hub(settings: HubSettings) -> Hub:
     broker = Broker(replica, limits=settings.realtime_limits,
                     max_connections=settings.realtime_max_connections,
                     queue_max=settings.realtime_queue_max)
-    realtime_feed.sink, realtime_feed.near = broker.publish, near
+    # Yjs providers: awareness crosses workers and regions on the fleet-wide (limits) Redis;
+    # the realtime tail hands its rows to the providers' rooms too.
+    relay_redis = aioredis.Redis.from_url(settings.limits_redis_url or settings.redis_url,
+                                          socket_timeout=None, socket_connect_timeout=2)
+    relay = AwarenessRelay(relay_redis, limits_redis, queue_max=settings.yjs_relay_queue_max)
+    rooms = Rooms(replica, relay, awareness_timeout_s=settings.yjs_awareness_timeout_s)
+    yjs_writes = Writes(central, admission, resync=rooms.resync,
+                        pending_max=settings.yjs_pending_max)
+    realtime_feed.sink, realtime_feed.near = both(broker.publish, rooms.publish), near
     # Connections per caller are counted fleet-wide, in the Redis the fleet limiter uses.
     slots = FleetSlots(limits_redis, settings.realtime_limits)
     signer = HopSigner(settings.hop_secret)
@@ -115,7 +129,18 @@ def build_hub(settings: HubSettings) -> Hub:
                hot=hot, limits_redis=limits_redis, reads=reads, follower=follower,
                admission=admission, lease=lease, embedder=embedder, indexer=indexer,
                knowledge=knowledge, realtime_feed=realtime_feed, broker=broker, slots=slots,
-               signer=signer, peers=peers)
+               signer=signer, peers=peers, rooms=rooms, yjs_writes=yjs_writes, relay=relay,
+               relay_redis=relay_redis)
+
+
+def both(first: Sink, second: Sink) -> Sink:
+    """One feed sink that hands each batch to two, in order."""
+
+    async def sink(rows: list[Row], token: ConsistencyToken) -> None:
+        await first(rows, token)
+        await second(rows, token)
+
+    return sink
 
 
 def fleet_admission(settings: HubSettings, limits_redis: aioredis.Redis) -> FleetAdmission:

@@ -1,6 +1,7 @@
 """Twin rows on the replica: ``twin_on`` (on a connection the caller holds, e.g. a snapshot's)
 and the ``Replica``'s own one-shot reads of a twin (``twin``, with the replay position it reflects
-read in the same round trip; ``twin_state``, the CRDT state for sync). Rows, not views: access is
+read in the same round trip; ``twin_state``, the CRDT state for sync; ``twin_log_after``, the
+logged updates after a version, which Yjs providers are sent). Rows, not views: access is
 decided by the reads in ``regional.twins`` (``mbwire.access``).
 
 A twin is stored as a compacted state and profile plus the log of updates since (central/twins.py,
@@ -105,3 +106,18 @@ class TwinRowReads(ReplicaPool):
         if row is None:
             return None
         return folded_state(row[0], row[1]), TwinRow(twin_id, row[2], row[3], {}, row[4])
+
+    async def twin_log_after(self, twin_id: str, after: int, limit: int = 512,
+                             ) -> list[tuple[int, bytes]]:
+        """The twin's logged updates after version ``after`` (at most ``limit``, oldest first):
+        applied in order to a document at ``after`` they make it the twin at the last one's
+        version. Empty, or starting past ``after + 1``, when compaction folded what follows
+        ``after`` into the state (then diff the state instead)."""
+        async with self.connection() as conn:
+            cur = await conn.execute(
+                "select u.version, u.update from twin_updates u join twins t using (twin_id)"
+                " where u.twin_id = %s and u.version > greatest(%s, t.compacted)"
+                " and u.version <= t.version order by u.version limit %s",
+                (twin_id, after, limit),
+            )
+            return [(row[0], bytes(row[1])) for row in await cur.fetchall()]

@@ -1,18 +1,12 @@
 """The Yjs provider's socket (``/v1/yjs/{twin_id}``) through the edge on the full local stack:
 the stock y-websocket client's form (``?token=<JWT>``) is authenticated at the edge, routed to
-a hub like realtime, and its token never reaches a hub or any log line.
-
-The hub's endpoint (``regional/yjs/``) is written separately: until it is served, a hub answers
-the forwarded upgrade with its 404 problem for an unknown WebSocket path, which is what proves
-the edge forwarded it (the edge's own refusals name no hub); once it exists, a client syncs a
-twin through the edge."""
+a hub like realtime (a client syncs a twin through it), and its token never reaches a hub or
+any log line; a forged token is refused at the edge."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,11 +30,6 @@ from .conftest import LiveStack
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-# The hub's endpoint exists and is wired into the hub's app (a folder alone serves nothing).
-HUB_SERVES_YJS = ((ROOT / "regional" / "yjs").is_dir()
-                  and "yjs" in (ROOT / "regional" / "app.py").read_text())
-HUB_NAMED = re.compile(r"^edge=ams; hub=(ams|iad|sin)$")
 
 
 def yjs_url(live: LiveStack, twin: str, query: str = "") -> str:
@@ -77,26 +66,6 @@ async def test_a_bad_token_is_refused_at_the_edge_and_never_reaches_a_hub(
     assert r.status_code == 404 and r.headers["x-served-by"] == "edge=ams"
 
 
-@pytest.mark.skipif(HUB_SERVES_YJS, reason="the hub serves /v1/yjs: see the sync test")
-@pytest.mark.parametrize("source", ["query", "subprotocol", "header"])
-async def test_an_authenticated_upgrade_is_forwarded_to_a_hub(
-    live: LiveStack, source: str,
-) -> None:
-    jwt = live.token(f"yjs-fwd-{uuid.uuid4().hex[:8]}")
-    url, kw = yjs_url(live, "t1", f"token={jwt}" if source == "query" else ""), {}
-    if source == "subprotocol":
-        kw = {"subprotocols": ["bearer", jwt]}
-    elif source == "header":
-        kw = {"additional_headers": {"Authorization": f"Bearer {jwt}"}}
-    r = await refused(url, **kw)
-    # The hub's own refusal of a socket path it does not serve, passed back by the edge: the
-    # edge authenticated the caller, chose a hub and forwarded the signed upgrade.
-    assert r.status_code == 404, r.body
-    assert HUB_NAMED.match(r.headers["x-served-by"]), r.headers["x-served-by"]
-    assert problem(r)["detail"].startswith("hub ")
-
-
-@pytest.mark.skipif(not HUB_SERVES_YJS, reason="no hub endpoint yet (regional/yjs/, in app.py)")
 async def test_a_y_websocket_client_syncs_a_twin_through_the_edge(
     live: LiveStack, http: httpx.AsyncClient,
 ) -> None:
@@ -107,7 +76,6 @@ async def test_a_y_websocket_client_syncs_a_twin_through_the_edge(
     twin, doc = str(r.json()["twin_id"]), Doc()
     async with connect(yjs_url(live, twin, f"token={live.token(sub)}"), open_timeout=15) as ws:
         assert ws.response is not None
-        assert HUB_NAMED.match(ws.response.headers["x-served-by"])
         await ws.send(create_sync_message(doc))  # sync step 1: an empty state vector
         while True:
             frame = await asyncio.wait_for(ws.recv(), 10)

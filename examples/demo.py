@@ -4,9 +4,10 @@ edits merged; grants are listed and revoked; a curator ingests knowledge and a p
 uploads a text artifact, and searches from other regions find what each caller may read; then
 events (seen live over a realtime subscription), a trajectory rebased after a 409, the agent
 directory, recommendations, a transfer retried with its key and one batch of reads
-(``examples/demo_more.py``). Talks
-only to the edges, through the SDK (memorybank_client) like a real client; prints what happened
-and how long."""
+(``examples/demo_more.py``), and last two Yjs providers (y-websocket's protocol, in Python:
+``examples/yjs_provider.py``) through the first and last regions' edges (Amsterdam and
+Singapore), editing the twin live and seeing each other's presence. Talks only to the edges,
+through the SDK (memorybank_client) like a real client; prints what happened and how long."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from typing import Any
 
 import httpx
 from pycrdt import Doc, Map
+from websockets.exceptions import WebSocketException
 
 from devstack.secrets import Secrets, mint_token
 from devstack.topology import Topology
 from examples import demo_more
+from examples.yjs_provider import YjsProvider, connect_provider
 from memorybank_client import AsyncMemoryBank, Forbidden, ProblemError
 
 
@@ -73,11 +76,10 @@ async def _steps(topology: Topology, secrets: Secrets) -> int:
     key = secrets.jwt_hs256_secret
     run = uuid.uuid4().hex[:8]
     alice_sub, bob_sub, agent_sub = f"alice-{run}", f"bob-{run}", f"agent-{run}"
-    async with Client(topology.edges[first],
-                      mint_token(key, alice_sub, tier="pro", role="participant"),
-                      "alice") as alice, \
-            Client(topology.edges[last], mint_token(key, bob_sub, tier="pro", role="participant"),
-                   "bob") as bob, \
+    alice_jwt = mint_token(key, alice_sub, tier="pro", role="participant")
+    bob_jwt = mint_token(key, bob_sub, tier="pro", role="participant")
+    async with Client(topology.edges[first], alice_jwt, "alice") as alice, \
+            Client(topology.edges[last], bob_jwt, "bob") as bob, \
             Client(topology.edges[reader_region],
                    mint_token(key, agent_sub, tier="pro", role="agent"), "agent") as agent, \
             Client(topology.edges[first], mint_token(key, f"curator-{run}", tier="internal"),
@@ -154,12 +156,15 @@ async def _steps(topology: Topology, secrets: Secrets) -> int:
         if not await demo_more.money(curator, alice, bob, alice_sub, bob_sub, twin_id, run):
             print("FAILED: the ledger or the batch did not answer as it should")
             return 1
+        if not await _providers(alice, bob, (alice_jwt, bob_jwt), twin_id, (first, last)):
+            return 1
         print("OK: both participants' concurrent edits merged; the agent read them "
               "in another region without waiting for a cache to expire; a revocation held; "
               "knowledge and a text artifact were found from other regions at once, the "
               "artifact only by those who may read its twin; events arrived live and were "
               "readable with their token; a stale trajectory write rebased from its 409; the "
-              "directory, recommendations, a keyed transfer and a consistent batch answered")
+              "directory, recommendations, a keyed transfer and a consistent batch answered; "
+              "two Yjs providers in two regions saw each other's edits and presence live")
         return 0
 
 
@@ -194,6 +199,60 @@ async def _search(curator: Client, alice: Client, bob: Client, agent: Client, tw
     if not ok:
         print("FAILED: search did not show exactly what each caller may read")
     return ok
+
+
+async def _providers(alice: Client, bob: Client, jwts: tuple[str, str], twin_id: str,
+                     regions: tuple[str, str]) -> bool:
+    """Step 22: alice and bob each open a Yjs provider on the twin (alice's through the first
+    region's edge, bob's through the last's), each sets one key and sees the other's, presence
+    set by one is seen by the other, and an HTTP read shows both keys."""
+    keys = (f"note_from_{regions[0]}", f"note_from_{regions[1]}")
+    started = time.perf_counter()
+    try:
+        async with connect_provider(alice.edge, twin_id, jwts[0],
+                                    consistency_token=alice.consistency_token) as mine, \
+                connect_provider(bob.edge, twin_id, jwts[1],
+                                 consistency_token=alice.consistency_token) as theirs:
+            print(f"22. two Yjs providers (y-websocket's protocol, examples/yjs_provider.py) "
+                  f"synced the twin in {(time.perf_counter() - started) * 1000:.0f} ms: alice's "
+                  f"through the {regions[0]} edge, bob's through the {regions[1]} edge, each "
+                  f"holding its {len(mine.profile)} keys")
+            seen = [await _hand_over("alice", mine, theirs, keys[0], f"alice, at {regions[0]}"),
+                    await _hand_over("bob", theirs, mine, keys[1], f"bob, at {regions[1]}")]
+            print(f"    {'; '.join(seen)}")
+            ours, bobs = {"user": "alice", "editing": keys[0]}, {"user": "bob", "editing": keys[1]}
+            mine.awareness.set_local_state(ours)
+            theirs.awareness.set_local_state(bobs)
+            await theirs.wait_for(lambda: ours in theirs.peers.values())
+            await mine.wait_for(lambda: bobs in mine.peers.values())
+            print(f"    presence: bob's provider sees {list(theirs.peers.values())}, alice's "
+                  f"sees {list(mine.peers.values())}")
+            clock, profile = time.perf_counter(), {}
+            while time.perf_counter() - clock < 10:  # the providers' writes reach central,
+                profile = (await bob.twins.get(twin_id)).profile  # then each replica
+                if set(keys) <= set(profile):
+                    break
+                await asyncio.sleep(0.1)
+            print(f"    bob read the twin over HTTP ({bob.header('x-served-by')}) after "
+                  f"{(time.perf_counter() - clock) * 1000:.0f} ms: "
+                  + ", ".join(f"{k}={profile.get(k)!r}" for k in keys))
+    except (TimeoutError, ConnectionError, OSError, WebSocketException) as exc:
+        print(f"FAILED: the Yjs providers did not sync: {exc!r}")
+        return False
+    if set(keys) <= set(profile):
+        return True
+    print("FAILED: an HTTP read did not show both providers' keys")
+    return False
+
+
+async def _hand_over(who: str, here: YjsProvider, there: YjsProvider, key: str,
+                     value: str) -> str:
+    """One key set in one provider's document, until the other provider has it."""
+    clock = time.perf_counter()
+    here.profile[key] = value  # doc.observe sends it to the hub as an update
+    await there.wait_for(lambda: there.profile.get(key) == value)
+    return (f"{who} set {key!r}, the other provider had it in "
+            f"{(time.perf_counter() - clock) * 1000:.0f} ms")
 
 
 def run(topology: Topology, secrets: Secrets) -> int:

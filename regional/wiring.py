@@ -28,7 +28,7 @@ from regional.ops import PeerHealth
 from regional.ratelimit import FleetLimiter
 from regional.realtime import Broker, RealtimeFeed
 from regional.realtime.feed import Row, Sink
-from regional.realtime.quota import FleetSlots
+from regional.realtime.quota import FleetSlots, socket_cap
 from regional.replica import ReplayClock, Replica
 from regional.search import KnowledgeSearch, hub_embedder
 from regional.settings import HubSettings
@@ -109,7 +109,7 @@ def build_hub(settings: HubSettings) -> Hub:
     watch_hub(clock, follower, indexer, {"limits": lambda: admission.breaker.state})
     realtime_feed = RealtimeFeed(replica, clock)
     broker = Broker(replica, limits=settings.realtime_limits,
-                    max_connections=settings.realtime_max_connections,
+                    max_connections=socket_cap(settings.realtime_max_connections),
                     queue_max=settings.realtime_queue_max)
     # Yjs providers: awareness crosses workers and regions on the fleet-wide (limits) Redis;
     # the realtime tail hands its rows to the providers' rooms too.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from collections.abc import Mapping
 
 import redis.asyncio as aioredis
@@ -114,3 +115,33 @@ class FleetSlots:
                                               args=[self.stale_ms, *(c.id for c in part)])
             except (RedisError, OSError) as exc:
                 log.warning("realtime slots not refreshed: %s", exc)
+
+
+RESERVED_FILES = 512
+"""Open files a hub worker keeps for everything but sockets (replica and Redis pools, logs,
+the index, central's client)."""
+
+
+def socket_cap(wanted: int, reserve: int = RESERVED_FILES) -> int:
+    """How many WebSocket connections this process may hold: ``wanted``, unless its open-file
+    limit is lower. The soft limit is first raised toward the hard one (``wanted + reserve``);
+    what it cannot reach lowers the cap, so the next upgrade past it is a clean 429 instead of
+    an accept() that fails and leaves the client hanging (measured: a worker at 20,000 of a
+    20,000-file limit stopped answering upgrades)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + reserve
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (ValueError, OSError):
+                pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    cap = max(0, min(wanted, soft - reserve))
+    if cap < wanted:
+        log.warning("realtime and Yjs connections capped at %d per worker by the open-file "
+                    "limit (%d; HUB_REALTIME_MAX_CONNECTIONS is %d)", cap, soft, wanted)
+    return cap

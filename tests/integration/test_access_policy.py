@@ -38,8 +38,8 @@ def test_sql_and_python_agree_on_every_case(live: LiveStack) -> None:
     ))
     outcomes = set()
     with psycopg.connect(live.topology.postgres.primary, autocommit=True) as conn:
-        conn.execute("insert into twins (twin_id, owner_sub, state, profile, version)"
-                     " values (%s, %s, '', '{}', 1)", (twin, owner))
+        conn.execute("insert into twins (twin_id, owner_sub, state, profile, version, compacted)"
+                     " values (%s, %s, '', '{}', 1, 1)", (twin, owner))
         conn.execute("insert into twin_grants (twin_id, sub, access, granted_by) values"
                      " (%s, %s, 'read', %s), (%s, %s, 'write', %s)",
                      (twin, reader, owner, twin, writer, owner))

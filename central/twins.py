@@ -129,8 +129,8 @@ class TwinWriter:
         max_twin_bytes: int = 256 << 10, max_log: int = 512,
     ) -> None:
         self.store = store
-        # None: each write is its own transaction (and a keyed write, whose stored answer is
-        # claimed per transaction, takes that path too).
+        # None: each write is its own transaction; else merges, keyed or not, share the
+        # committer's transactions (a keyed one claims its key in its own savepoint).
         self.committer = committer
         self.docs = Resident(resident_bytes)
         self.max_twin_bytes = max_twin_bytes
@@ -234,7 +234,7 @@ class TwinWriter:
                 # as every write was before the log), so no log grows past max_log.
                 await tx.compact(twin_id, version, doc.state(), doc.profile_json())
                 logged = 0
-            # The answer a keyed write stores (an ungrouped transaction: see _commit).
+            # The answer a keyed write stores with its key (replay.keyed, in its savepoint).
             tx.answer = TwinWritten(twin_id=twin_id, version=version, consistency_token="")
             return version, doc, logged
 

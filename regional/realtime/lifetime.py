@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from mbwire import HopError, HopSigner
+from mbwire import HopError, HopSigner, Problem
 from mbwire.socket_auth import Renew, verify_renewal
 from regional.realtime import frames
 from regional.realtime.broker import Connection
@@ -58,3 +60,28 @@ async def renew(conn: Connection, op: frames.Auth | Renew, signer: HopSigner) ->
     conn.until = op.until
     conn.renewed.set()
     await conn.queue.put(frames.authed(op.until))
+
+
+async def until_one_ends(
+    parts: list[Coroutine[Any, Any, Any]], *, failed: Callable[[Problem], None],
+    crashed: Callable[[BaseException], None],
+) -> None:
+    """Runs a socket's parts (reading, writing, waiting for a close, ``watch``) until the first
+    ends, then cancels the others and waits for them. A part that raised a ``Problem`` (the
+    replica failed a read) goes to ``failed``; any other exception but a lost connection
+    (``OSError``) to ``crashed``. Realtime and Yjs sockets both end this way."""
+    tasks = [asyncio.ensure_future(part) for part in parts]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            exc = None if task.cancelled() else task.exception()
+            if isinstance(exc, Problem):
+                failed(exc)
+            elif exc is not None and not isinstance(exc, OSError):
+                crashed(exc)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task

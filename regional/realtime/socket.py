@@ -150,23 +150,14 @@ async def serve(conn: Connection, receive: Receive, send: Send, subscriptions: S
                     frame = b'{"op":"ping","at":%d}' % int(time.time())
             await send({"type": "websocket.send", "text": frame.decode()})
 
-    tasks = [asyncio.ensure_future(c) for c in (read_ops(), write_frames(), conn.closing.wait(),
-                                                 lifetime.watch(conn))]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            exc = None if task.cancelled() else task.exception()
-            if isinstance(exc, Problem):  # the replica failed a subscribe's reads
-                conn.close(frames.CLOSE_UNAVAILABLE)
-            elif exc is not None and not isinstance(exc, OSError):
-                log.error("realtime connection failed: %r", exc)
-                conn.close(1011)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+    def crashed(exc: BaseException) -> None:
+        log.error("realtime connection failed: %r", exc)
+        conn.close(1011)
+
+    await lifetime.until_one_ends(
+        [read_ops(), write_frames(), conn.closing.wait(), lifetime.watch(conn)],
+        failed=lambda _: conn.close(frames.CLOSE_UNAVAILABLE),  # a subscribe's reads failed
+        crashed=crashed)
     if not gone.is_set():
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": conn.close_code or 1000,

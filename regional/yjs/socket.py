@@ -200,23 +200,15 @@ async def serve(session: Session, receive: Receive, send: Send, rooms: Rooms, wr
                     frame = protocol.PING
             await send({"type": "websocket.send", "bytes": frame})
 
-    tasks = [asyncio.ensure_future(c) for c in (read_messages(), write_messages(),
-                                                 conn.closing.wait(), lifetime.watch(conn))]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            exc = None if task.cancelled() else task.exception()
-            if isinstance(exc, Problem):  # the replica failed a read
-                session.close(CLOSE_UNAVAILABLE, f"hub cannot serve now: {exc.detail}")
-            elif exc is not None and not isinstance(exc, OSError):
-                log.error("yjs connection failed: %r", exc)
-                session.close(1011)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+    def crashed(exc: BaseException) -> None:
+        log.error("yjs connection failed: %r", exc)
+        session.close(1011)
+
+    await lifetime.until_one_ends(
+        [read_messages(), write_messages(), conn.closing.wait(), lifetime.watch(conn)],
+        failed=lambda exc: session.close(CLOSE_UNAVAILABLE,  # the replica failed a read
+                                         f"hub cannot serve now: {exc.detail}"),
+        crashed=crashed)
     if not gone.is_set():
         with contextlib.suppress(Exception):
             if conn.close_code != CLOSE_SLOW:

@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 # Keys are ours (``artifacts/<id>``), never a client's path: one shape, no "..", no leading "/".
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9][A-Za-z0-9._~-]*)*$")  # ~: a cell mark
 
 
 class BlobError(Exception):

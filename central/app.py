@@ -23,11 +23,12 @@ from mbhttp import RequestContextMiddleware, exception_handlers, setup_logging, 
 from mbhttp.guard import hop_guard
 from mbhttp.metrics import metrics_route
 from mbhttp.routes import max_body, routes_for
-from mbwire import HopSigner
+from mbwire import HopSigner, cells
 
 
 def create_app(settings: CentralSettings | None = None) -> Litestar:
     settings = settings or CentralSettings.from_env()
+    cells.serve(*settings.served_cell())  # its tokens, new ids and views name its cell
     setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing("memorybank-central")
     parts = build_parts(settings)

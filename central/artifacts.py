@@ -33,7 +33,7 @@ from central.settings import CentralSettings
 from central.store import Store
 from mbhttp import require_principal
 from mbhttp.routes import decode_body, read_body
-from mbwire import Conflict, Forbidden, NotFound, Principal, Unavailable, Unprocessable
+from mbwire import Conflict, Forbidden, NotFound, Principal, Unavailable, Unprocessable, cells
 from mbwire import headers as h
 from mbwire.access import TWIN_WRITABLE_SQL, sql_params
 from mbwire.types import ArtifactCreate, ArtifactCreated, ArtifactView
@@ -90,7 +90,7 @@ async def create(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
     principal = require_principal(request)
     body: ArtifactCreate = await decode_body(request)
     blobs.require()
-    artifact_id = uuid.uuid4().hex
+    artifact_id = cells.new_id(uuid.uuid4().hex)  # marked with its twin's (this) cell
     metadata = body.metadata or {}
     url, expires_at = blobs.signed_url("PUT", artifact_id)
     return await replay.answer(request, lambda: _announce(

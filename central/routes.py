@@ -15,7 +15,7 @@ from central.store import Store
 from central.twins import TwinWriter
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
-from mbwire import Unavailable
+from mbwire import Unavailable, Unprocessable, cells
 from mbwire.decode import check_twin_id
 from mbwire.types import TwinCreate, TwinGrant
 
@@ -46,6 +46,12 @@ async def healthz(store: StoreDep, settings: Settings) -> Response[dict[str, str
 async def create_twin(request: Request[Any, Any, Any], writer: Writer) -> Response[bytes]:
     body: TwinCreate = await decode_body(request)
     who = require_principal(request)
+    here = cells.served()
+    if body.residency is not None and body.residency != here.zone:
+        raise Unprocessable(f"this writer serves zone {here.zone}, not {body.residency}; "
+                            "the edge sends a create to a cell of the zone it names")
+    if body.twin_id is not None and not cells.is_local(body.twin_id):
+        raise Unprocessable(f"twin id {cells.misplaced(body.twin_id)}")
     return await replay.answer(
         request, lambda: writer.create(who, body.twin_id, body.profile), who.sub)
 

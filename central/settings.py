@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from mbwire.cells import Cell, CellMap
 from mbwire.envcheck import check_known
 
 
@@ -15,6 +16,11 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     hop_secret: str
     primary_region: str = "ams"
     regions: str = "ams,iad,sin"
+    # The cell this writer serves, and the fleet's catalog (JSON list of {"name", "zone",
+    # "regions"}, mbwire.cells); empty: the single home cell. A writer only ever holds its
+    # cell's data: the database above is that cell's primary.
+    cell: str = "g1"
+    cells: str = ""
     # Twins (central/twins.py). Resident documents are bounded by the memory they hold
     # (encoded size x crdt.MEMORY_PER_ENCODED_BYTE, 24 measured): 256 MiB keeps ~190 twins of the
     # seed's 50 KB, or ~10k of 1 KB, per shard; a 1 GB machine keeps a quarter of itself for them.
@@ -87,6 +93,14 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def region_list(self) -> tuple[str, ...]:
         return tuple(r for r in self.regions.split(",") if r)
+
+    def served_cell(self) -> tuple[Cell, CellMap]:
+        """This writer's cell and the fleet's map (ValueError if the cell is not in it)."""
+        fleet = CellMap.from_json(self.cells, self.region_list)
+        cell = fleet.cell(self.cell)
+        if cell is None:
+            raise ValueError(f"CENTRAL_CELL {self.cell!r} is not in CENTRAL_CELLS")
+        return cell, fleet
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> CentralSettings:

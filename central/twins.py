@@ -58,6 +58,7 @@ from mbwire import (
     Principal,
     Unavailable,
     Unprocessable,
+    cells,
 )
 from mbwire.access import allows
 from mbwire.types import GrantRevoked, GrantWritten, TwinCreated, TwinWritten
@@ -144,7 +145,7 @@ class TwinWriter:
     async def create(
         self, principal: Principal, twin_id: str | None, profile: dict[str, Any] | None
     ) -> TwinCreated:
-        twin_id = twin_id or uuid.uuid4().hex
+        twin_id = twin_id or cells.new_id(uuid.uuid4().hex)
         try:
             state = new_state(profile or {}, client_id_for(principal.sub))
         except (InvalidUpdate, ValueError, TypeError) as exc:
@@ -155,7 +156,8 @@ class TwinWriter:
         async def insert(tx: WriteTx) -> None:
             if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
-            tx.answer = TwinCreated(twin_id=twin_id, version=1, consistency_token="")
+            tx.answer = TwinCreated(twin_id=twin_id, version=1, consistency_token="",
+                                    residency=cells.served().zone)
 
         # Its own transaction: creates are rare, and so its commit stays in the request's trace.
         async with self.lock(twin_id):

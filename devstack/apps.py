@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from devstack.cells import CellLinks
 from devstack.health import HttpCheck
 from devstack.procs import ProcessSpec
 from devstack.secrets import JWT_ISSUER, Secrets
@@ -67,30 +68,34 @@ def central_name(shard: int) -> str:
 
 def central_spec(
     topo: Topology, shard: int, secrets: Secrets, log: Path, factories: Mapping[str, str],
-    blobs: Path | None = None,
+    blobs: Path | None = None, links: CellLinks | None = None,
 ) -> ProcessSpec:
+    public = links.edges if links else topo.edges
     env = {
+        **_cell_env("CENTRAL_", links),
         "CENTRAL_SHARD": str(shard),
         "CENTRAL_SHARDS": str(len(topo.writers)),
         "CENTRAL_DATABASE_URL": topo.postgres.primary,
         "CENTRAL_HOP_SECRET": secrets.central_hop_secret,
         "CENTRAL_PRIMARY_REGION": topo.primary_region,
         "CENTRAL_REGIONS": ",".join(topo.regions),
-        **_artifact_env("CENTRAL_", secrets, blobs, topo.edges[topo.primary_region]),
+        **_artifact_env("CENTRAL_", secrets, blobs, public[topo.primary_region]),
     }
     return _granian(central_name(shard), factories["central"], topo.writers[shard], env, log)
 
 
 def hub_spec(
     topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str],
-    workers: int = 1, blobs: Path | None = None,
+    workers: int = 1, blobs: Path | None = None, links: CellLinks | None = None,
 ) -> ProcessSpec:
+    public = links.edges if links else topo.edges
     env = {
+        **_cell_env("HUB_", links),
         "HUB_REGION": region,
         "HUB_REPLICA_URL": topo.postgres.replicas[region],
         "HUB_REDIS_URL": topo.redis[region],
         # One limiter store for the whole fleet, so a caller cannot multiply its rate by region.
-        "HUB_LIMITS_REDIS_URL": topo.redis[topo.primary_region],
+        "HUB_LIMITS_REDIS_URL": links.limits_redis if links else topo.redis[topo.primary_region],
         "HUB_CENTRAL_URL": ",".join(topo.writers),  # every shard, in shard order
         "HUB_HOP_SECRET": secrets.edge_hop_secret,
         "HUB_CENTRAL_SECRET": secrets.central_hop_secret,
@@ -98,8 +103,12 @@ def hub_spec(
         "HUB_PRIMARY_REGION": topo.primary_region,
         # Every hub, so /v1/regions can ask the others whether they answer.
         "HUB_PEERS": msgspec.json.encode(topo.hubs).decode(),
-        **_artifact_env("HUB_", secrets, blobs, topo.edges[region]),
+        **_artifact_env("HUB_", secrets, blobs, public[region]),
     }
+    if links is not None and links.this.pinned:
+        # Awareness (who edits a twin) is personal data: it crosses regions on a Redis of the
+        # cell's own zone, never on the fleet-wide limits Redis.
+        env["HUB_RELAY_REDIS_URL"] = topo.redis[topo.primary_region]
     if workers > 1:
         # Several workers: prometheus-client's multiprocess files, so one scrape of /metrics
         # sums them all (mbhttp/metrics.py). Emptied before the workers start.
@@ -108,6 +117,13 @@ def hub_spec(
         prom.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
     return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log, workers)
+
+
+def _cell_env(prefix: str, links: CellLinks | None) -> dict[str, str]:
+    """Which cell a service serves, and the fleet's map; nothing for a single-cell stack."""
+    if links is None:
+        return {}
+    return {f"{prefix}CELL": links.cell, f"{prefix}CELLS": links.fleet}
 
 
 def _artifact_env(
@@ -121,9 +137,14 @@ def _artifact_env(
 
 
 def edge_spec(
-    topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str]
+    topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str],
+    links: CellLinks | None = None,
 ) -> ProcessSpec:
+    cells = ({"EDGE_CELLS": links.fleet,
+              "EDGE_CELL_HUBS": msgspec.json.encode(links.cell_hubs).decode()}
+             if links is not None else {})
     env = {
+        **cells,
         "EDGE_POP": region,
         "EDGE_HUBS": msgspec.json.encode(topo.hubs).decode(),
         "EDGE_HOP_SECRET": secrets.edge_hop_secret,

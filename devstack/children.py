@@ -75,13 +75,14 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
     sec, fac = src.secrets, src.factories
     if "central" in current.services:
         out += [apps.central_spec(topo, k, sec, log_path(data_dir, apps.central_name(k)), fac,
-                                  blobs=data_dir / "blobs") for k in range(len(topo.writers))]
+                                  blobs=data_dir / "blobs", links=current.links)
+                for k in range(len(topo.writers))]
     if "hubs" in current.services:
         out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac, src.hub_workers,
-                              blobs=data_dir / "blobs") for r in regions]
+                              blobs=data_dir / "blobs", links=current.links) for r in regions]
     if "edges" in current.services:
-        out += [apps.edge_spec(topo, r, sec, log_path(data_dir, f"edge-{r}"), fac)
-                for r in regions]
+        out += [apps.edge_spec(topo, r, sec, log_path(data_dir, f"edge-{r}"), fac,
+                               links=current.links) for r in regions]
     return {spec.name: spec for spec in out}
 
 

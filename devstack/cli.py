@@ -161,18 +161,58 @@ def _print_table(status: StackStatus, data_dir: Path) -> None:
 
 
 def cmd_status(args: argparse.Namespace, data_dir: Path) -> int:
-    status = Stack(data_dir).status()
+    stack = Stack(data_dir)
+    status = stack.status()
+    fleet = {name: cell.status() for name, cell in stack.cell_stacks().items()}
     if status.topology is None or status.stopped:
         if args.json and status.topology is not None:
-            print(msgspec.json.encode(status.report()).decode())
+            print(_status_json(stack, status, fleet))
         else:
             _say(f"no stack is running in {data_dir.resolve()} (start one with `memorybank up`)")
         return EXIT_NOT_RUNNING
     if args.json:
-        print(msgspec.json.encode(status.report()).decode())
+        print(_status_json(stack, status, fleet))
     else:
+        _print_cells(stack)
         _print_table(status, data_dir.resolve())
-    return 0 if status.running else 1
+        for name, cell_status in fleet.items():
+            if cell_status.topology is not None:
+                print(f"cell {name}:")
+                _print_table(cell_status, stack.cell_stacks()[name].data_dir)
+    running = status.running and all(s.running for s in fleet.values())
+    return 0 if running else 1
+
+
+def _print_cells(stack: Stack) -> None:
+    links = stack.links()
+    if links is None:
+        return
+    others = stack.cell_stacks()
+    for cell in links.fleet_map.cells:
+        where = others[cell.name].data_dir if cell.name in others else stack.data_dir
+        regions = ",".join(cell.regions)
+        print(f"cell {cell.name:<5} zone {cell.zone:<7} regions {regions:<16} {where}")
+
+
+def _status_json(stack: Stack, status: StackStatus, fleet: dict[str, StackStatus]) -> str:
+    """Today's keys, for the home cell (the stack in the data dir); then ``zones`` and
+    ``cells``: every cell's zone, regions, data dir and its own report."""
+    report = msgspec.to_builtins(status.report())
+    links = stack.links()
+    if links is not None:
+        cells_out: dict[str, object] = {}
+        for cell in links.fleet_map.cells:
+            own = cell.name == links.cell
+            sub = status if own else fleet.get(cell.name)
+            where = stack.data_dir if own else stack.cell_stacks()[cell.name].data_dir
+            cells_out[cell.name] = {
+                "zone": cell.zone, "regions": list(cell.regions), "data_dir": str(where),
+                **({"report": msgspec.to_builtins(sub.report())}
+                   if sub is not None and sub.topology is not None and not own else {})}
+        report["zones"] = {z: [c.name for c in links.fleet_map.of_zone(z)]
+                           for z in links.fleet_map.zones}
+        report["cells"] = cells_out
+    return msgspec.json.encode(report).decode()
 
 
 def cmd_token(args: argparse.Namespace, data_dir: Path) -> int:
@@ -193,7 +233,8 @@ def cmd_demo(args: argparse.Namespace, data_dir: Path) -> int:
         _say("the demo needs a running stack: `memorybank up` first (see `memorybank status`)")
         return 1
     demo = importlib.import_module("examples.demo")  # written separately; imports the clients
-    return int(demo.run(stack.topology(), stack.secrets()))
+    cells = {name: cell.topology() for name, cell in stack.cell_stacks().items()}
+    return int(demo.run(stack.topology(), stack.secrets(), cells))
 
 
 def _env_target() -> bool:

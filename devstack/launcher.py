@@ -18,8 +18,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+import msgspec
+
 from devstack import (
     apps,
+    cells,
     children,
     liveness,
     patroni,
@@ -37,6 +40,7 @@ from devstack.procs import ProcessSpec
 from devstack.state import ALL_SERVICES, SERVICE_ORDER, StackState
 from devstack.topology import Topology, build_topology, writer_url
 from georouting.catalog import DEFAULT_REGIONS, check_regions
+from mbwire.cells import CellMap
 
 HUB_WORKERS_ENV = "MEMORYBANK_HUB_WORKERS"
 CENTRAL_SHARDS_ENV = "MEMORYBANK_CENTRAL_SHARDS"
@@ -59,13 +63,20 @@ class Stack:
         hub_workers: int | None = None,
         central_shards: int | None = None,
         supervise: bool = True,
+        fleet: CellMap | None = None,
+        links: cells.CellLinks | None = None,
+        taken: set[int] | None = None,
     ) -> None:
         """``regions``: None means those of the last run, else ``DEFAULT_REGIONS``. ``factories``
         overrides the ASGI factory of ``central``, ``hubs`` or ``edges`` (tests use stand-ins).
         ``hub_workers``: granian workers per hub; None means ``$MEMORYBANK_HUB_WORKERS``, else 1.
         ``central_shards``: central's writer processes; None means ``$MEMORYBANK_CENTRAL_SHARDS``,
         else as many as the last run, else ``DEFAULT_CENTRAL_SHARDS``.
-        ``supervise``: a new stack runs the supervisor (tests watching a crash go without)."""
+        ``supervise``: a new stack runs the supervisor (tests watching a crash go without).
+        ``fleet``: the cells a new stack runs (devstack.cells); None means those of the last
+        run, else ``$MEMORYBANK_CELLS`` or ``cells.DEFAULT_FLEET`` when no regions are given,
+        else one cell over ``regions``. ``links``, ``taken``: only for a cell's own stack, made
+        by its home stack (what the fleet gives it; ports the fleet's other stacks use)."""
         self.data_dir = Path(data_dir).expanduser().resolve()
         try:
             self._requested = check_regions(list(regions)) if regions is not None else None
@@ -91,6 +102,7 @@ class Stack:
             raise ConfigError(f"central runs 1 to {MAX_CENTRAL_SHARDS} shards")
         self._progress = progress
         self._supervise = supervise
+        self._fleet, self._links, self._taken = fleet, links, set(taken or ())
         self._run_as = procs.unprivileged()
         self._popens: dict[str, subprocess.Popen[bytes]] = {}  # children this object started
 
@@ -100,10 +112,32 @@ class Stack:
         return self._loaded().topology
 
     def secrets(self) -> secrets.Secrets:
-        return secrets.load_or_create(self.data_dir)
+        """The fleet's secrets: a cell's stack uses its home stack's."""
+        current = state.load(self.data_dir)
+        links = self._links or (current.links if current else None)
+        home = Path(links.secrets_dir) if links and links.secrets_dir else self.data_dir
+        return secrets.load_or_create(home)
 
     def status(self) -> StackStatus:
         return children.status_of(state.load(self.data_dir), self.data_dir)
+
+    def links(self) -> cells.CellLinks | None:
+        """The fleet this stack belongs to; None for a single-cell stack."""
+        current = state.load(self.data_dir)
+        return current.links if current is not None else None
+
+    def cell_stacks(self) -> dict[str, Stack]:
+        """The stacks of this fleet's other cells, by cell name (none for a single cell)."""
+        current = state.load(self.data_dir)
+        if current is None or current.links is None:
+            return {}
+        return {name: Stack(directory, pg_bin=self._pg_bin, redis_server=self._redis_server,
+                            factories=self._factories, hub_workers=self._hub_workers,
+                            progress=self._prefixed(name))
+                for name, directory in current.links.cell_dirs.items()}
+
+    def _prefixed(self, cell: str) -> Callable[[str], None]:
+        return lambda message: self._progress(f"[{cell}] {message}")
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -123,9 +157,13 @@ class Stack:
                         "central shard(s); `memorybank down` first to change them")
                 specs = self._specs(current)
                 self._prepare_pg_if_any(current)
-                for names in children.names_by_service(current).values():
+                for service, names in children.names_by_service(current).items():
+                    if service == "edges":
+                        self._up_cells()
                     dead = [n for n in names if not children.is_up(current, n)]
                     self._start(current, [specs[n] for n in dead])
+                if "edges" not in current.services:
+                    self._up_cells()
                 current.held = []
                 state.save(self.data_dir, current)
                 self._start_supervisor(current)
@@ -136,16 +174,30 @@ class Stack:
                 self._start_supervisor(fresh)
             except BaseException:
                 self._progress("start failed; stopping what was started (logs kept)")
+                self._down_cells()
                 self._stop_all(fresh)
                 raise
             return fresh.topology
 
     def down(self) -> None:
-        """Stops every recorded child, last started first; the data directory stays."""
+        """Stops every recorded child, last started first, and every other cell's stack; the
+        data directories stay."""
+        self._down_cells()
         with state.locked(self.data_dir):
             current = state.load(self.data_dir)
             if current is not None:
                 self._stop_all(current)
+
+    def _up_cells(self) -> None:
+        """Starts the other cells' stacks (before the edges, which route to them)."""
+        for name, stack in self.cell_stacks().items():
+            self._progress(f"cell {name}: starting its stack in {stack.data_dir}")
+            stack.up()
+
+    def _down_cells(self) -> None:
+        for name, stack in self.cell_stacks().items():
+            self._progress(f"cell {name}: stopping its stack")
+            stack.down()
 
     def stop_process(self, name: str) -> None:
         """Stops one child (e.g. ``hub-ams``) on purpose; ``status`` then shows it as stopped
@@ -204,19 +256,82 @@ class Stack:
         return current
 
     def _plan(self, previous: StackState | None) -> StackState:
+        if self._links is None and previous is not None and previous.links is not None \
+                and previous.links.cell != previous.links.fleet_map.home.name:
+            self._links = previous.links  # a cell's own stack, started again
+        fleet = self._fleet_of(previous)
         regions = self._requested or (tuple(previous.regions) if previous else DEFAULT_REGIONS)
+        if fleet is not None:
+            try:
+                regions = cells.check_fleet(fleet)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         shards = self._shards or (len(previous.topology.writers) if previous
                                   else DEFAULT_CENTRAL_SHARDS)
-        plan = choose_plan(self.data_dir, regions, ports_are_free,
+        services = [s for s in SERVICE_ORDER if s in self.services]
+        if self._links is not None:
+            services = [s for s in services if s != "edges"]  # the fleet's PoPs route to it
+        taken = self._taken
+
+        def free(ports: list[int]) -> bool:
+            return not taken.intersection(ports) and ports_are_free(ports)
+
+        plan = choose_plan(self.data_dir, regions, free,
                            previous_base=previous.port_base if previous else None,
                            central_shards=shards)
         fresh = StackState(
-            data_dir=str(self.data_dir), regions=list(regions),
-            services=[s for s in SERVICE_ORDER if s in self.services],
+            data_dir=str(self.data_dir), regions=list(regions), services=services,
             port_base=plan.base, topology=build_topology(plan), supervised=self._supervise,
+            links=self._links,
         )
+        if fleet is not None:
+            fresh.links = self._plan_cells(fresh, fleet, set(plan.all_ports()))
         state.save(self.data_dir, fresh)
         return fresh
+
+    def _fleet_of(self, previous: StackState | None) -> CellMap | None:
+        """The cells a home stack about to start runs; None for a single cell (as before)."""
+        if self._links is not None:
+            return None  # a cell's own stack
+        if self._fleet is not None:
+            fleet: CellMap | None = self._fleet
+        elif previous is not None:
+            fleet = previous.links.fleet_map if previous.links else None
+        elif self._requested is None:
+            raw = os.environ.get(cells.CELLS_ENV, "")
+            try:
+                fleet = CellMap.from_json(raw) if raw.strip() else cells.DEFAULT_FLEET
+            except ValueError as exc:
+                raise ConfigError(f"{cells.CELLS_ENV}: {exc}") from None
+        else:
+            fleet = None
+        return fleet if fleet is not None and len(fleet.cells) > 1 else None
+
+    def _plan_cells(self, home: StackState, fleet: CellMap, taken: set[int]) -> cells.CellLinks:
+        """Plans every other cell's stack (ports clear of the home stack's and of each other's)
+        and returns the home stack's links, naming their hubs and directories."""
+        topo = home.topology
+        shared = cells.CellLinks(cell=fleet.home.name, fleet=fleet.to_json(), edges=topo.edges,
+                                 limits_redis=topo.redis[topo.primary_region],
+                                 secrets_dir=str(self.data_dir))
+        hubs, dirs = {}, {}
+        for cell in fleet.cells:
+            if cell == fleet.home:
+                continue
+            directory = cells.cell_dir(self.data_dir, cell.name)
+            sub = Stack(directory, cell.regions, pg_bin=self._pg_bin,
+                        redis_server=self._redis_server,
+                        services=self.services - {"edges"}, factories=self._factories,
+                        progress=self._prefixed(cell.name),
+                        hub_workers=self._hub_workers, central_shards=1,
+                        supervise=self._supervise, taken=taken,
+                        links=msgspec.structs.replace(shared, cell=cell.name))
+            with state.locked(directory):
+                planned = sub._plan(state.load(directory))
+            taken |= set(PortPlan(base=planned.port_base, regions=tuple(planned.regions),
+                                  central_shards=len(planned.topology.writers)).all_ports())
+            hubs[cell.name], dirs[cell.name] = planned.topology.hubs, str(directory)
+        return msgspec.structs.replace(shared, cell_hubs=hubs, cell_dirs=dirs)
 
     def _specs(self, current: StackState) -> dict[str, ProcessSpec]:
         sources = Sources(pg_bin=self._pg_bin, redis_server=self._redis_server,
@@ -263,10 +378,14 @@ class Stack:
     def _start_all(self, current: StackState) -> None:
         specs = self._specs(current)
         for service, names in children.names_by_service(current).items():
+            if service == "edges":
+                self._up_cells()
             if service == "postgres":
                 self._start_postgres(current, specs)
             else:
                 self._start(current, [specs[n] for n in names])
+        if "edges" not in current.services:
+            self._up_cells()
 
     def _start_postgres(self, current: StackState, specs: dict[str, ProcessSpec]) -> None:
         """Patroni's witness and the first node (it bootstraps a new cluster), then the others,

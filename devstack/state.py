@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from devstack.cells import CellLinks
 from devstack.errors import StackError
 from devstack.procs import ProcessRecord
 from devstack.topology import Topology
@@ -40,6 +41,8 @@ class StackState(msgspec.Struct, kw_only=True):
     supervised: bool = False
     held: list[str] = msgspec.field(default_factory=list)
     restarts: dict[str, int] = msgspec.field(default_factory=dict)  # by the supervisor, per child
+    # A stack that is one cell of a fleet (devstack.cells); None: the single home cell.
+    links: CellLinks | None = None
 
     def record(self, name: str) -> ProcessRecord | None:
         return next((p for p in self.processes if p.name == name), None)

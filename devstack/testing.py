@@ -23,10 +23,12 @@ from typing import Any
 
 import msgspec
 
+from devstack import cells
 from devstack.launcher import Stack
 from devstack.postgres import pg_data_root
 from devstack.procs import unprivileged
 from devstack.state import ALL_SERVICES
+from mbwire.cells import CellMap
 
 KEEP_ENV = "MEMORYBANK_KEEP_TEST_STACK"  # set to 1 to keep the data directory (logs) afterwards
 
@@ -45,12 +47,15 @@ def running_stack(
     supervise: bool = True,
     hub_workers: int | None = None,
     central_shards: int | None = None,
+    fleet: CellMap | None = None,
 ) -> Iterator[Stack]:
+    """``fleet``: several cells (devstack.cells; its home cell's regions replace
+    ``regions``); their stacks live in the same temporary directory and go with it."""
     root = Path(tempfile.mkdtemp(prefix="memorybank-test-"))
     root.chmod(0o755)
     stack = Stack(root / "stack", tuple(regions), services=services, factories=factories,
                   pg_bin=pg_bin, redis_server=redis_server, supervise=supervise,
-                  hub_workers=hub_workers, central_shards=central_shards)
+                  hub_workers=hub_workers, central_shards=central_shards, fleet=fleet)
     try:
         stack.up()
         yield stack
@@ -60,8 +65,15 @@ def running_stack(
         finally:
             if os.environ.get(KEEP_ENV) != "1":
                 # Postgres's data may live outside ``root`` (postgres.pg_data_root).
-                shutil.rmtree(pg_data_root(stack.data_dir, unprivileged()), ignore_errors=True)
+                for directory in [stack.data_dir, *(cells.cell_dir(stack.data_dir, name)
+                                                    for name in fleet_names(fleet))]:
+                    shutil.rmtree(pg_data_root(directory, unprivileged()), ignore_errors=True)
                 shutil.rmtree(root, ignore_errors=True)
+
+
+def fleet_names(fleet: CellMap | None) -> list[str]:
+    """The cells of ``fleet`` that run as stacks of their own (all but the home cell)."""
+    return [c.name for c in fleet.cells if c != fleet.home] if fleet else []
 
 
 Scope = dict[str, Any]

@@ -8,12 +8,14 @@ calls the pure core (``mbedge``), which the local edge runs unchanged under CPyt
                 RL_ANONYMOUS; they count per Cloudflare location) behind an isolate-local sliding
                 log that supplies the RateLimit-Remaining figure the binding does not report
     cache       the Cache API (caches.default: per data centre, shared by its isolates)
-    health      a HealthBook per isolate, refreshed from the KV snapshot (EDGE_STATE) that the
+    health      a HealthBook per isolate (the home cell's; the Edge keeps one per other cell,
+                ``mbedge.hubs``), refreshed from the KV snapshot (EDGE_STATE) that the
                 cron-triggered ``scheduled`` handler writes after probing every hub's /healthz
     background  ctx.waitUntil (half-open probes outlive the response)
-    sessions    per-principal consistency floors: module-global memory in the isolate (exact and
-                monotonic for requests this isolate serves) merged with the Cache API (so the
-                location's other isolates see them too; see IsolateSessions)
+    sessions    per-principal consistency floors (greatest position per cell): module-global
+                memory in the isolate (exact and monotonic for requests this isolate serves)
+                merged with the Cache API (so the location's other isolates see them too; see
+                IsolateSessions)
 
 Not a port: the fleet units cache hits spend (``mbedge.fleet``) live in the isolate's ``Edge``;
 each isolate holds its own, which cannot loosen the fleet bound (every unit was spent in Redis).
@@ -51,9 +53,9 @@ from mbedge.limits import ANONYMOUS
 from mbedge.messages import lower_headers, request_id
 from mbedge.session import SESSION_TTL_S, MemorySessions
 from mbedge.sockets import HUB_REFUSALS, hub_target, plan_upgrade
-from mbwire import ConsistencyToken, HopSigner, Problem
-from mbwire import UpstreamUnavailable as NoHub
+from mbwire import HopSigner, Problem
 from mbwire import headers as h
+from mbwire.token import Tokens
 from mbwire.types import TIER_LIMITS_PER_MINUTE
 
 # `env` is not a mapping: read every setting the core knows by its variable name.
@@ -126,7 +128,8 @@ class CacheApiStore:
 class IsolateSessions:
     """The isolate's own floors, shared with the location's other isolates through the Cache API.
 
-    A floor read is the greater of the two. The Cache API has no compare-and-set, so two
+    A floor read is the merge of the two (the greater position per cell). The Cache API has no
+    compare-and-set, so two
     isolates raising one principal's floor at once may leave the smaller in the cache; each
     isolate's memory still holds its own greater one, so reads an isolate serves stay monotonic,
     and a request landing on another isolate at worst misses the newest floor (as if the
@@ -136,22 +139,23 @@ class IsolateSessions:
     def __init__(self, local: MemorySessions, shared: CacheApiStore) -> None:
         self._local, self._shared = local, shared
 
-    async def _shared_floor(self, key: str) -> ConsistencyToken | None:
+    async def _shared_floor(self, key: str) -> Tokens | None:
         raw = await self._shared.get(key)
         try:
-            return ConsistencyToken.parse(raw.decode()) if raw else None
-        except (Problem, UnicodeDecodeError):
+            return Tokens.maybe(raw.decode()) if raw else None
+        except UnicodeDecodeError:
             return None
 
-    async def get(self, key: str) -> ConsistencyToken | None:
-        found = [t for t in (await self._local.get(key), await self._shared_floor(key)) if t]
-        return max(found) if found else None
+    async def get(self, key: str) -> Tokens | None:
+        local, shared = await self._local.get(key), await self._shared_floor(key)
+        return local.merge(shared) if local else shared
 
-    async def raise_to(self, key: str, token: ConsistencyToken) -> None:
-        await self._local.raise_to(key, token)
+    async def raise_to(self, key: str, tokens: Tokens) -> None:
+        await self._local.raise_to(key, tokens)
         shared = await self._shared_floor(key)
-        if shared is None or token > shared:
-            await self._shared.put(key, str(token).encode(), SESSION_TTL_S)
+        if shared is None or not shared.covers(tokens):
+            merged = tokens.merge(shared)
+            await self._shared.put(key, str(merged).encode(), SESSION_TTL_S)
 
 
 def _background(coro: Any) -> None:
@@ -188,7 +192,8 @@ class _Isolate:
         if isinstance(raw, str) and raw:  # a missing key is JS null, not always Python None
             snapshot = json.loads(raw)
             if time.time() - float(snapshot.get("at", 0)) < HEALTH_MAX_AGE_S:
-                self.health.apply({str(k): bool(v) for k, v in snapshot["hubs"].items()})
+                # By hub name: the region in the home cell, ``<cell>.<region>`` elsewhere.
+                self.edge.hubs.apply({str(k): bool(v) for k, v in snapshot["hubs"].items()})
 
 
 def _isolate_for(env: Any) -> _Isolate:
@@ -235,10 +240,12 @@ async def _websocket(isolate: _Isolate, req: EdgeRequest) -> Any:
     carrying ``Upgrade: websocket`` to the hub answers 101 with a ``webSocket``, and returning
     that response hands the client's socket to it, so workerd pipes the frames (text or binary,
     untouched) and no isolate code runs per message. A browser's ``bearer`` subprotocol is
-    offered to the hub, which echoes it. A hub's refusal of the caller is answered as it came."""
+    offered to the hub, which echoes it. A hub's refusal of the caller is answered as it came.
+    Only the socket's cell's hubs are tried (``mbedge.sockets``)."""
     rid = request_id(req.header(h.REQUEST_ID))
     try:
         upgrade = await plan_upgrade(isolate.edge, req, rid)
+        health = upgrade.hubs.health
         for region in upgrade.candidates:
             url, hop = hub_target(isolate.edge, isolate.signer, upgrade, region)
             hop["upgrade"] = "websocket"
@@ -248,17 +255,17 @@ async def _websocket(isolate: _Isolate, req: EdgeRequest) -> Any:
                 answer = await asyncio.wait_for(fetch(url, method="GET", headers=hop),
                                                 isolate.edge.settings.attempt_timeout_s)
             except Exception:
-                isolate.health.record_failure(region, hard=True)
+                health.record_failure(region, hard=True)
                 continue
             if answer.status == 101:
-                isolate.health.record_success(region)
+                health.record_success(region)
                 return answer
             if answer.status in HUB_REFUSALS:
-                isolate.health.record_success(region)  # the hub judged the caller: say so
+                health.record_success(region)  # the hub judged the caller: say so
                 return answer
-            isolate.health.record_failure(region)
-        raise NoHub(f"no hub took the {upgrade.route.name} connection; reconnect shortly",
-                    retry_after=1)
+            health.record_failure(region)
+        raise upgrade.hubs.unreachable(
+            f"no hub took the {upgrade.route.name} connection; reconnect shortly", retry_after=1)
     except Problem as problem:
         body = json.dumps(problem.body(instance=req.path[:200], request_id=rid))
         return Response(body, status=problem.status, headers={

@@ -22,7 +22,7 @@ from websockets.exceptions import WebSocketException
 
 from devstack.secrets import Secrets, mint_token
 from devstack.topology import Topology
-from examples import demo_more
+from examples import demo_cells, demo_more
 from examples.yjs_provider import YjsProvider, connect_provider
 from memorybank_client import AsyncMemoryBank, Forbidden, ProblemError
 
@@ -62,14 +62,14 @@ async def _edit(client: Client, twin_id: str, doc: Doc, edits: dict[str, Any]) -
     return written.consistency_token, ms
 
 
-async def _run(topology: Topology, secrets: Secrets) -> int:
+async def _run(topology: Topology, secrets: Secrets, cells: dict[str, Topology]) -> int:
     try:
-        return await _steps(topology, secrets)
+        return await _steps(topology, secrets, cells)
     except ProblemError as problem:
         raise SystemExit(f"demo: {problem} (request {problem.request_id})") from problem
 
 
-async def _steps(topology: Topology, secrets: Secrets) -> int:
+async def _steps(topology: Topology, secrets: Secrets, cells: dict[str, Topology]) -> int:
     regions = topology.regions
     first, last = regions[0], regions[-1]
     reader_region = regions[1] if len(regions) > 2 else regions[0]
@@ -158,13 +158,17 @@ async def _steps(topology: Topology, secrets: Secrets) -> int:
             return 1
         if not await _providers(alice, bob, (alice_jwt, bob_jwt), twin_id, (first, last)):
             return 1
+        olga = mint_token(key, f"olga-{run}", tier="pro", role="participant")
+        if not await demo_cells.residency(topology, cells, olga, run):
+            return 1
         print("OK: both participants' concurrent edits merged; the agent read them "
               "in another region without waiting for a cache to expire; a revocation held; "
               "knowledge and a text artifact were found from other regions at once, the "
               "artifact only by those who may read its twin; events arrived live and were "
               "readable with their token; a stale trajectory write rebased from its 409; the "
               "directory, recommendations, a keyed transfer and a consistent batch answered; "
-              "two Yjs providers in two regions saw each other's edits and presence live")
+              "two Yjs providers in two regions saw each other's edits and presence live; a "
+              "twin pinned to ru was served from its zone and never stored outside it")
         return 0
 
 
@@ -255,5 +259,6 @@ async def _hand_over(who: str, here: YjsProvider, there: YjsProvider, key: str,
             f"{(time.perf_counter() - clock) * 1000:.0f} ms")
 
 
-def run(topology: Topology, secrets: Secrets) -> int:
-    return asyncio.run(_run(topology, secrets))
+def run(topology: Topology, secrets: Secrets, cells: dict[str, Topology] | None = None) -> int:
+    """``cells``: the topology of each cell other than the home cell (step 23)."""
+    return asyncio.run(_run(topology, secrets, cells or {}))

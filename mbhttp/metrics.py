@@ -36,6 +36,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mbwire import cells
+
 _MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 if _MULTIPROC:  # the client writes its files there (from the first metric made, below); whoever
     # sets it empties it before the workers start
@@ -116,15 +118,36 @@ if not _MULTIPROC:
 
 
 def exposition() -> tuple[bytes, str]:
-    """The text a scrape gets, and its content type."""
+    """The text a scrape gets, and its content type; every sample of a hub or central carries
+    the ``cell`` it serves (a fleet's dashboards split by it, as by region)."""
     if not _MULTIPROC:
-        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        return labelled(generate_latest(REGISTRY), cells.served_label()), CONTENT_TYPE_LATEST
     from prometheus_client import multiprocess
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     registry.register(probes)
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return labelled(generate_latest(registry), cells.served_label()), CONTENT_TYPE_LATEST
+
+
+def labelled(text: bytes, cell: str | None) -> bytes:
+    """The exposition ``text`` with ``cell="<cell>"`` last in every sample's labels (a name
+    holds no ``{`` or space; a sample's value and timestamp hold no ``}``)."""
+    if cell is None:
+        return text
+    label = b'cell="' + cell.encode() + b'"'
+    out = []
+    for line in text.split(b"\n"):
+        if line and not line.startswith(b"#"):
+            brace, space = line.find(b"{"), line.find(b" ")
+            if brace != -1 and (space == -1 or brace < space):
+                close = line.rfind(b"}")
+                comma = b"" if line[close - 1:close] == b"{" else b","
+                line = line[:close] + comma + label + line[close:]
+            elif space != -1:
+                line = line[:space] + b"{" + label + b"}" + line[space:]
+        out.append(line)
+    return b"\n".join(out)
 
 
 BREAKER_STATES = ("closed", "open", "half-open")

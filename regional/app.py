@@ -19,6 +19,7 @@ from mbhttp.docs import docs_routes
 from mbhttp.guard import hop_guard
 from mbhttp.metrics import metrics_route
 from mbhttp.routes import max_body, routes_for
+from mbwire import cells
 from mbwire import headers as h
 from regional import (
     agents,
@@ -45,6 +46,7 @@ __all__ = ["create_app", "hot_redis"]  # hot_redis: where it lived before region
 
 def create_app(settings: HubSettings | None = None) -> Litestar:
     settings = settings or HubSettings.from_env()
+    cells.serve(*settings.served_cell())  # its tokens and views name its cell
     setup_logging()  # one line per record: client text in logs is escaped
     setup_tracing(f"memorybank-hub-{settings.region}")
     hub = build_hub(settings)

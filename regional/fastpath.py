@@ -28,7 +28,7 @@ from mbhttp.asgi import send_answer, send_problem
 from mbhttp.context import in_context
 from mbhttp.guard import Admission, required, verify_hop
 from mbhttp.problems import unexpected
-from mbwire import HopError, HopSigner, Problem
+from mbwire import HopError, HopSigner, Problem, cells
 from mbwire import headers as h
 from mbwire.actions import BY_NAME
 from mbwire.decode import check_twin_id
@@ -91,5 +91,6 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
 
 
 async def _view(send: Send, twin_id: str, entry: CachedTwin, extra: dict[str, str]) -> None:
-    body = _encode(TwinView(twin_id=twin_id, version=entry.version, profile=entry.profile))
+    body = _encode(TwinView(twin_id=twin_id, version=entry.version, profile=entry.profile,
+                            residency=cells.served().zone))
     await send_answer(send, 200, "application/json", body, extra)

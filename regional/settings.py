@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from mbwire.cells import Cell, CellMap
 from mbwire.envcheck import check_known
 
 
@@ -18,6 +19,13 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     hop_secret: str          # what the edge signs with; the hub verifies it
     central_secret: str      # what the hub signs its calls to central with
     limits_redis_url: str = ""   # the fleet-wide limiter's Redis; empty = this hub's own
+    # The cell this hub serves (its replica, Redis and central are that cell's) and the fleet's
+    # catalog (JSON list of {"name", "zone", "regions"}, mbwire.cells); empty: the home cell.
+    cell: str = "g1"
+    cells: str = ""
+    # Where Yjs awareness (who is editing, their cursors: personal data) crosses workers and
+    # regions: a Redis inside the cell's zone. Empty: the limits Redis (for the global zone).
+    relay_redis_url: str = ""
     regions: str = "ams,iad,sin"
     primary_region: str = "ams"
     # How long a read waits for its consistency token. Below the edge's per-hub attempt timeout
@@ -90,6 +98,14 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def region_list(self) -> tuple[str, ...]:
         return tuple(r for r in self.regions.split(",") if r)
+
+    def served_cell(self) -> tuple[Cell, CellMap]:
+        """This hub's cell and the fleet's map (ValueError if the cell is not in it)."""
+        fleet = CellMap.from_json(self.cells, self.region_list)
+        cell = fleet.cell(self.cell)
+        if cell is None:
+            raise ValueError(f"HUB_CELL {self.cell!r} is not in HUB_CELLS")
+        return cell, fleet
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> HubSettings:

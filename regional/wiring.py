@@ -111,11 +111,15 @@ def build_hub(settings: HubSettings) -> Hub:
     broker = Broker(replica, limits=settings.realtime_limits,
                     max_connections=socket_cap(settings.realtime_max_connections),
                     queue_max=settings.realtime_queue_max)
-    # Yjs providers: awareness crosses workers and regions on the fleet-wide (limits) Redis;
-    # the realtime tail hands its rows to the providers' rooms too.
-    relay_redis = aioredis.Redis.from_url(settings.limits_redis_url or settings.redis_url,
-                                          socket_timeout=None, socket_connect_timeout=2)
-    relay = AwarenessRelay(relay_redis, limits_redis, queue_max=settings.yjs_relay_queue_max)
+    # Yjs providers: awareness crosses workers and regions on a Redis of the cell's zone (the
+    # fleet-wide limits Redis for the global zone); the realtime tail hands its rows to the
+    # providers' rooms too.
+    relay_url = settings.relay_redis_url or settings.limits_redis_url or settings.redis_url
+    relay_redis = aioredis.Redis.from_url(relay_url, socket_timeout=None,
+                                          socket_connect_timeout=2)
+    relay_publisher = (hot_redis(settings.relay_redis_url, connect_timeout_s=1)
+                       if settings.relay_redis_url else limits_redis)
+    relay = AwarenessRelay(relay_redis, relay_publisher, queue_max=settings.yjs_relay_queue_max)
     rooms = Rooms(replica, relay, awareness_timeout_s=settings.yjs_awareness_timeout_s)
     yjs_writes = Writes(central, admission, resync=rooms.resync,
                         pending_max=settings.yjs_pending_max)

@@ -26,7 +26,6 @@ from mbedge.messages import lower_headers, request_id
 from mbedge.realtime import renewal
 from mbedge.sockets import Upgrade, hub_refusal, hub_target, plan_upgrade
 from mbwire import HopSigner, Problem
-from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
 from mbwire.errors import PROBLEM_CONTENT_TYPE
 
@@ -97,7 +96,7 @@ class WebSocketProxy:
             await self._pump(hub, upgrade, receive, send)
 
     async def _connect(self, upgrade: Upgrade) -> tuple[aiohttp.ClientWebSocketResponse, str]:
-        health, timeout = self.edge.ports.health, self.edge.settings.attempt_timeout_s
+        health, timeout = upgrade.hubs.health, self.edge.settings.attempt_timeout_s
         for region in upgrade.candidates:
             url, hop = hub_target(self.edge, self.signer, upgrade, region)
             try:
@@ -118,8 +117,8 @@ class WebSocketProxy:
             else:
                 health.record_success(region)
                 return hub, region
-        raise NoHub(f"no hub took the {upgrade.route.name} connection; reconnect shortly",
-                    retry_after=1)
+        raise upgrade.hubs.unreachable(
+            f"no hub took the {upgrade.route.name} connection; reconnect shortly", retry_after=1)
 
     async def _pump(self, hub: aiohttp.ClientWebSocketResponse, upgrade: Upgrade, receive: Any,
                     send: Any) -> None:

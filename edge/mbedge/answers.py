@@ -28,6 +28,13 @@ def passed_back(response: HubResponse) -> dict[str, str]:
     return {k: v for k in PASSED_BACK if (v := response.headers.get(k)) is not None}
 
 
+def no_store(headers: dict[str, str]) -> None:
+    """Marks an answer never to be stored by any cache on its way (a pinned cell's)."""
+    held = headers.get("cache-control", "")
+    if "no-store" not in held.lower():
+        headers["cache-control"] = f"{held}, no-store" if held else "no-store"
+
+
 def hub_of(response: HubResponse, routed_to: str) -> str:
     """Which hub answered: its ``X-MB-Hub``, else the ``hub=`` part of its ``X-Served-By``."""
     named = response.headers.get(h.HUB, "").strip()

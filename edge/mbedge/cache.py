@@ -17,8 +17,11 @@ answer that relied on a grant (a grantee's read) ``Cache-Control: private, no-st
 an answer is never stored, so revoking a grant needs no purge at any PoP (``storable``).
 
 Freshness. Each entry keeps the answer's ``X-Consistency-Token``. A request carrying a token newer
-than the entry's (or an entry without one) skips the cache, so a read-your-writes caller never
-gets an answer older than its own write, from any region."""
+than the entry's in a cell the entry answered from (or an entry without one) skips the cache, so
+a read-your-writes caller never gets an answer older than its own write, from any region.
+
+Pinned cells (``Cell.pinned``) are never cached here at all: the pipeline does no lookup, no
+store and asks no fleet lease for them."""
 
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ import msgspec
 
 from mbedge.messages import EdgeRequest
 from mbedge.ports import CacheStore
-from mbwire import ConsistencyToken, Principal, Problem
+from mbwire import Principal, Problem
 from mbwire.actions import Match
+from mbwire.token import Tokens
 
 
 class CachedAnswer(msgspec.Struct, array_like=True, frozen=True):
@@ -67,7 +71,7 @@ def covers(entry_token: str | None, wanted: str | None) -> bool:
     if entry_token is None:
         return False
     try:
-        return ConsistencyToken.parse(wanted) <= ConsistencyToken.parse(entry_token)
+        return Tokens.parse(entry_token).answers(Tokens.parse(wanted))
     except Problem:
         # An unparsable token goes to the hub, which answers 400 with the contract's words.
         return False

@@ -8,18 +8,22 @@ actions read and where a write's idempotency key is, ``mbwire.actions``):
   once. Otherwise an unanswered write is a 504 saying its outcome
   is unknown, never a silent second application.
 
-Every outcome feeds the hub's circuit (passive health)."""
+Every outcome feeds the hub's circuit (passive health). A request goes to the hubs of one cell
+(``mbedge.hubs``: its own URLs and circuits); the home cell's unless told otherwise."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 
+from georouting import Point
+from mbedge.hubs import CellHubs, Hubs
 from mbedge.messages import EdgeRequest, FetchFailed, HubRequest, HubResponse
 from mbedge.ports import Ports
 from mbedge.settings import EdgeSettings
-from mbwire import HopSigner, Principal, UpstreamTimeout, UpstreamUnavailable
+from mbwire import HopSigner, Principal, UpstreamTimeout
 from mbwire import headers as h
 from mbwire.actions import Action
 from mbwire.rules import idempotency_key
@@ -57,18 +61,32 @@ class Forwarded:
 
 
 class Forwarder:
-    def __init__(self, settings: EdgeSettings, ports: Ports) -> None:
+    def __init__(self, settings: EdgeSettings, ports: Ports, hubs: Hubs) -> None:
         self._settings = settings
         self._ports = ports
         self._signer = HopSigner(settings.hop_secret)
+        self.hubs = hubs
+
+    def route(self, cell: CellHubs, origin: Point) -> tuple[str, ...]:
+        """The cell's hubs to try, nearest healthy first (half-open ones get their probe in the
+        background); the cell's 503 when none may be tried now."""
+        plan = cell.plan(origin)
+        for region in plan.probes:
+            self._ports.background(self._probe(region, cell))
+        if not plan.candidates:
+            raise cell.unreachable("every hub is failing; try again shortly",
+                                   retry_after=math.ceil(plan.retry_after_s))
+        return plan.candidates
 
     async def forward(
         self, req: EdgeRequest, action: Action, hop: Hop, candidates: tuple[str, ...], *,
-        caller_token: bool | None = None,
+        caller_token: bool | None = None, cell: CellHubs | None = None,
     ) -> Forwarded:
         """``caller_token``: whether the caller itself sent the request's consistency token
-        (default: whether it has one); a PoP's session floor does not count, see below."""
-        path, clock, health = req.decoded_path, self._ports.clock, self._ports.health
+        (default: whether it has one); a PoP's session floor does not count, see below.
+        ``cell``: whose hubs ``candidates`` are (default: the home cell's)."""
+        cell = cell or self.hubs.home
+        path, clock, health = req.decoded_path, self._ports.clock, cell.health
         read = not action.writes
         retry_safe = read or idempotency_key(
             action, req.header(h.IDEMPOTENCY_KEY), req.body
@@ -94,12 +112,13 @@ class Forwarder:
             if read and not last:
                 timeout = min(self._settings.attempt_timeout_s, remaining)
             try:
-                request = self._hub_request(region, req, hop, write=action.writes)
+                request = self._hub_request(cell.url(region), req, hop, write=action.writes)
                 response = await self._send(region, request, timeout)
             except FetchFailed as exc:
                 if not (tokened and exc.timed_out and exc.sent):
                     health.record_failure(region, hard=not exc.sent)
-                log.warning("hub %s failed for %s %s: %s", region, req.method, path, exc)
+                log.warning("hub %s failed for %s %s: %s", cell.name(region), req.method, path,
+                            exc)
                 if retry_safe or not exc.sent:
                     continue
                 raise UpstreamTimeout(
@@ -116,25 +135,30 @@ class Forwarder:
             return Forwarded(response, region)
         if fallback is not None:
             return fallback
-        raise UpstreamUnavailable(
+        raise cell.unreachable(
             f"no hub of {', '.join(candidates)} answered within the {budget:g}s budget",
             retry_after=max(1, round(health.retry_after_s())),
         )
 
-    async def probe(self, region: str) -> bool:
+    async def probe(self, region: str, cell: CellHubs | None = None) -> bool:
         """An active health check: ``GET /healthz`` on the hub, recorded in its circuit."""
-        request = HubRequest("GET", self._settings.hubs[region].rstrip("/") + "/healthz", {})
+        cell = cell or self.hubs.home
+        request = HubRequest("GET", cell.url(region) + "/healthz", {})
         try:
             ok = (await self._send(region, request, self._settings.probe_timeout_s)).status == 200
         except FetchFailed:
             ok = False
-        self._ports.health.observe_probe(region, ok)
+        cell.health.observe_probe(region, ok)
         return ok
 
+    async def _probe(self, region: str, cell: CellHubs) -> None:
+        await self.probe(region, cell)
+
     async def probe_all(self) -> dict[str, bool]:
-        regions = list(self._settings.hubs)
-        results = await asyncio.gather(*(self.probe(r) for r in regions))
-        return dict(zip(regions, results, strict=True))
+        """Every hub of every cell, by name (``CellHubs.name``: the region in the home cell)."""
+        hubs = self.hubs.every_hub()
+        results = await asyncio.gather(*(self.probe(r, c) for c, r in hubs))
+        return {c.name(r): ok for (c, r), ok in zip(hubs, results, strict=True)}
 
     async def _send(self, region: str, request: HubRequest, timeout_s: float) -> HubResponse:
         try:
@@ -146,7 +170,7 @@ class Forwarder:
                               timed_out=True) from None
 
     def _hub_request(
-        self, region: str, req: EdgeRequest, hop: Hop, *, write: bool = False
+        self, base_url: str, req: EdgeRequest, hop: Hop, *, write: bool = False
     ) -> HubRequest:
         headers = {name: value for name in FORWARDED_HEADERS if (value := req.header(name))}
         # Signed as sent: the raw path and query go to the hub verbatim (the fetch ports must
@@ -163,5 +187,4 @@ class Forwarder:
         headers["accept-encoding"] = "identity"
         if req.client:
             headers["x-forwarded-for"] = req.client
-        url = self._settings.hubs[region].rstrip("/") + req.target
-        return HubRequest(req.method, url, headers, req.body, write=write)
+        return HubRequest(req.method, base_url + req.target, headers, req.body, write=write)

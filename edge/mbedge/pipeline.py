@@ -1,9 +1,14 @@
 """The edge pipeline: one request in, one response out, I/O only through the ports.
 
-    request id, traceparent → /healthz? → auth → PoP rate limit → session floor (reads)
-    → cache (a hit spends a fleet unit, mbedge.fleet) → route → forward → merge fleet limits
-    → keep a fleet lease → cache fill (unless no-store) / invalidation
-    → remember the answer's token → headers
+    request id, traceparent → /healthz? → auth → PoP rate limit → cell (mbedge.cells)
+    → session floor (reads) → cache (a hit spends a fleet unit, mbedge.fleet)
+    → route among the cell's hubs (mbedge.hubs) → forward (a batch over several cells: split,
+    mbedge.batch) → merge fleet limits → keep a fleet lease → cache fill (unless no-store)
+    / invalidation → remember the answer's token → headers
+
+A pinned cell's requests (``Cell.pinned``: a zone other than global) never touch the PoP's
+cache (no lookup, no store, no fleet lease, no generation bumped) and their answers carry
+``Cache-Control: no-store``.
 
 Every response carries ``X-Request-Id``, ``X-Served-By`` and ``RateLimit-*``; every error is a
 problem+json from mbwire's tree (an unexpected exception becomes a bare 500, never a trace).
@@ -13,31 +18,35 @@ docs, cached, problem+json) in ``mbedge.answers``."""
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, replace
+import random
+from dataclasses import dataclass, field, replace
 
-from georouting import Point, parse_geo_header, plan_route
+from georouting import Point, parse_geo_header
 from mbedge.answers import (
     DOCS,
     cached_answer,
     hub_of,
     json_answer,
+    no_store,
     passed_back,
     problem_answer,
 )
 from mbedge.auth import Authenticator
+from mbedge.batch import forward_split
 from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, storable, write_scopes
+from mbedge.cells import Split, cell_of_request
 from mbedge.checks import check_request, exact_path, match_action, signed_url
 from mbedge.fleet import FleetUnits
-from mbedge.forward import Forwarder, Hop
+from mbedge.forward import Forwarded, Forwarder, Hop
+from mbedge.hubs import Hubs
 from mbedge.limits import ANONYMOUS, LimitDecision, fleet_decision, merge
-from mbedge.messages import EdgeRequest, EdgeResponse, request_id, traceparent
+from mbedge.messages import EdgeRequest, EdgeResponse, HubResponse, request_id, traceparent
 from mbedge.ports import Ports
 from mbedge.session import Sessions, wanted_token
 from mbedge.settings import EdgeSettings
 from mbwire import NotFound, Principal, Problem, RateLimited, Unauthorized, actions, rules
-from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
+from mbwire.cells import Cell
 
 log = logging.getLogger("mbedge")
 
@@ -48,6 +57,9 @@ class _Trail:
     limit: LimitDecision | None = None
     hub: str | None = None
     cache: str | None = None
+    # The cells that answered, when one is not the home cell (named in X-Served-By).
+    cells: list[str] = field(default_factory=list)
+    pinned: bool = False
 
 
 class Edge:
@@ -56,7 +68,8 @@ class Edge:
         self.ports = ports
         self.auth = Authenticator(settings)
         self.cache = PopCache(ports.cache, ttl_s=settings.cache_ttl_s)
-        self.forwarder = Forwarder(settings, ports)
+        self.hubs = Hubs(settings, ports)
+        self.forwarder = Forwarder(settings, ports, self.hubs)
         self.sessions = Sessions(ports.sessions)
         # Units the hubs leased this PoP for its callers' cache hits (process/isolate memory).
         self.fleet = FleetUnits(ports.clock)
@@ -74,7 +87,11 @@ class Edge:
             response = problem_answer(Problem(), req.path, rid)
         response.headers[h.REQUEST_ID] = rid
         served = f"edge={pop}" + (f"; hub={trail.hub}" if trail.hub else "")
+        if trail.cells:
+            served += f"; cell={','.join(trail.cells)}"
         response.headers[h.SERVED_BY] = served
+        if trail.pinned:
+            no_store(response.headers)
         if trail.limit is not None:
             response.headers.update(trail.limit.headers())
         if trail.cache is not None:
@@ -82,7 +99,8 @@ class Edge:
         return response
 
     async def probe_hubs(self) -> dict[str, bool]:
-        """Active health: probe every hub's ``/healthz`` now (the local loop, the Worker's cron)."""
+        """Active health: probe every hub's ``/healthz`` now (the local loop, the Worker's cron),
+        by hub name (``CellHubs.name``: the region in the home cell)."""
         return await self.forwarder.probe_all()
 
     async def _handle(self, req: EdgeRequest, rid: str, pop: str, trail: _Trail) -> EdgeResponse:
@@ -91,12 +109,14 @@ class Edge:
             return EdgeResponse(200, {"content-type": DOCS[path][0]}, DOCS[path][1])
         principal = await self._authenticate(req, trail)
         if principal is None and path == "/healthz":
-            hubs = self.ports.health.snapshot()
-            return json_answer(200, {"status": "ok", "pop": pop, "hubs": hubs})
+            cells = self.hubs.snapshot()  # the other cells' hubs, when there are any
+            return json_answer(200, {"status": "ok", "pop": pop,
+                                     "hubs": self.ports.health.snapshot(),
+                                     **({"cells": cells} if cells else {})})
         found = match_action(req.method, path)
         action = found.action
         if principal is None:
-            return await self._forward_signed_url(req, action, rid, pop, trail)
+            return await self._forward_signed_url(req, found, rid, pop, trail)
         rules.check_caller(action, principal)
         check_request(action, req, self.settings.max_body_bytes)
         cost = rules.cost_of(action, req.body)
@@ -106,7 +126,9 @@ class Edge:
                 f"over the {principal.tier} tier's {trail.limit.limit} requests per minute",
                 retry_after=trail.limit.retry_after,
             )
-        scope, key, want = read_scope(found), None, 0
+        placed = cell_of_request(self.hubs.cells, found, req.body, random.random)
+        self._mark(trail, placed)
+        scope, key, want = (None if trail.pinned else read_scope(found)), None, 0
         caller_token = bool(req.header(h.CONSISTENCY_TOKEN))
         if not action.writes:
             trail.cache = "MISS"
@@ -131,26 +153,15 @@ class Edge:
                     return cached_answer(entry)
                 want = self.fleet.want(principal)
 
-        plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
-        for region in plan.probes:
-            self.ports.background(self._probe(region))
-        if not plan.candidates:
-            raise NoHub("every hub is failing; try again shortly",
-                        retry_after=math.ceil(plan.retry_after_s))
         hop = Hop(principal, rid, traceparent(req.header("traceparent")), pop, lease_want=want)
         sent_at = self.ports.clock()
-        try:
-            forwarded = await self.forwarder.forward(req, action, hop, plan.candidates,
-                                                     caller_token=caller_token)
-        finally:
-            # Whether or not the hub answered, the write may have landed: drop this PoP's copies.
-            for stale in write_scopes(found):
-                await self.cache.invalidate(stale)
-        response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
-        fleet = fleet_decision(response.headers)
-        trail.limit = merge(trail.limit, fleet)
-        # Trusted here only: the answer to this PoP's own signed request, for this principal.
-        self.fleet.lease(principal, response.headers.get(h.FLEET_LEASE), fleet, sent_at)
+        response, forwarded = await self._forward(req, found, hop, placed, caller_token)
+        trail.hub = ",".join(hub_of(f.response, f.region) for f in forwarded)
+        for answered in forwarded:
+            fleet, held = fleet_decision(answered.response.headers), answered.response.headers
+            trail.limit = merge(trail.limit, fleet)
+            if not trail.pinned:  # trusted here only: the answer to this PoP's own request
+                self.fleet.lease(principal, held.get(h.FLEET_LEASE), fleet, sent_at)
         headers = passed_back(response)
         await self.sessions.remember(principal, headers.get(h.CONSISTENCY_TOKEN))
         if (key is not None and action.cache is not None and response.status == 200
@@ -180,22 +191,51 @@ class Edge:
         await self._count_anonymous(req, trail)
         return None
 
+    async def _forward(self, req: EdgeRequest, found: actions.Match, hop: Hop,
+                       placed: Cell | Split, caller_token: bool | None = None,
+                       ) -> tuple[HubResponse, list[Forwarded]]:
+        """To the nearest healthy hub of the request's cell; a batch over several cells as a
+        sub-batch per cell, at once (``mbedge.batch``). The answer, and every hub's."""
+        origin = self._origin(req)
+
+        async def send(cell: Cell, body: bytes) -> Forwarded:
+            hubs = self.hubs.of(cell)
+            candidates = self.forwarder.route(hubs, origin)
+            try:
+                return await self.forwarder.forward(replace(req, body=body), found.action, hop,
+                                                    candidates, caller_token=caller_token,
+                                                    cell=hubs)
+            finally:
+                # Whether or not the hub answered, the write may have landed: drop this PoP's
+                # copies (a pinned cell has none).
+                for stale in () if cell.pinned else write_scopes(found):
+                    await self.cache.invalidate(stale)
+
+        if isinstance(placed, Split):
+            return await forward_split(placed, send)
+        forwarded = await send(placed, req.body)
+        return forwarded.response, [forwarded]
+
+    def _mark(self, trail: _Trail, placed: Cell | Split) -> None:
+        """Notes whether the request is pinned (no-store), and its cells unless all home."""
+        cells = [placed] if isinstance(placed, Cell) else [c for c, _ in placed.parts]
+        trail.pinned = any(c.pinned for c in cells)
+        if any(c != self.hubs.cells.home for c in cells):
+            trail.cells = [c.name for c in cells]
+
     async def _forward_signed_url(
-        self, req: EdgeRequest, action: actions.Action, rid: str, pop: str, trail: _Trail
+        self, req: EdgeRequest, found: actions.Match, rid: str, pop: str, trail: _Trail
     ) -> EdgeResponse:
         """An artifact's bytes under a signed URL: no JWT, so no principal's rate limit, cache
         or session floor (the anonymous bucket already counted it); the hop carries no
-        principal and the hub checks the URL's signature."""
-        check_request(action, req, self.settings.max_body_bytes)
-        plan = plan_route(self._origin(req), self.settings.hubs, self.ports.health)
-        if not plan.candidates:
-            raise NoHub("every hub is failing; try again shortly",
-                        retry_after=math.ceil(plan.retry_after_s))
+        principal and the hub checks the URL's signature. It goes to the artifact's cell."""
+        check_request(found.action, req, self.settings.max_body_bytes)
+        placed = cell_of_request(self.hubs.cells, found, b"", random.random)
+        self._mark(trail, placed)
         hop = Hop(None, rid, traceparent(req.header("traceparent")), pop)
-        forwarded = await self.forwarder.forward(req, action, hop, plan.candidates)
-        response, trail.hub = forwarded.response, hub_of(forwarded.response, forwarded.region)
-        headers = passed_back(response)
-        return EdgeResponse(response.status, headers, response.body)
+        response, (forwarded,) = await self._forward(req, found, hop, placed)
+        trail.hub = hub_of(response, forwarded.region)
+        return EdgeResponse(response.status, passed_back(response), response.body)
 
     async def _count_anonymous(self, req: EdgeRequest, trail: _Trail) -> None:
         trail.limit = await self.ports.limiter.hit(req.client or "unknown", ANONYMOUS, 1)
@@ -207,6 +247,3 @@ class Edge:
         if self.settings.dev_mode and (debug := parse_geo_header(req.header("x-debug-geo"))):
             return debug
         return req.geo or self.settings.home
-
-    async def _probe(self, region: str) -> None:
-        await self.forwarder.probe(region)

@@ -1,12 +1,15 @@
 """Session consistency at one PoP: read-your-writes and monotonic reads without client tokens.
 
 The PoP remembers, per principal (sub, tier and role: the same key the cache uses), the greatest
-``X-Consistency-Token`` it has sent back to them, from any response: a write's, a read's, a
-cache hit's. That token is the principal's *floor*. A later read through this PoP is sent on
-with ``max(caller's token, floor)``: a caller's explicit token wins when it is greater (it may
-come from a write through another PoP), and is raised to the floor when it is smaller, since
-going back below what this caller has already seen would break monotonic reads. Cached answers
-older than the floor are skipped like those older than a caller's token (``cache.covers``).
+position per cell (``mbwire.Tokens``) of every ``X-Consistency-Token`` it has sent back to them,
+from any response: a write's, a read's, a cache hit's. Those positions are the principal's
+*floor*. A later read through this PoP is sent on with the merge of the caller's token and the
+floor (the greater position in every cell either names): a caller's explicit token wins where it
+is greater (it may come from a write through another PoP), and is raised to the floor where it
+is smaller, since going back below what this caller has already seen would break monotonic
+reads. Cached answers older than the floor are skipped like those older than a caller's token
+(``cache.covers``). A session that only ever saw the home cell has a one-part floor, printed as
+the single-cell token it always was.
 
 A floor never decreases (``SessionStore.raise_to``), and forgetting one is safe: the store only
 bounds memory (LRU, TTL), and a forgotten floor weakens the guarantee back to what a caller
@@ -22,7 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from mbwire import ConsistencyToken, Principal, Problem
+from mbwire import Principal, Problem
+from mbwire.token import Tokens
 
 # Long enough to outlive any replica lag by far; only a memory bound.
 SESSION_TTL_S = 600.0
@@ -32,10 +36,10 @@ class SessionStore(Protocol):
     """Per-principal floors. Never raises: a store that fails knows nothing (get) or forgets
     (raise_to), which only weakens the guarantee to what tokenless callers had before."""
 
-    async def get(self, key: str) -> ConsistencyToken | None: ...
+    async def get(self, key: str) -> Tokens | None: ...
 
-    async def raise_to(self, key: str, token: ConsistencyToken) -> None:
-        """Stores ``token`` unless the key already holds a greater one."""
+    async def raise_to(self, key: str, tokens: Tokens) -> None:
+        """Stores the merge of ``tokens`` and what the key holds (greatest per cell)."""
         ...
 
 
@@ -47,10 +51,10 @@ class MemorySessions:
         self, *, max_entries: int = 100_000, ttl_s: float = SESSION_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._entries: OrderedDict[str, tuple[float, ConsistencyToken]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Tokens]] = OrderedDict()
         self._max, self._ttl, self._clock = max_entries, ttl_s, clock
 
-    async def get(self, key: str) -> ConsistencyToken | None:
+    async def get(self, key: str) -> Tokens | None:
         found = self._entries.get(key)
         if found is None:
             return None
@@ -59,9 +63,9 @@ class MemorySessions:
             return None
         return found[1]
 
-    async def raise_to(self, key: str, token: ConsistencyToken) -> None:
+    async def raise_to(self, key: str, tokens: Tokens) -> None:
         held = await self.get(key)
-        self._entries[key] = (self._clock() + self._ttl, max(token, held or token))
+        self._entries[key] = (self._clock() + self._ttl, tokens.merge(held))
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -82,26 +86,24 @@ class Sessions:
     def __init__(self, store: SessionStore) -> None:
         self._store = store
 
-    async def floor(self, principal: Principal) -> ConsistencyToken | None:
+    async def floor(self, principal: Principal) -> Tokens | None:
         return await self._store.get(session_key(principal))
 
     async def remember(self, principal: Principal, answered: str | None) -> None:
         """Raises the principal's floor to the token of a response this PoP is sending them."""
-        if not answered:
-            return
-        try:
-            token = ConsistencyToken.parse(answered)
-        except Problem:
-            return  # not a token a hub issued: nothing to remember
-        await self._store.raise_to(session_key(principal), token)
+        tokens = Tokens.maybe(answered)  # None: not a token a hub issued, nothing to remember
+        if tokens:
+            await self._store.raise_to(session_key(principal), tokens)
 
 
-def wanted_token(sent: str | None, floor: ConsistencyToken | None) -> str | None:
-    """The token a read goes on with: the greater of the caller's and the floor. A caller's
-    token that does not parse is kept as sent, so the hub answers it with its 400."""
-    if floor is None or not sent:
-        return sent or (str(floor) if floor is not None else None)
+def wanted_token(sent: str | None, floor: Tokens | None) -> str | None:
+    """The token a read goes on with: the merge of the caller's and the floor; the caller's as
+    sent when it already covers the floor. A caller's token that does not parse is kept as
+    sent, so the hub answers it with its 400."""
+    if not floor or not sent:
+        return sent or (str(floor) if floor else None)
     try:
-        return sent if ConsistencyToken.parse(sent) >= floor else str(floor)
+        tokens = Tokens.parse(sent)
     except Problem:
         return sent
+    return sent if tokens.covers(floor) else str(tokens.merge(floor))

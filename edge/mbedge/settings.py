@@ -1,7 +1,14 @@
 """The edge's settings: one frozen Struct, read from ``EDGE_*`` variables in one place.
 
 The Worker reads the same names from ``self.env`` (``[vars]`` and secrets in wrangler.toml), the
-local edge from the process environment, so a setting means the same thing in both."""
+local edge from the process environment, so a setting means the same thing in both.
+
+Cells (``mbwire.cells``): ``EDGE_CELLS`` is the fleet's catalog, a JSON list of
+``{"name", "zone", "regions"}`` (empty: the single home cell over ``EDGE_HUBS``' regions, the
+service as it was); ``EDGE_HUBS`` stays the home cell's hubs, ``{region: url}``, and
+``EDGE_CELL_HUBS`` holds every other cell's, ``{cell: {region: url}}``. A cell's hubs stand only
+in the regions the catalog lists for it, so an edge never sends a pinned twin's request to a
+hub outside its zone."""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import msgspec
 
 from georouting import PRIMARY_REGION, REGIONS, Point, check_regions
 from georouting.geo import region_point
+from mbwire.cells import Cell, CellMap
 from mbwire.envcheck import check_known
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -30,8 +38,12 @@ NOT_SETTINGS = frozenset({"EDGE_STATE"})
 class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # The PoP's name in X-Served-By; locally a region code, which also gives the default origin.
     pop: str = PRIMARY_REGION
-    # region -> hub base URL (EDGE_HUBS is a JSON object).
+    # region -> hub base URL of the home cell (EDGE_HUBS is a JSON object).
     hubs: dict[str, str]
+    # The cell catalog (EDGE_CELLS, a JSON list; empty: the home cell alone over ``hubs``).
+    cells: tuple[Cell, ...] = ()
+    # cell -> region -> hub base URL, for every cell but the home cell (EDGE_CELL_HUBS).
+    cell_hubs: dict[str, dict[str, str]] = {}
     hop_secret: str
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_hs256_secret: str | None = None
@@ -61,10 +73,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     anonymous_limit_per_minute: int = 600
 
     def __post_init__(self) -> None:
-        check_regions(tuple(self.hubs))
-        for region, url in self.hubs.items():
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"hub URL for {region} must be http(s): {url!r}")
+        self._check_cells()
         if len(self.hop_secret) < 16:
             raise ValueError("EDGE_HOP_SECRET must be at least 16 characters")
         unknown = set(self.jwt_algorithms) - SUPPORTED_ALGORITHMS
@@ -81,6 +90,42 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("EdDSA/RS256 need EDGE_JWT_JWKS (a JWKS document)")
 
     @property
+    def cell_map(self) -> CellMap:
+        """The fleet's cells (``EDGE_CELLS``), or the home cell alone over ``hubs``' regions."""
+        return CellMap(cells=self.cells) if self.cells else CellMap.single(tuple(self.hubs))
+
+    def hubs_of(self, cell: str) -> dict[str, str]:
+        """A cell's hubs, region -> base URL: ``hubs`` for the home cell."""
+        if cell == self.cell_map.home.name:
+            return self.hubs
+        return self.cell_hubs.get(cell, {})
+
+    def _check_cells(self) -> None:
+        cells = self.cell_map  # ValueError for a catalog mbwire.cells refuses
+        home = cells.home.name
+        names = {c.name for c in cells.cells}
+        stray = sorted(n for n in self.cell_hubs if n not in names or n == home)
+        if stray:
+            raise ValueError(f"EDGE_CELL_HUBS names {stray}: not a cell of EDGE_CELLS other "
+                             f"than the home cell {home!r} (whose hubs are EDGE_HUBS)")
+        for cell in cells.cells:
+            hubs = self.hubs_of(cell.name)
+            where = "EDGE_HUBS" if cell.name == home else f"EDGE_CELL_HUBS[{cell.name!r}]"
+            if not hubs:
+                raise ValueError(f"cell {cell.name} has no hubs: list them in {where}")
+            check_regions(tuple(hubs))
+            for region, url in hubs.items():
+                if not url.startswith(("http://", "https://")):
+                    raise ValueError(f"hub URL for {region} must be http(s): {url!r}")
+            if cell.pinned and not cell.regions:
+                raise ValueError(f"cell {cell.name} of zone {cell.zone} must list its regions "
+                                 "in EDGE_CELLS")
+            outside = sorted(set(hubs) - set(cell.regions)) if cell.regions else []
+            if outside:
+                raise ValueError(f"{where} has hubs in {outside}, outside cell {cell.name}'s "
+                                 f"regions {list(cell.regions)}")
+
+    @property
     def home(self) -> Point:
         """Where the PoP stands: the default caller location when the runtime gives none."""
         return region_point(self.pop if self.pop in REGIONS else PRIMARY_REGION)
@@ -95,8 +140,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
             for k, v in env.items()
             if k.startswith("EDGE_") and v not in (None, "")
         }
-        if isinstance(raw.get("hubs"), str):
-            raw["hubs"] = json.loads(str(raw["hubs"]))
+        for name in ("hubs", "cells", "cell_hubs"):
+            if isinstance(raw.get(name), str):
+                raw[name] = json.loads(str(raw[name]))
         if isinstance(raw.get("jwt_algorithms"), str):
             algs = str(raw["jwt_algorithms"])
             raw["jwt_algorithms"] = [a.strip() for a in algs.split(",") if a.strip()]

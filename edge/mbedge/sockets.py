@@ -24,6 +24,10 @@ else reads the query: the hop to the hub is signed over the path and the query w
 hub's URL carries none, so neither runtime, nor the hub, nor any log line can hold it. Every
 other parameter goes on byte for byte, in order (less a client's ``mb_until``).
 
+Cells (``mbwire.cells``): a Yjs socket goes to its twin's cell (a mark naming nothing is a 404);
+a realtime socket to the first cell of the zone its query names (``residency=<zone>``, passed on
+to the hub; none: the home cell), an unknown zone being a 422. Only that cell's hubs are tried.
+
 The caller's PoP rate limit is charged one unit per upgrade; the hub then checks what it checks
 (its connection caps, the twin's access). The hop to the hub is signed like any GET (empty body,
 the canonical path, the query as above plus ``mb_until``: the token's exp + the JWT leeway), so
@@ -42,7 +46,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from georouting import parse_geo_header, plan_route
+from georouting import parse_geo_header
+from mbedge.cells import cell_of_id, zone_cell
+from mbedge.hubs import CellHubs
 from mbedge.messages import EdgeRequest, traceparent
 from mbedge.pipeline import Edge
 from mbwire import (
@@ -57,13 +63,13 @@ from mbwire import (
     Unauthorized,
     Unprocessable,
 )
-from mbwire import UpstreamUnavailable as NoHub
 from mbwire import headers as h
 from mbwire.decode import check_twin_id
 from mbwire.socket_auth import UNTIL_PARAM, with_until
 
 BEARER_PROTOCOL = "bearer"
 TOKEN_PARAM = "token"
+RESIDENCY_PARAM = "residency"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ class Upgrade:
     request_id: str
     until: int                    # unix s: the token's exp + leeway, when the hub closes it
     traceparent: str
+    hubs: CellHubs                # the socket's cell: whose hubs ``candidates`` are
 
 
 def route_of(decoded_path: str) -> tuple[SocketRoute, str]:
@@ -167,21 +174,20 @@ async def plan_upgrade(edge: Edge, req: EdgeRequest, rid: str) -> Upgrade:
     if not limit.allowed:
         raise RateLimited(f"over the {principal.tier} tier's {limit.limit} requests per minute",
                           retry_after=limit.retry_after)
+    cells = edge.hubs.cells
+    if route.twin_id:
+        cell = cell_of_id(cells, path.rsplit("/", 1)[1])
+    else:
+        _, zones = without_param(query, RESIDENCY_PARAM)
+        if len(zones) > 1:
+            raise BadRequest(f"more than one {RESIDENCY_PARAM!r} in the query")
+        cell = zone_cell(cells, zones[0], f"$.query.{RESIDENCY_PARAM}") if zones else cells.home
+    hubs = edge.hubs.of(cell)
     origin = (parse_geo_header(req.header(h.DEBUG_GEO)) if edge.settings.dev_mode else None)
-    plan = plan_route(origin or req.geo or edge.settings.home, edge.settings.hubs,
-                      edge.ports.health)
-    for region in plan.probes:
-        edge.ports.background(_probe(edge, region))
-    if not plan.candidates:
-        raise NoHub("every hub is failing; try again shortly",
-                    retry_after=math.ceil(plan.retry_after_s))
+    candidates = edge.forwarder.route(hubs, origin or req.geo or edge.settings.home)
     deadline = math.floor(until)
     return Upgrade(route, path, with_until(query, deadline), principal, protocol,
-                   plan.candidates, rid, deadline, traceparent(req.header("traceparent")))
-
-
-async def _probe(edge: Edge, region: str) -> None:
-    await edge.forwarder.probe(region)
+                   candidates, rid, deadline, traceparent(req.header("traceparent")), hubs)
 
 
 def hub_target(edge: Edge, signer: HopSigner, upgrade: Upgrade, region: str,
@@ -193,7 +199,7 @@ def hub_target(edge: Edge, signer: HopSigner, upgrade: Upgrade, region: str,
     headers[h.REQUEST_ID] = upgrade.request_id
     headers["traceparent"] = upgrade.traceparent
     headers[h.EDGE] = edge.settings.pop
-    return f"{edge.settings.hubs[region].rstrip('/')}{upgrade.path}?{upgrade.query}", headers
+    return f"{upgrade.hubs.url(region)}{upgrade.path}?{upgrade.query}", headers
 
 
 def hub_refusal(upgrade: Upgrade, region: str, status: int,

@@ -31,6 +31,9 @@ REGIONS: dict[str, Region] = {
         Region("jnb", "Johannesburg", -26.204, 28.047),
         Region("lax", "Los Angeles", 33.942, -118.408),
         Region("lhr", "London", 51.507, -0.128),
+        # Moscow is no Fly.io region: the zone ru's cells run there on a Russian provider's
+        # machines (the same images), and no Cloudflare location stores or caches their data.
+        Region("mow", "Moscow", 55.756, 37.617),
         Region("nrt", "Tokyo", 35.689, 139.692),
         Region("ord", "Chicago", 41.878, -87.630),
         Region("sin", "Singapore", 1.352, 103.820),

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -40,6 +41,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     go.add_argument("--region", default=None, help="region a regional fault hits "
                     "(default: the second region)")
     go.add_argument("--minutes", type=float, default=5.0, help="soak length")
+    go.add_argument("--cell", default=None, help="the cell whose processes the fault hits "
+                    "and whose twins the load writes (default: the home cell)")
 
 
 def cmd(args: argparse.Namespace, data_dir: Path) -> int:
@@ -56,6 +59,17 @@ def cmd(args: argparse.Namespace, data_dir: Path) -> int:
     stack = Stack(data_dir)
     opts = Options(duration_s=args.duration, rate=args.rate, hold_s=args.hold,
                    region=args.region)
+    links = stack.links()
+    if args.cell and (links is None or args.cell != links.cell):
+        others = stack.cell_stacks()
+        if links is None or args.cell not in others:
+            known = [c.name for c in links.fleet_map.cells] if links else ["g1"]
+            console.print(f"no cell {args.cell!r} in this stack; its cells: {', '.join(known)}")
+            return 2
+        cell = links.fleet_map.cell(args.cell)
+        assert cell is not None
+        stack = others[args.cell]
+        opts = msgspec.structs.replace(opts, cell=cell.name, zone=cell.zone, edges=links.edges)
     done: list[reports.Report] = []
     unrun = 0
     for name in names:

@@ -40,8 +40,13 @@ class Acked(msgspec.Struct, frozen=True, kw_only=True):
 
 class Client:
     def __init__(self, run_id: str, region: str, edges: dict[str, str], bearer: str,
-                 timeout_s: float, budget_s: float) -> None:
+                 timeout_s: float, budget_s: float, cell: str | None = None,
+                 zone: str | None = None) -> None:
+        """``cell``, ``zone``: a drill of a cell other than the home cell writes twins pinned
+        to its zone, with ids marked for it (``ru1~...``)."""
         self.region, self.sub = region, f"drill-{run_id}-{region}"
+        self.mark = f"{cell}~" if cell else ""
+        self.placed: dict[str, str] = {"residency": zone} if zone else {}
         self._order = [region] + [r for r in edges if r != region]
         self._edges, self._bearer = edges, bearer
         self._http = httpx.AsyncClient(timeout=timeout_s)
@@ -114,9 +119,9 @@ class Mix:
         deadline = time.monotonic() + within_s
         for c in self.clients:
             while len(c.twins) < TWINS_PER_REGION:
-                twin, key = f"{c.sub}-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
-                status, r = await c.request("POST", "/v1/twins", key=key,
-                                            json={"twin_id": twin, "profile": {"d": {}}})
+                twin, key = f"{c.mark}{c.sub}-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+                status, r = await c.request("POST", "/v1/twins", key=key, json={
+                    "twin_id": twin, "profile": {"d": {}}, **c.placed})
                 if r is not None and r.status_code == 201:
                     c.twins.append(twin)
                 elif time.monotonic() > deadline or (r is not None and r.status_code < 500
@@ -142,9 +147,9 @@ class Mix:
                                         token=r.headers.get("x-consistency-token"),
                                         region=client.region))
         elif op == "create":
-            twin = f"{client.sub}-{key[:12]}"
-            status, r = await client.request("POST", "/v1/twins", key=key,
-                                             json={"twin_id": twin, "profile": {"d": {}}})
+            twin = f"{client.mark}{client.sub}-{key[:12]}"
+            status, r = await client.request("POST", "/v1/twins", key=key, json={
+                "twin_id": twin, "profile": {"d": {}}, **client.placed})
             if r is not None and r.is_success:
                 self.acked.append(Acked(op=op, twin_id=twin, key=None, value=None,
                                         token=r.headers.get("x-consistency-token"),

@@ -33,6 +33,11 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None  # default: the second region (not the primary's)
     timeout_s: float = 5.0  # one attempt
     budget_s: float = 10.0  # one request with its retries (the SDK's default)
+    # A drill of a cell other than the home cell (``--cell``): the stack is that cell's, the
+    # load goes through the fleet's edges and writes twins of its zone.
+    cell: str | None = None
+    zone: str | None = None
+    edges: dict[str, str] | None = None
     steady: stats.Steady = stats.Steady()
 
 
@@ -53,7 +58,7 @@ def _clients(stack: Stack, status: dict[str, Any], run_id: str, opts: Options) -
     for region in status["regions"]:
         bearer = secrets.mint_token(key, f"drill-{run_id}-{region}", tier="internal", ttl=ttl)
         out.append(Client(run_id, region, status["edges"], bearer, opts.timeout_s,
-                          opts.budget_s))
+                          opts.budget_s, cell=opts.cell, zone=opts.zone))
     return out
 
 
@@ -67,6 +72,8 @@ async def _watch(loop: OpenLoop, total: float, progress: Progress, what: list[st
 async def run(stack: Stack, scenario: Scenario, opts: Options,
               progress: Progress = lambda *a: None) -> Report:
     status = status_of(stack)
+    if opts.edges:
+        status["edges"] = opts.edges  # a cell's own stack runs no edges: the fleet's route to it
     regions = status["regions"]
     region = opts.region or (regions[1] if len(regions) > 1 else regions[0])
     ctx = Ctx(stack=stack, status=status, region=region, hold_s=opts.hold_s)

@@ -5,7 +5,7 @@ artifacts' metadata, each list oldest first and at most ``MAX_EXPORT_ITEMS``."""
 
 from __future__ import annotations
 
-from mbwire import ConsistencyToken, Principal
+from mbwire import ConsistencyToken, Principal, cells
 from mbwire.types_events import MAX_EXPORT_ITEMS, TwinExport
 from regional.reads.artifacts import artifact_list_on
 from regional.reads.history import events_page, trajectory_page
@@ -25,7 +25,7 @@ async def twin_export_on(conn: Conn, principal: Principal, twin_id: str,
     return TwinExport(
         twin_id=twin_id, owner=twin.owner_sub, version=twin.version, profile=twin.profile,
         grants=grants.grants, events=events.items, trajectory_version=trajectory.version,
-        trajectory=trajectory.steps, artifacts=artifacts[:cap],
+        trajectory=trajectory.steps, artifacts=artifacts[:cap], residency=cells.served().zone,
         truncated=(events.next_cursor is not None or trajectory.next_cursor is not None
                    or len(artifacts) > cap),
         consistency_token=str(answered),

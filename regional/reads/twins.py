@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import psycopg
 
 from crdt import select_fields
-from mbwire import Forbidden, NotFound, Principal
+from mbwire import Forbidden, NotFound, Principal, cells
 from mbwire.access import Need, allows_view
 from mbwire.types import GrantEntry, GrantList, TwinView
 from regional.replica import TwinRow, twin_on
@@ -61,7 +61,7 @@ def twin_view_of(principal: Principal, twin_id: str, twin: TwinFacts | None,
     """``get_twin_profile``'s answer from a row: readers only, ``fields`` kept if given."""
     twin = allowed(principal, "read", twin_id, twin)
     return TwinView(twin_id=twin_id, version=twin.version,
-                    profile=select_fields(twin.profile, fields))
+                    profile=select_fields(twin.profile, fields), residency=cells.served().zone)
 
 
 def grant_list_of(principal: Principal, twin_id: str, twin: TwinFacts | None) -> GrantList:

@@ -15,7 +15,9 @@ Access = Literal["read", "write"]
 # Python and in ECMA-262 alike (JSON Schema's dialect, so the OpenAPI document keeps it).
 END = r"(?![\s\S])"
 # A twin id: what a URL path segment can carry without escaping.
-TWIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + END
+# A twin id may begin with its cell's or zone's mark (``ru1~``, ``ru~``: mbwire.cells).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + END
+TWIN_ID_PATTERN = r"^(?:[a-z][a-z0-9]{0,7}~)?[A-Za-z0-9][A-Za-z0-9._:-]{0,127}" + END
 TwinId = Annotated[str, msgspec.Meta(pattern=TWIN_ID_PATTERN)]
 # A principal's id (JWT ``sub``, a grant's ``sub``): no control characters at all (C0, DEL,
 # C1). A sub is stored as text (Postgres refuses U+0000), written into logs and headers, and
@@ -50,15 +52,22 @@ class Principal(Wire, frozen=True):
         return self.tier == "internal" or self.role == "admin"
 
 
+Zone = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,15}$", description=(
+    "A jurisdiction the twin's data never leaves: `global` (default) or e.g. `ru`."))]
+
+
 class TwinCreate(Wire, frozen=True):
     twin_id: TwinId | None = None
     profile: dict[str, Any] | None = None
+    # Where the twin's data lives for its life; an id of another zone's cell is a 422.
+    residency: Zone | None = None
 
 
 class TwinCreated(Wire, frozen=True):
     twin_id: TwinId
     version: int
     consistency_token: str
+    residency: str = "global"
 
 
 class TwinWritten(Wire, frozen=True):
@@ -71,6 +80,7 @@ class TwinView(Wire, frozen=True):
     twin_id: TwinId
     version: int
     profile: dict[str, Any]
+    residency: str = "global"
 
 
 class TwinGrant(Wire, frozen=True):
@@ -135,6 +145,7 @@ class ProblemDetails(msgspec.Struct, frozen=True, kw_only=True):
 # --- knowledge and artifacts (query_knowledge, create_artifact) ---
 
 DOC_ID_PATTERN = TWIN_ID_PATTERN  # knowledge and artifact ids travel in paths like twin ids
+#  (an artifact id is marked with its twin's cell)
 DocId = Annotated[str, msgspec.Meta(pattern=DOC_ID_PATTERN)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+" + END)]
 SearchMode = Literal["semantic", "keyword", "hybrid"]
@@ -235,7 +246,7 @@ AMOUNT_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,18})?" + END
 Amount = Annotated[str, msgspec.Meta(pattern=AMOUNT_PATTERN, max_length=49)]
 CURRENCY_PATTERN = r"^[A-Z]{3,8}" + END
 Currency = Annotated[str, msgspec.Meta(pattern=CURRENCY_PATTERN)]
-WALLET_ID_PATTERN = TWIN_ID_PATTERN  # wallet ids travel in paths like twin ids
+WALLET_ID_PATTERN = ID_PATTERN  # wallets are global: never marked
 WalletId = Annotated[str, msgspec.Meta(pattern=WALLET_ID_PATTERN)]
 # 1-128 visible ASCII characters: a body field's, the Idempotency-Key header's (mbwire.rules).
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}" + END

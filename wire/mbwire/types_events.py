@@ -123,3 +123,4 @@ class TwinExport(Wire, frozen=True):
     artifacts: list[ArtifactMeta]  # oldest first
     truncated: bool  # some list held more than MAX_EXPORT_ITEMS; each holds its oldest
     consistency_token: str
+    residency: str = "global"  # the zone the twin's data never leaves

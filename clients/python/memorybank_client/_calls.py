@@ -13,6 +13,8 @@ import httpx
 import msgspec
 import msgspec.inspect
 
+from mbwire.token import Tokens
+
 T = TypeVar("T")
 
 JSON = "application/json"
@@ -135,11 +137,13 @@ def headers(call: Call[Any], bearer: str, token: str | None) -> dict[str, str]:
 
 
 def greater_token(current: str | None, response: httpx.Response) -> str | None:
-    """Tokens are ``L`` plus 16 hex digits: they order as strings."""
-    seen = response.headers.get("x-consistency-token")
-    if seen and (current is None or seen > current):
-        return seen
-    return current
+    """The greatest position per cell of the client's token and the answer's (mbwire.token):
+    read-your-writes holds in every cell the client wrote to or read from."""
+    seen = Tokens.maybe(response.headers.get("x-consistency-token"))
+    if seen is None:
+        return current
+    held = Tokens.maybe(current)
+    return str(held.merge(seen) if held is not None else seen)
 
 
 def decode(call: Call[T], response: httpx.Response) -> T:

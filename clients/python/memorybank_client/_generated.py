@@ -25,6 +25,7 @@ def create_twin(
     *,
     twin_id: str | None = None,
     profile: Mapping[str, Any] | None = None,
+    residency: str | None = None,
     **opts: Unpack[Options],
 ) -> Call[t.TwinCreated]:
     """Create a twin.
@@ -32,7 +33,7 @@ def create_twin(
     The caller owns the new twin. Without `twin_id` one is made. An existing `twin_id` is a 409."""
     return call("POST", "/v1/twins", t.TwinCreated,
                 writes=True,
-                body={"twin_id": twin_id, "profile": profile},
+                body={"twin_id": twin_id, "profile": profile, "residency": residency},
                 content_type="application/json",
                 opts=opts)
 

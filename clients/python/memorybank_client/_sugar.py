@@ -16,8 +16,8 @@ from memorybank_client._calls import Call, Options
 
 
 def create_twin(profile: Mapping[str, Any] | None = None, twin_id: str | None = None,
-                **opts: Unpack[Options]) -> Call[t.TwinCreated]:
-    return g.create_twin(twin_id=twin_id, profile=profile, **opts)
+                residency: str | None = None, **opts: Unpack[Options]) -> Call[t.TwinCreated]:
+    return g.create_twin(twin_id=twin_id, profile=profile, residency=residency, **opts)
 
 
 def get_twin_profile(twin_id: str, fields: str | Iterable[str] | None = None,

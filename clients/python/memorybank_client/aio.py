@@ -97,9 +97,11 @@ class AsyncMemoryBank(g.AsyncClient):
 
 class AsyncTwins(g.AsyncTwins):
     async def create(self, profile: Mapping[str, Any] | None = None, twin_id: str | None = None,
+                     residency: str | None = None,
                      **opts: Unpack[Options]) -> t.TwinCreated:
-        """Create a twin (``profile`` may come first)."""
-        return await self._call(s.create_twin(profile, twin_id, **opts))
+        """Create a twin (``profile`` may come first); ``residency``: the zone its data never
+        leaves (``global`` by default, e.g. ``ru``), fixed for its life."""
+        return await self._call(s.create_twin(profile, twin_id, residency, **opts))
 
     async def get(self, twin_id: str, fields: str | Iterable[str] | None = None,
                   **opts: Unpack[Options]) -> t.TwinView:

@@ -89,9 +89,11 @@ class MemoryBank(g.SyncClient):
 
 class Twins(g.Twins):
     def create(self, profile: Mapping[str, Any] | None = None, twin_id: str | None = None,
+               residency: str | None = None,
                **opts: Unpack[Options]) -> t.TwinCreated:
-        """Create a twin (``profile`` may come first)."""
-        return self._call(s.create_twin(profile, twin_id, **opts))
+        """Create a twin (``profile`` may come first); ``residency``: the zone its data never
+        leaves (``global`` by default, e.g. ``ru``), fixed for its life."""
+        return self._call(s.create_twin(profile, twin_id, residency, **opts))
 
     def get(self, twin_id: str, fields: str | Iterable[str] | None = None,
             **opts: Unpack[Options]) -> t.TwinView:

@@ -196,3 +196,48 @@ async def test_a_yjs_upgrade_takes_the_token_out_of_the_query_and_passes_through
         assert r.status == status and r.headers["content-type"] == "application/problem+json"
         assert forged.encode() not in r.body and jwt.encode() not in r.body
     assert sent == []
+
+
+CELLS_ENV = {
+    "EDGE_CELLS": json.dumps([{"name": "g1", "zone": "global", "regions": list(HUBS)},
+                              {"name": "ru1", "zone": "ru", "regions": ["arn"]}]),
+    "EDGE_CELL_HUBS": json.dumps({"ru1": {"arn": "http://hub-arn.ru1.test"}}),
+}
+
+
+async def test_a_pinned_twin_in_the_worker_goes_to_its_cell_and_kv_health_is_per_cell(
+    entry: Any,
+) -> None:
+    env = make_env(**CELLS_ENV)
+    await entry.Default(Ctx(), env).scheduled(types.SimpleNamespace(cron="* * * * *"), env, None)
+    snapshot = json.loads(env.EDGE_STATE.data["hub-health"])
+    assert snapshot["hubs"] == {"ams": True, "iad": True, "sin": True, "ru1.arn": True}
+    worker = entry.Default(Ctx(), env)
+    auth = {"Authorization": f"Bearer {token()}"}
+    r = await worker.fetch(request("/v1/twins/ru1~ada", headers=auth, cf=SIN))
+    assert r.status == 200 and r.headers["x-served-by"] == "edge=sin; hub=arn; cell=ru1"
+    assert r.headers["cache-control"] == "no-store"
+    assert entry.fetched[-1]["url"] == "http://hub-arn.ru1.test/v1/twins/ru1~ada"
+    env.EDGE_STATE.data["hub-health"] = json.dumps(
+        {"at": time.time(), "hubs": {"ams": True, "iad": True, "sin": True, "ru1.arn": False}})
+    entry._isolate.health_read_at = -1e9
+    r = await worker.fetch(request("/v1/twins/ru1~ada", headers=auth, cf=SIN))
+    assert r.status == 503 and json.loads(r.body)["zone"] == "ru"
+    r = await worker.fetch(request("/v1/twins/ada", headers=auth, cf=SIN))
+    assert r.status == 200 and r.headers["x-served-by"] == "edge=sin; hub=sin"
+
+
+async def test_isolate_floors_keep_every_cells_greatest_position(entry: Any) -> None:
+    from mbedge.session import MemorySessions
+    from mbwire.token import Tokens
+
+    store = entry.IsolateSessions(MemorySessions(), entry.CacheApiStore())
+    await store.raise_to("k", Tokens({"": 5}))
+    await store.raise_to("k", Tokens({"ru1": 7}))
+    await store.raise_to("k", Tokens({"": 3}))
+    assert await store.get("k") == Tokens({"": 5, "ru1": 7})
+    # Another isolate of the location reads the shared floor, every cell's part of it.
+    other = entry.IsolateSessions(MemorySessions(), entry.CacheApiStore())
+    assert await other.get("k") == Tokens({"": 5, "ru1": 7})
+    await other.raise_to("k", Tokens({"ru1": 9}))
+    assert await store.get("k") == Tokens({"": 5, "ru1": 9})

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from mbedge import HubRequest, HubResponse
 from mbedge.session import MemorySessions, wanted_token
 from mbwire import ConsistencyToken
+from mbwire.token import Tokens
 from tests.unit.edge.edge_fakes import FakeHubs, make_rig, token
 
 
@@ -34,16 +35,16 @@ class TokenHubs:
 async def test_the_remembered_token_never_decreases(raised: list[int]) -> None:
     store, greatest = MemorySessions(), 0
     for n in raised:
-        await store.raise_to("k", ConsistencyToken(n))
+        await store.raise_to("k", Tokens({"": n}))
         greatest = max(greatest, n)
-        assert await store.get("k") == ConsistencyToken(greatest)
+        assert await store.get("k") == Tokens({"": greatest})
 
 
 async def test_floors_expire_and_are_bounded() -> None:
     now = [0.0]
     store = MemorySessions(max_entries=2, ttl_s=10, clock=lambda: now[0])
     for key in ("a", "b", "c"):
-        await store.raise_to(key, ConsistencyToken(1))
+        await store.raise_to(key, Tokens({"": 1}))
     assert await store.get("a") is None  # least recently used, pushed out
     now[0] = 11
     assert await store.get("c") is None
@@ -58,7 +59,7 @@ async def test_floors_expire_and_are_bounded() -> None:
 ])
 def test_wanted_token_is_the_greater(sent: str | None, floor: int | None,
                                      wanted: str | None) -> None:
-    assert wanted_token(sent, ConsistencyToken(floor) if floor else None) == wanted
+    assert wanted_token(sent, Tokens({"": floor}) if floor else None) == wanted
 
 
 async def test_a_plain_read_after_a_write_carries_the_writes_token() -> None:

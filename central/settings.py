@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from mbwire.cells import Cell, CellMap
+from mbwire.cells import Cell, CellMap, served_from
 from mbwire.envcheck import check_known
 
 
@@ -96,11 +96,7 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     def served_cell(self) -> tuple[Cell, CellMap]:
         """This writer's cell and the fleet's map (ValueError if the cell is not in it)."""
-        fleet = CellMap.from_json(self.cells, self.region_list)
-        cell = fleet.cell(self.cell)
-        if cell is None:
-            raise ValueError(f"CENTRAL_CELL {self.cell!r} is not in CENTRAL_CELLS")
-        return cell, fleet
+        return served_from(self.cells, self.region_list, self.cell, "CENTRAL_")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> CentralSettings:

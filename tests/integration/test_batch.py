@@ -64,7 +64,8 @@ async def test_a_bad_item_fails_alone_with_its_problem(live: LiveStack, http: ht
     results = r.json()["results"]
     assert [x["status"] for x in results] == [200, 404, 403, 422, 422, 422, 422, 422, 200, 403,
                                               404]
-    assert results[0]["body"] == {"twin_id": mine, "version": 1, "profile": {"deep": {"a": 1}}}
+    assert results[0]["body"] == {"twin_id": mine, "version": 1, "profile": {"deep": {"a": 1}},
+                                  "residency": "global"}
     assert results[8]["body"] == {"twin_id": mine, "owner": "mixer", "grants": []}
     for i, item in enumerate(results):
         if item["status"] != 200:

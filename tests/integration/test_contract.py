@@ -97,4 +97,4 @@ async def test_validation_errors_are_422_naming_the_path(
 async def test_the_demo_runs_every_step_on_the_stack(live: LiveStack) -> None:
     from examples import demo
 
-    assert await demo._run(live.topology, live.secrets) == 0
+    assert await demo._run(live.topology, live.secrets, {}) == 0

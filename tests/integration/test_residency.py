@@ -300,3 +300,40 @@ def test_metrics_carry_the_cell(fleet: Stack) -> None:
     assert 'cell="ru1"' in text
     text = httpx.get(f"{fleet.topology().hubs['ams']}/metrics", timeout=10).text
     assert 'cell="g1"' in text and 'cell="ru1"' not in text
+
+
+async def test_a_realtime_subscription_to_a_pinned_twin_is_served_in_its_zone(
+    fleet: Stack,
+) -> None:
+    import asyncio
+
+    from memorybank_client import AsyncMemoryBank
+
+    async with AsyncMemoryBank(_edge(fleet, "ams"), _jwt(fleet, "listener")) as mb:
+        twin = (await mb.twins.create({}, residency="ru")).twin_id
+        stream = mb.subscribe([f"twin:{twin}"], since=0, residency="ru")
+
+        async def first_event() -> object:
+            async for message in stream:
+                if message.channel == f"twin:{twin}" and message.event == "event":
+                    return message
+            raise AssertionError("the subscription ended")
+
+        arrival = asyncio.ensure_future(first_event())
+        await mb.twins.log_events([{"twin_id": twin, "type": "ping"}])
+        try:
+            message = await asyncio.wait_for(arrival, 20)
+        finally:
+            arrival.cancel()
+            await stream.aclose()
+        token = getattr(message, "consistency_token", "")
+        assert token.startswith("ru1.")
+        listed = await mb.twins.events(twin, consistency_token=token)
+        assert [e.type for e in listed.items] == ["ping"]
+
+
+async def test_the_demos_residency_step_passes_on_two_zones(fleet: Stack) -> None:
+    from examples import demo_cells
+
+    others = {name: cell.topology() for name, cell in fleet.cell_stacks().items()}
+    assert await demo_cells.residency(fleet.topology(), others, _jwt(fleet, "demo-olga"), "t")

@@ -125,6 +125,17 @@ class CellMap(msgspec.Struct, frozen=True):
         return tuple(c for c in self.cells if region in c.regions)
 
 
+def served_from(catalog: str, regions: Sequence[str], name: str,
+                prefix: str) -> tuple[Cell, CellMap]:
+    """A hub's or central's ``<prefix>CELL`` in its ``<prefix>CELLS`` catalog (ValueError when
+    the cell is not in it), to ``serve`` at start."""
+    fleet = CellMap.from_json(catalog, regions)
+    cell = fleet.cell(name)
+    if cell is None:
+        raise ValueError(f"{prefix}CELL {name!r} is not in {prefix}CELLS")
+    return cell, fleet
+
+
 class _Served:
     """The cell this process serves (a hub or a central shard serves exactly one), set once at
     start by ``serve``: its tokens name it, its twin views show its zone, its new ids carry its

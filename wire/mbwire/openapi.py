@@ -46,12 +46,16 @@ _HEADERS: dict[str, dict[str, Any]] = {
 }
 _TOKEN_HEADER = {
     "description": "The point in history the answer reflects (reads) or the write's commit "
-                   "position (writes). Opaque; totally ordered as strings.",
+                   "position (writes): one position per cell, up to 16 comma-separated parts "
+                   "`[<cell>.]L<16 hex digits>` (the home cell's without a prefix, so tokens "
+                   "from before cells are valid). Parts of one cell order as strings; keep "
+                   "the greatest per cell (the SDK and the edge's session floor do).",
     "schema": {"type": "string", "pattern": TOKEN_PATTERN},
 }
 _TOKEN_PARAM = {
     "name": "X-Consistency-Token", "in": "header", "required": False,
-    "description": "Answer only at or after this point (any region), else 503 + Retry-After.",
+    "description": "Answer only at or after this point (any region) in the cell(s) answering, "
+                   "else 503 + Retry-After. Format: see the response header.",
     "schema": {"type": "string", "pattern": TOKEN_PATTERN},
 }
 _IDEMPOTENCY_PARAM = {

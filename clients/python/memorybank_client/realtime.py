@@ -31,6 +31,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -97,15 +98,20 @@ async def subscribe(base_url: str, token: str, channels: list[str], *, since: in
                     yjs: bool = False, state_vectors: dict[str, bytes] | None = None,
                     consistency_token: str | None = None, max_attempts: int = 8,
                     token_provider: TokenProvider | None = None,
+                    residency: str | None = None,
                     **connect: Any) -> AsyncIterator[Message]:
     """Messages of ``channels`` in seq order, across reconnects; ``max_attempts`` failed
     connections in a row give up with the last error. ``consistency_token``: the hub subscribes
     once its replica shows it (so a twin you just created anywhere is found).
-    ``token_provider``: renews the socket before its token expires (see the module's text)."""
+    ``token_provider``: renews the socket before its token expires (see the module's text).
+    ``residency``: the zone whose twins' channels the socket carries (a socket is served by
+    one cell: twins pinned to ``ru`` need ``residency="ru"``; default ``global``)."""
     from websockets.asyncio.client import connect as ws_connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     url = base_url.rstrip("/").replace("http", "ws", 1) + "/v1/realtime"
+    if residency is not None:
+        url += f"?residency={quote(residency, safe='')}"
     failures, delay = 0, 0.1
     vectors = {c: base64.b64encode(v).decode() for c, v in (state_vectors or {}).items()}
     renewing: asyncio.Task[None] | None = None

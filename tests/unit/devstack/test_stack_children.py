@@ -123,3 +123,36 @@ def test_recycled_pid_is_not_ours() -> None:
     recycled = msgspec.structs.replace(record, create_time=me.create_time() - 100)
     assert not procs.is_alive(recycled)
     procs.stop(recycled)  # must not signal us
+
+
+def test_a_cells_services_are_told_their_cell_and_keep_awareness_in_their_zone() -> None:
+    from devstack.cells import DEFAULT_FLEET, CellLinks
+
+    fleet = DEFAULT_FLEET.to_json()
+    home = state(list(SERVICE_ORDER))
+    ru = msgspec.structs.replace(home, links=CellLinks(
+        cell="ru1", fleet=fleet, edges={"iad": "http://pop-iad", "ams": "http://pop-ams"},
+        limits_redis="redis://limits", secrets_dir="/d"))
+    src = Sources(pg_bin=None, redis_server=None, run_as=None, secrets=SECRETS,
+                  factories=apps.DEFAULT_FACTORIES)
+    s = children.build_specs(ru, Path("/d/cells/ru1"), src)
+    hub, central = s["hub-iad"].env, s["central"].env
+    assert hub["HUB_CELL"] == central["CENTRAL_CELL"] == "ru1"
+    assert hub["HUB_CELLS"] == central["CENTRAL_CELLS"] == fleet
+    assert hub["HUB_LIMITS_REDIS_URL"] == "redis://limits"          # the fleet's limiter
+    assert hub["HUB_RELAY_REDIS_URL"] == home.topology.redis["iad"]  # its own zone's Redis
+    # A single-cell stack's services are told nothing: they serve the home cell as before.
+    plain = specs(list(SERVICE_ORDER))
+    assert "HUB_CELL" not in plain["hub-iad"].env and "EDGE_CELLS" not in plain["edge-iad"].env
+
+
+def test_a_fleet_needs_its_home_cell_in_every_region() -> None:
+    import pytest
+
+    from devstack.cells import DEFAULT_FLEET, check_fleet
+    from mbwire.cells import Cell, CellMap
+
+    assert check_fleet(DEFAULT_FLEET) == ("ams", "iad", "sin", "mow")
+    with pytest.raises(ValueError, match="home cell"):
+        check_fleet(CellMap(cells=(Cell("g1", "global", ("ams",)),
+                                   Cell("ru1", "ru", ("mow",)))))

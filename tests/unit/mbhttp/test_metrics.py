@@ -56,3 +56,16 @@ def test_several_workers_are_summed_in_multiprocess_mode(tmp_path: Path):
                           capture_output=True, text=True).stdout
     found = samples(text)
     assert found[("memorybank_requests_total", (("action", "ob_mp"), ("code", "200")))] == 2
+
+
+def test_a_cells_samples_carry_it_and_still_parse() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (b'# HELP a_total x\n# TYPE a_total counter\na_total{action="x",code="200"} 3.0\n'
+            b"# HELP b y\n# TYPE b gauge\nb 1.0\n")
+    assert metrics.labelled(text, None) == text
+    labelled = metrics.labelled(text, "ru1").decode()
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for f in text_string_to_metric_families(labelled) for s in f.samples}
+    assert found == {("a_total", (("action", "x"), ("cell", "ru1"), ("code", "200"))): 3.0,
+                     ("b", (("cell", "ru1"),)): 1.0}

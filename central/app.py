@@ -13,7 +13,7 @@ from functools import partial
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
-from central import agents, artifacts, events, knowledge, ledger, trajectory
+from central import agents, artifacts, audit, events, knowledge, ledger, trajectory
 from central.fastpath import fast_twin_writes
 from central.lifespan import run_central
 from central.routes import HANDLERS, ROUTES
@@ -58,9 +58,10 @@ def create_app(settings: CentralSettings | None = None) -> Litestar:
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
-    """Central's own routes, its metrics, and a handler for every action that writes (central
-    serves writes only; the hubs answer reads). One ``HANDLERS`` dict per room, merged here."""
-    return [*ROUTES, metrics_route(), *routes_for(
+    """Central's own routes (the hubs' internal calls, the audit trail's intake), its metrics,
+    and a handler for every action that writes (central serves writes only; the hubs answer
+    reads). One ``HANDLERS`` dict per room, merged here."""
+    return [*ROUTES, audit.intake, metrics_route(), *routes_for(
         {**HANDLERS, **knowledge.HANDLERS, **artifacts.HANDLERS,
          **ledger.HANDLERS, **events.HANDLERS, **trajectory.HANDLERS, **agents.HANDLERS},
         serves=lambda a: a.writes,

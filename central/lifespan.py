@@ -3,7 +3,7 @@ housekeeping loops that run while it serves, and the orderly shutdown in reverse
 
     start: embedder (model checked) → migrations → store's pool → twin compactor (adopts the
            logs a stopped process left) → [shard 0: feed pruner, today's event partition,
-           partition loop]
+           partition loop, audit chainer]
     stop:  loops cancelled → due compactions (≤ 5 s) → events' committer → twins' committer
            → store → embedder
 
@@ -57,6 +57,8 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
             await maintain_partitions(parts)  # before traffic: today's partition exists
             chores.append(asyncio.create_task(partitions_forever(parts),
                                               name="event-partitions"))
+            # One chain per cell: what every shard took from the hubs, in one order.
+            chores.append(asyncio.create_task(parts.chainer.run(), name="audit-chainer"))
         try:
             yield
         finally:

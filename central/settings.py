@@ -85,10 +85,23 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Twin merges (PATCH /v1/twins/{id}, POST .../updates) answered before Litestar routes them
     # (central/fastpath.py), by the same rules and parts; false sends them through Litestar.
     fast_writes: bool = True
+    # The audit trail (central/audit.py). Shard 0 chains what the hubs sent every
+    # ``audit_chain_ms``: a pass takes at most 2,048 pending rows, and passes follow each other
+    # until none is left (pending rows are only what hubs sent, ≤ 1,024 a batch). A checkpoint
+    # of the chain's head, signed with ``audit_key`` (the hubs' HUB_AUDIT_KEY, which also makes
+    # twins' pseudonyms; empty: no checkpoints, said once in the log), goes to the blob store
+    # each time the head passes a multiple of ``audit_checkpoint_every``, and at least every
+    # 10 s while records arrive.
+    audit_key: str = ""
+    audit_chain_ms: int = 500
+    audit_checkpoint_every: int = 256
 
     def __post_init__(self) -> None:
         if not 0 <= self.shard < self.shards:
             raise ValueError(f"CENTRAL_SHARD must be in 0..{self.shards - 1}")
+        if self.audit_chain_ms < 1 or self.audit_checkpoint_every < 1:
+            raise ValueError("CENTRAL_AUDIT_CHAIN_MS and CENTRAL_AUDIT_CHECKPOINT_EVERY must be "
+                             "at least 1")
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
 """What central is made of, built once from its settings: the store and the two group committers
-(twin writes and events) with the writer over them and the compactor of its twins' logs.
+(twin writes and events) with the writer over them, the compactor of its twins' logs and the
+audit trail's chainer.
 Gathered in one frozen ``Parts`` so the app factory, the lifespan and the dependencies all name
 the same objects, and so none of them has to repeat how a setting becomes a client."""
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from litestar.di import Provide
 
 from central import artifacts, events
+from central.audit import Chainer
 from central.group_commit import GroupCommitter
 from central.settings import CentralSettings
 from central.store import Store, WriteTx
@@ -26,6 +28,7 @@ class Parts:
     writer: TwinWriter
     compactor: Compactor
     committer: GroupCommitter[WriteTx]
+    chainer: Chainer  # run by shard 0 only (central/lifespan.py)
 
 
 def build_parts(settings: CentralSettings) -> Parts:
@@ -41,7 +44,8 @@ def build_parts(settings: CentralSettings) -> Parts:
     committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
                                  max_items=settings.event_commit_max)
     return Parts(settings=settings, store=store, twin_committer=twin_committer, writer=writer,
-                 compactor=compactor, committer=committer)
+                 compactor=compactor, committer=committer,
+                 chainer=Chainer.configure(settings, store))
 
 
 def dependencies(parts: Parts) -> dict[str, Provide]:

@@ -79,6 +79,7 @@ def central_spec(
         "CENTRAL_HOP_SECRET": secrets.central_hop_secret,
         "CENTRAL_PRIMARY_REGION": topo.primary_region,
         "CENTRAL_REGIONS": ",".join(topo.regions),
+        "CENTRAL_AUDIT_KEY": secrets.audit_key,
         **_artifact_env("CENTRAL_", secrets, blobs, public[topo.primary_region]),
     }
     return _granian(central_name(shard), factories["central"], topo.writers[shard], env, log)
@@ -101,6 +102,7 @@ def hub_spec(
         "HUB_CENTRAL_SECRET": secrets.central_hop_secret,
         "HUB_REGIONS": ",".join(topo.regions),
         "HUB_PRIMARY_REGION": topo.primary_region,
+        "HUB_AUDIT_KEY": secrets.audit_key,
         # Every hub, so /v1/regions can ask the others whether they answer.
         "HUB_PEERS": msgspec.json.encode(topo.hubs).decode(),
         **_artifact_env("HUB_", secrets, blobs, public[region]),

@@ -8,6 +8,8 @@
     memorybank demo
     memorybank mcp [--sub NAME] [--region ams] [--http --port N]   an MCP server (stdio default)
     memorybank drill list | run SCENARIO|all|soak [--duration S] [--rate R]   fault drills
+    memorybank audit verify          every cell's audit chain and signed checkpoints: exit 0
+                                     only when all hold, else 1 naming the first failure
 
 Every subcommand takes ``--data-dir DIR`` (default ``$MEMORYBANK_DATA_DIR``, else
 ``./.memorybank``). Only ``up`` makes a data directory: the others refuse one where no ``up`` ran
@@ -104,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="serve the SRE console for this stack (live status, drills)")
     console.add_argument("--port", type=int, default=8790, help="the HTTP port (default 8790)")
     drill_cli.add_parser(sub, common)
+    audit = sub.add_parser("audit", parents=[common], help="the audit trail of twins' data")
+    audit_verbs = audit.add_subparsers(dest="verb", required=True)
+    verify = audit_verbs.add_parser("verify", help="check every cell's hash chain and signed "
+                                    "checkpoints (exit 0 only when all hold)")
+    # Suppressed when absent, so `audit --data-dir DIR verify` keeps the DIR given before.
+    verify.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                        help="stack directory (default: $MEMORYBANK_DATA_DIR, else ./.memorybank)")
     return parser
 
 
@@ -282,8 +291,18 @@ def cmd_drill(args: argparse.Namespace, data_dir: Path) -> int:
     return drill_cli.cmd(args, data_dir)
 
 
+def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
+    from ops.audit import verify  # imports central's audit module: only this command pays
+
+    audits = verify(data_dir)
+    for audit in audits:
+        print(audit.line(), flush=True)
+    return 0 if all(a.failure is None for a in audits) else 1
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
-            "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console, "drill": cmd_drill}
+            "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console, "drill": cmd_drill,
+            "audit": cmd_audit}
 
 
 def _no_stack(command: str, data_dir: Path) -> bool:

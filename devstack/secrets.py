@@ -42,6 +42,8 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     central_hop_secret: str
     jwt_hs256_secret: str
     artifact_url_secret: str = ""
+    # The audit trail's key (mbwire.audit): twins' pseudonyms and checkpoint signatures.
+    audit_key: str = ""
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -50,6 +52,7 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
             central_hop_secret=_random.token_urlsafe(32),
             jwt_hs256_secret=_random.token_urlsafe(32),
             artifact_url_secret=_random.token_urlsafe(32),
+            audit_key=_random.token_urlsafe(32),
         )
 
 
@@ -68,9 +71,12 @@ def load_or_create(data_dir: Path) -> Secrets:
     """The data directory's secrets, generating and storing them on first use (only ``up``)."""
     path = data_dir / SECRETS_FILE
     if (existing := load(data_dir)) is not None:
-        if not existing.artifact_url_secret:  # made before artifacts: add theirs, keep the rest
+        # Made before artifacts or the audit trail: add their keys, keep the rest.
+        if not existing.artifact_url_secret or not existing.audit_key:
             existing = msgspec.structs.replace(
-                existing, artifact_url_secret=_random.token_urlsafe(32))
+                existing, artifact_url_secret=existing.artifact_url_secret
+                or _random.token_urlsafe(32), audit_key=existing.audit_key
+                or _random.token_urlsafe(32))
             _write(path, existing)
         return existing
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -161,6 +161,8 @@ async def _steps(topology: Topology, secrets: Secrets, cells: dict[str, Topology
         olga = mint_token(key, f"olga-{run}", tier="pro", role="participant")
         if not await demo_cells.residency(topology, cells, olga, run):
             return 1
+        if not await demo_cells.access_log(alice, twin_id):
+            return 1
         print("OK: both participants' concurrent edits merged; the agent read them "
               "in another region without waiting for a cache to expire; a revocation held; "
               "knowledge and a text artifact were found from other regions at once, the "
@@ -168,7 +170,8 @@ async def _steps(topology: Topology, secrets: Secrets, cells: dict[str, Topology
               "readable with their token; a stale trajectory write rebased from its 409; the "
               "directory, recommendations, a keyed transfer and a consistent batch answered; "
               "two Yjs providers in two regions saw each other's edits and presence live; a "
-              "twin pinned to ru was served from its zone and never stored outside it")
+              "twin pinned to ru was served from its zone and never stored outside it; the "
+              "twin's audit trail showed who accessed it")
         return 0
 
 

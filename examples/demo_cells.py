@@ -1,11 +1,19 @@
-"""Step 23 of ``memorybank demo``: a twin pinned to the zone ``ru`` (152-FZ) is created and read
+"""Steps 23 and 24 of ``memorybank demo``: where a person's data lives and who accessed it.
+
+Step 23: a twin pinned to the zone ``ru`` (152-FZ) is created and read
 through the Amsterdam edge, which sends both to the ru cell's hub in Moscow and stores nothing;
 Amsterdam's replica is then asked for the twin and has no row of it, while the ru cell's replica
-in Moscow has it. Skipped on a stack with one cell (``memorybank up --regions ...``)."""
+in Moscow has it. Skipped on a stack with one cell (``memorybank up --regions ...``).
+
+Step 24: the owner reads the twin's audit trail: who read or changed it, from where, with what
+outcome, as the cell's hash-chained log holds it (records arrive within about a second)."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import time
+from typing import Any
 
 import psycopg
 
@@ -46,5 +54,24 @@ async def residency(topology: Topology, cells: dict[str, Topology], jwt: str, ru
           f"ru cell's replica in mow: {at_mow}")
     if view.residency != "ru" or "hub=mow" not in served or at_ams != 0 or at_mow != 1:
         print("FAILED: the pinned twin was not kept in its zone")
+        return False
+    return True
+
+
+async def access_log(owner: Any, twin_id: str, at_least: int = 10) -> bool:
+    """Step 24: the owner's view of the twin's audit (``owner``: an SDK client of the owner)."""
+    started, items = time.perf_counter(), []
+    while time.perf_counter() - started < 10:
+        items = (await owner.twins.audit(twin_id, limit=100)).items
+        if len(items) >= at_least:
+            break
+        await asyncio.sleep(0.3)
+    who = collections.Counter(f"{i.actor.split('-')[0]} {i.action} {i.outcome}" for i in items)
+    regions = sorted({i.region for i in items})
+    print(f"24. alice read her twin's audit trail ({owner.header('x-served-by')}): "
+          f"{len(items)} records from regions {', '.join(regions)}, e.g. "
+          + "; ".join(f"{k} x{n}" for k, n in who.most_common(4)))
+    if len(items) < at_least or not any(i.outcome == 403 for i in items):
+        print("FAILED: the audit trail did not show the twin's accesses (the agent's 403 too)")
         return False
     return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request
@@ -42,9 +43,11 @@ class RequestContextMiddleware(ASGIMiddleware):
 
     scopes = ("http", "websocket")  # type: ignore[assignment]
 
-    def __init__(self, served_by: str, extra_headers: dict[str, str] | None = None) -> None:
+    def __init__(self, served_by: str, extra_headers: dict[str, str] | None = None,
+                 on_answer: AnswerHook | None = None) -> None:
         self.served_by = served_by
         self.extra_headers = extra_headers or {}
+        self.on_answer = on_answer
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         # Named by the route's template (an action's path), not the raw path: span names and
@@ -52,11 +55,17 @@ class RequestContextMiddleware(ASGIMiddleware):
         handler = scope.get("route_handler")
         action = handler.opt.get("action") if handler is not None else None
         await in_context(scope, receive, send, next_app, action, self.served_by,
-                         self.extra_headers)
+                         self.extra_headers, self.on_answer)
+
+
+# Called once a request of an action is answered: (scope, action, status, request id). The
+# hub's audit trail records twin accesses with it (regional/audit.py).
+AnswerHook = Callable[[Any, Any, int, str], None]
 
 
 async def in_context(scope: Scope, receive: Receive, send: Send, next_app: ASGIApp,
-                     action: Any, served_by: str, extra_headers: dict[str, str]) -> None:
+                     action: Any, served_by: str, extra_headers: dict[str, str],
+                     on_answer: AnswerHook | None = None) -> None:
     """What ``RequestContextMiddleware`` does around a request, for any ASGI app: also run by
     a hub's fast path (``regional.fastpath``), which answers before Litestar's routing."""
     headers = scope.get("state", {}).get("raw_headers") or {
@@ -96,6 +105,8 @@ async def in_context(scope: Scope, receive: Receive, send: Send, next_app: ASGIA
         elapsed = time.perf_counter() - started
         if action is not None:  # health probes and scrapes are not the API's traffic
             metrics.observe(action.name, status, elapsed)
+            if on_answer is not None:
+                on_answer(scope, action, status, request_id)
         # The path is logged as the client sent it (decoded: %0a is a newline here);
         # mbhttp.logs' formatter escapes it, as it does every record's client text.
         access_log.info(

@@ -24,6 +24,7 @@ from mbwire import headers as h
 from regional import (
     agents,
     artifacts,
+    audit,
     batch,
     events,
     export,
@@ -58,7 +59,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         dependencies=dependencies(hub),
         guards=[hop_guard(hub.signer, admit=hub.admission,
                           open_paths=frozenset({"/healthz", "/metrics"}))],
-        middleware=[RequestContextMiddleware(served_by=served_by, extra_headers=stamps)],
+        middleware=[RequestContextMiddleware(served_by=served_by, extra_headers=stamps,
+                                             on_answer=hub.audit.after_answer)],
         exception_handlers=exception_handlers(),
         # Plain synchronous logging (configured above): Litestar's default hands every record to
         # a queue thread, and with one access-log line per request the GIL hand-offs cost more
@@ -83,7 +85,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
             **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
             **events.HANDLERS, **trajectory.HANDLERS,
             **agents.HANDLERS, **recommend.HANDLERS,
-            **export.HANDLERS,
+            **export.HANDLERS, **audit.HANDLERS,
         }),
     ]
 
@@ -99,6 +101,7 @@ def dependencies(hub: Hub) -> dict[str, Provide]:
         "reads": provide(hub.reads), "central": provide(hub.central),
         "follower": provide(hub.follower), "peers": provide(hub.peers),
         "knowledge": provide(hub.knowledge), "indexer": provide(hub.indexer),
+        "audit": provide(hub.audit),
         **artifacts.dependencies(hub.settings),
     }
 
@@ -125,4 +128,4 @@ def wrap_asgi(app: Litestar, hub: Hub, *, served_by: str, stamps: dict[str, str]
     # Wrapped last, so outermost: an HTTP read it can answer never reaches the realtime check.
     app.asgi_handler = fast_twin_reads(app.asgi_handler, signer=hub.signer, admit=hub.admission,
                                        reads=hub.reads, served_by=served_by,
-                                       extra_headers=stamps)
+                                       extra_headers=stamps, on_answer=hub.audit.after_answer)

@@ -25,7 +25,7 @@ import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from mbhttp.asgi import send_answer, send_problem
-from mbhttp.context import in_context
+from mbhttp.context import AnswerHook, in_context
 from mbhttp.guard import Admission, required, verify_hop
 from mbhttp.problems import unexpected
 from mbwire import HopError, HopSigner, Problem, cells
@@ -44,7 +44,8 @@ _encode = msgspec.json.Encoder().encode
 
 
 def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads: TwinReads,
-                    served_by: str, extra_headers: dict[str, str]) -> ASGIApp:
+                    served_by: str, extra_headers: dict[str, str],
+                    on_answer: AnswerHook | None = None) -> ASGIApp:
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope.get("method") != "GET" or scope["query_string"]
                 or (m := _PATH.fullmatch(scope["path"])) is None):
@@ -85,7 +86,8 @@ def fast_twin_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads:
             await _view(send, twin_id, entry, {**read_headers(answered, reads.clock),
                                                **grant_headers(who, entry.owner_sub)})
 
-        await in_context(scope, receive, send, answer, ACTION, served_by, extra_headers)
+        await in_context(scope, receive, send, answer, ACTION, served_by, extra_headers,
+                         on_answer)
 
     return wrapped
 

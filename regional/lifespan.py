@@ -11,6 +11,7 @@ serves, and the orderly shutdown in reverse.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,7 +42,8 @@ async def run_hub(hub: Hub, _: Litestar) -> AsyncIterator[None]:
                      loops.create_task(hub.realtime_feed.run(), name="realtime-feed"),
                      loops.create_task(hub.slots.run(hub.broker), name="realtime-slots"),
                      loops.create_task(hub.relay.run(), name="yjs-awareness-relay"),
-                     loops.create_task(hub.rooms.sweep(), name="yjs-awareness-sweep")]
+                     loops.create_task(hub.rooms.sweep(), name="yjs-awareness-sweep"),
+                     loops.create_task(hub.audit.run(), name="audit-flush")]
             try:
                 yield
             finally:
@@ -49,6 +51,8 @@ async def run_hub(hub: Hub, _: Litestar) -> AsyncIterator[None]:
                 for task in tasks:
                     task.cancel()
     finally:
+        with contextlib.suppress(Exception):  # what was recorded before the stop goes out
+            await asyncio.wait_for(hub.audit.flush(), 2)
         await hub.rooms.close()
         await hub.relay.close()
         await hub.relay_redis.aclose()

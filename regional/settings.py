@@ -94,6 +94,14 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     yjs_pending_max: int = 256
     yjs_relay_queue_max: int = 1024
     yjs_awareness_timeout_s: float = 30.0
+    # The audit trail (regional/audit.py): the key of twins' pseudonyms (central's
+    # CENTRAL_AUDIT_KEY; empty: nothing is recorded), how often a worker sends its records to
+    # central, how many make a batch, and how many it holds at most while central cannot take
+    # them (the oldest beyond it are dropped and counted).
+    audit_key: str = ""
+    audit_flush_ms: int = 250
+    audit_batch: int = 512
+    audit_buffer_max: int = 8192
 
     @property
     def region_list(self) -> tuple[str, ...]:

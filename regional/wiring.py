@@ -16,6 +16,7 @@ from knowledge.embed import Embedder
 from mbwire import ConsistencyToken, HopSigner
 from mbwire.rules import request_cost
 from regional.admission import FleetAdmission
+from regional.audit import AuditRecorder
 from regional.breaker import Breaker
 from regional.cache import TwinCache
 from regional.central_client import CentralClient
@@ -73,6 +74,7 @@ class Hub:
     yjs_writes: Writes
     relay: AwarenessRelay      # awareness to other workers and regions
     relay_redis: aioredis.Redis  # its pub/sub connection, on the limits Redis
+    audit: AuditRecorder       # twin accesses, sent to central in batches
 
 
 def build_hub(settings: HubSettings) -> Hub:
@@ -134,7 +136,10 @@ def build_hub(settings: HubSettings) -> Hub:
                admission=admission, lease=lease, embedder=embedder, indexer=indexer,
                knowledge=knowledge, realtime_feed=realtime_feed, broker=broker, slots=slots,
                signer=signer, peers=peers, rooms=rooms, yjs_writes=yjs_writes, relay=relay,
-               relay_redis=relay_redis)
+               relay_redis=relay_redis, audit=AuditRecorder(
+                   central, settings.audit_key, settings.region,
+                   flush_ms=settings.audit_flush_ms, batch=settings.audit_batch,
+                   buffer_max=settings.audit_buffer_max))
 
 
 def both(first: Sink, second: Sink) -> Sink:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from mbwire import audit as au
 from mbwire import types as t
 from mbwire import types_agents as ta
 from mbwire import types_events as te
@@ -487,6 +488,27 @@ ACTIONS: tuple[Action, ...] = (
                                      "payload": {"url": "/pricing"},
                                      "created_at": "2026-11-29T11:00:00.000000Z", "seq": 1}],
                           "next_cursor": None},
+    ),
+    Action(
+        name="get_twin_audit", method="GET", path="/v1/twins/{twin_id}/audit", writes=False,
+        sdk="twins.audit",
+        summary="Who read or changed a twin, oldest first",
+        description="The twin's audit trail from its cell's hash-chained log (`memorybank audit "
+                    "verify` checks it): one item per request for the twin that a hub "
+                    "answered (reads and writes, with its status), as actor, action, time, "
+                    "request id, region and cell. Records reach the chain within about a "
+                    "second of the request. The owner and superusers only. `cursor` (an "
+                    "answer's `next_cursor`) pages on. Honours `X-Consistency-Token`.",
+        response=au.AuditPage, errors=(403, 404, 422), tags=("twins",),
+        query=(Param(name="limit", description="Records per page (1-100, default 50).",
+                     schema={"type": "string", "pattern": "^[0-9]{1,3}" + t.END}),
+               Param(name="cursor", description="`next_cursor` of the previous page.",
+                     schema={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}" + t.END})),
+        example_response={"items": [{"seq": 7, "at": "2026-12-04T11:00:00.000000Z",
+                                     "actor": "agent-7", "action": "get_twin_profile",
+                                     "request_id": "4f1c0e5a9b2d4c6e8f10213243546576",
+                                     "outcome": 200, "region": "ams", "cell": "g1"}],
+                          "next_cursor": None, "consistency_token": "L0000000001A2B3C4"},
     ),
     Action(
         name="update_trajectory", method="POST", path="/v1/twins/{twin_id}/trajectory",

@@ -436,6 +436,25 @@ def list_events(
                 opts=opts)
 
 
+def get_twin_audit(
+    twin_id: str,
+    limit: int | str | None = None,
+    cursor: str | None = None,
+    **opts: Unpack[Options],
+) -> Call[t.AuditPage]:
+    """Who read or changed a twin, oldest first.
+
+    The twin's audit trail from its cell's hash-chained log (`memorybank audit verify` checks
+    it): one item per request for the twin that a hub answered (reads and writes, with its
+    status), as actor, action, time, request id, region and cell. Records reach the chain within
+    about a second of the request. The owner and superusers only. `cursor` (an answer's
+    `next_cursor`) pages on. Honours `X-Consistency-Token`."""
+    return call("GET", f"/v1/twins/{seg(twin_id)}/audit", t.AuditPage,
+                writes=False,
+                params=query(limit=limit, cursor=cursor),
+                opts=opts)
+
+
 def update_trajectory(
     twin_id: str,
     action: str,
@@ -604,6 +623,7 @@ BUILDERS: dict[str, Callable[..., Call[Any]]] = {
     "batch_query": batch_query,
     "log_event": log_event,
     "list_events": list_events,
+    "get_twin_audit": get_twin_audit,
     "update_trajectory": update_trajectory,
     "get_trajectory": get_trajectory,
     "export_twin": export_twin,
@@ -625,6 +645,7 @@ class Twins(SyncResource):
     revoke = bind(revoke_twin_grant)
     log_events = bind(log_event)
     events = bind(list_events)
+    audit = bind(get_twin_audit)
     update_trajectory = bind(update_trajectory)
     trajectory = bind(get_trajectory)
     export = bind(export_twin)
@@ -686,6 +707,7 @@ class AsyncTwins(AsyncResource):
     revoke = abind(revoke_twin_grant)
     log_events = abind(log_event)
     events = abind(list_events)
+    audit = abind(get_twin_audit)
     update_trajectory = abind(update_trajectory)
     trajectory = abind(get_trajectory)
     export = abind(export_twin)

@@ -1,0 +1,152 @@
+"""The audit trail at the hub: every twin read or write this hub answers is recorded, and the
+twin's owner reads who accessed it (``get_twin_audit``).
+
+Recording (``AuditRecorder``): after a request for a ``/v1/twins/{twin_id}...`` action is
+answered, one ``mbwire.audit.AuditRecord`` (actor, action, the twin's pseudonym, time, request
+id, status, region) is appended to this worker's buffer, which a background loop sends to the
+cell's central (``POST /internal/audit``, one anonymous signed hop per batch) every
+``HUB_AUDIT_FLUSH_MS`` (250) or as soon as it holds ``HUB_AUDIT_BATCH`` (512); central chains
+what arrives (``central/audit.py``). A read therefore costs an append to a list, never a commit.
+The buffer holds at most ``HUB_AUDIT_BUFFER_MAX`` (8,192) records: while central cannot take
+them, the oldest beyond it are dropped and counted (``memorybank_audit_dropped_total``) rather
+than let memory grow. What a crash can lose: the records of this worker's last flush interval
+(≤ 250 ms of its traffic, at most one batch in flight), plus whatever was dropped while central
+was unreachable (counted, logged).
+
+Reading (``get_twin_audit``): the chained records of the twin's pseudonym from the region's
+replica, oldest first, paged by ``seq``; the owner and superusers only."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.di import NamedDependency
+
+from mbhttp import require_principal
+from mbwire import cells
+from mbwire.audit import MAX_BATCH, AuditBatch, AuditEntry, AuditPage, AuditRecord, twin_ref
+from mbwire.errors import Problem
+from mbwire.params import int_param
+from mbwire.placement import twin_of_path
+from mbwire.types import Principal
+from regional.central_client import CentralClient
+from regional.reads.history import decode_cursor, encode_cursor
+from regional.reads.twins import twin_allowed_on
+from regional.twins import Reads, read_headers, snapshot, twin_id_of
+
+log = logging.getLogger("memorybank.audit")
+INTAKE_PATH = "/internal/audit"
+DEFAULT_LIMIT, MAX_LIMIT = 50, 100
+_AT = "to_char(at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_PAGE_SQL = (f"select seq, {_AT}, actor, action, request_id, outcome, region from audit_log"
+             " where twin_ref = %s and seq > %s order by seq limit %s")
+
+
+class AuditRecorder:
+    """This worker's buffer of records and the loop that sends them to central."""
+
+    def __init__(self, central: CentralClient, key: str, region: str, *, flush_ms: int = 250,
+                 batch: int = 512, buffer_max: int = 8192,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.central, self.key, self.region = central, key.encode(), region
+        self.flush_s, self.batch = flush_ms / 1000, min(batch, MAX_BATCH)
+        self.buffer: collections.deque[AuditRecord] = collections.deque(maxlen=buffer_max)
+        self.dropped = 0
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.key)
+
+    def ref(self, twin_id: str) -> str:
+        return twin_ref(self.key, twin_id)
+
+    def record(self, principal: Principal, action: str, twin_id: str, request_id: str,
+               outcome: int) -> None:
+        if not self.enabled:
+            return
+        if len(self.buffer) == self.buffer.maxlen:
+            self.dropped += 1  # the deque drops the oldest
+        at = self._clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.buffer.append(AuditRecord(at=at, actor=principal.sub, action=action,
+                                       twin_ref=self.ref(twin_id), request_id=request_id,
+                                       outcome=outcome, region=self.region))
+        if len(self.buffer) >= self.batch:
+            self._wake.set()
+
+    def after_answer(self, scope: dict[str, Any], action: Any, status: int,
+                     request_id: str) -> None:
+        """``mbhttp.context``'s hook: a twin action this hub answered, whoever answered it."""
+        if action is None or not action.path.startswith("/v1/twins/{twin_id}"):
+            return
+        principal = scope.get("state", {}).get("principal")
+        twin_id = twin_of_path(scope.get("path", ""))
+        if isinstance(principal, Principal) and twin_id:
+            self.record(principal, action.name, twin_id, request_id, status)
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_s)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Sends what is buffered, a batch at a time. What central cannot take now (it is
+        unreachable, or answers 5xx) goes back to the front of the buffer for the next tick; a
+        batch it refuses (4xx: it never will take it) is dropped and counted."""
+        while self.buffer:
+            taken = [self.buffer.popleft() for _ in range(min(self.batch, len(self.buffer)))]
+            body = msgspec.json.encode(AuditBatch(records=taken))
+            try:
+                answer = await self.central.forward(
+                    "POST", INTAKE_PATH, principal=None, request_id="audit-flush", body=body,
+                    content_type="application/json")
+            except (Problem, OSError) as exc:
+                self._put_back(taken, exc)
+                return
+            if answer.status >= 500:
+                self._put_back(taken, f"central answered {answer.status}")
+                return
+            if answer.status >= 300:
+                self.dropped += len(taken)
+                log.error("central refused %d audit records (%d): %s", len(taken),
+                          answer.status, answer.body[:200])
+
+    def _put_back(self, taken: list[AuditRecord], why: object) -> None:
+        room = (self.buffer.maxlen or 0) - len(self.buffer)
+        kept = taken[len(taken) - room:] if room < len(taken) else taken  # the newest
+        self.dropped += len(taken) - len(kept)
+        self.buffer.extendleft(reversed(kept))
+        log.warning("audit flush failed (%d records kept, %d dropped so far): %s",
+                    len(self.buffer), self.dropped, why)
+
+
+async def get_twin_audit(request: Request[Any, Any, Any], reads: Reads,
+                         audit: NamedDependency[AuditRecorder]) -> Response[AuditPage]:
+    principal, twin_id = require_principal(request), twin_id_of(request)
+    limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    after = decode_cursor(c) if (c := request.query_params.get("cursor")) else 0
+    async with snapshot(request, reads) as (conn, answered):
+        await twin_allowed_on(conn, principal, twin_id, "manage")
+        cur = await conn.execute(_PAGE_SQL, (audit.ref(twin_id), after, limit + 1))
+        rows = await cur.fetchall()
+    cell = cells.served().name
+    items = [AuditEntry(seq=r[0], at=r[1], actor=r[2], action=r[3], request_id=r[4],
+                        outcome=r[5], region=r[6], cell=cell) for r in rows[:limit]]
+    more = len(rows) > limit
+    page = AuditPage(items=items, next_cursor=encode_cursor(items[-1].seq) if more else None,
+                     consistency_token=str(answered))
+    return Response(page, headers=read_headers(answered, reads.clock))
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {"get_twin_audit": get_twin_audit}

@@ -31,13 +31,13 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from mbhttp import require_principal
-from mbwire import cells
-from mbwire.audit import MAX_BATCH, AuditBatch, AuditEntry, AuditPage, AuditRecord, twin_ref
+from mbwire.audit import MAX_BATCH, AuditBatch, AuditPage, AuditRecord, twin_ref
 from mbwire.errors import Problem
 from mbwire.params import int_param
 from mbwire.placement import twin_of_path
 from mbwire.types import Principal
 from regional.central_client import CentralClient
+from regional.reads.audit import audit_page_on
 from regional.reads.history import decode_cursor, encode_cursor
 from regional.reads.twins import twin_allowed_on
 from regional.twins import Reads, read_headers, snapshot, twin_id_of
@@ -45,9 +45,6 @@ from regional.twins import Reads, read_headers, snapshot, twin_id_of
 log = logging.getLogger("memorybank.audit")
 INTAKE_PATH = "/internal/audit"
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
-_AT = "to_char(at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-_PAGE_SQL = (f"select seq, {_AT}, actor, action, request_id, outcome, region from audit_log"
-             " where twin_ref = %s and seq > %s order by seq limit %s")
 
 
 class AuditRecorder:
@@ -138,12 +135,7 @@ async def get_twin_audit(request: Request[Any, Any, Any], reads: Reads,
     after = decode_cursor(c) if (c := request.query_params.get("cursor")) else 0
     async with snapshot(request, reads) as (conn, answered):
         await twin_allowed_on(conn, principal, twin_id, "manage")
-        cur = await conn.execute(_PAGE_SQL, (audit.ref(twin_id), after, limit + 1))
-        rows = await cur.fetchall()
-    cell = cells.served().name
-    items = [AuditEntry(seq=r[0], at=r[1], actor=r[2], action=r[3], request_id=r[4],
-                        outcome=r[5], region=r[6], cell=cell) for r in rows[:limit]]
-    more = len(rows) > limit
+        items, more = await audit_page_on(conn, audit.ref(twin_id), limit=limit, after=after)
     page = AuditPage(items=items, next_cursor=encode_cursor(items[-1].seq) if more else None,
                      consistency_token=str(answered))
     return Response(page, headers=read_headers(answered, reads.clock))

@@ -10,17 +10,21 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
+from litestar.di import NamedDependency
 
 from mbhttp import require_principal
 from mbwire.types_events import TwinExport
+from regional.audit import AuditRecorder
 from regional.reads.export import twin_export_on
 from regional.twins import Reads, read_headers, snapshot, twin_id_of
 
 
-async def export_twin(request: Request[Any, Any, Any], reads: Reads) -> Response[TwinExport]:
+async def export_twin(request: Request[Any, Any, Any], reads: Reads,
+                      audit: NamedDependency[AuditRecorder]) -> Response[TwinExport]:
     principal, twin_id = require_principal(request), twin_id_of(request)
     async with snapshot(request, reads) as (conn, answered):
-        export = await twin_export_on(conn, principal, twin_id, answered)
+        export = await twin_export_on(conn, principal, twin_id, answered,
+                                      audit_ref=audit.ref(twin_id))
     return Response(export, headers=read_headers(answered, reads.clock))
 
 

@@ -45,6 +45,9 @@ def test_every_access_to_a_twin_is_in_its_audit(live: LiveStack) -> None:
         with pytest.raises(Forbidden):
             theirs.twins.audit(twin)  # a grantee reads the twin, not who else did
         items = _wait_for(mine, twin, 6)
+        exported = mine.twins.export(twin)  # Art. 15/20: the export carries who accessed it
+        assert {(a.actor, a.action) for a in exported.audit} >= {
+            (i.actor, i.action) for i in items}  # type: ignore[attr-defined]
     seen = [(i.actor, i.action, i.outcome) for i in items]  # type: ignore[attr-defined]
     expected = [(owner, "patch_twin", 200), (owner, "grant_twin", 200),
                 (grantee, "get_twin_profile", 200), (stranger, "get_twin_profile", 403),

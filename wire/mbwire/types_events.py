@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from mbwire.audit import AuditEntry
 from mbwire.types import END, GrantEntry, IdemKey, TwinId, Wire
 
 MAX_EVENTS = 100
@@ -124,3 +125,5 @@ class TwinExport(Wire, frozen=True):
     truncated: bool  # some list held more than MAX_EXPORT_ITEMS; each holds its oldest
     consistency_token: str
     residency: str = "global"  # the zone the twin's data never leaves
+    # Who read or changed the twin (its audit trail, mbwire.audit), oldest first.
+    audit: list[AuditEntry] = []

@@ -13,7 +13,7 @@ from functools import partial
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
-from central import agents, artifacts, audit, events, knowledge, ledger, trajectory
+from central import agents, artifacts, audit, erasure, events, knowledge, ledger, trajectory
 from central.fastpath import fast_twin_writes
 from central.lifespan import run_central
 from central.routes import HANDLERS, ROUTES
@@ -63,6 +63,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
     reads). One ``HANDLERS`` dict per room, merged here."""
     return [*ROUTES, audit.intake, metrics_route(), *routes_for(
         {**HANDLERS, **knowledge.HANDLERS, **artifacts.HANDLERS,
-         **ledger.HANDLERS, **events.HANDLERS, **trajectory.HANDLERS, **agents.HANDLERS},
+         **ledger.HANDLERS, **events.HANDLERS, **trajectory.HANDLERS, **agents.HANDLERS,
+         **erasure.HANDLERS},
         serves=lambda a: a.writes,
     )]

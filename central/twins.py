@@ -61,6 +61,7 @@ from mbwire import (
     cells,
 )
 from mbwire.access import allows
+from mbwire.audit import twin_ref
 from mbwire.types import GrantRevoked, GrantWritten, TwinCreated, TwinWritten
 
 _STRIPES = 1024
@@ -123,13 +124,21 @@ class Resident:
             self.used -= held[2]
 
 
+async def _erased(tx: WriteTx, key: bytes, twin_id: str) -> bool:
+    """Whether ``twin_id`` names an erased twin (central/erasure.py): never created again."""
+    cur = await tx.conn.execute("select 1 from erased_twins where twin_ref = %s",
+                                (twin_ref(key, twin_id),))
+    return await cur.fetchone() is not None
+
+
 class TwinWriter:
     def __init__(
         self, store: Store, *, resident_bytes: int = 256 << 20,
         committer: GroupCommitter[WriteTx] | None = None,
-        max_twin_bytes: int = 256 << 10, max_log: int = 512,
+        max_twin_bytes: int = 256 << 10, max_log: int = 512, audit_key: bytes = b"",
     ) -> None:
         self.store = store
+        self.audit_key = audit_key  # names erased twins (central/erasure.py); b"": none checked
         # None: each write is its own transaction; else merges, keyed or not, share the
         # committer's transactions (a keyed one claims its key in its own savepoint).
         self.committer = committer
@@ -154,6 +163,8 @@ class TwinWriter:
             raise TwinTooLarge(twin_id, len(state), self.max_twin_bytes)
 
         async def insert(tx: WriteTx) -> None:
+            if self.audit_key and await _erased(tx, self.audit_key, twin_id):
+                raise Conflict(f"twin {twin_id} was erased; its id is not used again")
             if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
             tx.answer = TwinCreated(twin_id=twin_id, version=1, consistency_token="",

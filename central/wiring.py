@@ -38,7 +38,8 @@ def build_parts(settings: CentralSettings) -> Parts:
     twin_committer = events.committer(store, window_s=settings.twin_commit_window_ms / 1000,
                                       max_items=settings.twin_commit_max)
     writer = TwinWriter(store, resident_bytes=settings.resident_bytes, committer=twin_committer,
-                        max_twin_bytes=settings.twin_max_bytes, max_log=settings.max_log)
+                        max_twin_bytes=settings.twin_max_bytes, max_log=settings.max_log,
+                        audit_key=settings.audit_key.encode())
     compactor = Compactor(writer, after=settings.compact_after, idle_s=settings.compact_idle_s,
                           idle_min=settings.compact_idle_min)
     committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,

@@ -163,6 +163,9 @@ async def _steps(topology: Topology, secrets: Secrets, cells: dict[str, Topology
             return 1
         if not await demo_cells.access_log(alice, twin_id):
             return 1
+        mia = mint_token(key, f"mia-{run}", tier="pro", role="participant")
+        if not await demo_cells.forget(topology.edges[first], mia):
+            return 1
         print("OK: both participants' concurrent edits merged; the agent read them "
               "in another region without waiting for a cache to expire; a revocation held; "
               "knowledge and a text artifact were found from other regions at once, the "
@@ -171,7 +174,8 @@ async def _steps(topology: Topology, secrets: Secrets, cells: dict[str, Topology
               "directory, recommendations, a keyed transfer and a consistent batch answered; "
               "two Yjs providers in two regions saw each other's edits and presence live; a "
               "twin pinned to ru was served from its zone and never stored outside it; the "
-              "twin's audit trail showed who accessed it")
+              "twin's audit trail showed who accessed it; an erased twin was gone, with its "
+              "signed receipt")
         return 0
 
 

@@ -1,4 +1,5 @@
-"""Steps 23 and 24 of ``memorybank demo``: where a person's data lives and who accessed it.
+"""Steps 23 to 25 of ``memorybank demo``: where a person's data lives, who accessed it, and
+forgetting it.
 
 Step 23: a twin pinned to the zone ``ru`` (152-FZ) is created and read
 through the Amsterdam edge, which sends both to the ru cell's hub in Moscow and stores nothing;
@@ -6,7 +7,10 @@ Amsterdam's replica is then asked for the twin and has no row of it, while the r
 in Moscow has it. Skipped on a stack with one cell (``memorybank up --regions ...``).
 
 Step 24: the owner reads the twin's audit trail: who read or changed it, from where, with what
-outcome, as the cell's hash-chained log holds it (records arrive within about a second)."""
+outcome, as the cell's hash-chained log holds it (records arrive within about a second).
+
+Step 25: a participant erases her twin and gets the cell's signed receipt; the twin then
+answers 404."""
 
 from __future__ import annotations
 
@@ -63,8 +67,8 @@ async def access_log(owner: Any, twin_id: str, at_least: int = 10) -> bool:
     started, items = time.perf_counter(), []
     while time.perf_counter() - started < 10:
         items = (await owner.twins.audit(twin_id, limit=100)).items
-        if len(items) >= at_least:
-            break
+        if len(items) >= at_least and any(i.outcome == 403 for i in items):
+            break  # each hub sends its records on its own: wait for the agent's refused read
         await asyncio.sleep(0.3)
     who = collections.Counter(f"{i.actor.split('-')[0]} {i.action} {i.outcome}" for i in items)
     regions = sorted({i.region for i in items})
@@ -73,5 +77,31 @@ async def access_log(owner: Any, twin_id: str, at_least: int = 10) -> bool:
           + "; ".join(f"{k} x{n}" for k, n in who.most_common(4)))
     if len(items) < at_least or not any(i.outcome == 403 for i in items):
         print("FAILED: the audit trail did not show the twin's accesses (the agent's 403 too)")
+        return False
+    return True
+
+
+async def forget(edge: str, jwt: str) -> bool:
+    """Step 25: a participant's twin, erased by her, with the receipt her cell signed."""
+    from memorybank_client import NotFound
+
+    async with AsyncMemoryBank(edge, jwt) as mb:
+        twin = (await mb.twins.create({"name": "Mia", "diary": "private"})).twin_id
+        await mb.twins.log_events([{"twin_id": twin, "type": "note", "payload": {"n": 1}}])
+        started = time.perf_counter()
+        erased = await mb.twins.erase(twin)
+        took = (time.perf_counter() - started) * 1000
+        receipt = erased.receipt
+        try:
+            await mb.twins.get(twin)
+            after = "200 (still there)"
+        except NotFound as problem:
+            after = f"{problem.status}"
+    held = ", ".join(f"{k} {n}" for k, n in receipt.held_before.items() if n)
+    print(f"25. mia erased her twin in {took:.0f} ms: receipt {receipt.receipt_id} signed by cell "
+          f"{receipt.cell} (held before: {held}; after: {sum(receipt.held_after.values())}); "
+          f"reading it now answers {after}")
+    if after != "404" or any(receipt.held_after.values()):
+        print("FAILED: the erased twin is still held")
         return False
     return True

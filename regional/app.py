@@ -26,6 +26,7 @@ from regional import (
     artifacts,
     audit,
     batch,
+    erasures,
     events,
     export,
     ledger,
@@ -85,7 +86,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
             **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
             **events.HANDLERS, **trajectory.HANDLERS,
             **agents.HANDLERS, **recommend.HANDLERS,
-            **export.HANDLERS, **audit.HANDLERS,
+            **export.HANDLERS, **audit.HANDLERS, **erasures.HANDLERS,
         }),
     ]
 

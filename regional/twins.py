@@ -199,6 +199,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "post_twin_update": forward,
     "grant_twin": forward,
     "revoke_twin_grant": forward,
+    "erase_twin": forward,
 }
 
 # Writes of other actions the hub forwards unchanged (their handlers live at central).

@@ -1,7 +1,8 @@
 """Which cell a request belongs to (``mbwire.cells``): pure, over the action table's match and
 the body's few fields that say so.
 
-    a path's {twin_id} or {artifact_id}      the id's cell; a mark naming nothing is a 404
+    a path's {twin_id}, {artifact_id} or     the id's cell; a mark naming nothing is a 404
+    {receipt_id}
     create_twin {"twin_id"?, "residency"?}   residency (default global) must be a known zone,
                                              and the id's cell one of it (else 422); without an
                                              id, the zone's cells share new twins (``place``)
@@ -34,7 +35,7 @@ from mbwire.cells import GLOBAL, MARK, Cell, CellMap, mark_of
 Draw = Callable[[], float]
 _UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 # The path parameters that name a record living in a cell, and what to call it in a 404.
-ID_PARAMS = {"twin_id": "twin", "artifact_id": "artifact"}
+ID_PARAMS = {"twin_id": "twin", "artifact_id": "artifact", "receipt_id": "erasure receipt"}
 _PARAM = re.compile(r"\{([a-z_]+)\}")
 
 

@@ -127,6 +127,16 @@ _SV = Param(
     schema={"type": "string", "maxLength": 4096, "pattern": "^[A-Za-z0-9_=-]*" + t.END},
 )
 
+# An erasure receipt, as erase_twin and get_erasure answer it.
+_RECEIPT = {"receipt_id": "ru1~6f1c0e5a9b2d4c6e8f10213243546576",
+            "twin_ref": "9" * 64, "cell": "ru1",
+            "erased_at": "2026-12-04T11:00:00.000000Z", "erased_by": "mia",
+            "held_before": {"profile": 1, "events": 3},
+            "held_after": {"profile": 0, "events": 0},
+            "caches": "through the change feed", "audit_seq": 41,
+            "signature": "a" * 64}
+
+
 ACTIONS: tuple[Action, ...] = (
     Action(
         name="create_twin", method="POST", path="/v1/twins", writes=True, status=201,
@@ -488,6 +498,31 @@ ACTIONS: tuple[Action, ...] = (
                                      "payload": {"url": "/pricing"},
                                      "created_at": "2026-11-29T11:00:00.000000Z", "seq": 1}],
                           "next_cursor": None},
+    ),
+    Action(
+        name="erase_twin", method="DELETE", path="/v1/twins/{twin_id}", writes=True,
+        sdk="twins.erase",
+        summary="Erase a twin and everything held about it",
+        description="The owner (or an admin) erases the twin: its profile and Yjs state and "
+                    "log, grants, events, trajectory, artifacts (rows, text, vectors, bytes) "
+                    "are deleted from its cell in one transaction, every cache learns it "
+                    "through the change feed, and the answer is a receipt signed by the cell: "
+                    "what was held per kind before and after. Afterwards every region answers "
+                    "the twin 404, and its id cannot be created again (409). "
+                    "`GET /v1/erasures/{receipt_id}` answers the receipt again.",
+        request=None, request_media=(), response=au.TwinErased, errors=(403, 404, 409, 422),
+        invalidates=("twin:{twin_id}",), tags=("twins",),
+        example_response={"twin_id": "ru1~mia", "receipt": _RECEIPT,
+                          "consistency_token": "ru1.L0000000001A2B3C4"},
+    ),
+    Action(
+        name="get_erasure", method="GET", path="/v1/erasures/{receipt_id}", writes=False,
+        sdk="erasures.get",
+        summary="An erasure's signed receipt",
+        description="The receipt `DELETE /v1/twins/{twin_id}` answered, from the erased twin's "
+                    "cell: to whoever erased it, or an admin.",
+        response=au.ErasureReceipt, errors=(403, 404, 422), tags=("twins",),
+        example_response=_RECEIPT,
     ),
     Action(
         name="get_twin_audit", method="GET", path="/v1/twins/{twin_id}/audit", writes=False,

@@ -96,3 +96,43 @@ def checkpoint_holds(key: bytes, checkpoint: Checkpoint) -> bool:
     expected = hmac.new(key, _checkpoint_text(checkpoint.cell, checkpoint.seq, checkpoint.hash,
                                               checkpoint.at), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, checkpoint.signature)
+
+
+# -- erasure ---------------------------------------------------------------------------------
+
+
+class ErasureReceipt(Wire, frozen=True):
+    """What was held of a twin before and after its erasure, signed by its cell (HMAC-SHA256
+    under the cell's audit key over ``receipt_text``). The twin is named by its pseudonym."""
+
+    receipt_id: str
+    twin_ref: str
+    cell: str
+    erased_at: str
+    erased_by: str
+    held_before: dict[str, int]  # rows (and blobs) per kind, in the cell's primary
+    held_after: dict[str, int]   # the same, counted in the erasing transaction after the delete
+    caches: str                  # how every cache learns of it
+    audit_seq: int               # the audit chain's head when erased (its record follows it)
+    signature: str = ""
+
+
+class TwinErased(Wire, frozen=True):
+    twin_id: str
+    receipt: ErasureReceipt
+    consistency_token: str
+
+
+def receipt_text(r: ErasureReceipt) -> bytes:
+    body = msgspec.structs.replace(r, signature="")
+    return b"memorybank-erasure-receipt\x00" + msgspec.json.encode(body)
+
+
+def sign_receipt(key: bytes, r: ErasureReceipt) -> ErasureReceipt:
+    signature = hmac.new(key, receipt_text(r), hashlib.sha256).hexdigest()
+    return msgspec.structs.replace(r, signature=signature)
+
+
+def receipt_holds(key: bytes, r: ErasureReceipt) -> bool:
+    expected = hmac.new(key, receipt_text(r), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, r.signature)

@@ -436,6 +436,36 @@ def list_events(
                 opts=opts)
 
 
+def erase_twin(
+    twin_id: str,
+    **opts: Unpack[Options],
+) -> Call[t.TwinErased]:
+    """Erase a twin and everything held about it.
+
+    The owner (or an admin) erases the twin: its profile and Yjs state and log, grants, events,
+    trajectory, artifacts (rows, text, vectors, bytes) are deleted from its cell in one
+    transaction, every cache learns it through the change feed, and the answer is a receipt
+    signed by the cell: what was held per kind before and after. Afterwards every region answers
+    the twin 404, and its id cannot be created again (409). `GET /v1/erasures/{receipt_id}`
+    answers the receipt again."""
+    return call("DELETE", f"/v1/twins/{seg(twin_id)}", t.TwinErased,
+                writes=True,
+                opts=opts)
+
+
+def get_erasure(
+    receipt_id: str,
+    **opts: Unpack[Options],
+) -> Call[t.ErasureReceipt]:
+    """An erasure's signed receipt.
+
+    The receipt `DELETE /v1/twins/{twin_id}` answered, from the erased twin's cell: to whoever
+    erased it, or an admin."""
+    return call("GET", f"/v1/erasures/{seg(receipt_id)}", t.ErasureReceipt,
+                writes=False,
+                opts=opts)
+
+
 def get_twin_audit(
     twin_id: str,
     limit: int | str | None = None,
@@ -623,6 +653,8 @@ BUILDERS: dict[str, Callable[..., Call[Any]]] = {
     "batch_query": batch_query,
     "log_event": log_event,
     "list_events": list_events,
+    "erase_twin": erase_twin,
+    "get_erasure": get_erasure,
     "get_twin_audit": get_twin_audit,
     "update_trajectory": update_trajectory,
     "get_trajectory": get_trajectory,
@@ -645,6 +677,7 @@ class Twins(SyncResource):
     revoke = bind(revoke_twin_grant)
     log_events = bind(log_event)
     events = bind(list_events)
+    erase = bind(erase_twin)
     audit = bind(get_twin_audit)
     update_trajectory = bind(update_trajectory)
     trajectory = bind(get_trajectory)
@@ -671,6 +704,10 @@ class Wallets(SyncResource):
     mint = bind(mint)
 
 
+class Erasures(SyncResource):
+    get = bind(get_erasure)
+
+
 class Agents(SyncResource):
     register = bind(register_agent)
     delete = bind(delete_agent)
@@ -684,6 +721,7 @@ class SyncClient(SyncCaller):
     knowledge: Knowledge
     artifacts: Artifacts
     wallets: Wallets
+    erasures: Erasures
     agents: Agents
     regions = bind(list_regions)
     batch = bind(batch_query)
@@ -693,6 +731,7 @@ class SyncClient(SyncCaller):
         self.knowledge = Knowledge(self)
         self.artifacts = Artifacts(self)
         self.wallets = Wallets(self)
+        self.erasures = Erasures(self)
         self.agents = Agents(self)
 
 
@@ -707,6 +746,7 @@ class AsyncTwins(AsyncResource):
     revoke = abind(revoke_twin_grant)
     log_events = abind(log_event)
     events = abind(list_events)
+    erase = abind(erase_twin)
     audit = abind(get_twin_audit)
     update_trajectory = abind(update_trajectory)
     trajectory = abind(get_trajectory)
@@ -733,6 +773,10 @@ class AsyncWallets(AsyncResource):
     mint = abind(mint)
 
 
+class AsyncErasures(AsyncResource):
+    get = abind(get_erasure)
+
+
 class AsyncAgents(AsyncResource):
     register = abind(register_agent)
     delete = abind(delete_agent)
@@ -746,6 +790,7 @@ class AsyncClient(AsyncCaller):
     knowledge: AsyncKnowledge
     artifacts: AsyncArtifacts
     wallets: AsyncWallets
+    erasures: AsyncErasures
     agents: AsyncAgents
     regions = abind(list_regions)
     batch = abind(batch_query)
@@ -755,4 +800,5 @@ class AsyncClient(AsyncCaller):
         self.knowledge = AsyncKnowledge(self)
         self.artifacts = AsyncArtifacts(self)
         self.wallets = AsyncWallets(self)
+        self.erasures = AsyncErasures(self)
         self.agents = AsyncAgents(self)

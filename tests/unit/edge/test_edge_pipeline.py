@@ -101,7 +101,7 @@ async def test_paths_no_action_serves_are_answered_at_the_edge(rig: Rig) -> None
     r = await rig.call("GET", "/v1/no/such/thing", token=token())
     assert r.status == 404 and r.headers["content-type"] == "application/problem+json"
     r = await rig.call("PUT", "/v1/twins/t1", token=token(), body=b"{}")
-    assert r.status == 405 and r.headers["allow"] == "GET, PATCH"
+    assert r.status == 405 and r.headers["allow"] == "DELETE, GET, PATCH"
     assert msgspec.json.decode(r.body)["status"] == 405
     assert rig.hubs.seen == []
 

@@ -1,0 +1,129 @@
+"""Erasure (``DELETE /v1/twins/{twin_id}``): everything the cell holds of a twin is deleted in
+one transaction, and the answer is a receipt signed by the cell.
+
+Under the twin's stripe lock (no merge of it runs meanwhile) and its row lock, the transaction
+counts what is held per kind (the twin's row, its Yjs log, grants, events, trajectory steps,
+artifacts, their text documents with chunks and vectors, and the artifacts' bytes), deletes the
+bytes from the blob store, deletes the rows (grants, artifacts and documents with their chunks
+go with the twin row), appends change-feed rows (``twin``, ``grant``, and each ``knowledge``
+document and ``artifact``: so every hub drops its Redis and near-cache views and its index's
+vectors of them once its replica shows the erasure), records the twin's pseudonym in
+``erased_twins`` (so its id is never created again: 409), counts again (``held_after``) and
+stores the receipt. The resident document is dropped after the commit. Rows deleted here
+survive as dead tuples and in WAL segments until vacuum and WAL recycling (only per-twin
+encryption keys, not built yet, would reach those copies at once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.di import NamedDependency
+from psycopg.types.json import Jsonb
+
+from blobs.room import ArtifactBlobs
+from central import replay
+from central.settings import CentralSettings
+from central.store import Store, WriteTx
+from central.twins import TwinWriter
+from mbhttp import require_principal
+from mbwire import Forbidden, NotFound, Principal, cells
+from mbwire.audit import ErasureReceipt, TwinErased, sign_receipt, twin_ref
+from mbwire.decode import check_twin_id
+
+KINDS = ("profile", "updates", "grants", "events", "trajectory_steps", "artifacts",
+         "documents")
+_COUNTS = """select
+  (select count(*) from twins where twin_id = %(t)s),
+  (select count(*) from twin_updates where twin_id = %(t)s),
+  (select count(*) from twin_grants where twin_id = %(t)s),
+  (select count(*) from events where twin_id = %(t)s),
+  (select count(*) from trajectory_steps where twin_id = %(t)s),
+  (select count(*) from artifacts where twin_id = %(t)s),
+  (select count(*) from knowledge_docs where twin_id = %(t)s)"""
+_DELETES = (
+    "delete from twin_updates where twin_id = %(t)s",
+    "delete from events where twin_id = %(t)s",
+    "delete from event_heads where twin_id = %(t)s",
+    "delete from trajectory_steps where twin_id = %(t)s",
+    "delete from twins where twin_id = %(t)s",  # grants, artifacts, documents, chunks cascade
+)
+CACHES = ("every hub's Redis and near-cache views and search-index vectors, through the "
+          "change feed of this commit; edge caches hold a twin's answers at most 5 s")
+
+
+async def _counts(tx: WriteTx, twin_id: str) -> dict[str, int]:
+    cur = await tx.conn.execute(_COUNTS, {"t": twin_id})
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(zip(KINDS, (int(n) for n in row), strict=True))
+
+
+async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, key: bytes,
+                who: Principal, twin_id: str) -> TwinErased:
+    async with writer.lock(twin_id):
+        try:
+            async with store.write() as tx:
+                head = await tx.lock_twin(twin_id)
+                if head is None:
+                    raise NotFound(f"twin {twin_id} does not exist")
+                if head.owner_sub != who.sub and not who.is_superuser:
+                    raise Forbidden(f"only the owner of twin {twin_id} (or an admin) may "
+                                    "erase it")
+                before = await _counts(tx, twin_id)
+                cur = await tx.conn.execute(
+                    "select artifact_id, blob_key, status from artifacts where twin_id = %s",
+                    (twin_id,))
+                artifacts = await cur.fetchall()
+                cur = await tx.conn.execute(
+                    "select doc_id from knowledge_docs where twin_id = %s", (twin_id,))
+                docs = [r[0] for r in await cur.fetchall()]
+                stored = [r[1] for r in artifacts if r[2] == "stored"]
+                before["blobs"] = len(stored)
+                if stored:  # before the commit: a failed erasure is retried whole
+                    store_, _ = blobs.require()
+                    for blob in stored:
+                        await store_.delete(blob)
+                for sql in _DELETES:
+                    await tx.conn.execute(sql, {"t": twin_id})
+                ref = twin_ref(key, twin_id)
+                await tx.conn.execute("insert into erased_twins (twin_ref) values (%s)"
+                                      " on conflict do nothing", (ref,))
+                tx.feed += [("twin", twin_id, None), ("grant", twin_id, None)]
+                tx.feed += [("knowledge", d, None) for d in docs]
+                tx.feed += [("artifact", r[0], None) for r in artifacts]
+                after = await _counts(tx, twin_id)
+                after["blobs"] = (sum([await blobs.require()[0].exists(b) for b in stored])
+                                  if stored else 0)
+                cur = await tx.conn.execute("select coalesce(max(seq), 0) from audit_log")
+                seq = await cur.fetchone()
+                receipt = sign_receipt(key, ErasureReceipt(
+                    receipt_id=cells.new_id(uuid.uuid4().hex), twin_ref=ref,
+                    cell=cells.served().name,
+                    erased_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    erased_by=who.sub, held_before=before, held_after=after, caches=CACHES,
+                    audit_seq=int(seq[0]) if seq else 0))
+                await tx.conn.execute(
+                    "insert into erasure_receipts (receipt_id, erased_by, receipt)"
+                    " values (%s, %s, %s)",
+                    (receipt.receipt_id, who.sub, Jsonb(msgspec.to_builtins(receipt))))
+                tx.answer = TwinErased(twin_id=twin_id, receipt=receipt, consistency_token="")
+        finally:
+            writer.docs.drop(twin_id)
+    return replay.answered(tx)
+
+
+async def erase_twin(request: Request[Any, Any, Any], store: NamedDependency[Store],
+                     writer: NamedDependency[TwinWriter], blobs: NamedDependency[ArtifactBlobs],
+                     settings: NamedDependency[CentralSettings]) -> Response[bytes]:
+    who = require_principal(request)
+    twin_id = check_twin_id(str(request.path_params["twin_id"]))
+    key = settings.audit_key.encode()
+    return await replay.answer(
+        request, lambda: erase(store, writer, blobs, key, who, twin_id), who.sub)
+
+
+HANDLERS = {"erase_twin": erase_twin}

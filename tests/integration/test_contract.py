@@ -64,7 +64,7 @@ async def test_unknown_paths_and_methods_answered_at_the_edge(
 ) -> None:
     edge, auth = live.topology.edges["ams"], live.auth("paths")
     r = await http.put(f"{edge}/v1/twins/x", headers=auth, content=b"{}")
-    assert r.status_code == 405 and r.headers["allow"] == "GET, PATCH"
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, PATCH"
     assert r.headers["content-type"] == "application/problem+json"
     assert "hub=" not in r.headers["x-served-by"]
     r = await http.get(f"{edge}/v1/no-such-collection", headers=auth)  # /v1/agents exists now

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import time
 from typing import Any
@@ -177,6 +178,11 @@ def _alike(r: httpx.Response) -> tuple[int, object, set[str], dict[str, str]]:
     body = r.json()
     if isinstance(body, dict):
         body.pop("request_id", None)
+        # The primary's position named in a 400 moves between the two requests (the audit
+        # trail's records are written in the background).
+        if isinstance(body.get("detail"), str):
+            body["detail"] = re.sub(r"primary is at L[0-9A-F]{16}", "primary is at L…",
+                                    body["detail"])
     return (r.status_code, body, set(r.headers),
             {k: v for k, v in r.headers.items() if k not in _VOLATILE})
 
@@ -287,7 +293,7 @@ async def test_garbage_update_is_422_and_writes_nothing(live: LiveStack, http: h
     ("GET", "/v1/twins/{twin}/sync?sv=%%%", b"", {}, 422),
     ("GET", "/v1/twins/does-not-exist", b"", {}, 404),
     ("GET", "/v1/no-such-thing", b"", {}, 404),
-    ("DELETE", "/v1/twins/{twin}", b"", {}, 405),
+    ("PUT", "/v1/twins/{twin}", b"{}", {"Content-Type": "application/json"}, 405),
     ("POST", "/v1/twins/{twin}/updates", b"\x00" * (2 << 20),
      {"Content-Type": "application/octet-stream"}, 413),
     ("POST", "/v1/twins/{twin}/grants", b'{"sub": "x", "access": "own"}',

@@ -83,10 +83,10 @@ async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, key: byt
                 docs = [r[0] for r in await cur.fetchall()]
                 stored = [r[1] for r in artifacts if r[2] == "stored"]
                 before["blobs"] = len(stored)
-                if stored:  # before the commit: a failed erasure is retried whole
-                    store_, _ = blobs.require()
-                    for blob in stored:
-                        await store_.delete(blob)
+                blob_store = blobs.require()[0] if stored else None
+                for blob in stored:  # before the commit: a failed erasure is retried whole
+                    assert blob_store is not None
+                    await blob_store.delete(blob)
                 for sql in _DELETES:
                     await tx.conn.execute(sql, {"t": twin_id})
                 ref = twin_ref(key, twin_id)
@@ -96,8 +96,8 @@ async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, key: byt
                 tx.feed += [("knowledge", d, None) for d in docs]
                 tx.feed += [("artifact", r[0], None) for r in artifacts]
                 after = await _counts(tx, twin_id)
-                after["blobs"] = (sum([await blobs.require()[0].exists(b) for b in stored])
-                                  if stored else 0)
+                after["blobs"] = sum([await blob_store.exists(b) for b in stored]) \
+                    if blob_store is not None else 0
                 cur = await tx.conn.execute("select coalesce(max(seq), 0) from audit_log")
                 seq = await cur.fetchone()
                 receipt = sign_receipt(key, ErasureReceipt(

@@ -31,6 +31,7 @@ from mbhttp import require_principal
 from mbhttp.routes import decode_body
 from mbwire import Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable
 from mbwire import headers as h
+from mbwire.decode import check_id
 from mbwire.types import DOC_ID_PATTERN, DocKind, KnowledgeDeleted, KnowledgeIn, KnowledgeWritten
 
 _DOC_ID = re.compile(DOC_ID_PATTERN)
@@ -176,10 +177,7 @@ async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[b
 
 async def delete(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
     principal = require_principal(request)
-    doc_id = str(request.path_params["doc_id"])
-    if not _DOC_ID.match(doc_id):
-        raise Unprocessable(f"document id {doc_id[:64]!r} must match {DOC_ID_PATTERN}",
-                            errors=[{"path": "$.path.doc_id"}])
+    doc_id = check_id(str(request.path_params["doc_id"]), _DOC_ID, "document id", "doc_id")
 
     async def run() -> KnowledgeDeleted:
         async with store.write() as tx:

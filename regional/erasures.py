@@ -11,8 +11,9 @@ import msgspec
 from litestar import Request, Response
 
 from mbhttp import require_principal
-from mbwire import Forbidden, NotFound, Unprocessable
+from mbwire import Forbidden, NotFound
 from mbwire.audit import ErasureReceipt
+from mbwire.decode import check_id
 from mbwire.types import TWIN_ID_PATTERN
 from regional.twins import Reads, read_headers, snapshot
 
@@ -21,10 +22,8 @@ _ID = re.compile(TWIN_ID_PATTERN)  # a receipt id is marked with its cell, like 
 
 async def get_erasure(request: Request[Any, Any, Any], reads: Reads) -> Response[ErasureReceipt]:
     principal = require_principal(request)
-    receipt_id = str(request.path_params["receipt_id"])
-    if not _ID.match(receipt_id):
-        raise Unprocessable(f"receipt id {receipt_id[:64]!r} must match {TWIN_ID_PATTERN}",
-                            errors=[{"path": "$.path.receipt_id"}])
+    receipt_id = check_id(str(request.path_params["receipt_id"]), _ID, "receipt id",
+                          "receipt_id")
     async with snapshot(request, reads) as (conn, answered):
         cur = await conn.execute(
             "select erased_by, receipt from erasure_receipts where receipt_id = %s",

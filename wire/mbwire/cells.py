@@ -117,12 +117,6 @@ class CellMap(msgspec.Struct, frozen=True):
             raise KeyError(zone)
         return cells[min(int(draw * len(cells)), len(cells) - 1)]
 
-    def regions_of(self, cell: Cell) -> tuple[str, ...]:
-        return cell.regions
-
-    def cells_in(self, region: str) -> tuple[Cell, ...]:
-        """The cells whose data a region holds (a replica there), in catalog order."""
-        return tuple(c for c in self.cells if region in c.regions)
 
 
 def served_from(catalog: str, regions: Sequence[str], name: str,
@@ -181,4 +175,4 @@ def served_prefix() -> str:
 
 def new_id(name: str) -> str:
     """A record id this process makes (a twin's, an artifact's): marked with its cell."""
-    return name if _Served.home else f"{_Served.cell.name}{MARK}{name}"
+    return marked(_Served.cell.name, name, _Served.fleet.home.name)

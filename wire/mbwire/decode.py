@@ -41,18 +41,21 @@ def decode_object(body: bytes) -> dict[str, Any]:
     return decode_json(body, dict[str, Any])
 
 
+def check_id(value: str, pattern: re.Pattern[str], what: str, param: str,
+             where: str = "$.path", hint: str = "") -> str:
+    """An id a path (or a batch item's ``params``: ``where``) carries, as the table's pattern
+    allows: else a 422 naming ``where.param``."""
+    if not pattern.match(value):
+        raise Unprocessable(f"{what} {value[:64]!r} must match {pattern.pattern}{hint}",
+                            errors=[{"path": f"{where}.{param}"}])
+    return value
+
+
 def check_twin_id(twin_id: str) -> str:
-    if not _TWIN_ID.match(twin_id):
-        raise Unprocessable(
-            f"twin id {twin_id[:64]!r} must match {TWIN_ID_PATTERN} (letters, digits, . _ : -)",
-            errors=[{"path": "$.path.twin_id"}],
-        )
-    return twin_id
+    return check_id(twin_id, _TWIN_ID, "twin id", "twin_id",
+                    hint=" (letters, digits, . _ : -, after an optional cell or zone mark: ru~)")
 
 
 def check_wallet_id(wallet_id: str, where: str = "$.path") -> str:
     """A wallet id as the table's pattern allows (``where``: ``$.params`` in a batch item)."""
-    if not _WALLET_ID.match(wallet_id):
-        raise Unprocessable(f"wallet id {wallet_id[:64]!r} must match {WALLET_ID_PATTERN}",
-                            errors=[{"path": f"{where}.wallet_id"}])
-    return wallet_id
+    return check_id(wallet_id, _WALLET_ID, "wallet id", "wallet_id", where)

@@ -3,8 +3,9 @@
 
 One statement upserts the caller's row (keyed by its JWT sub) only when something changed, so the
 same PUT again writes nothing and bumps no version; a change appends an ``agent`` feed row in the
-same transaction. A first registration's listing position and ``created_at`` are drawn while it
-commits (migration 0005), so the row is read back after the commit to answer them.
+same transaction. A first registration's listing position and ``created_at`` are drawn after it
+commits, by the feed's sequencer (migration 0011); the write waits for that tick, then reads the
+row back to answer them.
 
 A deletion removes the row and appends an ``agent`` feed row without a version (as a knowledge
 delete does), in one transaction. The hubs read the directory and the agents they recommend
@@ -21,6 +22,7 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from central import replay
+from central.sequencer import Sequencer
 from central.store import Store
 from mbhttp import require_principal
 from mbhttp.routes import decode_body
@@ -36,6 +38,7 @@ from mbwire.types_agents import (
 )
 
 StoreDep = NamedDependency[Store]
+SequencerDep = NamedDependency[Sequencer]
 
 _FIELDS = ("type", "name", "description", "interests", "capabilities", "homepage", "contact",
            "published")
@@ -69,7 +72,8 @@ def normalized_interests(interests: list[str]) -> list[str]:
     return out
 
 
-async def register(store: Store, who: Principal, body: AgentIn) -> AgentWritten:
+async def register(store: Store, sequencer: Sequencer, who: Principal,
+                   body: AgentIn) -> AgentWritten:
     params: dict[str, Any] = msgspec.to_builtins(body)
     params["interests"] = normalized_interests(body.interests)
     params["capabilities"] = list(dict.fromkeys(body.capabilities))
@@ -81,12 +85,15 @@ async def register(store: Store, who: Principal, body: AgentIn) -> AgentWritten:
         if row is not None:  # inserted or changed; an identical PUT writes nothing
             tx.feed.append(("agent", who.sub, int(row[0])))
     assert tx.token is not None
+    # A new registration is listed once the sequencer numbered it (migration 0011): the answer's
+    # token is taken after that, so a listing read with it shows the agent.
+    token = max(tx.token, await sequencer.settle()) if row is not None else tx.token
     view = await read_back(store, who.sub)
-    return AgentWritten(**msgspec.structs.asdict(view), consistency_token=str(tx.token))
+    return AgentWritten(**msgspec.structs.asdict(view), consistency_token=str(token))
 
 
 async def read_back(store: Store, sub: str) -> AgentView:
-    # On the primary, after the commit: created_at was set as it committed.
+    # On the primary, after the sequencer's tick: created_at was set as it was numbered.
     async with store._connection() as conn:
         cur = await conn.execute(_VIEW, (sub,))
         row = await cur.fetchone()
@@ -94,9 +101,10 @@ async def read_back(store: Store, sub: str) -> AgentView:
     return agent_view(row)
 
 
-async def put_agent(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+async def put_agent(request: Request[Any, Any, Any], store: StoreDep,
+                    sequencer: SequencerDep) -> Response[bytes]:
     body: AgentIn = await decode_body(request)
-    written = await register(store, require_principal(request), body)
+    written = await register(store, sequencer, require_principal(request), body)
     return Response(content=msgspec.json.encode(written), status_code=200,
                     media_type="application/json",
                     headers={h.CONSISTENCY_TOKEN: written.consistency_token})

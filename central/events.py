@@ -67,8 +67,10 @@ async def savepoint(tx: WriteTx) -> AsyncIterator[None]:
         raise
 
 
-def committer(store: Store, *, window_s: float, max_items: int) -> GroupCommitter[WriteTx]:
-    return GroupCommitter(store.write, savepoint, window_s=window_s, max_items=max_items)
+def committer(store: Store, *, window_s: float, max_items: int,
+              depth: int = 1) -> GroupCommitter[WriteTx]:
+    return GroupCommitter(store.write, savepoint, window_s=window_s, max_items=max_items,
+                          depth=depth)
 
 
 async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:

@@ -7,9 +7,14 @@ that holds its work is durable. A work that raises rolls back to its savepoint a
 caller alone; the others commit. A failed commit fails every caller of the group (nothing of it
 was acknowledged, so a retry is safe).
 
-One group is in flight at a time: while it commits the next gathers, so groups grow with load
-and a transaction never waits on another's row locks. Generic over the transaction type so any
-write (events today, twin merges later) can go through it."""
+Up to ``depth`` groups are in flight at once: while one waits for its commit (under synchronous
+commit, the standby's round trip), the next gathers and runs its works in a transaction of its
+own, so a write never waits for another group's round trip (at depth 1 it waits for at most the
+group ahead of it). Depth above 1 is for works that never touch the same rows in two groups at
+once: twin merges hold their twin's lock until their commit (central/twins.py), so two groups in
+flight never hold the same twin. Events stay at 1: two groups locking two twins' event heads in
+opposite orders could deadlock. Generic over the transaction type so any write can go through
+it."""
 
 from __future__ import annotations
 
@@ -33,13 +38,17 @@ class GroupCommitter(Generic[Tx]):
     def __init__(
         self, begin: Callable[[], AbstractAsyncContextManager[Tx]],
         savepoint: Callable[[Tx], AbstractAsyncContextManager[Any]], *,
-        window_s: float = 0.002, max_items: int = 64,
+        window_s: float = 0.002, max_items: int = 64, depth: int = 1,
     ) -> None:
+        if depth < 1:
+            raise ValueError("a group committer needs at least one group in flight")
         self.begin, self.savepoint = begin, savepoint
-        self.window_s, self.max_items = window_s, max_items
+        self.window_s, self.max_items, self.depth = window_s, max_items, depth
         self._pending: list[tuple[Work, asyncio.Future[tuple[Any, Tx]]]] = []
         self._full = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(depth)
+        self._flying: set[asyncio.Task[None]] = set()  # groups committing now (≤ depth)
         self.groups = 0  # how many transactions ran (for tests and the bench)
 
     async def submit(self, work: Work) -> tuple[Any, Tx]:
@@ -61,6 +70,8 @@ class GroupCommitter(Generic[Tx]):
         if self._runner is not None:
             with contextlib.suppress(Exception):
                 await self._runner
+        if self._flying:
+            await asyncio.wait(self._flying)
 
     async def _run(self) -> None:
         while self._pending:
@@ -68,10 +79,22 @@ class GroupCommitter(Generic[Tx]):
                 self._full.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.window_s)
+            await self._slots.acquire()  # the group gathers on while all slots commit
             group, self._pending = (self._pending[: self.max_items],
                                     self._pending[self.max_items :])
             metrics.commit_queue.set(len(self._pending))
+            if self.depth == 1:
+                await self._flight(group)
+                continue
+            flight = asyncio.create_task(self._flight(group), name="group-commit-flight")
+            self._flying.add(flight)
+            flight.add_done_callback(self._flying.discard)
+
+    async def _flight(self, group: list[tuple[Work, asyncio.Future[tuple[Any, Tx]]]]) -> None:
+        try:
             await self._commit(group)
+        finally:
+            self._slots.release()
 
     async def _commit(self, group: list[tuple[Work, asyncio.Future[tuple[Any, Tx]]]]) -> None:
         done: list[tuple[asyncio.Future[tuple[Any, Tx]], Any]] = []

@@ -2,8 +2,8 @@
 housekeeping loops that run while it serves, and the orderly shutdown in reverse.
 
     start: embedder (model checked) → migrations → store's pool → twin compactor (adopts the
-           logs a stopped process left) → [shard 0: feed pruner, today's event partition,
-           partition loop, audit chainer]
+           logs a stopped process left) → feed sequencer → [shard 0: feed pruner, today's
+           event partition, partition loop, audit chainer]
     stop:  loops cancelled → due compactions (≤ 5 s) → events' committer → twins' committer
            → store → embedder
 
@@ -51,7 +51,9 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
         await parts.compactor.adopt(
             lambda twin: central_shard(twin, settings.shards) == settings.shard)
         chores: list[asyncio.Task[None]] = [
-            asyncio.create_task(parts.compactor.run(), name="twin-compactor")]
+            asyncio.create_task(parts.compactor.run(), name="twin-compactor"),
+            # Every shard numbers feed rows (one tick at a time), so no shard's loss stops it.
+            asyncio.create_task(parts.sequencer.run(), name="feed-sequencer")]
         if settings.shard == 0:  # one shard keeps house, so the others never race it
             chores.append(asyncio.create_task(prune_forever(parts), name="feed-pruner"))
             await maintain_partitions(parts)  # before traffic: today's partition exists

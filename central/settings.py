@@ -76,9 +76,12 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     event_partitions_ahead_days: int = 7
     event_retention_days: int = 30
     event_maintain_every_s: float = 3600.0
-    # Twin merges and creates (central/twins.py): their own group commit's window and size.
+    # Twin merges and creates (central/twins.py): their own group commit's window, size, and how
+    # many groups may wait for their commit at once (central/group_commit.py: while one waits for
+    # the standby, the next runs; each holds a pool connection).
     twin_commit_window_ms: float = 1.0
     twin_commit_max: int = 64
+    twin_commit_depth: int = 4
     # Stored answers of keyed writes (central/replay.py) are kept this long, pruned with the
     # feed: a retry under a key older than this is a new write.
     write_key_retention_h: float = 24.0

@@ -1,12 +1,9 @@
 """The primary store: every write is one transaction that changes the data, appends its
 change-feed row and commits; only then is it acknowledged, with the commit's LSN as its token.
 
-Why feed positions are drawn at commit: a sequence value drawn inside a transaction is not a
-commit order (a transaction can draw 10, another draw 11 and commit first). A deferred
-constraint trigger (migration 0001) draws each row's ``seq`` while the transaction commits,
-under an advisory lock that is released only after the commit is visible; so positions appear
-on every replica in commit order and a follower reading ``seq > cursor`` can never skip one.
-The lock covers the commit alone, never a round trip to this process."""
+A feed row commits unnumbered: its ``seq`` is drawn after the commit by central's sequencer
+(central/sequencer.py, migration 0011), in the order rows became visible, so no write waits for
+another's round trip to the standby and a follower reading ``seq > cursor`` never skips one."""
 
 from __future__ import annotations
 
@@ -180,6 +177,7 @@ class Store:
             kwargs={"autocommit": True, "connect_timeout": 2}, name="primary",
         )
         self.pool_timeout_s = pool_timeout_s
+        self.wrote = asyncio.Event()  # set after each commit: the sequencer's cue
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -227,6 +225,7 @@ class Store:
                 await tx._append_feed()
                 await replay.record(tx)
             tx.token = await replay.committed(tx)
+            self.wrote.set()
             await replay.stamp(tx)
 
     async def check(self, timeout_s: float) -> None:

@@ -1,6 +1,6 @@
 """What central is made of, built once from its settings: the store and the two group committers
-(twin writes and events) with the writer over them, the compactor of its twins' logs and the
-audit trail's chainer.
+(twin writes and events) with the writer over them, the compactor of its twins' logs, the feed's
+sequencer and the audit trail's chainer.
 Gathered in one frozen ``Parts`` so the app factory, the lifespan and the dependencies all name
 the same objects, and so none of them has to repeat how a setting becomes a client."""
 
@@ -13,6 +13,7 @@ from litestar.di import Provide
 from central import artifacts, events
 from central.audit import Chainer
 from central.group_commit import GroupCommitter
+from central.sequencer import Sequencer
 from central.settings import CentralSettings
 from central.store import Store, WriteTx
 from central.twins import Compactor, TwinWriter
@@ -28,6 +29,7 @@ class Parts:
     writer: TwinWriter
     compactor: Compactor
     committer: GroupCommitter[WriteTx]
+    sequencer: Sequencer  # run by every shard, one tick at a time (central/sequencer.py)
     chainer: Chainer  # run by shard 0 only (central/lifespan.py)
 
 
@@ -36,7 +38,8 @@ def build_parts(settings: CentralSettings) -> Parts:
     only (no I/O), so a bad setting fails here and the lifespan opens them in order."""
     store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
     twin_committer = events.committer(store, window_s=settings.twin_commit_window_ms / 1000,
-                                      max_items=settings.twin_commit_max)
+                                      max_items=settings.twin_commit_max,
+                                      depth=settings.twin_commit_depth)
     writer = TwinWriter(store, resident_bytes=settings.resident_bytes, committer=twin_committer,
                         max_twin_bytes=settings.twin_max_bytes, max_log=settings.max_log,
                         audit_key=settings.audit_key.encode())
@@ -45,7 +48,7 @@ def build_parts(settings: CentralSettings) -> Parts:
     committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
                                  max_items=settings.event_commit_max)
     return Parts(settings=settings, store=store, twin_committer=twin_committer, writer=writer,
-                 compactor=compactor, committer=committer,
+                 compactor=compactor, committer=committer, sequencer=Sequencer(store),
                  chainer=Chainer.configure(settings, store))
 
 
@@ -56,5 +59,6 @@ def dependencies(parts: Parts) -> dict[str, Provide]:
         "writer": Provide(lambda: parts.writer, sync_to_thread=False),
         "settings": Provide(lambda: parts.settings, sync_to_thread=False),
         "events": Provide(lambda: parts.committer, sync_to_thread=False),
+        "sequencer": Provide(lambda: parts.sequencer, sync_to_thread=False),
         **artifacts.dependencies(parts.settings),
     }

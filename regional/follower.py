@@ -3,11 +3,13 @@ of a change before the replica can show it) and invalidates the Redis cache. Lat
 hang off ``listeners`` (realtime does not: it runs in every hub worker, this in one, so each
 worker tails the feed itself, ``regional/realtime/feed.py``).
 
-The feed's ``seq`` is assigned in commit order (central/store.py), so "seq > cursor" misses
-nothing. The cursor lives in Redis beside the cache it protects: a restarted hub resumes where
-it stopped; if the feed no longer holds that far back, or Redis lost its state (restarted
-empty: its floor key is gone, regional/cache.py), the follower starts over at the feed's head
-under a new epoch and a floor that refuses fills from reads older than that head."""
+The feed's ``seq`` is drawn after commit, in the order rows became visible (central/sequencer.py),
+so "seq > cursor" misses nothing; rows committed but not numbered yet are invalidated too
+(``FeedStep.pending``), so the mark never waits for the sequencer. The cursor lives in Redis
+beside the cache it protects: a restarted hub resumes where it stopped; if the feed no longer
+holds that far back, or Redis lost its state (restarted empty: its floor key is gone,
+regional/cache.py), the follower starts over at the feed's head under a new epoch and a floor
+that refuses fills from reads older than that head."""
 
 from __future__ import annotations
 
@@ -72,20 +74,21 @@ class Follower:
         if self.clock.position <= self.mark.lsn:
             await self.clock.advanced()
         while True:
-            before, changes, after = await self.replica.feed_since(self.cursor, self.batch)
-            complete = len(changes) < self.batch
+            step = await self.replica.feed_since(self.cursor, self.batch)
+            changes, before, after = step.rows, step.before, step.after
             if changes:
                 self.cursor = changes[-1][0]
-            twins = {key for _, kind, key in changes if kind in VIEW_KINDS}
-            if changes or (complete and before > self.mark):
+            twins = step.keys(VIEW_KINDS)
+            if twins or changes or (step.complete and before > self.mark):
                 kept = await self.cache.invalidate(
-                    twins, after, self.cursor, before if complete else None
+                    twins, after, self.cursor, before if step.complete else None
                 )
                 if not kept:
                     raise LostState("Redis lost the follower's state (restarted?); starting over")
             if changes:
                 for listener in self.listeners:
                     await listener(changes, after)
-            if complete:
-                self.mark = max(self.mark, before)
+            if not step.more:  # pending past the limit: the mark waits for the sequencer
+                if step.complete:
+                    self.mark = max(self.mark, before)
                 return

@@ -104,18 +104,21 @@ class IndexFollower:
         if self.clock.position <= self.mark.lsn:
             await self.clock.advanced()
         while True:
-            before, changes, _after = await self.replica.feed_since(self.cursor, self.batch)
+            step = await self.replica.feed_since(self.cursor, self.batch)
+            changes = step.rows
             if changes and changes[0][0] > self.cursor + 1 and await self._pruned_past():
                 log.warning("the feed was pruned past seq %d: reloading the index", self.cursor)
                 await self.load()
                 return
-            docs = {key for _, kind, key in changes if kind == "knowledge"}
+            # Pending rows too (refreshed again once numbered): the mark must not wait for them.
+            docs = step.keys({"knowledge"})
             if docs:
                 await self.refresh(docs)
             if changes:
                 self.cursor = changes[-1][0]
-            if len(changes) < self.batch:
-                self._advance(before)
+            if not step.more:
+                if step.complete:
+                    self._advance(step.before)
                 return
 
     async def _pruned_past(self) -> bool:

@@ -27,6 +27,7 @@ from typing import Literal
 Mode = Literal["pass", "latency", "blackhole", "reset"]
 MODES: tuple[Mode, ...] = ("pass", "latency", "blackhole", "reset")
 _CHUNK = 65536
+_QUEUED = 1024  # chunks in flight per direction (at most 64 MiB); a full queue stops reading
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:
@@ -49,6 +50,7 @@ class FaultProxy:
         self.connections = 0  # accepted so far, for reports and tests
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._links: set[asyncio.Task[None]] = set()  # each accepted connection's forwarding
 
     @property
     def url(self) -> str:
@@ -64,6 +66,8 @@ class FaultProxy:
             self._server.close()
         for writer in list(self._open):
             writer.transport.abort()
+        if self._links:  # each link ends on the aborted sockets: let it, rather than cancel it
+            await asyncio.wait(self._links, timeout=2)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -86,6 +90,10 @@ class FaultProxy:
             _abort(client_w)
             return
         self._open.update((client_w, up_w))
+        link = asyncio.current_task()
+        if link is not None:
+            self._links.add(link)
+            link.add_done_callback(self._links.discard)
         try:
             await asyncio.gather(self._pipe(client_r, up_w), self._pipe(up_r, client_w))
         finally:
@@ -94,20 +102,46 @@ class FaultProxy:
                 w.transport.abort() if self.mode == "reset" else w.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Reads chunks and hands them, each with the time it is due, to ``_deliver``: latency
+        delays every chunk by the same amount without holding the next one back behind it (a
+        replication stream is many small chunks: a delay per chunk in turn would be a bandwidth
+        cap, not a round trip)."""
+        loop = asyncio.get_running_loop()
+        due: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(_QUEUED)
+        deliver = asyncio.create_task(self._deliver(due, writer))
         try:
             while chunk := await reader.read(_CHUNK):
                 if self.mode == "blackhole":
                     continue  # dropped: the sender believes it was sent
-                if self.mode == "latency" and self.latency_ms > 0:
-                    delay = self.latency_ms + random.uniform(0, self.jitter_ms)
-                    await asyncio.sleep(delay / 1000)
-                if self.mode == "reset":
+                if self.mode == "reset" or deliver.done():  # reset, or the peer is gone
                     break
-                writer.write(chunk)
-                await writer.drain()
+                delay = 0.0
+                if self.mode == "latency" and self.latency_ms > 0:
+                    delay = (self.latency_ms + random.uniform(0, self.jitter_ms)) / 1000
+                await due.put((loop.time() + delay, chunk))
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            if not deliver.done():
+                await due.put(None)
+                with contextlib.suppress(OSError):
+                    await deliver
             if self.mode != "reset" and not writer.is_closing():
                 with contextlib.suppress(OSError):
                     writer.write_eof()
+
+    async def _deliver(self, due: asyncio.Queue[tuple[float, bytes] | None],
+                       writer: asyncio.StreamWriter) -> None:
+        """Writes each chunk once it is due, in order (jitter never reorders a connection)."""
+        loop = asyncio.get_running_loop()
+        while (item := await due.get()) is not None:
+            at, chunk = item
+            if (wait := at - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            if self.mode == "reset":
+                return
+            try:
+                writer.write(chunk)
+                await writer.drain()
+            except OSError:
+                return

@@ -6,10 +6,12 @@ index does. Rows are read between replay positions on one connection (``Replica.
 rule): every row's commit is at or before ``after``, so ``after`` is a token at which all of a
 batch's changes are readable here, and a message never precedes readable data.
 
-``seq`` is the feed's global position (drawn at commit on the primary, the same in every region),
-so a client resuming at another region's hub with ``since`` gets exactly the rows after it. Rows
-older than central's ``CENTRAL_FEED_RETENTION_S`` (7 days by default) are pruned: a ``since``
-below the oldest retained row is a gap."""
+``seq`` is the feed's global position (drawn by central's sequencer in the order rows became
+visible on the primary, the same in every region), so a client resuming at another region's hub
+with ``since`` gets exactly the rows after it. Rows older than central's
+``CENTRAL_FEED_RETENTION_S`` (7 days by default) are pruned: a ``since`` below the oldest
+retained row is a gap. A row committed but not numbered yet evicts the worker's
+near cache at once (``Replica.feed_since``'s rule) and reaches subscribers once numbered."""
 
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ class Row:
 Sink = Callable[[list[Row], ConsistencyToken], Awaitable[None]]
 
 _ROWS = "select seq, kind, key, version from change_feed where seq > %s"
+# The tail's step: numbered rows and the pending ones in one statement (one snapshot).
+_STEP = f"""({_ROWS} order by seq limit %s) union all
+(select null, kind, key, version from change_feed where seq is null limit %s)"""
 
 
 class RealtimeFeed:
@@ -71,20 +76,36 @@ class RealtimeFeed:
         if self.clock.position <= self.covered.lsn:
             await self.clock.advanced()
         while True:
-            before, rows, after = await self.read(self.cursor, None, self.batch)
-            complete = len(rows) < self.batch
-            await self.hand_on(rows, after, before if complete else None)
-            if complete:
-                self.covered = max(self.covered, before)
+            before, rows, pending, after = await self.tail()
+            more = len(rows) >= self.batch
+            complete = not more and len(pending) < self.batch
+            await self.hand_on(rows, after, before if complete else None, pending)
+            if not more:
+                if complete:
+                    self.covered = max(self.covered, before)
                 return
 
+    async def tail(self) -> tuple[ConsistencyToken, list[Row], list[tuple[str, str]],
+                                  ConsistencyToken]:
+        """The rows after the cursor and the pending ones (kind, key), between two replay
+        positions read on one connection (``Replica.feed_since``'s rule)."""
+        async with self.replica.connection() as conn:
+            before = await Replica.position_on(conn)
+            cur = await conn.execute(_STEP, (self.cursor, self.batch, self.batch))
+            found = await cur.fetchall()
+            after = await Replica.position_on(conn)
+        return (before, [Row(r[0], r[1], r[2], r[3]) for r in found if r[0] is not None],
+                [(r[1], r[2]) for r in found if r[0] is None], after)
+
     async def hand_on(self, rows: list[Row], after: ConsistencyToken,
-                      before: ConsistencyToken | None = None) -> None:
+                      before: ConsistencyToken | None = None,
+                      pending: list[tuple[str, str]] | None = None) -> None:
         """Gives rows read up to ``after`` to the sink, and wakes whoever waits in ``reach``.
         ``before``: a replay position read before the rows, when they are all the feed had up
-        to it (every change committed at or before it is among them or handed on earlier)."""
+        to it (every change committed at or before it is among them, ``pending`` or handed on
+        earlier). ``pending``: (kind, key) of rows not numbered yet, evicted only."""
         if self.near is not None:  # before anyone hears of the rows
-            self.near.evict(((r.kind, r.key) for r in rows), before)
+            self.near.evict([*((r.kind, r.key) for r in rows), *(pending or ())], before)
         if rows:
             self.cursor = rows[-1].seq
             if self.sink is not None:

@@ -1,31 +1,59 @@
 """Change-feed reads on the replica: rows after a cursor, bracketed by replay positions read on
 the same connection (what the follower, the search index and the realtime tail build on), and the
-feed's head (lowest retained and highest seq)."""
+feed's head (lowest retained and highest seq).
+
+A row commits unnumbered and central's sequencer numbers it a tick later (central/sequencer.py).
+A follower's cursor moves over numbered rows only ("seq > cursor" never skips one), but a
+follower that claims a replay position as covered must also have acted on the rows committed by
+then and not yet numbered: ``pending``, read in the same statement (one snapshot). It meets
+them again, numbered, later; what it does with them (an eviction, a re-read) is idempotent."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from mbwire import ConsistencyToken
 from regional.replica.pool import ReplicaPool
+
+# One statement, so one snapshot: a row numbered between two statements would be in neither.
+_SINCE = """
+(select seq, kind, key from change_feed where seq > %s order by seq limit %s)
+union all
+(select null, kind, key from change_feed where seq is null limit %s)"""
+
+
+class FeedStep(NamedTuple):
+    before: ConsistencyToken
+    rows: list[tuple[int, str, str]]  # (seq, kind, key), numbered, oldest first
+    pending: list[tuple[str, str]]  # (kind, key) of rows committed but not numbered yet
+    after: ConsistencyToken
+    more: bool  # the numbered rows hit the limit: read on from the last
+    complete: bool  # every row there was (neither list hit the limit): ``before`` is covered
+
+    def keys(self, kinds: frozenset[str] | set[str]) -> set[str]:
+        """The keys of rows of these kinds, numbered or pending."""
+        return ({key for _, kind, key in self.rows if kind in kinds}
+                | {key for kind, key in self.pending if kind in kinds})
 
 
 class FeedReads(ReplicaPool):
     """The pool's change-feed reads (``Replica`` has them)."""
 
-    async def feed_since(
-        self, cursor: int, limit: int = 1000
-    ) -> tuple[ConsistencyToken, list[tuple[int, str, str]], ConsistencyToken]:
-        """Feed rows after ``cursor``, between two replay positions read on the same connection:
-        every change committed at or before ``before`` is among the rows (or earlier ones), and
-        every row's commit is at or before ``after``."""
+    async def feed_since(self, cursor: int, limit: int = 1000) -> FeedStep:
+        """Numbered rows after ``cursor`` and the pending ones, between two replay positions read
+        on the same connection: every change committed at or before ``before`` is among them (or
+        earlier rows) when the step is ``complete``, and every row's commit is at or before
+        ``after``."""
         async with self.connection() as conn:
             before = await self.position_on(conn)
-            cur = await conn.execute(
-                "select seq, kind, key from change_feed where seq > %s order by seq limit %s",
-                (cursor, limit),
-            )
-            rows = [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+            cur = await conn.execute(_SINCE, (cursor, limit, limit))
+            rows, pending = [], []
+            for seq, kind, key in await cur.fetchall():
+                (pending.append((kind, key)) if seq is None else rows.append((seq, kind, key)))
             after = await self.position_on(conn)
-        return before, rows, after
+        more = len(rows) >= limit
+        return FeedStep(before, rows, pending, after, more=more,
+                        complete=not more and len(pending) < limit)
 
     async def feed_head(self) -> tuple[int, int]:
         """(lowest retained seq, highest seq) of the change feed."""

@@ -210,7 +210,7 @@ async def test_a_registration_that_commits_late_is_not_skipped(
         live: LiveStack, http: httpx.AsyncClient) -> None:
     """A transaction that starts first and commits last (its now() is the earliest) must still
     appear after the pages a reader already passed. Sorted by created_at = now(), it would sort
-    before them and be skipped."""
+    before them and be skipped; numbered after its commit (migration 0011), it sorts last."""
     kind, late = uid("t"), uid("late")
     with psycopg.connect(live.topology.postgres.primary) as slow:
         slow.execute("insert into agents (sub, type, name, tsv) values (%s, %s, %s,"
@@ -220,6 +220,9 @@ async def test_a_registration_that_commits_late_is_not_skipped(
             "consistency_token"]
         first = await listing(live, http, token, type=kind, sort="created_at", limit=2)
         assert [a["sub"] for a in first.json()["items"]] == early[:2]
+        slow.commit()
+        # Numbered by the feed's sequencer, as central does for a write of its own (settle).
+        slow.execute("select feed_sequence(5000, true)")
         slow.commit()
         lsn = slow.execute("select pg_current_wal_lsn()::text").fetchone()
     assert lsn is not None
@@ -324,7 +327,7 @@ async def test_an_agent_deletes_its_entry_everywhere(live: LiveStack,
     assert await all_pages(live, http, token, q=tag) == [other]
     assert sub not in await recommended(token) and other in await recommended(token)
     assert rows(live, "select 1 from agents where sub = %s", sub) == []
-    feed = "select version from change_feed where kind = 'agent' and key = %s order by seq"
+    feed = "select version from change_feed where kind = 'agent' and key = %s order by id"
     assert rows(live, feed, sub) == [(1,), (None,)]
 
     # Nothing left to delete: 404, and nothing written.

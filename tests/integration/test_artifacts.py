@@ -122,7 +122,7 @@ async def test_text_artifact_is_a_knowledge_document_of_its_twin(
     chunks = rows(live, "select body from knowledge_chunks where doc_id = %s order by n",
                   artifact)
     assert chunks and "keeper trims the wick" in chunks[0][0]
-    feed = rows(live, "select kind from change_feed where key = %s order by seq", artifact)
+    feed = rows(live, "select kind from change_feed where key = %s order by id", artifact)
     assert [k for (k,) in feed] == ["artifact", "knowledge", "artifact"]
 
 

@@ -262,7 +262,7 @@ async def test_concurrent_writers_through_every_edge_all_survive(live: LiveStack
 async def test_garbage_update_is_422_and_writes_nothing(live: LiveStack, http: httpx.AsyncClient):
     twin_id = await create(live, http, "garbage", {"keep": True})
     version = primary_scalar(live, "select version from twins where twin_id = %s", twin_id)
-    feed = primary_scalar(live, "select max(seq) from change_feed")
+    feed = primary_scalar(live, "select max(id) from change_feed")
     valid = yjs_edit({"x": 1})
     for body in (b"", b"\x00\xff\xfe garbage", valid[: len(valid) // 2], os.urandom(64)):
         r = await http.post(
@@ -276,7 +276,7 @@ async def test_garbage_update_is_422_and_writes_nothing(live: LiveStack, http: h
         assert problem["instance"] == f"/v1/twins/{twin_id}/updates"
         assert "Traceback" not in r.text
     assert primary_scalar(live, "select version from twins where twin_id = %s", twin_id) == version
-    assert primary_scalar(live, "select max(seq) from change_feed") == feed
+    assert primary_scalar(live, "select max(id) from change_feed") == feed
     r = await read(live, http, "garbage", twin_id, "iad")
     assert r.json()["profile"] == {"keep": True}
 
@@ -303,14 +303,14 @@ async def test_bad_input_gets_a_problem(live: LiveStack, http: httpx.AsyncClient
                                         path: str, body: bytes, headers: dict[str, str],
                                         status: int):
     twin_id = await create(live, http, "bad", {"v": 1})
-    feed = primary_scalar(live, "select max(seq) from change_feed")
+    feed = primary_scalar(live, "select max(id) from change_feed")
     r = await http.request(method, live.topology.edges["ams"] + path.format(twin=twin_id),
                            content=body, headers={**live.auth("bad"), **headers})
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert {"type", "title", "status", "detail", "instance", "request_id"} <= set(r.json())
     assert r.headers["x-request-id"] == r.json()["request_id"]
-    assert primary_scalar(live, "select max(seq) from change_feed") == feed
+    assert primary_scalar(live, "select max(id) from change_feed") == feed
 
 
 async def test_access_is_the_owners_to_give(live: LiveStack, http: httpx.AsyncClient):
@@ -509,12 +509,12 @@ async def test_noop_writes_bump_nothing_and_gaps_ask_for_a_sync(live: LiveStack,
     seen = doc.get_state()
     with doc.transaction():
         profile["unseen"] = 2  # overwrites an item the service does not have
-    feed = primary_scalar(live, "select max(seq) from change_feed")
+    feed = primary_scalar(live, "select max(id) from change_feed")
     r = await http.post(f"{url}/updates", content=doc.get_update(seen),
                         headers={**live.auth("noop"), "Content-Type": "application/octet-stream"})
     assert r.status_code == 409, r.text
     assert "sync" in r.json()["detail"]
-    assert primary_scalar(live, "select max(seq) from change_feed") == feed
+    assert primary_scalar(live, "select max(id) from change_feed") == feed
     r = await http.post(f"{url}/updates", content=doc.get_update(),
                         headers={**live.auth("noop"), "Content-Type": "application/octet-stream"})
     assert r.status_code == 200, "the full state applies"

@@ -84,7 +84,7 @@ def build(monkeypatch: pytest.MonkeyPatch, *, fast: bool) -> tuple[Litestar, Rec
     def parts(settings: CentralSettings) -> Parts:
         return Parts(settings=settings, store=store, twin_committer=None,  # type: ignore[arg-type]
                      writer=writer, compactor=Compactor(writer), committer=None,  # type: ignore[arg-type]
-                     chainer=None)  # type: ignore[arg-type]
+                     sequencer=None, chainer=None)  # type: ignore[arg-type]
 
     monkeypatch.setattr(central.app, "build_parts", parts)
     settings = CentralSettings.from_env({

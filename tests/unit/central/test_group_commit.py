@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,13 +63,13 @@ def work(value: int, bad: bool) -> Callable[[FakeTx], Awaitable[int]]:
 @settings(max_examples=60, deadline=None)
 @given(items=st.lists(st.booleans(), min_size=1, max_size=40),
        max_items=st.integers(1, 10), fail=st.sets(st.integers(1, 6), max_size=2),
-       spread=st.booleans())
+       spread=st.booleans(), depth=st.integers(1, 4))
 def test_every_caller_is_resolved_once_after_its_commit(
-        items: list[bool], max_items: int, fail: set[int], spread: bool) -> None:
+        items: list[bool], max_items: int, fail: set[int], spread: bool, depth: int) -> None:
     async def scenario() -> None:
         db = FakeDb(fail)
         gc: GroupCommitter[FakeTx] = GroupCommitter(db.begin, db.savepoint, window_s=0.001,
-                                                    max_items=max_items)
+                                                    max_items=max_items, depth=depth)
 
         async def caller(i: int, bad: bool) -> tuple[str, int]:
             if spread:
@@ -154,3 +155,47 @@ async def test_works_do_not_run_in_the_first_callers_context() -> None:
 
     first, (second, _) = await asyncio.gather(keyed(), committer.submit(seen))
     assert (first, second) == ("none", "none")
+
+
+class SlowCommits(FakeDb):
+    """Each commit waits until the test lets it go: the standby's round trip, held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.flying = 0
+        self.most = 0
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[FakeTx]:
+        tx = FakeTx()
+        yield tx
+        self.flying += 1
+        self.most = max(self.most, self.flying)
+        await self.release.wait()
+        self.flying -= 1
+        self.rows.extend(tx.writes)
+        tx.committed = True
+
+
+def test_with_depth_the_next_group_runs_while_one_waits_for_its_commit() -> None:
+    async def scenario(depth: int) -> tuple[list[int], int]:
+        db = SlowCommits()
+        gc: GroupCommitter[FakeTx] = GroupCommitter(db.begin, db.savepoint, window_s=0.001,
+                                                    max_items=1, depth=depth)
+        calls = [asyncio.create_task(gc.submit(work(i, False))) for i in range(6)]
+        await asyncio.sleep(0.05)
+        assert db.rows == []  # every commit is held
+        db.release.set()
+        await asyncio.gather(*calls)
+        await gc.close()
+        return sorted(db.rows), db.most
+
+    assert asyncio.run(scenario(1)) == ([0, 1, 2, 3, 4, 5], 1)
+    rows, most = asyncio.run(scenario(3))
+    assert rows == [0, 1, 2, 3, 4, 5] and most == 3  # three held at once, never more
+
+
+def test_depth_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        GroupCommitter(FakeDb().begin, FakeDb.savepoint, depth=0)

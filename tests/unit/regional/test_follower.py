@@ -10,18 +10,26 @@ import pytest
 
 from mbwire import ConsistencyToken as T
 from regional.follower import Follower, LostState
+from regional.replica.feed import FeedStep
 
 Rows = list[tuple[int, str, str]]
+Poll = tuple[int, Rows, int] | tuple[int, Rows, int, list[tuple[str, str]]]
 
 
 class FakeReplica:
-    def __init__(self, polls: list[tuple[int, Rows, int]]) -> None:
+    """Answers each read with the next poll: (before, numbered rows, after[, pending])."""
+
+    def __init__(self, polls: list[Poll]) -> None:
         self.polls, self.asked = polls, []  # type: ignore[var-annotated]
 
-    async def feed_since(self, cursor: int, limit: int) -> tuple[T, Rows, T]:
+    async def feed_since(self, cursor: int, limit: int) -> FeedStep:
         self.asked.append(cursor)
-        before, rows, after = self.polls.pop(0)
-        return T(before), rows, T(after)
+        poll = self.polls.pop(0)
+        before, rows, after = poll[:3]
+        pending = poll[3] if len(poll) > 3 else []
+        more = len(rows) >= limit
+        return FeedStep(T(before), rows, pending, T(after), more=more,
+                        complete=not more and len(pending) < limit)
 
 
 class FakeClock:
@@ -41,7 +49,7 @@ class FakeCache:
         return self.kept
 
 
-def follower(polls: list[tuple[int, Rows, int]], batch: int = 1000) -> Follower:
+def follower(polls: list[Poll], batch: int = 1000) -> Follower:
     f = Follower(FakeReplica(polls), FakeClock(), FakeCache())  # type: ignore[arg-type]
     f.batch = batch
     return f
@@ -71,6 +79,34 @@ async def test_a_full_batch_does_not_move_the_mark_until_the_rest_is_read() -> N
     assert replica.asked == [0, 2]
     assert cache.calls == [({"a", "b"}, T(110), 2, None), ({"c"}, T(130), 3, T(115))]
     assert f.mark == T(115)
+
+
+async def test_rows_not_numbered_yet_are_invalidated_and_the_mark_moves_without_them() -> None:
+    # Committed at or before 100 but not numbered by central's sequencer yet: evicted now, the
+    # cursor stays (they come again numbered), listeners hear of them only then.
+    f = follower([(100, [(1, "twin", "a")], 120, [("twin", "b"), ("knowledge", "k")])])
+    seen: list[Any] = []
+
+    async def listener(changes: Rows, at: T) -> None:
+        seen.append(changes)
+
+    f.listeners.append(listener)
+    await f.step()
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    assert cache.calls == [({"a", "b"}, T(120), 1, T(100))]
+    assert (f.cursor, f.mark) == (1, T(100))
+    assert seen == [[(1, "twin", "a")]]
+
+
+async def test_a_full_pending_list_holds_the_mark_without_reading_again() -> None:
+    f = follower([(100, [], 120, [("twin", "a"), ("twin", "b")])], batch=2)
+    f.mark = T(50)
+    await f.step()
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    replica: FakeReplica = f.replica  # type: ignore[assignment]
+    assert replica.asked == [0]  # no second read of the same rows: it waits for the replica
+    assert cache.calls == [({"a", "b"}, T(120), 0, None)]
+    assert f.mark == T(50)
 
 
 async def test_a_quiet_step_still_advances_the_mark_once() -> None:

@@ -11,6 +11,7 @@ from mbwire import ConsistencyToken as T
 from mbwire import ReplicaBehind
 from regional.index import IndexFollower
 from regional.index_keyword import KeywordHit, filter_sql
+from regional.replica.feed import FeedStep
 from regional.search import merge
 from regional.vectors import Hit, Scope
 
@@ -57,7 +58,8 @@ class FakeReplica:
 
     async def feed_since(self, cursor: int, limit: int) -> Any:
         before, rows = self.polls.pop(0)
-        return T(before), rows, T(before + 5)
+        more = len(rows) >= limit
+        return FeedStep(T(before), rows, [], T(before + 5), more=more, complete=not more)
 
 
 class FakeClock:

@@ -172,9 +172,13 @@ class Store:
         self, url: str, *, min_size: int = 2, max_size: int = 16, pool_timeout_s: float = 1.0
     ) -> None:
         # A new connection to a stalled primary would hang in connect: bounded, like the wait.
+        # reconnect_timeout: a pool that cannot reach the primary gives up its refill after 2 s
+        # (the next checkout tries afresh) instead of backing off 1, 2, 4, 8, 16 s: after a
+        # failover central reaches the new leader at once (issue 21's region-loss drill).
         self.pool = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, open=False,
             kwargs={"autocommit": True, "connect_timeout": 2}, name="primary",
+            reconnect_timeout=2.0,
         )
         self.pool_timeout_s = pool_timeout_s
         self.wrote = asyncio.Event()  # set after each commit: the sequencer's cue

@@ -14,6 +14,7 @@ import msgspec
 
 from devstack import apps, liveness, patroni, postgres, procs, redis
 from devstack.errors import StackError
+from devstack.layout import region_of_child
 from devstack.ports import PortPlan
 from devstack.procs import ProcessSpec, RunAs
 from devstack.secrets import Secrets
@@ -105,6 +106,7 @@ class ChildStatus(msgspec.Struct, frozen=True, kw_only=True):
 class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
     topology: Topology | None
     children: list[ChildStatus]
+    lost_regions: list[str] = msgspec.field(default_factory=list)  # see StackState
 
     @property
     def running(self) -> bool:
@@ -118,10 +120,10 @@ class StackStatus(msgspec.Struct, frozen=True, kw_only=True):
     def report(self) -> StatusReport:
         if self.topology is None:
             raise StackError("no stack has been set up in this data directory")
-        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log, listening=c.listening,
-                                     restarts=c.restarts)
-                 for c in self.children}
         topology = self.topology
+        infos = {c.name: ProcessInfo(state=c.state, pid=c.pid, log=c.log, listening=c.listening,
+                                     restarts=c.restarts, region=region_of_child(topology, c.name))
+                 for c in self.children}
         if any(c.name == "pg-witness" for c in self.children):
             topology = msgspec.structs.replace(
                 topology, postgres=patroni.live_postgres(topology.postgres))
@@ -139,4 +141,5 @@ def status_of(current: StackState | None, data_dir: Path) -> StackStatus:
         children.append(ChildStatus(name=name, state=state, listening=listening,
                                     pid=record.pid if record else None, log=log,
                                     restarts=current.restarts.get(name, 0)))
-    return StackStatus(topology=current.topology, children=children)
+    return StackStatus(topology=current.topology, children=children,
+                       lost_regions=list(current.lost_regions))

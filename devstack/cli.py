@@ -5,6 +5,8 @@
     memorybank status [--json]       exit 0 all running, 1 something crashed/stopped/not
                                      serving, 3 not up; --json: postgres.leader and .members
     memorybank token --sub NAME [--tier pro] [--role sre] [--ttl 3600]
+    memorybank switchover --to REGION [--cell C]   move Postgres's leader to the member that
+                                     may lead from REGION (planned; no acknowledged write lost)
     memorybank demo
     memorybank mcp [--sub NAME] [--region ams] [--http --port N]   an MCP server (stdio default)
     memorybank drill list | run SCENARIO|all|soak [--duration S] [--rate R]   fault drills
@@ -27,12 +29,12 @@ from pathlib import Path
 
 import msgspec
 
-from devstack import patroni, secrets, state
+from devstack import layout, leadership, patroni, secrets, state
 from devstack.children import StackStatus
 from devstack.errors import StackError
 from devstack.launcher import Stack
 from devstack.state import ALL_SERVICES, SERVICE_ORDER, STATE_FILE
-from devstack.topology import url_of
+from devstack.topology import PostgresUrls, url_of
 from ops.drills import cli as drill_cli
 
 EXIT_NOT_RUNNING = 3
@@ -90,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", choices=secrets.ROLES, default="agent")
     token.add_argument("--ttl", type=_ttl, default=3600,
                        help=f"seconds, 1 to {secrets.MAX_TTL_S} (default 3600)")
+
+    switch = sub.add_parser("switchover", parents=[common], help="move Postgres's leader to "
+                            "another region (planned: Patroni's switchover) and wait until the "
+                            "old leader streams from the new one")
+    switch.add_argument("--to", required=True, metavar="REGION",
+                        help="a region of a member that may lead (the primary's or standby's)")
+    switch.add_argument("--cell", default=None, help="the cell whose leader moves (default: "
+                        "the home cell)")
 
     sub.add_parser("demo", parents=[common], help="run the demo against the running stack")
 
@@ -150,7 +160,11 @@ def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
 
 def _print_table(status: StackStatus, data_dir: Path) -> None:
     assert status.topology is not None
-    print(f"stack in {data_dir}, regions {','.join(status.topology.regions)}")
+    topology = status.topology
+    print(f"stack in {data_dir}, regions {','.join(topology.regions)}")
+    if status.lost_regions:
+        print(f"  lost regions: {','.join(status.lost_regions)} (the supervisor leaves their "
+              "children dead until they are back)")
     members = {}
     if any(c.name == "pg-witness" and c.state == "running" for c in status.children):
         postgres = patroni.live_postgres(status.topology.postgres)
@@ -160,8 +174,10 @@ def _print_table(status: StackStatus, data_dir: Path) -> None:
         pid = child.pid if child.pid is not None else "-"
         url = url_of(status.topology, child.name)
         role = members.get(child.name, "")
+        region = layout.region_of_child(topology, child.name) or "-"
         again = f"restarted {child.restarts}x" if child.restarts else ""
-        line = f"  {child.name:<12} {child.state:<8} pid {pid!s:<8} {role:<12} {url} {again}"
+        line = (f"  {child.name:<12} {region:<4} {child.state:<8} pid {pid!s:<8} {role:<12} "
+                f"{url} {again}")
         print(line.rstrip())
         if child.state == "crashed":
             print(f"  {'':<12} see {child.log}")
@@ -222,6 +238,51 @@ def _status_json(stack: Stack, status: StackStatus, fleet: dict[str, StackStatus
                            for z in links.fleet_map.zones}
         report["cells"] = cells_out
     return msgspec.json.encode(report).decode()
+
+
+def cmd_switchover(args: argparse.Namespace, data_dir: Path) -> int:
+    stack = _cell_stack(Stack(data_dir), args.cell)
+    if stack is None:
+        _say(f"memorybank switchover: no cell {args.cell!r} in this stack")
+        return 2
+    topo = stack.topology()
+    candidate = layout.candidate_in(topo.regions, args.to)
+    if candidate is None:
+        where = ", ".join(f"{m} ({layout.role_region(topo.regions, m)})"
+                          for m in layout.CANDIDATES)
+        _say(f"memorybank switchover: no member that may lead runs in {args.to!r}; the "
+             f"candidates: {where}")
+        return 2
+    before = patroni.live_postgres(topo.postgres)
+    if before.leader is None:
+        _say("memorybank switchover: no member leads now (a failover is under way?); "
+             "see `memorybank status`")
+        return 1
+    if before.members[before.leader].region == args.to:
+        print(f"{_who(before, before.leader)} already leads from {args.to}; nothing to do")
+        return 0
+    began = time.monotonic()
+    said = leadership.switchover(list(topo.postgres.patroni.values()), before.leader, candidate)
+    moved = time.monotonic() - began
+    after = leadership.wait_settled(topo.postgres, within_s=120.0, leader=candidate)
+    print(f"switchover {_who(before, before.leader)} -> {_who(after, candidate)}: Patroni: "
+          f"{said} ({moved:.1f} s); every member streams from it after "
+          f"{time.monotonic() - began:.1f} s")
+    for name, member in after.members.items():
+        print(f"  {name:<8} {member.region:<4} {member.role:<12} {member.state}")
+    return 0
+
+
+def _cell_stack(stack: Stack, cell: str | None) -> Stack | None:
+    """The stack of ``cell`` in this stack's fleet (this one for None or its own cell)."""
+    links = stack.links()
+    if cell is None or (links is not None and cell == links.cell):
+        return stack
+    return stack.cell_stacks().get(cell)
+
+
+def _who(pg: PostgresUrls, member: str) -> str:
+    return f"{member} ({pg.members[member].region})"
 
 
 def cmd_token(args: argparse.Namespace, data_dir: Path) -> int:
@@ -301,6 +362,7 @@ def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
+            "switchover": cmd_switchover,
             "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console, "drill": cmd_drill,
             "audit": cmd_audit}
 

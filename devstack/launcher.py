@@ -24,10 +24,13 @@ from devstack import (
     apps,
     cells,
     children,
+    layout,
+    leadership,
     liveness,
     patroni,
     postgres,
     procs,
+    reclone,
     secrets,
     state,
     supervisor,
@@ -136,6 +139,17 @@ class Stack:
                             progress=self._prefixed(name))
                 for name, directory in current.links.cell_dirs.items()}
 
+    def fleet(self) -> list[Stack]:
+        """Every stack of this stack's fleet, its home stack first (just this one when alone):
+        what a lost region takes down is every cell's processes there."""
+        links = self.links()
+        if links is None:
+            return [self]
+        home = self if links.secrets_dir in ("", str(self.data_dir)) else Stack(
+            links.secrets_dir, pg_bin=self._pg_bin, redis_server=self._redis_server,
+            factories=self._factories, hub_workers=self._hub_workers)
+        return [home, *home.cell_stacks().values()]
+
     def _prefixed(self, cell: str) -> Callable[[str], None]:
         return lambda message: self._progress(f"[{cell}] {message}")
 
@@ -164,7 +178,7 @@ class Stack:
                     self._start(current, [specs[n] for n in dead])
                 if "edges" not in current.services:
                     self._up_cells()
-                current.held = []
+                current.held, current.lost_regions = [], []
                 state.save(self.data_dir, current)
                 self._start_supervisor(current)
                 return current.topology
@@ -232,14 +246,27 @@ class Stack:
                 self._start(current, [spec])
             state.save(self.data_dir, current)
 
+    def lose_region(self, region: str, lost: bool = True) -> list[str]:
+        """Marks ``region`` lost (its machines are gone: the supervisor must not restart its
+        children) or back (``lost=False``: the supervisor restarts them); returns the region's
+        children this stack has recorded. The region-loss drill marks before it kills."""
+        with state.locked(self.data_dir):
+            current = self._loaded()
+            current.lose(region, lost)
+            state.save(self.data_dir, current)
+            recorded = [n for n in children.all_names(current) if current.record(n)]
+            return layout.children_in(current.topology, recorded, region)
+
     def restart_crashed(self, name: str) -> bool:
-        """The supervisor's restart: starts ``name`` again only if it is still recorded, dead
-        and not held (checked under the lock, so a ``stop_process`` or ``down`` in between
-        wins); counts the restart in ``stack.json``. True if it restarted it."""
+        """The supervisor's restart: starts ``name`` again only if it is still recorded, dead,
+        not held and not in a lost region (checked under the lock, so a ``stop_process``,
+        ``lose_region`` or ``down`` in between wins); counts the restart in ``stack.json``.
+        True if it restarted it."""
         with state.locked(self.data_dir):
             current = self._loaded()
             spec = self._specs(current).get(name)
             if (spec is None or name in current.held or current.record(name) is None
+                    or layout.region_of_child(current.topology, name) in current.lost_regions
                     or children.is_up(current, name)):
                 return False
             current.restarts[name] = current.restarts.get(name, 0) + 1
@@ -389,8 +416,8 @@ class Stack:
 
     def _start_postgres(self, current: StackState, specs: dict[str, ProcessSpec]) -> None:
         """Patroni's witness and the first node (it bootstraps a new cluster), then the others,
-        which clone from whoever leads; returns once the standby is synchronous and every
-        region's replica streams."""
+        which clone from whoever leads; returns once every region's replica streams and Patroni
+        names the standby synchronous."""
         plan = PortPlan(base=current.port_base, regions=tuple(current.regions))
         pg_root = self._prepare_pg(plan)
         names = children.names_by_service(current)["postgres"]
@@ -414,7 +441,15 @@ class Stack:
         started += self._spawn(current, [specs[n] for n in names if n not in first])
         self._wait([s for s in started if s[0].name not in ("pg-witness", "pg-primary")])
         followers = [m.name for m in patroni.members(plan) if m.name != leader]
-        postgres.wait_streaming(writer, tuple(followers))
+        def reclone_left_behind() -> None:  # a replica down past its slot's WAL bound
+            urls = patroni.live_postgres(current.topology.postgres)
+            for name in reclone.check(urls, urls.leader):
+                self._progress(f"pg-{name} needs WAL the leader no longer holds: re-cloning it")
+
+        postgres.wait_streaming(writer, tuple(followers), meanwhile=reclone_left_behind)
+        # Postgres's sync comes before Patroni's record of it, and only the node that record
+        # names may be promoted: a leader lost before it could not fail over.
+        leadership.wait_settled(current.topology.postgres, within_s=120.0)
 
     def _prepare_pg_if_any(self, current: StackState) -> None:
         if "postgres" in current.services:
@@ -451,5 +486,5 @@ class Stack:
                 procs.stop(record)
             liveness.stop_postmaster(self.data_dir, record.name)
             current.drop(record.name)
-            current.held = []
+            current.held, current.lost_regions = [], []
             state.save(self.data_dir, current)

@@ -6,6 +6,8 @@ The coordination store is Patroni's built-in Raft (pysyncobj): three voters, the
 candidates and a witness (``patroni_raft_controller``), so losing any one keeps a quorum. The
 replicas' Patronis do not vote (no ``self_addr``); they only read and write keys through the
 voters. Production runs etcd, Consul or Kubernetes as the store instead; the rest is the same.
+Each member is tagged with its region (``devstack.layout``: the primary, the standby and the
+witness in three different regions), which ``GET /cluster`` shows as production's would.
 
 Settings (the why of each): ``synchronous_mode`` so the standby has every acknowledged commit and
 only a node that was in sync may be promoted (RPO 0); not ``strict``: a lost standby must not stop
@@ -34,6 +36,7 @@ import msgspec
 
 from devstack.errors import ConfigError, StackError
 from devstack.health import HttpCheck, TcpCheck
+from devstack.layout import CANDIDATES, member_region
 from devstack.ports import MAX_REGIONS, PortPlan
 from devstack.postgres import blocked_parent, shared_tmp
 from devstack.procs import ProcessSpec, RunAs
@@ -41,11 +44,12 @@ from devstack.reachable import reachable_packages
 from devstack.topology import HOST, PG_USER, MemberInfo, PostgresUrls
 
 SCOPE = "memorybank"
-FAILOVER_MEMBERS = ("primary", "standby")
+FAILOVER_MEMBERS = CANDIDATES
 # ttl is Patroni's minimum: a node whose Patroni died loses the lock after at most this long.
 DCS = {"ttl": 20, "loop_wait": 1, "retry_timeout": 5, "primary_start_timeout": 0,
        "synchronous_mode": True, "synchronous_mode_strict": False,
        "maximum_lag_on_failover": 0}
+SLOT_WAL_BOUND = "1GB"
 PARAMETERS = {
     "wal_level": "replica", "hot_standby": "on", "hot_standby_feedback": "on",
     "fsync": "on",                      # acknowledged writes must survive a crash
@@ -53,6 +57,9 @@ PARAMETERS = {
     "wal_log_hints": "on",              # pg_rewind needs it
     "max_connections": 200, "max_wal_senders": MAX_REGIONS + 6,
     "max_replication_slots": MAX_REGIONS + 6, "wal_keep_size": "256MB",
+    # A slot holds WAL for its replica at most this far back: a dead replica cannot fill the
+    # primary's disk; past it the replica is re-cloned (devstack/reclone.py).
+    "max_slot_wal_keep_size": SLOT_WAL_BOUND,
     "unix_socket_directories": "",      # TCP only: socket paths under deep data dirs are too long
 }
 HBA = [f"host all all {HOST}/32 trust", f"host replication all {HOST}/32 trust"]
@@ -64,6 +71,7 @@ class Member:
     child: str       # the launcher's process name (and log file)
     pg_port: int
     rest_port: int
+    region: str
 
     @property
     def leads(self) -> bool:
@@ -76,10 +84,10 @@ class Member:
 
 def members(plan: PortPlan) -> list[Member]:
     """Every Postgres node, in start order: primary, standby, then the regions' replicas."""
-    out = [Member("primary", "pg-primary", plan.pg_primary, plan.rest("primary")),
-           Member("standby", "pg-standby", plan.pg_standby, plan.rest("standby"))]
-    out += [Member(r, f"pg-{r}", plan.pg_replica(r), plan.rest(r)) for r in plan.regions]
-    return out
+    ports = {"primary": plan.pg_primary, "standby": plan.pg_standby}
+    names = [*FAILOVER_MEMBERS, *plan.regions]
+    return [Member(n, f"pg-{n}", ports.get(n) or plan.pg_replica(n), plan.rest(n),
+                   member_region(plan.regions, n)) for n in names]
 
 
 def _voters(plan: PortPlan) -> list[str]:
@@ -117,7 +125,8 @@ def node_config(member: Member, plan: PortPlan, pg_root: Path, bin_dir: Path) ->
             "pg_hba": HBA,
             "basebackup": [{"checkpoint": "fast"}],
         },
-        "tags": {"nofailover": not member.leads, "nosync": not member.leads},
+        "tags": {"nofailover": not member.leads, "nosync": not member.leads,
+                 "region": member.region},
     }
 
 
@@ -214,11 +223,13 @@ def live_postgres(urls: PostgresUrls) -> PostgresUrls:
     """``urls`` with ``leader`` and ``members`` as Patroni reports them now (a member whose
     Patroni does not answer is ``unreachable``)."""
     view = {str(n["name"]): n for n in cluster_view(list(urls.patroni.values()))}
+    regions = list(urls.replicas)  # one replica per region, in the cell's order
     found = {}
     for name, url in urls.nodes.items():
         node = view.get(name, {})
         found[name] = MemberInfo(role=str(node.get("role", "unreachable")),
                                  state=str(node.get("state", "unreachable")), url=url,
+                                 region=member_region(regions, name),
                                  timeline=node.get("timeline"), lag=node.get("lag"))
     leader = next((n for n, m in found.items() if m.role == "leader" and m.state == "running"),
                   None)

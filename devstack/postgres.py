@@ -15,6 +15,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -157,10 +158,13 @@ def create_database(url: str, timeout: float = 60.0) -> None:
             time.sleep(0.2)
 
 
-def wait_streaming(url: str, names: tuple[str, ...], timeout: float = 180.0) -> None:
+def wait_streaming(url: str, names: tuple[str, ...], timeout: float = 180.0,
+                   meanwhile: Callable[[], None] | None = None, every_s: float = 5.0) -> None:
     """Until the leader's ``pg_stat_replication`` shows every named member streaming, and one
-    of them (the standby) as the synchronous one."""
+    of them (the standby) as the synchronous one; ``meanwhile`` runs every ``every_s`` while
+    some are missing (the launcher re-clones a replica left behind: devstack/reclone.py)."""
     deadline = time.monotonic() + timeout
+    next_call = time.monotonic() + every_s
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
             rows = conn.execute("select application_name, sync_state from pg_stat_replication"
@@ -171,4 +175,7 @@ def wait_streaming(url: str, names: tuple[str, ...], timeout: float = 180.0) -> 
             missing = missing or ["a synchronous standby"]
             if time.monotonic() > deadline:
                 raise StackError(f"replicas not streaming after {timeout:.0f} s: {missing}")
+            if meanwhile is not None and time.monotonic() >= next_call:
+                meanwhile()
+                next_call = time.monotonic() + every_s
             time.sleep(0.05)

@@ -41,6 +41,9 @@ class StackState(msgspec.Struct, kw_only=True):
     supervised: bool = False
     held: list[str] = msgspec.field(default_factory=list)
     restarts: dict[str, int] = msgspec.field(default_factory=dict)  # by the supervisor, per child
+    # Regions whose machines are gone (the region-loss drill): the supervisor restarts none of
+    # their children (devstack.layout says whose) until the region is back or ``up`` runs.
+    lost_regions: list[str] = msgspec.field(default_factory=list)
     # A stack that is one cell of a fleet (devstack.cells); None: the single home cell.
     links: CellLinks | None = None
 
@@ -55,6 +58,10 @@ class StackState(msgspec.Struct, kw_only=True):
 
     def hold(self, name: str, held: bool) -> None:
         self.held = sorted(set(self.held) - {name} | ({name} if held else set()))
+
+    def lose(self, region: str, lost: bool) -> None:
+        others = set(self.lost_regions) - {region}
+        self.lost_regions = sorted(others | {region} if lost else others)
 
 
 def load(data_dir: Path) -> StackState | None:

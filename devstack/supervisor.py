@@ -5,10 +5,12 @@
 reads ``stack.json`` and restarts each recorded child whose process is gone (a crash or a
 ``kill -9``) through the launcher's own restart (same spec, same ports, under the state lock),
 with the backoff and crash-loop cap of ``devstack.restarts``. Children in ``held`` (stopped by
-``Stack.stop_process``) and children with no record (never started, or stopped by ``down``) are
-left alone. It covers every child, Patroni's processes included (Patroni itself restarts its
-Postgres). Run as ``python -m devstack.supervisor --data-dir D``; logs to
-``logs/supervisor.log``."""
+``Stack.stop_process``), children of a lost region (``lost_regions``: a dead region's machines
+cannot be restarted; restarted once it is back) and children with no record (never started, or
+stopped by ``down``) are left alone. It covers every child, Patroni's processes included
+(Patroni itself restarts its Postgres). Every ``RECLONE_EVERY_S`` it also has a replica re-cloned
+that fell behind the leader's WAL past its slot's bound (``devstack.reclone``). Run as
+``python -m devstack.supervisor --data-dir D``; logs to ``logs/supervisor.log``."""
 
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ from pathlib import Path
 
 import psutil
 
-from devstack import apps, children, procs, state
+from devstack import apps, children, patroni, procs, reclone, state
 from devstack.health import TcpCheck
+from devstack.layout import region_of_child
 from devstack.procs import ProcessRecord, ProcessSpec
 from devstack.restarts import ChildBackoff, Policy
 
 NAME = "supervisor"
 POLL_S = 0.5
+RECLONE_EVERY_S = 5.0
 DEFAULT_POLICY = Policy()
 
 
@@ -67,6 +71,8 @@ class Supervisor:
                  policy: Policy = DEFAULT_POLICY, say: Callable[[str], None] = print) -> None:
         self.data_dir, self._restart, self.policy, self._say = data_dir, restart, policy, say
         self.books: dict[str, ChildBackoff] = {}
+        self.lost: set[str] = set()
+        self.recloned_at = 0.0
 
     def tick(self, now: float) -> bool:
         """One poll; False when this supervisor should exit (``down`` ran, or another replaced
@@ -75,10 +81,16 @@ class Supervisor:
         me = current.record(NAME) if current else None
         if current is None or me is None or me.pid != os.getpid():
             return False
+        lost = set(current.lost_regions)
+        for region in sorted(lost ^ self.lost):
+            self._say(f"region {region} " + ("lost: leaving its children dead" if region in lost
+                                             else "is back: restarting its children"))
+        self.lost = lost
         for name in children.all_names(current):
             record = current.record(name)
-            if name in current.held or record is None:
-                self.books.pop(name, None)
+            if name in current.held or record is None or \
+                    region_of_child(current.topology, name) in lost:
+                self.books.pop(name, None)  # a fresh start once it is ours again
                 continue
             book = self.books.setdefault(name, ChildBackoff())
             decision = book.observe(now, procs.is_alive(record), self.policy)
@@ -93,6 +105,15 @@ class Supervisor:
                 self._say(f"CRASH LOOP: {name} died {book.failures} times without staying up "
                           f"{self.policy.healthy_reset_s:.0f} s; NOT restarting it any more. "
                           f"See {children.log_path(self.data_dir, name)}, then `memorybank up`.")
+        if current.topology is not None and current.topology.postgres.patroni and \
+                now - self.recloned_at >= RECLONE_EVERY_S:
+            self.recloned_at = now
+            try:
+                urls = patroni.live_postgres(current.topology.postgres)
+                for name in reclone.check(urls, urls.leader):
+                    self._say(f"pg-{name} needs WAL the leader no longer holds: re-cloning it")
+            except Exception as exc:  # a check that fails must not stop the restarts
+                self._say(f"replica re-clone check failed: {exc}")
         return True
 
 

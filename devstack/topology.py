@@ -23,11 +23,13 @@ ProcessState = Literal["running", "starting", "crashed", "stopped"]
 
 class MemberInfo(msgspec.Struct, frozen=True, kw_only=True):
     """One Postgres node as its Patroni reports it now (``role``: leader, sync_standby, replica;
-    ``state``: running, streaming, stopped, ...; ``unreachable`` when its Patroni is down)."""
+    ``state``: running, streaming, stopped, ...; ``unreachable`` when its Patroni is down), and
+    the region it runs in (``devstack.layout``)."""
 
     role: str
     state: str
     url: str
+    region: str
     timeline: int | None = None
     lag: int | str | None = None
 
@@ -76,6 +78,7 @@ class ProcessInfo(msgspec.Struct, frozen=True, kw_only=True):
     log: str
     listening: list[int] = msgspec.field(default_factory=list)
     restarts: int = 0  # by the stack's supervisor
+    region: str | None = None  # where it runs (devstack.layout); None: no region's own
 
 
 class StatusReport(Topology, frozen=True, kw_only=True):

@@ -1,7 +1,7 @@
 """``memorybank drill``: list the scenarios, run one, all of them in turn, or a soak.
 
     memorybank drill list
-    memorybank drill run SCENARIO [--duration S] [--rate R] [--hold S] [--region R]
+    memorybank drill run SCENARIO [--duration S] [--rate R] [--hold S] [--region R] [--cell C]
     memorybank drill run all [...]            every scenario in turn; a Markdown table at the end
     memorybank drill run soak --minutes N [--rate R]
 
@@ -37,9 +37,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     go.add_argument("scenario", help="a name from `drill list`, `all` or `soak`")
     go.add_argument("--duration", type=float, default=60.0, help="seconds of load per drill")
     go.add_argument("--rate", type=float, default=30.0, help="requests/s over all edges")
-    go.add_argument("--hold", type=float, default=8.0, help="seconds the fault lasts")
+    go.add_argument("--hold", type=float, default=None, help="seconds the fault lasts "
+                    "(default: the scenario's own, region-loss 30, switchover 15, else 8)")
     go.add_argument("--region", default=None, help="region a regional fault hits "
-                    "(default: the second region)")
+                    "(default: the second region; region-loss: the Postgres leader's)")
     go.add_argument("--minutes", type=float, default=5.0, help="soak length")
     go.add_argument("--cell", default=None, help="the cell whose processes the fault hits "
                     "and whose twins the load writes (default: the home cell)")

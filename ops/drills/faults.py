@@ -13,6 +13,9 @@ granian workers and Postgres backends go with it. Each scenario says how it ends
 - ``restart`` (no scenario uses it now): the drill restarts the child itself after ``hold_s``,
   reported as ``restarted_by_drill`` and a manual step unless the service was steady before;
   for a stack started without the supervisor.
+
+The faults that move Postgres's leader (a region lost, the leader's node lost, a switchover)
+are in ``ops.drills.failover``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import psycopg
 
 from devstack import patroni, procs, state
 from devstack.launcher import Stack
+from ops.drills import failover, slots
 from ops.drills.faultproxy import FaultProxy
+from ops.drills.machines import signal_all, tree
 
 Step = Callable[["Ctx"], Awaitable[None]]
 
@@ -44,6 +49,7 @@ class Ctx:
     proxy: FaultProxy | None = None
     notes: list[str] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)  # PIDs under SIGSTOP
+    manual: list[str] = field(default_factory=list)  # steps the drill had to take for the stack
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -59,28 +65,11 @@ class Scenario:
     restore: str | None = None  # child restored after the measurement
     prepare: Step | None = None  # before the load starts
     cleanup: Step | None = None  # after the measurement
+    hold_s: float | None = None  # its own default hold (else the drill's)
+    at_leader: bool = False  # without --region: the region of Postgres's leader
 
     def child(self, template: str | None, ctx: Ctx) -> str | None:
         return template.format(region=ctx.region) if template else None
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        top = psutil.Process(pid)
-        return [top, *top.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def _signal_all(processes: list[psutil.Process], sig: signal.Signals) -> list[int]:
-    sent = []
-    for p in processes:
-        try:
-            p.send_signal(sig)  # psutil refuses a PID recycled since it was looked up
-            sent.append(p.pid)
-        except psutil.Error:
-            pass
-    return sent
 
 
 def child_pid(ctx: Ctx, name: str) -> int:
@@ -112,13 +101,13 @@ def kill(name: str) -> Step:
     async def step(ctx: Ctx) -> None:
         pid = primary_pid(ctx) if name == "pg-primary" else child_pid(ctx, name.format(
             region=ctx.region))
-        sent = _signal_all(_tree(pid), signal.SIGKILL)
+        sent = signal_all(tree(pid), signal.SIGKILL)
         ctx.note(f"SIGKILL {name.format(region=ctx.region)}: pids {sent}")
     return step
 
 
 async def _stall_primary(ctx: Ctx) -> None:
-    ctx.stopped = _signal_all(_tree(primary_pid(ctx)), signal.SIGSTOP)
+    ctx.stopped = signal_all(tree(primary_pid(ctx)), signal.SIGSTOP)
     ctx.note(f"SIGSTOP primary and its backends: {len(ctx.stopped)} pids")
 
 
@@ -203,4 +192,18 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("region-cut", "blackhole the link from a region's hub to central for the hold",
              _proxy("blackhole"), end=_proxy("pass"), prepare=_route_hub_through_proxy,
              cleanup=_unroute),
+    Scenario("region-loss", "SIGKILL every process of a region (default: the leader's) in every "
+             "cell, none restarted for the hold (30 s); then the region comes back",
+             failover.lose_region, end=failover.regain_region, cleanup=failover.settle_all,
+             hold_s=30.0, at_leader=True),
+    Scenario("node-loss", "SIGKILL the leader's Patroni and its Postgres together; the "
+             "supervisor restarts the Patroni (a replaced machine)",
+             failover.lose_leader_node, cleanup=failover.settle),
+    Scenario("switchover", "Patroni's planned switchover to the other member that may lead, "
+             "and back after the hold (15 s)",
+             failover.switch_leader, end=failover.switch_leader, cleanup=failover.settle,
+             hold_s=15.0),
+    Scenario("slot-bound", "stop a region's replica, write WAL past the slots' bound: the "
+             "primary's WAL stays bounded; restarted, the replica is re-cloned by itself",
+             slots.inject, end=slots.end, cleanup=failover.settle, hold_s=5.0),
 )}

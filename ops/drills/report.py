@@ -32,6 +32,11 @@ class Resources(msgspec.Struct, frozen=True, array_like=True):
     pg_connections: int  # on the primary
 
 
+class LeaderSeen(msgspec.Struct, frozen=True, array_like=True):
+    t: float  # seconds since the load started
+    leader: str | None  # "member (region)"; None while no member leads
+
+
 class Report(msgspec.Struct, kw_only=True):
     scenario: str
     summary: str
@@ -61,6 +66,12 @@ class Report(msgspec.Struct, kw_only=True):
     notes: list[str] = msgspec.field(default_factory=list)
     timeline: list[Bucket] = msgspec.field(default_factory=list)
     resources: list[Resources] = msgspec.field(default_factory=list)
+    # Postgres's leader ("member (region)") before the fault and once the drill is over, when
+    # another member first led after the fault, and every change the drill saw.
+    leader_before: str | None = None
+    leader_after: str | None = None
+    leader_moved_s: float | None = None
+    leaders: list[LeaderSeen] = msgspec.field(default_factory=list)
 
 
 def timeline(samples: Sequence[Sample], end: float, bucket_s: float = 1.0) -> list[Bucket]:
@@ -149,7 +160,10 @@ def render_html(report: Report) -> str:
             _row("restarted by the drill (as an orchestrator would)", report.restarted_by_drill),
             _row("failed requests by status", report.failed_by_status or "none"),
             _row("rate (requests/s), duration (s)", f"{report.rate}, {report.duration_s}"),
-            _row("region, hold (s)", f"{report.region}, {report.hold_s}")]
+            _row("region, hold (s)", f"{report.region}, {report.hold_s}"),
+            _row("Postgres leader before → after", f"{report.leader_before} → "
+                 f"{report.leader_after}"),
+            _row("another member leads after (s)", report.leader_moved_s)]
     for name in ("before", "during", "after"):
         p = getattr(report, name)
         if p is not None:

@@ -26,6 +26,7 @@ from devstack.ports import PortPlan
 from devstack.postgres import pg_data_root
 from devstack.secrets import mint_token
 from devstack.testing import running_stack
+from mbwire import ConsistencyToken
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +123,12 @@ async def test_primary_killed_standby_promoted_nothing_lost(stack: Stack) -> Non
         await asyncio.sleep(2)
         before = len(load.acked)
         assert before > 0, load.failures
+        # A token issued before the failover (issue 21, item 7): the write it names was flushed
+        # on the synchronous standby before it was acknowledged, and the promoted standby's
+        # timeline goes on from the end of that WAL, so the token's LSN stays a lower bound of
+        # every position after the switch: a read with it must be answered, never refused as
+        # from the future nor served from before the write.
+        pre_id, pre_token = list(load.acked.items())[-1]
         os.kill(postmaster_pid(stack, "primary"), signal.SIGKILL)
         await asyncio.to_thread(wait_until, lambda: patroni.leader_of(plan_of(stack)) == "standby",
                                 90, "the standby leads")
@@ -150,6 +157,12 @@ async def test_primary_killed_standby_promoted_nothing_lost(stack: Stack) -> Non
             r = await http.get(f"{topo.edges[region]}/v1/twins/{last_id}", timeout=15,
                                headers={**headers, "X-Consistency-Token": last_token})
             assert r.status_code == 200, (region, r.text)
+            r = await http.get(f"{topo.edges[region]}/v1/twins/{pre_id}", timeout=15,
+                               headers={**reader, "X-Consistency-Token": pre_token})
+            assert r.status_code == 200 and r.json()["twin_id"] == pre_id, (region, r.text)
+            # The hub answered at a position at or past the pre-failover token.
+            assert ConsistencyToken.parse(r.headers["x-consistency-token"]) >= \
+                ConsistencyToken.parse(pre_token), (region, r.headers)
         # The feed followers survived the switch: a change made on the new leader reaches every
         # hub's cache without a token (the follower drops the stale entry).
         patched = await http.patch(

@@ -22,6 +22,7 @@ import msgspec
 import psutil
 import pytest
 
+from devstack import patroni
 from devstack.launcher import Stack
 from devstack.secrets import mint_token
 from devstack.testing import running_stack
@@ -133,7 +134,12 @@ async def test_primary_down_fails_fast_and_says_so(stack: Stack) -> None:
     path = "/v1/regions"
     async with httpx.AsyncClient(base_url=topo.edges["ams"], timeout=30) as http:
         twin = await create_twin(http, headers)
-        stack.stop_process("pg-primary")
+        # Both members that may lead, the leader last: with either left, Patroni would promote
+        # it (or the leader would go on alone) and the writes would land.
+        leader = patroni.live_postgres(topo.postgres).leader or "primary"
+        candidates = sorted(("pg-primary", "pg-standby"), key=lambda n: n == f"pg-{leader}")
+        for name in candidates:
+            stack.stop_process(name)
         try:
             r = await http.get(f"{topo.central}/healthz")
             assert r.status_code == 503, r.text
@@ -159,7 +165,8 @@ async def test_primary_down_fails_fast_and_says_so(stack: Stack) -> None:
                 own = {g["id"]: g for g in r.json()["regions"]}["ams"]
                 assert own["status"] == "degraded", own
         finally:
-            stack.start_process("pg-primary")
+            for name in reversed(candidates):
+                stack.start_process(name)
 
         async def central_healthy() -> bool:
             return (await http.get(f"{topo.central}/healthz")).status_code == 200

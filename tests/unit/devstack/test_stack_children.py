@@ -104,8 +104,10 @@ def test_patroni_configs() -> None:
     assert list(by_name) == ["primary", "standby", "iad", "ams"]
     for name, config in by_name.items():
         leads = name in ("primary", "standby")
-        # Only the two central nodes may lead or be the synchronous standby.
-        assert config["tags"] == {"nofailover": not leads, "nosync": not leads}
+        # Only the two central nodes may lead or be the synchronous standby; each is labelled
+        # with its region (two regions: the primary in the first, the standby in the second).
+        region = {"primary": "iad", "standby": "ams"}.get(name, name)
+        assert config["tags"] == {"nofailover": not leads, "nosync": not leads, "region": region}
         assert ("self_addr" in config["raft"]) == leads  # replicas do not vote
         assert config["postgresql"]["data_dir"] == f"/pg/{name}"
     dcs = by_name["primary"]["bootstrap"]["dcs"]

@@ -40,7 +40,8 @@ def test_status_json_shape() -> None:
     assert raw["postgres"]["replicas"]["ams"] == "postgresql://postgres@127.0.0.1:24020/memorybank"
     assert raw["redis"]["ams"] == "redis://127.0.0.1:24040/0"
     assert raw["processes"]["hub-ams"] == {"state": "crashed", "pid": 13, "log": "/l/hub-ams.log",
-                                           "listening": [], "restarts": 0}
+                                           "listening": [], "restarts": 0, "region": "ams"}
+    assert raw["processes"]["pg-primary"]["region"] == "ams"
     assert raw["processes"]["edge-ams"]["pid"] is None
 
 

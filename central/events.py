@@ -4,7 +4,8 @@ A batch is one *work* of the committer (central/group_commit.py), under its own 
 twins are checked (exist, caller may write) before anything is written, so a refused batch leaves
 nothing; its idempotency keys are claimed in ``event_keys`` (a key already there is an event
 already stored: skipped); each twin's ``event_heads`` row is bumped to draw the events' ``seq``
-(the row lock is held until the group commits, so seq order is commit order per twin); the
+and the events' created_at, never earlier than the twin's previous event (the row lock is held
+until the group commits, so seq order is commit order per twin, and created_at follows it); the
 events and one ``event`` feed row per twin go in the same transaction.
 
 ``accepted`` counts every event of the batch that is stored, by this request or an earlier one
@@ -36,16 +37,20 @@ _CLAIM_SQL = (
     "insert into event_keys (principal, idempotency_key) select %s, unnest(%s::text[])"
     " on conflict do nothing returning idempotency_key"
 )
+# The head also draws the events' created_at: never before the twin's previous event (migration
+# 0012), so a listing cursor may carry a lower bound on the partition key.
 _HEADS_SQL = (
-    "insert into event_heads (twin_id, seq) select * from unnest(%s::text[], %s::bigint[])"
-    " order by 1 on conflict (twin_id) do update set seq = event_heads.seq + excluded.seq"
-    " returning twin_id, seq"
+    "insert into event_heads (twin_id, seq, at)"
+    " select u.t, u.s, now() from unnest(%s::text[], %s::bigint[]) u(t, s)"
+    " order by 1 on conflict (twin_id) do update set seq = event_heads.seq + excluded.seq,"
+    " at = greatest(event_heads.at, excluded.at)"
+    " returning twin_id, seq, at"
 )
 _INSERT_SQL = (
-    "insert into events (twin_id, type, payload, principal, idempotency_key, seq)"
-    " select u.t, u.ty, u.p::jsonb, %s, u.k, u.s"
-    " from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])"
-    " as u(t, ty, p, k, s)"
+    "insert into events (twin_id, type, payload, principal, idempotency_key, seq, created_at)"
+    " select u.t, u.ty, u.p::jsonb, %s, u.k, u.s, u.c"
+    " from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+    " %s::timestamptz[]) as u(t, ty, p, k, s, c)"
 )
 
 
@@ -104,7 +109,9 @@ async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:
     for e in new:
         counts[e.twin_id] = counts.get(e.twin_id, 0) + 1
     cur = await tx.conn.execute(_HEADS_SQL, (list(counts), list(counts.values())))
-    heads = {r[0]: int(r[1]) for r in await cur.fetchall()}
+    rows = await cur.fetchall()
+    heads = {r[0]: int(r[1]) for r in rows}
+    at = {r[0]: r[2] for r in rows}
     nxt = {twin: heads[twin] - n for twin, n in counts.items()}
     seqs = []
     for e in new:
@@ -113,7 +120,7 @@ async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:
     await tx.conn.execute(_INSERT_SQL, (
         who.sub, [e.twin_id for e in new], [e.type for e in new],
         [msgspec.json.encode(e.payload).decode() for e in new],
-        [e.idempotency_key for e in new], seqs))
+        [e.idempotency_key for e in new], seqs, [at[e.twin_id] for e in new]))
     tx.feed.extend(("event", twin, heads[twin]) for twin in sorted(counts))
     return len(events)
 

@@ -54,6 +54,18 @@ with folded as (
 delete from twin_updates u using folded f
 where u.twin_id = f.twin_id and u.version <= %(version)s
 """
+# Of the oldest ``batch`` feed rows by id (the primary key), those before the first one still
+# within the retention, as an id range the delete finds by the same index. The delete checks the
+# time again: a row whose writer drew its id earlier may have committed since.
+_PRUNE_FEED = """
+with oldest as (select id, committed_at from change_feed order by id limit %(batch)s)
+delete from change_feed
+where id >= (select min(id) from oldest)
+  and id < coalesce((select min(id) from oldest
+                     where committed_at >= now() - make_interval(secs => %(secs)s)),
+                    (select max(id) + 1 from oldest))
+  and committed_at < now() - make_interval(secs => %(secs)s)
+"""
 _TWIN_LOG = """
 select t.version, t.state, array(
     select u.update from twin_updates u
@@ -258,15 +270,22 @@ class Store:
         async with self._connection() as conn:
             return await _wal_position(conn)
 
-    async def prune_feed(self, older_than_s: int) -> int:
+    async def prune_feed(self, older_than_s: int, batch: int = 10_000) -> int:
         """Drops change-feed rows older than the retention; a hub whose cursor falls behind the
-        oldest kept row resets its cache instead of resuming (regional/follower.py)."""
+        oldest kept row resets its cache instead of resuming (regional/follower.py).
+
+        There is no index on committed_at (it would cost every write one more), so each statement
+        reads the oldest ``batch`` rows by id and deletes those before the first one still within
+        the retention: a round reads what it deletes plus at most one batch, never the whole feed,
+        and no statement holds a long transaction. An older row behind a younger one (ids are
+        drawn after a transaction starts) waits for a later round."""
+        pruned = 0
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "delete from change_feed where committed_at < now() - make_interval(secs => %s)",
-                (older_than_s,),
-            )
-            return cur.rowcount
+            while True:
+                cur = await conn.execute(_PRUNE_FEED, {"secs": older_than_s, "batch": batch})
+                pruned += cur.rowcount
+                if cur.rowcount < batch:
+                    return pruned
 
     async def replication(self) -> list[dict[str, Any]]:
         """Each replica's lag as the primary sees it (application_name = region id)."""

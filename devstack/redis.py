@@ -1,6 +1,10 @@
 """Redis for the local stack: one per region, a pure cache (no RDB snapshots, no AOF).
 
-The first region's Redis doubles as the fleet-wide rate-limit store (``HUB_LIMITS_REDIS_URL``)."""
+The first region's Redis doubles as the fleet-wide rate-limit store (``HUB_LIMITS_REDIS_URL``).
+Each is bounded by ``maxmemory`` (``$MEMORYBANK_REDIS_MAXMEMORY``, 256mb) under ``noeviction``:
+at the bound it refuses growing writes rather than evict, because keys correctness needs (the
+follower's ``inv:`` marks and lease, the limiter's windows) carry TTLs like the cache entries
+do; ``regional.cache`` says how each writer takes a refusal and how memory comes back."""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from devstack.procs import ProcessSpec
 from devstack.topology import HOST
 
 REDIS_SERVER_ENV = "MEMORYBANK_REDIS_SERVER"
+MAXMEMORY_ENV = "MEMORYBANK_REDIS_MAXMEMORY"
+MAXMEMORY = "256mb"
+POLICY = "noeviction"
 
 
 def find_server(explicit: Path | None = None) -> Path:
@@ -45,6 +52,8 @@ def server_spec(server: Path, region: str, port: int, directory: Path, log: Path
         "--port", str(port),
         "--save", "",
         "--appendonly", "no",
+        "--maxmemory", os.environ.get(MAXMEMORY_ENV) or MAXMEMORY,
+        "--maxmemory-policy", POLICY,
         "--dir", str(directory),
         "--daemonize", "no",
     )

@@ -16,7 +16,19 @@ last started fresh (cursor at the feed's head), so no change at or before it wil
 invalidated one by one. FILL refuses while the floor is missing (Redis restarted empty: no cursor,
 no ``inv:`` marks, nothing filled is safe until the follower starts over) and for a read older
 than the floor; GET misses while it is missing. Every worker reads the epoch inside the script,
-never from its own memory, so a worker that does not run the follower uses the current epoch."""
+never from its own memory, so a worker that does not run the follower uses the current epoch.
+
+Memory: each Redis runs with ``maxmemory`` and ``noeviction`` (``devstack.redis``). No eviction
+policy could spare what correctness needs: entries expire (``ttl_s``), but so do ``inv:`` marks,
+the follower's lease and the limiter's windows (a ``volatile-*`` policy would evict those too),
+and the cursor, mark, floor and epoch do not (an ``allkeys-*`` policy would evict those). At the
+bound Redis refuses writes that grow memory instead, and each writer already takes a failed
+write as Redis being away: a FILL is not made (the read is served from the replica), the
+limiter fails open behind its breaker, and the follower's ``invalidate`` is one MULTI, so a
+refusal applies none of it (not an entry deleted and the mark moved past an unwritten ``inv:``
+mark), the follower then deletes the changed twins' entries alone (DEL is allowed at the bound,
+and no FILL can land while Redis refuses writes) and retries the rest. Memory comes back as
+entries expire. ``inv:`` marks are bounded by the twins changed within ``INV_TTL_S``."""
 
 from __future__ import annotations
 
@@ -25,7 +37,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from mbhttp import metrics
 from mbwire import ConsistencyToken
@@ -115,7 +127,7 @@ class TwinCache:
         (so FILLs from reads that could have missed them are refused); ``mark``, when given,
         is a position up to which every change is now processed. False when Redis has lost the
         state the follower set up (no floor: it restarted empty); the follower then starts over."""
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=True)  # all or nothing when Redis is full
         pipe.exists("mb:cache:floor")
         for twin_id in twin_ids:
             pipe.set(f"mb:inv:{twin_id}", str(inv), ex=INV_TTL_S)
@@ -124,7 +136,14 @@ class TwinCache:
         pipe.set("mb:feed:cursor", cursor)
         if mark is not None:
             pipe.set("mb:feed:mark", str(mark))
-        return bool((await pipe.execute())[0])
+        try:
+            return bool((await pipe.execute())[0])
+        except OutOfMemoryError:
+            # Full: the entries go now (DEL is allowed at the bound, and no FILL can put them
+            # back while Redis refuses writes); the marks follow when the follower retries.
+            if twin_ids:
+                await self.redis.delete(*(self._key(t) for t in twin_ids))
+            raise
 
     async def cursor(self) -> int | None:
         raw = await self.redis.get("mb:feed:cursor")

@@ -19,7 +19,7 @@ from mbwire.checks_events import check_events
 from mbwire.params import int_param
 from mbwire.types_events import EVENT_TYPE_PATTERN, EventList
 from regional.central_client import CentralClient
-from regional.reads.history import decode_cursor, event_list_on
+from regional.reads.history import cursor_parts, event_list_on, since_and_floor
 from regional.twins import TwinReads, read_headers, relay, snapshot, twin_id_of
 
 Reads = NamedDependency[TwinReads]
@@ -41,14 +41,14 @@ def parse_since(raw: str) -> dt.datetime:
 async def list_events(request: Request[Any, Any, Any], reads: Reads) -> Response[EventList]:
     principal, twin_id = require_principal(request), twin_id_of(request)
     limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    after = decode_cursor(c) if (c := request.query_params.get("cursor")) else 0
+    after, day = cursor_parts(c) if (c := request.query_params.get("cursor")) else (0, None)
     if (kind := request.query_params.get("type")) is not None and not _TYPE.match(kind):
         raise Unprocessable(f"query parameter type must match {EVENT_TYPE_PATTERN}",
                             errors=[{"path": "$.query.type"}])
     since = parse_since(raw) if (raw := request.query_params.get("since")) is not None else None
     async with snapshot(request, reads) as (conn, answered):
         page = await event_list_on(conn, principal, twin_id, limit=limit, after=after,
-                                   kind=kind, since=since)
+                                   kind=kind, since=since_and_floor(since, day))
     return Response(page, headers=read_headers(answered, reads.clock))
 
 

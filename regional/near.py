@@ -13,23 +13,36 @@ for its sockets), with one rule instead of Redis's ``inv:`` marks, since one eve
 - ``get`` answers at max(P, ``mark``): nothing changed the twin between P and the mark, or the
   view would be gone. A read whose token is past that goes on to Redis and the replica.
 
-Bounded: at most ``max_entries`` views; the oldest stored goes first. A worker's memory, so per
-twin data residency later means: a hub outside a twin's zone never reads it, so never keeps it."""
+Bounded by bytes (``HUB_NEAR_CACHE_BYTES``, 64 MiB a worker), least recently used first. A view
+is counted as its msgpack encoding (what Redis holds for it) plus a fixed overhead, measured once
+when kept; the decoded Python objects take more, so the bound is a budget, not an RSS
+figure. A view over an eighth of the bound is not kept (one huge profile would flush everyone
+else's). The views stay decoded, not encoded answers: every read of them (the profile, its
+grants, the ``fields`` selection, ``authorize``) takes the decoded view, and a hit stays a dict
+lookup. A worker's memory, so per twin data residency later means: a hub outside a twin's zone
+never reads it, so never keeps it."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
+
+import msgspec
 
 from mbhttp import metrics
 from mbwire import ConsistencyToken
 from regional.cache import VIEW_KINDS, CachedTwin
 
+ENTRY_OVERHEAD = 200  # bytes a kept view costs beyond its encoding: key, tuple, dict slot
+_measure = msgspec.msgpack.Encoder().encode
+
 
 class NearCache:
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0  # bytes counted for the views kept
         self.mark = 0
-        self._views: dict[str, tuple[CachedTwin, int]] = {}
+        self._views: OrderedDict[str, tuple[CachedTwin, int, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._views)
@@ -42,30 +55,40 @@ class NearCache:
         answered = max(found[1], self.mark)
         if token is not None and token.lsn > answered:
             return None
+        self._views.move_to_end(twin_id)
         metrics.near_hit.inc()
         return found[0], ConsistencyToken(answered)
 
     def put(self, twin_id: str, view: CachedTwin, position: ConsistencyToken) -> bool:
-        if not self.max_entries or not self.mark or position.lsn < self.mark:
+        if not self.max_bytes or not self.mark or position.lsn < self.mark:
+            return False
+        self._drop(twin_id)
+        size = len(_measure(view)) + ENTRY_OVERHEAD
+        if size > self.max_bytes // 8:
             return False
         views = self._views
-        if twin_id not in views and len(views) >= self.max_entries:
-            del views[next(iter(views))]
-        views[twin_id] = (view, position.lsn)
+        while self.used + size > self.max_bytes:
+            self.used -= views.popitem(last=False)[1][2]
+        views[twin_id] = (view, position.lsn, size)
+        self.used += size
         return True
+
+    def _drop(self, twin_id: str) -> None:
+        found = self._views.pop(twin_id, None)
+        if found is not None:
+            self.used -= found[2]
 
     def evict(self, changes: Iterable[tuple[str, str]], upto: ConsistencyToken | None) -> None:
         """The tail read ``changes`` ((kind, key) pairs); ``upto``, when known: a position read
         before them, so every change committed at or before it is among them or earlier ones
         (not a position read after them: a change committed in between is not among them)."""
-        views = self._views
         for kind, key in changes:
             if kind in VIEW_KINDS:
-                views.pop(key, None)
+                self._drop(key)
         if upto is not None:
             self.mark = max(self.mark, upto.lsn)
 
     def clear(self) -> None:
         """The tail starts over (it may have missed changes): nothing kept is trusted."""
         self._views.clear()
-        self.mark = 0
+        self.used = self.mark = 0

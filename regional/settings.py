@@ -38,8 +38,9 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     replica_pool_timeout_ms: int = 500
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
-    # Twin views each worker keeps in its own memory (regional/near.py); 0 = none.
-    near_cache_entries: int = 10_000
+    # Bytes of twin views each worker keeps in its own memory (regional/near.py: counted as
+    # their encoded size, least recently used dropped first); 0 = none.
+    near_cache_bytes: int = 64 << 20
     central_timeout_s: float = 10.0
     max_body_bytes: int = 1 << 20
     # region -> base URL of the other hubs (HUB_PEERS is a JSON object): /v1/regions asks their

@@ -88,7 +88,7 @@ def build_hub(settings: HubSettings) -> Hub:
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     hot = hot_redis(settings.redis_url, connect_timeout_s=2)
     cache = TwinCache(redis, ttl_s=settings.cache_ttl_s, hot=hot, timeout_s=2)
-    near = NearCache(settings.near_cache_entries)
+    near = NearCache(settings.near_cache_bytes)
     reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000,
                       use_cache=settings.cache_reads, near=near)
     follower = Follower(replica, clock, cache)

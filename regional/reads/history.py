@@ -5,7 +5,12 @@ on the same snapshot (404/403), then pages. The single actions and the twin expo
 Events page by the twin's log order ``seq``, not ``created_at``: created_at is the storing
 transaction's start, so an event with an earlier created_at can commit after a reader passed
 it; seq is drawn under the twin's head row lock held to commit (central/events.py), so a replica
-that shows seq n shows every seq below it, and ``seq > cursor`` never skips or repeats."""
+that shows seq n shows every seq below it, and ``seq > cursor`` never skips or repeats.
+
+A cursor also carries the UTC day of the last event it answered: central draws a twin's created_at
+never earlier than its previous event's (migration 0012), so every later event is in that day's
+partition or a newer one, and the page's ``created_at >=`` bound lets Postgres prune the older
+daily partitions instead of probing each (a cursor without a day, from before, probes them all)."""
 
 from __future__ import annotations
 
@@ -29,21 +34,50 @@ _STEPS_SQL = (
 )
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"e{seq}".encode()).decode().rstrip("=")
+def encode_cursor(seq: int, day: dt.date | None = None) -> str:
+    text = f"e{seq}" if day is None else f"e{seq}d{day:%Y%m%d}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(raw: str) -> int:
-    """The seq an ``encode_cursor`` cursor names; a 422 for anything this API did not answer."""
+def cursor_parts(raw: str) -> tuple[int, dt.date | None]:
+    """The seq and day an ``encode_cursor`` cursor names; a 422 for anything this API did not
+    answer."""
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        seq = ascii_int(text[1:], 0, 2**63 - 1) if text[:1] == "e" else None
-        if seq is not None:
-            return seq
-    except (binascii.Error, ValueError):  # not base64, not UTF-8
+        head, sep, day_text = text.partition("d")
+        seq = ascii_int(head[1:], 0, 2**63 - 1) if head[:1] == "e" else None
+        day = ascii_int(day_text, 10000101, 99991231) if sep else None
+        if seq is not None and (day is not None or not sep):
+            return seq, None if day is None else dt.datetime.strptime(str(day), "%Y%m%d").date()
+    except (binascii.Error, ValueError):  # not base64, not UTF-8, not a date
         pass
     raise Unprocessable("query parameter cursor is not a cursor this API answered",
                         errors=[{"path": "$.query.cursor"}])
+
+
+def decode_cursor(raw: str) -> int:
+    """The seq an ``encode_cursor`` cursor names (the audit trail's cursors carry no day)."""
+    return cursor_parts(raw)[0]
+
+
+def since_and_floor(since: dt.datetime | None, day: dt.date | None) -> dt.datetime | None:
+    """The later of ``since`` and the start of the cursor's day: one bound on the partition key."""
+    floor = None if day is None else dt.datetime.combine(day, dt.time(), dt.UTC)
+    return max(filter(None, (since, floor)), default=None)
+
+
+def events_query(twin_id: str, *, limit: int, after: int, kind: str | None,
+                 since: dt.datetime | None) -> tuple[str, dict[str, Any]]:
+    """A page's statement and parameters: ``since`` bounds the partition key, so Postgres plans
+    only the partitions from its day on."""
+    sql = (f"select event_id, type, payload, {_CREATED}, seq, created_at from events"
+           " where twin_id = %(twin)s and seq > %(after)s")
+    args: dict[str, Any] = {"twin": twin_id, "after": after, "limit": limit + 1}
+    if kind is not None:
+        sql, args["type"] = sql + " and type = %(type)s", kind
+    if since is not None:
+        sql, args["since"] = sql + " and created_at >= %(since)s", since
+    return sql + " order by seq limit %(limit)s", args
 
 
 async def event_list_on(
@@ -61,18 +95,13 @@ async def events_page(
     since: dt.datetime | None = None,
 ) -> EventList:
     """``event_list_on`` once access is decided (by the caller, on the same snapshot)."""
-    sql = (f"select event_id, type, payload, {_CREATED}, seq from events"
-           " where twin_id = %(twin)s and seq > %(after)s")
-    args: dict[str, Any] = {"twin": twin_id, "after": after, "limit": limit + 1}
-    if kind is not None:
-        sql, args["type"] = sql + " and type = %(type)s", kind
-    if since is not None:
-        sql, args["since"] = sql + " and created_at >= %(since)s", since
-    cur = await conn.execute(sql + " order by seq limit %(limit)s", args)
+    cur = await conn.execute(*events_query(twin_id, limit=limit, after=after, kind=kind,
+                                           since=since))
     rows = await cur.fetchall()
     items = [EventView(event_id=str(r[0]), twin_id=twin_id, type=r[1], payload=r[2],
                        created_at=r[3], seq=r[4]) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit else None
+    next_cursor = (encode_cursor(rows[limit - 1][4], rows[limit - 1][5].astimezone(dt.UTC).date())
+                   if len(rows) > limit else None)
     return EventList(items=items, next_cursor=next_cursor)
 
 

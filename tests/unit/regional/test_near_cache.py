@@ -3,12 +3,13 @@ order commits, the feed tail's evictions and slow readers' stores come in."""
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mbwire import ConsistencyToken
 from regional.cache import CachedTwin
-from regional.near import NearCache
+from regional.near import ENTRY_OVERHEAD, NearCache
 
 TWINS = ["a", "b", "c"]
 
@@ -27,7 +28,7 @@ def view(version: int) -> CachedTwin:
 
 @given(st.lists(op, max_size=80))
 def test_an_answer_is_the_twins_state_at_the_position_it_answers_at(ops: list[tuple]) -> None:
-    near = NearCache(max_entries=2)
+    near = NearCache(max_bytes=4 * (ENTRY_OVERHEAD + 100))
     commits: list[tuple[int, str]] = []  # (position, twin): position = index + 1
     tail = 0                            # position the tail has handed on up to
     reading: list[tuple[str, int, int]] = []   # (twin, version read, position read at)
@@ -57,7 +58,50 @@ def test_an_answer_is_the_twins_state_at_the_position_it_answers_at(ops: list[tu
                 assert answered.lsn <= head
                 assert token is None or answered >= token
                 assert entry.version == truth(step[1], answered.lsn)
-    assert len(near) <= 2
+        assert near.used <= near.max_bytes
+
+
+BOUND = 8_000
+sized = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from("abcdefgh"), st.integers(0, 2 * BOUND // 8)),
+    st.tuples(st.just("get"), st.sampled_from("abcdefgh")),
+    st.tuples(st.just("evict"), st.sampled_from("abcdefgh")),
+)
+
+
+@given(st.lists(sized, max_size=60))
+def test_the_views_kept_never_count_more_than_the_bound(ops: list[tuple]) -> None:
+    near = NearCache(max_bytes=BOUND)
+    near.evict([], ConsistencyToken(1))
+    for step in ops:
+        if step[0] == "put":
+            fits = near.put(step[1], padded(step[2]), ConsistencyToken(1))
+            assert fits == (near.get(step[1], None) is not None)
+        elif step[0] == "get":
+            near.get(step[1], None)
+        else:
+            near.evict([("twin", step[1])], None)
+            assert near.get(step[1], None) is None
+        kept = [near.get(t, None) for t in "abcdefgh"]
+        counted = sum(len(msgspec.msgpack.encode(k[0])) + ENTRY_OVERHEAD for k in kept if k)
+        assert near.used == counted <= BOUND
+
+
+def padded(n: int) -> CachedTwin:
+    return CachedTwin(1, "owner", {"pad": "x" * n}, {}, "")
+
+
+def test_the_least_recently_used_goes_first_and_an_oversized_view_is_not_kept() -> None:
+    size = len(msgspec.msgpack.encode(padded(10))) + ENTRY_OVERHEAD
+    near = NearCache(max_bytes=8 * size)  # eight such views, each an eighth of the bound
+    near.evict([], ConsistencyToken(1))
+    for twin in "abcdefgh":
+        assert near.put(twin, padded(10), ConsistencyToken(1))
+    near.get("a", None)                    # a is now the most recently used
+    assert near.put("i", padded(10), ConsistencyToken(1))
+    assert near.get("b", None) is None and near.get("a", None) is not None
+    assert not near.put("j", padded(11), ConsistencyToken(1))  # over an eighth
+    assert len(near) == 8 and near.get("j", None) is None
 
 
 def test_nothing_is_kept_or_served_before_the_tail_has_handed_on_a_batch() -> None:
@@ -87,3 +131,14 @@ def test_a_grant_change_evicts_and_other_kinds_do_not() -> None:
     assert near.get("a", ConsistencyToken(2)) == (view(1), ConsistencyToken(2))
     near.evict([("grant", "a")], ConsistencyToken(3))
     assert near.get("a", None) is None
+
+
+def test_an_evicted_or_cleared_view_gives_its_bytes_back() -> None:
+    near = NearCache()
+    near.evict([], ConsistencyToken(1))
+    near.put("a", view(1), ConsistencyToken(1))
+    near.put("b", view(1), ConsistencyToken(1))
+    near.evict([("twin", "a")], ConsistencyToken(2))
+    assert near.used == len(msgspec.msgpack.encode(view(1))) + ENTRY_OVERHEAD
+    near.clear()
+    assert near.used == 0 and len(near) == 0

@@ -1,0 +1,123 @@
+"""No full scans per request, on a bare primary: an events page after its first is planned over
+the partitions from its cursor's day on (not all 30 days'), and a feed prune walks the primary
+key in bounded batches instead of scanning the feed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from central.migrate import apply_migrations
+from central.partitions import maintain
+from central.store import _PRUNE_FEED, Store
+from devstack.launcher import Stack
+from devstack.postgres import create_database
+from devstack.testing import running_stack
+from regional.reads.history import cursor_parts, events_page, events_query, since_and_floor
+
+pytestmark = pytest.mark.integration
+DAYS = 30
+
+
+@pytest.fixture(scope="module")
+def pg_stack() -> Iterator[Stack]:
+    with running_stack(services={"postgres"}, regions=("ams",)) as stack:
+        create_database(stack.topology().postgres.primary)
+        yield stack
+
+
+@pytest.fixture
+async def conn(pg_stack: Stack) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    url = pg_stack.topology().postgres.primary
+    await apply_migrations(url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
+        yield c
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+async def plan_of(conn: psycopg.AsyncConnection[Any], sql: str, args: Any,
+                  analyze: bool = False) -> list[dict[str, Any]]:
+    options = "analyze, format json" if analyze else "format json"
+    row = await (await conn.execute(f"explain ({options}) {sql}", args)).fetchone()
+    assert row is not None
+    doc = row[0] if isinstance(row[0], list) else json.loads(row[0])
+    return list(nodes(doc[0]["Plan"]))
+
+
+async def test_a_later_page_plans_only_the_partitions_from_its_cursor_day(conn: Any) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    await maintain(conn, ahead_days=DAYS + 7, retention_days=400,
+                   today=today - dt.timedelta(days=DAYS))
+    # One event a day for 30 days, then the last 5 today: seq and created_at rise together.
+    times = [dt.datetime.combine(today - dt.timedelta(days=DAYS - d), dt.time(12), dt.UTC)
+             for d in range(DAYS)] + [dt.datetime.now(dt.UTC)] * 5
+    await conn.execute("delete from events where twin_id = 'scan'")
+    for seq, at in enumerate(times, 1):
+        await conn.execute("insert into events (twin_id, type, payload, principal, seq,"
+                           " created_at) values ('scan', 'tick', '1', 'test', %s, %s)", (seq, at))
+    await conn.execute("analyze events")
+    # Paging with the cursors reads every event once, in order.
+    seen, after, since, cursors = [], 0, None, []
+    while True:
+        page = await events_page(conn, "scan", limit=4, after=after, since=since)
+        seen += [e.seq for e in page.items]
+        if page.next_cursor is None:
+            break
+        cursors.append(page.next_cursor)
+        after, day = cursor_parts(page.next_cursor)
+        since = since_and_floor(None, day)
+    assert seen == list(range(1, len(times) + 1))
+    # The page after the 28th event: its day and every newer partition, never the older ones.
+    after, day = cursor_parts(cursors[6])
+    assert day == today - dt.timedelta(days=DAYS - 27)
+    sql, args = events_query("scan", limit=4, after=after, kind=None,
+                             since=since_and_floor(None, day))
+    scanned = {n["Relation Name"] for n in await plan_of(conn, sql, args)
+               if n.get("Relation Name", "").startswith("events")}
+    newer = {f"events_p{day + dt.timedelta(days=n):%Y%m%d}"
+             for n in range((today - day).days + 8)}
+    assert scanned <= newer | {"events_default"}, sorted(scanned - newer)
+    assert len(scanned) <= 4 + 8  # 3 past days, today, 7 ahead and the default; not 38
+
+
+async def test_a_prune_reads_what_it_deletes_by_the_key_in_bounded_batches(
+        conn: Any, pg_stack: Stack) -> None:
+    await conn.execute("truncate change_feed")
+    # 25,000 rows past a 7-day retention, then 5,000 within it.
+    await conn.execute(
+        "insert into change_feed (kind, key, version, seq, committed_at)"
+        " select 'twin', 't' || g, 1, g, now() - interval '8 days' + g * interval '1 ms'"
+        " from generate_series(1, 25000) g")
+    await conn.execute(
+        "insert into change_feed (kind, key, version, seq, committed_at)"
+        " select 'twin', 't' || g, 1, g, now() - interval '1 day'"
+        " from generate_series(25001, 30000) g")
+    await conn.execute("analyze change_feed")
+    args = {"secs": 7 * 86400, "batch": 10_000}
+    async with conn.transaction(force_rollback=True):
+        plan = await plan_of(conn, _PRUNE_FEED, args, analyze=True)
+    assert not [n for n in plan if n["Node Type"] == "Seq Scan"], plan
+    # Rows read from the table: the batch by the key, then the deleted range by the key again.
+    read = [n for n in plan if n.get("Relation Name") == "change_feed"
+            and n["Node Type"] != "ModifyTable"]
+    assert {n["Node Type"] for n in read} == {"Index Scan"}, read
+    assert sum(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) for n in read) <= 20_000
+    store = Store(pg_stack.topology().postgres.primary)
+    await store.open()
+    try:
+        assert await store.prune_feed(7 * 86400, batch=10_000) == 25_000
+        assert await store.prune_feed(7 * 86400, batch=10_000) == 0
+    finally:
+        await store.close()
+    row = await (await conn.execute("select count(*), min(seq) from change_feed")).fetchone()
+    assert row == (5000, 25001)

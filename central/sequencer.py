@@ -34,8 +34,6 @@ BUSY_S = 0.005  # how soon it looks again when another shard was ticking
 class Sequencer:
     def __init__(self, store: Store, *, batch: int = BATCH, idle_s: float = IDLE_S) -> None:
         self.store, self.batch, self.idle_s = store, batch, idle_s
-        self.ticks = 0  # ticks that numbered something, for tests and metrics
-        self.numbered = 0
 
     async def tick(self, *, wait: bool = False) -> int:
         """One tick: how many rows it numbered, -1 when another shard was ticking (and not
@@ -43,11 +41,7 @@ class Sequencer:
         async with self.store._connection() as conn:
             cur = await conn.execute("select feed_sequence(%s, %s)", (self.batch, wait))
             row = await cur.fetchone()
-        numbered = int(row[0]) if row is not None else 0
-        if numbered > 0:
-            self.ticks += 1
-            self.numbered += numbered
-        return numbered
+        return int(row[0]) if row is not None else 0
 
     async def settle(self) -> ConsistencyToken:
         """Numbers every row committed before the call (waiting for a tick in progress) and

@@ -442,8 +442,7 @@ class Stack:
         self._wait([s for s in started if s[0].name not in ("pg-witness", "pg-primary")])
         followers = [m.name for m in patroni.members(plan) if m.name != leader]
         def reclone_left_behind() -> None:  # a replica down past its slot's WAL bound
-            urls = patroni.live_postgres(current.topology.postgres)
-            for name in reclone.check(urls, urls.leader):
+            for name in reclone.check(current.topology.postgres):
                 self._progress(f"pg-{name} needs WAL the leader no longer holds: re-cloning it")
 
         postgres.wait_streaming(writer, tuple(followers), meanwhile=reclone_left_behind)

@@ -18,7 +18,9 @@ import re
 import httpx
 import psycopg
 
+from devstack.patroni import live_postgres
 from devstack.topology import PostgresUrls
+from mbwire import ConsistencyToken
 
 log = logging.getLogger("memorybank.reclone")
 
@@ -42,13 +44,6 @@ def left_behind(replayed: int | None, oldest: int | None) -> bool:
     return replayed is not None and oldest is not None and replayed < oldest
 
 
-def _lsn(text: str | None) -> int | None:
-    if not text:
-        return None
-    high, _, low = text.partition("/")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
 def _query(url: str, sql: str) -> tuple[object, ...] | None:
     try:
         with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
@@ -57,8 +52,10 @@ def _query(url: str, sql: str) -> tuple[object, ...] | None:
         return None
 
 
-def check(urls: PostgresUrls, leader: str | None) -> list[str]:
-    """Asks each member's Patroni to re-clone the members left behind; returns their names."""
+def check(urls: PostgresUrls) -> list[str]:
+    """Asks Patroni who leads now, then each member's Patroni to re-clone the members left
+    behind; returns their names."""
+    leader = live_postgres(urls).leader
     if leader is None or leader not in urls.nodes:
         return []
     head = _query(urls.nodes[leader], _OLDEST)
@@ -72,7 +69,8 @@ def check(urls: PostgresUrls, leader: str | None) -> list[str]:
         # What it holds already: received (even if not replayed yet) or replayed.
         row = _query(url, "select greatest(pg_last_wal_receive_lsn(),"
                           " pg_last_wal_replay_lsn())::text where pg_is_in_recovery()")
-        if row is None or not left_behind(_lsn(str(row[0]) if row[0] else None), oldest):
+        held = ConsistencyToken.from_pg_lsn(str(row[0])).lsn if row and row[0] else None
+        if not left_behind(held, oldest):
             continue
         log.warning("%s needs WAL the leader no longer holds: re-cloning it", name)
         try:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from devstack import apps, children, patroni, procs, reclone, state
+from devstack import apps, children, procs, reclone, state
 from devstack.health import TcpCheck
 from devstack.layout import region_of_child
 from devstack.procs import ProcessRecord, ProcessSpec
@@ -109,8 +109,7 @@ class Supervisor:
                 now - self.recloned_at >= RECLONE_EVERY_S:
             self.recloned_at = now
             try:
-                urls = patroni.live_postgres(current.topology.postgres)
-                for name in reclone.check(urls, urls.leader):
+                for name in reclone.check(current.topology.postgres):
                     self._say(f"pg-{name} needs WAL the leader no longer holds: re-cloning it")
             except Exception as exc:  # a check that fails must not stop the restarts
                 self._say(f"replica re-clone check failed: {exc}")

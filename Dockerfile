@@ -19,6 +19,7 @@ COPY mbhttp mbhttp
 COPY regional regional
 COPY central central
 COPY crdt crdt
+COPY sealing sealing
 COPY devstack devstack
 COPY ops ops
 COPY examples examples

@@ -8,7 +8,10 @@ On a fresh local stack (ams, iad, sin), always torn down:
    request at a time, for ``--seconds``; the 202's p50/p95 under that load. Callers rotate over
    many subs (internal tier, so any twin is writable) so the per-sub rate limit does not bind;
 2. ``pgbench`` inserting single rows (one per transaction) into a table of the same shape
-   (columns, primary key, indexes) on the same primary, same client count, same time; the ratio;
+   (columns, primary key, indexes) on the same primary, same client count, same time; the ratio.
+   The payload column is bytea, as migration 0013 made ``events.payload``, and each row's value
+   opaque bytes the size of the load's payload sealed (``sealing.aead``: 31 bytes more than its
+   JSON): the anchor stores what central stores, without the sealing;
 3. durable -> listed at a remote hub: log one event at the ams edge, list the twin's events at
    the sin edge with the 202's token; p50/p95 of the whole round over ``--visible`` rounds.
 Clients, edges, hubs, central and Postgres share this machine's cores: on a noisy machine the
@@ -32,26 +35,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"), str(ROOT / "geo-routing")]
 
 import httpx  # noqa: E402
+import msgspec  # noqa: E402
 import psycopg  # noqa: E402
 
 from devstack.launcher import Stack  # noqa: E402
 from devstack.postgres import find_bin_dir  # noqa: E402
 from devstack.secrets import mint_token  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
+from sealing.aead import OVERHEAD  # noqa: E402
 
 REGIONS = ("ams", "iad", "sin")
+PAYLOAD = {"url": "/pricing", "ms": 1234}  # every loaded event's
+SEALED_BYTES = OVERHEAD + len(msgspec.json.encode(PAYLOAD))  # as events.payload holds it
 SHAPE = """
 create table bench_events (
     twin_id text not null, event_id bigint generated always as identity, type text not null,
-    payload jsonb not null, principal text not null, idempotency_key text,
+    payload bytea not null, principal text not null, idempotency_key text,
     created_at timestamptz not null default now(), seq bigint not null,
     primary key (created_at, event_id));
 create index on bench_events (twin_id, created_at, event_id);
 create index on bench_events (twin_id, seq);
 """
-SCRIPT = """\\set n random(1, 64)
+SCRIPT = f"""\\set n random(1, 64)
 insert into bench_events (twin_id, type, payload, principal, idempotency_key, seq)
- values ('twin-' || :n, 'page.viewed', '{"url": "/pricing", "ms": 1234}', 'bench',
+ values ('twin-' || :n, 'page.viewed', '\\x{"a5" * SEALED_BYTES}', 'bench',
  md5(random()::text), :n);
 """
 
@@ -72,7 +79,7 @@ async def load(edge: str, secret: str, twins: list[str], clients: int, batch: in
             rng, n = random.Random(c), 0
             while time.perf_counter() < deadline:
                 events = [{"twin_id": rng.choice(twins), "type": "page.viewed",
-                           "payload": {"url": "/pricing", "ms": 1234},
+                           "payload": PAYLOAD,
                            "idempotency_key": uuid.uuid4().hex} for _ in range(batch)]
                 auth = {"Authorization": f"Bearer {tokens[(c * 7919 + n) % len(tokens)]}"}
                 n += 1

@@ -6,10 +6,12 @@ One bare Postgres primary (a fresh local stack of region ams with only Postgres,
 down), migrated as central migrates it, loaded straight with SQL:
 
 1. Events: 30 daily partitions behind today and 7 ahead (``central/partitions.py``), ``--twins``
-   twins with ``--per-day`` events each day. A page of 50 after a cursor at the start of
-   yesterday, as the hub runs it (``regional/reads/history.py``): before, the cursor carried
-   only the seq (every partition probed); after, it carries its day too (the partitions from that
-   day on). ms per listing, mean of ``--reps`` on one connection, beside ``select 1``.
+   twins with ``--per-day`` events each day (each payload opaque bytes the size of a sealed
+   ``{}``, as migration 0013 stores it; nothing here is personal or opened). A page of 50
+   after a cursor at the start of yesterday, as the hub runs it (``regional/reads/history.py``):
+   before, the cursor carried only the seq (every partition probed); after, it carries its day
+   too (the partitions from that day on). ms per listing, mean of ``--reps`` on one
+   connection, beside ``select 1``.
 2. Feed: ``--feed`` change-feed rows over the 7-day retention, 1 % of them just past it (a
    round's worth) or half of them (a backlog). Before: the one ``committed_at <`` delete; after:
    ``Store.prune_feed`` (batches of 10,000 by the primary key). Rows read from the table
@@ -39,9 +41,14 @@ from central.store import _PRUNE_FEED  # noqa: E402
 from devstack.postgres import create_database  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
 from regional.reads.history import events_query  # noqa: E402
+from sealing.aead import OVERHEAD  # noqa: E402
 
 Conn = psycopg.AsyncConnection[Any]
 DAYS, RETENTION_S, BATCH = 30, 7 * 86400, 10_000
+# What a payload takes in the table since migration 0013: sealed (sealing.aead), so opaque bytes
+# of the plaintext's length plus 31; here those of ``{}``. Nothing is opened: the listing's cost
+# in Postgres is what this measures, and no twin or key exists on this bare primary.
+SEALED_PAYLOAD = bytes(OVERHEAD + len(b"{}"))
 OLD_PRUNE = "delete from change_feed where committed_at < now() - make_interval(secs => %(secs)s)"
 
 
@@ -71,11 +78,11 @@ async def listing(conn: Conn, args: argparse.Namespace) -> None:
                    today=today - dt.timedelta(days=DAYS))
     await conn.execute(
         "insert into events (twin_id, type, payload, principal, seq, created_at)"
-        " select 'twin' || t, 'tick', '{}', 'bench', d * %(n)s + e,"
+        " select 'twin' || t, 'tick', %(payload)s, 'bench', d * %(n)s + e,"
         "  date_trunc('day', now()) - (%(days)s - d) * interval '1 day' + e * interval '1 min'"
         " from generate_series(0, %(twins)s - 1) t, generate_series(0, %(days)s) d,"
         "      generate_series(1, %(n)s) e",
-        {"n": args.per_day, "days": DAYS, "twins": args.twins})
+        {"n": args.per_day, "days": DAYS, "twins": args.twins, "payload": SEALED_PAYLOAD})
     await conn.execute("vacuum analyze events")
     after = (DAYS - 1) * args.per_day  # the cursor: the last event of the day before yesterday
     floor = dt.datetime.combine(today - dt.timedelta(days=2), dt.time(), dt.UTC)

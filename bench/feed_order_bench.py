@@ -12,7 +12,9 @@ Patroni, central's default shards; no hubs, edges or Redis), always torn down:
    Patronis point their ``primary_conninfo`` at it; the standby must stream through it
    (``pg_stat_wal_receiver.sender_port``) before anything is measured. Every commit's
    acknowledgement then crosses the proxy.
-2. ``--twins`` small twins (a 5-key profile) are loaded straight into the primary with COPY.
+2. ``--twins`` small twins (a 5-key profile) are loaded straight into the primary with COPY,
+   their state and profile sealed as central seals them, under a data key made for each in the
+   stack's key store (``twin_writes.sealed_twin``).
 3. Each phase, ``--seconds`` of closed-loop load: ``--writers`` connections send merge patches
    (~10 bytes: one key set to a unique value) to uniformly random twins, straight at central's
    shards (hop signed as a hub does, each to the twin's home shard; ``bench/twin_writes.py``'s
@@ -42,7 +44,8 @@ import httpx  # noqa: E402
 import loadgen  # noqa: E402
 import msgspec  # noqa: E402
 import psycopg  # noqa: E402
-from twin_writes import load_figures, patchers  # noqa: E402
+from spine_servers import keys_dir  # noqa: E402
+from twin_writes import load_figures, patchers, sealed_twin  # noqa: E402
 
 import crdt  # noqa: E402
 from devstack import patroni, procs  # noqa: E402
@@ -59,9 +62,10 @@ def say(line: str = "") -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def load_twins(primary: str, count: int) -> list[str]:
+def load_twins(primary: str, keys: str, count: int) -> list[str]:
     """``count`` small twins, COPYed straight into the primary (state and profile as central
-    stores them; ``compacted`` set where this tree has it)."""
+    stores them: sealed, each twin's key made in the key store ``keys``; ``compacted`` set where
+    this tree has it)."""
     with psycopg.connect(primary) as conn:
         names = [r[0] for r in conn.execute(
             "select column_name from information_schema.columns where table_name = 'twins'"
@@ -73,8 +77,8 @@ def load_twins(primary: str, count: int) -> list[str]:
             for twin in ids:
                 profile = {f"k{k}": {"n": 0} for k in range(5)}
                 state = crdt.new_state(profile, crdt.client_id_for(OWNER))
-                copy.write_row((twin, OWNER, state,
-                                msgspec.json.encode(crdt.profile_of(state)).decode(), 1,
+                copy.write_row((twin, OWNER,
+                                *sealed_twin(keys, twin, state, crdt.profile_of(state)), 1,
                                 *[1] * len(names)))
     return ids
 
@@ -155,7 +159,8 @@ async def run_all(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     proxy = await FaultProxy(primary.hostname or "127.0.0.1", primary.port or 5432).start()
     try:
         await through_proxy(stack, proxy)
-        twins = await asyncio.to_thread(load_twins, topo.postgres.primary, args.twins)
+        twins = await asyncio.to_thread(load_twins, topo.postgres.primary,
+                                        str(keys_dir(stack)), args.twins)
         say(f"standby streams through the proxy at {proxy.port}; {len(twins)} twins loaded")
         await phase(topo, hop_secret, twins, args.writers, 2.0)  # warm: pools, resident twins
         proxy.set("pass")

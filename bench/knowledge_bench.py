@@ -68,9 +68,9 @@ async def load(primary: str, start: int, chunks: int, rng: random.Random) -> str
                 bodies = [(f"d{d}", n, text(rng)) for d in batch for n in range(5)]
                 vectors = await embedder.embed([b[2] for b in bodies])
                 cur.executemany(
-                    "insert into knowledge_chunks (doc_id, n, body, embedder, embedding)"
-                    " values (%s, %s, %s, %s, %s)",
-                    [(*b, embedder.name, v) for b, v in zip(bodies, vectors, strict=True)])
+                    "insert into knowledge_chunks (doc_id, n, body, tsv, embedder, embedding)"
+                    " values (%s, %s, %s, to_tsvector('english', %s), %s, %s)",
+                    [(*b, b[2], embedder.name, v) for b, v in zip(bodies, vectors, strict=True)])
                 cur.executemany("insert into change_feed (kind, key) values ('knowledge', %s)",
                                 [(f"d{d}",) for d in batch])
             row = conn.execute("select pg_current_wal_lsn()::text").fetchone()
@@ -201,8 +201,9 @@ async def load_one(primary: str, word: str) -> str:
         with conn.transaction():
             conn.execute("insert into knowledge_docs (doc_id, kind, owner_sub, title)"
                          " values (%s, 'knowledge', 'bench', %s)", (doc, word))
-            conn.execute("insert into knowledge_chunks (doc_id, n, body, embedder, embedding)"
-                         " values (%s, 0, %s, %s, %s)", (doc, word, embedder.name, vector))
+            conn.execute("insert into knowledge_chunks (doc_id, n, body, tsv, embedder, embedding)"
+                         " values (%s, 0, %s, to_tsvector('english', %s), %s, %s)",
+                         (doc, word, word, embedder.name, vector))
             conn.execute("insert into change_feed (kind, key) values ('knowledge', %s)", (doc,))
         row = conn.execute("select pg_current_wal_lsn()::text").fetchone()
     assert row is not None

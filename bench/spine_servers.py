@@ -59,6 +59,18 @@ def serving(spec: ProcessSpec, url: str) -> Iterator[Server]:
         proc.wait(timeout=10)
 
 
+def blobs_dir(stack: Stack) -> Path:
+    """The stack's artifact blobs, as the launcher gives its hubs and central
+    (``devstack.children``); the cell's key store is beside it (``keys_dir``)."""
+    return stack.data_dir / "blobs"
+
+
+def keys_dir(stack: Stack) -> Path:
+    """The stack's key store (``devstack.apps``: beside the blobs): what opens the twins'
+    sealed values (migration 0013)."""
+    return blobs_dir(stack).parent / "keys"
+
+
 def bare_spec(stack: Stack, factory: str = "create_app", workers: int = 1,
               env: dict[str, str] | None = None) -> tuple[ProcessSpec, str]:
     """``bench/bare_app.py`` (its ``factory``) under the launcher's granian command for a hub."""
@@ -76,13 +88,14 @@ def bare_spec(stack: Stack, factory: str = "create_app", workers: int = 1,
 
 def hub_copy_spec(stack: Stack, region: str, workers: int) -> tuple[ProcessSpec, str]:
     """The region's hub as the launcher starts it, on a free port, with ``workers`` workers,
-    sharing the region's Redis (so its cache; its feed follower stands by under the lease)."""
+    sharing the region's Redis (so its cache; its feed follower stands by under the lease) and
+    the cell's blobs and key store (without the key store it answers profiles 503)."""
     topo = stack.topology()
     url = http_url(free_port())
     moved = msgspec.structs.replace(topo, hubs={**topo.hubs, region: url})
     spec = hub_spec(moved, region, stack.secrets(),
                     stack.data_dir / "logs" / f"bench-hub-{workers}w.log", DEFAULT_FACTORIES,
-                    workers=workers)
+                    workers=workers, blobs=blobs_dir(stack))
     return replace(spec, name=f"bench-hub-{region}-{workers}w"), url
 
 
@@ -94,7 +107,7 @@ def uncached_hub_spec(stack: Stack, region: str) -> tuple[ProcessSpec, str]:
     url = http_url(free_port())
     moved = msgspec.structs.replace(topo, hubs={**topo.hubs, region: url})
     spec = hub_spec(moved, region, stack.secrets(), stack.data_dir / "logs" / "bench-hub.log",
-                    DEFAULT_FACTORIES)
+                    DEFAULT_FACTORIES, blobs=blobs_dir(stack))
     own_redis = topo.redis[region].rsplit("/", 1)[0] + "/1"
     env = {**spec.env, "HUB_CACHE_READS": "false", "HUB_REDIS_URL": own_redis}
     return replace(spec, name=f"bench-uncached-hub-{region}", env=env), url

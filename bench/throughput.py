@@ -42,6 +42,7 @@ from spine_servers import (  # noqa: E402
     Server,
     bare_spec,
     hub_copy_spec,
+    keys_dir,
     serving,
     uncached_hub_spec,
 )
@@ -121,7 +122,8 @@ async def hub_reads(run: Run) -> None:
         lo, hi = a.workers[0], a.workers[-1]
         run.ratio(f"hub cached {hi}w/{lo}w", figs[f"cached_{hi}w"]["req_per_s"],
                   figs[f"cached_{lo}w"]["req_per_s"])
-    db_env = {"BARE_DB_URL": run.topo.postgres.replicas[region]}
+    db_env = {"BARE_DB_URL": run.topo.postgres.replicas[region],
+              "BARE_KEYS_DIR": str(keys_dir(run.stack))}
     with serving(*bare_spec(run.stack, "create_db_app", env=db_env)) as bare_db:
         figs["bare_db"] = await run.read_run(bare_db, "bare litestar + pg")
     with serving(*uncached_hub_spec(run.stack, region)) as uncached:

@@ -13,10 +13,13 @@ One fresh local stack (ams, iad; every service; central's default shards), alway
    in every run), ``pg_current_wal_lsn()`` before the first patch, (a) after the 100th (below
    central's compaction threshold of 128: appends alone) and (b) 3 s after the last (every
    compaction of the series included: with 512 patches, four). Bytes per patch is the LSN
-   difference over the patches; also the twin's stored sizes (``twins.state``, ``profile``).
+   difference over the patches; also the twin's stored sizes (``twins.state``, ``profile``:
+   both sealed since migration 0013, so each 31 bytes more than its plaintext).
 2. Scale curve: for each N of ``--scale``, twins ``scale-000000`` .. are loaded straight into the
    primary with COPY (each a ~50 KB profile with a few values varied, its Yjs state made by
-   ``crdt.new_state``, its ``profile`` column by ``crdt.profile_of``; columns found in
+   ``crdt.new_state``, its ``profile`` column by ``crdt.profile_of``, both sealed as central
+   seals them under a data key made for the twin in the stack's key store (``<data dir>/keys``,
+   ``sealing.Keyring.configure``), as central's create makes it; columns found in
    ``information_schema``, so ``twins.compacted``, where it exists, is set to 1 as well); the
    next N loads only the difference. Then, ``--seconds`` each, with ``--concurrency``
    connections (``bench/loadgen.py``): (a) merges: merge patches to uniformly random twins among
@@ -33,7 +36,8 @@ One fresh local stack (ams, iad; every service; central's default shards), alway
    and is refused here if central does not know the setting (central refuses unknown
    ``CENTRAL_*`` settings at start). The first line printed names the bound in force.
 100k twins (``--scale 1000,10000,100000``) is opt-in: a twin here is ~69 KB of Yjs state and a
-~51 KB JSON profile, ~89 KB on disk (TOAST-compressed, with its index entries), so 100k is
+~51 KB JSON profile, ~89 KB on disk (TOAST-compressed, with its index entries; measured before
+the values were sealed: ciphertext does not compress, so expect more now), so 100k is
 ~9 GB on each of the stack's four Postgres nodes (primary, standby, two replicas: ~36 GB in all)
 and, at the 67-81 twins/s COPY managed here, 20-25 minutes of loading (the issue's estimate, for
 ~57 KB + ~52 KB twins: ~11 GB and ~1 h). Everything shares this machine's 2 cores; figures are
@@ -45,6 +49,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -67,8 +72,9 @@ import loadgen  # noqa: E402
 import msgspec  # noqa: E402
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 from psycopg import sql  # noqa: E402
-from spine_servers import Server, serving, uncached_hub_spec  # noqa: E402
+from spine_servers import Server, keys_dir, serving, uncached_hub_spec  # noqa: E402
 
 import crdt  # noqa: E402
 from central.settings import CentralSettings  # noqa: E402
@@ -78,6 +84,7 @@ from devstack.testing import running_stack  # noqa: E402
 from devstack.topology import Topology  # noqa: E402
 from mbwire import HopSigner, Principal  # noqa: E402
 from mbwire.placement import central_shard  # noqa: E402
+from sealing import Keyring, KeyStore, TwinKey  # noqa: E402
 
 REGIONS = ("ams", "iad")
 KEYS = 450  # top-level keys of a profile: ~51 KB of JSON, ~69 KB of Yjs state
@@ -114,15 +121,33 @@ def make_profile(seed: int | str) -> dict[str, Any]:
 
 
 _BASE: dict[str, Any] = {}
+_KEYS: dict[str, KeyStore] = {}  # a pool worker's key store, by directory
+
+
+def key_store(keys: str) -> KeyStore:
+    """The stack's key store (``keys``: its directory), opened as services open it."""
+    if keys not in _KEYS:
+        _KEYS[keys] = Keyring.configure(keys_dir=keys).require()
+    return _KEYS[keys]
+
+
+def sealed_twin(keys: str, twin_id: str, state: bytes, profile: Any) -> tuple[bytes, bytes]:
+    """``state`` and ``profile`` as central stores a new twin (``central.store.insert_twin``):
+    sealed under the twin's data key, which is made in the stack's key store (``keys``) if the
+    twin has none yet, as central's create makes it. Nothing plaintext reaches Postgres."""
+    data = key_store(keys).get_or_create(twin_id)
+    key = TwinKey(twin_id, data.key_id, data.version, AESGCM(data.key))
+    return key.seal("state", state), key.seal_json("profile", profile)
 
 
 def scale_twin_id(i: int) -> str:
     return f"scale-{i:06d}"
 
 
-def build_twin(i: int) -> tuple[str, bytes, str]:
+def build_twin(keys: str, i: int) -> tuple[str, bytes, bytes]:
     """Twin ``i`` of the scale curve: one shared base profile with 3 entries of its own, its Yjs
-    state and its profile as central stores them. Run in a process pool."""
+    state and its profile as central stores them (sealed, its key made in the key store
+    ``keys``). Run in a process pool."""
     if not _BASE:
         _BASE.update(make_profile("scale-base"))
     rng = random.Random(i)
@@ -130,7 +155,8 @@ def build_twin(i: int) -> tuple[str, bytes, str]:
     for _ in range(3):
         profile[f"k{rng.randrange(KEYS)}"] = _entry(rng)
     state = crdt.new_state(profile, crdt.client_id_for(SCALE_OWNER))
-    return scale_twin_id(i), state, msgspec.json.encode(crdt.profile_of(state)).decode()
+    twin_id = scale_twin_id(i)
+    return (twin_id, *sealed_twin(keys, twin_id, state, crdt.profile_of(state)))
 
 
 # -- the primary ----------------------------------------------------------------------------------
@@ -167,11 +193,12 @@ async def twin_columns(conn: psycopg.AsyncConnection[Any]) -> list[str]:
 
 async def stored_sizes(conn: psycopg.AsyncConnection[Any], twin_id: str) -> Figures:
     cur = await conn.execute(
-        "select octet_length(state), pg_column_size(state), octet_length(profile::text),"
+        "select octet_length(state), pg_column_size(state), octet_length(profile),"
         " pg_column_size(profile), version from twins where twin_id = %s", (twin_id,))
     row = await cur.fetchone()
     assert row is not None, f"twin {twin_id} is not on the primary"
-    return dict(zip(("state_bytes", "state_stored_bytes", "profile_json_bytes",
+    # Sealed values (migration 0013): the plaintext's length + sealing.aead.OVERHEAD (31).
+    return dict(zip(("state_bytes", "state_stored_bytes", "profile_bytes",
                      "profile_stored_bytes", "version"), row, strict=True))
 
 
@@ -252,8 +279,8 @@ async def wal_per_patch(topo: Topology, secrets: Secrets, patches: int) -> Figur
 
 def show_wal(f: Figures) -> None:
     c, a = f["created"], f["after"]
-    say(f"   stored twin at creation: state {kb(c['state_bytes'])} ({kb(c['state_stored_bytes'])} "
-        f"on disk), profile {kb(c['profile_json_bytes'])} as JSON "
+    say(f"   stored twin at creation (sealed): state {kb(c['state_bytes'])} "
+        f"({kb(c['state_stored_bytes'])} on disk), profile {kb(c['profile_bytes'])} of sealed JSON "
         f"({kb(c['profile_stored_bytes'])} on disk)")
     say(f"   patches took {f['patch_ms_mean']} ms each (mean, sequential)")
     say(f"   (a) first {f['first']} patches: {f['wal_per_patch_first']:>8,} WAL bytes per patch "
@@ -267,21 +294,22 @@ def show_wal(f: Figures) -> None:
             f"{a['version']}, {f['log_rows_at_end']} updates in the log")
     else:
         say("       no twin_updates table in this tree: every patch rewrites the twin")
-    say(f"   stored twin after the patches: version {a['version']}, state "
+    say(f"   stored twin after the patches (sealed): version {a['version']}, state "
         f"{kb(a['state_bytes'])} ({kb(a['state_stored_bytes'])} on disk), profile "
-        f"{kb(a['profile_json_bytes'])} ({kb(a['profile_stored_bytes'])} on disk)")
+        f"{kb(a['profile_bytes'])} ({kb(a['profile_stored_bytes'])} on disk)")
 
 
 # -- 2. loading the scale curve's twins -----------------------------------------------------------
 
 
-def made_in_batches(pool: concurrent.futures.Executor, start: int, stop: int,
-                    batch: int) -> Iterator[list[tuple[str, bytes, str]]]:
+def made_in_batches(pool: concurrent.futures.Executor, keys: str, start: int, stop: int,
+                    batch: int) -> Iterator[list[tuple[str, bytes, bytes]]]:
     """Twins ``start``..``stop - 1`` from ``build_twin`` in ``pool``, a batch at a time, the next
     batch being made while the caller stores this one (so at most two are held)."""
     ahead = None
+    build = functools.partial(build_twin, keys)
     for lo in range(start, stop, batch):
-        made = pool.map(build_twin, range(lo, min(lo + batch, stop)), chunksize=16)
+        made = pool.map(build, range(lo, min(lo + batch, stop)), chunksize=16)
         if ahead is not None:
             yield list(ahead)
         ahead = made
@@ -289,9 +317,11 @@ def made_in_batches(pool: concurrent.futures.Executor, start: int, stop: int,
         yield list(ahead)
 
 
-def copy_twins(primary: str, columns: list[str], start: int, stop: int, batch: int = 256) -> None:
+def copy_twins(primary: str, keys: str, columns: list[str], start: int, stop: int,
+               batch: int = 256) -> None:
     """Twins ``start``..``stop - 1`` into ``twins`` with COPY, one transaction per batch, their
-    states made in a process pool (one process per core)."""
+    states made and sealed in a process pool (one process per core; ``keys``: the stack's key
+    store, where each twin's data key is made)."""
     names = ["twin_id", "owner_sub", "state", "profile", "version"]
     names += [c for c in ("compacted",) if c in columns]  # = 1, like version
     copy_sql = sql.SQL("copy twins ({}) from stdin").format(
@@ -299,19 +329,21 @@ def copy_twins(primary: str, columns: list[str], start: int, stop: int, batch: i
     spawn = multiprocessing.get_context("spawn")
     with (concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 2, mp_context=spawn) as pool,
           psycopg.connect(primary) as conn):
-        for rows in made_in_batches(pool, start, stop, batch):
+        for rows in made_in_batches(pool, keys, start, stop, batch):
             with conn.cursor() as cur, cur.copy(copy_sql) as copy:
                 for twin_id, state, profile in rows:
                     copy.write_row((twin_id, SCALE_OWNER, state, profile, *[1] * (len(names) - 4)))
             conn.commit()
 
 
-async def load_to(topo: Topology, have: int, want: int) -> Figures:
+async def load_to(stack: Stack, have: int, want: int) -> Figures:
     """Tops the scale twins up from ``have`` to ``want``; waits until the ams replica has them."""
+    topo = stack.topology()
     t0 = time.monotonic()
     async with await connect(topo.postgres.primary) as conn:
         columns = await twin_columns(conn)
-        await asyncio.to_thread(copy_twins, topo.postgres.primary, columns, have, want)
+        await asyncio.to_thread(copy_twins, topo.postgres.primary, str(keys_dir(stack)), columns,
+                                have, want)
         loaded = time.monotonic() - t0
         end = await wal_lsn(conn)
         size = int(await one(conn, "select pg_total_relation_size('twins')"))
@@ -488,7 +520,7 @@ async def read_run(stack: Stack, twins: list[str], args: argparse.Namespace) -> 
 
 async def scale_step(stack: Stack, args: argparse.Namespace, have: int, n: int) -> Figures:
     say(f"\n   N = {n:,}: loading twins {have:,}..{n - 1:,} with COPY ...")
-    f: Figures = {"twins": n, **await load_to(stack.topology(), have, n)}
+    f: Figures = {"twins": n, **await load_to(stack, have, n)}
     say(f"   loaded {f['loaded']:,} in {f['load_s']} s (+{f['replay_wait_s']} s until replica-ams "
         f"replayed them); twins table {mb(f['twins_table_bytes']):,} MB on the primary")
     twins = [scale_twin_id(i) for i in range(n)]

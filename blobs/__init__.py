@@ -1,7 +1,8 @@
 """Artifact bytes behind one small interface, shared by central (uploads) and the hubs
 (downloads): ``put`` (checked against the announced size and sha256 before anything is kept),
 ``get``, ``stream``, ``delete``, ``exists``, and ``download_url`` (a store that can presign
-answers its own URL; else None and the bytes go through us).
+answers its own URL; else None and the bytes go through us). An artifact's bytes are stored
+sealed under its twin's key (``blobs.sealed``), so artifacts never use a store's own URL.
 
 Two adapters: ``LocalBlobStore`` (a directory; the default, under the stack's data dir locally,
 standard library only) and ``S3BlobStore`` (any S3-compatible store: R2, MinIO, AWS; through

@@ -3,6 +3,9 @@ signed URLs point (the public edge) and how long they last. Built from each serv
 (``ArtifactBlobs.configure``); a service without a blob store or secret answers artifact
 actions 503, and the rest of it still runs.
 
+Downloads always go through us (the signed edge URL, then the hub): the store holds the bytes
+sealed (``blobs.sealed``), so a presigned store URL would hand out ciphertext.
+
 Where URLs point: ``public_url`` is the edge. In production that is one anycast hostname, so a
 URL reaches the PoP nearest whoever uses it; locally every PoP has its own port, and each hub
 points at its own region's edge (central at the primary region's)."""
@@ -33,10 +36,10 @@ class ArtifactBlobs:
 
     @classmethod
     def configure(
-        cls, *, blob_url: str, blob_endpoint: str = "", presign: bool = False, secret: str,
-        public_url: str, ttl_s: int,
+        cls, *, blob_url: str, blob_endpoint: str = "", secret: str, public_url: str,
+        ttl_s: int,
     ) -> ArtifactBlobs:
-        store = open_store(blob_url, endpoint=blob_endpoint, presign=presign) if blob_url else None
+        store = open_store(blob_url, endpoint=blob_endpoint) if blob_url else None
         return cls(store, UrlSigner(secret) if secret else None, public_url, ttl_s)
 
     def require(self) -> tuple[BlobStore, UrlSigner]:
@@ -50,12 +53,9 @@ class ArtifactBlobs:
         _, signer = self.require()
         return signer.url(self.public_url, method, artifact_id, self.ttl_s)
 
-    async def download_url(self, artifact_id: str, blob_key: str) -> tuple[str, str]:
-        """A presigned store URL when the store gives one, else our signed edge URL."""
-        store, _ = self.require()
-        url, expires_at = self.signed_url("GET", artifact_id)
-        presigned = await store.download_url(blob_key, self.ttl_s)
-        return (presigned, expires_at) if presigned else (url, expires_at)
+    def download_url(self, artifact_id: str) -> tuple[str, str]:
+        """Our signed edge URL (never the store's own: it holds ciphertext)."""
+        return self.signed_url("GET", artifact_id)
 
     def verify(self, method: str, artifact_id: str, query: Any) -> None:
         """403 unless the request's ``exp`` and ``sig`` sign this method on this artifact."""
@@ -72,6 +72,16 @@ def check_artifact_id(raw: str) -> str:
         raise Unprocessable(f"artifact id {raw[:64]!r} must match {DOC_ID_PATTERN}",
                             errors=[{"path": "$.path.artifact_id"}])
     return raw
+
+
+def labels_of(artifact_id: str, metadata: dict[str, Any]) -> tuple[str, list[str], str | None]:
+    """A text artifact's title, tags and source as its document shows them, from its
+    metadata: central indexes by them, and a hub shows them on a hit (the document row keeps
+    only the artifact id and keyed hashes, ``central.knowledge.store_document``)."""
+    title, tags, source = (metadata.get(k) for k in ("title", "tags", "source"))
+    return (title.strip()[:512] if isinstance(title, str) and title.strip() else artifact_id,
+            [t for t in tags if isinstance(t, str)][:32] if isinstance(tags, list) else [],
+            source[:256] if isinstance(source, str) else None)
 
 
 def is_text(content_type: str) -> bool:

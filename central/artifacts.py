@@ -6,14 +6,22 @@ Order of an upload, and why: the URL is checked first (403), then the row (404, 
 whether the announcer may still write the twin (403: a URL is no wider than its announcer's
 access, which may have been revoked since), then the bytes (422 naming size or sha256); a text
 artifact is decoded and embedded next (its 422s, and the slow part, before anything is kept);
-then the blob is written; only then does one transaction check the announcer's access again
-(under a share lock on the twin, so a concurrent revoke is ordered before or after it), mark
-the row stored, store the text's chunks and append the feed rows. So a row is never ``stored``
-without its blob, never stored for an announcer who had lost write access, and a failure leaves
-at most a blob no row points at as stored, which the next upload of the same bytes overwrites."""
+then the blob is sealed and written; only then does one transaction check the announcer's
+access again (under a share lock on the twin, so a concurrent revoke is ordered before or after
+it), mark the row stored, store the text's chunks and append the feed rows. So a row is never
+``stored`` without its blob, never stored for an announcer who had lost write access, and a
+failure leaves at most a blob no row points at as stored, which the next upload overwrites.
+
+Sealed at rest under the twin's data key (``sealing``): the metadata (``metadata:<id>``; null
+when there is none), the bytes (``blobs.sealed``: the plaintext checked against what was
+announced, then sealed in segments and stored with the sealed size and sha256) and the text's
+chunks (``central.knowledge.store_document``). The row's size, sha256 and content type stay
+plaintext: they are what the client announced to have its upload checked, and what a download
+answers before any byte is opened."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -22,10 +30,10 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.di import NamedDependency, Provide
-from psycopg.types.json import Jsonb
 
 from blobs import BlobMismatch, BlobUnavailable, check_blob
-from blobs.room import ArtifactBlobs, blob_key, check_artifact_id, is_text
+from blobs.room import ArtifactBlobs, blob_key, check_artifact_id, is_text, labels_of
+from blobs.sealed import seal_blob
 from blobs.urls import rfc3339
 from central import replay
 from central.knowledge import embedder_of, prepare, store_document
@@ -37,9 +45,11 @@ from mbwire import Conflict, Forbidden, NotFound, Principal, Unavailable, Unproc
 from mbwire import headers as h
 from mbwire.access import TWIN_WRITABLE_SQL, sql_params
 from mbwire.types import ArtifactCreate, ArtifactCreated, ArtifactView
+from sealing import Keyring, TwinKey
 
 StoreDep = NamedDependency[Store]
 Blobs = NamedDependency[ArtifactBlobs]
+Keys = NamedDependency[Keyring]
 
 # FOR SHARE: a concurrent revoke (which locks the twin FOR UPDATE) waits for us, or we for it.
 _WRITABLE = f"select {TWIN_WRITABLE_SQL} from twins t where t.twin_id = %(twin)s for share of t"
@@ -70,7 +80,7 @@ class _Row(msgspec.Struct, frozen=True, array_like=True):
     content_type: str
     size: int
     sha256: str
-    metadata: dict[str, Any]
+    metadata: bytes | None  # sealed
     status: str
     blob_key: str
     created_at: datetime
@@ -86,7 +96,8 @@ def dependencies(settings: CentralSettings) -> dict[str, Provide]:
     return {"blobs": Provide(lambda: blobs, sync_to_thread=False)}
 
 
-async def create(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs) -> Response[bytes]:
+async def create(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs,
+                 keyring: Keys) -> Response[bytes]:
     principal = require_principal(request)
     body: ArtifactCreate = await decode_body(request)
     blobs.require()
@@ -94,11 +105,12 @@ async def create(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
     metadata = body.metadata or {}
     url, expires_at = blobs.signed_url("PUT", artifact_id)
     return await replay.answer(request, lambda: _announce(
-        store, principal, body, artifact_id, metadata, url, expires_at), principal.sub)
+        store, keyring, principal, body, artifact_id, metadata, url, expires_at), principal.sub)
 
 
-async def _announce(store: Store, principal: Principal, body: ArtifactCreate, artifact_id: str,
-                    metadata: dict[str, Any], url: str, expires_at: str) -> ArtifactCreated:
+async def _announce(store: Store, keyring: Keyring, principal: Principal, body: ArtifactCreate,
+                    artifact_id: str, metadata: dict[str, Any], url: str,
+                    expires_at: str) -> ArtifactCreated:
     async with store.write() as tx:
         cur = await tx.conn.execute(_WRITABLE, {"twin": body.twin_id, **sql_params(principal)})
         row = await cur.fetchone()
@@ -106,9 +118,11 @@ async def _announce(store: Store, principal: Principal, body: ArtifactCreate, ar
             raise NotFound(f"twin {body.twin_id} does not exist")
         if not row[0]:
             raise Forbidden(f"{principal.sub} may not write twin {body.twin_id}")
+        key = await keyring.key(body.twin_id)  # after the checks: their 404 and 403 come first
+        sealed = key.seal_json(f"metadata:{artifact_id}", metadata) if metadata else None
         await tx.conn.execute(_INSERT, (
             artifact_id, body.twin_id, principal.sub, body.content_type, body.size, body.sha256,
-            Jsonb(metadata), blob_key(artifact_id), principal.is_superuser,
+            sealed, blob_key(artifact_id), principal.is_superuser,
         ))
         tx.feed.append(("artifact", artifact_id, None))
         tx.answer = ArtifactCreated(artifact_id=artifact_id, upload_url=url,
@@ -116,7 +130,8 @@ async def _announce(store: Store, principal: Principal, body: ArtifactCreate, ar
     return replay.answered(tx)
 
 
-async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs) -> Response[bytes]:
+async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs,
+                 keyring: Keys) -> Response[bytes]:
     artifact_id = check_artifact_id(str(request.path_params["artifact_id"]))
     blob_store, _ = blobs.require()
     blobs.verify("PUT", artifact_id, request.query_params)
@@ -137,11 +152,15 @@ async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
     except BlobMismatch as exc:
         raise Unprocessable(f"the body does not match the announced {exc.field}: {exc}",
                             errors=[{"path": f"$.{exc.field}"}]) from None
+    key = await keyring.key(row.twin_id)
+    metadata = _metadata_of(key, artifact_id, row)
+    title, tags, source = labels_of(artifact_id, metadata)
     prepared = None
     if is_text(row.content_type):
-        prepared = await _prepare_text(request, artifact_id, row, data)
+        prepared = await _prepare_text(request, row, data, title)
+    sealed, digest = await asyncio.to_thread(seal_blob, key, artifact_id, data)
     try:
-        await blob_store.put(row.blob_key, data, size=row.size, sha256=row.sha256)
+        await blob_store.put(row.blob_key, sealed, size=len(sealed), sha256=digest)
     except BlobUnavailable as exc:
         raise Unavailable(f"the blob store failed; nothing was stored ({exc})",
                           retry_after=1) from None
@@ -152,18 +171,13 @@ async def upload(request: Request[Any, Any, Any], store: StoreDep, blobs: Blobs)
         if await cur.fetchone() is None:
             raise Conflict(f"artifact {artifact_id} was stored by another upload meanwhile")
         if prepared is not None:
-            tags = row.metadata.get("tags")
-            source = row.metadata.get("source")
             await store_document(
                 tx, prepared, doc_id=artifact_id, kind="artifact", twin_id=row.twin_id,
-                owner_sub=row.owner_sub,
-                tags=[t for t in tags if isinstance(t, str)][:32] if isinstance(tags, list) else [],
-                source=source[:256] if isinstance(source, str) else None,
-            )
+                owner_sub=row.owner_sub, tags=tags, source=source, key=key, keyring=keyring)
         tx.feed.append(("artifact", artifact_id, None))
     view = ArtifactView(
         artifact_id=artifact_id, twin_id=row.twin_id, content_type=row.content_type,
-        size=row.size, sha256=row.sha256, metadata=row.metadata, status="stored",
+        size=row.size, sha256=row.sha256, metadata=metadata, status="stored",
         created_at=rfc3339(int(row.created_at.timestamp())), indexed=prepared is not None,
     )
     return _answer(view, str(tx.token))
@@ -183,8 +197,15 @@ async def _check_announcer(conn: Any, artifact_id: str, row: _Row) -> None:
                         f"write twin {row.twin_id}; nothing was stored")
 
 
-async def _prepare_text(request: Request[Any, Any, Any], artifact_id: str, row: _Row,
-                        data: bytes) -> Any:
+def _metadata_of(key: TwinKey, artifact_id: str, row: _Row) -> dict[str, Any]:
+    if row.metadata is None:
+        return {}
+    opened: dict[str, Any] = key.open_json(f"metadata:{artifact_id}", row.metadata)
+    return opened
+
+
+async def _prepare_text(request: Request[Any, Any, Any], row: _Row, data: bytes,
+                        title: str) -> Any:
     """The artifact's text chunked and embedded (``central.knowledge.prepare``), or None for a
     blank one.
     Text that is not UTF-8 is refused (422): it was announced as text, and we index it as such."""
@@ -195,8 +216,6 @@ async def _prepare_text(request: Request[Any, Any, Any], artifact_id: str, row: 
                             errors=[{"path": "$.content_type"}]) from None
     if not text.strip():
         return None
-    title = row.metadata.get("title")
-    title = title.strip()[:512] if isinstance(title, str) and title.strip() else artifact_id
     return await prepare(embedder_of(request), title, text)
 
 

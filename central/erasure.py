@@ -9,12 +9,17 @@ go with the twin row), appends change-feed rows (``twin``, ``grant``, and each `
 document and ``artifact``: so every hub drops its Redis and near-cache views and its index's
 vectors of them once its replica shows the erasure), records the twin's pseudonym in
 ``erased_twins`` (so its id is never created again: 409), counts again (``held_after``) and
-stores the receipt. The resident document is dropped after the commit. Rows deleted here
-survive as dead tuples and in WAL segments until vacuum and WAL recycling (only per-twin
-encryption keys, not built yet, would reach those copies at once)."""
+stores the receipt. Last, before the commit, it destroys the twin's data key in the cell's key
+store (sealing/): rows deleted here survive as dead tuples, in WAL segments, on replicas and in
+base backups until vacuum, recycling and retention, and all of them are ciphertext under that
+key, so none can be opened from that moment. A commit that fails after it leaves the twin
+unreadable and still present; the retry (the key already gone) erases it whole. The resident
+document is dropped after the commit, and each hub forgets the key when its replica shows the
+erasure."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -33,6 +38,7 @@ from mbhttp import require_principal
 from mbwire import Forbidden, NotFound, Principal, cells
 from mbwire.audit import ErasureReceipt, TwinErased, sign_receipt, twin_ref
 from mbwire.decode import check_twin_id
+from sealing import Keyring
 
 KINDS = ("profile", "updates", "grants", "events", "trajectory_steps", "artifacts",
          "documents")
@@ -51,8 +57,14 @@ _DELETES = (
     "delete from trajectory_steps where twin_id = %(t)s",
     "delete from twins where twin_id = %(t)s",  # grants, artifacts, documents, chunks cascade
 )
-CACHES = ("every hub's Redis and near-cache views and search-index vectors, through the "
-          "change feed of this commit; edge caches hold a twin's answers at most 5 s")
+CACHES = ("every hub's Redis and near-cache views, opened keys and search-index vectors, "
+          "through the change feed of this commit; edge caches hold a twin's answers at most 5 s")
+COPIES = ("dead tuples, WAL segments, streaming replicas and base backups of the cell keep "
+          "the twin's profile, log, events, trajectory, artifacts' bytes, metadata, text and "
+          "vectors only as ciphertext under the destroyed data key, which no store holds any "
+          "more; until vacuum, WAL recycling and backup retention they also keep its ids, "
+          "event types, artifact sizes, types and digests, and its text's index terms, tags "
+          "and sources as keyed hashes under the cell's index key (never the words)")
 
 
 async def _counts(tx: WriteTx, twin_id: str) -> dict[str, int]:
@@ -62,8 +74,8 @@ async def _counts(tx: WriteTx, twin_id: str) -> dict[str, int]:
     return dict(zip(KINDS, (int(n) for n in row), strict=True))
 
 
-async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, key: bytes,
-                who: Principal, twin_id: str) -> TwinErased:
+async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, keyring: Keyring,
+                key: bytes, who: Principal, twin_id: str) -> TwinErased:
     async with writer.lock(twin_id):
         try:
             async with store.write() as tx:
@@ -74,6 +86,8 @@ async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, key: byt
                     raise Forbidden(f"only the owner of twin {twin_id} (or an admin) may "
                                     "erase it")
                 before = await _counts(tx, twin_id)
+                key_id = await asyncio.to_thread(keyring.require().key_id, twin_id)
+                before["data_key"] = int(key_id is not None)
                 cur = await tx.conn.execute(
                     "select artifact_id, blob_key, status from artifacts where twin_id = %s",
                     (twin_id,))
@@ -100,12 +114,18 @@ async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, key: byt
                     if blob_store is not None else 0
                 cur = await tx.conn.execute("select coalesce(max(seq), 0) from audit_log")
                 seq = await cur.fetchone()
+                destroyed = await keyring.destroy(twin_id)  # the last step before the commit
+                after["data_key"] = int(await asyncio.to_thread(keyring.require().key_id,
+                                                                twin_id) is not None)
                 receipt = sign_receipt(key, ErasureReceipt(
                     receipt_id=cells.new_id(uuid.uuid4().hex), twin_ref=ref,
                     cell=cells.served().name,
                     erased_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                     erased_by=who.sub, held_before=before, held_after=after, caches=CACHES,
-                    audit_seq=int(seq[0]) if seq else 0))
+                    audit_seq=int(seq[0]) if seq else 0,
+                    key_id=destroyed.key_id if destroyed else (key_id or ""),
+                    key_destroyed_at=destroyed.destroyed_at if destroyed else "",
+                    copies=COPIES))
                 await tx.conn.execute(
                     "insert into erasure_receipts (receipt_id, erased_by, receipt)"
                     " values (%s, %s, %s)",
@@ -118,12 +138,13 @@ async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, key: byt
 
 async def erase_twin(request: Request[Any, Any, Any], store: NamedDependency[Store],
                      writer: NamedDependency[TwinWriter], blobs: NamedDependency[ArtifactBlobs],
+                     keyring: NamedDependency[Keyring],
                      settings: NamedDependency[CentralSettings]) -> Response[bytes]:
     who = require_principal(request)
     twin_id = check_twin_id(str(request.path_params["twin_id"]))
     key = settings.audit_key.encode()
     return await replay.answer(
-        request, lambda: erase(store, writer, blobs, key, who, twin_id), who.sub)
+        request, lambda: erase(store, writer, blobs, keyring, key, who, twin_id), who.sub)
 
 
 HANDLERS = {"erase_twin": erase_twin}

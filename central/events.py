@@ -8,6 +8,13 @@ and the events' created_at, never earlier than the twin's previous event (the ro
 until the group commits, so seq order is commit order per twin, and created_at follows it); the
 events and one ``event`` feed row per twin go in the same transaction.
 
+Each payload is stored sealed under its twin's data key (sealing/) as ``event:<seq>``: the seq is
+drawn here, from the head row's answer, before the insert, so the seal binds the event's place
+in its twin's log as well as the twin (a payload copied to another event or twin does not open).
+The keys are opened before the group's transaction (``keys_of``), so a key store's round trip
+never holds the group open; a twin that passes the checks without a key was erased meanwhile
+(404, nothing stored). The type stays plaintext: a label from a small set, filtered on.
+
 ``accepted`` counts every event of the batch that is stored, by this request or an earlier one
 under its key: a retried batch answers what the first answered."""
 
@@ -31,6 +38,7 @@ from mbwire import headers as h
 from mbwire.access import TWIN_WRITABLE_SQL, sql_params
 from mbwire.checks_events import check_events
 from mbwire.types_events import EventsAccepted, EventsIn
+from sealing import Keyring, TwinKey
 
 _TWINS_SQL = f"select t.twin_id, {TWIN_WRITABLE_SQL} from twins t where t.twin_id = any(%(ids)s)"
 _CLAIM_SQL = (
@@ -48,8 +56,8 @@ _HEADS_SQL = (
 )
 _INSERT_SQL = (
     "insert into events (twin_id, type, payload, principal, idempotency_key, seq, created_at)"
-    " select u.t, u.ty, u.p::jsonb, %s, u.k, u.s, u.c"
-    " from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+    " select u.t, u.ty, u.p, %s, u.k, u.s, u.c"
+    " from unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::bigint[],"
     " %s::timestamptz[]) as u(t, ty, p, k, s, c)"
 )
 
@@ -78,7 +86,20 @@ def committer(store: Store, *, window_s: float, max_items: int,
                           depth=depth)
 
 
-async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:
+async def keys_of(keyring: Keyring, batch: EventsIn) -> dict[str, TwinKey]:
+    """The data keys of the batch's twins that have one (an unknown twin is refused by
+    ``write_batch``, naming its event)."""
+    keys = {}
+    for twin_id in sorted({e.twin_id for e in batch.events}):
+        try:
+            keys[twin_id] = await keyring.key(twin_id)
+        except NotFound:
+            continue
+    return keys
+
+
+async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn,
+                      keys: dict[str, TwinKey]) -> int:
     events = batch.events
     ids = sorted({e.twin_id for e in events})
     cur = await tx.conn.execute(_TWINS_SQL, {"ids": ids, **sql_params(who)})
@@ -91,10 +112,13 @@ async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:
         if not allowed[e.twin_id]:
             raise Forbidden(f"event {i}: {who.sub} may not write twin {e.twin_id}; nothing was"
                             " stored", errors=where)
-    keys = list(dict.fromkeys(e.idempotency_key for e in events if e.idempotency_key))
+        if e.twin_id not in keys:  # erased since its key was looked up
+            raise NotFound(f"event {i}: twin {e.twin_id} has no data key (erased); nothing was"
+                           " stored", errors=where)
+    claims = list(dict.fromkeys(e.idempotency_key for e in events if e.idempotency_key))
     fresh: set[str] = set()
-    if keys:
-        cur = await tx.conn.execute(_CLAIM_SQL, (who.sub, keys))
+    if claims:
+        cur = await tx.conn.execute(_CLAIM_SQL, (who.sub, claims))
         fresh = {r[0] for r in await cur.fetchall()}
     new = []
     for e in events:
@@ -119,7 +143,8 @@ async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:
         seqs.append(nxt[e.twin_id])
     await tx.conn.execute(_INSERT_SQL, (
         who.sub, [e.twin_id for e in new], [e.type for e in new],
-        [msgspec.json.encode(e.payload).decode() for e in new],
+        [keys[e.twin_id].seal_json(f"event:{seq}", e.payload)
+         for e, seq in zip(new, seqs, strict=True)],
         [e.idempotency_key for e in new], seqs, [at[e.twin_id] for e in new]))
     tx.feed.extend(("event", twin, heads[twin]) for twin in sorted(counts))
     return len(events)
@@ -128,12 +153,14 @@ async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn) -> int:
 Committer = NamedDependency[GroupCommitter[WriteTx]]
 
 
-async def post_events(request: Request[Any, Any, Any], events: Committer) -> Response[bytes]:
+async def post_events(request: Request[Any, Any, Any], events: Committer,
+                      keyring: NamedDependency[Keyring]) -> Response[bytes]:
     who = require_principal(request)
     batch = check_events(await read_body(request))
+    keys = await keys_of(keyring, batch)
 
     async def work(tx: WriteTx) -> int:
-        return await write_batch(tx, who, batch)
+        return await write_batch(tx, who, batch, keys)
 
     accepted, tx = await events.submit(work)
     assert tx.token is not None

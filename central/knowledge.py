@@ -1,7 +1,7 @@
 """Knowledge ingest at central: a document, its chunks and their vectors in one transaction.
 
-Two halves, so text artifacts (central/artifacts.py) store their text exactly as curated
-knowledge is stored: ``prepare`` chunks and embeds (the slow part, outside any transaction, so a
+Two halves, so text artifacts (central/artifacts.py) are stored by the same code as curated
+knowledge: ``prepare`` chunks and embeds (the slow part, outside any transaction, so a
 write never holds row locks or a pooled connection while a model runs), and ``store_document``
 writes inside the caller's transaction with the feed row the hubs' indexes follow.
 
@@ -10,10 +10,23 @@ streaming replication, so no hub embeds a document again.
 
 The title is the start of the first chunk's text (``title\\n\\nbody`` is what is chunked): the
 schema keeps full text and vectors per chunk, so this is how a title is found by keyword and by
-meaning, and it keeps what is indexed, what is embedded and what is shown one and the same text."""
+meaning, and it keeps what is indexed, what is embedded and what is shown one and the same text.
+
+What is stored in the clear, and what is not: knowledge (public) keeps its chunks' text in
+``body`` and its words in ``tsv`` (``to_tsvector('english', body)``). A twin's document (a text
+artifact's) keeps none of its text: each chunk's text is sealed under the twin's data key
+(``sealed``, field ``chunk:<doc_id>:<n>``, ``body`` null), ``tsv`` holds the keyed hashes of
+its lexemes (the cell's blind-index key, ``Keyring.blind``; the set of them, no positions or
+counts, so the order of its words is not kept), its tags and source are keyed hashes too (so
+filters still match them), and its title is the artifact's id (the real one, a user's file
+name as often as not, is the start of its first sealed chunk and in the artifact's sealed
+metadata, where a hub reads it to show a hit). Its chunks' vectors are sealed too
+(``sealed_embedding``, field ``vector:<doc_id>:<n>``, float32; ``embedding`` empty): a vector
+can be inverted into much of the text it was made from. Knowledge's vectors are plaintext."""
 
 from __future__ import annotations
 
+import array
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,6 +46,7 @@ from mbwire import Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessab
 from mbwire import headers as h
 from mbwire.decode import check_id
 from mbwire.types import DOC_ID_PATTERN, DocKind, KnowledgeDeleted, KnowledgeIn, KnowledgeWritten
+from sealing import Keyring, TwinKey
 
 _DOC_ID = re.compile(DOC_ID_PATTERN)
 # Chunks one ingest may embed. Why a limit below the 1 MiB body: the ingest answers only after
@@ -111,28 +125,71 @@ returning version
 async def store_document(
     tx: WriteTx, prepared: PreparedDocument, *, doc_id: str, kind: DocKind,
     twin_id: str | None, owner_sub: str, tags: Sequence[str], source: str | None,
+    key: TwinKey | None = None, keyring: Keyring | None = None,
 ) -> int:
     """Creates the document or replaces it (version + 1) with exactly ``prepared``'s chunks,
     and appends its feed row; inside the caller's transaction. Returns the stored version;
-    ``Conflict`` if ``doc_id`` is another kind's document (or another twin's)."""
+    ``Conflict`` if ``doc_id`` is another kind's document (or another twin's). A twin's
+    document (``twin_id`` set) needs the twin's ``key`` and the ``keyring``: its text is
+    sealed and its words, tags and source hashed (see the module's docstring)."""
+    title = prepared.title
+    if twin_id is not None:
+        if key is None or keyring is None or key.twin_id != twin_id:
+            raise ValueError(f"document {doc_id} of twin {twin_id} needs the twin's key")
+        title = doc_id
+        tags = await keyring.blind(list(tags))
+        source = (await keyring.blind([source]))[0] if source is not None else None
     cur = await tx.conn.execute(_UPSERT_DOC, {
         "doc_id": doc_id, "kind": kind, "twin_id": twin_id, "owner_sub": owner_sub,
-        "title": prepared.title, "tags": list(tags), "source": source,
+        "title": title, "tags": list(tags), "source": source,
     })
     row = await cur.fetchone()
     if row is None:
         raise Conflict(f"document {doc_id} exists as another kind or twin's document")
     version = int(row[0])
     await tx.conn.execute("delete from knowledge_chunks where doc_id = %s", (doc_id,))
+    pairs = list(enumerate(zip(prepared.chunks, prepared.vectors, strict=True)))
+    terms = (await hashed_lexemes(tx, keyring, prepared.chunks)
+             if twin_id is not None and keyring is not None else [])
     async with tx.conn.cursor() as c:
-        await c.executemany(
-            "insert into knowledge_chunks (doc_id, n, body, embedder, embedding)"
-            " values (%s, %s, %s, %s, %s::real[])",
-            [(doc_id, n, text, prepared.embedder, vector) for n, (text, vector)
-             in enumerate(zip(prepared.chunks, prepared.vectors, strict=True))],
-        )
+        if twin_id is None:
+            await c.executemany(
+                "insert into knowledge_chunks (doc_id, n, body, tsv, embedder, embedding)"
+                " values (%s, %s, %s, to_tsvector('english', %s), %s, %s::real[])",
+                [(doc_id, n, text, text, prepared.embedder, vector)
+                 for n, (text, vector) in pairs])
+        else:
+            assert key is not None
+            await c.executemany(
+                "insert into knowledge_chunks (doc_id, n, sealed, tsv, embedder, embedding,"
+                " sealed_embedding)"
+                " values (%s, %s, %s, array_to_tsvector(%s::text[]), %s, '{}', %s)",
+                [(doc_id, n, key.seal(f"chunk:{doc_id}:{n}", text.encode()), terms[n],
+                  prepared.embedder, key.seal(f"vector:{doc_id}:{n}", pack_vector(vector)))
+                 for n, (text, vector) in pairs])
     tx.feed.append(("knowledge", doc_id, version))
     return version
+
+
+def pack_vector(vector: Sequence[float]) -> bytes:
+    """A vector as the float32 bytes a twin's chunk seals (``regional.index`` unpacks them)."""
+    return array.array("f", vector).tobytes()
+
+
+# Each chunk's lexemes as Postgres's English configuration makes them (the keyword search
+# makes a query's the same way): the text passes through the statement, nothing is stored.
+_LEXEMES = ("select tsvector_to_array(to_tsvector('english', t))"
+            " from unnest(%s::text[]) with ordinality u(t, n) order by n")
+
+
+async def hashed_lexemes(tx: WriteTx, keyring: Keyring, chunks: list[str]) -> list[list[str]]:
+    """Each chunk's lexemes as keyed hashes (``Keyring.blind``): what a twin's chunk is found
+    by, without its words."""
+    cur = await tx.conn.execute(_LEXEMES, (chunks,))
+    lexemes = [list(r[0]) for r in await cur.fetchall()]
+    distinct = sorted({t for terms in lexemes for t in terms})
+    hashed = dict(zip(distinct, await keyring.blind(distinct), strict=True))
+    return [[hashed[t] for t in terms] for terms in lexemes]
 
 
 async def delete_document(tx: WriteTx, doc_id: str, *, kind: DocKind) -> bool:

@@ -8,7 +8,9 @@ cheap and leaves no vacuum debt.
 Rows in the default partition (stored while central was down longer than ``ahead_days``, or
 under a clock jump) are not left there: each day they cover gets its partition, and its rows
 move into it in the same transaction (Postgres refuses to create a partition whose range the
-default already holds rows of), so they age out like the rest."""
+default already holds rows of), so they age out like the rest. A row moves whole: its sealed
+payload is copied byte for byte, and still opens (the seal binds its twin and seq, not where
+the row is stored)."""
 
 from __future__ import annotations
 

@@ -96,6 +96,17 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # each time the head passes a multiple of ``audit_checkpoint_every``, and at least every
     # 10 s while records arrive.
     audit_key: str = ""
+    # Personal data at rest (sealing/): the cell's key store, a directory outside the
+    # database (its wrapped data keys, the local key-encryption key unless KMS holds it).
+    # ``kms_key_id`` set: the key-encryption key is that AWS KMS key (``kms_endpoint`` for a
+    # stand-in or a VPC endpoint). Opened keys are kept ``keys_cache_items`` at most, each
+    # ``keys_ttl_s`` at most. Unset: twins' personal data answers 503.
+    keys_dir: str = ""
+    kms_key_id: str = ""
+    kms_endpoint: str = ""
+    kms_region: str = ""
+    keys_cache_items: int = 10_000
+    keys_ttl_s: float = 300.0
     audit_chain_ms: int = 500
     audit_checkpoint_every: int = 256
 

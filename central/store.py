@@ -3,7 +3,13 @@ change-feed row and commits; only then is it acknowledged, with the commit's LSN
 
 A feed row commits unnumbered: its ``seq`` is drawn after the commit by central's sequencer
 (central/sequencer.py, migration 0011), in the order rows became visible, so no write waits for
-another's round trip to the standby and a follower reading ``seq > cursor`` never skips one."""
+another's round trip to the standby and a follower reading ``seq > cursor`` never skips one.
+
+A twin's personal data is sealed here, as it is written, under the twin's data key
+(``sealing.TwinKey``, migration 0013), and opened here as it is read back for a merge:
+``twins.state`` as field ``state``, ``twins.profile`` (JSON) as ``profile``, each
+``twin_updates.update`` as ``update:<version>`` (so a row moved to another version, twin or
+column does not open). Ids, owners, versions and grants stay plaintext: SQL decides on them."""
 
 from __future__ import annotations
 
@@ -15,13 +21,13 @@ from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from central import replay
 from mbhttp.tracing import traced_context
 from mbwire import ConsistencyToken, Unavailable, Unprocessable
 from mbwire.access import TWIN_WRITABLE_SQL
+from sealing import TwinKey
 
 # A twin write appends its update and moves the head in one statement, only if the head is still
 # the version the writer merged over and the caller may write (mbwire.access): the resident
@@ -48,7 +54,7 @@ insert into twin_updates (twin_id, version, update) values (%(twin)s, %(version)
 # goes, in one statement (so one snapshot), only if nobody compacted further already.
 _COMPACT = """
 with folded as (
-    update twins set state = %(state)s, profile = %(profile)s::jsonb, compacted = %(version)s
+    update twins set state = %(state)s, profile = %(profile)s, compacted = %(version)s
     where twin_id = %(twin)s and compacted < %(version)s and version >= %(version)s
     returning twin_id)
 delete from twin_updates u using folded f
@@ -67,7 +73,7 @@ where id >= (select min(id) from oldest)
   and committed_at < now() - make_interval(secs => %(secs)s)
 """
 _TWIN_LOG = """
-select t.version, t.state, array(
+select t.version, t.compacted, t.state, array(
     select u.update from twin_updates u
     where u.twin_id = t.twin_id and u.version > t.compacted and u.version <= t.version
     order by u.version)
@@ -102,11 +108,18 @@ class WriteTx:
         row = await cur.fetchone()
         return TwinHead(row[0], row[1], row[2]) if row else None
 
-    async def twin_log(self, twin_id: str) -> tuple[int, bytes, list[bytes]] | None:
-        """The twin's head version, its compacted state and the log since, in version order."""
+    async def twin_log(self, key: TwinKey, twin_id: str,
+                       ) -> tuple[int, bytes, list[bytes]] | None:
+        """The twin's head version, its compacted state and the log since, in version order,
+        opened. The log holds every version after ``compacted`` (each write appends the next
+        one; compaction deletes a prefix), so the i-th update is version ``compacted + 1 + i``."""
         cur = await self.conn.execute(_TWIN_LOG, (twin_id,))
         row = await cur.fetchone()
-        return None if row is None else (row[0], bytes(row[1]), [bytes(u) for u in row[2]])
+        if row is None:
+            return None
+        version, compacted, state, log = row
+        return version, key.open("state", state), [
+            key.open(f"update:{compacted + 1 + i}", u) for i, u in enumerate(log)]
 
     async def access_of(self, twin_id: str, sub: str) -> str | None:
         cur = await self.conn.execute(
@@ -116,40 +129,44 @@ class WriteTx:
         return row[0] if row else None
 
     async def insert_twin(
-        self, twin_id: str, owner_sub: str, state: bytes, profile: dict[str, Any]
+        self, key: TwinKey, twin_id: str, owner_sub: str, state: bytes, profile: dict[str, Any]
     ) -> bool:
         cur = await self.conn.execute(
             "insert into twins (twin_id, owner_sub, state, profile, version, compacted)"
             " values (%s, %s, %s, %s, 1, 1) on conflict (twin_id) do nothing returning 1",
-            (twin_id, owner_sub, state, Jsonb(profile)),
+            (twin_id, owner_sub, key.seal("state", state), key.seal_json("profile", profile)),
         )
         inserted = await cur.fetchone() is not None
         if inserted:
             self.feed.append(("twin", twin_id, 1))
         return inserted
 
-    async def append(self, twin_id: str, version: int, update: bytes) -> None:
+    async def append(self, key: TwinKey, twin_id: str, version: int, update: bytes) -> None:
         """Appends ``version``'s update to the twin's log and moves its head (locked first)."""
-        await self.conn.execute(_APPEND, {"twin": twin_id, "version": version, "update": update})
+        await self.conn.execute(_APPEND, {"twin": twin_id, "version": version,
+                                          "update": key.seal(f"update:{version}", update)})
         self.feed.append(("twin", twin_id, version))
 
     async def append_if_current(
-        self, twin_id: str, version: int, update: bytes, sub: str, superuser: bool,
+        self, key: TwinKey, twin_id: str, version: int, update: bytes, sub: str,
+        superuser: bool,
     ) -> int | None:
         """Appends ``version + 1``'s update and its feed row in one statement, only if the
         stored head is ``version`` and ``sub`` may write: the version the stored state holds
         (the log is everything after it), or None if not (nothing stored)."""
         cur = await self.conn.execute(_APPEND_IF_CURRENT, {
-            "twin": twin_id, "version": version, "update": update, "sub": sub,
-            "superuser": superuser,
+            "twin": twin_id, "version": version, "sub": sub, "superuser": superuser,
+            "update": key.seal(f"update:{version + 1}", update),
         })
         row = await cur.fetchone()
         return None if row is None else int(row[0])
 
-    async def compact(self, twin_id: str, version: int, state: bytes, profile_json: str) -> None:
+    async def compact(self, key: TwinKey, twin_id: str, version: int, state: bytes,
+                      profile_json: str) -> None:
         """Stores ``version``'s state and profile (JSON text) and drops the log up to it."""
         await self.conn.execute(_COMPACT, {
-            "twin": twin_id, "version": version, "state": state, "profile": profile_json,
+            "twin": twin_id, "version": version, "state": key.seal("state", state),
+            "profile": key.seal("profile", profile_json.encode()),
         })
 
     async def put_grant(self, twin_id: str, sub: str, access: str, granted_by: str) -> None:

@@ -10,6 +10,12 @@ log. A write that finds the log at
 longer than that. Readers apply the log to the state (``crdt.stored_profile``): every
 acknowledged write is in one or the other, in version order, in every snapshot.
 
+Every value stored is sealed under the twin's data key (``sealing``; the store seals and opens
+it: ``central.store``): a create makes the key (``Keyring.create``, in the create's
+transaction, after the erased-id check), every other write takes it from the keyring (in
+memory after the first use, so a merge pays no I/O for it). A twin without a key was erased
+or never created: a write to it is a 404.
+
 Hot twins stay resident (``Resident``: an LRU of ``crdt.TwinDoc`` bounded by the memory they
 hold, tagged with the version they hold), so a write applies one small update to a live
 document instead of decoding the state and the log; the resident copy is trusted only if its
@@ -63,6 +69,7 @@ from mbwire import (
 from mbwire.access import allows
 from mbwire.audit import twin_ref
 from mbwire.types import GrantRevoked, GrantWritten, TwinCreated, TwinWritten
+from sealing import Keyring, TwinKey
 
 _STRIPES = 1024
 log = logging.getLogger("memorybank.central")
@@ -133,11 +140,12 @@ async def _erased(tx: WriteTx, key: bytes, twin_id: str) -> bool:
 
 class TwinWriter:
     def __init__(
-        self, store: Store, *, resident_bytes: int = 256 << 20,
+        self, store: Store, *, keyring: Keyring, resident_bytes: int = 256 << 20,
         committer: GroupCommitter[WriteTx] | None = None,
         max_twin_bytes: int = 256 << 10, max_log: int = 512, audit_key: bytes = b"",
     ) -> None:
         self.store = store
+        self.keyring = keyring  # the twins' data keys: every stored value is sealed under one
         self.audit_key = audit_key  # names erased twins (central/erasure.py); b"": none checked
         # None: each write is its own transaction; else merges, keyed or not, share the
         # committer's transactions (a keyed one claims its key in its own savepoint).
@@ -150,6 +158,13 @@ class TwinWriter:
 
     def lock(self, twin_id: str) -> asyncio.Lock:
         return self._locks[zlib.crc32(twin_id.encode()) % _STRIPES]
+
+    async def key(self, twin_id: str) -> TwinKey:
+        """The twin's data key (no I/O once this process holds it); 404 when it has none."""
+        try:
+            return await self.keyring.key(twin_id)
+        except NotFound:
+            raise NotFound(f"twin {twin_id} does not exist") from None
 
     async def create(
         self, principal: Principal, twin_id: str | None, profile: dict[str, Any] | None
@@ -165,7 +180,10 @@ class TwinWriter:
         async def insert(tx: WriteTx) -> None:
             if self.audit_key and await _erased(tx, self.audit_key, twin_id):
                 raise Conflict(f"twin {twin_id} was erased; its id is not used again")
-            if not await tx.insert_twin(twin_id, principal.sub, state, profile_of(state)):
+            # Made before the row (idempotent: a retried create finds the same key); a create
+            # that fails after it leaves a key no row uses, never a row without a key.
+            key = await self.keyring.create(twin_id)
+            if not await tx.insert_twin(key, twin_id, principal.sub, state, profile_of(state)):
                 raise Conflict(f"twin {twin_id} already exists")
             tx.answer = TwinCreated(twin_id=twin_id, version=1, consistency_token="",
                                     residency=cells.served().zone)
@@ -238,14 +256,16 @@ class TwinWriter:
     async def _write(
         self, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
     ) -> TwinWritten:
+        key = await self.key(twin_id)  # before the transaction: no key store I/O inside it
+
         async def merge(tx: WriteTx) -> tuple[int, TwinDoc, int]:
-            held = await self._merge_resident(tx, principal, twin_id, mutate)
+            held = await self._merge_resident(tx, key, principal, twin_id, mutate)
             version, doc, logged = held or await self._merge_locked(
-                tx, principal, twin_id, mutate)
+                tx, key, principal, twin_id, mutate)
             if logged >= self.max_log:
                 # The compactor fell behind this twin: fold its log here (a full rewrite,
                 # as every write was before the log), so no log grows past max_log.
-                await tx.compact(twin_id, version, doc.state(), doc.profile_json())
+                await tx.compact(key, twin_id, version, doc.state(), doc.profile_json())
                 logged = 0
             # The answer a keyed write stores with its key (replay.keyed, in its savepoint).
             tx.answer = TwinWritten(twin_id=twin_id, version=version, consistency_token="")
@@ -267,7 +287,8 @@ class TwinWriter:
         return TwinWritten(twin_id=twin_id, version=version, consistency_token=str(tx.token))
 
     async def _merge_resident(
-        self, tx: WriteTx, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
+        self, tx: WriteTx, key: TwinKey, principal: Principal, twin_id: str,
+        mutate: Callable[[TwinDoc], bool],
     ) -> tuple[int, TwinDoc, int] | None:
         """The hot path: the twin is resident, so merge first and append with one conditional
         statement that succeeds only if the stored version is still the resident one and the
@@ -282,7 +303,7 @@ class TwinWriter:
             return None
         update = doc.last_update
         self._check_size(twin_id, doc)
-        compacted = await tx.append_if_current(twin_id, version, update,
+        compacted = await tx.append_if_current(key, twin_id, version, update,
                                                principal.sub, principal.is_superuser)
         if compacted is None:
             self.docs.drop(twin_id)
@@ -290,20 +311,21 @@ class TwinWriter:
         return version + 1, doc, version + 1 - compacted
 
     async def _merge_locked(
-        self, tx: WriteTx, principal: Principal, twin_id: str, mutate: Callable[[TwinDoc], bool]
+        self, tx: WriteTx, key: TwinKey, principal: Principal, twin_id: str,
+        mutate: Callable[[TwinDoc], bool],
     ) -> tuple[int, TwinDoc, int]:
         """Lock the row, check access, merge into the stored state and log, append."""
         head = await tx.lock_twin(twin_id)
         if head is None:
             raise NotFound(f"twin {twin_id} does not exist")
         await self._authorize_write(tx, head, principal, twin_id)
-        doc = await self._resident(tx, twin_id, head.version)
+        doc = await self._resident(tx, key, twin_id, head.version)
         if not _mutate(doc, mutate):
             return head.version, doc, head.version - head.compacted
         update = doc.last_update
         self._check_size(twin_id, doc)
         version = head.version + 1
-        await tx.append(twin_id, version, update)
+        await tx.append(key, twin_id, version, update)
         return version, doc, version - head.compacted
 
     def _check_size(self, twin_id: str, doc: TwinDoc) -> None:
@@ -324,12 +346,13 @@ class TwinWriter:
         if not allows(principal, "write", head.owner_sub, grant):
             raise Forbidden(f"{principal.sub} may not write twin {twin_id}")
 
-    async def _resident(self, tx: WriteTx, twin_id: str, version: int) -> TwinDoc:
+    async def _resident(self, tx: WriteTx, key: TwinKey, twin_id: str, version: int,
+                        ) -> TwinDoc:
         held = self.docs.get(twin_id)
         if held is not None and held[0] == version:
             self.docs.touch(twin_id)
             return held[1]
-        found = await tx.twin_log(twin_id)
+        found = await tx.twin_log(key, twin_id)
         assert found is not None, "called only after lock_twin found the twin"
         return TwinDoc.load(found[1], log=found[2])
 
@@ -403,6 +426,11 @@ class Compactor:
 
     async def compact(self, twin_id: str) -> None:
         writer = self.writer
+        try:
+            key = await writer.key(twin_id)
+        except NotFound:  # erased since it was written: nothing left to fold
+            self._due.pop(twin_id, None)
+            return
         async with writer.lock(twin_id):
             self._due.pop(twin_id, None)
             held = writer.docs.get(twin_id)
@@ -411,19 +439,20 @@ class Compactor:
         try:
             async with writer.store.write() as tx:
                 if folded is None:
-                    folded = await _fold_stored(tx, twin_id)
+                    folded = await _fold_stored(tx, key, twin_id)
                 if folded is not None:
-                    await tx.compact(twin_id, *folded)
+                    await tx.compact(key, twin_id, *folded)
         except BaseException:
             self._due.setdefault(twin_id, time.monotonic())  # still due: the next round
             raise
         self.compactions += 1
 
 
-async def _fold_stored(tx: WriteTx, twin_id: str) -> tuple[int, bytes, str] | None:
+async def _fold_stored(tx: WriteTx, key: TwinKey, twin_id: str,
+                       ) -> tuple[int, bytes, str] | None:
     """A twin that is not resident: its head version, state and profile with the log folded
     in, read from the primary (None: gone, or nothing to fold)."""
-    found = await tx.twin_log(twin_id)
+    found = await tx.twin_log(key, twin_id)
     if found is None or not found[2]:
         return None
     version, state, updates = found

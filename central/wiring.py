@@ -17,6 +17,7 @@ from central.sequencer import Sequencer
 from central.settings import CentralSettings
 from central.store import Store, WriteTx
 from central.twins import Compactor, TwinWriter
+from sealing import Keyring
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,25 +32,30 @@ class Parts:
     committer: GroupCommitter[WriteTx]
     sequencer: Sequencer  # run by every shard, one tick at a time (central/sequencer.py)
     chainer: Chainer  # run by shard 0 only (central/lifespan.py)
+    keyring: Keyring  # the twins' data keys: seals what is written (sealing/)
 
 
 def build_parts(settings: CentralSettings) -> Parts:
     """The store, then the twins' committer and writer, then the events' committer: constructed
     only (no I/O), so a bad setting fails here and the lifespan opens them in order."""
     store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
+    keyring = Keyring.configure(
+        keys_dir=settings.keys_dir, kms_key_id=settings.kms_key_id,
+        kms_endpoint=settings.kms_endpoint, kms_region=settings.kms_region, cell=settings.cell,
+        items=settings.keys_cache_items, ttl_s=settings.keys_ttl_s)
     twin_committer = events.committer(store, window_s=settings.twin_commit_window_ms / 1000,
                                       max_items=settings.twin_commit_max,
                                       depth=settings.twin_commit_depth)
-    writer = TwinWriter(store, resident_bytes=settings.resident_bytes, committer=twin_committer,
-                        max_twin_bytes=settings.twin_max_bytes, max_log=settings.max_log,
-                        audit_key=settings.audit_key.encode())
+    writer = TwinWriter(store, keyring=keyring, resident_bytes=settings.resident_bytes,
+                        committer=twin_committer, max_twin_bytes=settings.twin_max_bytes,
+                        max_log=settings.max_log, audit_key=settings.audit_key.encode())
     compactor = Compactor(writer, after=settings.compact_after, idle_s=settings.compact_idle_s,
                           idle_min=settings.compact_idle_min)
     committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
                                  max_items=settings.event_commit_max)
     return Parts(settings=settings, store=store, twin_committer=twin_committer, writer=writer,
                  compactor=compactor, committer=committer, sequencer=Sequencer(store),
-                 chainer=Chainer.configure(settings, store))
+                 chainer=Chainer.configure(settings, store), keyring=keyring)
 
 
 def dependencies(parts: Parts) -> dict[str, Provide]:
@@ -60,5 +66,6 @@ def dependencies(parts: Parts) -> dict[str, Provide]:
         "settings": Provide(lambda: parts.settings, sync_to_thread=False),
         "events": Provide(lambda: parts.committer, sync_to_thread=False),
         "sequencer": Provide(lambda: parts.sequencer, sync_to_thread=False),
+        "keyring": Provide(lambda: parts.keyring, sync_to_thread=False),
         **artifacts.dependencies(parts.settings),
     }

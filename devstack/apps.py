@@ -81,6 +81,7 @@ def central_spec(
         "CENTRAL_REGIONS": ",".join(topo.regions),
         "CENTRAL_AUDIT_KEY": secrets.audit_key,
         **_artifact_env("CENTRAL_", secrets, blobs, public[topo.primary_region]),
+        **_keys_env("CENTRAL_", log),
     }
     return _granian(central_name(shard), factories["central"], topo.writers[shard], env, log)
 
@@ -106,11 +107,18 @@ def hub_spec(
         # Every hub, so /v1/regions can ask the others whether they answer.
         "HUB_PEERS": msgspec.json.encode(topo.hubs).decode(),
         **_artifact_env("HUB_", secrets, blobs, public[region]),
+        **_keys_env("HUB_", log),
     }
     if links is not None and links.this.pinned:
         # Awareness (who edits a twin) is personal data: it crosses regions on a Redis of the
         # cell's own zone, never on the fleet-wide limits Redis.
         env["HUB_RELAY_REDIS_URL"] = topo.redis[topo.primary_region]
+    # Its temporary files (the embedded search index's segments among them) in the stack's
+    # directory, not the machine's /tmp: what a hub writes is the stack's, scanned with it and
+    # removed with it.
+    tmp = log.parent.parent / "tmp" / f"hub-{region}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(tmp)
     if workers > 1:
         # Several workers: prometheus-client's multiprocess files, so one scrape of /metrics
         # sums them all (mbhttp/metrics.py). Emptied before the workers start.
@@ -126,6 +134,12 @@ def _cell_env(prefix: str, links: CellLinks | None) -> dict[str, str]:
     if links is None:
         return {}
     return {f"{prefix}CELL": links.cell, f"{prefix}CELLS": links.fleet}
+
+
+def _keys_env(prefix: str, log: Path) -> dict[str, str]:
+    """The cell's key store: ``keys/`` in the cell's data dir (beside ``logs/``), never in a
+    Postgres data directory (so in no WAL, replica or base backup)."""
+    return {f"{prefix}KEYS_DIR": str(log.parent.parent / "keys")}
 
 
 def _artifact_env(

@@ -12,6 +12,8 @@
     memorybank drill list | run SCENARIO|all|soak [--duration S] [--rate R]   fault drills
     memorybank audit verify          every cell's audit chain and signed checkpoints: exit 0
                                      only when all hold, else 1 naming the first failure
+    memorybank keys status | rotate [--cell C]   each cell's key store: its key-encryption
+                                     key, and a rotation re-wrapping every twin's data key
 
 Every subcommand takes ``--data-dir DIR`` (default ``$MEMORYBANK_DATA_DIR``, else
 ``./.memorybank``). Only ``up`` makes a data directory: the others refuse one where no ``up`` ran
@@ -123,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     # Suppressed when absent, so `audit --data-dir DIR verify` keeps the DIR given before.
     verify.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="stack directory (default: $MEMORYBANK_DATA_DIR, else ./.memorybank)")
+    keys = sub.add_parser("keys", parents=[common], help="each cell's key store (sealing/)")
+    key_verbs = keys.add_subparsers(dest="verb", required=True)
+    for verb, text in (("status", "each cell's key-encryption key and its data keys"),
+                       ("rotate", "a new key-encryption key, every data key re-wrapped under "
+                                  "it, the old one retired (no downtime)")):
+        one = key_verbs.add_parser(verb, help=text)
+        one.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                         help="stack directory (default: $MEMORYBANK_DATA_DIR, else "
+                              "./.memorybank)")
+        if verb == "rotate":
+            one.add_argument("--cell", default=None, help="only this cell (default: every)")
     return parser
 
 
@@ -361,10 +374,19 @@ def cmd_audit(args: argparse.Namespace, data_dir: Path) -> int:
     return 0 if all(a.failure is None for a in audits) else 1
 
 
+def cmd_keys(args: argparse.Namespace, data_dir: Path) -> int:
+    from ops import keys
+
+    lines = keys.status(data_dir) if args.verb == "status" else keys.rotate(data_dir, args.cell)
+    for line in lines:
+        print(line, flush=True)
+    return 0 if lines else 1
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
             "switchover": cmd_switchover,
             "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console, "drill": cmd_drill,
-            "audit": cmd_audit}
+            "audit": cmd_audit, "keys": cmd_keys}
 
 
 def _no_stack(command: str, data_dir: Path) -> bool:

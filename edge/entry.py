@@ -229,6 +229,7 @@ class Default(WorkerEntrypoint):
         """Cron trigger: probe every hub and share the result with all isolates through KV."""
         isolate = _isolate_for(self.env)
         results = await isolate.edge.probe_hubs()
+        await isolate.edge.flush_audit()  # cache hits no later hit came to send
         if isolate.kv is not None:
             document = json.dumps({"at": time.time(), "hubs": results})
             await isolate.kv.put(HEALTH_KEY, document, expirationTtl=600)

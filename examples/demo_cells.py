@@ -100,8 +100,9 @@ async def forget(edge: str, jwt: str) -> bool:
     held = ", ".join(f"{k} {n}" for k, n in receipt.held_before.items() if n)
     print(f"25. mia erased her twin in {took:.0f} ms: receipt {receipt.receipt_id} signed by cell "
           f"{receipt.cell} (held before: {held}; after: {sum(receipt.held_after.values())}); "
-          f"reading it now answers {after}")
-    if after != "404" or any(receipt.held_after.values()):
+          f"her data key {receipt.key_id} destroyed at {receipt.key_destroyed_at}, so every "
+          f"copy left (WAL, replicas, backups) stays ciphertext; reading it now answers {after}")
+    if after != "404" or any(receipt.held_after.values()) or not receipt.key_destroyed_at:
         print("FAILED: the erased twin is still held")
         return False
     return True

@@ -80,7 +80,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
     """The hub's own routes (health, docs, metrics) and a handler for every action: each room's
     ``HANDLERS`` (and the writes twins forwards to central), merged here in one dict."""
     return [
-        *ops.ROUTES, *docs_routes(), metrics_route(),
+        *ops.ROUTES, *audit.ROUTES, *docs_routes(), metrics_route(),
         *routes_for({
             **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
             **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
@@ -118,13 +118,13 @@ def wrap_asgi(app: Litestar, hub: Hub, *, served_by: str, stamps: dict[str, str]
                                          feed=hub.realtime_feed, admission=hub.admission,
                                          slots=hub.slots, region=settings.region,
                                          ping_s=settings.realtime_ping_s,
-                                         wait_s=settings.token_wait_ms / 1000)
+                                         wait_s=settings.token_wait_ms / 1000, audit=hub.audit)
     # Before the realtime endpoint, which answers every other WebSocket path with a 404.
     app.asgi_handler = yjs_endpoint(app.asgi_handler, signer=hub.signer, broker=hub.broker,
                                     rooms=hub.rooms, writes=hub.yjs_writes,
                                     admission=hub.admission, clock=hub.clock, slots=hub.slots,
                                     ping_s=settings.realtime_ping_s,
-                                    wait_s=settings.token_wait_ms / 1000)
+                                    wait_s=settings.token_wait_ms / 1000, audit=hub.audit)
     # Before Litestar too: profile reads the worker's near cache can answer (regional.fastpath).
     # Wrapped last, so outermost: an HTTP read it can answer never reaches the realtime check.
     app.asgi_handler = fast_twin_reads(app.asgi_handler, signer=hub.signer, admit=hub.admission,

@@ -13,6 +13,16 @@ than let memory grow. What a crash can lose: the records of this worker's last f
 (≤ 250 ms of its traffic, at most one batch in flight), plus whatever was dropped while central
 was unreachable (counted, logged).
 
+Reads of a twin's data under other paths are recorded by their handlers: each batch item
+that names a twin or answers an artifact (``regional/batch.py``), an artifact's metadata and
+its bytes (``regional/artifacts.py``; a download under a signed URL as actor ``signed-url``),
+every twin whose text a search answered (``regional/search.py``), and a realtime or Yjs socket
+that subscribes to a twin (``regional/realtime``, ``regional/yjs``).
+
+Cache hits (``POST /internal/edge-hits``): a twin read an edge PoP answered from its cache
+reaches no hub, so the PoP sends its hits here in batches (edge/mbedge/audit.py), on an
+anonymous hop it signed; each becomes a record like the hub's own, its region ``edge-<pop>``.
+
 Reading (``get_twin_audit``): the chained records of the twin's pseudonym from the region's
 replica, oldest first, paged by ``seq``; the owner and superusers only."""
 
@@ -28,12 +38,22 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
 from mbhttp import require_principal
-from mbwire.audit import MAX_BATCH, AuditBatch, AuditPage, AuditRecord, twin_ref
-from mbwire.errors import Problem
+from mbhttp.guard import principal_of
+from mbwire.audit import (
+    EDGE_HITS_PATH,
+    MAX_BATCH,
+    AuditBatch,
+    AuditPage,
+    AuditRecord,
+    EdgeHit,
+    EdgeHits,
+    twin_ref,
+)
+from mbwire.errors import Forbidden, Problem, Unprocessable
 from mbwire.params import int_param
 from mbwire.placement import twin_of_path
 from mbwire.types import Principal
@@ -72,8 +92,10 @@ class AuditRecorder:
     def _ref(self, twin_id: str) -> str:
         return twin_ref(self.key, twin_id)
 
-    def record(self, principal: Principal, action: str, twin_id: str, request_id: str,
+    def record(self, principal: Principal | str, action: str, twin_id: str, request_id: str,
                outcome: int) -> None:
+        """One access; ``principal`` a caller, or a label for a capability without one (a
+        signed artifact URL)."""
         if not self.enabled:
             return
         if len(self.buffer) == self.buffer.maxlen:
@@ -82,9 +104,23 @@ class AuditRecorder:
         if (second := int(now.timestamp())) != self._second:  # one strftime per second
             self._second, self._prefix = second, now.strftime("%Y-%m-%dT%H:%M:%S.")
         at = f"{self._prefix}{now.microsecond:06d}Z"
-        self.buffer.append(AuditRecord(at=at, actor=principal.sub, action=action,
+        actor = principal if isinstance(principal, str) else principal.sub
+        self.buffer.append(AuditRecord(at=at, actor=actor, action=action,
                                        twin_ref=self.ref(twin_id), request_id=request_id,
                                        outcome=outcome, region=self.region))
+        if len(self.buffer) >= self.batch:
+            self._wake.set()
+
+    def record_hit(self, hit: EdgeHit) -> None:
+        """A read an edge PoP answered from its cache, recorded as the PoP saw it."""
+        if not self.enabled:
+            return
+        if len(self.buffer) == self.buffer.maxlen:
+            self.dropped += 1
+        self.buffer.append(AuditRecord(at=hit.at, actor=hit.actor, action=hit.action,
+                                       twin_ref=self.ref(hit.twin_id),
+                                       request_id=hit.request_id, outcome=200,
+                                       region=f"edge-{hit.pop}"))
         if len(self.buffer) >= self.batch:
             self._wake.set()
 
@@ -149,4 +185,19 @@ async def get_twin_audit(request: Request[Any, Any, Any], reads: Reads,
     return Response(page, headers=read_headers(answered, reads.clock))
 
 
+@post(EDGE_HITS_PATH, status_code=204)
+async def edge_hits(request: Request[Any, Any, Any],
+                    audit: NamedDependency[AuditRecorder]) -> None:
+    """An edge PoP's cache hits (its anonymous hop: a caller's hop may not post them)."""
+    if principal_of(request) is not None:
+        raise Forbidden("cache hits are sent by edge PoPs only")
+    try:
+        hits = msgspec.json.decode(await request.body(), type=EdgeHits)
+    except msgspec.DecodeError as exc:
+        raise Unprocessable(f"not a batch of cache hits: {exc}") from None
+    for hit in hits.hits:
+        audit.record_hit(hit)
+
+
+ROUTES = [edge_hits]
 HANDLERS: dict[str, Callable[..., Any]] = {"get_twin_audit": get_twin_audit}

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import psycopg
 from litestar import Request, Response
+from litestar.di import NamedDependency
 
 from blobs.room import ArtifactBlobs, check_artifact_id
 from mbhttp import request_id_of, require_principal
@@ -41,10 +42,12 @@ from mbwire.types import (
     WalletView,
 )
 from regional import artifacts
+from regional.audit import AuditRecorder
 from regional.reads.artifacts import artifact_view_on
 from regional.reads.twins import grant_list_on, twin_view_on
 from regional.reads.wallets import DEFAULT_LIMIT, MAX_LIMIT, NEWEST, wallet_on
 from regional.twins import Reads, read_headers, snapshot
+from sealing import Keyring
 
 log = logging.getLogger("memorybank.batch")
 UNEXPECTED = "The server hit an unexpected error on this item; it has been logged."
@@ -52,12 +55,14 @@ Conn = psycopg.AsyncConnection[Any]
 
 
 class Item(msgspec.Struct, frozen=True):
-    """What an item reader gets: the caller, the item's parameters, the snapshot's connection."""
+    """What an item reader gets: the caller, the item's parameters, the snapshot's connection
+    and what opens the twins' sealed values on it (the replica's keyring)."""
 
     principal: Principal
     params: dict[str, str]
     conn: Conn
     blobs: ArtifactBlobs
+    keys: Keyring
 
 
 def _param(item: Item, name: str) -> str:
@@ -70,7 +75,8 @@ def _param(item: Item, name: str) -> str:
 
 async def _twin(item: Item) -> TwinView:
     twin_id = check_twin_id(_param(item, "twin_id"))
-    return await twin_view_on(item.conn, item.principal, twin_id, item.params.get("fields"))
+    return await twin_view_on(item.conn, item.keys, item.principal, twin_id,
+                              item.params.get("fields"))
 
 
 async def _grants(item: Item) -> GrantList:
@@ -79,7 +85,7 @@ async def _grants(item: Item) -> GrantList:
 
 async def _artifact(item: Item) -> ArtifactView:
     artifact_id = check_artifact_id(_param(item, "artifact_id"))
-    return await artifact_view_on(item.conn, item.principal, artifact_id, item.blobs)
+    return await artifact_view_on(item.conn, item.principal, artifact_id, item.blobs, item.keys)
 
 
 async def _wallet(item: Item) -> WalletView:
@@ -147,17 +153,32 @@ async def answer(query: BatchItem, item: Item, instance: str, request_id: str) -
             instance=instance, request_id=request_id))
 
 
+def twin_of(query: BatchItem, result: BatchResult) -> str | None:
+    """The twin an item read (for the audit trail): its ``twin_id`` parameter, or the twin of
+    the artifact it answered; none for a wallet, or an item refused before it named one."""
+    if result.status == 422:
+        return None
+    if "twin_id" in query.params:
+        return query.params["twin_id"]
+    body = result.body
+    return body.get("twin_id") if result.status == 200 and isinstance(body, dict) else None
+
+
 async def batch_query(
-    request: Request[Any, Any, Any], reads: Reads, blobs: artifacts.Blobs
+    request: Request[Any, Any, Any], reads: Reads, blobs: artifacts.Blobs,
+    audit: NamedDependency[AuditRecorder],
 ) -> Response[BatchResults]:
     principal = require_principal(request)
     body: BatchQuery = await decode_body(request)
     results: list[BatchResult] = []
+    rid = request_id_of(request)
     async with snapshot(request, reads) as (conn, answered):
         for i, query in enumerate(body.queries):
-            item = Item(principal, query.params, conn, blobs)
-            results.append(await answer(query, item, f"{request.url.path}#/queries/{i}",
-                                        request_id_of(request)))
+            item = Item(principal, query.params, conn, blobs, reads.replica.keys)
+            result = await answer(query, item, f"{request.url.path}#/queries/{i}", rid)
+            results.append(result)
+            if (twin := twin_of(query, result)) is not None:
+                audit.record(principal, query.action, twin, rid, result.status)
     return Response(BatchResults(results=results, consistency_token=str(answered)),
                     headers=read_headers(answered, reads.clock))
 

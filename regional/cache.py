@@ -18,6 +18,11 @@ no ``inv:`` marks, nothing filled is safe until the follower starts over) and fo
 than the floor; GET misses while it is missing. Every worker reads the epoch inside the script,
 never from its own memory, so a worker that does not run the follower uses the current epoch.
 
+Entries are sealed under the twin's data key (``sealing``, field ``view``): Redis holds no
+profile in plaintext, in memory or in any snapshot or AOF it might be made to write. An entry
+that does not open (its twin's key is gone: erased) reads as a miss. Ids, positions and marks
+stay plaintext: the scripts compare them.
+
 Memory: each Redis runs with ``maxmemory`` and ``noeviction`` (``devstack.redis``). No eviction
 policy could spare what correctness needs: entries expire (``ttl_s``), but so do ``inv:`` marks,
 the follower's lease and the limiter's windows (a ``volatile-*`` policy would evict those too),
@@ -41,6 +46,8 @@ from redis.exceptions import OutOfMemoryError, RedisError
 
 from mbhttp import metrics
 from mbwire import ConsistencyToken
+from regional.replica.twins import key_of
+from sealing import Keyring, SealError
 
 # Entry keys are built in the scripts from the epoch they read (one Redis per hub, not a cluster).
 _FILL = """
@@ -95,26 +102,40 @@ class TwinCache:
         raw = await self.redis.get("mb:cache:epoch")
         self.epoch = int(raw or 0)
 
-    async def get(self, twin_id: str) -> tuple[CachedTwin | None, ConsistencyToken | None]:
-        """The entry (if any) and the follower's mark; a Redis failure reads as a miss."""
+    async def get(self, twin_id: str, keys: Keyring,
+                  ) -> tuple[CachedTwin | None, ConsistencyToken | None]:
+        """The entry (if any, opened with ``keys``) and the follower's mark; a Redis failure
+        reads as a miss."""
         try:
             async with asyncio.timeout(self.timeout_s):
                 raw, mark = await self._get(keys=[], args=[twin_id])
         except (RedisError, TimeoutError):
             return None, None
         # The client is made without decode_responses, so values are bytes.
-        entry = self._decoder.decode(raw) if isinstance(raw, bytes) else None
+        entry = await self._open(twin_id, raw, keys) if isinstance(raw, bytes) else None
         (metrics.cache_hit if entry is not None else metrics.cache_miss).inc()
         token = ConsistencyToken.parse(mark.decode()) if isinstance(mark, bytes) else None
         return entry, token
 
-    async def fill(self, twin_id: str, entry: CachedTwin) -> bool:
+    async def _open(self, twin_id: str, raw: bytes, keys: Keyring) -> CachedTwin | None:
+        key = await key_of(keys, twin_id)
+        if key is None:
+            return None
+        try:
+            entry: CachedTwin = self._decoder.decode(key.open("view", raw))
+        except (SealError, msgspec.DecodeError):  # not sealed under its key: not trusted
+            return None
+        return entry
+
+    async def fill(self, twin_id: str, entry: CachedTwin, keys: Keyring) -> bool:
+        key = await key_of(keys, twin_id)
+        if key is None:
+            return False
+        sealed = key.seal("view", self._encoder.encode(entry))
         try:
             async with asyncio.timeout(self.timeout_s):
                 done = await self._fill(
-                    keys=[f"mb:inv:{twin_id}"],
-                    args=[entry.lsn, self._encoder.encode(entry), self.ttl_s, twin_id],
-                )
+                    keys=[f"mb:inv:{twin_id}"], args=[entry.lsn, sealed, self.ttl_s, twin_id])
         except (RedisError, TimeoutError):
             return False
         return bool(done)

@@ -1,6 +1,7 @@
 """Events at the hub: ``list_events`` from the region's replica under the consistency token, and
 ``log_event`` checked here (a bad batch never costs central a round trip) and relayed to central.
-The read itself (and why pages follow ``seq``) is ``regional.reads.history``."""
+The read itself (why pages follow ``seq``, how sealed payloads are opened) is
+``regional.reads.history``."""
 
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ async def list_events(request: Request[Any, Any, Any], reads: Reads) -> Response
                             errors=[{"path": "$.query.type"}])
     since = parse_since(raw) if (raw := request.query_params.get("since")) is not None else None
     async with snapshot(request, reads) as (conn, answered):
-        page = await event_list_on(conn, principal, twin_id, limit=limit, after=after,
-                                   kind=kind, since=since_and_floor(since, day))
+        page = await event_list_on(conn, reads.replica.keys, principal, twin_id, limit=limit,
+                                   after=after, kind=kind, since=since_and_floor(since, day))
     return Response(page, headers=read_headers(answered, reads.clock))
 
 

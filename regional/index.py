@@ -8,10 +8,18 @@ and ``mark`` is the ``before`` of a fully processed step: every change committed
 ``mark`` is in the index. A query holding a token T answers only once ``mark >= T``.
 
 The index lives in this process's memory: with several server workers each keeps its own index
-and its own follower (no Redis lease: every worker's index must move)."""
+and its own follower (no Redis lease: every worker's index must move).
+
+What a point carries is what the document row has: knowledge's title, tags, source and the
+start of its chunk (the snippet); a twin's chunk (``body`` null, its text sealed) only ids and
+keyed hashes and no snippet (``regional.vectors``), so no twin's text reaches the index, in
+memory or on disk. A twin's chunk's vector is sealed on the replica (``sealed_embedding``) and
+opened here under the twin's key: the index (process memory, or a Qdrant server of the cell)
+holds it in the clear, the database only as ciphertext shredded with the twin's key."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import logging
 import time
@@ -19,10 +27,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from knowledge.embed import Embedder
-from mbwire import ConsistencyToken, ReplicaBehind, Unavailable
+from mbwire import ConsistencyToken, NotFound, ReplicaBehind, Unavailable
 from regional.replica import ReplayClock, Replica
 from regional.vectors import Point, QdrantIndex, VectorIndex
 from regional.vectors_edge import EdgeIndex
+from sealing import Keyring
 
 log = logging.getLogger("memorybank.index")
 
@@ -30,16 +39,26 @@ SNIPPET_CHARS = 240
 
 _CHUNKS = (
     "select c.doc_id, c.n, c.embedding, d.kind, d.twin_id, d.tags, d.source, d.title,"
-    " left(c.body, %(snip)s) from knowledge_chunks c join knowledge_docs d using (doc_id)"
+    " coalesce(left(c.body, %(snip)s), ''), c.sealed_embedding"
+    " from knowledge_chunks c join knowledge_docs d using (doc_id)"
     " where c.embedder = %(embedder)s"
 )
 
 
-def _points(rows: Iterable[Any]) -> dict[str, list[Point]]:
+async def _points(rows: Iterable[Any], keys: Keyring) -> dict[str, list[Point]]:
+    """The chunks as points; a twin's chunk's vector opened under its key (a twin erased
+    meanwhile: its chunks are left out, and the feed row of the erasure drops them)."""
     out: dict[str, list[Point]] = {}
     for r in rows:
+        vector = list(r[2])
+        if r[9] is not None:
+            try:
+                key = keys.cached(r[4]) or await keys.key(r[4])
+            except NotFound:
+                continue
+            vector = array.array("f", key.open(f"vector:{r[0]}:{r[1]}", r[9])).tolist()
         out.setdefault(r[0], []).append(Point(
-            doc_id=r[0], n=r[1], vector=list(r[2]), kind=r[3], twin_id=r[4], tags=list(r[5]),
+            doc_id=r[0], n=r[1], vector=vector, kind=r[3], twin_id=r[4], tags=list(r[5]),
             source=r[6], title=r[7], snippet=r[8]))
     return out
 
@@ -71,7 +90,7 @@ class IndexFollower:
             cur = await conn.execute("select coalesce(max(seq), 0) from change_feed")
             head = await cur.fetchone()
             cur = await conn.execute(_CHUNKS, {"snip": SNIPPET_CHARS, "embedder": self.embedder})
-            docs = _points(await cur.fetchall())
+            docs = await _points(await cur.fetchall(), self.replica.keys)
         for doc_id, points in docs.items():
             await self.index.replace(doc_id, points)
         for doc_id in self.docs - docs.keys():
@@ -132,7 +151,7 @@ class IndexFollower:
             cur = await conn.execute(_CHUNKS + " and c.doc_id = any(%(docs)s)",
                                      {"snip": SNIPPET_CHARS, "embedder": self.embedder,
                                       "docs": sorted(docs)})
-            found = _points(await cur.fetchall())
+            found = await _points(await cur.fetchall(), self.replica.keys)
         for doc_id in sorted(docs):
             if doc_id in found:
                 await self.index.replace(doc_id, found[doc_id])

@@ -1,16 +1,31 @@
 """Keyword search and the caller's readable twins, on this region's replica. The tenant rule is
-the access policy's own SQL (``mbwire.access.TWIN_READABLE_SQL``), inside the query."""
+the access policy's own SQL (``mbwire.access.TWIN_READABLE_SQL``), inside the query.
+
+Two kinds of chunk answer one query. Knowledge's ``tsv`` holds its English lexemes; a twin's
+chunk's holds the keyed hashes of its lexemes (``central.knowledge``: its text is sealed). So
+the query's lexemes are made by Postgres, hashed with the cell's blind-index key here, and both
+sets are OR-ed into one tsquery: one statement, the GIN index used for both. A knowledge hit's
+snippet is ``ts_headline``'s; a twin's chunk is opened with its twin's key (the caller may read
+that twin: the tenant rule chose the row) and its snippet made here (``headline``), with the
+title, tags and source of its artifact's sealed metadata (``reveal``)."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mbwire import ConsistencyToken, Principal
+from blobs.room import labels_of
+from mbwire import ConsistencyToken, NotFound, Principal
 from mbwire.access import TWIN_READABLE_SQL, sql_params
+from regional.reads.artifacts import metadata_of
 from regional.replica import Replica
 from regional.vectors import Scope
+from sealing import Keyring, SealError
+
+log = logging.getLogger("memorybank.search")
 
 # Knowledge is readable by all; an artifact's text as its twin is (owner, grant, superuser).
 TENANT_SQL = ("(d.kind = 'knowledge' or exists (select 1 from twins t"
@@ -18,6 +33,13 @@ TENANT_SQL = ("(d.kind = 'knowledge' or exists (select 1 from twins t"
 
 _READABLE = ("select distinct d.twin_id from knowledge_docs d join twins t using (twin_id)"
              f" where d.kind = 'artifact' and {TWIN_READABLE_SQL}")
+_LEXEMES = "select tsvector_to_array(to_tsvector('english', %s))"
+_HASHED = re.compile(r"^h[0-9a-f]{16}$")  # what Keyring.blind makes: safe as tsquery text
+
+# ts_headline's options for knowledge, and ``headline``'s equivalent for a twin's chunk.
+HEADLINE = "MaxFragments=1, MaxWords=35, MinWords=12"
+MAX_WORDS = 35
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,17 +54,38 @@ class KeywordHit:
     tags: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    """A twin's chunk opened: its text, and its artifact's title, tags and source."""
+
+    text: str
+    title: str
+    tags: list[str]
+    source: str | None
+
+
 def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
     """The request's filters as SQL conditions over ``d`` (knowledge_docs), with parameters."""
     terms, params = [], {}
     if scope.tags:
         terms.append("d.tags && %(tags)s::text[]")
         params["tags"] = list(scope.tags)
-    for key in ("source", "kind", "twin_id"):
+    if scope.sources:
+        terms.append("d.source = any(%(sources)s::text[])")
+        params["sources"] = list(scope.sources)
+    for key in ("kind", "twin_id"):
         if getattr(scope, key) is not None:
             terms.append(f"d.{key} = %({key})s")
             params[key] = getattr(scope, key)
     return "".join(f" and {t}" for t in terms), params
+
+
+async def blinded(keys: Keyring, terms: Sequence[str]) -> list[str]:
+    """``terms`` as twins' documents are indexed by them (keyed hashes); none on a hub without
+    a key store (it could show no twin's text anyway: knowledge is still searched)."""
+    if not terms or keys.store is None:
+        return []
+    return await keys.blind(list(terms))
 
 
 async def readable_twins(replica: Replica, principal: Principal) -> frozenset[str] | None:
@@ -62,31 +105,91 @@ def any_word(query: str) -> str:
     return " or ".join(re.findall(r"\w+", query))
 
 
+def headline(text: str, lexemes: Sequence[str]) -> str:
+    """A twin's chunk's snippet, as ``ts_headline`` makes knowledge's (which cannot run over a
+    sealed body): at most ``MAX_WORDS`` words from a little before the densest run of matched
+    words, each match in ``<b></b>``. A word matches a query lexeme it starts with (an English
+    lexeme is its word's stem: "keeper" for "keepers", "trim" for "trims")."""
+    words = list(_WORD.finditer(text))
+    if not words:
+        return text[:240]
+    stems = tuple(s for s in lexemes if s)
+    hit = [bool(stems) and w.group().lower().startswith(stems) for w in words]
+    start, most = 0, -1
+    for i in (i for i, h in enumerate(hit) if h):
+        s = max(0, min(i - 3, len(words) - MAX_WORDS))
+        n = sum(hit[s:s + MAX_WORDS])
+        if n > most:
+            start, most = s, n
+    end = min(len(words), start + MAX_WORDS)
+    out, pos = [], words[start].start()
+    for i in range(start, end):
+        w = words[i]
+        out.append(text[pos:w.start()])
+        out.append(f"<b>{w.group()}</b>" if hit[i] else w.group())
+        pos = w.end()
+    return "".join(out)
+
+
+async def reveal(keys: Keyring, doc_id: str, twin_id: str, n: int, sealed: bytes,
+                 metadata: bytes | None) -> Revealed | None:
+    """A twin's chunk opened with its key, or None when it cannot be shown: the twin's key is
+    gone (erased since the row was read) or the value does not open (logged, by id)."""
+    try:
+        key = await keys.key(twin_id)
+        text = key.open(f"chunk:{doc_id}:{n}", sealed).decode()
+        title, tags, source = labels_of(doc_id, metadata_of(key, doc_id, metadata))
+    except NotFound:
+        return None
+    except (SealError, UnicodeDecodeError):
+        log.error("document %s chunk %d of twin %s does not open under its key",
+                  doc_id, n, twin_id)
+        return None
+    return Revealed(text, title, tags, source)
+
+
 async def keyword_search(
     replica: Replica, principal: Principal, query: str, scope: Scope, limit: int
 ) -> tuple[list[KeywordHit], ConsistencyToken]:
     """Documents by their best chunk's ``ts_rank``, and the replay position read before the
     query on the same connection (what the answer reflects at least)."""
     where, params = filter_sql(scope)
+    words = any_word(query)
     # The tsquery is written out in each place (not joined from a CTE) so the planner sees a
     # constant and uses the GIN index (joined, it scanned every chunk: 28 ms at 10k chunks).
     q = "websearch_to_tsquery('english', %(q)s)"
-    sql = (
-        "with best as (select distinct on (c.doc_id) c.doc_id, c.body,"
-        f" ts_rank(c.tsv, {q}) as rank"
-        " from knowledge_chunks c join knowledge_docs d using (doc_id)"
-        f" where c.tsv @@ {q} and {TENANT_SQL}{where}"
-        " order by c.doc_id, rank desc, c.n)"
-        " select b.doc_id, b.rank,"
-        f" ts_headline('english', b.body, {q}, 'MaxFragments=1, MaxWords=35, MinWords=12'),"
-        " d.title, d.kind, d.twin_id, d.source, d.tags"
-        " from best b join knowledge_docs d using (doc_id)"
-        " order by b.rank desc, b.doc_id limit %(limit)s"
-    )
-    params.update(sql_params(principal), q=any_word(query), limit=limit)
     async with replica.connection() as conn:
         answered = await Replica.position_on(conn)
+        cur = await conn.execute(_LEXEMES, (words,))
+        found = await cur.fetchone()
+        lexemes: list[str] = list(found[0]) if found else []
+        hashed = [h for h in await blinded(replica.keys, lexemes) if _HASHED.match(h)]
+        if hashed:
+            q = f"({q} || %(hq)s::tsquery)"
+            params["hq"] = " | ".join(hashed)
+        sql = (
+            "with best as (select distinct on (c.doc_id) c.doc_id, c.n, c.body, c.sealed,"
+            f" ts_rank(c.tsv, {q}) as rank"
+            " from knowledge_chunks c join knowledge_docs d using (doc_id)"
+            f" where c.tsv @@ {q} and {TENANT_SQL}{where}"
+            " order by c.doc_id, rank desc, c.n)"
+            " select b.doc_id, b.rank,"
+            f" ts_headline('english', b.body, {q}, '{HEADLINE}'),"
+            " d.title, d.kind, d.twin_id, d.source, d.tags, b.n, b.sealed, a.metadata"
+            " from best b join knowledge_docs d using (doc_id)"
+            " left join artifacts a on a.artifact_id = b.doc_id and d.kind = 'artifact'"
+            " order by b.rank desc, b.doc_id limit %(limit)s"
+        )
+        params.update(sql_params(principal), q=words, limit=limit)
         cur = await conn.execute(sql, params)
         rows = await cur.fetchall()
-    return [KeywordHit(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6], list(r[7]))
-            for r in rows], answered
+    hits = []
+    for r in rows:
+        if r[9] is None:
+            hits.append(KeywordHit(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6], list(r[7])))
+            continue
+        opened = await reveal(replica.keys, r[0], r[5], r[8], r[9], r[10])
+        if opened is not None:
+            hits.append(KeywordHit(r[0], float(r[1]), headline(opened.text, lexemes),
+                                   opened.title, r[4], r[5], opened.source, opened.tags))
+    return hits, answered

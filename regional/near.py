@@ -20,7 +20,8 @@ figure. A view over an eighth of the bound is not kept (one huge profile would f
 else's). The views stay decoded, not encoded answers: every read of them (the profile, its
 grants, the ``fields`` selection, ``authorize``) takes the decoded view, and a hit stays a dict
 lookup. A worker's memory, so per twin data residency later means: a hub outside a twin's zone
-never reads it, so never keeps it."""
+never reads it, so never keeps it. Views are kept opened, unlike Redis's sealed entries: this
+is a process's memory, not data at rest, and an erased twin's view goes with its feed row."""
 
 from __future__ import annotations
 

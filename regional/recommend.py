@@ -4,6 +4,10 @@ by similarity to the twin's profile and recent events, agents from the replica b
 interests. Tenant safety is inside the queries: the vector filter admits knowledge and the
 artifacts of twins the caller may read other than this twin (its own are what it produced).
 
+The recent events' payloads are stored sealed under the twin's data key and opened here, in
+memory, with the replica's keyring (``regional.reads.history.payload_of``); nothing derived from
+them is stored.
+
 A twin with neither a profile nor events gets popular items: agents and knowledge whose tags are
 the most common in the directory and the knowledge base, and the newest readable artifacts."""
 
@@ -21,15 +25,16 @@ from mbwire.access import TWIN_READABLE_SQL, sql_params
 from mbwire.params import int_param
 from mbwire.types_agents import Recommendation, Recommendations
 from regional.agents import Reads
+from regional.reads.history import payload_of
 from regional.recommend_basis import POPULAR, Basis, basis_of, shared_reason, similarity_reason
 from regional.replica import Replica
-from regional.search import KnowledgeSearch, Search
+from regional.search import KnowledgeSearch, Search, reveal_hits
 from regional.twins import read_headers, token_of, twin_id_of
 from regional.vectors import Scope
 
 KINDS = {"knowledge": "knowledge", "artifacts": "artifact", "agents": "agent"}
 _LISTED = "a.published and a.listed_seq is not null and a.sub <> all(%(exclude)s)"
-_EVENTS = ("select type, payload from events where twin_id = %s"
+_EVENTS = ("select type, payload, seq from events where twin_id = %s"
            " order by created_at desc, event_id desc limit 20")
 _ARTIFACT_TWINS = ("select distinct d.twin_id from knowledge_docs d join twins t using (twin_id)"
                    f" where d.kind = 'artifact' and d.twin_id <> %(twin)s and {TWIN_READABLE_SQL}")
@@ -133,8 +138,8 @@ async def _popular_docs(conn: psycopg.AsyncConnection[Any], principal: Principal
 async def _similar_docs(knowledge: KnowledgeSearch, readable: frozenset[str], basis: Basis,
                         kind: str, limit: int) -> list[Recommendation]:
     vector = (await knowledge.embedder.embed([basis.text()]))[0]
-    hits = await knowledge.follower.index.search(vector, Scope(readable=readable, kind=kind),
-                                                 limit)
+    hits = await reveal_hits(knowledge.replica, await knowledge.follower.index.search(
+        vector, Scope(readable=readable, kind=kind), limit))  # a twin's text: sealed, opened
     out = []
     for hit in hits:
         p = hit.payload
@@ -166,7 +171,11 @@ async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
     async with reads.replica.connection() as conn:
         answered = min(answered, await Replica.position_on(conn))
         cur = await conn.execute(_EVENTS, (twin_id,))
-        basis = basis_of(entry.profile, await cur.fetchall())
+        events: list[tuple[str, Any]] = []
+        if rows := await cur.fetchall():
+            key = await reads.replica.keys.key(twin_id)
+            events = [(r[0], payload_of(key, r[2], r[1])) for r in rows]
+        basis = basis_of(entry.profile, events)
         found: dict[str, list[Recommendation]] = {}
         if "agent" in kinds:
             found["agent"] = await _agents(conn, basis, [principal.sub, entry.owner_sub], limit)

@@ -1,7 +1,12 @@
 """query_knowledge at the hub: semantic (this hub's vector index), keyword (Postgres full text on
 its replica) or hybrid (both, fused by reciprocal rank). Tenant safety is inside both queries
 (the vector filter and the SQL condition). With a consistency token T the query waits until the
-replica and the index both cover T (or answers 503); the answer's token is what it reflects."""
+replica and the index both cover T (or answers 503); the answer's token is what it reflects.
+
+A twin's chunks (text artifacts) are sealed at rest and indexed by keyed hashes: a filter's tags
+and source are asked for in both forms (as knowledge has them, and hashed), and a vector hit of
+a twin's chunk, whose index point holds no text, is shown from the replica, opened with the
+twin's key (``reveal_hits``)."""
 
 from __future__ import annotations
 
@@ -17,12 +22,13 @@ from litestar.di import NamedDependency
 from knowledge import embed
 from knowledge.embed import Embedder
 from knowledge.fuse import rrf
-from mbhttp import require_principal
+from mbhttp import request_id_of, require_principal
 from mbhttp.routes import decode_body
 from mbwire import ConsistencyToken, Principal
 from mbwire.types import KnowledgeHit, KnowledgeQuery, KnowledgeResults
-from regional.index import IndexFollower
-from regional.index_keyword import KeywordHit, keyword_search, readable_twins
+from regional.audit import AuditRecorder
+from regional.index import SNIPPET_CHARS, IndexFollower
+from regional.index_keyword import KeywordHit, blinded, keyword_search, readable_twins, reveal
 from regional.replica import ReplayClock, Replica
 from regional.settings import HubSettings
 from regional.twins import NO_STORE, read_headers, token_of
@@ -65,9 +71,12 @@ class KnowledgeSearch:
                     token: ConsistencyToken | None) -> tuple[KnowledgeResults, ConsistencyToken]:
         await self.settle(token)
         f = q.filters
-        scope = Scope(readable=frozenset(), tags=tuple(f.tags or ()) if f else (),
-                      source=f.source if f else None, kind=f.kind if f else None,
-                      twin_id=f.twin_id if f else None)
+        tags = list(f.tags or ()) if f else []
+        sources = [f.source] if f and f.source is not None else []
+        keys = self.replica.keys
+        scope = Scope(readable=frozenset(), tags=(*tags, *await blinded(keys, tags)),
+                      sources=(*sources, *await blinded(keys, sources)),
+                      kind=f.kind if f else None, twin_id=f.twin_id if f else None)
         depth = q.limit if q.mode != "hybrid" else max(q.limit, FUSE_DEPTH)
         # The two searches side by side: keywords on one replica connection, vectors after
         # another (the caller's readable twins) and the query's embedding.
@@ -82,8 +91,8 @@ class KnowledgeSearch:
                 answered = min(answered, self.follower.mark)  # read before: the search covers it
                 readable = await readable_twins(self.replica, principal)
                 vector = (await self.embedder.embed([q.query]))[0]
-                vectors = await self.follower.index.search(
-                    vector, replace(scope, readable=readable), depth)
+                vectors = await reveal_hits(self.replica, await self.follower.index.search(
+                    vector, replace(scope, readable=readable), depth))
         except BaseException:
             if words_task is not None:
                 words_task.cancel()
@@ -93,6 +102,44 @@ class KnowledgeSearch:
             answered = min(answered, replayed)
         return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit),
                                 mode=q.mode), answered
+
+
+# The chunks of a page's vector hits of twins' documents, with their artifacts' metadata.
+_SEALED_CHUNKS = (
+    "select c.doc_id, c.n, c.sealed, d.twin_id, a.metadata from knowledge_chunks c"
+    " join knowledge_docs d using (doc_id)"
+    " left join artifacts a on a.artifact_id = c.doc_id"
+    " join unnest(%s::text[], %s::int[]) h(doc_id, n) on h.doc_id = c.doc_id and h.n = c.n"
+    " where c.sealed is not null")
+
+
+async def reveal_hits(replica: Replica, hits: list[Hit]) -> list[Hit]:
+    """Vector hits as they are shown: a twin's chunk's (no text in its index point) with its
+    snippet, title, tags and source read from the replica and opened with the twin's key (the
+    index's filter admitted only twins the caller may read). One statement, only when such a
+    hit is on the page; a hit whose chunk is gone from the replica (erased since the index
+    read it) is dropped."""
+    wanted = [(h.doc_id, int(h.payload.get("n", 0))) for h in hits
+              if h.payload.get("kind", "knowledge") != "knowledge"]
+    if not wanted:
+        return hits
+    async with replica.connection() as conn:
+        cur = await conn.execute(_SEALED_CHUNKS, ([d for d, _ in wanted], [n for _, n in wanted]))
+        rows = await cur.fetchall()
+    shown = {}
+    for doc_id, n, sealed, twin_id, metadata in rows:
+        opened = await reveal(replica.keys, doc_id, twin_id, n, sealed, metadata)
+        if opened is not None:
+            shown[doc_id, n] = opened
+    out = []
+    for h in hits:
+        if h.payload.get("kind", "knowledge") == "knowledge":
+            out.append(h)
+        elif (o := shown.get((h.doc_id, int(h.payload.get("n", 0))))) is not None:
+            out.append(Hit(h.doc_id, h.score, {
+                **h.payload, "title": o.title, "snippet": o.text[:SNIPPET_CHARS],
+                "tags": o.tags, "source": o.source}))
+    return out
 
 
 def from_vector(hit: Hit, score: float) -> KnowledgeHit:
@@ -126,31 +173,22 @@ def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int
 Search = NamedDependency[KnowledgeSearch]
 
 
-async def query_knowledge(request: Request[Any, Any, Any],
-                          knowledge: Search) -> Response[KnowledgeResults]:
+async def query_knowledge(request: Request[Any, Any, Any], knowledge: Search,
+                          audit: NamedDependency[AuditRecorder]) -> Response[KnowledgeResults]:
+    """Knowledge and the twins' text the caller may read. An answer that shows any twin's text
+    is recorded in each such twin's audit trail and never kept by an edge PoP (``no-store``:
+    a PoP's cache hit would reach no audit, and the text would sit in the PoP's cache)."""
     principal = require_principal(request)
     body: KnowledgeQuery = await decode_body(request)
     results, answered = await knowledge.query(principal, body, token_of(request))
     headers = read_headers(answered, knowledge.clock)
-    if await relies_on_grant(knowledge.replica, principal, results.results):
+    twins = sorted({hit.twin_id for hit in results.results
+                    if hit.kind != "knowledge" and hit.twin_id})
+    if twins:
         headers.update(NO_STORE)
+        for twin in twins:
+            audit.record(principal, "query_knowledge", twin, request_id_of(request), 200)
     return Response(results, headers=headers)
-
-
-async def relies_on_grant(replica: Replica, principal: Principal,
-                          hits: list[KnowledgeHit]) -> bool:
-    """Whether an answer shows a text artifact of a twin the caller does not own: its grant
-    may be revoked, so the answer is ``no-store`` (as a grantee's twin read). Knowledge is
-    everyone's; a superuser's access is its token's. One query, only when artifacts show."""
-    twins = {hit.twin_id for hit in hits if hit.kind != "knowledge" and hit.twin_id}
-    if principal.is_superuser or not twins:
-        return False
-    async with replica.connection() as conn:
-        cur = await conn.execute(
-            "select count(*) from twins where twin_id = any(%(ids)s) and owner_sub = %(sub)s",
-            {"ids": sorted(twins), "sub": principal.sub})
-        row = await cur.fetchone()
-    return row is None or int(row[0]) < len(twins)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {"query_knowledge": query_knowledge}

@@ -60,10 +60,10 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     follower_lease_ms: int = 5000
     # Artifacts (blobs/, regional/artifacts.py): the same blob store and URL secret as central
     # (CENTRAL_BLOB_URL, CENTRAL_ARTIFACT_URL_SECRET); the public edge this hub's download URLs
-    # point at; presign: hand out the S3 store's own download URLs instead. Unset: 503.
+    # point at (always the edge: the stored bytes are sealed, so a store's own presigned URL
+    # would hand out ciphertext). Unset: 503.
     blob_url: str = ""
     blob_endpoint: str = ""
-    blob_presign_downloads: bool = False
     artifact_url_secret: str = ""
     public_url: str = ""
     artifact_url_ttl_s: int = 900
@@ -100,6 +100,17 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # central, how many make a batch, and how many it holds at most while central cannot take
     # them (the oldest beyond it are dropped and counted).
     audit_key: str = ""
+    # Personal data at rest (sealing/): the cell's key store, a directory outside the
+    # database (its wrapped data keys, the local key-encryption key unless KMS holds it).
+    # ``kms_key_id`` set: the key-encryption key is that AWS KMS key (``kms_endpoint`` for a
+    # stand-in or a VPC endpoint). Opened keys are kept ``keys_cache_items`` at most, each
+    # ``keys_ttl_s`` at most. Unset: twins' personal data answers 503.
+    keys_dir: str = ""
+    kms_key_id: str = ""
+    kms_endpoint: str = ""
+    kms_region: str = ""
+    keys_cache_items: int = 10_000
+    keys_ttl_s: float = 300.0
     audit_flush_ms: int = 250
     audit_batch: int = 512
     audit_buffer_max: int = 8192

@@ -25,7 +25,8 @@ async def get_trajectory(request: Request[Any, Any, Any], reads: Reads
     limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     after = int_param(request.query_params, "after", 0, 2**62, lo=0)
     async with snapshot(request, reads) as (conn, answered):
-        view = await trajectory_on(conn, principal, twin_id, limit=limit, after=after)
+        view = await trajectory_on(conn, reads.replica.keys, principal, twin_id, limit=limit,
+                                   after=after)
     return Response(view, headers=read_headers(answered, reads.clock))
 
 

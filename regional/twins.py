@@ -1,7 +1,11 @@
 """Twin reads at the hub (Redis, then the region's replica, under the consistency token) and the
 write half forwarded to central. Routes come from the action table (``mbwire.actions``); the
 handlers here are its implementations, by action name; what an answer holds and who may have
-it is decided by the reads they share with ``batch_query`` (``regional.reads``)."""
+it is decided by the reads they share with ``batch_query`` (``regional.reads``).
+
+A twin's profile is sealed under its data key in the replica and in Redis, and opened with the
+replica's keyring (``Replica.keys``) as it is read; only the worker's own memory (the near
+cache) holds views in plaintext."""
 
 from __future__ import annotations
 
@@ -64,7 +68,8 @@ class TwinReads:
 
     async def _fetch(self, twin_id: str, token: ConsistencyToken | None,
                      ) -> tuple[CachedTwin, ConsistencyToken]:
-        entry, mark = await self.cache.get(twin_id) if self.use_cache else (None, None)
+        keys = self.replica.keys
+        entry, mark = await self.cache.get(twin_id, keys) if self.use_cache else (None, None)
         if entry is not None and (token is None or (mark is not None and mark >= token)):
             return entry, max(ConsistencyToken.parse(entry.lsn), mark or ConsistencyToken(0))
         row, answered = await self.replica.twin(twin_id)
@@ -72,7 +77,7 @@ class TwinReads:
             raise NotFound(f"twin {twin_id} does not exist")
         entry = CachedTwin(row.version, row.owner_sub, row.profile, row.grants, str(answered))
         if self.use_cache:
-            await self.cache.fill(twin_id, entry)
+            await self.cache.fill(twin_id, entry, keys)
         return entry, answered
 
 

@@ -4,7 +4,13 @@ server by URL: the same client API) and ``regional.vectors_edge.EdgeIndex`` (Qdr
 engine). One collection per embedder name, so vectors of different embedders never mix.
 
 The filter is built here from the request's filters and the caller's readable twins, and goes
-into the engine's query: tenant safety is never a post-filter (which would shorten pages)."""
+into the engine's query: tenant safety is never a post-filter (which would shorten pages).
+
+A twin's chunk (a text artifact's) puts none of its text in the index: its payload's title is
+the artifact's id, its tags and source are keyed hashes (as its document row has them,
+``central.knowledge``), its snippet is empty; a hit's text is read from the replica and opened
+with the twin's key when it is answered (``regional.search.reveal_hits``). Its vector is
+plaintext, as every vector is: the engine computes with it."""
 
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ from qdrant_client import AsyncQdrantClient, models
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One chunk: its vector and what a hit shows without another read."""
+    """One chunk: its vector and what a hit shows without another read (a twin's chunk: only
+    ids and keyed hashes, see above)."""
 
     doc_id: str
     n: int
@@ -41,11 +48,13 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What a query may see. ``readable``: the twins whose artifacts the caller may read (None:
-    a superuser, every twin). The rest are the request's own filters (tags: any of them)."""
+    a superuser, every twin). The rest are the request's own filters, each value as knowledge
+    has it and as a twin's document has it (its keyed hash): tags, any of them; sources, any
+    of them (one source asked for, in its two forms)."""
 
     readable: frozenset[str] | None
     tags: Sequence[str] = field(default_factory=tuple)
-    source: str | None = None
+    sources: Sequence[str] = field(default_factory=tuple)
     kind: str | None = None
     twin_id: str | None = None
 
@@ -82,7 +91,10 @@ def qdrant_filter(scope: Scope, lib: Any = models) -> Any:
         must.append(lib.Filter(should=tenant))
     if scope.tags:
         must.append(lib.FieldCondition(key="tags", match=lib.MatchAny(any=list(scope.tags))))
-    for key in ("source", "kind", "twin_id"):
+    if scope.sources:
+        must.append(lib.FieldCondition(key="source",
+                                       match=lib.MatchAny(any=list(scope.sources))))
+    for key in ("kind", "twin_id"):
         value = getattr(scope, key)
         if value is not None:
             must.append(lib.FieldCondition(key=key, match=lib.MatchValue(value=value)))

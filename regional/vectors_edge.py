@@ -7,7 +7,9 @@ Measured at 10k chunks x 384 dims on a 2-core machine (a one-off script): groupe
 replace deletes by filter, a full scan). The embedded engine has HNSW and payload indexes.
 
 The shard lives in a temporary directory, without a WAL: it is a copy rebuilt from the replica
-at every start, never the truth. Calls are synchronous and short, so they run on the event loop.
+at every start, never the truth. Its files hold payloads as ``regional.vectors`` makes them:
+no twin's text, only ids and keyed hashes for a twin's chunks. Calls are synchronous and
+short, so they run on the event loop.
 
 HNSW is not built in the serving process: ``EdgeShard.optimize`` keeps the GIL (measured: while
 it ran in a thread, the event loop got 2 turns in 2.9 s at 10k points; it takes 4 s at 10k and

@@ -130,8 +130,12 @@ class LocalEdge:
         self._ws = WebSocketProxy(self._edge, self._ws_session)
         if self._probe_interval > 0:
             self._prober = asyncio.get_running_loop().create_task(self._probe_loop())
+        self._spawn(self._audit_loop())
 
     async def stop(self) -> None:
+        if self._edge is not None and len(self._edge.hits):
+            with contextlib.suppress(Exception):  # the hubs may be gone already
+                await asyncio.wait_for(self._edge.flush_audit(), 2.0)
         for task in [*self._tasks, *([self._prober] if self._prober else [])]:
             task.cancel()
         for task in [*self._tasks, *([self._prober] if self._prober else [])]:
@@ -153,6 +157,14 @@ class LocalEdge:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _audit_loop(self) -> None:
+        """Cache hits held for the audit trail go out within their flush interval even when no
+        further hit comes to check (mbedge.audit)."""
+        while True:
+            await asyncio.sleep(0.25)
+            if self.edge.hits.due():
+                await self.edge.flush_audit()
 
     async def _probe_loop(self) -> None:
         while True:

@@ -21,17 +21,26 @@ than the entry's in a cell the entry answered from (or an entry without one) ski
 a read-your-writes caller never gets an answer older than its own write, from any region.
 
 Pinned cells (``Cell.pinned``) are never cached here at all: the pipeline does no lookup, no
-store and asks no fleet lease for them."""
+store and asks no fleet lease for them.
+
+Sealed. The Worker's Cache API keeps entries on the PoP's disks; an entry is a twin's answer, so
+it is stored sealed (AES-256-GCM under a key derived from the edge's hop secret, the entry's
+cache key bound as associated data: an entry copied under another key does not open, and one
+that does not open is a miss). Nothing a PoP keeps on disk is a twin's data in the clear."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mbedge.messages import EdgeRequest
 from mbedge.ports import CacheStore
@@ -78,10 +87,11 @@ def covers(entry_token: str | None, wanted: str | None) -> bool:
 
 
 class PopCache:
-    def __init__(self, store: CacheStore, *, ttl_s: float) -> None:
+    def __init__(self, store: CacheStore, *, ttl_s: float, secret: bytes) -> None:
         self._store = store
         self._ttl = ttl_s
         self._generation_ttl = max(60.0, 10 * ttl_s)
+        self._aead = AESGCM(hmac.new(secret, b"mb-edge-cache-v1", hashlib.sha256).digest())
 
     async def key(self, scope: str, principal: Principal, req: EdgeRequest) -> str:
         generation = await self._store.get(f"gen:{scope}") or b"0"
@@ -98,15 +108,18 @@ class PopCache:
 
     async def get(self, key: str) -> CachedAnswer | None:
         raw = await self._store.get(key)
-        if raw is None:
+        if raw is None or len(raw) < 28:
             return None
         try:
-            return msgspec.msgpack.decode(raw, type=CachedAnswer)
-        except msgspec.DecodeError:
+            opened = self._aead.decrypt(raw[:12], raw[12:], key.encode())
+            return msgspec.msgpack.decode(opened, type=CachedAnswer)
+        except (InvalidTag, msgspec.DecodeError):
             return None
 
     async def put(self, key: str, answer: CachedAnswer, ttl_s: float | None = None) -> None:
-        await self._store.put(key, msgspec.msgpack.encode(answer), ttl_s or self._ttl)
+        nonce = os.urandom(12)
+        sealed = nonce + self._aead.encrypt(nonce, msgspec.msgpack.encode(answer), key.encode())
+        await self._store.put(key, sealed, ttl_s or self._ttl)
 
     async def invalidate(self, scope: str) -> None:
         await self._store.put(

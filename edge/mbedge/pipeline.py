@@ -31,6 +31,7 @@ from mbedge.answers import (
     passed_back,
     problem_answer,
 )
+from mbedge.audit import HitLog
 from mbedge.auth import Authenticator
 from mbedge.batch import forward_split
 from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, storable, write_scopes
@@ -46,7 +47,14 @@ from mbedge.session import Sessions, wanted_token
 from mbedge.settings import EdgeSettings
 from mbwire import NotFound, Principal, Problem, RateLimited, Unauthorized, actions, rules
 from mbwire import headers as h
+from mbwire.audit import EDGE_HITS_PATH
 from mbwire.cells import Cell
+
+# The internal call that carries cache hits to a hub (mbedge.audit); not a public action.
+EDGE_HITS = actions.Action(name="edge_hits", method="POST", path=EDGE_HITS_PATH,
+                           summary="cache hits for the audit trail", writes=True,
+                           idempotency=())
+_TWIN_PATH = "/v1/twins/{twin_id}"
 
 log = logging.getLogger("mbedge")
 
@@ -67,12 +75,15 @@ class Edge:
         self.settings = settings
         self.ports = ports
         self.auth = Authenticator(settings)
-        self.cache = PopCache(ports.cache, ttl_s=settings.cache_ttl_s)
+        self.cache = PopCache(ports.cache, ttl_s=settings.cache_ttl_s,
+                              secret=settings.hop_secret.encode())
         self.hubs = Hubs(settings, ports)
         self.forwarder = Forwarder(settings, ports, self.hubs)
         self.sessions = Sessions(ports.sessions)
         # Units the hubs leased this PoP for its callers' cache hits (process/isolate memory).
         self.fleet = FleetUnits(ports.clock)
+        # Twin reads answered from this PoP's cache, for the twins' audit trail.
+        self.hits = HitLog(ports.clock)
 
     async def handle(self, req: EdgeRequest) -> EdgeResponse:
         rid = request_id(req.header(h.REQUEST_ID))
@@ -150,6 +161,9 @@ class Edge:
                 if spent is not None:
                     trail.cache, trail.limit = "HIT", spent
                     await self.sessions.remember(principal, entry.token)
+                    if action.path.startswith(_TWIN_PATH) and isinstance(placed, Cell):
+                        self._audit_hit(placed, principal, action.name,
+                                        found.params["twin_id"], rid, pop)
                     return cached_answer(entry)
                 want = self.fleet.want(principal)
 
@@ -215,6 +229,26 @@ class Edge:
             return await forward_split(placed, send)
         forwarded = await send(placed, req.body)
         return forwarded.response, [forwarded]
+
+    def _audit_hit(self, cell: Cell, principal: Principal, action: str, twin_id: str,
+                   rid: str, pop: str) -> None:
+        if self.hits.add(cell, principal.sub, action, twin_id, rid, pop):
+            self.ports.background(self.hits.send(self._send_hits))
+
+    async def _send_hits(self, cell: Cell, body: bytes) -> None:
+        """One body of cache hits to the nearest healthy hub of their cell."""
+        hubs = self.hubs.of(cell)
+        req = EdgeRequest("POST", EDGE_HITS_PATH, {"content-type": "application/json"},
+                          body=body)
+        hop = Hop(None, request_id(None), traceparent(None), self.settings.pop)
+        forwarded = await self.forwarder.forward(
+            req, EDGE_HITS, hop, self.forwarder.route(hubs, self.settings.home), cell=hubs)
+        if forwarded.response.status >= 300:
+            raise RuntimeError(f"the hub answered {forwarded.response.status}")
+
+    async def flush_audit(self) -> None:
+        """Sends the held cache hits now (a cron or shutdown; tests)."""
+        await self.hits.send(self._send_hits)
 
     def _mark(self, trail: _Trail, placed: Cell | Split) -> None:
         """Notes whether the request is pinned (no-store), and its cells unless all home."""

@@ -53,6 +53,7 @@ def status_of(stack: Stack) -> dict[str, Any]:
                          "not running): `memorybank up` first; a drill never starts on a "
                          "degraded stack")
     report: dict[str, Any] = msgspec.to_builtins(status.report())
+    report["keys_dir"] = str(stack.data_dir / "keys")  # what opens the twins it verifies
     return report
 
 

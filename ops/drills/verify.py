@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
 import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ops.drills.ops import Acked
 from regional.replica.twins import PROFILE_COLUMNS, folded
+from sealing import KeyStore, TwinKey
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,7 +77,8 @@ def verify(acked: Sequence[Acked], status: Mapping[str, Any], wait_s: float = 60
     deadline, url = time.monotonic() + wait_s, primary_url(status)
     while True:
         try:
-            profiles = _profiles(url, sorted({w.twin_id for w in acked}))
+            profiles = _profiles(url, sorted({w.twin_id for w in acked}),
+                                 KeyStore(Path(status["keys_dir"])))
             break
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
@@ -86,9 +90,16 @@ def verify(acked: Sequence[Acked], status: Mapping[str, Any], wait_s: float = 60
                    primary=f"{urlsplit(url).hostname}:{urlsplit(url).port}")
 
 
-def _profiles(url: str, twins: list[str]) -> dict[str, dict[str, Any]]:
+def _profiles(url: str, twins: list[str], keys: KeyStore) -> dict[str, dict[str, Any]]:
     with psycopg.connect(url, connect_timeout=3) as conn:
         rows = conn.execute(f"select t.twin_id, {PROFILE_COLUMNS} from twins t"
                             " where t.twin_id = any(%s)", (twins,)).fetchall()
-    # The stored profile, or the state with the log since it (regional/replica/twins.py).
-    return {row[0]: folded(row[1], row[2], row[3]) for row in rows}
+    # The stored profile, or the state with the log since it (regional/replica/twins.py),
+    # opened with the cell's key store (a twin without a key is missing: erased).
+    profiles = {}
+    for twin_id, *columns in rows:
+        data = keys.get(twin_id)
+        if data is not None:
+            key = TwinKey(twin_id, data.key_id, data.version, AESGCM(data.key))
+            profiles[twin_id] = folded(key, *columns)
+    return profiles

@@ -10,28 +10,62 @@ that shows seq n shows every seq below it, and ``seq > cursor`` never skips or r
 A cursor also carries the UTC day of the last event it answered: central draws a twin's created_at
 never earlier than its previous event's (migration 0012), so every later event is in that day's
 partition or a newer one, and the page's ``created_at >=`` bound lets Postgres prune the older
-daily partitions instead of probing each (a cursor without a day, from before, probes them all)."""
+daily partitions instead of probing each (a cursor without a day, from before, probes them all).
+
+Payloads, actions and evidence are stored sealed under the twin's data key (central/events.py,
+central/trajectory.py) and opened here with it, after access is decided (``keys``: the replica's
+keyring). A value that does not open (altered, or copied from another event, step or twin: the
+seal binds the twin and ``event:<seq>`` / ``step:<version>:…``) fails the read with a 500 naming
+the value, never its content, and never answers another row's plaintext."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as dt
+import logging
 from typing import Any
 
+import msgspec
 import psycopg
 
-from mbwire import Principal, Unprocessable
+from mbwire import Principal, Problem, Unprocessable
 from mbwire.params import ascii_int
 from mbwire.types_events import EventList, EventView, TrajectoryStep, TrajectoryView
 from regional.reads.twins import twin_allowed_on
+from sealing import Keyring, SealError, TwinKey
 
+log = logging.getLogger("memorybank.reads")
 Conn = psycopg.AsyncConnection[Any]
 _CREATED = "to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 _STEPS_SQL = (
     f"select version, action, evidence, {_CREATED}"
     " from trajectory_steps where twin_id = %s and version > %s order by version limit %s"
 )
+
+
+def opened(key: TwinKey, field: str, blob: bytes) -> bytes:
+    """One of the twin's sealed values, opened; a value that does not open is the read's 500
+    (the server holds something it cannot vouch for; retrying cannot help), logged by ids."""
+    try:
+        return key.open(field, blob)
+    except SealError:
+        log.error("a sealed %s of twin %s does not open under its key", field, key.twin_id)
+        raise Problem(f"twin {key.twin_id}'s stored {field} does not open under its key "
+                      "(altered, or moved from another row); nothing of it is answered") from None
+
+
+def payload_of(key: TwinKey, seq: int, blob: bytes) -> Any:
+    return msgspec.json.decode(opened(key, f"event:{seq}", blob))
+
+
+def step_of(key: TwinKey, version: int, action: bytes, evidence: bytes | None,
+            created_at: str) -> TrajectoryStep:
+    return TrajectoryStep(
+        version=version, action=opened(key, f"step:{version}:action", action).decode(),
+        evidence=None if evidence is None else msgspec.json.decode(
+            opened(key, f"step:{version}:evidence", evidence)),
+        created_at=created_at)
 
 
 def encode_cursor(seq: int, day: dt.date | None = None) -> str:
@@ -81,48 +115,53 @@ def events_query(twin_id: str, *, limit: int, after: int, kind: str | None,
 
 
 async def event_list_on(
-    conn: Conn, principal: Principal, twin_id: str, *, limit: int, after: int = 0,
-    kind: str | None = None, since: dt.datetime | None = None,
+    conn: Conn, keys: Keyring, principal: Principal, twin_id: str, *, limit: int,
+    after: int = 0, kind: str | None = None, since: dt.datetime | None = None,
 ) -> EventList:
     """``list_events``' answer: events with seq > ``after``, oldest first, at most ``limit``
     (``next_cursor`` when more follow); ``kind`` keeps one type, ``since`` a time on."""
     await twin_allowed_on(conn, principal, twin_id, "read")
-    return await events_page(conn, twin_id, limit=limit, after=after, kind=kind, since=since)
+    return await events_page(conn, await keys.key(twin_id), limit=limit, after=after,
+                             kind=kind, since=since)
 
 
 async def events_page(
-    conn: Conn, twin_id: str, *, limit: int, after: int = 0, kind: str | None = None,
+    conn: Conn, key: TwinKey, *, limit: int, after: int = 0, kind: str | None = None,
     since: dt.datetime | None = None,
 ) -> EventList:
-    """``event_list_on`` once access is decided (by the caller, on the same snapshot)."""
+    """``event_list_on`` once access is decided (by the caller, on the same snapshot), for the
+    twin ``key`` opens."""
+    twin_id = key.twin_id
     cur = await conn.execute(*events_query(twin_id, limit=limit, after=after, kind=kind,
                                            since=since))
     rows = await cur.fetchall()
-    items = [EventView(event_id=str(r[0]), twin_id=twin_id, type=r[1], payload=r[2],
-                       created_at=r[3], seq=r[4]) for r in rows[:limit]]
+    items = [EventView(event_id=str(r[0]), twin_id=twin_id, type=r[1],
+                       payload=payload_of(key, r[4], r[2]), created_at=r[3], seq=r[4])
+             for r in rows[:limit]]
     next_cursor = (encode_cursor(rows[limit - 1][4], rows[limit - 1][5].astimezone(dt.UTC).date())
                    if len(rows) > limit else None)
     return EventList(items=items, next_cursor=next_cursor)
 
 
-async def trajectory_on(conn: Conn, principal: Principal, twin_id: str, *, limit: int,
-                        after: int = 0) -> TrajectoryView:
+async def trajectory_on(conn: Conn, keys: Keyring, principal: Principal, twin_id: str, *,
+                        limit: int, after: int = 0) -> TrajectoryView:
     """``get_trajectory``'s answer: the trajectory's version and its steps after ``after``,
     oldest first, at most ``limit`` (``next_cursor`` when more follow)."""
     await twin_allowed_on(conn, principal, twin_id, "read")
-    return await trajectory_page(conn, twin_id, limit=limit, after=after)
+    return await trajectory_page(conn, await keys.key(twin_id), limit=limit, after=after)
 
 
-async def trajectory_page(conn: Conn, twin_id: str, *, limit: int, after: int = 0
+async def trajectory_page(conn: Conn, key: TwinKey, *, limit: int, after: int = 0
                           ) -> TrajectoryView:
-    """``trajectory_on`` once access is decided (by the caller, on the same snapshot)."""
+    """``trajectory_on`` once access is decided (by the caller, on the same snapshot), for the
+    twin ``key`` opens."""
+    twin_id = key.twin_id
     cur = await conn.execute(
         "select coalesce(max(version), 0) from trajectory_steps where twin_id = %s", (twin_id,))
     head = await cur.fetchone()
     cur = await conn.execute(_STEPS_SQL, (twin_id, after, limit + 1))
     rows = await cur.fetchall()
-    steps = [TrajectoryStep(version=r[0], action=r[1], evidence=r[2], created_at=r[3])
-             for r in rows[:limit]]
+    steps = [step_of(key, r[0], r[1], r[2], r[3]) for r in rows[:limit]]
     next_cursor = str(steps[-1].version) if len(rows) > limit else None
     return TrajectoryView(twin_id=twin_id, version=int(head[0]) if head else 0, steps=steps,
                           next_cursor=next_cursor)

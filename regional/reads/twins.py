@@ -3,11 +3,15 @@
 Each read is one function on a connection (``twin_view_on``, ``grant_list_on``), which a batch
 item and the twin export call on their snapshot; the single-action handlers reach the same
 decision through ``twin_view_of``/``grant_list_of`` from a row they got from the near cache,
-Redis or the replica (``TwinReads``), so a view is built and authorized in one place."""
+Redis or the replica (``TwinReads``), so a view is built and authorized in one place.
+
+A read that shows the profile takes the keyring that opens it (``keys``: the replica's,
+``Replica.keys``); a decision on access alone (``twin_allowed_on``, ``grant_list_on``) reads no
+personal data, so it needs none."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 
@@ -15,22 +19,31 @@ from crdt import select_fields
 from mbwire import Forbidden, NotFound, Principal, cells
 from mbwire.access import Need, allows_view
 from mbwire.types import GrantEntry, GrantList, TwinView
-from regional.replica import TwinRow, twin_on
+from regional.replica import TwinAccess, TwinRow, twin_access_on, twin_on
+from sealing import Keyring
 
 Conn = psycopg.AsyncConnection[Any]
 
 
-class TwinFacts(Protocol):
-    """What deciding on a twin needs: a replica row (``TwinRow``) or a cached view has it."""
+class Access(Protocol):
+    """What deciding on access to a twin needs (``TwinAccess``, ``TwinRow``, a cached view)."""
+
+    @property
+    def owner_sub(self) -> str: ...
+    @property
+    def grants(self) -> dict[str, str]: ...
+
+
+class TwinFacts(Access, Protocol):
+    """What a twin's view needs besides: a replica row (``TwinRow``) or a cached view has it."""
 
     @property
     def version(self) -> int: ...
     @property
-    def owner_sub(self) -> str: ...
-    @property
     def profile(self) -> dict[str, Any]: ...
-    @property
-    def grants(self) -> dict[str, str]: ...
+
+
+A = TypeVar("A", bound=Access)
 
 
 def authorize(
@@ -40,7 +53,7 @@ def authorize(
         raise Forbidden(f"{principal.sub} may not {need} twin {twin_id}")
 
 
-def allowed(principal: Principal, need: Need, twin_id: str, twin: TwinFacts | None) -> TwinFacts:
+def allowed(principal: Principal, need: Need, twin_id: str, twin: A | None) -> A:
     """The twin, if it exists (404) and the caller may ``need`` it (403)."""
     if twin is None:
         raise NotFound(f"twin {twin_id} does not exist")
@@ -48,12 +61,17 @@ def allowed(principal: Principal, need: Need, twin_id: str, twin: TwinFacts | No
     return twin
 
 
-async def twin_allowed_on(conn: Conn, principal: Principal, twin_id: str, need: Need) -> TwinRow:
-    """The twin's row on ``conn``, if the caller may ``need`` it (else 404/403)."""
-    row = await twin_on(conn, twin_id)
-    allowed(principal, need, twin_id, row)
-    assert row is not None
-    return row
+async def twin_allowed_on(conn: Conn, principal: Principal, twin_id: str, need: Need,
+                          ) -> TwinAccess:
+    """Who may do what with the twin on ``conn``, if the caller may ``need`` it (else
+    404/403): the check of a read of the twin's other rows (no profile read)."""
+    return allowed(principal, need, twin_id, await twin_access_on(conn, twin_id))
+
+
+async def twin_row_allowed_on(conn: Conn, keys: Keyring, principal: Principal, twin_id: str,
+                              need: Need) -> TwinRow:
+    """The twin's row on ``conn``, its profile opened, if the caller may ``need`` it."""
+    return allowed(principal, need, twin_id, await twin_on(conn, twin_id, keys))
 
 
 def twin_view_of(principal: Principal, twin_id: str, twin: TwinFacts | None,
@@ -64,17 +82,17 @@ def twin_view_of(principal: Principal, twin_id: str, twin: TwinFacts | None,
                     profile=select_fields(twin.profile, fields), residency=cells.served().zone)
 
 
-def grant_list_of(principal: Principal, twin_id: str, twin: TwinFacts | None) -> GrantList:
+def grant_list_of(principal: Principal, twin_id: str, twin: Access | None) -> GrantList:
     """``list_twin_grants``'s answer from a row: the owner and superusers only."""
     twin = allowed(principal, "manage", twin_id, twin)
     grants = [GrantEntry(sub=s, access=a) for s, a in sorted(twin.grants.items())]  # type: ignore[arg-type]
     return GrantList(twin_id=twin_id, owner=twin.owner_sub, grants=grants)
 
 
-async def twin_view_on(conn: Conn, principal: Principal, twin_id: str,
+async def twin_view_on(conn: Conn, keys: Keyring, principal: Principal, twin_id: str,
                        fields: str | None = None) -> TwinView:
-    return twin_view_of(principal, twin_id, await twin_on(conn, twin_id), fields)
+    return twin_view_of(principal, twin_id, await twin_on(conn, twin_id, keys), fields)
 
 
 async def grant_list_on(conn: Conn, principal: Principal, twin_id: str) -> GrantList:
-    return grant_list_of(principal, twin_id, await twin_on(conn, twin_id))
+    return grant_list_of(principal, twin_id, await twin_access_on(conn, twin_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import math
 import secrets
 from collections import Counter
@@ -20,6 +21,9 @@ from mbwire import ConsistencyToken, Principal
 from regional.realtime import channels, frames
 from regional.realtime.feed import Row
 from regional.replica import Replica
+from sealing import SealError
+
+log = logging.getLogger("memorybank.realtime")
 
 
 @dataclass(slots=True)
@@ -135,13 +139,23 @@ class Broker:
                     if row.version is not None and row.version <= sub.version:
                         continue  # the client's document already holds it (an earlier diff)
                     if row.key not in states:
-                        found = await self.replica.twin_state(row.key)
-                        states[row.key] = None if found is None else (found[0], found[1].version)
+                        states[row.key] = await self.state(row.key)
                     yjs = self.yjs_data(sub, states[row.key], data)
                     conn.deliver(channel, frames.message(channel, row.kind, yjs, str(token),
                                                          row.seq))
                 else:
                     conn.deliver(channel, plain)
+
+    async def state(self, twin_id: str) -> tuple[bytes, int] | None:
+        """The twin's state (opened) and version; None when gone or when a stored value does not
+        open under its key (the message then goes without its update; the next one carries
+        the diff from what the client has)."""
+        try:
+            found = await self.replica.twin_state(twin_id)
+        except SealError:
+            log.error("twin %s: a stored value does not open under its key", twin_id)
+            return None
+        return None if found is None else (found[0], found[1].version)
 
     @staticmethod
     def yjs_data(sub: Sub, state: tuple[bytes, int] | None, data: dict[str, object],

@@ -24,7 +24,7 @@ from typing import Any
 from mbwire import Principal
 from mbwire.access import allows, resource_of
 from mbwire.types import TWIN_ID_PATTERN
-from regional.replica import Replica, twin_on
+from regional.replica import Replica, twin_access_on
 
 TWIN_KINDS = frozenset({"twin", "grant", "event", "trajectory"})
 GLOBAL_KINDS = frozenset({"knowledge"})
@@ -74,7 +74,7 @@ async def may_read(replica: Replica, principal: Principal, twin_ids: set[str]) -
         return readable
     async with replica.connection() as conn:
         for twin_id in sorted(twin_ids):
-            row = await twin_on(conn, twin_id)
+            row = await twin_access_on(conn, twin_id)
             if row is not None and allows(principal, "read", row.owner_sub,
                                           row.grants.get(principal.sub)):
                 readable.add(twin_id)

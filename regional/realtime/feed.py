@@ -11,7 +11,11 @@ visible on the primary, the same in every region), so a client resuming at anoth
 with ``since`` gets exactly the rows after it. Rows older than central's
 ``CENTRAL_FEED_RETENTION_S`` (7 days by default) are pruned: a ``since`` below the oldest
 retained row is a gap. A row committed but not numbered yet evicts the worker's
-near cache at once (``Replica.feed_since``'s rule) and reaches subscribers once numbered."""
+near cache at once (``Replica.feed_since``'s rule) and reaches subscribers once numbered.
+
+A twin's row without a version is its erasure (central/erasure.py): the worker forgets the
+twin's data key then (``Keyring.forget``), as every worker runs this tail and each holds its own
+keyring; the keyring's TTL bounds a key's life in a worker that missed the row."""
 
 from __future__ import annotations
 
@@ -106,6 +110,9 @@ class RealtimeFeed:
         earlier). ``pending``: (kind, key) of rows not numbered yet, evicted only."""
         if self.near is not None:  # before anyone hears of the rows
             self.near.evict([*((r.kind, r.key) for r in rows), *(pending or ())], before)
+        for row in rows:
+            if row.kind == "twin" and row.version is None:  # erased
+                self.replica.keys.forget(row.key)
         if rows:
             self.cursor = rows[-1].seq
             if self.sink is not None:

@@ -35,6 +35,7 @@ from mbwire import headers as h
 from mbwire.errors import PROBLEM_CONTENT_TYPE
 from mbwire.socket_auth import Renew, until_of
 from regional.admission import FleetAdmission
+from regional.audit import AuditRecorder
 from regional.realtime import frames, lifetime
 from regional.realtime.broker import Broker, Connection, TooMany
 from regional.realtime.feed import RealtimeFeed
@@ -62,10 +63,12 @@ async def deny(scope: Scope, send: Send, problem: Problem, request_id: str) -> N
 
 def realtime_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, feed: RealtimeFeed,
                       admission: FleetAdmission, slots: FleetSlots | None = None,
-                      region: str = "", ping_s: float = 20.0, wait_s: float = 1.0) -> ASGIApp:
+                      region: str = "", ping_s: float = 20.0, wait_s: float = 1.0,
+                      audit: AuditRecorder | None = None) -> ASGIApp:
     """``admission``: the fleet limit that subscribes are charged to; ``slots``: the fleet-wide
     count of connections per caller (None: this hub's own count only)."""
-    subscriptions = Subscriptions(broker, feed, region, OpMeter(admission), wait_s=wait_s)
+    subscriptions = Subscriptions(broker, feed, region, OpMeter(admission), wait_s=wait_s,
+                                  audit=audit)
 
     async def wrapped(scope: Scope, receive: Receive, send: Any) -> None:
         if scope["type"] != "websocket":

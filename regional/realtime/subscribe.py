@@ -18,6 +18,7 @@ from crdt.errors import CrdtError
 from crdt.twin import diff, state_vector
 from crdt.v1 import decode_state_vector
 from mbwire import ConsistencyToken, Problem, Unavailable
+from regional.audit import AuditRecorder
 from regional.realtime import channels, frames
 from regional.realtime.broker import Broker, Connection, Sub
 from regional.realtime.feed import RealtimeFeed
@@ -26,8 +27,9 @@ from regional.realtime.quota import OpMeter
 
 class Subscriptions:
     def __init__(self, broker: Broker, feed: RealtimeFeed, region: str, meter: OpMeter, *,
-                 wait_s: float = 1.0) -> None:
+                 wait_s: float = 1.0, audit: AuditRecorder | None = None) -> None:
         self.broker, self.feed, self.meter = broker, feed, meter
+        self.audit = audit  # each twin subscribed to (or refused) is in its audit trail
         self.wait_s = wait_s
         self.region = region
 
@@ -103,6 +105,9 @@ class Subscriptions:
             readable = await channels.may_read(self.broker.replica, conn.principal,
                                                set(twins.values()))
             for channel, twin in twins.items():
+                if self.audit is not None:
+                    self.audit.record(conn.principal, "subscribe_twin", twin, conn.request_id,
+                                      200 if twin in readable else 403)
                 if twin not in readable:
                     self.broker.drop(conn, [channel])
                     await conn.queue.put(frames.error(

@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from mbwire import ConsistencyToken, Unavailable
+from sealing import Keyring
 
 # Replayed and received positions, the replay delay in ms, and whether WAL streams in.
 POSITION_SQL = """
@@ -31,7 +32,11 @@ select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
 class ReplicaPool:
     """Connections to the region's replica (autocommit; ``snapshot`` for a transaction)."""
 
-    def __init__(self, url: str, *, max_size: int = 8, pool_timeout_s: float = 0.8) -> None:
+    def __init__(self, url: str, *, max_size: int = 8, pool_timeout_s: float = 0.8,
+                 keys: Keyring | None = None) -> None:
+        # keys: what opens the twins' sealed values this replica holds (sealing/); none
+        # configured: reading a twin's personal data answers 503.
+        self.keys = keys if keys is not None else Keyring(None)
         # pool_timeout_s: how long a read waits for a connection (none while the replica
         # restarts). Below the edge's per-hub attempt timeout, so the hub answers 503 itself and
         # the edge moves the read to another region within its budget (HubSettings says more).

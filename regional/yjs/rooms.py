@@ -17,6 +17,9 @@ vector it was last sent in full. A provider is sent its own update back once, as
 became: harmless (Yjs ignores what it holds), and central's answer does not say whether a write
 changed the twin, so the hub cannot tell a row it made from a concurrent writer's.
 
+States and log rows are read opened (``Replica.twin_state`` and ``twin_log_after`` open the
+sealed values with the hub's keyring): what a socket is sent is the plain Yjs update.
+
 Access. A ``grant`` row for the twin re-reads the twin's grants: a session that may no longer
 read it is closed with 4403. Writes are checked by central, like any write (``writes``).
 

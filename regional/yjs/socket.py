@@ -49,6 +49,7 @@ from mbwire.decode import check_twin_id
 from mbwire.errors import PROBLEM_CONTENT_TYPE
 from mbwire.socket_auth import until_of
 from regional.admission import FleetAdmission
+from regional.audit import AuditRecorder
 from regional.reads.twins import allowed
 from regional.realtime import lifetime
 from regional.realtime.broker import Broker, TooMany
@@ -92,7 +93,7 @@ async def deny(scope: Scope, send: Send, problem: Problem, request_id: str) -> N
 def yjs_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, rooms: Rooms,
                  writes: Writes, admission: FleetAdmission, clock: ReplayClock,
                  slots: FleetSlots | None = None, ping_s: float = 20.0,
-                 wait_s: float = 1.0) -> ASGIApp:
+                 wait_s: float = 1.0, audit: AuditRecorder | None = None) -> ASGIApp:
     """WebSockets under ``/v1/yjs/``; everything else goes on to ``app``."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Any) -> None:
@@ -138,8 +139,12 @@ def yjs_endpoint(app: ASGIApp, *, signer: HopSigner, broker: Broker, rooms: Room
                 found = await rooms.replica.twin_state(twin_id)
                 allowed(principal, "read", twin_id, None if found is None else found[1])
             except Problem as problem:
+                if audit is not None:
+                    audit.record(principal, "yjs_sync", twin_id, rid, problem.status)
                 await deny(scope, send, problem, rid)
                 return
+            if audit is not None:
+                audit.record(principal, "yjs_sync", twin_id, rid, 101)
             assert found is not None
             rooms.hold(session, found[0], found[1].version)
             offered: Any = scope.get("subprotocols") or []

@@ -1,7 +1,8 @@
 """Artifacts end to end through the edges: announce, PUT the bytes to the signed URL, read the
 metadata, download; refused uploads store nothing; URLs are bound to their artifact, method
 and expiry; another tenant's artifact does not exist for them; a text artifact becomes a
-knowledge document of its twin, with chunks, in the primary."""
+knowledge document of its twin, with chunks, in the primary. What is stored is sealed
+(test_artifacts_sealed.py looks for the plaintext)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 
 from blobs import UrlSigner
+from blobs.sealed import sealed_size
 from mbwire import HopSigner
 
 from .conftest import LiveStack
@@ -86,7 +88,8 @@ async def test_create_upload_get_download(live: LiveStack, http: httpx.AsyncClie
                          headers={"Content-Type": "text/markdown"})
     assert put.status_code == 200, put.text
     assert put.json()["status"] == "stored" and put.json()["indexed"] is True
-    assert blob_path(live, artifact).read_bytes() == NOTES
+    stored = blob_path(live, artifact).read_bytes()  # sealed: the plaintext's size and more
+    assert len(stored) == sealed_size(len(NOTES)) and b"keeper" not in stored
 
     # Read in another region with the upload's token: the replica shows it, stored.
     r = await get(live, http, "ada", artifact, put.headers["x-consistency-token"], "sin")
@@ -118,10 +121,10 @@ async def test_text_artifact_is_a_knowledge_document_of_its_twin(
     artifact = created["artifact_id"]
     docs = rows(live, "select kind, twin_id, owner_sub, title from knowledge_docs"
                       " where doc_id = %s", artifact)
-    assert docs == [("artifact", twin, "ada", "Notes")]
-    chunks = rows(live, "select body from knowledge_chunks where doc_id = %s order by n",
+    assert docs == [("artifact", twin, "ada", artifact)]  # its title ("Notes") is sealed
+    chunks = rows(live, "select body, sealed from knowledge_chunks where doc_id = %s order by n",
                   artifact)
-    assert chunks and "keeper trims the wick" in chunks[0][0]
+    assert chunks and all(body is None and sealed for body, sealed in chunks)
     feed = rows(live, "select kind from change_feed where key = %s order by id", artifact)
     assert [k for (k,) in feed] == ["artifact", "knowledge", "artifact"]
 

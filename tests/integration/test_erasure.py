@@ -39,8 +39,9 @@ def test_an_erased_twin_is_gone_everywhere_with_a_signed_receipt(live: LiveStack
         assert receipt_holds(live.secrets.audit_key.encode(), receipt)
         assert receipt.held_before == {"profile": 1, "updates": 1, "grants": 1, "events": 3,
                                        "trajectory_steps": 1, "artifacts": 1, "documents": 1,
-                                       "blobs": 1}
+                                       "blobs": 1, "data_key": 1}
         assert set(receipt.held_after.values()) == {0}
+        assert receipt.key_id.startswith("dek-") and receipt.key_destroyed_at
         assert receipt.twin_ref and twin not in receipt.twin_ref
         assert mine.erasures.get(receipt.receipt_id) == receipt
         with pytest.raises(Forbidden):

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sealing import Keyring
+
 from .conftest import LiveStack, kill_central_while
 from .test_twins import create, primary_scalar
 
@@ -232,7 +234,9 @@ async def test_killing_central_after_202_loses_no_event(
 
     await kill_central_while(live, writer, stop)
     assert len(acked) > 20
-    got = {int(p) for (p,) in _rows(live, "select payload from events where twin_id = %s", twin)}
+    key = await Keyring.configure(keys_dir=str(live.stack.data_dir / "keys")).key(twin)
+    got = {int(key.open_json(f"event:{seq}", bytes(p))) for (seq, p) in _rows(
+        live, "select seq, payload from events where twin_id = %s", twin)}
     assert not acked - got, f"acknowledged events lost: {sorted(acked - got)[:10]}"
     assert len(got) == int(primary_scalar(
         live, "select count(*) from events where twin_id = %s", twin)), "a key stored twice"

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,6 +28,7 @@ from regional.cache import TwinCache
 from regional.follower import Follower
 from regional.replica import ReplayClock, Replica
 from regional.twins import TwinReads
+from sealing import Keyring, KeyStore
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +62,12 @@ class Region:
 
 
 @pytest.fixture
-async def region(pg_redis: Stack) -> AsyncIterator[Region]:
+async def region(pg_redis: Stack, tmp_path: Path) -> AsyncIterator[Region]:
     topo = pg_redis.topology()
     await apply_migrations(topo.postgres.primary)
-    store, replica = Store(topo.postgres.primary), Replica(topo.postgres.replicas["ams"])
+    keys = Keyring(KeyStore(tmp_path / "keys"))  # central's and the hub's (one process here)
+    store = Store(topo.postgres.primary)
+    replica = Replica(topo.postgres.replicas["ams"], keys=keys)
     clock = ReplayClock(topo.postgres.replicas["ams"])
     redis = aioredis.Redis.from_url(topo.redis["ams"])
     await redis.flushdb()
@@ -72,8 +76,8 @@ async def region(pg_redis: Stack) -> AsyncIterator[Region]:
     ticking = asyncio.create_task(clock.run())
     cache = TwinCache(redis, ttl_s=60)
     try:
-        yield Region(TwinWriter(store), replica, clock, redis, Follower(replica, clock, cache),
-                     TwinReads(replica, clock, cache, wait_s=5))
+        yield Region(TwinWriter(store, keyring=keys), replica, clock, redis,
+                     Follower(replica, clock, cache), TwinReads(replica, clock, cache, wait_s=5))
     finally:
         ticking.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from pycrdt import Doc, Map
 
 from central.store import Store
 from mbwire import HopSigner, Principal, Unprocessable
+from sealing import Keyring, KeyStore
 
 from .conftest import LiveStack
 
@@ -131,18 +133,22 @@ async def test_json_nested_deep_is_a_422_naming_the_limit(
     assert_problem(patched, 422, "64 levels")
 
 
-async def test_the_store_turns_what_postgres_refuses_into_a_422(live: LiveStack) -> None:
-    """The backstop behind the checks: a NUL that reaches the store is a 422, rolled back."""
+async def test_the_store_turns_what_postgres_refuses_into_a_422(
+    live: LiveStack, tmp_path: Path,
+) -> None:
+    """The backstop behind the checks: a NUL that reaches the store in a text column is a 422,
+    rolled back (a profile's NULs are sealed bytes now: nothing for Postgres to refuse)."""
     store = Store(live.topology.postgres.primary, min_size=1, max_size=1)
     await store.open()
     twin_id = f"backstop-{uuid.uuid4().hex[:8]}"
+    key = await Keyring(KeyStore(tmp_path / "keys")).create(twin_id)
     try:
         with pytest.raises(Unprocessable, match="cannot store"):
             async with store.write() as tx:
-                await tx.insert_twin(twin_id, "owner\x00", b"\x00\x00", {})
+                await tx.insert_twin(key, twin_id, "owner\x00", b"\x00\x00", {})
         with pytest.raises(Unprocessable, match="cannot store"):
             async with store.write() as tx:
-                await tx.insert_twin(twin_id, "owner", b"\x00\x00", {"k": "\x00"})
+                await tx.insert_twin(key, twin_id + "\x00", "owner", b"\x00\x00", {"k": "\x00"})
     finally:
         await store.close()
     assert primary_count(live, "select count(*) from twins where twin_id = %s", twin_id) == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from regional.app import hot_redis
 from regional.cache import CachedTwin, TwinCache
 from regional.ratelimit import FleetLimiter, FleetUnavailable
+from sealing import Keyring, KeyStore
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +38,18 @@ async def hung_url() -> AsyncIterator[str]:
         server.close()
 
 
-async def test_a_hung_cache_reads_as_a_miss_and_refuses_the_fill(hung_url: str) -> None:
+async def test_a_hung_cache_reads_as_a_miss_and_refuses_the_fill(hung_url: str,
+                                                                tmp_path: Path) -> None:
     hot = hot_redis(hung_url, connect_timeout_s=1)
     background = aioredis.Redis.from_url(hung_url, socket_timeout=1)
     cache = TwinCache(background, hot=hot, timeout_s=0.2)
+    keys = Keyring(KeyStore(tmp_path / "keys"))
+    await keys.create("t")
     try:
         # The outer bound only keeps a regression from hanging the suite.
-        assert await asyncio.wait_for(cache.get("t"), 10) == (None, None)
+        assert await asyncio.wait_for(cache.get("t", keys), 10) == (None, None)
         entry = CachedTwin(1, "o", {}, {}, "0000000000000001")
-        assert await asyncio.wait_for(cache.fill("t", entry), 10) is False
+        assert await asyncio.wait_for(cache.fill("t", entry, keys), 10) is False
     finally:
         await hot.aclose()
         await background.aclose()

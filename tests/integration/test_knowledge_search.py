@@ -1,27 +1,23 @@
 """query_knowledge on the real stack: knowledge ingested through an edge (central chunks and
-embeds it with the real model), text artifacts' documents written into the primary exactly as
-central writes them on upload (the document, its chunks with their vectors, a change-feed row,
-one transaction), then searched through the edges of every region, with and without the
-write's token."""
+embeds it with the real model), text artifacts uploaded through an edge (central seals their
+text and indexes it by keyed hashes), then searched through the edges of every region, with
+and without the write's token."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from knowledge.chunk import chunk
-from knowledge.embed import make_embedder
 from mbwire import ConsistencyToken
 
 from .conftest import LiveStack
 from .test_twins import create
 
 pytestmark = pytest.mark.integration
-EMBEDDER = make_embedder("local")  # what central embeds with by default
 # Distinct topics, each with a paraphrased query, so the real model ranks its own document first.
 TOPICS = [
     ("The {w} violin was tuned before the evening concert.", "tuning a violin for a concert"),
@@ -40,38 +36,28 @@ TOPICS = [
 async def ingest(live: LiveStack, title: str, body: str, *, tags: tuple[str, ...] = (),
                  source: str | None = None, twin_id: str | None = None,
                  owner: str = "curator", doc_id: str | None = None) -> tuple[str, str]:
-    """(doc_id, token): knowledge through POST /v1/knowledge; an artifact's text as central
-    stores it when the artifact is uploaded."""
-    doc_id = doc_id or f"doc-{uuid.uuid4().hex[:12]}"
-    if twin_id is None:
-        async with httpx.AsyncClient(timeout=30) as http:
+    """(doc_id, token): knowledge through POST /v1/knowledge; a twin's text as a text artifact
+    uploaded to it (its id is the artifact's; title, tags and source its metadata)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        if twin_id is None:
+            doc_id = doc_id or f"doc-{uuid.uuid4().hex[:12]}"
             r = await http.post(f"{live.topology.edges['ams']}/v1/knowledge",
                                 headers=live.auth(owner, tier="internal"),
                                 json={"id": doc_id, "title": title, "body": body,
                                       "tags": list(tags), "source": source})
+            assert r.status_code == 201, r.text
+            return doc_id, r.headers["x-consistency-token"]
+        data = body.encode()
+        r = await http.post(f"{live.topology.edges['ams']}/v1/artifacts",
+                            headers=live.auth(owner, tier="enterprise"), json={
+                                "twin_id": twin_id, "content_type": "text/plain",
+                                "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                "metadata": {"title": title, "tags": list(tags),
+                                             "source": source}})
         assert r.status_code == 201, r.text
-        return doc_id, r.headers["x-consistency-token"]
-    embedder = EMBEDDER
-    parts = chunk(body)
-    vectors = await embedder.embed(parts)
-    with psycopg.connect(live.topology.postgres.primary) as conn:
-        with conn.transaction():
-            conn.execute(
-                "insert into knowledge_docs (doc_id, kind, twin_id, owner_sub, title, tags, source)"
-                " values (%s, %s, %s, %s, %s, %s, %s) on conflict (doc_id) do update set"
-                " title = excluded.title, tags = excluded.tags, source = excluded.source,"
-                " version = knowledge_docs.version + 1, updated_at = now()",
-                (doc_id, "artifact" if twin_id else "knowledge", twin_id, owner, title,
-                 list(tags), source))
-            conn.execute("delete from knowledge_chunks where doc_id = %s", (doc_id,))
-            for n, (text, vector) in enumerate(zip(parts, vectors, strict=True)):
-                conn.execute("insert into knowledge_chunks (doc_id, n, body, embedder, embedding)"
-                             " values (%s, %s, %s, %s, %s)",
-                             (doc_id, n, text, embedder.name, vector))
-            conn.execute("insert into change_feed (kind, key) values ('knowledge', %s)", (doc_id,))
-        lsn = conn.execute("select pg_current_wal_lsn()::text").fetchone()
-    assert lsn is not None
-    return doc_id, str(ConsistencyToken.from_pg_lsn(lsn[0]))
+        put = await http.put(r.json()["upload_url"], content=data)
+        assert put.status_code == 200 and put.json()["indexed"], put.text
+        return put.json()["artifact_id"], put.headers["x-consistency-token"]
 
 
 async def search(live: LiveStack, http: httpx.AsyncClient, region: str, body: dict[str, Any],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from devstack.launcher import Stack
 from devstack.postgres import create_database
 from devstack.testing import running_stack
 from regional.reads.history import cursor_parts, events_page, events_query, since_and_floor
+from sealing import Keyring, KeyStore
 
 pytestmark = pytest.mark.integration
 DAYS = 30
@@ -54,7 +56,9 @@ async def plan_of(conn: psycopg.AsyncConnection[Any], sql: str, args: Any,
     return list(nodes(doc[0]["Plan"]))
 
 
-async def test_a_later_page_plans_only_the_partitions_from_its_cursor_day(conn: Any) -> None:
+async def test_a_later_page_plans_only_the_partitions_from_its_cursor_day(
+        conn: Any, tmp_path: Path) -> None:
+    key = await Keyring(KeyStore(tmp_path)).create("scan")
     today = dt.datetime.now(dt.UTC).date()
     await maintain(conn, ahead_days=DAYS + 7, retention_days=400,
                    today=today - dt.timedelta(days=DAYS))
@@ -64,12 +68,14 @@ async def test_a_later_page_plans_only_the_partitions_from_its_cursor_day(conn: 
     await conn.execute("delete from events where twin_id = 'scan'")
     for seq, at in enumerate(times, 1):
         await conn.execute("insert into events (twin_id, type, payload, principal, seq,"
-                           " created_at) values ('scan', 'tick', '1', 'test', %s, %s)", (seq, at))
+                           " created_at) values ('scan', 'tick', %s, 'test', %s, %s)",
+                           (key.seal_json(f"event:{seq}", seq), seq, at))
     await conn.execute("analyze events")
     # Paging with the cursors reads every event once, in order.
     seen, after, since, cursors = [], 0, None, []
     while True:
-        page = await events_page(conn, "scan", limit=4, after=after, since=since)
+        page = await events_page(conn, key, limit=4, after=after, since=since)
+        assert [e.payload for e in page.items] == [e.seq for e in page.items]
         seen += [e.seq for e in page.items]
         if page.next_cursor is None:
             break

@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from regional.replica.twins import PROFILE_COLUMNS, folded
-
 from .conftest import REGIONS, LiveStack
+from .sealed_rows import primary_profile, primary_profiles
 
 _LINE = re.compile(r"^memorybank_commit_batch_size_(count|sum)(?:\{[^}]*\})? ([0-9.e+]+)$", re.M)
 
@@ -53,11 +52,9 @@ async def test_concurrent_patches_share_commits_and_all_land(live: LiveStack,
     groups, writes = await _batches(http, live.topology.writers)
     assert writes - writes0 >= len(done)  # every merge went through a group commit
     assert groups - groups0 < writes - writes0  # and some shared one
-    with psycopg.connect(live.topology.postgres.primary) as conn:
-        found = conn.execute(f"select t.twin_id, t.version, {PROFILE_COLUMNS} from twins t"
-                             " where t.twin_id = any(%s)", (twins,)).fetchall()
-    rows: dict[str, dict[str, Any]] = {r[0]: folded(*r[2:]) for r in found}
-    versions: dict[str, int] = {r[0]: r[1] for r in found}
+    found = primary_profiles(live, twins)
+    rows: dict[str, dict[str, Any]] = {t: profile for t, (_, profile) in found.items()}
+    versions: dict[str, int] = {t: version for t, (version, _) in found.items()}
     for twin, i, _ in done:
         assert rows[twin][f"k{i}"] == i
     for twin in twins:  # one version per acknowledged merge: none applied over a stale base
@@ -109,7 +106,4 @@ async def test_a_transaction_whose_statement_failed_is_never_acknowledged(
         await store.close()
     assert all(isinstance(r, Exception) for r in results), results
     assert group.groups == 1
-    with psycopg.connect(live.topology.postgres.primary) as conn:
-        row = conn.execute(f"select {PROFILE_COLUMNS} from twins t where t.twin_id = %s",
-                           (twin,)).fetchone()
-    assert row is not None and folded(*row) == {}
+    assert primary_profile(live, twin) == {}

@@ -19,9 +19,9 @@ from pycrdt import Doc, Map
 
 from devstack import patroni
 from mbwire import HopSigner, Principal
-from regional.replica.twins import PROFILE_COLUMNS, folded
 
 from .conftest import REGIONS, LiveStack, kill_central_while
+from .sealed_rows import primary_profile
 
 pytestmark = pytest.mark.integration
 
@@ -54,15 +54,6 @@ async def read(live: LiveStack, http: httpx.AsyncClient, sub: str, twin_id: str,
     if token:
         headers["X-Consistency-Token"] = token
     return await http.get(f"{live.topology.edges[region]}/v1/twins/{twin_id}", headers=headers)
-
-
-def primary_profile(live: LiveStack, twin_id: str) -> dict[str, Any] | None:
-    """The twin's profile at its head, read on the primary: the stored one, or the compacted
-    state with its update log applied (regional/replica/twins.py)."""
-    with psycopg.connect(live.topology.postgres.primary) as conn:
-        row = conn.execute(f"select {PROFILE_COLUMNS} from twins t where t.twin_id = %s",
-                           (twin_id,)).fetchone()
-    return None if row is None else folded(*row)
 
 
 def primary_scalar(live: LiveStack, sql: str, *args: Any) -> Any:

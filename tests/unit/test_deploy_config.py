@@ -20,7 +20,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Our local path packages.
 OURS = {"memorybank", "memorybank-geo", "memorybank-wire", "memorybank-client", "memorybank-mcp"}
 # Import name -> distribution, for what the Worker imports that is not ours or the runtime's.
-DISTRIBUTION_OF = {"msgspec": "msgspec", "jwt": "pyjwt"}
+DISTRIBUTION_OF = {"msgspec": "msgspec", "jwt": "pyjwt", "cryptography": "cryptography"}
 RUNTIME_MODULES = {"workers", "js", "pyodide"}  # provided by the Workers runtime, not vendored
 LOCAL_MODULES = {"mbwire", "mbedge", "georouting", "entry"}
 
@@ -149,8 +149,8 @@ def test_worker_dependencies_are_what_the_worker_imports() -> None:
     assert not unmapped, f"edge/ imports {unmapped}: add them to DISTRIBUTION_OF and pyproject"
     worker = PYPROJECT["project"]["dependencies"]
     declared = {canonicalize_name(Requirement(r).name) for r in worker}
-    # cryptography is PyJWT's backend for EdDSA / RS256; memorybank-geo is georouting,
-    # memorybank-wire is mbwire.
+    # cryptography is PyJWT's backend for EdDSA / RS256 and seals the PoP's cache entries
+    # (mbedge.cache); memorybank-geo is georouting, memorybank-wire is mbwire.
     wanted = ({DISTRIBUTION_OF[name] for name in imported}
               | {"cryptography", "memorybank-geo", "memorybank-wire"})
     assert declared == wanted

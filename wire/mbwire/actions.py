@@ -303,8 +303,8 @@ ACTIONS: tuple[Action, ...] = (
         description="For those who may read its twin; to anyone else it does not exist (404). "
                     "`download_url` is a bearer capability: whoever holds it may download the "
                     "bytes until `expires_at` (15 minutes after it was issued by default: "
-                    "`HUB_ARTIFACT_URL_TTL_S`; a presigned blob-store URL lasts as long), with "
-                    "no token. It carries no principal, so "
+                    "`HUB_ARTIFACT_URL_TTL_S`), with no token; the edge serves the bytes, opened "
+                    "from their sealed copy. It carries no principal, so "
                     "it is not re-checked against the twin's grants: a reader whose grant is "
                     "revoked can still use a URL issued before, until it expires; it gets no "
                     "new one. Share the URL only as you would the bytes.",

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import msgspec
 
-from mbwire.types import Wire
+from mbwire.types import SUB_PATTERN, Wire
 
 GENESIS = bytes(32)  # the link before the first record of a cell's chain
 MAX_BATCH = 1024     # records one hub flush may carry
@@ -36,6 +36,27 @@ class AuditRecord(Wire, frozen=True):
 
 class AuditBatch(Wire, frozen=True):
     records: Annotated[list[AuditRecord], msgspec.Meta(max_length=MAX_BATCH)]
+
+
+class EdgeHit(Wire, frozen=True):
+    """A twin read an edge PoP answered from its cache (no hub saw it), sent to a hub of the
+    twin's cell, which records it as it does its own answers (``POST /internal/edge-hits``),
+    its region ``edge-<pop>``. Each field in the form central's intake takes, so one bad hit
+    is refused at the hub instead of spoiling the batch it would join."""
+
+    at: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")]
+    actor: Annotated[str, msgspec.Meta(pattern=SUB_PATTERN, max_length=256)]
+    action: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    twin_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    request_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+    pop: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,10}$")]
+
+
+class EdgeHits(Wire, frozen=True):
+    hits: Annotated[list[EdgeHit], msgspec.Meta(max_length=MAX_BATCH)]
+
+
+EDGE_HITS_PATH = "/internal/edge-hits"
 
 
 class AuditEntry(Wire, frozen=True):
@@ -114,6 +135,11 @@ class ErasureReceipt(Wire, frozen=True):
     held_after: dict[str, int]   # the same, counted in the erasing transaction after the delete
     caches: str                  # how every cache learns of it
     audit_seq: int               # the audit chain's head when erased (its record follows it)
+    # The twin's data key (sealing/): every value of the twin that outlives the delete (dead
+    # tuples, WAL, replicas, base backups) is ciphertext under it, and it was destroyed here.
+    key_id: str = ""
+    key_destroyed_at: str = ""
+    copies: str = ""             # what the destroyed key leaves unreadable, and where
     signature: str = ""
 
 

@@ -19,11 +19,11 @@ def test_unconfigured_services_answer_503_not_500() -> None:
         blobs.signed_url("PUT", "a1")
 
 
-async def test_configured_urls_point_at_the_public_edge_and_verify(tmp_path: Path) -> None:
+def test_configured_urls_point_at_the_public_edge_and_verify(tmp_path: Path) -> None:
     blobs = ArtifactBlobs.configure(blob_url=str(tmp_path), secret="k" * 32,
                                     public_url="http://edge.test", ttl_s=60)
     assert isinstance(blobs.store, LocalBlobStore)
-    url, _ = await blobs.download_url("a1", "artifacts/a1")
+    url, _ = blobs.download_url("a1")
     assert url.startswith("http://edge.test/v1/artifacts/a1/content?exp=")
     query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
     blobs.verify("GET", "a1", query)

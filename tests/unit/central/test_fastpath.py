@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from central.wiring import Parts
 from mbwire import HopSigner, Principal
 from mbwire.actions import BY_NAME
 from mbwire.types import TwinWritten
+from sealing import Keyring, KeyStore
 
 from .test_twin_writer import FakeStore
 
@@ -41,8 +43,8 @@ class RecordingWriter(TwinWriter):
     """The writer, noting the key each merge runs under (``replay.take()``: what a keyed write
     would store its answer under); a merge of twin ``boom`` fails unexpectedly."""
 
-    def __init__(self, store: FakeStore) -> None:
-        super().__init__(store)  # type: ignore[arg-type]
+    def __init__(self, store: FakeStore, keyring: Keyring) -> None:
+        super().__init__(store, keyring=keyring)  # type: ignore[arg-type]
         self.keys: list[replay._Key | None] = []
 
     async def apply_patch(self, principal: Principal, twin_id: str,
@@ -76,15 +78,16 @@ class Central:
             headers={**hop, "x-request-id": rid, **headers})
 
 
-def build(monkeypatch: pytest.MonkeyPatch, *, fast: bool) -> tuple[Litestar, RecordingWriter,
-                                                                      FakeStore]:
+def build(monkeypatch: pytest.MonkeyPatch, keys: Path, *, fast: bool,
+          ) -> tuple[Litestar, RecordingWriter, FakeStore]:
     store = FakeStore()
-    writer = RecordingWriter(store)
+    keyring = Keyring(KeyStore(keys))
+    writer = RecordingWriter(store, keyring)
 
     def parts(settings: CentralSettings) -> Parts:
         return Parts(settings=settings, store=store, twin_committer=None,  # type: ignore[arg-type]
                      writer=writer, compactor=Compactor(writer), committer=None,  # type: ignore[arg-type]
-                     sequencer=None, chainer=None)  # type: ignore[arg-type]
+                     sequencer=None, chainer=None, keyring=keyring)  # type: ignore[arg-type]
 
     monkeypatch.setattr(central.app, "build_parts", parts)
     settings = CentralSettings.from_env({
@@ -96,11 +99,12 @@ def build(monkeypatch: pytest.MonkeyPatch, *, fast: bool) -> tuple[Litestar, Rec
 
 
 @pytest.fixture
-async def both(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Central, Central]]:
+async def both(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+               ) -> AsyncIterator[tuple[Central, Central]]:
     """Two centrals, fast and not, each holding twin ``t`` (alice's) and nothing else."""
     made = []
     for fast in (True, False):
-        app, writer, store = build(monkeypatch, fast=fast)
+        app, writer, store = build(monkeypatch, tmp_path / f"keys-{fast}", fast=fast)
         await writer.create(ALICE, "t", {"name": "Ada"})
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                    base_url="http://central")

@@ -8,6 +8,10 @@ in it."""
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +21,14 @@ from central.twins import Compactor, TwinWriter
 from crdt import MEMORY_PER_ENCODED_BYTE, profile_of
 from mbwire import Unavailable, Unprocessable
 from mbwire.types import TwinWritten
+from sealing import Keyring, KeyStore
 from tests.unit.central.test_twin_writer import ALICE, FakeStore, grouped
+
+# One key store for the module (hypothesis runs many examples, each creating the same twins:
+# a create finds the key the last one made).
+_KEYS_DIR = tempfile.mkdtemp(prefix="mb-test-keys-")
+atexit.register(shutil.rmtree, _KEYS_DIR, True)
+KEYS = Keyring(KeyStore(Path(_KEYS_DIR)))
 
 TWINS = ("g0", "g1", "g2")
 
@@ -38,7 +49,7 @@ async def _scenario(
     side: list[tuple[str, str, int]] = (), max_log: int = 256,  # type: ignore[assignment]
 ) -> None:
     store = FakeStore()
-    writer = grouped(store, resident_bytes=resident * 300 * MEMORY_PER_ENCODED_BYTE,
+    writer = grouped(store, KEYS, resident_bytes=resident * 300 * MEMORY_PER_ENCODED_BYTE,
                      max_log=max_log)
     compactor = Compactor(writer, after=2, idle_s=0)
     reads: list[tuple[str, int, dict[str, Any]]] = []
@@ -115,7 +126,7 @@ def test_any_interleaving_equals_a_sequential_application(
 
 async def test_concurrent_merges_share_transactions() -> None:
     store = FakeStore()
-    writer = grouped(store)
+    writer = grouped(store, KEYS)
     names = [f"m{i}" for i in range(20)]
     for name in names:
         await writer.create(ALICE, name, {})
@@ -129,7 +140,7 @@ async def test_concurrent_merges_share_transactions() -> None:
 
 async def test_a_failed_group_commit_drops_every_resident_copy_in_the_group() -> None:
     store = FakeStore()
-    writer: TwinWriter = grouped(store)
+    writer: TwinWriter = grouped(store, KEYS)
     for name in ("f1", "f2"):
         await writer.create(ALICE, name, {})
         await writer.apply_patch(ALICE, name, {"n": 1})
@@ -147,7 +158,7 @@ async def test_a_failed_group_commit_drops_every_resident_copy_in_the_group() ->
 
 async def test_two_merges_of_one_twin_never_share_a_group() -> None:
     store = FakeStore()
-    writer = grouped(store)
+    writer = grouped(store, KEYS)
     await writer.create(ALICE, "s", {})
     assert writer.committer is not None
     before = writer.committer.groups

@@ -2,7 +2,8 @@
 the same transaction semantics as ``central.store`` (a write commits on clean exit, nothing on
 an error; ``append_if_current`` appends only over the version it names; a twin is a compacted
 state plus a log). What is under test is the resident-document and log logic, not SQL: the
-integration tests run the real store."""
+integration tests run the real store. The fake keeps values plaintext but checks that every
+stored value comes with its own twin's data key (the real store seals with it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +30,7 @@ from mbwire import (
     Unavailable,
     Unprocessable,
 )
-from regional.replica.twins import folded
+from sealing import Keyring, KeyStore, TwinKey
 
 ALICE = Principal(sub="alice", tier="pro")
 RESIDENT_8 = 8 * 200 * MEMORY_PER_ENCODED_BYTE  # eight small twins' documents
@@ -51,8 +53,9 @@ class Row:
 
     @property
     def profile(self) -> dict[str, Any]:
-        return folded(None if self.log else self.base_profile, self.base,
-                      [u for _, u in self.log])
+        if not self.log:
+            return self.base_profile
+        return TwinDoc.load(self.base, log=[u for _, u in self.log]).profile()
 
 
 @dataclass
@@ -120,22 +123,25 @@ class FakeTx:
         row = self._row(twin_id)
         return TwinHead(row.owner, row.version, row.compacted) if row else None
 
-    async def twin_log(self, twin_id: str) -> tuple[int, bytes, list[bytes]] | None:
+    async def twin_log(self, key: TwinKey, twin_id: str) -> tuple[int, bytes, list[bytes]] | None:
+        assert key.twin_id == twin_id
         row = self._row(twin_id)
         return None if row is None else (row.version, row.base, [u for _, u in row.log])
 
     async def access_of(self, twin_id: str, sub: str) -> str | None:
         return self.grants.get((twin_id, sub))
 
-    async def insert_twin(self, twin_id: str, owner: str, state: bytes,
+    async def insert_twin(self, key: TwinKey, twin_id: str, owner: str, state: bytes,
                           profile: dict[str, Any]) -> bool:
+        assert key.twin_id == twin_id
         await self._lock(twin_id)
         if self._row(twin_id) is not None:
             return False
         self.twins[twin_id] = Row(owner, state, profile, 1)
         return True
 
-    async def append(self, twin_id: str, version: int, update: bytes) -> None:
+    async def append(self, key: TwinKey, twin_id: str, version: int, update: bytes) -> None:
+        assert key.twin_id == twin_id
         await self._lock(twin_id)
         self.store._fail_if_asked()
         row = self._row(twin_id)
@@ -147,7 +153,8 @@ class FakeTx:
         self.grants[(twin_id, sub)] = access
 
     async def append_if_current(
-        self, twin_id: str, version: int, update: bytes, sub: str, superuser: bool,
+        self, key: TwinKey, twin_id: str, version: int, update: bytes, sub: str,
+        superuser: bool,
     ) -> int | None:
         await self._lock(twin_id)
         row = self._row(twin_id)
@@ -155,10 +162,12 @@ class FakeTx:
             return None
         if not (row.owner == sub or superuser or self.grants.get((twin_id, sub)) == "write"):
             return None
-        await self.append(twin_id, version + 1, update)
+        await self.append(key, twin_id, version + 1, update)
         return row.compacted
 
-    async def compact(self, twin_id: str, version: int, state: bytes, profile_json: str) -> None:
+    async def compact(self, key: TwinKey, twin_id: str, version: int, state: bytes,
+                      profile_json: str) -> None:
+        assert key.twin_id == twin_id
         await self._lock(twin_id)
         row = self._row(twin_id)
         if row is None or not row.compacted < version <= row.version:
@@ -179,9 +188,9 @@ async def savepoint(tx: FakeTx) -> AsyncIterator[None]:
         raise
 
 
-def grouped(store: FakeStore, **kw: Any) -> TwinWriter:
+def grouped(store: FakeStore, keys: Keyring, **kw: Any) -> TwinWriter:
     committer: Any = GroupCommitter(store.write, savepoint, window_s=0.001)
-    return TwinWriter(store, committer=committer, **kw)  # type: ignore[arg-type]
+    return TwinWriter(store, keyring=keys, committer=committer, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -189,11 +198,16 @@ def store() -> FakeStore:
     return FakeStore()
 
 
+@pytest.fixture
+def keys(tmp_path: Path) -> Keyring:
+    return Keyring(KeyStore(tmp_path / "keys"))
+
+
 @pytest.fixture(params=["alone", "grouped"])
-def writer(store: FakeStore, request: pytest.FixtureRequest) -> TwinWriter:
+def writer(store: FakeStore, keys: Keyring, request: pytest.FixtureRequest) -> TwinWriter:
     if request.param == "grouped":
-        return grouped(store, resident_bytes=RESIDENT_8)
-    return TwinWriter(store, resident_bytes=RESIDENT_8)  # type: ignore[arg-type]
+        return grouped(store, keys, resident_bytes=RESIDENT_8)
+    return TwinWriter(store, keyring=keys, resident_bytes=RESIDENT_8)  # type: ignore[arg-type]
 
 
 async def test_create_then_patch_keeps_the_doc_resident_and_stores_each_version(
@@ -312,13 +326,16 @@ async def test_writes_to_missing_twins_and_duplicate_creates(writer: TwinWriter)
         await writer.grant(BOB, "t7", "bob", "write")
 
 
-async def test_the_resident_set_is_bounded_by_the_memory_it_holds(store: FakeStore) -> None:
-    probe = TwinWriter(store, resident_bytes=1 << 20)  # type: ignore[arg-type]
+async def test_the_resident_set_is_bounded_by_the_memory_it_holds(
+    store: FakeStore, keys: Keyring,
+) -> None:
+    probe = TwinWriter(store, keyring=keys, resident_bytes=1 << 20)  # type: ignore[arg-type]
     await probe.create(ALICE, "r0", {})
     await probe.apply_patch(ALICE, "r0", {"x": 1})
     one = probe.docs.used
     assert one > 0
-    writer = TwinWriter(store, resident_bytes=2 * one + one // 2)  # type: ignore[arg-type]
+    writer = TwinWriter(  # type: ignore[arg-type]
+        store, keyring=keys, resident_bytes=2 * one + one // 2)
     for name in ("r1", "r2", "r3"):
         await writer.create(ALICE, name, {})
         await writer.apply_patch(ALICE, name, {"x": 1})
@@ -330,8 +347,10 @@ async def test_the_resident_set_is_bounded_by_the_memory_it_holds(store: FakeSto
     assert store.twins["big"].profile == {"s": "x" * 4000, "x": 1}
 
 
-async def test_a_write_landing_during_a_compaction_stays_in_the_log(store: FakeStore) -> None:
-    writer = TwinWriter(store, resident_bytes=1 << 20)  # type: ignore[arg-type]
+async def test_a_write_landing_during_a_compaction_stays_in_the_log(
+    store: FakeStore, keys: Keyring,
+) -> None:
+    writer = TwinWriter(store, keyring=keys, resident_bytes=1 << 20)  # type: ignore[arg-type]
     compactor = Compactor(writer, after=1, idle_s=0)
     await writer.create(ALICE, "c1", {"name": "Ada"})
     await writer.apply_patch(ALICE, "c1", {"a": 1})  # version 2, in the log
@@ -348,8 +367,10 @@ async def test_a_write_landing_during_a_compaction_stays_in_the_log(store: FakeS
     assert store.twins["c1"].base_profile == {"name": "Ada", "a": 1, "b": 2}
 
 
-async def test_a_twin_over_the_cap_is_a_413_and_nothing_is_stored(store: FakeStore) -> None:
-    writer = TwinWriter(store, max_twin_bytes=2000)  # type: ignore[arg-type]
+async def test_a_twin_over_the_cap_is_a_413_and_nothing_is_stored(
+    store: FakeStore, keys: Keyring,
+) -> None:
+    writer = TwinWriter(store, keyring=keys, max_twin_bytes=2000)  # type: ignore[arg-type]
     await writer.create(ALICE, "cap", {"s": "x" * 1000})
     with pytest.raises(TwinTooLarge) as refused:
         await writer.apply_patch(ALICE, "cap", {"t": "y" * 1200})
@@ -365,8 +386,10 @@ async def test_a_twin_over_the_cap_is_a_413_and_nothing_is_stored(store: FakeSto
     assert "cap2" not in store.twins
 
 
-def test_a_log_is_due_for_compaction_when_long_or_long_and_quiet(store: FakeStore) -> None:
-    writer = TwinWriter(store)  # type: ignore[arg-type]
+def test_a_log_is_due_for_compaction_when_long_or_long_and_quiet(
+    store: FakeStore, keys: Keyring,
+) -> None:
+    writer = TwinWriter(store, keyring=keys)  # type: ignore[arg-type]
     compactor = Compactor(writer, after=8, idle_s=60, idle_min=4)
     compactor.wrote("short", 3)  # readers fold three updates: not worth a compaction
     compactor.wrote("quiet", 4)  # due once quiet for a minute
@@ -375,3 +398,25 @@ def test_a_log_is_due_for_compaction_when_long_or_long_and_quiet(store: FakeStor
     assert compactor._due["long"] == 0.0 and compactor._due["quiet"] > 0
     compactor.wrote("quiet", 0)  # compacted by a write of its own (max_log)
     assert compactor._due.keys() == {"long"}
+
+
+async def test_a_twin_without_a_data_key_is_not_written_nor_compacted(
+    writer: TwinWriter, store: FakeStore, keys: Keyring,
+) -> None:
+    """An erased twin's key is destroyed (sealing): a write that comes after is a 404, and a
+    compaction it was due for is dropped rather than failing the compactor's loop."""
+    compactor = Compactor(writer, after=1, idle_s=0)
+    await writer.create(ALICE, "k1", {"name": "Ada"})
+    await writer.apply_patch(ALICE, "k1", {"n": 1})
+    assert "k1" in compactor._due
+    await keys.destroy("k1")
+    with pytest.raises(NotFound, match="k1 does not exist"):
+        await writer.apply_patch(ALICE, "k1", {"n": 2})
+    await compactor.compact_due(everything=True)
+    assert "k1" not in compactor._due and store.twins["k1"].compacted == 1
+
+
+async def test_a_create_makes_the_twins_data_key(writer: TwinWriter, keys: Keyring) -> None:
+    assert keys.cached("k2") is None
+    await writer.create(ALICE, "k2", None)
+    assert (await keys.key("k2")).twin_id == "k2"

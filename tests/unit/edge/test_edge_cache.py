@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mbedge import EdgeRequest, HubResponse, MemoryCache
-from mbedge.cache import PopCache, covers, read_scope, write_scopes
+from mbedge.cache import CachedAnswer, PopCache, covers, read_scope, write_scopes
 from mbwire import Principal
 from mbwire.actions import Match, match
 from tests.unit.edge.edge_fakes import FakeHubs, HubRequest, Rig, make_rig, token
@@ -155,7 +155,7 @@ principals = st.builds(
 @given(principals, principals, st.text(max_size=10), st.binary(max_size=20))
 def test_cache_keys_separate_principals(a: Principal, b: Principal, query: str,
                                         body: bytes) -> None:
-    cache = PopCache(MemoryCache(), ttl_s=5)
+    cache = PopCache(MemoryCache(), ttl_s=5, secret=b"s" * 32)
     req = EdgeRequest("GET", "/v1/twins/t1", {}, query=query, body=body)
 
     async def keys() -> tuple[str, str, str]:
@@ -165,3 +165,21 @@ def test_cache_keys_separate_principals(a: Principal, b: Principal, query: str,
     ka, kb, ka2 = asyncio.run(keys())
     assert ka == ka2
     assert (ka == kb) == (a == b)
+
+
+def test_entries_are_kept_sealed_and_one_moved_under_another_key_is_a_miss() -> None:
+    store = MemoryCache()
+    cache = PopCache(store, ttl_s=5, secret=b"s" * 32)
+    answer = CachedAnswer(b'{"profile": {"note": "zq-private-marker"}}', "application/json",
+                          "L0000000000000001")
+
+    async def run() -> tuple[CachedAnswer | None, CachedAnswer | None, bytes | None]:
+        await cache.put("answer:a", answer)
+        raw = await store.get("answer:a")
+        assert raw is not None
+        await store.put("answer:b", raw, 5)  # the same bytes under another key
+        return await cache.get("answer:a"), await cache.get("answer:b"), raw
+
+    got, moved, raw = asyncio.run(run())
+    assert got == answer and moved is None
+    assert raw is not None and b"zq-private-marker" not in raw

@@ -24,7 +24,7 @@ BAD_LIMITS = ["²", "③", "①", "\u0665", "5\n", "-1", "1000", "", "1" * 5000]
 async def answer(action: str, **params: str) -> tuple[int, dict[str, Any]]:
     query = BatchItem(action=action, params=params)
     # No connection: every check here must refuse before the snapshot is asked anything.
-    item = batch.Item(ALICE, query.params, None, None)  # type: ignore[arg-type]
+    item = batch.Item(ALICE, query.params, None, None, None)  # type: ignore[arg-type]
     result = await batch.answer(query, item, "/v1/batch#/queries/3", "req-1")
     assert isinstance(result.body, dict)
     return result.status, result.body

@@ -10,7 +10,7 @@ import pytest
 from mbwire import ConsistencyToken as T
 from mbwire import ReplicaBehind
 from regional.index import IndexFollower
-from regional.index_keyword import KeywordHit, filter_sql
+from regional.index_keyword import KeywordHit, filter_sql, headline
 from regional.replica.feed import FeedStep
 from regional.search import merge
 from regional.vectors import Hit, Scope
@@ -44,11 +44,11 @@ def test_hybrid_fuses_and_prefers_the_keyword_snippet() -> None:
 
 
 def test_filter_sql_names_parameters_never_values() -> None:
-    where, params = filter_sql(Scope(None, tags=("x'--",), source="s", kind="artifact"))
+    where, params = filter_sql(Scope(None, tags=("x'--",), sources=("s", "hs"), kind="artifact"))
     assert "x'--" not in where
-    assert where == (" and d.tags && %(tags)s::text[] and d.source = %(source)s"
+    assert where == (" and d.tags && %(tags)s::text[] and d.source = any(%(sources)s::text[])"
                      " and d.kind = %(kind)s")
-    assert params == {"tags": ["x'--"], "source": "s", "kind": "artifact"}
+    assert params == {"tags": ["x'--"], "sources": ["s", "hs"], "kind": "artifact"}
     assert filter_sql(Scope(None)) == ("", {})
 
 
@@ -115,3 +115,13 @@ async def test_a_feed_pruned_past_the_cursor_reloads_but_a_gap_does_not(
     await f.step()
     assert f.reloads == reloads
     assert f.seen == ([] if reloads else [{"a"}])
+
+
+def test_a_twins_chunk_snippet_marks_its_matches_like_ts_headline() -> None:
+    text = ("Logbook. " + "Calm sea and a light wind all day. " * 6
+            + "The keepers trimmed the wick at dusk; the keeper slept.")
+    snippet = headline(text, ["keeper", "trim"])
+    assert "<b>keepers</b> <b>trimmed</b> the wick at dusk; the <b>keeper</b> slept" in snippet
+    assert len(snippet.split()) <= 35
+    assert headline("no match here at all", ["zebra"]) == "no match here at all"
+    assert headline("", ["x"]) == ""

@@ -81,7 +81,8 @@ def test_request_filters(adapter: str) -> None:
         async def ids(scope: Scope) -> list[str]:
             return sorted(h.doc_id for h in await index.search(unit(5), scope, 10))
         assert await ids(Scope(None, tags=("crdt", "nope"))) == ["a1", "k1"]
-        assert await ids(Scope(None, source="docs")) == ["k1"]
+        assert await ids(Scope(None, sources=("docs",))) == ["k1"]
+        assert await ids(Scope(None, sources=("nope", "docs"))) == ["k1"]   # any of them
         assert await ids(Scope(None, kind="artifact")) == ["a1"]
         assert await ids(Scope(None, twin_id="ada")) == ["a1"]
         assert await ids(Scope(frozenset(), twin_id="ada")) == []
@@ -127,6 +128,6 @@ def test_filter_shapes() -> None:
     nobody = qdrant_filter(Scope(frozenset()))
     (tenant,) = nobody.must
     assert [c.key for c in tenant.should] == ["kind"]    # knowledge only: no empty MatchAny
-    some = qdrant_filter(Scope(frozenset({"b", "a"}), tags=("x",), source="s", twin_id="a"))
+    some = qdrant_filter(Scope(frozenset({"b", "a"}), tags=("x",), sources=("s",), twin_id="a"))
     assert some.must[0].should[1].match.any == ["a", "b"]
     assert [c.key for c in some.must[1:]] == ["tags", "source", "twin_id"]

@@ -20,7 +20,7 @@ from regional.admission import FleetAdmission
 from regional.central_client import Forwarded
 from regional.realtime import Broker
 from regional.realtime.feed import Row
-from regional.replica import TwinRow
+from regional.replica import TwinAccess
 from regional.yjs import Rooms, Writes, protocol, yjs_endpoint
 from tests.unit.regional.test_realtime_socket import Limiter, settle
 
@@ -45,13 +45,13 @@ class FakeReplica:
         self.twins: dict[str, Twin] = {}
         self.reads = 0
 
-    async def twin_state(self, twin_id: str) -> tuple[bytes, TwinRow] | None:
+    async def twin_state(self, twin_id: str) -> tuple[bytes, TwinAccess] | None:
         self.reads += 1
         twin = self.twins.get(twin_id)
         if twin is None:
             return None
-        return twin.doc.get_update(), TwinRow(twin_id, twin.owner, twin.version, {},
-                                              dict(twin.grants))
+        return twin.doc.get_update(), TwinAccess(twin_id, twin.owner, twin.version,
+                                                 dict(twin.grants))
 
     async def twin_log_after(self, twin_id: str, after: int, limit: int = 512,
                              ) -> list[tuple[int, bytes]]:

@@ -4,11 +4,14 @@ moves them into the cell's hash-chained log (``mbwire.audit`` says what a link c
 
 Intake (``POST /internal/audit``, a hub's anonymous hop, body ``AuditBatch``): every record is
 checked first (one bad record is a 422 naming it, and nothing of the batch is kept), then the
-batch is appended to ``audit_pending`` in one statement, answered 204. It only inserts new
-rows: it waits on no other commit, and no commit waits on it.
+batch is chained at once, answered 204: one transaction under the chain's advisory lock reads
+the head, computes the links and inserts the records into ``audit_log`` (each record written
+once). Intakes wait for each other on the lock (a hub worker sends at most one batch each
+250 ms); no data write waits on it.
 
-Chainer (shard 0 only, ``Chainer.run``): every ``CENTRAL_AUDIT_CHAIN_MS`` it moves what is
-pending into ``audit_log``, one pass (≤ ``PASS_MAX`` rows) per transaction, until nothing is:
+Chainer (shard 0 only, ``Chainer.run``): every ``CENTRAL_AUDIT_CHAIN_MS`` it checkpoints the
+head, and moves anything still in ``audit_pending`` (written by a central before intakes chained
+at once) into ``audit_log``, one pass (≤ ``PASS_MAX`` rows) per transaction, until nothing is:
 
     advisory lock (a second chainer, e.g. a restart's overlap, waits here) → the head
     (seq, link) → pending rows by id → their links → inserted → deleted from pending → commit
@@ -67,10 +70,6 @@ _PATTERNS = {"action": re.compile(r"^[a-z][a-z0-9_]{0,63}$"),
              "request_id": SANE_REQUEST_ID,
              "region": re.compile(r"^[a-z][a-z0-9-]{0,15}$")}
 
-_INSERT_PENDING = """
-insert into audit_pending (record)
-select r::jsonb from unnest(%s::text[]) with ordinality as u(r, n) order by n
-"""
 _HEAD = "select seq, link from audit_log order by seq desc limit 1"
 _PENDING = "select id, record::text from audit_pending order by id limit %s"
 _INSERT_LOG = """
@@ -120,8 +119,10 @@ def checkpoint_key(seq: int) -> str:
 
 
 @post("/internal/audit", status_code=204)
-async def intake(request: Request[Any, Any, Any], store: StoreDep) -> None:
-    """A hub's batch of records, kept pending until the chainer takes it."""
+async def intake(request: Request[Any, Any, Any], store: StoreDep,
+                 settings: NamedDependency[CentralSettings]) -> None:
+    """A hub's batch of records, chained at once: one transaction under the chain's lock, each
+    record written once (no pending row to insert, read back and delete)."""
     if principal_of(request) is not None:  # a caller's request that a hub forwarded
         raise Forbidden("only a hub's own call (an anonymous hop) adds to the audit trail")
     body = await request.body()
@@ -135,9 +136,28 @@ async def intake(request: Request[Any, Any, Any], store: StoreDep) -> None:
             raise Unprocessable(f"audit record {i}: {field}: {why}; nothing of the batch was "
                                 "kept", errors=[{"path": f"$.records[{i}].{field}"}])
     if batch.records:
-        rows = [msgspec.json.encode(r).decode() for r in batch.records]
-        async with _primary(store, store.pool_timeout_s) as conn:
-            await conn.execute(_INSERT_PENDING, (rows,))  # autocommit: one statement, one txn
+        async with _primary(store, store.pool_timeout_s) as conn, conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+            await append_chained(conn, settings.cell, batch.records)
+
+
+async def append_chained(conn: psycopg.AsyncConnection[Any], cell: str,
+                         records: Sequence[AuditRecord]) -> tuple[int, bytes]:
+    """Appends ``records`` to the chain after its head, inside the caller's transaction, which
+    holds ``CHAIN_LOCK``; the head after them (seq, link)."""
+    cur = await conn.execute(_HEAD)
+    row = await cur.fetchone()
+    seq, prev = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+    if not records:
+        return seq, prev
+    links = chain(prev, seq, cell, records)
+    await conn.execute(_INSERT_LOG, (
+        list(range(seq + 1, seq + 1 + len(records))),
+        [datetime.fromisoformat(r.at) for r in records],
+        [r.actor for r in records], [r.action for r in records],
+        [r.twin_ref for r in records], [r.request_id for r in records],
+        [r.outcome for r in records], [r.region for r in records], links))
+    return seq + len(records), links[-1]
 
 
 @asynccontextmanager
@@ -218,23 +238,13 @@ class Chainer:
         """One transaction: up to ``PASS_MAX`` pending records chained; the head after it."""
         async with self.store.pool.connection(timeout=10) as conn, conn.transaction():
             await conn.execute("select pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-            cur = await conn.execute(_HEAD)
-            row = await cur.fetchone()
-            seq, prev = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
             cur = await conn.execute(_PENDING, (PASS_MAX,))
             pending = await cur.fetchall()
-            if not pending:
-                return (seq, prev), 0
             records = [msgspec.json.decode(r[1], type=AuditRecord) for r in pending]
-            links = chain(prev, seq, self.cell, records)
-            await conn.execute(_INSERT_LOG, (
-                list(range(seq + 1, seq + 1 + len(records))),
-                [datetime.fromisoformat(r.at) for r in records],
-                [r.actor for r in records], [r.action for r in records],
-                [r.twin_ref for r in records], [r.request_id for r in records],
-                [r.outcome for r in records], [r.region for r in records], links))
-            await conn.execute(_DELETE_PENDING, ([r[0] for r in pending],))
-        return (seq + len(records), links[-1]), len(records)
+            head = await append_chained(conn, self.cell, records)
+            if pending:
+                await conn.execute(_DELETE_PENDING, ([r[0] for r in pending],))
+        return head, len(records)
 
     async def checkpoint_if_due(self, seq: int, head: bytes) -> None:
         """The head, signed, in the blob store: when it passed a multiple of

@@ -3,7 +3,8 @@ housekeeping loops that run while it serves, and the orderly shutdown in reverse
 
     start: embedder (model checked) → migrations → store's pool → twin compactor (adopts the
            logs a stopped process left) → feed sequencer → [shard 0: feed pruner, today's
-           event partition, partition loop, audit chainer]
+           event partition, partition loop (partitions made, archived to the cold tier,
+           dropped), audit chainer]
     stop:  loops cancelled → due compactions (≤ 5 s) → events' committer → twins' committer
            → store → embedder
 
@@ -20,9 +21,12 @@ from contextlib import asynccontextmanager
 import psycopg
 from litestar import Litestar
 
+from blobs import open_store
 from central import partitions
+from central.archive import EventArchive
 from central.migrate import apply_migrations
 from central.replay import prune as prune_write_keys
+from central.settings import CentralSettings
 from central.wiring import Parts
 from knowledge.embed import close_embedder, open_embedder
 from mbwire import Unavailable
@@ -56,8 +60,9 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
             asyncio.create_task(parts.sequencer.run(), name="feed-sequencer")]
         if settings.shard == 0:  # one shard keeps house, so the others never race it
             chores.append(asyncio.create_task(prune_forever(parts), name="feed-pruner"))
-            await maintain_partitions(parts)  # before traffic: today's partition exists
-            chores.append(asyncio.create_task(partitions_forever(parts),
+            archive = event_archive(settings)
+            await maintain_partitions(parts, archive)  # before traffic: today's partition exists
+            chores.append(asyncio.create_task(partitions_forever(parts, archive),
                                               name="event-partitions"))
             # One chain per cell: what every shard took from the hubs, in one order.
             chores.append(asyncio.create_task(parts.chainer.run(), name="audit-chainer"))
@@ -97,21 +102,31 @@ async def prune_forever(parts: Parts) -> None:
             log.info("pruned %d write keys", keys)
 
 
-async def maintain_partitions(parts: Parts) -> None:
-    """Create the event partitions ahead and drop the expired ones; a failure only logs, since
-    the default partition catches events meanwhile."""
+def event_archive(settings: CentralSettings) -> EventArchive | None:
+    """The cold tier in the cell's blob store; None without one (old partitions are kept)."""
+    if not settings.blob_url:
+        return None
+    return EventArchive(open_store(settings.blob_url, endpoint=settings.blob_endpoint),
+                        tmp_dir=settings.event_archive_tmp_dir,
+                        memory_mb=settings.event_archive_memory_mb)
+
+
+async def maintain_partitions(parts: Parts, archive: EventArchive | None) -> None:
+    """Create the event partitions ahead, archive and drop the expired ones; a failure only
+    logs, since the default partition catches events meanwhile and an expired partition that
+    was not archived stays."""
     settings = parts.settings
     try:
         async with parts.store.pool.connection(timeout=10) as conn:
             await partitions.maintain(
                 conn, ahead_days=settings.event_partitions_ahead_days,
-                retention_days=settings.event_retention_days)
+                retention_days=settings.event_retention_days, archive=archive)
     except (psycopg.Error, TimeoutError) as exc:  # the default partition catches events
         log.warning("event partitions skipped: %s", exc)
 
 
-async def partitions_forever(parts: Parts) -> None:
+async def partitions_forever(parts: Parts, archive: EventArchive | None) -> None:
     """``maintain_partitions`` every ``event_maintain_every_s``, for as long as central runs."""
     while True:
         await asyncio.sleep(parts.settings.event_maintain_every_s)
-        await maintain_partitions(parts)
+        await maintain_partitions(parts, archive)

@@ -76,6 +76,13 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     event_partitions_ahead_days: int = 7
     event_retention_days: int = 30
     event_maintain_every_s: float = 3600.0
+    # The cold tier (central/archive.py): a partition past the retention is exported to Parquet
+    # in the blob store above (``blob_url``; unset: partitions past the retention are kept, not
+    # dropped), checked, then dropped. Work files (a day's rows as CSV, then as Parquet) go
+    # under ``event_archive_tmp_dir`` ("": the system's temp dir); DuckDB, which writes and
+    # rewrites the files, holds at most ``event_archive_memory_mb`` and spills past it.
+    event_archive_tmp_dir: str = ""
+    event_archive_memory_mb: int = 512
     # Twin merges and creates (central/twins.py): their own group commit's window, size, and how
     # many groups may wait for their commit at once (central/group_commit.py: while one waits for
     # the standby, the next runs; each holds a pool connection).

@@ -14,6 +14,8 @@
                                      only when all hold, else 1 naming the first failure
     memorybank keys status | rotate [--cell C]   each cell's key store: its key-encryption
                                      key, and a rotation re-wrapping every twin's data key
+    memorybank analytics "SQL" [--cell C] [--json]   read-only SQL over a cell's event archive
+                                     (a view `events` over its Parquet files: ops/analytics.py)
 
 Every subcommand takes ``--data-dir DIR`` (default ``$MEMORYBANK_DATA_DIR``, else
 ``./.memorybank``). Only ``up`` makes a data directory: the others refuse one where no ``up`` ran
@@ -37,6 +39,7 @@ from devstack.errors import StackError
 from devstack.launcher import Stack
 from devstack.state import ALL_SERVICES, SERVICE_ORDER, STATE_FILE
 from devstack.topology import PostgresUrls, url_of
+from ops import analytics
 from ops.drills import cli as drill_cli
 
 EXIT_NOT_RUNNING = 3
@@ -118,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="serve the SRE console for this stack (live status, drills)")
     console.add_argument("--port", type=int, default=8790, help="the HTTP port (default 8790)")
     drill_cli.add_parser(sub, common)
+    analytics.add_parser(sub, common)
     audit = sub.add_parser("audit", parents=[common], help="the audit trail of twins' data")
     audit_verbs = audit.add_subparsers(dest="verb", required=True)
     verify = audit_verbs.add_parser("verify", help="check every cell's hash chain and signed "
@@ -386,7 +390,7 @@ def cmd_keys(args: argparse.Namespace, data_dir: Path) -> int:
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
             "switchover": cmd_switchover,
             "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console, "drill": cmd_drill,
-            "audit": cmd_audit, "keys": cmd_keys}
+            "audit": cmd_audit, "keys": cmd_keys, "analytics": analytics.cmd}
 
 
 def _no_stack(command: str, data_dir: Path) -> bool:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
 from mbwire.cells import Cell, CellMap, served_from
 from mbwire.envcheck import check_known
+
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +117,17 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     audit_flush_ms: int = 250
     audit_batch: int = 512
     audit_buffer_max: int = 8192
+    # The cold tier of events (regional/reads/archive.py): a listing before the hot window
+    # reads the archive's Parquet files from the blob store above. Files of a store other than
+    # a directory (S3) are kept in ``archive_cache_dir`` ("": <temp dir>/memorybank-archive),
+    # at most ``archive_cache_bytes`` (least recently used evicted); a page reads at most
+    # ``archive_days_per_page`` archived days; DuckDB scans them, at most ``archive_scans`` at
+    # a time per worker, each in at most ``archive_memory_mb``.
+    archive_cache_dir: str = ""
+    archive_cache_bytes: int = 1 << 30
+    archive_days_per_page: AtLeastOne = 31
+    archive_memory_mb: AtLeastOne = 256
+    archive_scans: AtLeastOne = 2
 
     @property
     def region_list(self) -> tuple[str, ...]:

@@ -6,7 +6,8 @@ so an answer is read, authorized and built in one place whichever way it is aske
 
 - ``twins``: ``twin_view_on``, ``grant_list_on`` (and ``twin_view_of``/``grant_list_of`` for a
   row the twin reads got from the near cache or Redis);
-- ``history``: ``event_list_on``, ``trajectory_on``;
+- ``history``: ``event_list_on``, ``trajectory_on`` (a listing past the hot window reads
+  ``archive``: ``ColdEvents``, the cold tier's Parquet files);
 - ``artifacts``: ``artifact_view_on``, ``artifact_list_on``;
 - ``wallets``: ``wallet_on``;
 - ``export``: ``twin_export_on``, composed of the others."""

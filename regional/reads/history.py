@@ -1,6 +1,9 @@
 """A twin's history on the replica: its events (``event_list_on``) and its trajectory
 (``trajectory_on``), each one function on a connection that checks the caller may read the twin
 on the same snapshot (404/403), then pages. The single actions and the twin export call them.
+Events older than the hot window are in the cold tier: ``history_page`` reads them first
+(``regional.reads.archive``) and goes on into the hot rows, so a listing pages through a twin's
+whole history in one run of seq (the export reads the hot rows only).
 
 Events page by the twin's log order ``seq``, not ``created_at``: created_at is the storing
 transaction's start, so an event with an earlier created_at can commit after a reader passed
@@ -32,6 +35,7 @@ import psycopg
 from mbwire import Principal, Problem, Unprocessable
 from mbwire.params import ascii_int
 from mbwire.types_events import EventList, EventView, TrajectoryStep, TrajectoryView
+from regional.reads.archive import ColdEvents
 from regional.reads.twins import twin_allowed_on
 from sealing import Keyring, SealError, TwinKey
 
@@ -117,12 +121,49 @@ def events_query(twin_id: str, *, limit: int, after: int, kind: str | None,
 async def event_list_on(
     conn: Conn, keys: Keyring, principal: Principal, twin_id: str, *, limit: int,
     after: int = 0, kind: str | None = None, since: dt.datetime | None = None,
+    cold: ColdEvents | None = None,
 ) -> EventList:
     """``list_events``' answer: events with seq > ``after``, oldest first, at most ``limit``
-    (``next_cursor`` when more follow); ``kind`` keeps one type, ``since`` a time on."""
+    (``next_cursor`` when more follow); ``kind`` keeps one type, ``since`` a time on. With
+    ``cold``, the twin's archived events come first (``history_page``)."""
     await twin_allowed_on(conn, principal, twin_id, "read")
-    return await events_page(conn, await keys.key(twin_id), limit=limit, after=after,
-                             kind=kind, since=since)
+    key = await keys.key(twin_id)
+    if cold is None:
+        return await events_page(conn, key, limit=limit, after=after, kind=kind, since=since)
+    return await history_page(conn, key, cold, limit=limit, after=after, kind=kind, since=since)
+
+
+async def history_page(
+    conn: Conn, key: TwinKey, cold: ColdEvents, *, limit: int, after: int = 0,
+    kind: str | None = None, since: dt.datetime | None = None,
+) -> EventList:
+    """A page that starts in the archive (``regional.reads.archive``) where the twin has
+    archived events after ``after``, and goes on into the hot rows on the same snapshot: every
+    archived seq of a twin is below every hot one, so the page is one run of seq. A page reads
+    at most ``cold.days`` archived days; one that holds fewer events than ``limit`` after them
+    still carries a ``next_cursor``, which goes on from the last of those days."""
+    span = await cold.span_on(conn, key.twin_id, after=after, since=since)
+    if not span.files:
+        return await events_page(conn, key, limit=limit, after=after, kind=kind, since=since)
+    rows = await cold.rows(span, key.twin_id, after=after, kind=kind, since=since,
+                           limit=limit + 1)
+    items = [EventView(event_id=str(r.event_id), twin_id=key.twin_id, type=r.type,
+                       payload=payload_of(key, r.seq, r.payload),
+                       created_at=r.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), seq=r.seq)
+             for r in rows[:limit]]
+    if len(rows) > limit:
+        return EventList(items=items, next_cursor=encode_cursor(
+            rows[limit - 1].seq, rows[limit - 1].created_at.date()))
+    if span.more:
+        return EventList(items=items, next_cursor=encode_cursor(span.last_seq, span.last_day))
+    room = limit - len(items)
+    hot = await events_page(conn, key, limit=max(room, 1), after=max(after, span.last_seq),
+                            kind=kind, since=since)
+    if room == 0:  # the archive filled the page: a cursor only if hot events follow
+        last = rows[-1]
+        return EventList(items=items, next_cursor=encode_cursor(last.seq, last.created_at.date())
+                         if hot.items else None)
+    return EventList(items=[*items, *hot.items], next_cursor=hot.next_cursor)
 
 
 async def events_page(

@@ -1,6 +1,7 @@
 """Event partitions on the live primary: made ahead at start, stray rows in the default partition
 moved into their day's partition (their sealed payloads copied byte for byte: they still open as
-their event), partitions past the retention dropped whole."""
+their event), partitions past the retention archived (the cold tier: test_cold_tier.py) and
+dropped whole."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from blobs import open_store
+from central.archive import EventArchive
 from central.partitions import maintain
 from sealing import Keyring, KeyStore
 
@@ -45,8 +48,9 @@ async def test_partitions_ahead_strays_moved_and_old_days_dropped(live: LiveStac
                  dt.datetime.combine(day, dt.time(12), dt.UTC)))
         assert (await (await conn.execute("select count(*) from events_default where"
                                           " twin_id = %s", (twin,))).fetchone())[0] == 2
-        did = await maintain(conn, ahead_days=7, retention_days=30)
-        assert did["moved"] >= 2 and did["dropped"] >= 1
+        archive = EventArchive(open_store(str(live.stack.data_dir / "blobs")))
+        did = await maintain(conn, ahead_days=7, retention_days=30, archive=archive)
+        assert did["moved"] >= 2 and did["dropped"] >= 1 and did["archived"] >= 1
         left = await (await conn.execute(
             "select tableoid::regclass::text, (created_at at time zone 'UTC')::date from events"
             " where twin_id = %s", (twin,))).fetchall()
@@ -55,5 +59,5 @@ async def test_partitions_ahead_strays_moved_and_old_days_dropped(live: LiveStac
             "select payload from events where twin_id = %s and seq = 1", (twin,))).fetchone()
         assert moved is not None and key.open_json("event:1", moved[0]) == {"day": str(recent)}
         # Idempotent: a second run changes nothing.
-        assert await maintain(conn, ahead_days=7, retention_days=30) == {
-            "created": 0, "dropped": 0, "moved": 0}
+        assert await maintain(conn, ahead_days=7, retention_days=30, archive=archive) == {
+            "created": 0, "dropped": 0, "moved": 0, "archived": 0, "kept": 0, "scrubbed": 0}

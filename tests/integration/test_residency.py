@@ -115,13 +115,18 @@ def _redis_naming(url: str, needles: list[bytes]) -> list[bytes]:
 
 def test_a_twin_pinned_to_ru_leaves_no_byte_outside_its_zone(fleet: Stack) -> None:
     tag = uuid.uuid4().hex[:12]
-    markers = {what: f"canary-{what}-{tag}" for what in ("profile", "event", "step", "artifact")}
+    # Each marker random on its own (a compressed file stores a repeated run as a reference).
+    markers = {what: f"canary-{what}-{uuid.uuid4().hex[:12]}"
+               for what in ("profile", "event", "step", "artifact")}
+    # Sealed, the markers are in no file anywhere; an event's type is kept in the clear, so this
+    # one must be found in the zone (a scan that reads nothing fails) and nowhere outside.
+    control = f"canary-type-{uuid.uuid4().hex[:12]}"
     owner = f"canary-{tag}"
     with MemoryBank(_edge(fleet, "ams"), _jwt(fleet, owner)) as mb:
         created = mb.twins.create({"note": markers["profile"]}, residency="ru")
         twin = created.twin_id
         assert twin.startswith("ru1~") and created.residency == "ru"
-        mb.twins.log_events([{"twin_id": twin, "type": "canary.seen",
+        mb.twins.log_events([{"twin_id": twin, "type": control,
                               "payload": {"note": markers["event"]}}])
         mb.twins.update_trajectory(twin, "canary", 0, evidence={"note": markers["step"]})
         text = f"A field note that only Moscow keeps: {markers['artifact']}.".encode()
@@ -143,7 +148,7 @@ def test_a_twin_pinned_to_ru_leaves_no_byte_outside_its_zone(fleet: Stack) -> No
         with psycopg.connect(stack.topology().postgres.primary, autocommit=True) as conn:
             conn.execute("checkpoint")
 
-    needles = [m.encode() for m in markers.values()]
+    needles = [m.encode() for m in (*markers.values(), control)]
     run_as = unprivileged()
     inside = [ru.data_dir, pg_data_root(ru.data_dir, run_as)]
     outside_roots = {fleet.data_dir, pg_data_root(fleet.data_dir, run_as)}
@@ -156,7 +161,8 @@ def test_a_twin_pinned_to_ru_leaves_no_byte_outside_its_zone(fleet: Stack) -> No
     for root in dict.fromkeys(inside):
         for hit, where in _found(_files(root), needles).items():
             within.setdefault(hit, []).extend(where)
-    assert set(within) == set(needles), f"the scan must find the markers in the zone: {within}"
+    assert set(within) == {control.encode()}, (
+        f"only the plaintext control must be found, in the zone: {within}")
 
     # Every Postgres node and Redis of the global cell, asked for the twin's rows.
     topo = fleet.topology()

@@ -22,6 +22,7 @@ from litestar.di import Provide
 from blobs import BlobUnavailable
 from central import audit
 from central.audit import Chainer, chain, check_record, checkpoint_key
+from central.settings import CentralSettings
 from central.store import Store
 from mbhttp import RequestContextMiddleware, exception_handlers
 from mbhttp.guard import hop_guard
@@ -160,12 +161,22 @@ async def test_without_a_key_or_a_store_no_checkpoint_is_signed() -> None:
 
 # -- the intake -------------------------------------------------------------------------------
 
+class Cursor:
+    async def fetchone(self) -> None:
+        return None  # an empty chain: its head is GENESIS at seq 0
+
+
 class Conn:
     def __init__(self) -> None:
         self.statements: list[tuple[str, Any]] = []
 
-    async def execute(self, sql: str, params: Any = None) -> None:
+    async def execute(self, sql: str, params: Any = None) -> Cursor:
         self.statements.append((sql, params))
+        return Cursor()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
 
 
 class Pool:
@@ -189,8 +200,10 @@ class FakeStore(Store):
 @pytest.fixture
 async def central() -> AsyncIterator[tuple[httpx.AsyncClient, FakeStore]]:
     store = FakeStore()
+    settings = CentralSettings(database_url="postgresql://unused", hop_secret=SECRET, cell="g1")
     app = Litestar(route_handlers=[audit.intake],
-                   dependencies={"store": Provide(lambda: store, sync_to_thread=False)},
+                   dependencies={"store": Provide(lambda: store, sync_to_thread=False),
+                                 "settings": Provide(lambda: settings, sync_to_thread=False)},
                    guards=[hop_guard(HopSigner(SECRET), open_paths=frozenset())],
                    middleware=[RequestContextMiddleware(served_by="central")],
                    exception_handlers=exception_handlers(), openapi_config=None)
@@ -206,15 +219,18 @@ async def post(client: httpx.AsyncClient, body: bytes, who: Principal | None = N
         **hop, "x-request-id": "audit-flush", "content-type": "application/json"})
 
 
-async def test_a_batch_is_kept_pending_in_one_statement(
+async def test_a_batch_is_chained_at_once_under_the_chain_lock(
         central: tuple[httpx.AsyncClient, FakeStore]) -> None:
     client, store = central
     records = [record(n) for n in range(3)]
     answer = await post(client, msgspec.json.encode({"records": records}))
     assert answer.status_code == 204, answer.text
-    [(sql, (rows,))] = store.conn.statements
-    assert "insert into audit_pending" in sql
-    assert [msgspec.json.decode(r, type=AuditRecord) for r in rows] == records
+    (lock, _), (head, _), (insert, params) = store.conn.statements
+    assert "pg_advisory_xact_lock" in lock and "from audit_log" in head
+    assert "insert into audit_log" in insert
+    seqs, _, actors, *_, links = params
+    assert seqs == [1, 2, 3] and actors == [r.actor for r in records]
+    assert links == chain(GENESIS, 0, "g1", records)  # each record written once, linked
 
 
 @pytest.mark.parametrize(("body", "status", "says"), [

@@ -95,14 +95,16 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Twin merges (PATCH /v1/twins/{id}, POST .../updates) answered before Litestar routes them
     # (central/fastpath.py), by the same rules and parts; false sends them through Litestar.
     fast_writes: bool = True
-    # The audit trail (central/audit.py). Shard 0 chains what the hubs sent every
-    # ``audit_chain_ms``: a pass takes at most 2,048 pending rows, and passes follow each other
-    # until none is left (pending rows are only what hubs sent, ≤ 1,024 a batch). A checkpoint
+    # The audit trail (central/audit.py). The intake chains each batch a hub sends at once;
+    # every ``audit_chain_ms`` shard 0 drains rows an older central left pending (a pass takes
+    # at most 2,048, passes follow each other until none is left) and checkpoints. A checkpoint
     # of the chain's head, signed with ``audit_key`` (the hubs' HUB_AUDIT_KEY, which also makes
     # twins' pseudonyms; empty: no checkpoints, said once in the log), goes to the blob store
     # each time the head passes a multiple of ``audit_checkpoint_every``, and at least every
     # 10 s while records arrive.
     audit_key: str = ""
+    audit_chain_ms: int = 500
+    audit_checkpoint_every: int = 256
     # Personal data at rest (sealing/): the cell's key store, a directory outside the
     # database (its wrapped data keys, the local key-encryption key unless KMS holds it).
     # ``kms_key_id`` set: the key-encryption key is that AWS KMS key (``kms_endpoint`` for a
@@ -114,8 +116,6 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     kms_region: str = ""
     keys_cache_items: int = 10_000
     keys_ttl_s: float = 300.0
-    audit_chain_ms: int = 500
-    audit_checkpoint_every: int = 256
 
     def __post_init__(self) -> None:
         if not 0 <= self.shard < self.shards:

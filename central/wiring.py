@@ -39,10 +39,7 @@ def build_parts(settings: CentralSettings) -> Parts:
     """The store, then the twins' committer and writer, then the events' committer: constructed
     only (no I/O), so a bad setting fails here and the lifespan opens them in order."""
     store = Store(settings.database_url, pool_timeout_s=settings.pool_timeout_ms / 1000)
-    keyring = Keyring.configure(
-        keys_dir=settings.keys_dir, kms_key_id=settings.kms_key_id,
-        kms_endpoint=settings.kms_endpoint, kms_region=settings.kms_region, cell=settings.cell,
-        items=settings.keys_cache_items, ttl_s=settings.keys_ttl_s)
+    keyring = Keyring.from_settings(settings)
     twin_committer = events.committer(store, window_s=settings.twin_commit_window_ms / 1000,
                                       max_items=settings.twin_commit_max,
                                       depth=settings.twin_commit_depth)

@@ -103,6 +103,9 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # central, how many make a batch, and how many it holds at most while central cannot take
     # them (the oldest beyond it are dropped and counted).
     audit_key: str = ""
+    audit_flush_ms: int = 250
+    audit_batch: int = 512
+    audit_buffer_max: int = 8192
     # Personal data at rest (sealing/): the cell's key store, a directory outside the
     # database (its wrapped data keys, the local key-encryption key unless KMS holds it).
     # ``kms_key_id`` set: the key-encryption key is that AWS KMS key (``kms_endpoint`` for a
@@ -114,9 +117,6 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     kms_region: str = ""
     keys_cache_items: int = 10_000
     keys_ttl_s: float = 300.0
-    audit_flush_ms: int = 250
-    audit_batch: int = 512
-    audit_buffer_max: int = 8192
     # The cold tier of events (regional/reads/archive.py): a listing before the hot window
     # reads the archive's Parquet files from the blob store above. Files of a store other than
     # a directory (S3) are kept in ``archive_cache_dir`` ("": <temp dir>/memorybank-archive),

@@ -81,10 +81,7 @@ class Hub:
 def build_hub(settings: HubSettings) -> Hub:
     """Every client and loop object, in dependency order: the read path first (replica, clock,
     Redis, caches), then admission, the follower's lease, search, realtime and the peers."""
-    keyring = Keyring.configure(
-        keys_dir=settings.keys_dir, kms_key_id=settings.kms_key_id,
-        kms_endpoint=settings.kms_endpoint, kms_region=settings.kms_region, cell=settings.cell,
-        items=settings.keys_cache_items, ttl_s=settings.keys_ttl_s)
+    keyring = Keyring.from_settings(settings)
     replica = Replica(settings.replica_url,
                       pool_timeout_s=settings.replica_pool_timeout_ms / 1000, keys=keyring)
     central = CentralClient(settings.central_url, settings.central_secret,

@@ -73,6 +73,15 @@ class Keyring:
             kek = KmsKek(root, kms_key_id, endpoint=kms_endpoint, region=kms_region, cell=cell)
         return cls(KeyStore(root, kek), items=items, ttl_s=ttl_s)
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> Keyring:
+        """From a service's settings (central's or a hub's: the same ``keys_*``/``kms_*``
+        fields and ``cell``)."""
+        return cls.configure(
+            keys_dir=settings.keys_dir, kms_key_id=settings.kms_key_id,
+            kms_endpoint=settings.kms_endpoint, kms_region=settings.kms_region,
+            cell=settings.cell, items=settings.keys_cache_items, ttl_s=settings.keys_ttl_s)
+
     def require(self) -> KeyStore:
         if self.store is None:
             raise Unavailable("personal data cannot be read or written here: this service has "

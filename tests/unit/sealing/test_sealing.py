@@ -165,7 +165,9 @@ async def test_a_twin_without_a_key_is_not_found_and_no_store_is_unavailable(
 
 
 @settings(max_examples=25)
-@given(words=st.lists(st.from_regex(r"[a-z]{3,12}", fullmatch=True), min_size=1, max_size=8))
+# Words of letters past "f": a hex digest can never hold one by chance, so finding it in a term
+# would mean the word itself was kept.
+@given(words=st.lists(st.from_regex(r"[g-z]{3,12}", fullmatch=True), min_size=1, max_size=8))
 def test_blind_terms_are_stable_per_cell_and_hide_the_word(words: list[str]) -> None:
     import asyncio
     import tempfile

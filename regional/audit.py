@@ -98,29 +98,25 @@ class AuditRecorder:
         signed artifact URL)."""
         if not self.enabled:
             return
-        if len(self.buffer) == self.buffer.maxlen:
-            self.dropped += 1  # the deque drops the oldest
         now = self._clock()
         if (second := int(now.timestamp())) != self._second:  # one strftime per second
             self._second, self._prefix = second, now.strftime("%Y-%m-%dT%H:%M:%S.")
-        at = f"{self._prefix}{now.microsecond:06d}Z"
         actor = principal if isinstance(principal, str) else principal.sub
-        self.buffer.append(AuditRecord(at=at, actor=actor, action=action,
-                                       twin_ref=self.ref(twin_id), request_id=request_id,
-                                       outcome=outcome, region=self.region))
-        if len(self.buffer) >= self.batch:
-            self._wake.set()
+        self._append(AuditRecord(at=f"{self._prefix}{now.microsecond:06d}Z", actor=actor,
+                                 action=action, twin_ref=self.ref(twin_id),
+                                 request_id=request_id, outcome=outcome, region=self.region))
 
     def record_hit(self, hit: EdgeHit) -> None:
         """A read an edge PoP answered from its cache, recorded as the PoP saw it."""
-        if not self.enabled:
-            return
+        if self.enabled:
+            self._append(AuditRecord(at=hit.at, actor=hit.actor, action=hit.action,
+                                     twin_ref=self.ref(hit.twin_id), request_id=hit.request_id,
+                                     outcome=200, region=f"edge-{hit.pop}"))
+
+    def _append(self, record: AuditRecord) -> None:
         if len(self.buffer) == self.buffer.maxlen:
-            self.dropped += 1
-        self.buffer.append(AuditRecord(at=hit.at, actor=hit.actor, action=hit.action,
-                                       twin_ref=self.ref(hit.twin_id),
-                                       request_id=hit.request_id, outcome=200,
-                                       region=f"edge-{hit.pop}"))
+            self.dropped += 1  # the deque drops the oldest
+        self.buffer.append(record)
         if len(self.buffer) >= self.batch:
             self._wake.set()
 

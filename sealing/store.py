@@ -117,15 +117,14 @@ class KeyStore:
                 continue
         raise KekMissing(f"the data key of twin {twin_id} names a retired key-encryption key")
 
-    def get_or_create(self, twin_id: str) -> DataKey:
-        found = self.get(twin_id)
-        if found is not None:
-            return found
+    def _new_record(self, path: Path, context: str, prefix: str) -> tuple[Record, bytes] | None:
+        """A fresh key wrapped under the current key-encryption key, its record created at
+        ``path`` whole (written and fsync'd under a temporary name, then linked) and only if
+        none is there: None when a concurrent create got there first (keep theirs)."""
         key = AESGCM.generate_key(256)
         label = self.kek.current()
-        record = Record(twin_id, f"dek-{secrets.token_hex(8)}", 1, label,
-                        base64.b64encode(self.kek.wrap(label, twin_id, key)).decode(), _now())
-        path = self._path(twin_id)
+        record = Record(context, f"{prefix}-{secrets.token_hex(8)}", 1, label,
+                        base64.b64encode(self.kek.wrap(label, context, key)).decode(), _now())
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -134,14 +133,24 @@ class KeyStore:
         finally:
             os.close(fd)
         try:
-            os.link(tmp, path)  # exclusive: a concurrent create of this twin keeps its own
+            os.link(tmp, path)  # exclusive
         except FileExistsError:
+            return None
+        finally:
             os.unlink(tmp)
+        _sync_dir(path.parent)
+        return record, key
+
+    def get_or_create(self, twin_id: str) -> DataKey:
+        found = self.get(twin_id)
+        if found is not None:
+            return found
+        made = self._new_record(self._path(twin_id), twin_id, "dek")
+        if made is None:  # a concurrent create of this twin keeps its own
             existing = self.get(twin_id)
             assert existing is not None
             return existing
-        os.unlink(tmp)
-        _sync_dir(self.deks)
+        record, key = made
         return DataKey(twin_id, record.key_id, record.version, key)
 
     def destroy(self, twin_id: str) -> Destroyed | None:
@@ -168,21 +177,10 @@ class KeyStore:
         for _ in range(3):
             record = self._read(path)
             if record is None:
-                label = self.kek.current()
-                key = AESGCM.generate_key(256)
-                fresh = Record(INDEX, f"idx-{secrets.token_hex(8)}", 1, label,
-                               base64.b64encode(self.kek.wrap(label, INDEX, key)).decode(),
-                               _now())
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                except FileExistsError:
-                    continue
-                try:
-                    os.write(fd, msgspec.json.encode(fresh))
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                return key
+                made = self._new_record(path, INDEX, "idx")
+                if made is not None:
+                    return made[1]
+                continue  # another process made it first: read theirs
             try:
                 return self._unwrap(record).key
             except KekMissing:

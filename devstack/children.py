@@ -2,18 +2,21 @@
 
 Names are stable and double as log file names: ``pg-primary``, ``pg-<region>`` (replicas),
 ``redis-<region>``, ``central`` (shard 0), ``central-<k>`` (shard k), ``hub-<region>``,
-``edge-<region>``."""
+``edge-<region>``, ``backup`` (the cell's backup agent: devstack/backup_agent.py)."""
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from devstack import apps, liveness, patroni, postgres, procs, redis
+from devstack import apps, backup, liveness, patroni, postgres, procs, redis
 from devstack.errors import StackError
+from devstack.health import PgQueryCheck
 from devstack.layout import region_of_child
 from devstack.ports import PortPlan
 from devstack.procs import ProcessSpec, RunAs
@@ -31,6 +34,7 @@ def names_by_service(current: StackState) -> dict[str, list[str]]:
     regions = current.regions
     names = {
         "postgres": ["pg-witness", "pg-primary", "pg-standby"] + [f"pg-{r}" for r in regions],
+        "backups": [backup.CHILD] if "postgres" in current.services else [],
         "redis": [f"redis-{r}" for r in regions],
         "central": [apps.central_name(k) for k in range(len(current.topology.writers))],
         "hubs": [f"hub-{r}" for r in regions],
@@ -69,6 +73,8 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
         out += [patroni.node_spec(m, pg_root / f"{m.name}.json", run_as=src.run_as,
                                   log=log_path(data_dir, m.child), env=env)
                 for m in patroni.members(ports)]
+    if "backups" in current.services and "postgres" in current.services:
+        out.append(backup_spec(current, data_dir))
     if "redis" in current.services:
         server = redis.find_server(src.redis_server)
         out += [redis.server_spec(server, r, ports.redis(r), data_dir / "redis" / r,
@@ -85,6 +91,19 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
         out += [apps.edge_spec(topo, r, sec, log_path(data_dir, f"edge-{r}"), fac,
                                links=current.links) for r in regions]
     return {spec.name: spec for spec in out}
+
+
+def backup_spec(current: StackState, data_dir: Path) -> ProcessSpec:
+    """The cell's backup agent (devstack/backup_agent.py); healthy once its WAL receiver
+    streams from the leader. Its configuration is written by the launcher before it starts."""
+    argv = (sys.executable, "-m", "devstack.backup_agent", "--data-dir", str(data_dir),
+            "--cell", backup.cell_of(data_dir, current.links.cell if current.links else None).name,
+            "--base", str(current.port_base), "--regions", ",".join(current.regions))
+    plan = PortPlan(base=current.port_base, regions=tuple(current.regions))
+    return ProcessSpec(name=backup.CHILD, argv=argv, env=apps.base_env(),
+                       log=log_path(data_dir, backup.CHILD), cwd=apps.REPO_ROOT,
+                       check=PgQueryCheck(backup.conninfo(plan), backup.STREAMING_SQL),
+                       stop_signal=signal.SIGTERM, start_timeout=120.0)
 
 
 def is_up(current: StackState, name: str) -> bool:

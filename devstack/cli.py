@@ -14,6 +14,9 @@
                                      only when all hold, else 1 naming the first failure
     memorybank keys status | rotate [--cell C]   each cell's key store: its key-encryption
                                      key, and a rotation re-wrapping every twin's data key
+    memorybank backup list | now | check [--cell C]   each cell's base backups and WAL archive
+    memorybank restore --to-time T | --to-lsn L | --latest --target DIR [--cell C]   a new
+                                     cluster directory from a cell's backups (devstack/restore.py)
     memorybank analytics "SQL" [--cell C] [--json]   read-only SQL over a cell's event archive
                                      (a view `events` over its Parquet files: ops/analytics.py)
 
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import msgspec
 
-from devstack import layout, leadership, patroni, secrets, state
+from devstack import backup_cli, layout, leadership, patroni, secrets, state
 from devstack.children import StackStatus
 from devstack.errors import StackError
 from devstack.launcher import Stack
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="serve the SRE console for this stack (live status, drills)")
     console.add_argument("--port", type=int, default=8790, help="the HTTP port (default 8790)")
     drill_cli.add_parser(sub, common)
+    backup_cli.add_parsers(sub, common)
     analytics.add_parser(sub, common)
     audit = sub.add_parser("audit", parents=[common], help="the audit trail of twins' data")
     audit_verbs = audit.add_subparsers(dest="verb", required=True)
@@ -390,7 +394,9 @@ def cmd_keys(args: argparse.Namespace, data_dir: Path) -> int:
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "token": cmd_token,
             "switchover": cmd_switchover,
             "demo": cmd_demo, "mcp": cmd_mcp, "console": cmd_console, "drill": cmd_drill,
-            "audit": cmd_audit, "keys": cmd_keys, "analytics": analytics.cmd}
+            "audit": cmd_audit, "keys": cmd_keys,
+            "backup": backup_cli.cmd_backup, "restore": backup_cli.cmd_restore,
+            "analytics": analytics.cmd}
 
 
 def _no_stack(command: str, data_dir: Path) -> bool:

@@ -1,6 +1,7 @@
 """Is a child up? One probe per kind of service, and a wait with a deadline.
 
-- Postgres: a connection and ``select 1`` (a standby still replaying refuses connections);
+- Postgres: a connection and ``select 1`` (a standby still replaying refuses connections), or a
+  query that must answer true (a WAL receiver streams, seen from the leader);
 - Redis: ``PING`` over a raw socket (no client library needed);
 - HTTP services: ``GET /healthz`` answers 200."""
 
@@ -25,6 +26,12 @@ class PgCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class PgQueryCheck:
+    url: str
+    sql: str  # healthy once its first column is true
+
+
+@dataclass(frozen=True, slots=True)
 class RedisCheck:
     host: str
     port: int
@@ -43,7 +50,7 @@ class TcpCheck:
     port: int
 
 
-Check = PgCheck | RedisCheck | HttpCheck | TcpCheck
+Check = PgCheck | PgQueryCheck | RedisCheck | HttpCheck | TcpCheck
 
 
 def probe(check: Check) -> str | None:
@@ -54,6 +61,10 @@ def probe(check: Check) -> str | None:
                 with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
                     conn.execute("select 1")
                 return None
+            case PgQueryCheck(url, sql):
+                with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
+                    row = conn.execute(sql).fetchone()
+                return None if row and row[0] else f"not yet: {sql}"
             case RedisCheck(host, port):
                 with socket.create_connection((host, port), timeout=1) as sock:
                     sock.sendall(b"PING\r\n")

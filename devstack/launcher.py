@@ -1,8 +1,9 @@
-"""The local stack: Postgres under Patroni (a Raft witness, primary, sync standby, replicas),
-Redis, central, hubs and edge PoPs, each a detached child process, started in that order, each
-group waited on until healthy, then a supervisor (``devstack.supervisor``) that restarts any child
-that dies, unless it was stopped on purpose (``stop_process`` holds it). ``up`` on a running stack
-also restarts what died (Patroni itself restarts a crashed Postgres, or fails over).
+"""The local stack: Postgres under Patroni (a Raft witness, primary, sync standby, replicas), the
+cell's backup agent (devstack/backup_agent.py), Redis, central, hubs and edge PoPs, each a
+detached child process, started in that order, each group waited on until healthy, then a
+supervisor (``devstack.supervisor``) that restarts any child that dies, unless it was stopped on
+purpose (``stop_process`` holds it). ``up`` on a running stack also restarts what died (Patroni
+itself restarts a crashed Postgres, or fails over).
 
 ``Stack`` is the API the CLI, the tests and the benchmark share. Everything it knows between two
 commands is in the data directory (``stack.json``, ``secrets.json``, ``pg/``, ``redis/``,
@@ -22,6 +23,7 @@ import msgspec
 
 from devstack import (
     apps,
+    backup,
     cells,
     children,
     layout,
@@ -246,6 +248,16 @@ class Stack:
                 self._start(current, [spec])
             state.save(self.data_dir, current)
 
+    def hold_processes(self, names: list[str], held: bool = True) -> None:
+        """Marks children held (``held=False``: no longer) without stopping them: the
+        supervisor leaves them dead once they die. The disaster drill holds the members that may
+        lead before it kills them, and lets them go once their data is restored."""
+        with state.locked(self.data_dir):
+            current = self._loaded()
+            for name in names:
+                current.hold(name, held)
+            state.save(self.data_dir, current)
+
     def lose_region(self, region: str, lost: bool = True) -> list[str]:
         """Marks ``region`` lost (its machines are gone: the supervisor must not restart its
         children) or back (``lost=False``: the supervisor restarts them); returns the region's
@@ -409,6 +421,9 @@ class Stack:
                 self._up_cells()
             if service == "postgres":
                 self._start_postgres(current, specs)
+            elif service == "backups":
+                self._prepare_backups(current)
+                self._start(current, [specs[n] for n in names])
             else:
                 self._start(current, [specs[n] for n in names])
         if "edges" not in current.services:
@@ -419,7 +434,8 @@ class Stack:
         which clone from whoever leads; returns once every region's replica streams and Patroni
         names the standby synchronous."""
         plan = PortPlan(base=current.port_base, regions=tuple(current.regions))
-        pg_root = self._prepare_pg(plan)
+        backups = "backups" in current.services
+        pg_root = self._prepare_pg(plan, backups)
         names = children.names_by_service(current)["postgres"]
         if not any(postgres.is_cluster(pg_root / m) for m in patroni.FAILOVER_MEMBERS):
             # A new cluster: nodes and Raft state of an earlier one would follow a ghost.
@@ -436,6 +452,7 @@ class Stack:
         self._wait([s for s in started if s[0].name in ("pg-witness", "pg-primary")])
         leader = patroni.wait_leader(plan)
         self._progress(f"postgres leader is {leader}")
+        patroni.set_backup_slot(list(current.topology.postgres.patroni.values()), backups)
         writer = writer_url([plan.pg_primary, plan.pg_standby], "postgres")
         postgres.create_database(writer)
         started += self._spawn(current, [specs[n] for n in names if n not in first])
@@ -452,15 +469,25 @@ class Stack:
 
     def _prepare_pg_if_any(self, current: StackState) -> None:
         if "postgres" in current.services:
-            self._prepare_pg(PortPlan(base=current.port_base, regions=tuple(current.regions)))
+            self._prepare_pg(PortPlan(base=current.port_base, regions=tuple(current.regions)),
+                             "backups" in current.services)
+            self._prepare_backups(current)
 
-    def _prepare_pg(self, plan: PortPlan) -> Path:
+    def _prepare_pg(self, plan: PortPlan, backups: bool) -> Path:
         """``DATA_DIR/pg`` for the Postgres user, and Patroni's configuration files in it."""
         bin_dir = postgres.reachable_bin_dir(postgres.find_bin_dir(self._pg_bin), self._run_as)
         pg_root = postgres.pg_data_root(self.data_dir, self._run_as)
         postgres.prepare_root(pg_root, self._run_as)
-        patroni.write_configs(plan, pg_root, bin_dir, self._run_as)
+        patroni.write_configs(plan, pg_root, bin_dir, self._run_as, backups)
         return pg_root
+
+    def _prepare_backups(self, current: StackState) -> None:
+        """The cell's backup store and barman's configuration (devstack/backup.py)."""
+        if "backups" not in current.services or "postgres" not in current.services:
+            return
+        cell = backup.cell_of(self.data_dir, current.links.cell if current.links else None)
+        backup.write_config(cell, PortPlan(base=current.port_base, regions=tuple(current.regions)),
+                            postgres.find_bin_dir(self._pg_bin))
 
     def _stop_all(self, current: StackState) -> None:
         names = children.all_names(current)

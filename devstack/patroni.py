@@ -14,7 +14,8 @@ only a node that was in sync may be promoted (RPO 0); not ``strict``: a lost sta
 every write, and a primary running alone is never failed over to a node that was not in sync, so
 no acknowledged write is lost either way (only redundancy is). ``primary_start_timeout: 0``: a
 crashed primary fails over at once instead of restarting in place for minutes. ``use_pg_rewind``:
-the old primary rejoins as a replica without a re-clone. Patroni always starts a node's Postgres
+the old primary rejoins as a replica without a re-clone. ``slots``: the cell's backups' slot
+(``backup_slots``), permanent, so it follows the leader. Patroni always starts a node's Postgres
 read-only and promotes it only while holding the leader lock: that, with central's
 ``target_session_attrs=read-write``, is the fencing of an old primary."""
 
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from devstack import backup
 from devstack.errors import ConfigError, StackError
 from devstack.health import HttpCheck, TcpCheck
 from devstack.layout import CANDIDATES, member_region
@@ -103,9 +105,36 @@ def _raft(plan: PortPlan, raft_dir: Path, node: str | None) -> dict[str, Any]:
             "partner_addrs": [v for v in voters if v != me]}
 
 
-def node_config(member: Member, plan: PortPlan, pg_root: Path, bin_dir: Path) -> dict[str, Any]:
+def backup_slots(on: bool) -> dict[str, Any]:
+    """The cell's backups' slot (devstack/backup.py) as a Patroni permanent slot: Patroni makes
+    it on every member and advances it on the followers, so ``pg_receivewal`` finds it where it
+    left off on whichever member leads after a failover (a slot Patroni does not know, it drops).
+    ``None`` removes it: a slot nobody streams from would hold WAL for nothing."""
+    return {backup.SLOT: {"type": "physical"} if on else None}
+
+
+def set_backup_slot(rest: list[str], on: bool, within_s: float = 30.0) -> None:
+    """Puts the backups' slot in (or out of) the cluster's dynamic configuration, for a
+    cluster bootstrapped before it (``PATCH /config`` merges; idempotent)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        for url in rest:
+            try:
+                httpx.patch(f"{url}/config", json={"slots": backup_slots(on)},
+                            timeout=2).raise_for_status()
+                return
+            except httpx.HTTPError:
+                continue
+        if time.monotonic() > deadline:
+            raise StackError("no Patroni member took the backups' slot (see logs/pg-*.log)")
+        time.sleep(0.2)
+
+
+def node_config(member: Member, plan: PortPlan, pg_root: Path, bin_dir: Path,
+                backups: bool = True) -> dict[str, Any]:
     """Patroni's configuration for one member (YAML is a superset of JSON: written as JSON)."""
     user = {"username": PG_USER}
+    slots = {k: v for k, v in backup_slots(backups).items() if v is not None}
     return {
         "scope": SCOPE, "name": member.name,
         "restapi": {"listen": f"{HOST}:{member.rest_port}",
@@ -113,7 +142,7 @@ def node_config(member: Member, plan: PortPlan, pg_root: Path, bin_dir: Path) ->
         "raft": _raft(plan, pg_root / "raft", member.name if member.leads else None),
         "bootstrap": {
             "dcs": {**DCS, "postgresql": {"use_pg_rewind": True, "use_slots": True,
-                                          "parameters": PARAMETERS}},
+                                          "parameters": PARAMETERS}, "slots": slots},
             "initdb": [{"encoding": "UTF8"}, {"locale": "C"}, {"auth": "trust"}, "no-sync"],
         },
         "postgresql": {
@@ -165,13 +194,14 @@ def witness_spec(plan: PortPlan, config: Path, *, run_as: RunAs | None, log: Pat
     )
 
 
-def write_configs(plan: PortPlan, pg_root: Path, bin_dir: Path, run_as: RunAs | None) -> None:
+def write_configs(plan: PortPlan, pg_root: Path, bin_dir: Path, run_as: RunAs | None,
+                  backups: bool = True) -> None:
     """Every member's and the witness's configuration, rewritten at each start (the Postgres
     binaries' directory may move between two ``up``s)."""
     write_config(pg_root / "witness.json", witness_config(plan, pg_root), run_as)
     for member in members(plan):
         write_config(pg_root / f"{member.name}.json",
-                     node_config(member, plan, pg_root, bin_dir), run_as)
+                     node_config(member, plan, pg_root, bin_dir, backups), run_as)
 
 
 def interpreter(run_as: RunAs | None) -> tuple[str, dict[str, str]]:

@@ -23,9 +23,11 @@ from devstack.topology import Topology
 STATE_FILE = "stack.json"
 LOCK_FILE = ".lock"
 
-# Start order; `down` goes the other way.
-ALL_SERVICES: frozenset[str] = frozenset({"postgres", "redis", "central", "hubs", "edges"})
-SERVICE_ORDER: tuple[str, ...] = ("postgres", "redis", "central", "hubs", "edges")
+# Start order; `down` goes the other way. ``backups``: the cell's backup agent
+# (devstack/backup_agent.py), with Postgres only.
+ALL_SERVICES: frozenset[str] = frozenset(
+    {"postgres", "backups", "redis", "central", "hubs", "edges"})
+SERVICE_ORDER: tuple[str, ...] = ("postgres", "backups", "redis", "central", "hubs", "edges")
 
 
 class StackState(msgspec.Struct, kw_only=True):

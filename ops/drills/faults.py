@@ -33,7 +33,7 @@ import psycopg
 
 from devstack import patroni, procs, state
 from devstack.launcher import Stack
-from ops.drills import failover, slots
+from ops.drills import disaster, failover, slots
 from ops.drills.faultproxy import FaultProxy
 from ops.drills.machines import signal_all, tree
 
@@ -50,6 +50,7 @@ class Ctx:
     notes: list[str] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)  # PIDs under SIGSTOP
     manual: list[str] = field(default_factory=list)  # steps the drill had to take for the stack
+    lost_leader: str | None = None  # the member that led when the disaster drill struck
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -203,6 +204,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "and back after the hold (15 s)",
              failover.switch_leader, end=failover.switch_leader, cleanup=failover.settle,
              hold_s=15.0),
+    Scenario("disaster", "SIGKILL both members that may lead and delete their data "
+             "directories; after the hold the cell is restored from its backup store (the "
+             "runbook's command, the one manual step), the other member re-clones",
+             disaster.lose_both, end=disaster.restore_from_backups, cleanup=failover.settle,
+             hold_s=5.0),
     Scenario("slot-bound", "stop a region's replica, write WAL past the slots' bound: the "
              "primary's WAL stays bounded; restarted, the replica is re-cloned by itself",
              slots.inject, end=slots.end, cleanup=failover.settle, hold_s=5.0),

@@ -76,9 +76,20 @@ def test_the_image_installs_from_the_lock_with_hashes() -> None:
 
 def test_setup_installs_from_the_lock_with_hashes() -> None:
     setup = (ROOT / "scripts/setup").read_text()
-    assert "--require-hashes -r requirements/dev.lock" in setup
+    assert "--require-hashes --no-deps -r requirements/dev.lock" in setup
+    # ... and nothing the lock dropped (requirements/overrides.txt) is fetched behind it.
+    assert re.search(r"want=.*requirements/overrides\.txt", setup)
     # The stamp covers the lock, so a regenerated lock reinstalls.
     assert re.search(r"want=.*requirements/dev\.lock", setup)
+
+
+def test_the_dev_lock_needs_no_source_build_for_barman() -> None:
+    """barman asks for psycopg2 (a build against libpq-dev); the lock holds it only under a
+    marker no platform has, and psycopg2-binary instead."""
+    lock = (ROOT / "requirements/dev.lock").read_text()
+    assert re.search(r"^psycopg2==\S+ ; sys_platform == 'never'", lock, re.M)
+    assert re.search(r"^psycopg2-binary==\S+ \\$", lock, re.M)
+    assert re.search(r"^barman==3\.19\.\d+ \\$", lock, re.M)
 
 
 def _pins(lock: str) -> dict[str, set[str]]:

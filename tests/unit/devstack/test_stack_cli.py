@@ -21,7 +21,7 @@ def test_data_dir_default(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_up_arguments() -> None:
     args = cli.build_parser().parse_args(["up", "--regions", "ams, iad", "--data-dir", "/x"])
     assert args.regions == ["ams", "iad"] and args.data_dir == Path("/x")
-    assert args.services == ["postgres", "redis", "central", "hubs", "edges"]
+    assert args.services == ["postgres", "backups", "redis", "central", "hubs", "edges"]
 
 
 def test_token_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

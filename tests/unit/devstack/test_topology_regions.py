@@ -82,8 +82,11 @@ def test_the_children_a_lost_region_takes() -> None:
         "pg-witness", "pg-sin", "redis-sin", "hub-sin", "edge-sin"]
     assert layout.children_in(topo, names, "mow") == ["pg-mow", "redis-mow", "hub-mow",
                                                        "edge-mow"]
-    # Every child but none is in exactly one region.
-    assert sorted(n for r in G1 for n in layout.children_in(topo, names, r)) == sorted(names)
+    # Every child is in exactly one region, but the backup agent: the cell's backup store is
+    # its zone's (an object store in production), no region's machine.
+    assert sorted(n for r in G1 for n in layout.children_in(topo, names, r)) == sorted(
+        n for n in names if n != "backup")
+    assert layout.region_of_child(topo, "backup") is None
 
 
 def test_a_one_region_cell_loses_everything_with_it() -> None:

@@ -12,6 +12,8 @@ On a fresh local stack (ams, iad, sin), always torn down:
    The payload column is bytea, as migration 0013 made ``events.payload``, and each row's value
    opaque bytes the size of the load's payload sealed (``sealing.aead``: 31 bytes more than its
    JSON): the anchor stores what central stores, without the sealing;
+   Then batches of 100 events that each carry a memory's ``text`` (~200 characters): the
+   ratio to the same without text (issue 27: within 20 %);
 3. durable -> listed at a remote hub: log one event at the ams edge, list the twin's events at
    the sin edge with the 202's token; p50/p95 of the whole round over ``--visible`` rounds.
 Clients, edges, hubs, central and Postgres share this machine's cores: on a noisy machine the
@@ -67,9 +69,19 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
+WORDS = ("harbour lantern orchard violin glacier meadow copper ledger falcon cinnamon quarry"
+         " tram lighthouse velvet compass saffron anchor thistle granite ember").split()
+
+
+def memory_text(rng: random.Random) -> str:
+    """A text event's text (recall searches it): a sentence of ~200 characters."""
+    return " ".join(rng.choice(WORDS) for _ in range(28)).capitalize() + "."
+
+
 async def load(edge: str, secret: str, twins: list[str], clients: int, batch: int,
-               seconds: float) -> tuple[int, list[float], int]:
-    """(events accepted, 202 latencies in ms, refused requests)."""
+               seconds: float, text: bool = False) -> tuple[int, list[float], int]:
+    """(events accepted, 202 latencies in ms, refused requests); ``text``: each event carries a
+    memory's text too (sealed, chunked and keyword-indexed in the commit, embedded after it)."""
     tokens = [mint_token(secret, f"bench-ev-{i}", tier="internal") for i in range(400)]
     accepted, refused, lat = 0, 0, []
     deadline = time.perf_counter() + seconds
@@ -79,8 +91,9 @@ async def load(edge: str, secret: str, twins: list[str], clients: int, batch: in
             rng, n = random.Random(c), 0
             while time.perf_counter() < deadline:
                 events = [{"twin_id": rng.choice(twins), "type": "page.viewed",
-                           "payload": PAYLOAD,
-                           "idempotency_key": uuid.uuid4().hex} for _ in range(batch)]
+                           "payload": PAYLOAD, "idempotency_key": uuid.uuid4().hex,
+                           **({"text": memory_text(rng)} if text else {})}
+                          for _ in range(batch)]
                 auth = {"Authorization": f"Bearer {tokens[(c * 7919 + n) % len(tokens)]}"}
                 n += 1
                 t0 = time.perf_counter()
@@ -161,6 +174,15 @@ async def measure(stack: Stack, clients: int, seconds: float,
         print(f"log_event, batches of {batch:3d}: {rate:9.1f} events/s accepted "
               f"({len(lat)} requests, {refused} refused); 202 p50 {pct(lat, 50):6.1f} ms, "
               f"p95 {pct(lat, 95):6.1f} ms; {clients} clients through one edge", flush=True)
+    n, lat, refused = await load(topo.edges["ams"], secret, names, clients, 100, seconds,
+                                 text=True)
+    rate = n / seconds
+    figures |= {"text_batch_100_per_s": round(rate, 1), "text_batch_100_refused": refused,
+                "text_batch_100_p95_ms": round(pct(lat, 95), 1),
+                "ratio_text_to_plain": round(rate / figures["batch_100_per_s"], 3)}
+    print(f"log_event with text, batches of 100: {rate:9.1f} events/s accepted ({refused} "
+          f"refused); 202 p95 {pct(lat, 95):6.1f} ms; {figures['ratio_text_to_plain']:.3f} of "
+          "the same without text (central embeds them meanwhile, on the same cores)", flush=True)
     tps = await asyncio.to_thread(pgbench, topo.postgres.primary, clients, max(1, round(seconds)))
     print(f"pgbench single-row inserts (same-shape table): {tps:9.1f} rows/s, {clients} clients")
     figures["pgbench_rows_per_s"] = round(tps, 1)

@@ -7,8 +7,9 @@ it as CSV from Postgres's ``COPY ... TO STDOUT``: both ends stay native (Postgre
 out, DuckDB's parallel CSV reader), no row becomes a Python object, and no second dependency is
 needed (pyarrow would carry them as Arrow, but only after psycopg had built every row in Python;
 DuckDB's Postgres scanner is an extension it downloads at run time). The CSV carries every value
-exactly: the sealed payload as hex (its bytes copied as they are: they stay ciphertext under the
-twin's key), ``created_at`` as epoch microseconds, strings always quoted so NULL and "" differ.
+exactly: the sealed payload and text as hex (their bytes copied as they are: they stay ciphertext
+under the twin's key), ``created_at`` and ``occurred_at`` as epoch microseconds, strings always
+quoted so NULL and "" differ.
 
 A file holds a day's rows sorted by ``(twin_id, seq)`` in row groups of ``ROW_GROUP_ROWS``, so a
 reader of one twin's rows skips every other row group by its min/max statistics.
@@ -27,28 +28,35 @@ from pathlib import Path
 import duckdb
 
 COLUMNS = ("twin_id", "event_id", "type", "payload", "principal", "idempotency_key",
-           "created_at", "seq")
+           "created_at", "seq", "text", "occurred_at")
 ROW_GROUP_ROWS = 16_384  # ~1-3 MB of sealed payloads: a twin's page reads one or two groups
 # What Postgres's COPY writes, in ``COLUMNS`` order.
 COPY_SELECT = ("twin_id, event_id, type, encode(payload, 'hex') as payload, principal,"
-               " idempotency_key, (extract(epoch from created_at) * 1000000)::bigint, seq")
-COPY_OPTIONS = "(format csv, force_quote (twin_id, type, payload, principal, idempotency_key))"
+               " idempotency_key, (extract(epoch from created_at) * 1000000)::bigint, seq,"
+               " encode(text, 'hex') as text,"
+               " (extract(epoch from occurred_at) * 1000000)::bigint")
+COPY_OPTIONS = ("(format csv,"
+                " force_quote (twin_id, type, payload, principal, idempotency_key, text))")
 _CSV_COLUMNS = ("{'twin_id': 'VARCHAR', 'event_id': 'BIGINT', 'type': 'VARCHAR',"
                 " 'payload': 'VARCHAR', 'principal': 'VARCHAR', 'idempotency_key': 'VARCHAR',"
-                " 'created_us': 'BIGINT', 'seq': 'BIGINT'}")
+                " 'created_us': 'BIGINT', 'seq': 'BIGINT', 'text': 'VARCHAR',"
+                " 'occurred_us': 'BIGINT'}")
 
 
-def _row_text(epoch_us: str) -> str:
+def _row_text(epoch_us: str, occurred_us: str) -> str:
     return ("concat_ws('|', twin_id, seq, event_id, type, principal,"
-            f" coalesce('k' || idempotency_key, 'n'), {epoch_us}, md5(payload))")
+            f" coalesce('k' || idempotency_key, 'n'), {epoch_us}, md5(payload),"
+            f" coalesce(md5(text), 'n'), coalesce({occurred_us}::text, 'n'))")
 
 
 # ``{table}``: the partition (a name we make, never input).
 PG_TALLY = ("select count(*), coalesce(sum(('x' || left(md5("
-            + _row_text("(extract(epoch from created_at) * 1000000)::bigint")
+            + _row_text("(extract(epoch from created_at) * 1000000)::bigint",
+                        "(extract(epoch from occurred_at) * 1000000)::bigint")
             + "), 15))::bit(60)::bigint), 0) from {table}")
 _DUCKDB_TALLY = ("select count(*), coalesce(sum(('0x' || left(md5("
-                 + _row_text("epoch_us(created_at)") + "), 15))::bigint), 0) from {source}")
+                 + _row_text("epoch_us(created_at)", "epoch_us(occurred_at)")
+                 + "), 15))::bigint), 0) from {source}")
 
 
 class ArchiveError(Exception):
@@ -106,7 +114,8 @@ def write_parquet(csv: Path, out: Path, *, memory_mb: int) -> Tally:
     at ``out``; its tally, read back from the file."""
     with connect(memory_mb, threads=2) as conn:
         _write(conn, "select twin_id, event_id, type, unhex(payload) as payload, principal,"
-                     " idempotency_key, make_timestamptz(created_us) as created_at, seq"
+                     " idempotency_key, make_timestamptz(created_us) as created_at, seq,"
+                     " unhex(text) as text, make_timestamptz(occurred_us) as occurred_at"
                      f" from read_csv({_lit(csv)}, auto_detect = false, header = false,"
                      " delim = ',', quote = '\"', escape = '\"', new_line = '\\n',"
                      " allow_quoted_nulls = false,"

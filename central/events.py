@@ -15,6 +15,11 @@ The keys are opened before the group's transaction (``keys_of``), so a key store
 never holds the group open; a twin that passes the checks without a key was erased meanwhile
 (404, nothing stored). The type stays plaintext: a label from a small set, filtered on.
 
+An event with ``text`` is also a memory (central/memories.py): its text is sealed into the
+event (``event_text:<seq>``) and stored as a document of its twin, keyword-indexed by blind
+hashes in this same transaction, so a query holding the batch's token finds it by its words; its
+vectors follow off the acknowledgement.
+
 ``accepted`` counts every event of the batch that is stored, by this request or an earlier one
 under its key: a retried batch answers what the first answered."""
 
@@ -30,6 +35,7 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from central.group_commit import GroupCommitter
+from central.memories import Memory, MemoryEmbedder, store_memories
 from central.store import Store, WriteTx
 from mbhttp import require_principal
 from mbhttp.routes import read_body
@@ -55,10 +61,12 @@ _HEADS_SQL = (
     " returning twin_id, seq, at"
 )
 _INSERT_SQL = (
-    "insert into events (twin_id, type, payload, principal, idempotency_key, seq, created_at)"
-    " select u.t, u.ty, u.p, %s, u.k, u.s, u.c"
+    "insert into events (twin_id, type, payload, principal, idempotency_key, seq, created_at,"
+    " text, occurred_at)"
+    " select u.t, u.ty, u.p, %s, u.k, u.s, u.c, u.x, u.o"
     " from unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::bigint[],"
-    " %s::timestamptz[]) as u(t, ty, p, k, s, c)"
+    " %s::timestamptz[], %s::bytea[], %s::timestamptz[]) as u(t, ty, p, k, s, c, x, o)"
+    " returning twin_id, seq, event_id"
 )
 
 
@@ -99,7 +107,7 @@ async def keys_of(keyring: Keyring, batch: EventsIn) -> dict[str, TwinKey]:
 
 
 async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn,
-                      keys: dict[str, TwinKey]) -> int:
+                      keys: dict[str, TwinKey], keyring: Keyring) -> int:
     events = batch.events
     ids = sorted({e.twin_id for e in events})
     cur = await tx.conn.execute(_TWINS_SQL, {"ids": ids, **sql_params(who)})
@@ -141,11 +149,20 @@ async def write_batch(tx: WriteTx, who: Principal, batch: EventsIn,
     for e in new:
         nxt[e.twin_id] += 1
         seqs.append(nxt[e.twin_id])
-    await tx.conn.execute(_INSERT_SQL, (
+    cur = await tx.conn.execute(_INSERT_SQL, (
         who.sub, [e.twin_id for e in new], [e.type for e in new],
         [keys[e.twin_id].seal_json(f"event:{seq}", e.payload)
          for e, seq in zip(new, seqs, strict=True)],
-        [e.idempotency_key for e in new], seqs, [at[e.twin_id] for e in new]))
+        [e.idempotency_key for e in new], seqs, [at[e.twin_id] for e in new],
+        [keys[e.twin_id].seal(f"event_text:{seq}", e.text.encode()) if e.text else None
+         for e, seq in zip(new, seqs, strict=True)],
+        [e.occurred_at for e in new]))
+    event_ids = {(r[0], int(r[1])): int(r[2]) for r in await cur.fetchall()}
+    memories = [Memory(event_id=event_ids[e.twin_id, seq], twin_id=e.twin_id, type=e.type,
+                       text=e.text, occurred_at=e.occurred_at or at[e.twin_id])
+                for e, seq in zip(new, seqs, strict=True) if e.text]
+    if memories:
+        await store_memories(tx, who.sub, memories, keys, keyring)
     tx.feed.extend(("event", twin, heads[twin]) for twin in sorted(counts))
     return len(events)
 
@@ -154,16 +171,19 @@ Committer = NamedDependency[GroupCommitter[WriteTx]]
 
 
 async def post_events(request: Request[Any, Any, Any], events: Committer,
-                      keyring: NamedDependency[Keyring]) -> Response[bytes]:
+                      keyring: NamedDependency[Keyring],
+                      memories: NamedDependency[MemoryEmbedder]) -> Response[bytes]:
     who = require_principal(request)
     batch = check_events(await read_body(request))
     keys = await keys_of(keyring, batch)
 
     async def work(tx: WriteTx) -> int:
-        return await write_batch(tx, who, batch, keys)
+        return await write_batch(tx, who, batch, keys, keyring)
 
     accepted, tx = await events.submit(work)
     assert tx.token is not None
+    if any(e.text for e in batch.events):
+        memories.wake.set()  # their vectors, now (central/memories.py)
     body = EventsAccepted(accepted=accepted, consistency_token=str(tx.token))
     return Response(content=msgspec.json.encode(body), status_code=202,
                     media_type="application/json",

@@ -162,10 +162,11 @@ async def store_document(
             assert key is not None
             await c.executemany(
                 "insert into knowledge_chunks (doc_id, n, sealed, tsv, embedder, embedding,"
-                " sealed_embedding)"
-                " values (%s, %s, %s, array_to_tsvector(%s::text[]), %s, '{}', %s)",
+                " sealed_embedding, twin_id)"
+                " values (%s, %s, %s, array_to_tsvector(%s::text[]), %s, '{}', %s, %s)",
                 [(doc_id, n, key.seal(f"chunk:{doc_id}:{n}", text.encode()), terms[n],
-                  prepared.embedder, key.seal(f"vector:{doc_id}:{n}", pack_vector(vector)))
+                  prepared.embedder, key.seal(f"vector:{doc_id}:{n}", pack_vector(vector)),
+                  twin_id)
                  for n, (text, vector) in pairs])
     tx.feed.append(("knowledge", doc_id, version))
     return version

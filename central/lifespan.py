@@ -1,10 +1,11 @@
 """Central's lifespan: what happens between "the process started" and "it takes traffic", the
 housekeeping loops that run while it serves, and the orderly shutdown in reverse.
 
-    start: embedder (model checked) → migrations → store's pool → twin compactor (adopts the
-           logs a stopped process left) → feed sequencer → [shard 0: feed pruner, today's
-           event partition, partition loop (partitions made, archived to the cold tier,
-           dropped), audit chainer]
+    start: embedders (model checked; the memories' own on one thread) → migrations → store's
+           pool → twin compactor (adopts the logs a stopped process left) → feed sequencer →
+           memory embedder (its own twins' text events' vectors) → [shard 0: feed pruner,
+           today's event partition, partition loop (partitions made, archived to the cold
+           tier, dropped), audit chainer]
     stop:  loops cancelled → due compactions (≤ 5 s) → events' committer → twins' committer
            → store → embedder
 
@@ -48,6 +49,12 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
     )
     app.state.max_doc_chunks = settings.max_doc_chunks
     try:
+        # Memories' vectors in the background (central/memories.py): the local model on a
+        # thread of its own, so it never takes more than its share of one core from the writes.
+        parts.memories.embedder = (await open_embedder(
+            settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
+            api_key=settings.embedder_api_key, dim=settings.embedder_dim, threads=1)
+            if settings.embedder == "local" else app.state.embedder)
         await apply_migrations(settings.database_url)
         await store.open()
         # Every shard compacts the logs of the twins it wrote (central/twins.py), and at start
@@ -57,7 +64,9 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
         chores: list[asyncio.Task[None]] = [
             asyncio.create_task(parts.compactor.run(), name="twin-compactor"),
             # Every shard numbers feed rows (one tick at a time), so no shard's loss stops it.
-            asyncio.create_task(parts.sequencer.run(), name="feed-sequencer")]
+            asyncio.create_task(parts.sequencer.run(), name="feed-sequencer"),
+            # Every shard embeds its own twins' text events (central/memories.py).
+            asyncio.create_task(parts.memories.run(), name="memory-embedder")]
         if settings.shard == 0:  # one shard keeps house, so the others never race it
             chores.append(asyncio.create_task(prune_forever(parts), name="feed-pruner"))
             archive = event_archive(settings)
@@ -81,6 +90,9 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
             await store.close()
     finally:
         await close_embedder(app.state.embedder)
+        background = parts.memories.embedder
+        if background is not None and background is not app.state.embedder:
+            await close_embedder(background)
 
 
 async def prune_forever(parts: Parts) -> None:

@@ -59,6 +59,11 @@ class CentralSettings(msgspec.Struct, frozen=True, kw_only=True):
     # /healthz runs a cheap query on the primary within this, else answers 503.
     health_timeout_ms: int = 1000
     max_doc_chunks: int = 128   # chunks one ingest embeds (central/knowledge.py says why)
+    # Text events' vectors (central/memories.py) are embedded after the 202 in this process, by
+    # the model on one thread, busy at most this share of the time: a burst of memories
+    # lengthens the queue (chunks waiting, in Postgres), never the writes' CPU beyond half a
+    # core. 1: no rest between batches.
+    memory_embed_share: float = 0.5
     # Artifacts (blobs/, central/artifacts.py): where the bytes go (a directory, or
     # s3://bucket/prefix with an S3-compatible endpoint for R2 or MinIO; AWS_* credentials),
     # the secret central and the hubs sign artifact URLs with (HUB_ARTIFACT_URL_SECRET too), the

@@ -1,6 +1,6 @@
 """What central is made of, built once from its settings: the store and the two group committers
 (twin writes and events) with the writer over them, the compactor of its twins' logs, the feed's
-sequencer and the audit trail's chainer.
+sequencer, the audit trail's chainer and the embedder of text events' vectors.
 Gathered in one frozen ``Parts`` so the app factory, the lifespan and the dependencies all name
 the same objects, and so none of them has to repeat how a setting becomes a client."""
 
@@ -13,10 +13,12 @@ from litestar.di import Provide
 from central import artifacts, events
 from central.audit import Chainer
 from central.group_commit import GroupCommitter
+from central.memories import MemoryEmbedder
 from central.sequencer import Sequencer
 from central.settings import CentralSettings
 from central.store import Store, WriteTx
 from central.twins import Compactor, TwinWriter
+from mbwire.placement import central_shard
 from sealing import Keyring
 
 
@@ -33,6 +35,7 @@ class Parts:
     sequencer: Sequencer  # run by every shard, one tick at a time (central/sequencer.py)
     chainer: Chainer  # run by shard 0 only (central/lifespan.py)
     keyring: Keyring  # the twins' data keys: seals what is written (sealing/)
+    memories: MemoryEmbedder  # text events' vectors, off log_event's acknowledgement
 
 
 def build_parts(settings: CentralSettings) -> Parts:
@@ -52,7 +55,10 @@ def build_parts(settings: CentralSettings) -> Parts:
                                  max_items=settings.event_commit_max)
     return Parts(settings=settings, store=store, twin_committer=twin_committer, writer=writer,
                  compactor=compactor, committer=committer, sequencer=Sequencer(store),
-                 chainer=Chainer.configure(settings, store), keyring=keyring)
+                 chainer=Chainer.configure(settings, store), keyring=keyring,
+                 memories=MemoryEmbedder(store, keyring, lambda twin: central_shard(
+                     twin, settings.shards) == settings.shard,
+                     share=settings.memory_embed_share))
 
 
 def dependencies(parts: Parts) -> dict[str, Provide]:
@@ -64,5 +70,6 @@ def dependencies(parts: Parts) -> dict[str, Provide]:
         "events": Provide(lambda: parts.committer, sync_to_thread=False),
         "sequencer": Provide(lambda: parts.sequencer, sync_to_thread=False),
         "keyring": Provide(lambda: parts.keyring, sync_to_thread=False),
+        "memories": Provide(lambda: parts.memories, sync_to_thread=False),
         **artifacts.dependencies(parts.settings),
     }

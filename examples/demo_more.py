@@ -32,7 +32,9 @@ async def memory(alice: Any, bob: Any, scout: Any, twin_id: str, run: str) -> bo
     arrival = asyncio.ensure_future(_first_event(stream, twin_id))
     logged = await alice.twins.log_events([
         {"twin_id": twin_id, "type": "note", "payload": {"text": f"read about heron{run} habits"}},
-        {"twin_id": twin_id, "type": "visit", "payload": {"place": "the canal"}},
+        {"twin_id": twin_id, "type": "visit", "payload": {"place": "the canal"},
+         "text": f"Walked along the canal at dawn and counted nine herons ({run})",
+         "occurred_at": "2026-12-01T07:30:00Z"},  # a memory: recall searches its text
     ])
     print(f"14. alice logged 2 events ({alice.header('x-served-by')}): 202, accepted "
           f"{logged.accepted}, durable at the primary before the answer")
@@ -55,6 +57,13 @@ async def memory(alice: Any, bob: Any, scout: Any, twin_id: str, run: str) -> bo
     if kinds[:2] != ["note", "visit"]:
         print("FAILED: the events announced were not readable with their token")
         return False
+    recalled = await bob.twins.recall(twin_id, "herons by the canal")  # with the same token
+    if not recalled.results or recalled.results[0].title != "visit":
+        print("FAILED: the text event was not recalled with its token")
+        return False
+    top = recalled.results[0]
+    print(f"    bob recalled 'herons by the canal': event {top.id} ({top.title}, occurred "
+          f"{top.occurred_at}): {top.snippet[:60]!r}")
 
     step = await alice.twins.update_trajectory(twin_id, "read the field notes", 0)
     try:  # Bob planned from version 0 too: a 409 that carries what he has not seen.

@@ -82,14 +82,16 @@ def make_embedder(
     api_key: str = "",
     dim: int = 0,
     query_cache: int = 0,
+    threads: int = 0,
 ) -> Embedder:
     """The embedder a service's settings name. ``query_cache`` > 0 wraps it in a QueryCache
-    of that many texts (for the hubs). Raises EmbedderConfigError for a bad combination."""
+    of that many texts (for the hubs); ``threads``: the local model's threads (0: one per core;
+    a background embedder takes 1). Raises EmbedderConfigError for a bad combination."""
     embedder: Embedder
     if kind == "local":
         from knowledge.embed_local import LocalEmbedder
 
-        embedder = LocalEmbedder()
+        embedder = LocalEmbedder(threads=threads)
     elif kind == "openai":
         from knowledge.embed_openai import OpenAIEmbedder
 

@@ -31,9 +31,13 @@ log = logging.getLogger("memorybank.search")
 TENANT_SQL = ("(d.kind = 'knowledge' or exists (select 1 from twins t"
               f" where t.twin_id = d.twin_id and {TWIN_READABLE_SQL}))")
 
-_READABLE = ("select distinct d.twin_id from knowledge_docs d join twins t using (twin_id)"
-             f" where d.kind = 'artifact' and {TWIN_READABLE_SQL}")
+# The twins themselves, by the access policy's indexed conditions (owner, grants): not every
+# twin that has a document, which grew with every text event a twin logged.
+_READABLE = f"select t.twin_id from twins t where {TWIN_READABLE_SQL}"
 _LEXEMES = "select tsvector_to_array(to_tsvector('english', %s))"
+# An event's time as a hit shows it (RFC 3339, UTC, microseconds); null for other kinds.
+OCCURRED = ("to_char(d.occurred_at at time zone 'UTC',"
+            " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
 _HASHED = re.compile(r"^h[0-9a-f]{16}$")  # what Keyring.blind makes: safe as tsquery text
 
 # ts_headline's options for knowledge, and ``headline``'s equivalent for a twin's chunk.
@@ -52,6 +56,7 @@ class KeywordHit:
     twin_id: str | None
     source: str | None
     tags: list[str]
+    occurred_at: str | None = None  # an event's (RFC 3339, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,8 @@ class Revealed:
 
 
 def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
-    """The request's filters as SQL conditions over ``d`` (knowledge_docs), with parameters."""
+    """The request's filters as SQL conditions over ``d`` (knowledge_docs) and ``c`` (its
+    chunks), with parameters."""
     terms, params = [], {}
     if scope.tags:
         terms.append("d.tags && %(tags)s::text[]")
@@ -77,6 +83,8 @@ def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
         if getattr(scope, key) is not None:
             terms.append(f"d.{key} = %({key})s")
             params[key] = getattr(scope, key)
+    if scope.twin_id is not None:  # one twin's chunks: the (twin_id, tsv) index finds only them
+        terms.append("c.twin_id = %(twin_id)s")
     return "".join(f" and {t}" for t in terms), params
 
 
@@ -89,7 +97,8 @@ async def blinded(keys: Keyring, terms: Sequence[str]) -> list[str]:
 
 
 async def readable_twins(replica: Replica, principal: Principal) -> frozenset[str] | None:
-    """The twins whose artifacts this caller may read (None: a superuser reads every twin)."""
+    """The twins whose text (artifacts, events) this caller may read (None: a superuser reads
+    every twin)."""
     if principal.is_superuser:
         return None
     async with replica.connection() as conn:
@@ -150,9 +159,10 @@ async def reveal(keys: Keyring, doc_id: str, twin_id: str, n: int, sealed: bytes
 
 async def keyword_search(
     replica: Replica, principal: Principal, query: str, scope: Scope, limit: int
-) -> tuple[list[KeywordHit], ConsistencyToken]:
-    """Documents by their best chunk's ``ts_rank``, and the replay position read before the
-    query on the same connection (what the answer reflects at least)."""
+) -> tuple[list[KeywordHit], ConsistencyToken, int]:
+    """Documents by their best chunk's ``ts_rank``, the replay position read before the query
+    on the same connection (what the answer reflects at least), and how many distinct terms
+    (lexemes) the query has (hybrid fusion weighs its keyword side by it)."""
     where, params = filter_sql(scope)
     words = any_word(query)
     # The tsquery is written out in each place (not joined from a CTE) so the planner sees a
@@ -175,7 +185,8 @@ async def keyword_search(
             " order by c.doc_id, rank desc, c.n)"
             " select b.doc_id, b.rank,"
             f" ts_headline('english', b.body, {q}, '{HEADLINE}'),"
-            " d.title, d.kind, d.twin_id, d.source, d.tags, b.n, b.sealed, a.metadata"
+            " d.title, d.kind, d.twin_id, d.source, d.tags, b.n, b.sealed, a.metadata,"
+            f" {OCCURRED}"
             " from best b join knowledge_docs d using (doc_id)"
             " left join artifacts a on a.artifact_id = b.doc_id and d.kind = 'artifact'"
             " order by b.rank desc, b.doc_id limit %(limit)s"
@@ -189,7 +200,12 @@ async def keyword_search(
             hits.append(KeywordHit(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6], list(r[7])))
             continue
         opened = await reveal(replica.keys, r[0], r[5], r[8], r[9], r[10])
-        if opened is not None:
+        if opened is None:
+            continue
+        if r[4] == "event":  # titled by its type; no tags or source
+            hits.append(KeywordHit(r[0], float(r[1]), headline(opened.text, lexemes), r[3],
+                                   r[4], r[5], None, [], r[11]))
+        else:
             hits.append(KeywordHit(r[0], float(r[1]), headline(opened.text, lexemes),
                                    opened.title, r[4], r[5], opened.source, opened.tags))
-    return hits, answered
+    return hits, answered, len(set(lexemes))

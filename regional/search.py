@@ -1,7 +1,8 @@
 """query_knowledge at the hub: semantic (this hub's vector index), keyword (Postgres full text on
-its replica) or hybrid (both, fused by reciprocal rank). Tenant safety is inside both queries
-(the vector filter and the SQL condition). With a consistency token T the query waits until the
-replica and the index both cover T (or answers 503); the answer's token is what it reflects.
+its replica) or hybrid (both, their scores fused: ``knowledge.fuse.combine``). Tenant safety is
+inside both queries (the vector filter and the SQL condition). With a consistency token T the
+query waits until the replica and the index both cover T (or answers 503); the answer's token is
+what it reflects.
 
 A twin's chunks (text artifacts) are sealed at rest and indexed by keyed hashes: a filter's tags
 and source are asked for in both forms (as knowledge has them, and hashed), and a vector hit of
@@ -21,14 +22,22 @@ from litestar.di import NamedDependency
 
 from knowledge import embed
 from knowledge.embed import Embedder
-from knowledge.fuse import rrf
+from knowledge.fuse import combine, keyword_weight
+from knowledge.memories import hit_id
 from mbhttp import request_id_of, require_principal
 from mbhttp.routes import decode_body
 from mbwire import ConsistencyToken, Principal
 from mbwire.types import KnowledgeHit, KnowledgeQuery, KnowledgeResults
 from regional.audit import AuditRecorder
 from regional.index import SNIPPET_CHARS, IndexFollower
-from regional.index_keyword import KeywordHit, blinded, keyword_search, readable_twins, reveal
+from regional.index_keyword import (
+    OCCURRED,
+    KeywordHit,
+    blinded,
+    keyword_search,
+    readable_twins,
+    reveal,
+)
 from regional.replica import ReplayClock, Replica
 from regional.settings import HubSettings
 from regional.twins import NO_STORE, read_headers, token_of
@@ -85,6 +94,7 @@ class KnowledgeSearch:
             if q.mode in ("keyword", "hybrid") else None)
         vectors: list[Hit] = []
         words: list[KeywordHit] = []
+        terms = 0
         answered = ConsistencyToken(2**64 - 1)
         try:
             if q.mode in ("semantic", "hybrid"):
@@ -98,15 +108,16 @@ class KnowledgeSearch:
                 words_task.cancel()
             raise
         if words_task is not None:
-            words, replayed = await words_task
+            words, replayed, terms = await words_task
             answered = min(answered, replayed)
-        return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit),
+        return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit, terms),
                                 mode=q.mode), answered
 
 
 # The chunks of a page's vector hits of twins' documents, with their artifacts' metadata.
 _SEALED_CHUNKS = (
-    "select c.doc_id, c.n, c.sealed, d.twin_id, a.metadata from knowledge_chunks c"
+    f"select c.doc_id, c.n, c.sealed, d.twin_id, a.metadata, d.kind, {OCCURRED}"
+    " from knowledge_chunks c"
     " join knowledge_docs d using (doc_id)"
     " left join artifacts a on a.artifact_id = c.doc_id"
     " join unnest(%s::text[], %s::int[]) h(doc_id, n) on h.doc_id = c.doc_id and h.n = c.n"
@@ -127,45 +138,53 @@ async def reveal_hits(replica: Replica, hits: list[Hit]) -> list[Hit]:
         cur = await conn.execute(_SEALED_CHUNKS, ([d for d, _ in wanted], [n for _, n in wanted]))
         rows = await cur.fetchall()
     shown = {}
-    for doc_id, n, sealed, twin_id, metadata in rows:
+    for doc_id, n, sealed, twin_id, metadata, kind, occurred_at in rows:
         opened = await reveal(replica.keys, doc_id, twin_id, n, sealed, metadata)
-        if opened is not None:
-            shown[doc_id, n] = opened
+        if opened is None:
+            continue
+        if kind == "event":  # the index point's title is its type; no tags or source
+            shown[doc_id, n] = {"snippet": opened.text[:SNIPPET_CHARS],
+                                "occurred_at": occurred_at}
+        else:
+            shown[doc_id, n] = {"title": opened.title, "snippet": opened.text[:SNIPPET_CHARS],
+                                "tags": opened.tags, "source": opened.source}
     out = []
     for h in hits:
         if h.payload.get("kind", "knowledge") == "knowledge":
             out.append(h)
         elif (o := shown.get((h.doc_id, int(h.payload.get("n", 0))))) is not None:
-            out.append(Hit(h.doc_id, h.score, {
-                **h.payload, "title": o.title, "snippet": o.text[:SNIPPET_CHARS],
-                "tags": o.tags, "source": o.source}))
+            out.append(Hit(h.doc_id, h.score, {**h.payload, **o}))
     return out
 
 
 def from_vector(hit: Hit, score: float) -> KnowledgeHit:
     p = hit.payload
-    return KnowledgeHit(id=hit.doc_id, title=p.get("title", ""), snippet=p.get("snippet", ""),
-                        score=score, kind=p.get("kind", "knowledge"), twin_id=p.get("twin_id"),
-                        source=p.get("source"), tags=list(p.get("tags") or []))
+    return KnowledgeHit(id=hit_id(hit.doc_id, p.get("kind", "knowledge")), title=p.get("title", ""),
+                        snippet=p.get("snippet", ""), score=score,
+                        kind=p.get("kind", "knowledge"), twin_id=p.get("twin_id"),
+                        source=p.get("source"), tags=list(p.get("tags") or []),
+                        occurred_at=p.get("occurred_at"))
 
 
 def from_keyword(hit: KeywordHit, score: float) -> KnowledgeHit:
-    return KnowledgeHit(id=hit.doc_id, title=hit.title, snippet=hit.snippet, score=score,
-                        kind=hit.kind, twin_id=hit.twin_id, source=hit.source,  # type: ignore[arg-type]
-                        tags=hit.tags)
+    return KnowledgeHit(id=hit_id(hit.doc_id, hit.kind), title=hit.title, snippet=hit.snippet,
+                        score=score, kind=hit.kind, twin_id=hit.twin_id,  # type: ignore[arg-type]
+                        source=hit.source, tags=hit.tags, occurred_at=hit.occurred_at)
 
 
-def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int
+def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int, terms: int = 0
           ) -> list[KnowledgeHit]:
-    """One mode's hits as they ranked, or both fused; a fused hit shows the keyword snippet
-    (the matched words) when it has one."""
+    """One mode's hits as they ranked, or both fused (``knowledge.fuse.combine``, the keyword
+    side weighted by the query's ``terms``); a fused hit shows the keyword snippet (the matched
+    words) when it has one."""
     if mode == "semantic":
         return [from_vector(h, h.score) for h in vectors[:limit]]
     if mode == "keyword":
         return [from_keyword(h, h.score) for h in words[:limit]]
     by_vector = {h.doc_id: h for h in vectors}
     by_word = {h.doc_id: h for h in words}
-    fused = rrf([[h.doc_id for h in vectors], [h.doc_id for h in words]])
+    fused = combine([(h.doc_id, h.score) for h in words],
+                    [(h.doc_id, h.score) for h in vectors], keyword_weight(terms))
     return [from_keyword(by_word[d], s) if d in by_word else from_vector(by_vector[d], s)
             for d, s in fused[:limit]]
 

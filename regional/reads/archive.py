@@ -70,6 +70,8 @@ class ArchivedRow:
     payload: bytes  # sealed, as stored
     seq: int
     created_at: dt.datetime  # UTC
+    text: bytes | None = None  # sealed, as stored (a memory's text)
+    occurred_at: dt.datetime | None = None  # UTC; None: created_at
 
 
 class ColdEvents:
@@ -100,7 +102,8 @@ class ColdEvents:
                    since: dt.datetime | None, limit: int) -> list[ArchivedRow]:
         """The twin's rows in ``span``'s files with seq > ``after`` (and of ``kind``, stored at
         or after ``since``), in seq order, at most ``limit``."""
-        sql = ("select event_id, type, payload, seq, epoch_us(created_at) from read_parquet(?)"
+        sql = ("select event_id, type, payload, seq, epoch_us(created_at), text,"
+               " epoch_us(occurred_at) from read_parquet(?, union_by_name = true)"
                " where twin_id = ? and seq > ?")
         args: list[Any] = [twin_id, after]
         if kind is not None:
@@ -120,7 +123,10 @@ class ColdEvents:
                 except duckdb.Error:
                     raise self._unreadable(span) from None
         return [ArchivedRow(r[0], r[1], bytes(r[2]), r[3],
-                            EPOCH + dt.timedelta(microseconds=r[4])) for r in got]
+                            EPOCH + dt.timedelta(microseconds=r[4]),
+                            None if r[5] is None else bytes(r[5]),
+                            None if r[6] is None else EPOCH + dt.timedelta(microseconds=r[6]))
+                for r in got]
 
     def _unreadable(self, span: Span) -> Problem:
         log.error("archived events in %s do not read", ", ".join(k for k, _ in span.files))

@@ -42,6 +42,9 @@ from sealing import Keyring, SealError, TwinKey
 log = logging.getLogger("memorybank.reads")
 Conn = psycopg.AsyncConnection[Any]
 _CREATED = "to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"  # what _CREATED makes, from a datetime in UTC
+_OCCURRED = ("to_char(coalesce(occurred_at, created_at) at time zone 'UTC',"
+             " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
 _STEPS_SQL = (
     f"select version, action, evidence, {_CREATED}"
     " from trajectory_steps where twin_id = %s and version > %s order by version limit %s"
@@ -61,6 +64,11 @@ def opened(key: TwinKey, field: str, blob: bytes) -> bytes:
 
 def payload_of(key: TwinKey, seq: int, blob: bytes) -> Any:
     return msgspec.json.decode(opened(key, f"event:{seq}", blob))
+
+
+def text_of(key: TwinKey, seq: int, blob: bytes | None) -> str | None:
+    """An event's text (a memory: what recall searches), None when it has none."""
+    return None if blob is None else opened(key, f"event_text:{seq}", blob).decode()
 
 
 def step_of(key: TwinKey, version: int, action: bytes, evidence: bytes | None,
@@ -108,8 +116,8 @@ def events_query(twin_id: str, *, limit: int, after: int, kind: str | None,
                  since: dt.datetime | None) -> tuple[str, dict[str, Any]]:
     """A page's statement and parameters: ``since`` bounds the partition key, so Postgres plans
     only the partitions from its day on."""
-    sql = (f"select event_id, type, payload, {_CREATED}, seq, created_at from events"
-           " where twin_id = %(twin)s and seq > %(after)s")
+    sql = (f"select event_id, type, payload, {_CREATED}, seq, created_at, text, {_OCCURRED}"
+           " from events where twin_id = %(twin)s and seq > %(after)s")
     args: dict[str, Any] = {"twin": twin_id, "after": after, "limit": limit + 1}
     if kind is not None:
         sql, args["type"] = sql + " and type = %(type)s", kind
@@ -149,7 +157,9 @@ async def history_page(
                            limit=limit + 1)
     items = [EventView(event_id=str(r.event_id), twin_id=key.twin_id, type=r.type,
                        payload=payload_of(key, r.seq, r.payload),
-                       created_at=r.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), seq=r.seq)
+                       created_at=r.created_at.strftime(_RFC3339), seq=r.seq,
+                       text=text_of(key, r.seq, r.text),
+                       occurred_at=(r.occurred_at or r.created_at).strftime(_RFC3339))
              for r in rows[:limit]]
     if len(rows) > limit:
         return EventList(items=items, next_cursor=encode_cursor(
@@ -177,7 +187,8 @@ async def events_page(
                                            since=since))
     rows = await cur.fetchall()
     items = [EventView(event_id=str(r[0]), twin_id=twin_id, type=r[1],
-                       payload=payload_of(key, r[4], r[2]), created_at=r[3], seq=r[4])
+                       payload=payload_of(key, r[4], r[2]), created_at=r[3], seq=r[4],
+                       text=text_of(key, r[4], r[6]), occurred_at=r[7])
              for r in rows[:limit]]
     next_cursor = (encode_cursor(rows[limit - 1][4], rows[limit - 1][5].astimezone(dt.UTC).date())
                    if len(rows) > limit else None)

@@ -33,7 +33,9 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 # One tool per action of the table but the signed-URL ones (artifact bytes), whatever it holds.
 TOOLS = {a.name: a for a in ACTIONS if a.auth == "bearer"}
-READS = {name for name, a in TOOLS.items() if not a.writes}
+# ... and recall, query_knowledge narrowed to one twin's text events.
+NAMES = set(TOOLS) | {"recall"}
+READS = {name for name, a in TOOLS.items() if not a.writes} | {"recall"}
 DESTRUCTIVE = {name for name, a in TOOLS.items() if a.method == "DELETE"}
 
 
@@ -72,7 +74,7 @@ async def test_tools_are_listed_with_schemas_and_hints(live: LiveStack) -> None:
     async with mcp_as(live, f"lister-{uuid.uuid4().hex[:8]}") as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         templates = (await client.list_resource_templates()).resource_templates
-    assert set(tools) == set(TOOLS) and "batch_query" in tools
+    assert set(tools) == NAMES and "batch_query" in tools
     for name, tool in tools.items():
         assert tool.description and tool.input_schema["type"] == "object", name
         assert tool.annotations is not None
@@ -205,7 +207,7 @@ async def test_streamable_http_via_the_cli(live: LiveStack) -> None:
         assert proc.returncode is None, "the MCP server exited"
         async with Client(url, cache=None) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == set(TOOLS)
+            assert names == NAMES
             twin = (await ok(client, "create_twin", profile={"via": "http"}))["twin_id"]
             assert (await ok(client, "get_twin_profile", twin_id=twin))["profile"] == {
                 "via": "http"}
@@ -264,3 +266,15 @@ async def test_batch_query_tool_reads_at_one_snapshot(live: LiveStack) -> None:
         assert (second["status"], second["body"]["grants"]) == (200, [])
         assert third["status"] == 422  # a write in a batch fails alone
         assert answer["consistency_token"].startswith("L")
+
+
+async def test_recall_finds_a_text_event_logged_through_the_tools(live: LiveStack) -> None:
+    async with mcp_as(live, f"recaller-{uuid.uuid4().hex[:8]}") as client:
+        twin = (await ok(client, "create_twin", profile={}))["twin_id"]
+        await ok(client, "log_event", events=[{
+            "twin_id": twin, "type": "trip", "occurred_at": "2025-05-01T10:00:00Z",
+            "text": "Took the night train to Trieste and ate burek at the harbour."}])
+        found = await ok(client, "recall", twin_id=twin, query="night train Trieste")
+    [hit] = found["results"]
+    assert hit["kind"] == "event" and hit["twin_id"] == twin and hit["title"] == "trip"
+    assert hit["occurred_at"] == "2025-05-01T10:00:00.000000Z"

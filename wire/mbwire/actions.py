@@ -263,12 +263,16 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         name="query_knowledge", method="POST", path="/v1/knowledge/query", writes=False,
         sdk="knowledge.query",
-        summary="Search knowledge and text artifacts",
+        summary="Search knowledge, text artifacts and twins' memories",
         description="`mode`: `semantic` (vectors), `keyword` (Postgres full text) or `hybrid` "
                     "(both, fused; the default). Curated knowledge is readable by every caller; "
-                    "a text artifact only by those who may read its twin, applied inside both "
-                    "searches. With `X-Consistency-Token: T` the answer covers every write <= T "
-                    "(the region's index included) or is a 503 with `Retry-After`.",
+                    "a text artifact or a text event only by those who may read its twin, "
+                    "applied inside both searches. Recall: `filters: {\"twin_id\": T, "
+                    "\"kind\": \"event\"}` searches a twin's text events; an event hit's `id` "
+                    "is its `event_id`, with its `occurred_at`. With `X-Consistency-Token: T` "
+                    "the answer covers every write <= T (the region's index included; a text "
+                    "event's vectors follow its 202 within moments, its words do not wait) or "
+                    "is a 503 with `Retry-After`.",
         request=t.KnowledgeQuery, response=t.KnowledgeResults, errors=(413, 415, 422),
         cache=CacheRule(scope="knowledge", ttl_s=5.0), tags=("knowledge",),
         example_request={"query": "shared editing", "filters": {"tags": ["crdt"]},
@@ -467,7 +471,10 @@ ACTIONS: tuple[Action, ...] = (
                     "`/events/3/type`), and nothing is stored. An `idempotency_key` is stored "
                     "once per caller, through any region; `accepted` counts the events of the "
                     "request that are stored, by it or by an earlier request under their keys, "
-                    "so a retried batch answers as the first did.",
+                    "so a retried batch answers as the first did. An event's `text` (up to "
+                    "16 KiB) makes it a memory that recall searches (`query_knowledge` with "
+                    "`filters.kind: \"event\"`); `occurred_at` (RFC 3339 with an offset) says "
+                    "when it happened (default: when it was logged).",
         request=te.EventsIn, response=te.EventsAccepted, errors=(403, 404, 413, 415, 422),
         cost_items="events", max_items=te.MAX_EVENTS, idempotency=("items",),
         tags=("events",),

@@ -1,5 +1,6 @@
 """Checks on log_event and update_trajectory bodies that the wire types cannot say: a payload's
-JSON size, depth and NUL characters. Every failure names a JSON pointer (``/events/3/payload``)
+JSON size, depth and NUL characters; an event text's size and characters; an offset on
+``occurred_at``. Every failure names a JSON pointer (``/events/3/payload``)
 so a caller knows which event of a batch to fix; the hub and central run the same checks."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mbwire.types_events import (
     MAX_EVIDENCE_BYTES,
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
+    MAX_TEXT_BYTES,
     EventsIn,
     TrajectoryIn,
 )
@@ -65,7 +67,29 @@ def check_events(body: bytes) -> EventsIn:
         if (why := _problem(event.payload, MAX_PAYLOAD_BYTES)) is not None:
             raise Unprocessable(f"event {i}: payload {why}; nothing was stored",
                                 errors=[{"pointer": f"/events/{i}/payload", "detail": why}])
+        if event.text is not None and (why := _text_problem(event.text)) is not None:
+            raise Unprocessable(f"event {i}: text {why}; nothing was stored",
+                                errors=[{"pointer": f"/events/{i}/text", "detail": why}])
+        if event.occurred_at is not None and event.occurred_at.tzinfo is None:
+            why = "has no offset (add Z or +hh:mm)"
+            raise Unprocessable(f"event {i}: occurred_at {why}; nothing was stored",
+                                errors=[{"pointer": f"/events/{i}/occurred_at", "detail": why}])
     return batch
+
+
+def _text_problem(text: str) -> str | None:
+    """Why an event's text may not be stored and searched, or None."""
+    if not text.strip():
+        return "holds nothing but whitespace"
+    if "\x00" in text:
+        return "holds a NUL character (U+0000)"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (not valid UTF-8)"
+    if size > MAX_TEXT_BYTES:
+        return f"is larger than {MAX_TEXT_BYTES} bytes of UTF-8"
+    return None
 
 
 def check_trajectory(body: bytes) -> TrajectoryIn:

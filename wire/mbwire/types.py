@@ -149,7 +149,7 @@ DOC_ID_PATTERN = TWIN_ID_PATTERN  # knowledge and artifact ids travel in paths l
 DocId = Annotated[str, msgspec.Meta(pattern=DOC_ID_PATTERN)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+" + END)]
 SearchMode = Literal["semantic", "keyword", "hybrid"]
-DocKind = Literal["knowledge", "artifact"]
+DocKind = Literal["knowledge", "artifact", "event"]
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}" + END)]
 MediaType = Annotated[str, msgspec.Meta(
     max_length=127, pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*" + END)]
@@ -203,6 +203,7 @@ class KnowledgeHit(Wire, frozen=True):
     twin_id: str | None = None
     source: str | None = None
     tags: list[str] = []
+    occurred_at: str | None = None  # an event's (kind "event"), RFC 3339 UTC
 
 
 class KnowledgeResults(Wire, frozen=True):

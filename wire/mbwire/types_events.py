@@ -3,6 +3,7 @@ export_twin (a twin with its history)."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -17,6 +18,8 @@ EventType = Annotated[str, msgspec.Meta(pattern=EVENT_TYPE_PATTERN)]
 # A payload's limits, checked at central (and the hub) after decoding: its JSON size and depth.
 MAX_PAYLOAD_BYTES = 16 << 10
 MAX_PAYLOAD_DEPTH = 16
+# A text event is a memory: what recall searches (issue 27), at most this many UTF-8 bytes.
+MAX_TEXT_BYTES = 16 << 10
 TRAJECTORY_ACTION_PATTERN = r"^[^\x00-\x1f\x7f]{1,512}" + END
 TrajectoryAction = Annotated[str, msgspec.Meta(pattern=TRAJECTORY_ACTION_PATTERN)]
 MAX_EVIDENCE_BYTES = 16 << 10
@@ -25,10 +28,18 @@ MAX_CONFLICT_STEPS = 100
 
 
 class EventIn(Wire, frozen=True):
+    """``text``: what recall searches (``query_knowledge`` with ``filters.kind: "event"``);
+    ``occurred_at``: when it happened, as the caller says (RFC 3339 with an offset; default:
+    when it was logged), which recall ranks by when a question asks about time."""
+
     twin_id: TwinId
     type: EventType
     payload: Any = None
     idempotency_key: IdemKey | None = None
+    # At most MAX_TEXT_BYTES of UTF-8, checked after decoding (mbwire.checks_events): the
+    # schema's length counts characters, so it says the most a text can hold.
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_BYTES)] | None = None
+    occurred_at: datetime.datetime | None = None
 
 
 class EventsIn(Wire, frozen=True):
@@ -50,6 +61,8 @@ class EventView(Wire, frozen=True):
     payload: Any
     created_at: str  # RFC 3339, UTC
     seq: int  # the event's place in its twin's log (commit order)
+    text: str | None = None
+    occurred_at: str | None = None  # RFC 3339, UTC; the caller's, else created_at
 
 
 class EventList(Wire, frozen=True):

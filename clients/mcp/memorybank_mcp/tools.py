@@ -6,8 +6,9 @@ parameters are the SDK builder's (``memorybank_client.signatures``), each with i
 (the wire type's constraints) and description; its hints come from ``writes`` and the method
 (a read is read-only, a DELETE destructive, a PUT, PATCH or DELETE idempotent). Signed-URL
 actions (artifact bytes) are no tools: the two hand-made artifact tools below stand in for them
-(``create_artifact`` takes text and uploads it; ``get_artifact`` inlines small text). A new
-action of the table is a new tool without a line here.
+(``create_artifact`` takes text and uploads it; ``get_artifact`` inlines small text). One
+more is hand-made: ``recall``, query_knowledge narrowed to a twin's text events. A new action of
+the table is a new tool without a line here.
 
 Every call goes through one ``AsyncMemoryBank`` holding one principal's token, so the server can
 reach exactly what that principal can and nothing more. A problem+json answer becomes a
@@ -134,6 +135,7 @@ def action_tool(action: Action, mb: AsyncMemoryBank) -> Tool:
 def register(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
     """Add every tool and resource to ``server``, all calling through ``mb``."""
     made = register_artifact_tools(server, mb)
+    register_recall_tool(server, mb)
     for action in ACTIONS:
         if action.auth == "bearer" and action.name not in made:
             server.add_tool(action_tool(action, mb), name=action.name,
@@ -171,6 +173,22 @@ def register_artifact_tools(server: MCPServer[Any], mb: AsyncMemoryBank) -> set[
         return view
 
     return {"create_artifact", "get_artifact"}
+
+
+def register_recall_tool(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:
+    """``recall``: ``query_knowledge`` narrowed to one twin's text events, the question an
+    agent asks first ("what happened before?"), with only the arguments that question needs."""
+    by_name = {a.name: a for a in ACTIONS}
+
+    @server.tool(annotations=hints(by_name["query_knowledge"]))
+    async def recall(
+        twin_id: Annotated[str, Field(description="The twin whose memories to search")],
+        query: Annotated[str, Field(description="What to recall, in words")],
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many")] = 10,
+    ) -> dict[str, Any]:
+        """Search what a twin lived through: its text events (log_event's `text`), best first;
+        each hit's `id` is the event's `event_id`, with its `occurred_at`."""
+        return await call(mb.twins.recall(twin_id, query, limit=limit))
 
 
 def register_resources(server: MCPServer[Any], mb: AsyncMemoryBank) -> None:

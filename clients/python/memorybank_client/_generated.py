@@ -194,12 +194,15 @@ def query_knowledge(
     mode: Literal["semantic", "keyword", "hybrid"] = "hybrid",
     **opts: Unpack[Options],
 ) -> Call[t.KnowledgeResults]:
-    """Search knowledge and text artifacts.
+    """Search knowledge, text artifacts and twins' memories.
 
     `mode`: `semantic` (vectors), `keyword` (Postgres full text) or `hybrid` (both, fused; the
-    default). Curated knowledge is readable by every caller; a text artifact only by those who
-    may read its twin, applied inside both searches. With `X-Consistency-Token: T` the answer
-    covers every write <= T (the region's index included) or is a 503 with `Retry-After`."""
+    default). Curated knowledge is readable by every caller; a text artifact or a text event
+    only by those who may read its twin, applied inside both searches. Recall: `filters:
+    {"twin_id": T, "kind": "event"}` searches a twin's text events; an event hit's `id` is its
+    `event_id`, with its `occurred_at`. With `X-Consistency-Token: T` the answer covers every
+    write <= T (the region's index included; a text event's vectors follow its 202 within
+    moments, its words do not wait) or is a 503 with `Retry-After`."""
     return call("POST", "/v1/knowledge/query", t.KnowledgeResults,
                 writes=False,
                 body={"query": query, "filters": filters, "limit": limit, "mode": mode},
@@ -406,7 +409,10 @@ def log_event(
     not write) refuses it whole, naming the index (`errors[].pointer` like `/events/3/type`),
     and nothing is stored. An `idempotency_key` is stored once per caller, through any region;
     `accepted` counts the events of the request that are stored, by it or by an earlier request
-    under their keys, so a retried batch answers as the first did."""
+    under their keys, so a retried batch answers as the first did. An event's `text` (up to 16
+    KiB) makes it a memory that recall searches (`query_knowledge` with `filters.kind:
+    "event"`); `occurred_at` (RFC 3339 with an offset) says when it happened (default: when it
+    was logged)."""
     return call("POST", "/v1/events", t.EventsAccepted,
                 writes=True,
                 body={"events": events},

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 
 from memorybank_client import _generated as g
 from memorybank_client import types as t
@@ -41,3 +41,12 @@ def announce(twin_id: str, content: bytes, content_type: str,
     """``create_artifact`` with the size and sha256 of ``content`` computed here."""
     return g.create_artifact(twin_id, content_type, len(content),
                              hashlib.sha256(content).hexdigest(), metadata=metadata, **opts)
+
+
+def recall(twin_id: str, query: str, *, limit: int = 10,
+           mode: Literal["semantic", "keyword", "hybrid"] = "hybrid",
+           **opts: Unpack[Options]) -> Call[t.KnowledgeResults]:
+    """What the twin lived through: its text events that answer ``query`` (``query_knowledge``
+    filtered to the twin's events); each hit's ``id`` is an ``event_id``, with ``occurred_at``."""
+    return g.query_knowledge(query, filters={"twin_id": twin_id, "kind": "event"}, limit=limit,
+                             mode=mode, **opts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, Literal, Self, TypeVar, Unpack
 
 import httpx
 
@@ -113,6 +113,13 @@ class AsyncTwins(g.AsyncTwins):
         """A Yjs update with what the state vector ``sv`` (bytes, or base64url) lacks."""
         return await self._call(s.sync_twin(twin_id, sv, **opts))
 
+
+    async def recall(self, twin_id: str, query: str, *, limit: int = 10,
+               mode: Literal["semantic", "keyword", "hybrid"] = "hybrid",
+               **opts: Unpack[Options]) -> t.KnowledgeResults:
+        """The twin's text events that answer ``query`` (each hit's ``id`` an ``event_id``,
+        with ``occurred_at``): ``knowledge.query`` filtered to the twin's events."""
+        return await self._call(s.recall(twin_id, query, limit=limit, mode=mode, **opts))
 
 class AsyncArtifacts(g.AsyncArtifacts):
     async def upload(self, twin_id: str, content: bytes, content_type: str,

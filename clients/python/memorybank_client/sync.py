@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, Literal, Self, TypeVar, Unpack
 
 import httpx
 
@@ -105,6 +105,13 @@ class Twins(g.Twins):
         """A Yjs update with what the state vector ``sv`` (bytes, or base64url) lacks."""
         return self._call(s.sync_twin(twin_id, sv, **opts))
 
+
+    def recall(self, twin_id: str, query: str, *, limit: int = 10,
+               mode: Literal["semantic", "keyword", "hybrid"] = "hybrid",
+               **opts: Unpack[Options]) -> t.KnowledgeResults:
+        """The twin's text events that answer ``query`` (each hit's ``id`` an ``event_id``,
+        with ``occurred_at``): ``knowledge.query`` filtered to the twin's events."""
+        return self._call(s.recall(twin_id, query, limit=limit, mode=mode, **opts))
 
 class Artifacts(g.Artifacts):
     def upload(self, twin_id: str, content: bytes, content_type: str,

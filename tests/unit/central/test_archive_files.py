@@ -25,17 +25,20 @@ from central.archive_files import (
     write_parquet,
 )
 
-Row = tuple[str, int, str, bytes, str, str | None, int, int]  # archive_files.COLUMNS
+# archive_files.COLUMNS: ..., created_at (epoch µs), seq, text (sealed), occurred_at (epoch µs)
+Row = tuple[str, int, str, bytes, str, str | None, int, int, bytes | None, int | None]
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def row_hash(row: Row) -> int:
     """The checksum's definition: the first 60 bits of the MD5 of the row's canonical text."""
-    twin, event_id, kind, payload, principal, key, us, seq = row
-    text = "|".join([twin, str(seq), str(event_id), kind, principal,
+    twin, event_id, kind, payload, principal, key, us, seq, text, occurred = row
+    line = "|".join([twin, str(seq), str(event_id), kind, principal,
                      "n" if key is None else "k" + key, str(us),
-                     hashlib.md5(payload).hexdigest()])
-    return int(hashlib.md5(text.encode()).hexdigest()[:15], 16)
+                     hashlib.md5(payload).hexdigest(),
+                     "n" if text is None else hashlib.md5(text).hexdigest(),
+                     "n" if occurred is None else str(occurred)])
+    return int(hashlib.md5(line.encode()).hexdigest()[:15], 16)
 
 
 def reference(rows: list[Row]) -> Tally:
@@ -51,18 +54,22 @@ def pg_csv(rows: list[Row]) -> str:
     payload's hex too) always quoted, so NULL (nothing) and "" (an empty payload, a key "")
     differ."""
     lines = []
-    for twin, event_id, kind, payload, principal, key, us, seq in rows:
+    for twin, event_id, kind, payload, principal, key, us, seq, text, occurred in rows:
         lines.append(",".join([_quoted(twin), str(event_id), _quoted(kind), _quoted(payload.hex()),
                                _quoted(principal), "" if key is None else _quoted(key),
-                               str(us), str(seq)]))
+                               str(us), str(seq), "" if text is None else _quoted(text.hex()),
+                               "" if occurred is None else str(occurred)]))
     return "".join(line + "\n" for line in lines)
 
 
 ROWS: list[Row] = [
-    ("ada", 11, "page.viewed", b"\x01\x00\xff" * 40, "sub-1", None, 1740830400123456, 1),
-    ("ada", 12, "note", b"\x02" * 3, 'who "quoted", here', "", 1740830400123457, 2),
-    ("bob,x", 13, "tool.call", b"", "line\nbreak", "key-é", 1740834000000000, 1),
-    ("ru1~zed", 14, "note", bytes(range(256)), "p", "k", 1740916799999999, 7),
+    ("ada", 11, "page.viewed", b"\x01\x00\xff" * 40, "sub-1", None, 1740830400123456, 1,
+     None, None),
+    ("ada", 12, "note", b"\x02" * 3, 'who "quoted", here', "", 1740830400123457, 2,
+     b"\xa5sealed text", 1700000000000001),
+    ("bob,x", 13, "tool.call", b"", "line\nbreak", "key-é", 1740834000000000, 1, b"", None),
+    ("ru1~zed", 14, "note", bytes(range(256)), "p", "k", 1740916799999999, 7, None,
+     1740916799999998),
 ]
 
 
@@ -75,8 +82,10 @@ def exported(tmp_path: Path, rows: list[Row]) -> tuple[Path, Tally]:
 def read_back(path: Path) -> list[Row]:
     with duckdb.connect() as conn:
         got = conn.execute("select twin_id, event_id, type, payload, principal, idempotency_key,"
-                           f" epoch_us(created_at), seq from read_parquet('{path}')").fetchall()
-    return [(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7]) for r in got]
+                           " epoch_us(created_at), seq, text, epoch_us(occurred_at)"
+                           f" from read_parquet('{path}')").fetchall()
+    return [(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7],
+             None if r[8] is None else bytes(r[8]), r[9]) for r in got]
 
 
 def test_a_day_becomes_a_zstd_parquet_file_holding_exactly_its_rows(tmp_path: Path) -> None:
@@ -100,13 +109,20 @@ def test_the_checks_refuse_a_lost_row_and_an_altered_byte(tmp_path: Path) -> Non
     with pytest.raises(ArchiveMismatch, match="3 rows, expected 4"):
         check_tally(reference(ROWS), reference(ROWS[:3]), "lost")
     altered = [*ROWS[:3], (*ROWS[3][:3], ROWS[3][3][:-1] + b"\x00", *ROWS[3][4:])]
+    texted = [*ROWS[:1], (*ROWS[1][:8], b"\xa5sealed texT", ROWS[1][9]), *ROWS[2:]]
     (tmp_path / "b").mkdir()
     _, other = exported(tmp_path / "b", altered)  # type: ignore[arg-type]
     with pytest.raises(ArchiveMismatch, match="checksum"):
         check_tally(whole, other, "altered")
-    # One microsecond, or a NULL key made "", is another row.
-    assert row_hash(ROWS[0]) != row_hash((*ROWS[0][:6], ROWS[0][6] + 1, ROWS[0][7]))
+    (tmp_path / "c").mkdir()
+    _, retexted = exported(tmp_path / "c", texted)  # type: ignore[arg-type]
+    with pytest.raises(ArchiveMismatch, match="checksum"):
+        check_tally(whole, retexted, "altered text")
+    # One microsecond, or a NULL key made "", or a NULL text made empty, is another row.
+    assert row_hash(ROWS[0]) != row_hash((*ROWS[0][:6], ROWS[0][6] + 1, *ROWS[0][7:]))
     assert row_hash(ROWS[1]) != row_hash((*ROWS[1][:5], None, *ROWS[1][6:]))
+    assert row_hash(ROWS[0]) != row_hash((*ROWS[0][:8], b"", None))
+    assert row_hash(ROWS[0]) != row_hash((*ROWS[0][:9], 0))
 
 
 def test_a_rewrite_drops_the_erased_twins_rows_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -122,7 +138,8 @@ def test_a_rewrite_drops_the_erased_twins_rows_and_keeps_the_rest(tmp_path: Path
 @given(st.lists(st.tuples(
     st.text(min_size=1, max_size=8), st.integers(1, 2**62), st.text(max_size=8),
     st.binary(max_size=64), st.text(max_size=8), st.none() | st.text(max_size=4),
-    st.integers(0, 2**52), st.integers(1, 2**62)), max_size=12))
+    st.integers(0, 2**52), st.integers(1, 2**62), st.none() | st.binary(max_size=32),
+    st.none() | st.integers(0, 2**52)), max_size=12))
 def test_any_rows_tally_the_same_in_duckdb_as_specified(rows: list[Any]) -> None:
     rows = [r for r in rows if all("\x00" not in str(v) for v in r)]  # Postgres text has no NUL
     import tempfile

@@ -23,6 +23,7 @@ from pycrdt import Doc, Map
 import central.app
 from central import replay
 from central.app import create_app
+from central.memories import MemoryEmbedder
 from central.settings import CentralSettings
 from central.twins import Compactor, TwinWriter
 from central.wiring import Parts
@@ -87,7 +88,8 @@ def build(monkeypatch: pytest.MonkeyPatch, keys: Path, *, fast: bool,
     def parts(settings: CentralSettings) -> Parts:
         return Parts(settings=settings, store=store, twin_committer=None,  # type: ignore[arg-type]
                      writer=writer, compactor=Compactor(writer), committer=None,  # type: ignore[arg-type]
-                     sequencer=None, chainer=None, keyring=keyring)  # type: ignore[arg-type]
+                     sequencer=None, chainer=None, keyring=keyring,  # type: ignore[arg-type]
+                     memories=MemoryEmbedder(store, keyring, lambda _: True))
 
     monkeypatch.setattr(central.app, "build_parts", parts)
     settings = CentralSettings.from_env({

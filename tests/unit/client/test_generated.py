@@ -53,8 +53,12 @@ async def test_every_bearer_action_is_an_mcp_tool_with_hints_from_the_table() ->
     async with AsyncMemoryBank("http://edge", "jwt") as mb:
         tools = {tool.name: tool for tool in await build_server(mb).list_tools()}
     bearer = {a.name: a for a in ACTIONS if a.auth == "bearer"}
-    assert set(tools) == set(bearer)  # signed-URL actions are no tools
+    # Signed-URL actions are no tools; recall is query_knowledge narrowed to a twin's events.
+    assert set(tools) == set(bearer) | {"recall"}
     assert "batch_query" in tools
+    recall = tools["recall"]
+    assert recall.annotations is not None and recall.annotations.read_only_hint
+    assert set(recall.input_schema["required"]) == {"twin_id", "query"}
     for name, action in bearer.items():
         tool = tools[name]
         assert tool.description and tool.annotations is not None, name

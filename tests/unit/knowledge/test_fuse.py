@@ -1,57 +1,67 @@
-"""Reciprocal rank fusion's properties (issue 7, point 9)."""
+"""Hybrid search's score fusion (knowledge/fuse.py): deterministic, order-free, bounded, and
+what each side is sure of wins."""
 
 from __future__ import annotations
 
 import itertools
-import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from knowledge.fuse import rrf
+from knowledge.fuse import KEYWORD_LONG, KEYWORD_SHORT, SHORT_TERMS, combine, keyword_weight
 
 ids = st.text(alphabet="abcdefgh", min_size=1, max_size=2)
-rankings = st.lists(st.lists(ids, max_size=20, unique=True), max_size=4)
+# Scores on a grid: distinct scores stay distinct once normalised (no rounding ties).
+scored = st.lists(st.tuples(ids, st.integers(-4, 40).map(lambda i: i / 4)), max_size=20)
+weights = st.floats(0.0, 1.0)
 
 
-@given(rankings)
-def test_fusion_is_deterministic(lists: list[list[str]]) -> None:
-    assert rrf(lists) == rrf([list(r) for r in lists])
-
-
-@given(rankings, st.randoms(use_true_random=False))
-def test_fusion_does_not_depend_on_the_order_of_the_rankings(
-    lists: list[list[str]], rnd: random.Random
-) -> None:
-    shuffled = list(lists)
-    rnd.shuffle(shuffled)
-    assert rrf(shuffled) == rrf(lists)
-
-
-@given(rankings)
-def test_ties_are_broken_by_id(lists: list[list[str]]) -> None:
-    fused = rrf(lists)
+@given(scored, scored, weights)
+def test_each_id_once_ties_broken_by_id_scores_within_0_and_1(
+        words: list[tuple[str, float]], meaning: list[tuple[str, float]], w: float) -> None:
+    fused = combine(words, meaning, w)
+    assert sorted(d for d, _ in fused) == sorted({d for d, _ in words + meaning})
     for (d1, s1), (d2, s2) in itertools.pairwise(fused):
         assert s1 > s2 or (s1 == s2 and d1 < d2)
+    assert all(-1e-12 <= s <= 1 + 1e-12 for _, s in fused)
 
 
-@given(st.lists(ids, min_size=1, max_size=20, unique=True),
-       st.lists(ids, max_size=20, unique=True), st.integers(0, 100))
-def test_first_in_both_lists_is_first_in_the_fusion(a: list[str], b: list[str], k: int) -> None:
-    b = [a[0]] + [d for d in b if d != a[0]]
-    assert rrf([a, b], k=k)[0][0] == a[0]
-    assert rrf([b, a], k=k)[0][0] == a[0]
+@given(scored, scored, weights)
+def test_the_order_hits_came_in_does_not_matter(
+        words: list[tuple[str, float]], meaning: list[tuple[str, float]], w: float) -> None:
+    assert combine(words[::-1], meaning[::-1], w) == combine(words, meaning, w)
 
 
-def test_mirror_rankings_tie_and_fall_back_to_id() -> None:
-    assert [d for d, _ in rrf([["x", "y"], ["y", "x"]])] == ["x", "y"]
+@given(scored, scored)
+def test_a_weight_of_one_or_zero_is_one_side_alone(
+        words: list[tuple[str, float]], meaning: list[tuple[str, float]]) -> None:
+    only_words = [d for d, s in combine(words, meaning, 1.0) if s > 0]
+    best = {d: max(s for e, s in words if e == d) for d, _ in words}
+    assert only_words == [d for d, _ in sorted(best.items(), key=lambda i: (-i[1], i[0]))
+                          ][:len(only_words)]
+    assert all(d in {e for e, _ in meaning} for d, s in combine(words, meaning, 0.0) if s > 0)
 
 
-def test_a_repeated_id_counts_at_its_best_rank_only() -> None:
-    assert rrf([["a", "b", "a"]]) == rrf([["a", "b"]])
+def test_a_hit_both_sides_rank_first_is_first() -> None:
+    fused = combine([("a", 3.0), ("b", 1.0)], [("b", 0.9), ("a", 0.95), ("c", 0.2)], 0.5)
+    assert fused[0] == ("a", 1.0)
 
 
-def test_every_id_appears_once() -> None:
-    fused = rrf([["a", "b", "c"], ["c", "d"]])
-    assert sorted(d for d, _ in fused) == ["a", "b", "c", "d"]
-    assert fused[0][0] == "c"  # in both lists, so ahead of any id in only one
+def test_a_sure_side_outweighs_a_flat_one() -> None:
+    # Keyword: one hit far ahead. Semantic: a flat run where another hit is barely first.
+    words = [("rare-name", 0.9), ("x", 0.1), ("y", 0.1)]
+    meaning = [("y", 0.61), ("rare-name", 0.60), ("x", 0.59)]
+    assert combine(words, meaning, 0.5)[0][0] == "rare-name"
+
+
+def test_an_id_repeated_in_one_side_counts_at_its_best_score() -> None:
+    assert combine([("a", 1.0), ("b", 3.0), ("a", 2.0)], [], 1.0) == \
+        combine([("b", 3.0), ("a", 2.0)], [], 1.0)
+
+
+def test_short_questions_lean_on_words_long_ones_on_meaning() -> None:
+    assert keyword_weight(1) == keyword_weight(SHORT_TERMS) == KEYWORD_SHORT
+    assert keyword_weight(SHORT_TERMS + 1) == KEYWORD_LONG < KEYWORD_SHORT
+    with pytest.raises(ValueError):
+        combine([], [], 1.5)

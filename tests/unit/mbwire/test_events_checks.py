@@ -29,6 +29,13 @@ OK = {"twin_id": "ada", "type": "page.viewed", "payload": {"url": "/"}}
     ({"payload": {"k\x00": 1}}, "/events/1/payload"),
     ({"payload": "x" * 20000}, "/events/1/payload"),
     ({"payload": [[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]}, "/events/1/payload"),
+    ({"text": 7}, "/events/1/text"),
+    ({"text": ""}, "/events/1/text"),
+    ({"text": " \n\t"}, "/events/1/text"),
+    ({"text": "a\x00b"}, "/events/1/text"),
+    ({"text": "é" * 8193}, "/events/1/text"),  # 16,386 bytes of UTF-8
+    ({"occurred_at": "2025-01-01T00:00:00"}, "/events/1/occurred_at"),  # no offset
+    ({"occurred_at": "last tuesday"}, "/events/1/occurred_at"),
 ])
 def test_a_bad_event_is_named_by_pointer(bad: dict[str, object], pointer: str) -> None:
     with pytest.raises(Unprocessable) as caught:
@@ -62,3 +69,17 @@ def test_pointer_of_reads_msgspec_paths(parts: list[str | int]) -> None:
     path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
     assert pointer_of(f"Expected `str`, got `int` - at `{path}`") == "".join(
         f"/{p}" for p in parts)
+
+
+def test_a_lone_surrogate_in_a_text_is_not_json() -> None:
+    raw = b'{"events": [{"twin_id": "ada", "type": "t", "text": "a\\ud800b"}]}'
+    with pytest.raises(BadRequest, match="not valid JSON"):  # a 400, never stored
+        check_events(raw)
+
+
+def test_a_memory_up_to_16_kib_with_its_time_passes() -> None:
+    batch = check_events(body({**OK, "text": "é" * 8192,
+                               "occurred_at": "2024-07-14T18:30:00+02:00"}))
+    event = batch.events[0]
+    assert event.text is not None and len(event.text.encode()) == 16 * 1024
+    assert event.occurred_at is not None and event.occurred_at.utcoffset() is not None

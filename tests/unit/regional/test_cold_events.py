@@ -39,7 +39,8 @@ def write_day(root: Path, key: TwinKey, day: dt.date, seqs: list[int]) -> tuple[
                      " created_at timestamptz)")
         conn.executemany("insert into e values (?, ?, ?, ?, ?)", rows)
         conn.execute("copy (select twin_id, seq * 10 as event_id, type, payload, 'p' as"
-                     " principal, null::varchar as idempotency_key, created_at, seq from e"
+                     " principal, null::varchar as idempotency_key, created_at, seq,"
+                     " null::blob as text, null::timestamptz as occurred_at from e"
                      f" order by twin_id, seq) to '{root / blob}' (format parquet,"
                      " compression zstd)")
     return blob, hashlib.sha256((root / blob).read_bytes()).hexdigest()
@@ -59,7 +60,8 @@ def catalog(root: Path, ada: TwinKey) -> list[tuple[Any, ...]]:
 def hot(key: TwinKey, seqs: list[int]) -> list[tuple[Any, ...]]:
     at = dt.datetime(2025, 4, 20, 12, tzinfo=dt.UTC)
     return [(100 + s, f"t{s % 2}", key.seal_json(f"event:{s}", {"n": s}),
-             f"2025-04-20T12:00:00.00000{s}Z", s, at) for s in seqs]
+             f"2025-04-20T12:00:00.00000{s}Z", s, at, None, f"2025-04-20T12:00:00.00000{s}Z")
+            for s in seqs]
 
 
 def cold(root: Path, days: int = 31) -> ColdEvents:

@@ -15,9 +15,11 @@ import msgspec
 import pytest
 
 from central.events import _HEADS_SQL, _INSERT_SQL, _TWINS_SQL, write_batch
+from central.knowledge import _LEXEMES
+from central.memories import _CHUNKS, _DOCS
 from mbwire import NotFound, Principal, Problem
 from mbwire.types_events import EventsIn
-from regional.reads.history import events_page, payload_of, step_of, trajectory_page
+from regional.reads.history import events_page, payload_of, step_of, text_of, trajectory_page
 from sealing import Keyring, KeyStore, TwinKey
 
 OWNER = Principal(sub="ada", tier="pro", role="agent")
@@ -67,7 +69,7 @@ async def test_central_seals_each_payload_under_the_seq_it_drew(keys: dict[str, 
     batch = msgspec.convert({"events": [
         {"twin_id": "ada", "type": "note", "payload": {"text": "marker-one"}},
         {"twin_id": "ada", "type": "note", "payload": "marker-two"}]}, EventsIn)
-    assert await write_batch(Tx(conn), OWNER, batch, keys) == 2  # type: ignore[arg-type]
+    assert await write_batch(Tx(conn), OWNER, batch, keys, None) == 2  # type: ignore[arg-type]
     [params] = [p for sql, p in conn.asked if sql == _INSERT_SQL]
     payloads, seqs = params[3], params[5]
     assert seqs == [5, 6]
@@ -85,7 +87,7 @@ async def test_a_twin_erased_between_its_key_and_the_batch_stores_nothing(
     batch = msgspec.convert({"events": [{"twin_id": "ada", "type": "a"},
                                         {"twin_id": "bob", "type": "a"}]}, EventsIn)
     with pytest.raises(NotFound) as exc:
-        await write_batch(Tx(conn), OWNER, batch, {"ada": keys["ada"]})  # type: ignore[arg-type]
+        await write_batch(Tx(conn), OWNER, batch, {"ada": keys["ada"]}, None)  # type: ignore[arg-type]
     assert exc.value.extra["errors"] == [{"pointer": "/events/1/twin_id"}]
     assert [sql for sql, _ in conn.asked] == [_TWINS_SQL]
 
@@ -93,7 +95,8 @@ async def test_a_twin_erased_between_its_key_and_the_batch_stores_nothing(
 def event_row(key: TwinKey, seq: int, payload: Any, sealed_as: int | None = None
               ) -> tuple[Any, ...]:
     blob = key.seal_json(f"event:{sealed_as or seq}", payload)
-    return (f"e{seq}", "note", blob, "2026-01-02T03:04:05.000000Z", seq, NOW)
+    return (f"e{seq}", "note", blob, "2026-01-02T03:04:05.000000Z", seq, NOW, None,
+            "2026-01-02T03:04:05.000000Z")
 
 
 async def test_the_hub_opens_a_page_and_refuses_a_moved_payload(keys: dict[str, TwinKey]) -> None:
@@ -127,3 +130,31 @@ async def test_steps_open_by_version_and_a_swapped_evidence_fails(keys: dict[str
     assert evidence is not None
     with pytest.raises(Problem):  # step 1's evidence stored as step 2's action
         step_of(ada, 2, evidence, None, at)
+
+
+async def test_a_text_event_is_a_sealed_memory_found_by_hashed_words_only(
+        tmp_path: Path) -> None:
+    """Its text sealed into the event as ``event_text:<seq>``; its document (``event/<id>``,
+    the type as title, the time it happened) and chunk written in the same work, the chunk
+    sealed and indexed by the blind hashes of its lexemes: no word of it is written."""
+    ring = Keyring(KeyStore(tmp_path / "ks"))
+    ada = await ring.create("ada")
+    conn = Conn({_TWINS_SQL: [("ada", True)], _HEADS_SQL: [("ada", 5, NOW)],
+                 _INSERT_SQL: [("ada", 5, 501)], _LEXEMES: [(["whippet", "biscuit"],)]})
+    batch = msgspec.convert({"events": [
+        {"twin_id": "ada", "type": "pet.adopted", "text": "Adopted a whippet named Biscuit",
+         "occurred_at": "2024-07-14T18:30:00+02:00"}]}, EventsIn, strict=False)
+    tx = Tx(conn)
+    assert await write_batch(tx, OWNER, batch, {"ada": ada}, ring) == 1  # type: ignore[arg-type]
+    [insert] = [p for sql, p in conn.asked if sql == _INSERT_SQL]
+    assert text_of(ada, 5, insert[7][0]) == "Adopted a whippet named Biscuit"
+    assert insert[8] == [dt.datetime(2024, 7, 14, 16, 30, tzinfo=dt.UTC)]
+    [docs] = [p for sql, p in conn.asked if sql == _DOCS]
+    assert docs[1:] == (["event/501"], ["ada"], ["pet.adopted"], insert[8])
+    [chunks] = [p for sql, p in conn.asked if sql == _CHUNKS]
+    assert chunks[0] == ["event/501"] and chunks[1] == [0]
+    assert ada.open("chunk:event/501:0", chunks[2][0]) == b"Adopted a whippet named Biscuit"
+    assert chunks[3] == [" ".join(await ring.blind(["whippet", "biscuit"]))]
+    stored = repr([insert, docs, chunks])  # what is written (the lexemes' statement only reads)
+    assert "whippet" not in stored and "Biscuit" not in stored
+    assert tx.feed == [("event", "ada", 5)]  # the vector index hears of it once embedded

@@ -121,23 +121,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cell = backup.cell_of(args.data_dir, args.cell)
     agent = Agent(cell, PortPlan(base=args.base, regions=tuple(args.regions.split(","))))
-    stopping = False
 
     def on_term(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+        # Raised wherever the agent is, a blocking barman call included (``barman cron`` may
+        # take minutes; subprocess.run kills its child on the way out): the stack's stop is
+        # honoured at once, not after the stop's grace period ends in a SIGKILL.
+        raise Stopping
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     say(f"keeping the backups of cell {cell.name} in {cell.store}")
     try:
-        while not stopping:
+        while True:
             agent.tick(time.monotonic())
             time.sleep(POLL_S)
+    except Stopping:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut the cleanup
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         agent.stop()
     say("stopped")
     return 0
+
+
+class Stopping(Exception):
+    """The stack stops the agent (SIGTERM or SIGINT)."""
 
 
 if __name__ == "__main__":

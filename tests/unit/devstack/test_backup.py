@@ -177,3 +177,43 @@ def test_cli_backup_and_restore_arguments() -> None:
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(bad)
         assert exit_.value.code == 2
+
+
+def test_the_agent_stops_at_once_even_inside_a_long_barman_call(tmp_path: Path) -> None:
+    """A SIGTERM while a tick blocks (``barman cron`` may take minutes) ends the agent within a
+    second, its blocking child killed and its cleanup run: not after the stack's grace period."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = (
+        "import subprocess, devstack.backup_agent as a\n"
+        "a.Agent.tick = lambda self, now: subprocess.run(['sleep', '60'])\n"
+        "a.Agent.stop = lambda self: print('cleanup ran', flush=True)\n"
+        f"a.main(['--data-dir', {str(tmp_path)!r}, '--cell', 'g1', '--base', '24000',"
+        " '--regions', 'ams'])\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert "keeping the backups" in proc.stdout.readline()  # its handlers are in place
+        time.sleep(0.3)  # inside the blocking call
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        took = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0 and "cleanup ran" in out and "stopped" in out
+    assert took < 5
+    def in_its_session(p: psutil.Process) -> bool:
+        try:
+            return os.getsid(p.pid) == proc.pid
+        except OSError:
+            return False
+    assert not [p for p in psutil.process_iter() if in_its_session(p)]  # its sleep went too

@@ -28,8 +28,10 @@ def test_same_directory_same_block(tmp_path: Path) -> None:
     assert choose_plan(data, THREE, lambda p: True) == choose_plan(data, THREE, lambda p: True)
 
 
-def test_directories_spread_over_blocks(tmp_path: Path) -> None:
-    blocks = {preferred_block(tmp_path / f"stack-{i}") for i in range(60)}
+def test_directories_spread_over_blocks() -> None:
+    # Fixed paths: under a random tmp_path the count of distinct blocks is itself random (60
+    # draws from 106 blocks give 46 on average, below 40 about once in a hundred runs).
+    blocks = {preferred_block(Path(f"/memorybank-ports/stack-{i}")) for i in range(60)}
     assert len(blocks) >= 40  # a hash, not a constant
 
 

@@ -1,6 +1,11 @@
 """Knowledge search benchmark: prints figures, asserts nothing.
 
     .venv/bin/python bench/knowledge_bench.py [--chunks 10000 100000] [--queries 200]
+        [--vectors random|model]
+
+``--vectors random`` (the default): the loaded chunks' vectors are seeded random unit vectors, a
+stand-in for the model's (embedding 100k chunks with the local model takes longer than the rest
+of the run); queries are still embedded by the real model. ``model``: the chunks' too.
 
 On a fresh local stack (ams, sin), always torn down. For each size: documents of 5 chunks are
 written into the primary as central writes them (document, chunks with their vectors from the
@@ -12,7 +17,10 @@ index covers the last token:
 2. in the same run: the bare embedder call, and the bare vector search on the embedded engine
    loaded with the same vectors in this process (tenant filter; and tenant + tags filter);
 3. ingest → searchable at a remote hub: one document committed at the primary; from then, a
-   tokened keyword query through the sin edge (sin's replica, sin's index) until it lists it.
+   tokened keyword query through the sin edge (sin's replica, sin's index) until it lists it;
+4. sin's index service: how long its HNSW build (a child process, off the request path) took
+   to be swapped in, its shard's bytes per chunk on disk and its memory, and a restart: SIGTERM,
+   start, time until it is current again and whether it resumed from disk.
 Clients, servers, Postgres and Redis share this machine's cores."""
 
 from __future__ import annotations
@@ -54,8 +62,26 @@ def pct(xs: list[float]) -> str:
             f"p95 {xs[int(len(xs) * 0.95) - 1] * 1000:7.2f} ms  (n={len(xs)})")
 
 
-async def load(primary: str, start: int, chunks: int, rng: random.Random) -> str:
-    embedder, token = make_embedder("local"), ""
+class RandomVectors:
+    """Seeded random unit vectors under the local model's name and dimension."""
+
+    def __init__(self, rng: random.Random) -> None:
+        model = make_embedder("local")
+        self.name, self.dim, self.rng = model.name, model.dim, rng
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        out = []
+        for _ in texts:
+            v = [self.rng.gauss(0, 1) for _ in range(self.dim)]
+            norm = sum(x * x for x in v) ** 0.5
+            out.append([x / norm for x in v])
+        return out
+
+
+async def load(primary: str, start: int, chunks: int, rng: random.Random,
+               vectors: str = "random") -> str:
+    embedder: Any = make_embedder("local") if vectors == "model" else RandomVectors(rng)
+    token = ""
     docs = range(start // 5, (start + chunks) // 5)
     with psycopg.connect(primary) as conn:
         for lo in range(docs.start, docs.stop, 200):
@@ -141,6 +167,7 @@ async def main() -> None:
     ap.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--visible", type=int, default=50)
+    ap.add_argument("--vectors", choices=("random", "model"), default="random")
     args = ap.parse_args()
     rng = random.Random(7)
     with running_stack(regions=("ams", "sin")) as stack:
@@ -149,11 +176,14 @@ async def main() -> None:
         # Several callers: each stays under its tier's per-minute limit.
         jwts = [mint_token(secrets.jwt_hs256_secret, f"bench-{i}", tier="enterprise")
                 for i in range(8)]
+        # The superuser reads every twin: its queries carry no tenant filter.
+        root = [mint_token(secrets.jwt_hs256_secret, f"root-{i}", tier="internal")
+                for i in range(8)]
         loaded = 0
         async with httpx.AsyncClient(timeout=30) as http:
             for size in args.chunks:
                 t0 = time.perf_counter()
-                token = await load(primary, loaded, size - loaded, rng)
+                token = await load(primary, loaded, size - loaded, rng, args.vectors)
                 # What autovacuum does soon after a bulk load: without it the GIN index's
                 # pending list is scanned linearly (keyword queries 4 ms slower at 10k chunks).
                 with psycopg.connect(primary, autocommit=True) as conn:
@@ -161,11 +191,12 @@ async def main() -> None:
                     conn.execute("vacuum analyze knowledge_docs")
                 await until_covered(http, edge, jwts[0], token)
                 loaded = size
-                print(f"{size} chunks: loaded and indexed at sin in "
+                print(f"{size} chunks ({args.vectors} vectors): loaded and indexed at sin in "
                       f"{time.perf_counter() - t0:.1f} s")
+                await built(http, topo.indexes["sin"], size)
                 i = 0
                 for mode in ("semantic", "keyword", "hybrid"):
-                    for filtered in (False, True):
+                    for filtered, tenant in ((False, True), (True, True), (False, False)):
                         times = []
                         for _ in range(args.queries):
                             body: dict[str, Any] = {"query": text(rng, 4), "mode": mode}
@@ -173,11 +204,13 @@ async def main() -> None:
                                 body["filters"] = {"tags": [rng.choice(TAGS)]}
                             i += 1
                             t = time.perf_counter()
-                            r = await query(http, edge, jwts[i % len(jwts)], body)
+                            r = await query(http, edge, (jwts if tenant else root)[i % 8], body)
                             times.append(time.perf_counter() - t)
                             assert r.status_code == 200, r.text
-                        label = f"{mode}{' + tags' if filtered else ''}"
-                        print(f"  query_knowledge via edge, {label:16s}: {pct(times)}")
+                        label = (f"{mode}{' + tags' if filtered else ''}"
+                                 f"{'' if tenant else ', no tenant filter'}")
+                        print(f"  query_knowledge via edge, {label:34s}: {pct(times)}")
+                await restart_index(stack, http, topo.indexes["sin"])
                 await bare(primary, rng, args.queries)
             visible = []
             for _ in range(args.visible):
@@ -191,6 +224,45 @@ async def main() -> None:
                         break
                 visible.append(time.perf_counter() - t0)
             print(f"ingest (commit at primary) -> searchable via sin edge: {pct(visible)}")
+
+
+async def built(http: httpx.AsyncClient, url: str, size: int) -> None:
+    """Waits for the index service's HNSW build (when the size calls for one) and prints what
+    its shard costs."""
+    t0 = time.perf_counter()
+    while True:
+        status = (await http.get(f"{url}/healthz")).json()
+        if status["unbuilt"] < 5000 or time.perf_counter() - t0 > 900:
+            break
+        await asyncio.sleep(0.5)
+    print(f"  index service: {status['points']} points, {status['unbuilt']} unbuilt, "
+          f"{status['builds']} HNSW builds swapped in (waited {time.perf_counter() - t0:.1f} s"
+          " after the load was searchable)")
+
+
+async def restart_index(stack: Any, http: httpx.AsyncClient, url: str) -> None:
+    """Disk and memory per chunk, then a restart of the service until it is current again."""
+    import psutil
+
+    record = next(c for c in stack.status().children if c.name == "index-sin")
+    procs = [psutil.Process(record.pid), *psutil.Process(record.pid).children(recursive=True)]
+    rss = sum(p.memory_info().rss for p in procs)
+    shard = stack.data_dir / "index" / "sin"
+    disk = sum(f.stat().st_size for f in shard.rglob("*") if f.is_file())
+    points = max(1, (await http.get(f"{url}/healthz")).json()["points"])
+    print(f"  index service memory {rss / 2**20:.0f} MiB RSS ({rss / points:.0f} B per chunk,"
+          f" with the interpreter); shard on disk {disk / 2**20:.0f} MiB "
+          f"({disk / points:.0f} B per chunk)")
+    t0 = time.perf_counter()
+    stack.stop_process("index-sin")
+    stack.start_process("index-sin")
+    while True:
+        status = (await http.get(f"{url}/healthz")).json()
+        if status["state"] == "current":
+            break
+        await asyncio.sleep(0.05)
+    print(f"  index service restart: current again {time.perf_counter() - t0:.2f} s after the"
+          f" stop (loaded from {status['loaded_from']}, {status['points']} points)")
 
 
 async def load_one(primary: str, word: str) -> str:

@@ -51,14 +51,17 @@ READS = ("GET ", "POST /v1/knowledge/query")  # the mix's read kinds, by locust 
 
 
 def tier_cpu(stack: Stack) -> dict[str, float]:
-    """CPU seconds so far of each tier of the stack (edges, hubs, central, Postgres with Patroni,
-    Redis), each child and every process under it (granian workers, Postgres backends)."""
+    """CPU seconds so far of each tier of the stack (edges, hubs, the hubs' index services,
+    central, Postgres with Patroni, Redis, the backup agent), each child and every process
+    under it (granian workers, Postgres backends)."""
     out: dict[str, float] = {}
     for child in stack.status().children:
         if child.pid is None or child.name == "supervisor":
             continue
-        tier = {"pg": "postgres", "edge": "edges", "hub": "hubs", "redis": "redis"}.get(
-            child.name.partition("-")[0], "central")
+        # A hub's index service runs on the hub's machine: its own line, to add to the hubs'.
+        tier = {"pg": "postgres", "edge": "edges", "hub": "hubs", "redis": "redis",
+                "index": "index", "backup": "backup"}.get(child.name.partition("-")[0],
+                                                          "central")
         with contextlib.suppress(psutil.Error):
             roots = [psutil.Process(child.pid)]
             if tier == "postgres":  # Patroni starts the postmaster in a session of its own

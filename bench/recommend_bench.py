@@ -233,6 +233,9 @@ async def main() -> None:
             with psycopg.connect(primary, autocommit=True) as conn:
                 for table in ("knowledge_chunks", "knowledge_docs", "agents"):
                     conn.execute(f"vacuum analyze {table}")
+                # Rows loaded by SQL changed no ranking: rank them as central would after a write
+                # (central/popular.py).
+                conn.execute("select popular_refresh('agent'), popular_refresh('knowledge')")
             print(f"loaded {knowledge_chunks} knowledge chunks and {args.agents} agents by SQL in "
                   f"{sql_s:.1f} s; {artifacts} text artifacts ({artifact_chunks(primary)} chunks)"
                   f" through the edge in {upload_s:.1f} s ({upload_s / max(artifacts, 1):.2f} s"

@@ -10,7 +10,10 @@ row back to answer them.
 A deletion removes the row and appends an ``agent`` feed row without a version (as a knowledge
 delete does), in one transaction. The hubs read the directory and the agents they recommend
 straight from their replicas (no cache or index of agents), so a read that reflects the
-deletion's token no longer shows it anywhere; the feed row tells realtime subscribers."""
+deletion's token no longer shows it anywhere; the feed row tells realtime subscribers.
+
+Either changes the popular agents: each marks them for ranking (``central/popular.py``), after
+the commit, never waited for."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from central import replay
+from central.popular import PopularRanker
 from central.sequencer import Sequencer
 from central.store import Store
 from mbhttp import require_principal
@@ -39,6 +43,7 @@ from mbwire.types_agents import (
 
 StoreDep = NamedDependency[Store]
 SequencerDep = NamedDependency[Sequencer]
+PopularDep = NamedDependency[PopularRanker]
 
 _FIELDS = ("type", "name", "description", "interests", "capabilities", "homepage", "contact",
            "published")
@@ -102,9 +107,12 @@ async def read_back(store: Store, sub: str) -> AgentView:
 
 
 async def put_agent(request: Request[Any, Any, Any], store: StoreDep,
-                    sequencer: SequencerDep) -> Response[bytes]:
+                    sequencer: SequencerDep, popular: PopularDep) -> Response[bytes]:
     body: AgentIn = await decode_body(request)
-    written = await register(store, sequencer, require_principal(request), body)
+    try:
+        written = await register(store, sequencer, require_principal(request), body)
+    finally:  # also when it failed after its commit; an identical PUT costs at most a ranking
+        popular.changed("agent")
     return Response(content=msgspec.json.encode(written), status_code=200,
                     media_type="application/json",
                     headers={h.CONSISTENCY_TOKEN: written.consistency_token})
@@ -121,11 +129,15 @@ async def remove(store: Store, who: Principal) -> AgentDeleted:
     return answered
 
 
-async def delete_agent(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+async def delete_agent(request: Request[Any, Any, Any], store: StoreDep,
+                       popular: PopularDep) -> Response[bytes]:
     who = require_principal(request)
     # Keyed like any write: a retry of a deletion whose answer was lost answers it again (200),
     # where an unkeyed retry finds nothing left (404).
-    return await replay.answer(request, lambda: remove(store, who), who.sub)
+    try:
+        return await replay.answer(request, lambda: remove(store, who), who.sub)
+    finally:
+        popular.changed("agent")
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {"register_agent": put_agent,

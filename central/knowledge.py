@@ -37,6 +37,7 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 
 from central import replay
+from central.popular import PopularRanker
 from central.store import Store, WriteTx
 from knowledge.chunk import chunk
 from knowledge.embed import Embedder
@@ -58,6 +59,7 @@ _DOC_ID = re.compile(DOC_ID_PATTERN)
 MAX_DOC_CHUNKS = 128
 _KEYED_IDS = uuid.UUID("6d62b1f0-6b6e-4f77-9c1e-0d0c5e7a1a07")  # namespace of keyed default ids
 StoreDep = NamedDependency[Store]
+PopularDep = NamedDependency[PopularRanker]
 
 
 class PreparedDocument(msgspec.Struct, frozen=True):
@@ -214,7 +216,8 @@ def default_doc_id(sub: str, idempotency_key: str | None) -> str:
     return uuid.uuid5(_KEYED_IDS, f"{sub}\n{idempotency_key}").hex
 
 
-async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+async def ingest(request: Request[Any, Any, Any], store: StoreDep,
+                 popular: PopularDep) -> Response[bytes]:
     principal = require_principal(request)
     doc: KnowledgeIn = await decode_body(request)
     if doc.source is not None:
@@ -230,10 +233,14 @@ async def ingest(request: Request[Any, Any, Any], store: StoreDep) -> Response[b
             tx.answer = KnowledgeWritten(id=doc_id, chunks=len(prepared.chunks),
                                          consistency_token="")
         return replay.answered(tx)
-    return await replay.answer(request, run, principal.sub)
+    try:
+        return await replay.answer(request, run, principal.sub)
+    finally:  # the popular documents (central/popular.py), ranked after the commit
+        popular.changed("knowledge")
 
 
-async def delete(request: Request[Any, Any, Any], store: StoreDep) -> Response[bytes]:
+async def delete(request: Request[Any, Any, Any], store: StoreDep,
+                 popular: PopularDep) -> Response[bytes]:
     principal = require_principal(request)
     doc_id = check_id(str(request.path_params["doc_id"]), _DOC_ID, "document id", "doc_id")
 
@@ -243,7 +250,10 @@ async def delete(request: Request[Any, Any, Any], store: StoreDep) -> Response[b
                 raise NotFound(f"no knowledge document {doc_id}")
             tx.answer = KnowledgeDeleted(id=doc_id, consistency_token="")
         return replay.answered(tx)
-    return await replay.answer(request, run, principal.sub)
+    try:
+        return await replay.answer(request, run, principal.sub)
+    finally:  # the popular documents (central/popular.py), ranked after the commit
+        popular.changed("knowledge")
 
 
 def embedder_of(request: Request[Any, Any, Any]) -> Embedder:

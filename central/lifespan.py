@@ -3,7 +3,8 @@ housekeeping loops that run while it serves, and the orderly shutdown in reverse
 
     start: embedders (model checked; the memories' own on one thread) → migrations → store's
            pool → twin compactor (adopts the logs a stopped process left) → feed sequencer →
-           memory embedder (its own twins' text events' vectors) → [shard 0: feed pruner,
+           memory embedder (its own twins' text events' vectors) → popular ranker (after its
+           changes, and once at start) → [shard 0: feed pruner,
            today's event partition, partition loop (partitions made, archived to the cold
            tier, dropped), audit chainer]
     stop:  loops cancelled → due compactions (≤ 5 s) → events' committer → twins' committer
@@ -66,7 +67,9 @@ async def run_central(parts: Parts, app: Litestar) -> AsyncIterator[None]:
             # Every shard numbers feed rows (one tick at a time), so no shard's loss stops it.
             asyncio.create_task(parts.sequencer.run(), name="feed-sequencer"),
             # Every shard embeds its own twins' text events (central/memories.py).
-            asyncio.create_task(parts.memories.run(), name="memory-embedder")]
+            asyncio.create_task(parts.memories.run(), name="memory-embedder"),
+            # Every shard ranks popular items after its own changes (central/popular.py).
+            asyncio.create_task(parts.popular.run(), name="popular-ranker")]
         if settings.shard == 0:  # one shard keeps house, so the others never race it
             chores.append(asyncio.create_task(prune_forever(parts), name="feed-pruner"))
             archive = event_archive(settings)

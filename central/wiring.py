@@ -1,6 +1,7 @@
 """What central is made of, built once from its settings: the store and the two group committers
 (twin writes and events) with the writer over them, the compactor of its twins' logs, the feed's
-sequencer, the audit trail's chainer and the embedder of text events' vectors.
+sequencer, the audit trail's chainer, the embedder of text events' vectors and the ranker of
+popular items.
 Gathered in one frozen ``Parts`` so the app factory, the lifespan and the dependencies all name
 the same objects, and so none of them has to repeat how a setting becomes a client."""
 
@@ -14,6 +15,7 @@ from central import artifacts, events
 from central.audit import Chainer
 from central.group_commit import GroupCommitter
 from central.memories import MemoryEmbedder
+from central.popular import PopularRanker
 from central.sequencer import Sequencer
 from central.settings import CentralSettings
 from central.store import Store, WriteTx
@@ -36,6 +38,7 @@ class Parts:
     chainer: Chainer  # run by shard 0 only (central/lifespan.py)
     keyring: Keyring  # the twins' data keys: seals what is written (sealing/)
     memories: MemoryEmbedder  # text events' vectors, off log_event's acknowledgement
+    popular: PopularRanker  # popular agents and knowledge, ranked after changes
 
 
 def build_parts(settings: CentralSettings) -> Parts:
@@ -53,12 +56,14 @@ def build_parts(settings: CentralSettings) -> Parts:
                           idle_min=settings.compact_idle_min)
     committer = events.committer(store, window_s=settings.event_commit_window_ms / 1000,
                                  max_items=settings.event_commit_max)
+    sequencer = Sequencer(store)
     return Parts(settings=settings, store=store, twin_committer=twin_committer, writer=writer,
-                 compactor=compactor, committer=committer, sequencer=Sequencer(store),
+                 compactor=compactor, committer=committer, sequencer=sequencer,
                  chainer=Chainer.configure(settings, store), keyring=keyring,
                  memories=MemoryEmbedder(store, keyring, lambda twin: central_shard(
                      twin, settings.shards) == settings.shard,
-                     share=settings.memory_embed_share))
+                     share=settings.memory_embed_share),
+                 popular=PopularRanker(store, sequencer))
 
 
 def dependencies(parts: Parts) -> dict[str, Provide]:
@@ -71,5 +76,6 @@ def dependencies(parts: Parts) -> dict[str, Provide]:
         "sequencer": Provide(lambda: parts.sequencer, sync_to_thread=False),
         "keyring": Provide(lambda: parts.keyring, sync_to_thread=False),
         "memories": Provide(lambda: parts.memories, sync_to_thread=False),
+        "popular": Provide(lambda: parts.popular, sync_to_thread=False),
         **artifacts.dependencies(parts.settings),
     }

@@ -32,6 +32,7 @@ DEFAULT_FACTORIES: dict[str, str] = {
     "central": "central.app:create_app",
     "hubs": "regional.app:create_app",
     "edges": "mbasgi.app:create_app",
+    "indexes": "regional.index_service:create_app",
 }
 
 
@@ -89,7 +90,39 @@ def central_spec(
 def hub_spec(
     topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str],
     workers: int = 1, blobs: Path | None = None, links: CellLinks | None = None,
+    index: bool = False,
 ) -> ProcessSpec:
+    """A region's hub; ``index``: its workers search through the hub's index service."""
+    env = {**_hub_env(topo, region, secrets, log, blobs, links),
+           **({"HUB_INDEX_URL": topo.indexes[region]} if index and topo.indexes else {})}
+    if workers > 1:
+        # Several workers: prometheus-client's multiprocess files, so one scrape of /metrics
+        # sums them all (mbhttp/metrics.py). Emptied before the workers start.
+        prom = log.parent.parent / "prometheus" / f"hub-{region}"
+        shutil.rmtree(prom, ignore_errors=True)
+        prom.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log, workers)
+
+
+def index_spec(
+    topo: Topology, region: str, secrets: Secrets, log: Path, factories: Mapping[str, str],
+    links: CellLinks | None = None,
+) -> ProcessSpec:
+    """A hub's index service: the hub's settings, its shard kept in ``DATA_DIR/index/<region>``
+    (so a restart resumes it), one process."""
+    env = _hub_env(topo, region, secrets, log, None, links)
+    root = log.parent.parent / "index" / region
+    root.mkdir(parents=True, exist_ok=True)
+    env["HUB_INDEX_DIR"] = str(root)
+    factory = factories.get("indexes", DEFAULT_FACTORIES["indexes"])
+    return _granian(f"index-{region}", factory, topo.indexes[region], env, log)
+
+
+def _hub_env(
+    topo: Topology, region: str, secrets: Secrets, log: Path, blobs: Path | None,
+    links: CellLinks | None,
+) -> dict[str, str]:
     public = links.edges if links else topo.edges
     env = {
         **_cell_env("HUB_", links),
@@ -119,14 +152,7 @@ def hub_spec(
     tmp = log.parent.parent / "tmp" / f"hub-{region}"
     tmp.mkdir(parents=True, exist_ok=True)
     env["TMPDIR"] = str(tmp)
-    if workers > 1:
-        # Several workers: prometheus-client's multiprocess files, so one scrape of /metrics
-        # sums them all (mbhttp/metrics.py). Emptied before the workers start.
-        prom = log.parent.parent / "prometheus" / f"hub-{region}"
-        shutil.rmtree(prom, ignore_errors=True)
-        prom.mkdir(parents=True)
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-    return _granian(f"hub-{region}", factories["hubs"], topo.hubs[region], env, log, workers)
+    return env
 
 
 def _cell_env(prefix: str, links: CellLinks | None) -> dict[str, str]:

@@ -37,10 +37,19 @@ def names_by_service(current: StackState) -> dict[str, list[str]]:
         "backups": [backup.CHILD] if "postgres" in current.services else [],
         "redis": [f"redis-{r}" for r in regions],
         "central": [apps.central_name(k) for k in range(len(current.topology.writers))],
-        "hubs": [f"hub-{r}" for r in regions],
+        # A hub's index service before the hub (only with Postgres: it follows the replica).
+        "hubs": ([f"index-{r}" for r in regions] if has_indexes(current) else [])
+        + [f"hub-{r}" for r in regions],
         "edges": [f"edge-{r}" for r in regions],
     }
     return {service: names[service] for service in current.services}
+
+
+def has_indexes(current: StackState) -> bool:
+    """Whether the hubs search through index services: they follow the replica, so only with
+    Postgres, and only in a topology that names their ports (not one from before them)."""
+    return ("hubs" in current.services and "postgres" in current.services
+            and bool(current.topology.indexes))
 
 
 def all_names(current: StackState) -> list[str]:
@@ -84,9 +93,14 @@ def build_specs(current: StackState, data_dir: Path, src: Sources) -> dict[str, 
         out += [apps.central_spec(topo, k, sec, log_path(data_dir, apps.central_name(k)), fac,
                                   blobs=data_dir / "blobs", links=current.links)
                 for k in range(len(topo.writers))]
+    indexes = has_indexes(current)
+    if indexes:
+        out += [apps.index_spec(topo, r, sec, log_path(data_dir, f"index-{r}"), fac,
+                                links=current.links) for r in regions]
     if "hubs" in current.services:
         out += [apps.hub_spec(topo, r, sec, log_path(data_dir, f"hub-{r}"), fac, src.hub_workers,
-                              blobs=data_dir / "blobs", links=current.links) for r in regions]
+                              blobs=data_dir / "blobs", links=current.links, index=indexes)
+                for r in regions]
     if "edges" in current.services:
         out += [apps.edge_spec(topo, r, sec, log_path(data_dir, f"edge-{r}"), fac,
                                links=current.links) for r in regions]

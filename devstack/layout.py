@@ -52,7 +52,7 @@ def region_of_child(topology: Topology, name: str) -> str | None:
     if kind == "central":
         shard = int(rest) if rest.isdigit() else 0 if not rest else len(topology.writers)
         return central_region(regions, shard) if shard < len(topology.writers) else None
-    return rest if kind in ("redis", "hub", "edge") and rest in regions else None
+    return rest if kind in ("redis", "hub", "edge", "index") and rest in regions else None
 
 
 def children_in(topology: Topology, names: Sequence[str], region: str) -> list[str]:

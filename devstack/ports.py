@@ -1,4 +1,4 @@
-"""Ports of a local stack: one block of 120 loopback ports per data directory.
+"""Ports of a local stack: one block of 140 loopback ports per data directory.
 
 The block is derived from a hash of the data directory's real path, so a directory gets the same
 ports every time, and two directories usually get different blocks without coordinating; when the
@@ -8,7 +8,7 @@ Within a block every service has a fixed offset, so a URL never depends on which
     +0 Postgres primary   +1 central (shard 0)   +20+i replica   +40+i Redis   +60+i hub
     +80+i edge   +2 Postgres sync standby   +3..+5 Raft (witness, primary, standby)
     +6, +7 Patroni REST (primary, standby)   +7+k central shard k (1 <= k < MAX_CENTRAL_SHARDS)
-    +100+i Patroni REST of a region's replica
+    +100+i Patroni REST of a region's replica   +120+i a hub's index service
 
 where ``i`` is the region's index in the stack's region list (at most ``MAX_REGIONS``)."""
 
@@ -21,15 +21,15 @@ from pathlib import Path
 
 import msgspec
 
-BLOCK_SIZE = 120
+BLOCK_SIZE = 140
 FIRST_BLOCK_PORT = 20000
 # Stay below Linux's ephemeral range (32768-60999) so outgoing connections never take our ports.
-BLOCK_COUNT = 106
+BLOCK_COUNT = 91
 MAX_REGIONS = 20
 MAX_CENTRAL_SHARDS = 13
 
 _PRIMARY, _CENTRAL, _REPLICA, _REDIS, _HUB, _EDGE = 0, 1, 20, 40, 60, 80
-_STANDBY, _RAFT, _REST, _REST_REPLICA = 2, 3, 6, 100
+_STANDBY, _RAFT, _REST, _REST_REPLICA, _INDEX = 2, 3, 6, 100, 120
 
 
 class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,8 +85,11 @@ class PortPlan(msgspec.Struct, frozen=True, kw_only=True):
     def edge(self, region: str) -> int:
         return self._at(_EDGE, region)
 
+    def index(self, region: str) -> int:
+        return self._at(_INDEX, region)
+
     def all_ports(self) -> list[int]:
-        per_region = (self.pg_replica, self.redis, self.hub, self.edge)
+        per_region = (self.pg_replica, self.redis, self.hub, self.edge, self.index)
         ha = [self.pg_standby, *(self.raft(n) for n in ("witness", "primary", "standby")),
               self.rest("primary"), self.rest("standby")]
         shards = [self.central_shard(k) for k in range(self.central_shards)]

@@ -60,6 +60,8 @@ class Topology(msgspec.Struct, frozen=True, kw_only=True):
     postgres: PostgresUrls
     redis: dict[str, str]
     central_shards: list[str] = msgspec.field(default_factory=list)
+    # Each hub's index service (regional/index_service.py); empty in a stack from before it.
+    indexes: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def writers(self) -> list[str]:
@@ -124,6 +126,7 @@ def build_topology(plan: PortPlan) -> Topology:
             patroni={m: http_url(plan.rest(m)) for m in ("primary", "standby", *regions)},
         ),
         redis={r: redis_url(plan.redis(r)) for r in regions},
+        indexes={r: http_url(plan.index(r)) for r in regions},
     )
 
 
@@ -142,5 +145,5 @@ def url_of(topology: Topology, name: str) -> str:
         return topology.writers[shard] if shard < len(topology.writers) else ""
     kind, _, region = name.partition("-")
     table = {"pg": topology.postgres.replicas, "redis": topology.redis, "hub": topology.hubs,
-             "edge": topology.edges}
+             "edge": topology.edges, "index": topology.indexes}
     return table.get(kind, {}).get(region, "")

@@ -23,7 +23,6 @@ from mbhttp import require_principal
 from mbwire import Unprocessable
 from mbwire.params import int_param
 from mbwire.types_agents import AGENT_COLUMNS, AgentList, agent_view
-from regional.replica import Replica
 from regional.twins import TwinReads, forward, read_headers, token_of
 
 Reads = NamedDependency[TwinReads]
@@ -84,7 +83,7 @@ async def search_agents(request: Request[Any, Any, Any], reads: Reads) -> Respon
     sql = listing_sql(ascending=p["ascending"], q=p["q"] is not None,
                       type_=p["type"] is not None, after=p["after"] is not None)
     async with reads.replica.connection() as conn:
-        answered = await Replica.position_on(conn)  # read first: the answer reflects at least it
+        answered = await reads.replica.floor(conn)  # first: the answer reflects at least it
         cur = await conn.execute(sql, {**p, "limit": p["limit"] + 1})
         rows = await cur.fetchall()
     items = [agent_view(r[:-1]) for r in rows[: p["limit"]]]

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 
 from mbhttp.metrics import breaker_states, probes
 from regional.follower import Follower
-from regional.index import IndexFollower
+from regional.index_client import SearchIndex
 from regional.replica import ReplayClock
 
 
-def watch_hub(clock: ReplayClock, follower: Follower, indexer: IndexFollower,
+def watch_hub(clock: ReplayClock, follower: Follower, indexer: SearchIndex,
               breakers: Mapping[str, Callable[[], str]]) -> None:
     g = probes.gauge
     g("memorybank_replica_lag_seconds",
@@ -33,7 +33,8 @@ def watch_hub(clock: ReplayClock, follower: Follower, indexer: IndexFollower,
     g("memorybank_index_lag_bytes",
       "WAL bytes between the replay position and what the search index covers",
       lambda: max(0, clock.position - indexer.mark.lsn))
-    g("memorybank_index_ready", "1 once the search index has loaded from the replica",
-      lambda: float(indexer.ready))
+    g("memorybank_index_ready",
+      "1 while the search index is current (loaded or resumed, and caught up since)",
+      lambda: float(indexer.state == "current"))
     g("memorybank_breaker_state", "Circuit breaker state (1 for the current one)",
       lambda: breaker_states(breakers), labels=("breaker", "state"))

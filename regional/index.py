@@ -1,26 +1,28 @@
 """The hub's vector index, kept from the change feed on this region's own replica.
 
-At start it loads every chunk's vector (for this hub's embedder) from the replica, then follows
-``change_feed`` rows of kind ``knowledge``: for each changed document it re-reads the document's
-chunks from the replica and replaces its points (a document gone: its points are deleted). Like
-``regional.follower``, it reads the feed between two replay positions taken on one connection,
-and ``mark`` is the ``before`` of a fully processed step: every change committed at or before
-``mark`` is in the index. A query holding a token T answers only once ``mark >= T``.
-
-The index lives in this process's memory: with several server workers each keeps its own index
-and its own follower (no Redis lease: every worker's index must move).
+It runs in the hub's index service (``regional.index_service``), one per hub however many
+workers it has, which keeps the index on disk (``regional.index_store``): a restart resumes
+from the saved position instead of loading again. Loading (the first start, a changed
+embedder, a feed pruned past the saved position) reads every chunk's vector for this hub's
+embedder from the replica a page at a time. Then it follows ``change_feed`` rows of kind
+``knowledge``: for each changed document it re-reads the document's chunks from the replica and
+replaces its points (a document gone: its points are deleted). Like ``regional.follower``, it
+reads the feed between two replay positions taken on one connection, and ``mark`` is the
+``before`` of a fully processed step: every change committed at or before ``mark`` is in the
+index. A query holding a token T answers only once ``mark >= T``.
 
 What a point carries is what the document row has: knowledge's title, tags, source and the
 start of its chunk (the snippet); a twin's chunk (``body`` null, its text sealed) only ids and
 keyed hashes and no snippet (``regional.vectors``), so no twin's text reaches the index, in
 memory or on disk. A twin's chunk's vector is sealed on the replica (``sealed_embedding``) and
-opened here under the twin's key: the index (process memory, or a Qdrant server of the cell)
-holds it in the clear, the database only as ciphertext shredded with the twin's key."""
+opened here under the twin's key: the index (the service's shard, or a Qdrant server of the
+cell) holds it in the clear, the database only as ciphertext shredded with the twin's key."""
 
 from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -28,6 +30,7 @@ from typing import Any
 
 from knowledge.embed import Embedder
 from mbwire import ConsistencyToken, NotFound, ReplicaBehind, Unavailable
+from regional.index_store import IndexStore, build_hnsw
 from regional.replica import ReplayClock, Replica
 from regional.vectors import Point, QdrantIndex, VectorIndex
 from regional.vectors_edge import EdgeIndex
@@ -43,6 +46,8 @@ _CHUNKS = (
     " from knowledge_chunks c join knowledge_docs d using (doc_id)"
     " where c.embedder = %(embedder)s"
 )
+_PAGE = (_CHUNKS + " and (c.doc_id, c.n) > (%(doc)s, %(n)s) order by c.doc_id, c.n"
+         " limit %(page)s")
 
 
 async def _points(rows: Iterable[Any], keys: Keyring) -> dict[str, list[Point]]:
@@ -64,42 +69,115 @@ async def _points(rows: Iterable[Any], keys: Keyring) -> dict[str, list[Point]]:
 
 
 def make_index(embedder: Embedder, qdrant_url: str = "") -> VectorIndex:
-    """A Qdrant server's collection named after the embedder, or the embedded engine."""
+    """A Qdrant server's collection named after the embedder, or an in-memory embedded engine
+    (tests and benchmarks; the index service keeps its shard on disk, ``IndexStore``)."""
     if qdrant_url:
         return QdrantIndex(embedder.name, embedder.dim, url=qdrant_url)
     return EdgeIndex(embedder.dim)
 
 
+# Rows read per statement while loading, and document ids remembered while a build runs (more
+# changed meanwhile: the build is given up and tried again later).
+LOAD_PAGE = 2000
+REFRESH_PAGE = 200
+BUILD_CHANGES_MAX = 100_000
+
+
 class IndexFollower:
-    def __init__(self, replica: Replica, clock: ReplayClock, index: VectorIndex,
-                 embedder: str) -> None:
-        self.replica, self.clock, self.index, self.embedder = replica, clock, index, embedder
+    """Keeps ``index`` at the replica's position. ``store`` (the index service's): the shard is
+    kept on disk and resumed, HNSW is built on a copy when ``build_after`` points are unbuilt,
+    and the position is saved at most every ``save_every_s``. Without a store: in memory
+    (tests, benchmarks, a Qdrant server's collection).
+
+    ``state``: ``loading`` (nothing to search yet), ``catching up`` (resumed or loaded, the feed
+    not yet followed to the replica's position) or ``current``. A query holding a token answers
+    once ``mark`` covers it, whatever the state; a query without one only when ``current``."""
+
+    def __init__(self, replica: Replica, clock: ReplayClock, index: VectorIndex | None,
+                 embedder: str, *, store: IndexStore | None = None,
+                 build_after: int = 5000, save_every_s: float = 1.0) -> None:
+        self.replica, self.clock, self.embedder = replica, clock, embedder
+        self.index: Any = index
+        self.store, self.build_after, self.save_every_s = store, build_after, save_every_s
         self.cursor = 0
         self.mark = ConsistencyToken(0)
-        self.ready = False
-        self.docs: set[str] = set()   # what the index holds, so a reload can drop the gone
+        self.ready = False     # something loaded or resumed
+        self.current = False   # and the feed followed to the replica's position since
+        self.docs: set[str] = set()   # what an in-memory index holds, so a reload drops the gone
         self.batch = 1000
+        self.generation = 0
+        self.loaded_from = ""  # "replica" or "disk": how the last start got its points
         self._moved = asyncio.Event()
+        self._saved_at = 0.0
+        self._build: asyncio.Task[int | None] | None = None
+        self._building: tuple[int, int, int] | None = None  # (generation, cursor, mark)
+        self._changed: set[str] | None = None  # documents changed since the build's copy
+        self.builds = 0
+        self._left_unbuilt = 0  # what the last build left unbuilt (segments below the bound)
+
+    @property
+    def state(self) -> str:
+        return "current" if self.current else "catching up" if self.ready else "loading"
+
+    async def start(self) -> None:
+        """Resumes the kept shard when there is one, else loads from the replica."""
+        if self.store is not None and self.index is None:
+            kept = self.store.resume()
+            if kept is not None:
+                self.index, st = kept
+                self.generation, self.cursor = st.generation, st.cursor
+                self._advance(ConsistencyToken(st.mark))
+                self.ready, self.loaded_from = True, "disk"
+                log.info("index resumed at seq %d (%s), generation %d, %d points",
+                         self.cursor, self.mark, self.generation, await self.index.count())
+                return
+        await self.load()
 
     async def load(self) -> None:
-        """Everything the replica holds now. The position is read before the feed's head and the
-        head before the chunks, so every change at or before ``mark`` is in what was loaded
-        (a later one that slipped in is simply replayed from the feed again)."""
+        """Everything the replica holds now, a page at a time (into a new generation when kept
+        on disk). The position is read before the feed's head and the head before the chunks,
+        so every change at or before ``mark`` is in what was loaded (a later one that slipped
+        in is simply replayed from the feed again)."""
+        self.ready = self.current = False
+        self._give_up_build()
+        old = self.index if self.store is not None else None
+        if self.store is not None:
+            self.index, self.generation = self.store.fresh(self.generation)
         async with self.replica.connection() as conn:
             before = await Replica.position_on(conn)
             cur = await conn.execute("select coalesce(max(seq), 0) from change_feed")
             head = await cur.fetchone()
-            cur = await conn.execute(_CHUNKS, {"snip": SNIPPET_CHARS, "embedder": self.embedder})
-            docs = await _points(await cur.fetchall(), self.replica.keys)
-        for doc_id, points in docs.items():
-            await self.index.replace(doc_id, points)
-        for doc_id in self.docs - docs.keys():
-            await self.index.delete(doc_id)
-        self.docs = set(docs)
+        seen: set[str] = set()
+        after: tuple[str, int] = ("", -1)
+        while True:
+            async with self.replica.connection() as conn:
+                cur = await conn.execute(_PAGE, {"snip": SNIPPET_CHARS, "embedder": self.embedder,
+                                                 "doc": after[0], "n": after[1],
+                                                 "page": LOAD_PAGE})
+                rows = await cur.fetchall()
+            if not rows:
+                break
+            after = (rows[-1][0], rows[-1][1])
+            docs = await _points(rows, self.replica.keys)
+            for doc_id, points in docs.items():
+                if self.store is None and doc_id not in seen:
+                    await self.index.replace(doc_id, points)  # reloaded: its old points go
+                else:
+                    await self.index.add(points)  # a fresh shard, or the document's next page
+            seen |= docs.keys()
+        if self.store is None:
+            for doc_id in self.docs - seen:
+                await self.index.delete(doc_id)
+            self.docs = seen
         self.cursor = head[0] if head else 0
         self._advance(before)
-        self.ready = True
-        log.info("index loaded %d documents at seq %d (%s)", len(docs), self.cursor, before)
+        self.ready, self.loaded_from = True, "replica"
+        if old is not None:
+            await old.close()
+        await self._save(force=True)
+        if self.store is not None:  # what a kept index of another embedder or a build left
+            self.store.remove_others(self.generation)
+        log.info("index loaded %d documents at seq %d (%s)", len(seen), self.cursor, before)
 
     def _advance(self, mark: ConsistencyToken) -> None:
         if mark > self.mark:
@@ -107,21 +185,34 @@ class IndexFollower:
             self._moved.set()
             self._moved = asyncio.Event()
 
+    async def _save(self, *, force: bool = False) -> None:
+        """The shard flushed and its position recorded (in a thread: a flush may take a
+        while), at most every ``save_every_s``."""
+        if self.store is None or self.index is None:
+            return
+        now = time.monotonic()
+        if force or now - self._saved_at >= self.save_every_s:
+            await asyncio.to_thread(self.store.save, self.index, self.generation, self.cursor,
+                                    self.mark.lsn)
+            self._saved_at = now
+
     async def run(self) -> None:
         while True:
             try:
                 if not self.ready:
-                    await self.load()
+                    await self.start()
                 while True:
                     await self.step()
+                    await self._save()
+                    await self._maybe_build()
             except (Unavailable, OSError) as exc:
                 log.warning("index follower paused: %s", exc)
                 await asyncio.sleep(0.5)
 
     async def step(self) -> None:
         """Waits for the replica to move, then indexes every change it now shows."""
-        if self.clock.position <= self.mark.lsn:
-            await self.clock.advanced()
+        if self.clock.position <= self.mark.lsn and self.current:
+            await self._wait_moved()
         while True:
             step = await self.replica.feed_since(self.cursor, self.batch)
             changes = step.rows
@@ -138,7 +229,19 @@ class IndexFollower:
             if not step.more:
                 if step.complete:
                     self._advance(step.before)
+                    self.current = True
                 return
+
+    async def _wait_moved(self) -> None:
+        """The replica's next move, or a build that ended (its swap is not held up by quiet)."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.clock.advanced())]
+        if self._build is not None:
+            waits.append(asyncio.shield(self._build))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def _pruned_past(self) -> bool:
         """A gap in seq is normal (a sequence skips); rows gone from the feed's start are not."""
@@ -147,18 +250,89 @@ class IndexFollower:
 
     async def refresh(self, docs: set[str]) -> None:
         """Re-reads these documents from the replica and replaces their points."""
+        await self._refresh_into(self.index, docs)
+        if self._changed is not None:
+            self._changed |= docs
+            if len(self._changed) > BUILD_CHANGES_MAX:
+                log.warning("more than %d documents changed during the index build: given up",
+                            BUILD_CHANGES_MAX)
+                self._give_up_build()
+
+    async def _refresh_into(self, index: Any, docs: set[str]) -> None:
+        """A page of documents at a time (a build's replay may hold many thousands)."""
+        ordered = sorted(docs)
+        for lo in range(0, len(ordered), REFRESH_PAGE):
+            await self._refresh_page(index, ordered[lo:lo + REFRESH_PAGE])
+
+    async def _refresh_page(self, index: Any, docs: list[str]) -> None:
         async with self.replica.connection() as conn:
             cur = await conn.execute(_CHUNKS + " and c.doc_id = any(%(docs)s)",
                                      {"snip": SNIPPET_CHARS, "embedder": self.embedder,
-                                      "docs": sorted(docs)})
+                                      "docs": docs})
             found = await _points(await cur.fetchall(), self.replica.keys)
-        for doc_id in sorted(docs):
+        for doc_id in docs:
             if doc_id in found:
-                await self.index.replace(doc_id, found[doc_id])
-                self.docs.add(doc_id)
+                await index.replace(doc_id, found[doc_id])
+                if index is self.index:
+                    self.docs.add(doc_id)
             else:
-                await self.index.delete(doc_id)
-                self.docs.discard(doc_id)
+                await index.delete(doc_id)
+                if index is self.index:
+                    self.docs.discard(doc_id)
+
+    async def _maybe_build(self) -> None:
+        """Starts an HNSW build on a copy when enough points are unbuilt; swaps a finished one
+        in (after replaying onto it what changed since its copy)."""
+        if self.store is None or not isinstance(self.index, EdgeIndex):
+            return
+        if self._build is None:
+            if self.current and self.index.unbuilt() >= self._left_unbuilt + self.build_after:
+                dest, gen = await self.store.copy(self.index, self.generation)
+                self._building = (gen, self.cursor, self.mark.lsn)
+                self._changed = set()
+                self._build = asyncio.create_task(build_hnsw(dest), name="index-build")
+                log.info("index build started on generation %d", gen)
+            return
+        if not self._build.done():
+            return
+        left = (self._build.result() if not self._build.cancelled()
+                and self._build.exception() is None else None)
+        gen, _, _ = self._building or (0, 0, 0)
+        changed = self._changed or set()
+        self._build, self._building, self._changed = None, None, None
+        if left is None:
+            self.store.remove(gen)
+            self._left_unbuilt = self.index.unbuilt()  # not again before as many more
+            return
+        built = self.store.open(gen)
+        if changed:
+            await self._refresh_into(built, changed)
+        old, self.index, self.generation = self.index, built, gen
+        self.builds += 1
+        # What the build could not index (segments below the engine's bound); the documents
+        # replayed onto it since its copy count towards the next build.
+        self._left_unbuilt = left
+        await self._save(force=True)
+        await old.close()
+        self.store.remove_others(gen)
+        log.info("index build swapped in: generation %d, %d documents replayed", gen,
+                 len(changed))
+
+    def _give_up_build(self) -> None:
+        if self._build is not None:
+            self._build.cancel()
+        if self._building is not None and self.store is not None:
+            self.store.remove(self._building[0])
+        self._build, self._building, self._changed = None, None, None
+
+    async def close(self) -> None:
+        if self._build is not None:
+            self._build.cancel()
+            with contextlib.suppress(BaseException):
+                await self._build
+        if self.index is not None:
+            await self._save(force=True)
+            await self.index.close()
 
     async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
         """Returns once the index covers ``token``; ReplicaBehind after ``budget_s``."""

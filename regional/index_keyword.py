@@ -169,7 +169,7 @@ async def keyword_search(
     # constant and uses the GIN index (joined, it scanned every chunk: 28 ms at 10k chunks).
     q = "websearch_to_tsquery('english', %(q)s)"
     async with replica.connection() as conn:
-        answered = await Replica.position_on(conn)
+        answered = await replica.floor(conn)
         cur = await conn.execute(_LEXEMES, (words,))
         found = await cur.fetchone()
         lexemes: list[str] = list(found[0]) if found else []

@@ -2,7 +2,8 @@
 serves, and the orderly shutdown in reverse.
 
     start: embedder's dimension check → replica → central client → peers
-           → loops: replay clock, feed follower (under the lease), index follower,
+           → index service client → loops: replay clock, feed follower (under the lease),
+             index status (or this worker's index follower without a service),
              realtime feed, realtime slots, Yjs awareness relay and sweep
     stop:  realtime and Yjs sockets closed (1001) → loops cancelled → Yjs rooms and relay
            → peers → index → central client → limits Redis (if its own) → hot Redis → Redis
@@ -31,6 +32,7 @@ async def run_hub(hub: Hub, _: Litestar) -> AsyncIterator[None]:
     await hub.replica.open()
     await hub.central.open()
     await hub.peers.open()
+    await hub.indexer.open()
     try:
         # Long-lived loops: a loop that crashes takes the hub down with it (loudly) rather
         # than leaving it serving without a clock or follower.
@@ -38,7 +40,7 @@ async def run_hub(hub: Hub, _: Litestar) -> AsyncIterator[None]:
             tasks = [loops.create_task(hub.clock.run(), name="replay-clock"),
                      loops.create_task(hub.lease.hold(hub.follower.run, "feed follower"),
                                        name="feed-follower"),
-                     loops.create_task(hub.indexer.run(), name="index-follower"),
+                     loops.create_task(hub.indexer.watch(), name="index"),
                      loops.create_task(hub.realtime_feed.run(), name="realtime-feed"),
                      loops.create_task(hub.slots.run(hub.broker), name="realtime-slots"),
                      loops.create_task(hub.relay.run(), name="yjs-awareness-relay"),
@@ -57,7 +59,7 @@ async def run_hub(hub: Hub, _: Litestar) -> AsyncIterator[None]:
         await hub.relay.close()
         await hub.relay_redis.aclose()
         await hub.peers.close()
-        await hub.indexer.index.close()
+        await hub.indexer.close()
         await hub.central.close()
         if hub.limits_redis is not hub.hot:
             await hub.limits_redis.aclose()

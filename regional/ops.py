@@ -15,7 +15,7 @@ from mbhttp import request_id_of
 from mbwire import ConsistencyToken, Problem
 from mbwire import headers as h
 from regional.central_client import CentralClient
-from regional.index import IndexFollower
+from regional.index_client import SearchIndex
 from regional.replica import ReplayClock
 from regional.settings import HubSettings
 
@@ -73,16 +73,20 @@ Clock = NamedDependency[ReplayClock]
 Central = NamedDependency[CentralClient]
 Settings = NamedDependency[HubSettings]
 Peers = NamedDependency[PeerHealth]
-Indexer = NamedDependency[IndexFollower]
+Indexer = NamedDependency[SearchIndex]
 
-INDEX_FIELDS = ("index_position", "index_lag_bytes")
+INDEX_FIELDS = ("index_position", "index_lag_bytes", "index_state", "index_ready")
 
 
-def index_fields(clock: ReplayClock, indexer: IndexFollower) -> dict[str, Any]:
-    """Where this hub's search index is: the replay position it covers, and how far (in WAL
-    bytes) it trails what the replica has replayed."""
+def index_fields(clock: ReplayClock, indexer: SearchIndex) -> dict[str, Any]:
+    """Where this hub's search index is: the replay position it covers, how far (in WAL bytes)
+    it trails what the replica has replayed, and its state (``loading``, ``catching up``,
+    ``current``, or ``unreachable`` when the hub's index service does not answer). Searches
+    without a token are answered only while it is ``current`` (``index_ready``): until then
+    they get a 503 and the edge asks another region; the hub's other reads are not held up."""
     return {"index_position": str(indexer.mark),
-            "index_lag_bytes": max(0, clock.position - indexer.mark.lsn)}
+            "index_lag_bytes": max(0, clock.position - indexer.mark.lsn),
+            "index_state": indexer.state, "index_ready": indexer.state == "current"}
 
 
 LAG_DEGRADED_MS = 1000.0

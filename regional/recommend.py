@@ -9,7 +9,9 @@ memory, with the replica's keyring (``regional.reads.history.payload_of``); noth
 them is stored.
 
 A twin with neither a profile nor events gets popular items: agents and knowledge whose tags are
-the most common in the directory and the knowledge base, and the newest readable artifacts."""
+the most common in the directory and the knowledge base (ranked by central when they change,
+so advisory and up to about a second behind: regional/popular.py), and the newest readable
+artifacts."""
 
 from __future__ import annotations
 
@@ -20,20 +22,20 @@ import psycopg
 from litestar import Request, Response
 
 from mbhttp import require_principal
-from mbwire import Principal, Unprocessable
+from mbwire import ConsistencyToken, Principal, Unprocessable
 from mbwire.access import TWIN_READABLE_SQL, sql_params
 from mbwire.params import int_param
 from mbwire.types_agents import Recommendation, Recommendations
 from regional.agents import Reads
+from regional.popular import LISTED, popular_agents, popular_knowledge
 from regional.reads.history import payload_of
 from regional.recommend_basis import POPULAR, Basis, basis_of, shared_reason, similarity_reason
-from regional.replica import Replica
-from regional.search import KnowledgeSearch, Search, reveal_hits
+from regional.search import KnowledgeSearch, Search
 from regional.twins import read_headers, token_of, twin_id_of
 from regional.vectors import Scope
 
 KINDS = {"knowledge": "knowledge", "artifacts": "artifact", "agents": "agent"}
-_LISTED = "a.published and a.listed_seq is not null and a.sub <> all(%(exclude)s)"
+_LISTED = LISTED
 _EVENTS = ("select type, payload, seq from events where twin_id = %s"
            " order by created_at desc, event_id desc limit 20")
 _ARTIFACT_TWINS = ("select distinct d.twin_id from knowledge_docs d join twins t using (twin_id)"
@@ -49,24 +51,6 @@ select a.sub, a.name, ts_rank(a.tsv, websearch_to_tsquery('english', %(q)s)),
        a.name || ' ' || a.description || ' ' || array_to_string(a.interests, ' ')
 from agents a where {_LISTED} and a.tsv @@ websearch_to_tsquery('english', %(q)s)
 order by 3 desc, a.sub limit %(limit)s"""
-_POPULAR_AGENTS = f"""
-with freq as (select u.tag, count(*) c from agents a, unnest(a.interests) u(tag)
-              where {_LISTED} group by u.tag)
-select a.sub, a.name, coalesce(sum(f.c), 0),
-       array_remove(array_agg(f.tag order by f.c desc, f.tag), null)
-from agents a left join lateral unnest(a.interests) u(tag) on true
-     left join freq f on f.tag = u.tag
-where {_LISTED} group by a.sub, a.name, a.listed_seq
-order by 3 desc, a.listed_seq desc limit %(limit)s"""
-_POPULAR_KNOWLEDGE = """
-with freq as (select u.tag, count(*) c from knowledge_docs d, unnest(d.tags) u(tag)
-              where d.kind = 'knowledge' group by u.tag)
-select d.doc_id, d.title, coalesce(sum(f.c), 0),
-       array_remove(array_agg(f.tag order by f.c desc, f.tag), null)
-from knowledge_docs d left join lateral unnest(d.tags) u(tag) on true
-     left join freq f on f.tag = u.tag
-where d.kind = 'knowledge' group by d.doc_id, d.title, d.updated_at
-order by 3 desc, d.updated_at desc, d.doc_id limit %(limit)s"""
 _NEWEST_ARTIFACTS = ("select d.doc_id, d.title, d.twin_id from knowledge_docs d join twins t"
                      f" using (twin_id) where d.kind = 'artifact' and d.twin_id <> %(twin)s"
                      f" and {TWIN_READABLE_SQL} order by d.updated_at desc, d.doc_id"
@@ -92,8 +76,7 @@ async def _agents(conn: psycopg.AsyncConnection[Any], basis: Basis, exclude: lis
                   limit: int) -> list[Recommendation]:
     p: dict[str, Any] = {"exclude": exclude, "limit": limit}
     if basis.empty:
-        cur = await conn.execute(_POPULAR_AGENTS, p)
-        rows = await cur.fetchall()
+        rows = await popular_agents(conn, exclude, limit)  # ranked by central on change
         top = max(float(rows[0][2]) if rows else 0.0, 1.0)
         return [Recommendation(id=r[0], kind="agent", score=round(float(r[2]) / top, 4),
                                title=r[1], reason=popular_reason(
@@ -121,8 +104,7 @@ async def _agents(conn: psycopg.AsyncConnection[Any], basis: Basis, exclude: lis
 async def _popular_docs(conn: psycopg.AsyncConnection[Any], principal: Principal, kind: str,
                         twin_id: str, limit: int) -> list[Recommendation]:
     if kind == "knowledge":
-        cur = await conn.execute(_POPULAR_KNOWLEDGE, {"limit": limit})
-        rows = await cur.fetchall()
+        rows = await popular_knowledge(conn, limit)  # ranked by central on change
         top = max(float(rows[0][2]) if rows else 0.0, 1.0)
         return [Recommendation(id=r[0], kind="knowledge", title=r[1],
                                score=round(float(r[2]) / top, 4), reason=popular_reason(
@@ -136,10 +118,11 @@ async def _popular_docs(conn: psycopg.AsyncConnection[Any], principal: Principal
 
 
 async def _similar_docs(knowledge: KnowledgeSearch, readable: frozenset[str], basis: Basis,
-                        kind: str, limit: int) -> list[Recommendation]:
+                        kind: str, limit: int, token: ConsistencyToken | None, wait_s: float,
+                        ) -> tuple[list[Recommendation], ConsistencyToken]:
     vector = (await knowledge.embedder.embed([basis.text()]))[0]
-    hits = await reveal_hits(knowledge.replica, await knowledge.follower.index.search(
-        vector, Scope(readable=readable, kind=kind), limit))  # a twin's text: sealed, opened
+    hits, mark = await knowledge.vectors(  # a twin's text: sealed, opened
+        vector, Scope(readable=readable, kind=kind), limit, token, wait_s)
     out = []
     for hit in hits:
         p = hit.payload
@@ -149,7 +132,7 @@ async def _similar_docs(knowledge: KnowledgeSearch, readable: frozenset[str], ba
             reason += f" (an artifact of twin {p.get('twin_id')!r})"
         out.append(Recommendation(id=hit.doc_id, kind=kind,  # type: ignore[arg-type]
                                   score=round(hit.score, 4), title=p.get("title"), reason=reason))
-    return out
+    return out, mark
 
 
 def interleave(lists: list[list[Recommendation]], limit: int) -> list[Recommendation]:
@@ -165,11 +148,10 @@ async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
     kinds, limit = _kinds(request), int_param(request.query_params, "limit", 10, 50)
     token = token_of(request)
     docs = [k for k in kinds if k != "agent"]
-    if docs:
-        await knowledge.settle(token)  # the replica, then the index, cover the token
+    wait_s = await knowledge.settle(token) if docs else 0.0  # the replica covers the token
     entry, answered = await reads.view(principal, twin_id, token)  # 404 / 403 first
     async with reads.replica.connection() as conn:
-        answered = min(answered, await Replica.position_on(conn))
+        answered = min(answered, await reads.replica.floor(conn))
         cur = await conn.execute(_EVENTS, (twin_id,))
         events: list[tuple[str, Any]] = []
         if rows := await cur.fetchall():
@@ -187,9 +169,10 @@ async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
             cur = await conn.execute(_ARTIFACT_TWINS, {**sql_params(principal), "twin": twin_id})
             readable = frozenset(r[0] for r in await cur.fetchall())
     if docs and not basis.empty:
-        answered = min(answered, knowledge.follower.mark)  # read before the search: it covers
-        for kind in docs:
-            found[kind] = await _similar_docs(knowledge, readable, basis, kind, limit)
+        for kind in docs:  # the index covers the token too, and says what it answered at
+            found[kind], mark = await _similar_docs(knowledge, readable, basis, kind, limit,
+                                                    token, wait_s)
+            answered = min(answered, mark)
     items = interleave([found.get(k, []) for k in kinds], limit)
     body = Recommendations(twin_id=twin_id, items=items,
                            basis="popular" if basis.empty else "profile")

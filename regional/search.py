@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.di import NamedDependency
@@ -29,7 +29,7 @@ from mbhttp.routes import decode_body
 from mbwire import ConsistencyToken, Principal
 from mbwire.types import KnowledgeHit, KnowledgeQuery, KnowledgeResults
 from regional.audit import AuditRecorder
-from regional.index import SNIPPET_CHARS, IndexFollower
+from regional.index import SNIPPET_CHARS
 from regional.index_keyword import (
     OCCURRED,
     KeywordHit,
@@ -42,6 +42,9 @@ from regional.replica import ReplayClock, Replica
 from regional.settings import HubSettings
 from regional.twins import NO_STORE, read_headers, token_of
 from regional.vectors import Hit, Scope
+
+if TYPE_CHECKING:
+    from regional.index_client import SearchIndex
 
 # Each side of a hybrid query ranks this many documents at least before fusion: fusing only
 # the top ``limit`` of each would let one side's rank 11 never meet the other's rank 1.
@@ -62,23 +65,31 @@ def hub_embedder(settings: HubSettings) -> Embedder:
 
 
 class KnowledgeSearch:
-    def __init__(self, replica: Replica, clock: ReplayClock, follower: IndexFollower,
+    def __init__(self, replica: Replica, clock: ReplayClock, index: SearchIndex,
                  embedder: Embedder, *, wait_s: float) -> None:
-        self.replica, self.clock, self.follower = replica, clock, follower
+        self.replica, self.clock, self.index = replica, clock, index
         self.embedder, self.wait_s = embedder, wait_s
 
-    async def settle(self, token: ConsistencyToken | None) -> None:
-        """The replica (keywords) and then the index (vectors) must cover the token, within
-        one budget: a token ahead of every write is a 400 (``ReplayClock.settle``)."""
+    async def settle(self, token: ConsistencyToken | None) -> float:
+        """The replica must cover the token (a token ahead of every write is a 400,
+        ``ReplayClock.settle``); returns what is left of the budget for the index, which waits
+        for the token itself (``vectors``)."""
         if token is None:
-            return
+            return self.wait_s
         deadline = time.monotonic() + self.wait_s
         await self.clock.settle(token, self.wait_s)
-        await self.follower.wait_for(token, max(0.0, deadline - time.monotonic()))
+        return max(0.0, deadline - time.monotonic())
+
+    async def vectors(self, vector: list[float], scope: Scope, limit: int,
+                      token: ConsistencyToken | None, wait_s: float,
+                      ) -> tuple[list[Hit], ConsistencyToken]:
+        """The index's hits, shown (``reveal_hits``), and the position they cover."""
+        hits, mark = await self.index.search(vector, scope, limit, token, wait_s)
+        return await reveal_hits(self.replica, hits), mark
 
     async def query(self, principal: Principal, q: KnowledgeQuery,
                     token: ConsistencyToken | None) -> tuple[KnowledgeResults, ConsistencyToken]:
-        await self.settle(token)
+        wait_s = await self.settle(token)
         f = q.filters
         tags = list(f.tags or ()) if f else []
         sources = [f.source] if f and f.source is not None else []
@@ -98,11 +109,11 @@ class KnowledgeSearch:
         answered = ConsistencyToken(2**64 - 1)
         try:
             if q.mode in ("semantic", "hybrid"):
-                answered = min(answered, self.follower.mark)  # read before: the search covers it
                 readable = await readable_twins(self.replica, principal)
                 vector = (await self.embedder.embed([q.query]))[0]
-                vectors = await reveal_hits(self.replica, await self.follower.index.search(
-                    vector, replace(scope, readable=readable), depth))
+                vectors, mark = await self.vectors(vector, replace(scope, readable=readable),
+                                                   depth, token, wait_s)
+                answered = min(answered, mark)
         except BaseException:
             if words_task is not None:
                 words_task.cancel()

@@ -78,6 +78,13 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     embedder_api_key: str = ""
     embedder_dim: int = 0
     qdrant_url: str = ""          # a Qdrant server; empty = the embedded engine in this process
+    # The hub's index service (regional/index_service.py): where the workers reach it, where it
+    # keeps its shard (empty: in memory, loaded at every start), how many unbuilt points start
+    # an HNSW build on a copy, and how many searches it takes at once (beyond: 503).
+    index_url: str = ""
+    index_dir: str = ""
+    index_build_after: int = 5000  # as regional.vectors_edge.BUILD_POINTS
+    index_searches_max: int = 64
     # How long a tokened query waits for the index; below the edge's per-hub timeout, like
     # token_wait_ms.
     index_wait_ms: int = 1000

@@ -61,6 +61,7 @@ class Scope:
 
 class VectorIndex(Protocol):
     async def replace(self, doc_id: str, points: Sequence[Point]) -> None: ...
+    async def add(self, points: Sequence[Point]) -> None: ...
     async def delete(self, doc_id: str) -> None: ...
     async def search(self, vector: list[float], scope: Scope, limit: int) -> list[Hit]: ...
     async def count(self) -> int: ...
@@ -101,8 +102,14 @@ def qdrant_filter(scope: Scope, lib: Any = models) -> Any:
     return lib.Filter(must=must) if must else None
 
 
-def doc_filter(doc_id: str, lib: Any = models) -> Any:
-    return lib.Filter(must=[lib.FieldCondition(key="doc_id", match=lib.MatchValue(value=doc_id))])
+def doc_filter(doc_id: str, lib: Any = models, *, from_n: int = 0) -> Any:
+    """A document's points; ``from_n``: only its chunks from that number on (what a shorter
+    new version of the document no longer has)."""
+    must = [lib.FieldCondition(key="doc_id", match=lib.MatchValue(value=doc_id))]
+    if from_n:
+        rng = lib.Range(gte=from_n) if lib is models else lib.RangeFloat(gte=from_n)
+        must.append(lib.FieldCondition(key="n", range=rng))
+    return lib.Filter(must=must)
 
 
 class QdrantIndex:
@@ -130,8 +137,15 @@ class QdrantIndex:
         self._ready = True
 
     async def replace(self, doc_id: str, points: Sequence[Point]) -> None:
+        """Upserts the new chunks over the old (their ids are stable), then drops the chunks
+        past the new count: a search meanwhile never finds the document missing."""
         await self._ensure()
-        await self.delete(doc_id)
+        await self.add(points)
+        await self.client.delete(self.collection, points_selector=models.FilterSelector(
+            filter=doc_filter(doc_id, from_n=len(points))))
+
+    async def add(self, points: Sequence[Point]) -> None:
+        await self._ensure()
         if points:
             await self.client.upsert(self.collection, points=[
                 models.PointStruct(id=point_id(p.doc_id, p.n), vector=p.vector,

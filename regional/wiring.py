@@ -22,7 +22,7 @@ from regional.cache import TwinCache
 from regional.central_client import CentralClient
 from regional.follower import Follower
 from regional.hub_metrics import watch_hub
-from regional.index import IndexFollower, make_index
+from regional.index_client import SearchIndex, index_for
 from regional.lease import Lease
 from regional.near import NearCache
 from regional.ops import PeerHealth
@@ -64,7 +64,7 @@ class Hub:
     admission: FleetAdmission
     lease: Lease
     embedder: Embedder
-    indexer: IndexFollower
+    indexer: SearchIndex
     knowledge: KnowledgeSearch
     realtime_feed: RealtimeFeed
     broker: Broker
@@ -87,6 +87,7 @@ def build_hub(settings: HubSettings) -> Hub:
     central = CentralClient(settings.central_url, settings.central_secret,
                             timeout_s=settings.central_timeout_s)
     clock = ReplayClock(settings.replica_url, primary=central.primary_position)
+    replica.clock = clock  # reads take their position from it (ReplicaPool.floor)
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     hot = hot_redis(settings.redis_url, connect_timeout_s=2)
     cache = TwinCache(redis, ttl_s=settings.cache_ttl_s, hot=hot, timeout_s=2)
@@ -103,11 +104,10 @@ def build_hub(settings: HubSettings) -> Hub:
     # worker keeps its own replay clock: it only reads the replica's position (no side effect),
     # and a reader waiting on a token must see it move without a round trip elsewhere.
     lease = Lease(redis, "mb:feed:leader", ttl_ms=settings.follower_lease_ms)
-    # The search index: per worker process, each following the feed itself (not under the
-    # lease: every worker's own index must move).
+    # The search index: the hub's index service (one per hub, whatever the workers), or one
+    # in this worker when no service is configured.
     embedder = hub_embedder(settings)
-    indexer = IndexFollower(replica, clock, make_index(embedder, settings.qdrant_url),
-                            embedder.name)
+    indexer = index_for(settings, replica, clock)
     knowledge = KnowledgeSearch(replica, clock, indexer, embedder,
                                 wait_s=settings.index_wait_ms / 1000)
     watch_hub(clock, follower, indexer, {"limits": lambda: admission.breaker.state})

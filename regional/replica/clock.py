@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable
-from regional.replica.pool import POSITION_SQL
+from regional.replica.pool import INSTANCE_SQL, POSITION_SQL
 
 log = logging.getLogger("memorybank.replica")
 
@@ -55,6 +55,10 @@ class ReplayClock:
         self._advanced = asyncio.Event()
         self._wake = asyncio.Event()  # a reader started waiting: poll now, not after the nap
         self._waiters = 0
+        # The server instance the clock polls (its postmaster's start time). A new instance (a
+        # restarted or re-cloned replica) may show less than the old one had replayed: the
+        # position starts over from its first poll, never kept from the old instance.
+        self.instance = ""
 
     @property
     def healthy(self) -> bool:
@@ -78,6 +82,14 @@ class ReplayClock:
                 async with await psycopg.AsyncConnection.connect(
                     self._url, autocommit=True, connect_timeout=5
                 ) as conn:
+                    cur = await conn.execute(INSTANCE_SQL)
+                    row = await cur.fetchone()
+                    instance = str(row[0]) if row else ""
+                    if instance != self.instance:
+                        self.instance = ""  # no floor from the clock until its first poll
+                        self.position = 0
+                        await self._poll(conn)
+                        self.instance = instance
                     while True:
                         await self._poll(conn)
                         if self._waiters:

@@ -133,11 +133,14 @@ class TwinRowReads(ReplicaPool):
     """The pool's twin reads (``Replica`` has them)."""
 
     async def twin(self, twin_id: str) -> tuple[TwinRow | None, ConsistencyToken]:
-        """The twin as the replica has it, and the replay position the answer reflects at least.
-        The position is read by its own statement before the twin's (whose snapshot is taken
-        after it, so it shows at least that position); both are sent in one pipeline, one round
-        trip instead of two."""
+        """The twin as the replica has it, and the replay position the answer reflects at least:
+        the replay clock's (``ReplicaPool.floor``), else read by its own statement before the
+        twin's (whose snapshot is taken after it, so it shows at least that position), both
+        sent in one pipeline, one round trip instead of two."""
         async with self.connection() as conn:
+            if (token := self.clock_floor(conn)) is not None:  # no position statement
+                row = await (await conn.execute(_TWIN_ROW, (twin_id,))).fetchone()
+                return await _row(self.keys, twin_id, row), token
             async with conn.pipeline() as pipeline:
                 position = await conn.execute(POSITION_SQL)
                 found = await conn.execute(_TWIN_ROW, (twin_id,))

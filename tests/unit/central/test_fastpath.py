@@ -89,7 +89,8 @@ def build(monkeypatch: pytest.MonkeyPatch, keys: Path, *, fast: bool,
         return Parts(settings=settings, store=store, twin_committer=None,  # type: ignore[arg-type]
                      writer=writer, compactor=Compactor(writer), committer=None,  # type: ignore[arg-type]
                      sequencer=None, chainer=None, keyring=keyring,  # type: ignore[arg-type]
-                     memories=MemoryEmbedder(store, keyring, lambda _: True))
+                     memories=MemoryEmbedder(store, keyring, lambda _: True),
+                     popular=None)  # type: ignore[arg-type]
 
     monkeypatch.setattr(central.app, "build_parts", parts)
     settings = CentralSettings.from_env({

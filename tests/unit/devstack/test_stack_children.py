@@ -38,7 +38,8 @@ def specs(services: list[str], run_as: procs.RunAs | None = None,
 def test_names_in_start_order() -> None:
     assert children.all_names(state(list(SERVICE_ORDER))) == [
         "pg-witness", "pg-primary", "pg-standby", "pg-iad", "pg-ams", "backup", "redis-iad",
-        "redis-ams", "central", "hub-iad", "hub-ams", "edge-iad", "edge-ams"]
+        "redis-ams", "central", "index-iad", "index-ams", "hub-iad", "hub-ams", "edge-iad",
+        "edge-ams"]
     assert list(specs(list(SERVICE_ORDER))) == children.all_names(state(list(SERVICE_ORDER)))
 
 

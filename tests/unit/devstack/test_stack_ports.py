@@ -59,7 +59,7 @@ def test_no_free_block_is_an_error(tmp_path: Path) -> None:
 
 def test_every_catalog_region_fits() -> None:
     plan = PortPlan(base=FIRST_BLOCK_PORT, regions=tuple(REGIONS))
-    assert len(set(plan.all_ports())) == 8 + 5 * len(REGIONS)
+    assert len(set(plan.all_ports())) == 8 + 6 * len(REGIONS)
     with pytest.raises(ValueError):
         PortPlan(base=FIRST_BLOCK_PORT, regions=tuple(f"r{i}" for i in range(21)))
 

@@ -20,7 +20,7 @@ def test_status_json_shape() -> None:
     raw = msgspec.json.decode(msgspec.json.encode(
         StackStatus(topology=topo, children=children).report()))
     assert list(raw) == ["regions", "edges", "hubs", "central", "postgres", "redis",
-                         "central_shards", "processes"]
+                         "central_shards", "indexes", "processes"]
     assert raw["central_shards"] == [raw["central"]]  # one shard: "central" is all there is
     assert raw["regions"] == ["ams", "iad", "sin"]
     for key in ("edges", "hubs", "redis"):

@@ -46,7 +46,8 @@ def test_the_supervisor_restarts_none_of_a_lost_region_until_it_is_back(tmp_path
     assert supervisor.tick(0.0)
     in_ams = [n for n in children.all_names(current)
               if region_of_child(current.topology, n) == "ams"]
-    assert in_ams == ["pg-primary", "pg-ams", "redis-ams", "central", "hub-ams", "edge-ams"]
+    assert in_ams == ["pg-primary", "pg-ams", "redis-ams", "central", "index-ams", "hub-ams",
+                      "edge-ams"]
     assert restarted == [n for n in children.all_names(current) if n not in in_ams]
     assert "region ams lost: leaving its children dead" in said
 

@@ -75,13 +75,13 @@ def test_the_children_a_lost_region_takes() -> None:
                        port_base=24000, topology=topo)
     names = children.all_names(state)
     assert layout.children_in(topo, names, "ams") == [
-        "pg-primary", "pg-ams", "redis-ams", "central", "hub-ams", "edge-ams"]
+        "pg-primary", "pg-ams", "redis-ams", "central", "index-ams", "hub-ams", "edge-ams"]
     assert layout.children_in(topo, names, "iad") == [
-        "pg-standby", "pg-iad", "redis-iad", "central-1", "hub-iad", "edge-iad"]
+        "pg-standby", "pg-iad", "redis-iad", "central-1", "index-iad", "hub-iad", "edge-iad"]
     assert layout.children_in(topo, names, "sin") == [
-        "pg-witness", "pg-sin", "redis-sin", "hub-sin", "edge-sin"]
-    assert layout.children_in(topo, names, "mow") == ["pg-mow", "redis-mow", "hub-mow",
-                                                       "edge-mow"]
+        "pg-witness", "pg-sin", "redis-sin", "index-sin", "hub-sin", "edge-sin"]
+    assert layout.children_in(topo, names, "mow") == ["pg-mow", "redis-mow", "index-mow",
+                                                       "hub-mow", "edge-mow"]
     # Every child is in exactly one region, but the backup agent: the cell's backup store is
     # its zone's (an object store in production), no region's machine.
     assert sorted(n for r in G1 for n in layout.children_in(topo, names, r)) == sorted(

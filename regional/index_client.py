@@ -1,0 +1,170 @@
+"""A hub worker's way to its hub's index service (``regional.index_service``): searches, and a
+long poll that keeps the index's status (its mark and state) for the worker's ``/healthz``,
+``/v1/regions`` and metrics. A 503 from the service (index behind the caller's token, not current
+yet, too busy) is the same 503 here; a service that does not answer is a 503 too, so the edge
+moves the search to another region."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+import aiohttp
+import msgspec
+
+from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable
+from regional.index_service import IndexStatus, ScopeBody, SearchAnswer, SearchBody, hits_of
+from regional.vectors import Hit, Scope
+
+log = logging.getLogger("memorybank.index")
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    """What a hub worker asks of its index: ``IndexClient`` (the hub's index service) or
+    ``LocalIndex`` (an index in the worker itself). Runtime-checkable: Litestar checks the
+    dependencies it hands to handlers."""
+
+    @property
+    def mark(self) -> ConsistencyToken: ...
+    @property
+    def state(self) -> str: ...
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def watch(self) -> None: ...
+    async def search(self, vector: list[float], scope: Scope, limit: int,
+                     token: ConsistencyToken | None = None, wait_s: float = 0.0,
+                     ) -> tuple[list[Hit], ConsistencyToken]: ...
+
+
+_encode = msgspec.json.Encoder().encode
+_answer = msgspec.json.Decoder(SearchAnswer)
+_status = msgspec.json.Decoder(IndexStatus)
+_JSON = {"content-type": "application/json"}
+
+
+class IndexClient:
+    def __init__(self, url: str, *, timeout_s: float = 2.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.status: IndexStatus | None = None  # as last heard; None: not heard from
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=32),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def mark(self) -> ConsistencyToken:
+        return ConsistencyToken.parse(self.status.position) if self.status else ConsistencyToken(0)
+
+    @property
+    def state(self) -> str:
+        return self.status.state if self.status else "unreachable"
+
+    async def search(self, vector: list[float], scope: Scope, limit: int,
+                     token: ConsistencyToken | None = None, wait_s: float = 0.0,
+                     ) -> tuple[list[Hit], ConsistencyToken]:
+        """The hits and the position they cover."""
+        body = SearchBody(vector=vector, scope=ScopeBody.of(scope), limit=limit,
+                          after=None if token is None else str(token),
+                          wait_ms=int(wait_s * 1000))
+        assert self._session is not None
+        try:
+            async with self._session.post(f"{self.url}/v1/index/search", data=_encode(body),
+                                          headers=_JSON,
+                                          timeout=aiohttp.ClientTimeout(
+                                              total=self.timeout_s + wait_s)) as r:
+                raw = await r.read()
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"this region's search index does not answer "
+                              f"({type(exc).__name__})", retry_after=1) from None
+        if status == 200:
+            answer = _answer.decode(raw)
+            return hits_of(answer), ConsistencyToken.parse(answer.mark)
+        detail = _detail(raw)
+        if status == 400:
+            raise BadRequest(detail)
+        if status == 503:
+            raise ReplicaBehind(detail, retry_after=1)
+        raise Unavailable(f"this region's search index answered {status}: {detail}",
+                          retry_after=1)
+
+    async def fetch_status(self, after: ConsistencyToken | None = None,
+                           wait_s: float = 0.0) -> IndexStatus:
+        assert self._session is not None
+        params = {} if after is None else {"after": str(after), "wait_ms": str(int(wait_s * 1000))}
+        async with self._session.get(f"{self.url}/v1/index/status", params=params,
+                                     timeout=aiohttp.ClientTimeout(
+                                         total=self.timeout_s + wait_s)) as r:
+            r.raise_for_status()
+            self.status = _status.decode(await r.read())
+        return self.status
+
+    async def watch(self) -> None:
+        """Keeps ``status`` current: a long poll that returns when the mark moves."""
+        while True:
+            try:
+                await self.fetch_status(self.mark if self.status else None, wait_s=5.0)
+            except (aiohttp.ClientError, TimeoutError, msgspec.DecodeError) as exc:
+                if self.status is not None:
+                    log.warning("index service unreachable: %s", exc)
+                self.status = None
+                await asyncio.sleep(0.5)
+
+
+def _detail(raw: bytes) -> str:
+    try:
+        body: Any = msgspec.json.decode(raw)
+        return str(body.get("detail") or body.get("title") or raw[:200])
+    except (msgspec.DecodeError, AttributeError):
+        return raw[:200].decode(errors="replace")
+
+
+class LocalIndex:
+    """The index in this worker (a hub without ``HUB_INDEX_URL``: tests, one-process tools):
+    an ``IndexService`` on the hub's own replica and clock, the same rules as the service's."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    @property
+    def mark(self) -> ConsistencyToken:
+        return self.service.follower.mark
+
+    @property
+    def state(self) -> str:
+        return str(self.service.follower.state)
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.service.follower.close()
+
+    async def search(self, vector: list[float], scope: Scope, limit: int,
+                     token: ConsistencyToken | None = None, wait_s: float = 0.0,
+                     ) -> tuple[list[Hit], ConsistencyToken]:
+        answer = await self.service.search(SearchBody(
+            vector=vector, scope=ScopeBody.of(scope), limit=limit,
+            after=None if token is None else str(token), wait_ms=int(wait_s * 1000)))
+        return hits_of(answer), ConsistencyToken.parse(answer.mark)
+
+    async def watch(self) -> None:
+        await self.service.follower.run()
+
+
+def index_for(settings: Any, replica: Any, clock: Any) -> SearchIndex:
+    """The hub's index service when ``HUB_INDEX_URL`` names one, else one in this worker."""
+    if settings.index_url:
+        return IndexClient(settings.index_url)
+    from regional.index_service import IndexService
+
+    return LocalIndex(IndexService(settings, replica=replica, clock=clock))

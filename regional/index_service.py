@@ -1,0 +1,219 @@
+"""A hub's search index as a service: ``create_app()``, one process per hub (``index-<region>``
+in the local stack), however many workers the hub runs. The workers embed the query and ask
+here (``regional.index_client``); this process holds the one shard and its one follower.
+
+    POST /v1/index/search   {vector, scope, limit, after?, wait_ms}  -> {hits, mark}
+    GET  /v1/index/status   [?after=<token>&wait_ms=N]              -> IndexStatus
+    GET  /healthz           IndexStatus (200 while the process and its replica answer)
+
+A search with ``after`` (the caller's consistency token) waits up to ``wait_ms`` for the index
+to cover it, then 503s; one without is answered only once the index is ``current`` (loaded or
+resumed, and the feed followed to the replica's position since), else 503 naming where it is:
+the edge tries another region. ``status`` with ``after`` is a long poll: it answers when the
+mark passes ``after`` or the state changes (the workers' view of the index, for their
+``/healthz`` and metrics).
+
+Searches in flight are bounded (``HUB_INDEX_SEARCHES_MAX``, 64): beyond it a 503 at once.
+It listens on the loopback only, as a hub's Redis does: its answers carry twins' ids and keyed
+hashes, never their text (``regional.vectors``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, get, post
+
+from mbhttp import exception_handlers, setup_logging
+from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable, cells
+from regional.index import IndexFollower, make_index
+from regional.index_store import IndexStore
+from regional.replica import ReplayClock, Replica
+from regional.search import hub_embedder
+from regional.settings import HubSettings
+from regional.vectors import Hit, Scope
+from sealing import Keyring
+
+log = logging.getLogger("memorybank.index")
+
+STATUS_WAIT_MAX_MS = 10_000
+
+
+class ScopeBody(msgspec.Struct, frozen=True, kw_only=True):
+    readable: list[str] | None
+    tags: list[str] = msgspec.field(default_factory=list)
+    sources: list[str] = msgspec.field(default_factory=list)
+    kind: str | None = None
+    twin_id: str | None = None
+
+    def scope(self) -> Scope:
+        return Scope(readable=None if self.readable is None else frozenset(self.readable),
+                     tags=tuple(self.tags), sources=tuple(self.sources), kind=self.kind,
+                     twin_id=self.twin_id)
+
+    @classmethod
+    def of(cls, scope: Scope) -> ScopeBody:
+        return cls(readable=None if scope.readable is None else sorted(scope.readable),
+                   tags=list(scope.tags), sources=list(scope.sources), kind=scope.kind,
+                   twin_id=scope.twin_id)
+
+
+class SearchBody(msgspec.Struct, frozen=True, kw_only=True):
+    vector: list[float]
+    scope: ScopeBody
+    limit: int = msgspec.field(default=10)
+    after: str | None = None   # a consistency token the answer must cover
+    wait_ms: int = 0
+
+
+class HitBody(msgspec.Struct, frozen=True, array_like=True):
+    doc_id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class SearchAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    hits: list[HitBody]
+    mark: str  # what the answer covers: the index's mark read before the search
+
+
+class IndexStatus(msgspec.Struct, frozen=True, kw_only=True):
+    state: str              # loading | catching up | current
+    position: str           # the mark: every change up to it is searchable
+    replica_position: str
+    lag_bytes: int
+    cursor: int
+    points: int
+    unbuilt: int            # points not in an HNSW graph yet (searched exactly)
+    generation: int
+    loaded_from: str        # replica | disk (how the last start got its points)
+    builds: int             # HNSW builds swapped in since start
+
+
+def hits_of(answer: SearchAnswer) -> list[Hit]:
+    return [Hit(h.doc_id, h.score, h.payload) for h in answer.hits]
+
+
+class IndexService:
+    def __init__(self, settings: HubSettings, *, replica: Replica | None = None,
+                 clock: ReplayClock | None = None) -> None:
+        """Its own replica pool and replay clock, or a hub worker's (``LocalIndex``). Kept in
+        ``HUB_INDEX_DIR`` when set, else in memory; on a Qdrant server when
+        ``HUB_QDRANT_URL`` names one (loaded again at every start: see ARCHITECTURE)."""
+        self.settings = settings
+        embedder = hub_embedder(settings)
+        self.replica = replica or Replica(settings.replica_url, pool_timeout_s=2.0,
+                                          keys=Keyring.from_settings(settings))
+        self.clock = clock or ReplayClock(settings.replica_url)
+        root = Path(settings.index_dir) if settings.index_dir else None
+        store = (IndexStore(root, embedder.name, embedder.dim)
+                 if root is not None and not settings.qdrant_url else None)
+        self.follower = IndexFollower(
+            self.replica, self.clock,
+            None if store else make_index(embedder, settings.qdrant_url), embedder.name,
+            store=store, build_after=settings.index_build_after)
+        self.searches = 0
+        self._changed = asyncio.Event()
+
+    async def status(self) -> IndexStatus:
+        f = self.follower
+        edge = f.ready and hasattr(f.index, "unbuilt")  # the embedded engine: its info
+        points = f.index.points() if edge else await f.index.count() if f.ready else 0
+        unbuilt = f.index.unbuilt() if edge else 0
+        return IndexStatus(
+            state=f.state, position=str(f.mark),
+            replica_position=str(ConsistencyToken(self.clock.position)),
+            lag_bytes=max(0, self.clock.position - f.mark.lsn), cursor=f.cursor, points=points,
+            unbuilt=unbuilt, generation=f.generation, loaded_from=f.loaded_from, builds=f.builds)
+
+    async def search(self, body: SearchBody) -> SearchAnswer:
+        f = self.follower
+        if self.searches >= self.settings.index_searches_max:
+            raise Unavailable(f"this region's search index has {self.searches} searches in "
+                              "flight, its bound", retry_after=1)
+        self.searches += 1
+        try:
+            if body.after is not None:
+                await f.wait_for(ConsistencyToken.parse(body.after), body.wait_ms / 1000)
+            elif not f.current:
+                raise ReplicaBehind(
+                    f"this region's search index is {f.state} (at {f.mark}; the replica is at "
+                    f"{ConsistencyToken(self.clock.position)}): another region answers",
+                    retry_after=1)
+            mark = f.mark  # read before the search: the answer covers it
+            hits = await f.index.search(body.vector, body.scope.scope(), max(1, body.limit))
+        finally:
+            self.searches -= 1
+        return SearchAnswer(hits=[HitBody(h.doc_id, h.score, h.payload) for h in hits],
+                            mark=str(mark))
+
+    async def watch(self) -> None:
+        """Wakes long polls when the mark or the state moves."""
+        last = (self.follower.mark, self.follower.state)
+        while True:
+            await asyncio.sleep(0.05)
+            now = (self.follower.mark, self.follower.state)
+            if now != last:
+                last = now
+                self._changed.set()
+                self._changed = asyncio.Event()
+
+    async def wait_status(self, after: ConsistencyToken, wait_s: float) -> IndexStatus:
+        if self.follower.mark <= after:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait_s)
+        return await self.status()
+
+
+def create_app(settings: HubSettings | None = None) -> Litestar:
+    settings = settings or HubSettings.from_env()
+    cells.serve(*settings.served_cell())
+    setup_logging()
+    service = IndexService(settings)
+
+    @post("/v1/index/search", status_code=200)
+    async def search(request: Request[Any, Any, Any]) -> SearchAnswer:
+        try:
+            body = msgspec.json.decode(await request.body(), type=SearchBody)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadRequest(f"not a search: {exc}") from None
+        return await service.search(body)
+
+    @get("/v1/index/status")
+    async def status(request: Request[Any, Any, Any]) -> IndexStatus:
+        after = request.query_params.get("after")
+        if after is None:
+            return await service.status()
+        wait_ms = min(int(request.query_params.get("wait_ms", "0")), STATUS_WAIT_MAX_MS)
+        return await service.wait_status(ConsistencyToken.parse(after), wait_ms / 1000)
+
+    @get("/healthz")
+    async def healthz() -> IndexStatus:
+        return await service.status()
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await service.replica.open()
+        try:
+            async with asyncio.TaskGroup() as loops:
+                tasks = [loops.create_task(service.clock.run(), name="replay-clock"),
+                         loops.create_task(service.follower.run(), name="index-follower"),
+                         loops.create_task(service.watch(), name="index-watch")]
+                try:
+                    yield
+                finally:
+                    for task in tasks:
+                        task.cancel()
+        finally:
+            await service.follower.close()
+            await service.replica.close()
+
+    return Litestar(route_handlers=[search, status, healthz], lifespan=[lifespan],
+                    exception_handlers=exception_handlers(), logging_config=None,
+                    openapi_config=None, request_max_body_size=1 << 20)

@@ -113,6 +113,9 @@ class IndexFollower:
         self._building: tuple[int, int, int] | None = None  # (generation, cursor, mark)
         self._changed: set[str] | None = None  # documents changed since the build's copy
         self.builds = 0
+        self.step_every_s = 0.05
+        self._stepped_at = 0.0
+        self._wanted = asyncio.Event()  # a search waits for a token past the mark
         self._left_unbuilt = 0  # what the last build left unbuilt (segments below the bound)
 
     @property
@@ -210,9 +213,19 @@ class IndexFollower:
                 await asyncio.sleep(0.5)
 
     async def step(self) -> None:
-        """Waits for the replica to move, then indexes every change it now shows."""
-        if self.clock.position <= self.mark.lsn and self.current:
-            await self._wait_moved()
+        """Waits for the replica to move, then indexes every change it now shows. Steps are at
+        least ``step_every_s`` apart unless a search waits for a token the index does not cover
+        yet: under writes the replica moves every few milliseconds, and a feed read per move
+        was most of the index service's CPU."""
+        if self.current:
+            pause = self.step_every_s - (time.monotonic() - self._stepped_at)
+            if pause > 0 and not self._wanted.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wanted.wait(), pause)
+            if self.clock.position <= self.mark.lsn and not self._wanted.is_set():
+                await self._wait_moved()
+        self._stepped_at = time.monotonic()
+        self._wanted.clear()
         while True:
             step = await self.replica.feed_since(self.cursor, self.batch)
             changes = step.rows
@@ -233,8 +246,11 @@ class IndexFollower:
                 return
 
     async def _wait_moved(self) -> None:
-        """The replica's next move, or a build that ended (its swap is not held up by quiet)."""
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.clock.advanced())]
+        """The replica's next move, a search waiting for a token (its feed read brackets the
+        positions itself: no wait for the clock's next poll), or a build that ended (its swap is
+        not held up by quiet)."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.clock.advanced()),
+                                            asyncio.ensure_future(self._wanted.wait())]
         if self._build is not None:
             waits.append(asyncio.shield(self._build))
         try:
@@ -337,6 +353,8 @@ class IndexFollower:
     async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
         """Returns once the index covers ``token``; ReplicaBehind after ``budget_s``."""
         deadline = time.monotonic() + budget_s
+        if self.mark < token:
+            self._wanted.set()
         while self.mark < token:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -108,16 +108,19 @@ class IndexClient:
             self.status = _status.decode(await r.read())
         return self.status
 
-    async def watch(self) -> None:
-        """Keeps ``status`` current: a long poll that returns when the mark moves."""
+    async def watch(self, every_s: float = 1.0) -> None:
+        """Keeps ``status`` (what ``/healthz``, ``/v1/regions`` and the metrics show) at most
+        ``every_s`` old. Not a long poll on the mark: under writes the mark moves every few
+        milliseconds, and a call per move cost more hub CPU than the searches (measured under
+        ``scripts/load``); a search waits for its token in the service itself."""
         while True:
             try:
-                await self.fetch_status(self.mark if self.status else None, wait_s=5.0)
+                await self.fetch_status()
             except (aiohttp.ClientError, TimeoutError, msgspec.DecodeError) as exc:
                 if self.status is not None:
                     log.warning("index service unreachable: %s", exc)
                 self.status = None
-                await asyncio.sleep(0.5)
+            await asyncio.sleep(every_s)
 
 
 def _detail(raw: bytes) -> str:
@@ -167,4 +170,6 @@ def index_for(settings: Any, replica: Any, clock: Any) -> SearchIndex:
         return IndexClient(settings.index_url)
     from regional.index_service import IndexService
 
-    return LocalIndex(IndexService(settings, replica=replica, clock=clock))
+    # In this worker's memory, never in HUB_INDEX_DIR: several workers would share the shard.
+    return LocalIndex(IndexService(msgspec.structs.replace(settings, index_dir=""),
+                                   replica=replica, clock=clock))

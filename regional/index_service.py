@@ -110,7 +110,10 @@ class IndexService:
         embedder = hub_embedder(settings)
         self.replica = replica or Replica(settings.replica_url, pool_timeout_s=2.0,
                                           keys=Keyring.from_settings(settings))
-        self.clock = clock or ReplayClock(settings.replica_url)
+        # Its own clock polls every 50 ms (the follower steps at most that often; a search
+        # waiting for a token wakes the follower directly): a clock per service at the hubs'
+        # 10 ms cost a poll of the replica every 10 ms per region for nothing.
+        self.clock = clock or ReplayClock(settings.replica_url, idle_s=0.05)
         root = Path(settings.index_dir) if settings.index_dir else None
         store = (IndexStore(root, embedder.name, embedder.dim)
                  if root is not None and not settings.qdrant_url else None)

@@ -3,13 +3,12 @@ order commits, the feed tail's evictions and slow readers' stores come in."""
 
 from __future__ import annotations
 
-import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mbwire import ConsistencyToken
 from regional.cache import CachedTwin
-from regional.near import ENTRY_OVERHEAD, NearCache
+from regional.near import NearCache, cost
 
 TWINS = ["a", "b", "c"]
 
@@ -28,7 +27,7 @@ def view(version: int) -> CachedTwin:
 
 @given(st.lists(op, max_size=80))
 def test_an_answer_is_the_twins_state_at_the_position_it_answers_at(ops: list[tuple]) -> None:
-    near = NearCache(max_bytes=4 * (ENTRY_OVERHEAD + 100))
+    near = NearCache(max_bytes=8 * cost(view(10**6)))  # every view small enough to keep
     commits: list[tuple[int, str]] = []  # (position, twin): position = index + 1
     tail = 0                            # position the tail has handed on up to
     reading: list[tuple[str, int, int]] = []   # (twin, version read, position read at)
@@ -83,7 +82,7 @@ def test_the_views_kept_never_count_more_than_the_bound(ops: list[tuple]) -> Non
             near.evict([("twin", step[1])], None)
             assert near.get(step[1], None) is None
         kept = [near.get(t, None) for t in "abcdefgh"]
-        counted = sum(len(msgspec.msgpack.encode(k[0])) + ENTRY_OVERHEAD for k in kept if k)
+        counted = sum(cost(k[0]) for k in kept if k)
         assert near.used == counted <= BOUND
 
 
@@ -92,7 +91,7 @@ def padded(n: int) -> CachedTwin:
 
 
 def test_the_least_recently_used_goes_first_and_an_oversized_view_is_not_kept() -> None:
-    size = len(msgspec.msgpack.encode(padded(10))) + ENTRY_OVERHEAD
+    size = cost(padded(10))
     near = NearCache(max_bytes=8 * size)  # eight such views, each an eighth of the bound
     near.evict([], ConsistencyToken(1))
     for twin in "abcdefgh":
@@ -139,6 +138,6 @@ def test_an_evicted_or_cleared_view_gives_its_bytes_back() -> None:
     near.put("a", view(1), ConsistencyToken(1))
     near.put("b", view(1), ConsistencyToken(1))
     near.evict([("twin", "a")], ConsistencyToken(2))
-    assert near.used == len(msgspec.msgpack.encode(view(1))) + ENTRY_OVERHEAD
+    assert near.used == cost(view(1))
     near.clear()
     assert near.used == 0 and len(near) == 0

@@ -10,6 +10,7 @@ fails (the markers are random each: the index's pages are compressed)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from pathlib import Path
@@ -128,7 +129,13 @@ async def test_artifacts_are_sealed_at_rest_and_answered_in_the_clear(
         assert body is None and sealed and tsv
         for word in (marker, title, "keeper", "harbour", "margin"):
             assert word.encode() not in bytes(sealed) and word not in tsv
-    index = live.stack.data_dir / "tmp"
+    # The hubs' index services keep their shards in DATA_DIR/index (flushed within a second of
+    # a change): the public control must be found there, the twin's words nowhere.
+    index = live.stack.data_dir / "index"
+    for _ in range(50):
+        if holding(index, control.encode()):
+            break
+        await asyncio.sleep(0.1)
     assert holding(index, control.encode()), "the scan found public knowledge nowhere"
     for word in (marker, title, tag, source):
         assert holding(index, word.encode()) == [], word

@@ -120,9 +120,12 @@ class RegionView(Wire, frozen=True):
     status: RegionStatus
     replica_lag_ms: float | None
     role: Literal["primary", "replica"]
-    # The region's search index: the replay position it covers and how far it trails its replica.
+    # The region's search index: the replay position it covers, how far it trails its replica,
+    # and its state: searches without a token are answered only while it is current (ready).
     index_position: str | None = None
     index_lag_bytes: int | None = None
+    index_state: Literal["loading", "catching up", "current", "unreachable"] | None = None
+    index_ready: bool | None = None
 
 
 class RegionsView(Wire, frozen=True):

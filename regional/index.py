@@ -353,9 +353,8 @@ class IndexFollower:
     async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
         """Returns once the index covers ``token``; ReplicaBehind after ``budget_s``."""
         deadline = time.monotonic() + budget_s
-        if self.mark < token:
-            self._wanted.set()
         while self.mark < token:
+            self._wanted.set()  # the follower steps now, not after its pause
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ReplicaBehind(

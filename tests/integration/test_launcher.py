@@ -134,8 +134,9 @@ def test_status_json(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--json", "--data-dir", str(stack.data_dir)]) == 0
     report = msgspec.json.decode(capsys.readouterr().out)
     assert set(report) == {"regions", "edges", "hubs", "central", "postgres", "redis",
-                           "central_shards", "processes"}
+                           "central_shards", "indexes", "processes"}
     assert report["central_shards"][0] == report["central"]
+    assert set(report["indexes"]) == set(report["hubs"])  # one index service per hub
     assert report["postgres"]["replicas"] == stack.topology().postgres.replicas
     # Who leads now, and every member's role, as Patroni reports them (what the drills read).
     assert report["postgres"]["leader"] == "primary"

@@ -97,13 +97,9 @@ class IndexClient:
         raise Unavailable(f"this region's search index answered {status}: {detail}",
                           retry_after=1)
 
-    async def fetch_status(self, after: ConsistencyToken | None = None,
-                           wait_s: float = 0.0) -> IndexStatus:
+    async def fetch_status(self) -> IndexStatus:
         assert self._session is not None
-        params = {} if after is None else {"after": str(after), "wait_ms": str(int(wait_s * 1000))}
-        async with self._session.get(f"{self.url}/v1/index/status", params=params,
-                                     timeout=aiohttp.ClientTimeout(
-                                         total=self.timeout_s + wait_s)) as r:
+        async with self._session.get(f"{self.url}/v1/index/status") as r:
             r.raise_for_status()
             self.status = _status.decode(await r.read())
         return self.status

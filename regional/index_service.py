@@ -3,15 +3,14 @@ in the local stack), however many workers the hub runs. The workers embed the qu
 here (``regional.index_client``); this process holds the one shard and its one follower.
 
     POST /v1/index/search   {vector, scope, limit, after?, wait_ms}  -> {hits, mark}
-    GET  /v1/index/status   [?after=<token>&wait_ms=N]              -> IndexStatus
+    GET  /v1/index/status                                           -> IndexStatus
     GET  /healthz           IndexStatus (200 while the process and its replica answer)
 
 A search with ``after`` (the caller's consistency token) waits up to ``wait_ms`` for the index
 to cover it, then 503s; one without is answered only once the index is ``current`` (loaded or
 resumed, and the feed followed to the replica's position since), else 503 naming where it is:
-the edge tries another region. ``status`` with ``after`` is a long poll: it answers when the
-mark passes ``after`` or the state changes (the workers' view of the index, for their
-``/healthz`` and metrics).
+the edge tries another region. ``status`` is what the workers read once a second for their
+``/healthz``, ``/v1/regions`` and metrics.
 
 Searches in flight are bounded (``HUB_INDEX_SEARCHES_MAX``, 64): beyond it a 503 at once.
 It listens on the loopback only, as a hub's Redis does: its answers carry twins' ids and keyed
@@ -20,7 +19,6 @@ hashes, never their text (``regional.vectors``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,9 +39,6 @@ from regional.vectors import Hit, Scope
 from sealing import Keyring
 
 log = logging.getLogger("memorybank.index")
-
-STATUS_WAIT_MAX_MS = 10_000
-
 
 class ScopeBody(msgspec.Struct, frozen=True, kw_only=True):
     readable: list[str] | None
@@ -122,7 +117,6 @@ class IndexService:
             None if store else make_index(embedder, settings.qdrant_url), embedder.name,
             store=store, build_after=settings.index_build_after)
         self.searches = 0
-        self._changed = asyncio.Event()
 
     async def status(self) -> IndexStatus:
         f = self.follower
@@ -156,23 +150,6 @@ class IndexService:
         return SearchAnswer(hits=[HitBody(h.doc_id, h.score, h.payload) for h in hits],
                             mark=str(mark))
 
-    async def watch(self) -> None:
-        """Wakes long polls when the mark or the state moves."""
-        last = (self.follower.mark, self.follower.state)
-        while True:
-            await asyncio.sleep(0.05)
-            now = (self.follower.mark, self.follower.state)
-            if now != last:
-                last = now
-                self._changed.set()
-                self._changed = asyncio.Event()
-
-    async def wait_status(self, after: ConsistencyToken, wait_s: float) -> IndexStatus:
-        if self.follower.mark <= after:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait_s)
-        return await self.status()
-
 
 def create_app(settings: HubSettings | None = None) -> Litestar:
     settings = settings or HubSettings.from_env()
@@ -188,16 +165,8 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             raise BadRequest(f"not a search: {exc}") from None
         return await service.search(body)
 
-    @get("/v1/index/status")
-    async def status(request: Request[Any, Any, Any]) -> IndexStatus:
-        after = request.query_params.get("after")
-        if after is None:
-            return await service.status()
-        wait_ms = min(int(request.query_params.get("wait_ms", "0")), STATUS_WAIT_MAX_MS)
-        return await service.wait_status(ConsistencyToken.parse(after), wait_ms / 1000)
-
-    @get("/healthz")
-    async def healthz() -> IndexStatus:
+    @get(["/v1/index/status", "/healthz"])
+    async def status() -> IndexStatus:
         return await service.status()
 
     @asynccontextmanager
@@ -206,8 +175,7 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         try:
             async with asyncio.TaskGroup() as loops:
                 tasks = [loops.create_task(service.clock.run(), name="replay-clock"),
-                         loops.create_task(service.follower.run(), name="index-follower"),
-                         loops.create_task(service.watch(), name="index-watch")]
+                         loops.create_task(service.follower.run(), name="index-follower")]
                 try:
                     yield
                 finally:
@@ -217,6 +185,6 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             await service.follower.close()
             await service.replica.close()
 
-    return Litestar(route_handlers=[search, status, healthz], lifespan=[lifespan],
+    return Litestar(route_handlers=[search, status], lifespan=[lifespan],
                     exception_handlers=exception_handlers(), logging_config=None,
                     openapi_config=None, request_max_body_size=1 << 20)

@@ -103,7 +103,9 @@ class IndexFollower:
         self.mark = ConsistencyToken(0)
         self.ready = False     # something loaded or resumed
         self.current = False   # and the feed followed to the replica's position since
-        self.docs: set[str] = set()   # what an in-memory index holds, so a reload drops the gone
+        # What an index without a store holds, so a reload in place drops the gone (with a
+        # store, a reload builds a new shard and needs no list).
+        self.docs: set[str] = set()
         self.batch = 1000
         self.generation = 0
         self.loaded_from = ""  # "replica" or "disk": how the last start got its points
@@ -151,6 +153,7 @@ class IndexFollower:
             cur = await conn.execute("select coalesce(max(seq), 0) from change_feed")
             head = await cur.fetchone()
         seen: set[str] = set()
+        loaded = 0
         after: tuple[str, int] = ("", -1)
         while True:
             async with self.replica.connection() as conn:
@@ -167,7 +170,9 @@ class IndexFollower:
                     await self.index.replace(doc_id, points)  # reloaded: its old points go
                 else:
                     await self.index.add(points)  # a fresh shard, or the document's next page
-            seen |= docs.keys()
+            loaded += len(rows)
+            if self.store is None:  # only an index reloaded in place needs to know what it holds
+                seen |= docs.keys()
         if self.store is None:
             for doc_id in self.docs - seen:
                 await self.index.delete(doc_id)
@@ -180,7 +185,7 @@ class IndexFollower:
         await self._save(force=True)
         if self.store is not None:  # what a kept index of another embedder or a build left
             self.store.remove_others(self.generation)
-        log.info("index loaded %d documents at seq %d (%s)", len(seen), self.cursor, before)
+        log.info("index loaded %d chunks at seq %d (%s)", loaded, self.cursor, before)
 
     def _advance(self, mark: ConsistencyToken) -> None:
         if mark > self.mark:
@@ -289,11 +294,11 @@ class IndexFollower:
         for doc_id in docs:
             if doc_id in found:
                 await index.replace(doc_id, found[doc_id])
-                if index is self.index:
+                if index is self.index and self.store is None:
                     self.docs.add(doc_id)
             else:
                 await index.delete(doc_id)
-                if index is self.index:
+                if index is self.index and self.store is None:
                     self.docs.discard(doc_id)
 
     async def _maybe_build(self) -> None:

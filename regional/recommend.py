@@ -35,7 +35,6 @@ from regional.twins import read_headers, token_of, twin_id_of
 from regional.vectors import Scope
 
 KINDS = {"knowledge": "knowledge", "artifacts": "artifact", "agents": "agent"}
-_LISTED = LISTED
 _EVENTS = ("select type, payload, seq from events where twin_id = %s"
            " order by created_at desc, event_id desc limit 20")
 _ARTIFACT_TWINS = ("select distinct d.twin_id from knowledge_docs d join twins t using (twin_id)"
@@ -44,12 +43,12 @@ _BY_INTERESTS = f"""
 select sub, name, shared, n from (
   select a.sub, a.name, cardinality(a.interests) n,
          array(select i from unnest(a.interests) i where i = any(%(tags)s)) shared
-  from agents a where {_LISTED} and a.interests && %(tags)s::text[]) s
+  from agents a where {LISTED} and a.interests && %(tags)s::text[]) s
 order by cardinality(shared)::float8 / sqrt(n * %(mine)s) desc, sub limit %(limit)s"""
 _BY_WORDS = f"""
 select a.sub, a.name, ts_rank(a.tsv, websearch_to_tsquery('english', %(q)s)),
        a.name || ' ' || a.description || ' ' || array_to_string(a.interests, ' ')
-from agents a where {_LISTED} and a.tsv @@ websearch_to_tsquery('english', %(q)s)
+from agents a where {LISTED} and a.tsv @@ websearch_to_tsquery('english', %(q)s)
 order by 3 desc, a.sub limit %(limit)s"""
 _NEWEST_ARTIFACTS = ("select d.doc_id, d.title, d.twin_id from knowledge_docs d join twins t"
                      f" using (twin_id) where d.kind = 'artifact' and d.twin_id <> %(twin)s"

@@ -9,16 +9,37 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from central.migrate import apply_migrations
 from devstack.launcher import Stack
+from devstack.postgres import create_database
 from devstack.secrets import Secrets, mint_token
 from devstack.testing import running_stack
 from devstack.topology import Topology
 
 REGIONS = ("ams", "iad", "sin")
+
+
+@pytest.fixture(scope="module")
+def pg_stack() -> Iterator[Stack]:
+    """A bare primary (Postgres only, one region) for a module's SQL-level tests."""
+    with running_stack(services={"postgres"}, regions=("ams",)) as stack:
+        create_database(stack.topology().postgres.primary)
+        yield stack
+
+
+@pytest.fixture
+async def conn(pg_stack: Stack) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """An autocommit connection to ``pg_stack``'s primary, migrations applied."""
+    url = pg_stack.topology().postgres.primary
+    await apply_migrations(url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
+        yield c
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -20,13 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central.migrate import apply_migrations
 from central.popular import PopularRanker
 from central.sequencer import Sequencer
 from central.store import Store
 from devstack.launcher import Stack
-from devstack.postgres import create_database
-from devstack.testing import running_stack
 from regional.popular import LIVE_AGENTS, LIVE_KNOWLEDGE, popular_agents, popular_knowledge
 
 from .conftest import LiveStack
@@ -35,21 +31,6 @@ from .test_recommend import JSON, edge, new_twin, ok, recommend, register, uid
 pytestmark = pytest.mark.integration
 Conn = psycopg.AsyncConnection[Any]
 TAGS = [f"t{i}" for i in range(8)]
-
-
-@pytest.fixture(scope="module")
-def pg_stack() -> Iterator[Stack]:
-    with running_stack(services={"postgres"}, regions=("ams",)) as stack:
-        create_database(stack.topology().postgres.primary)
-        yield stack
-
-
-@pytest.fixture
-async def conn(pg_stack: Stack) -> AsyncIterator[Conn]:
-    url = pg_stack.topology().postgres.primary
-    await apply_migrations(url)
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
-        yield c
 
 
 Agent = tuple[list[str], bool, bool]  # interests, published, numbered (listed_seq set)

@@ -6,39 +6,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from central.migrate import apply_migrations
 from central.partitions import maintain
 from central.store import _PRUNE_FEED, Store
 from devstack.launcher import Stack
-from devstack.postgres import create_database
-from devstack.testing import running_stack
 from regional.reads.history import cursor_parts, events_page, events_query, since_and_floor
 from sealing import Keyring, KeyStore
 
 pytestmark = pytest.mark.integration
 DAYS = 30
-
-
-@pytest.fixture(scope="module")
-def pg_stack() -> Iterator[Stack]:
-    with running_stack(services={"postgres"}, regions=("ams",)) as stack:
-        create_database(stack.topology().postgres.primary)
-        yield stack
-
-
-@pytest.fixture
-async def conn(pg_stack: Stack) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    url = pg_stack.topology().postgres.primary
-    await apply_migrations(url)
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
-        yield c
 
 
 def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

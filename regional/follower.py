@@ -1,7 +1,9 @@
 """The change-feed follower: reads ``change_feed`` from this region's replica (so it never hears
 of a change before the replica can show it) and invalidates the Redis cache. Later consumers
 hang off ``listeners`` (realtime does not: it runs in every hub worker, this in one, so each
-worker tails the feed itself, ``regional/realtime/feed.py``).
+worker tails the feed itself, ``regional/realtime/feed.py``). In the worker that runs it, the
+follower reads the feed itself only until it has caught up with that worker's realtime tail;
+then it takes the tail's reads (``ride``): one feed read per move of the replica, not two.
 
 The feed's ``seq`` is drawn after commit, in the order rows became visible (central/sequencer.py),
 so "seq > cursor" misses nothing; rows committed but not numbered yet are invalidated too
@@ -21,7 +23,9 @@ from redis.exceptions import RedisError
 
 from mbwire import ConsistencyToken, Unavailable
 from regional.cache import VIEW_KINDS, TwinCache
+from regional.realtime.feed import RealtimeFeed
 from regional.replica import ReplayClock, Replica
+from regional.replica.feed import FeedStep
 
 log = logging.getLogger("memorybank.follower")
 
@@ -34,12 +38,18 @@ class LostState(Exception):
 
 
 class Follower:
-    def __init__(self, replica: Replica, clock: ReplayClock, cache: TwinCache) -> None:
+    def __init__(self, replica: Replica, clock: ReplayClock, cache: TwinCache,
+                 feed: RealtimeFeed | None = None) -> None:
         self.replica, self.clock, self.cache = replica, clock, cache
         self.cursor = 0
         self.mark = ConsistencyToken(0)
         self.listeners: list[Listener] = []
         self.batch = 1000
+        # This worker's realtime tail, which reads the same rows on every move of the replica:
+        # once the follower has caught up with it, it takes the tail's steps (``ride``) instead
+        # of a feed read of its own, and reads alone again whenever it falls out of step.
+        self.feed = feed
+        self.rides = 0  # steps taken from the tail, for tests and the curious
 
     async def _start(self) -> None:
         await self.cache.load_epoch()
@@ -64,7 +74,10 @@ class Follower:
             try:
                 await self._start()
                 while True:
-                    await self.step()
+                    if self.feed is not None and self.feed.cursor == self.cursor:
+                        await self.ride(self.feed)
+                    else:
+                        await self.step()
             except (Unavailable, RedisError, OSError, LostState) as exc:
                 log.warning("follower paused: %s", exc)
                 await asyncio.sleep(0.5)
@@ -75,20 +88,48 @@ class Follower:
             await self.clock.advanced()
         while True:
             step = await self.replica.feed_since(self.cursor, self.batch)
-            changes, before, after = step.rows, step.before, step.after
-            if changes:
-                self.cursor = changes[-1][0]
-            twins = step.keys(VIEW_KINDS)
-            if twins or changes or (step.complete and before > self.mark):
-                kept = await self.cache.invalidate(
-                    twins, after, self.cursor, before if step.complete else None
-                )
-                if not kept:
-                    raise LostState("Redis lost the follower's state (restarted?); starting over")
-            if changes:
-                for listener in self.listeners:
-                    await listener(changes, after)
-            if not step.more:  # pending past the limit: the mark waits for the sequencer
-                if step.complete:
-                    self.mark = max(self.mark, before)
+            await self.take(step)
+            if not step.more:
                 return
+
+    async def take(self, step: FeedStep) -> None:
+        """Acts on one read of the feed: the rows after ``cursor`` and the pending ones."""
+        changes, before, after = step.rows, step.before, step.after
+        if changes:
+            self.cursor = changes[-1][0]
+        twins = step.keys(VIEW_KINDS)
+        if twins or changes or (step.complete and before > self.mark):
+            kept = await self.cache.invalidate(
+                twins, after, self.cursor, before if step.complete else None
+            )
+            if not kept:
+                raise LostState("Redis lost the follower's state (restarted?); starting over")
+        if changes:
+            for listener in self.listeners:
+                await listener(changes, after)
+        if step.complete:  # pending past the limit: the mark waits for the sequencer
+            self.mark = max(self.mark, before)
+
+    async def ride(self, feed: RealtimeFeed) -> None:
+        """Takes ``feed``'s steps while its cursor is this follower's (checked by the caller,
+        with no await before the rider is set: the tail moves its cursor and takes its rider
+        in one go, so the next step it gives is the rows after this cursor). Returns when a
+        step cannot be taken, raising what ``take`` raised."""
+        fell: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def rider(step: FeedStep) -> None:
+            if fell.done():
+                return
+            try:
+                await self.take(step)
+                self.rides += 1
+            except Exception as exc:  # the tail goes on; this follower reads alone again
+                feed.rider = None
+                fell.set_exception(exc)
+
+        feed.rider = rider
+        try:
+            await fell
+        finally:
+            if feed.rider is rider:
+                feed.rider = None

@@ -19,7 +19,7 @@ from typing import Any
 
 from blobs.room import labels_of
 from mbwire import ConsistencyToken, NotFound, Principal
-from mbwire.access import TWIN_READABLE_SQL, sql_params
+from mbwire.access import TWIN_READABLE_SQL, TWINS_READABLE_SQL, sql_params
 from regional.reads.artifacts import metadata_of
 from regional.replica import Replica
 from regional.vectors import Scope
@@ -31,9 +31,10 @@ log = logging.getLogger("memorybank.search")
 TENANT_SQL = ("(d.kind = 'knowledge' or exists (select 1 from twins t"
               f" where t.twin_id = d.twin_id and {TWIN_READABLE_SQL}))")
 
-# The twins themselves, by the access policy's indexed conditions (owner, grants): not every
-# twin that has a document, which grew with every text event a twin logged.
-_READABLE = f"select t.twin_id from twins t where {TWIN_READABLE_SQL}"
+# The caller's own twins and those granted to it, each by its index: neither every twin that
+# has a document (which grew with every text event a twin logged) nor every twin (the rule as a
+# condition over the twins table was a pass over all of them).
+_READABLE = TWINS_READABLE_SQL
 _LEXEMES = "select tsvector_to_array(to_tsvector('english', %s))"
 # An event's time as a hit shows it (RFC 3339, UTC, microseconds); null for other kinds.
 OCCURRED = ("to_char(d.occurred_at at time zone 'UTC',"

@@ -109,6 +109,8 @@ class IndexService:
         # waiting for a token wakes the follower directly): a clock per service at the hubs'
         # 10 ms cost a poll of the replica every 10 ms per region for nothing.
         self.clock = clock or ReplayClock(settings.replica_url, idle_s=0.05)
+        if replica is None:  # its feed reads take ``before`` from the clock (ReplicaPool.floor)
+            self.replica.clock = self.clock
         root = Path(settings.index_dir) if settings.index_dir else None
         store = (IndexStore(root, embedder.name, embedder.dim)
                  if root is not None and not settings.qdrant_url else None)

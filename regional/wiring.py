@@ -94,7 +94,9 @@ def build_hub(settings: HubSettings) -> Hub:
     near = NearCache(settings.near_cache_bytes)
     reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000,
                       use_cache=settings.cache_reads, near=near)
-    follower = Follower(replica, clock, cache)
+    realtime_feed = RealtimeFeed(replica, clock)
+    # In the worker holding the feed lease the follower takes the realtime tail's reads.
+    follower = Follower(replica, clock, cache, feed=realtime_feed)
     limits_redis = (
         hot_redis(settings.limits_redis_url, connect_timeout_s=1)
         if settings.limits_redis_url else hot
@@ -111,7 +113,6 @@ def build_hub(settings: HubSettings) -> Hub:
     knowledge = KnowledgeSearch(replica, clock, indexer, embedder,
                                 wait_s=settings.index_wait_ms / 1000)
     watch_hub(clock, follower, indexer, {"limits": lambda: admission.breaker.state})
-    realtime_feed = RealtimeFeed(replica, clock)
     broker = Broker(replica, limits=settings.realtime_limits,
                     max_connections=socket_cap(settings.realtime_max_connections),
                     queue_max=settings.realtime_queue_max)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from mbwire import ConsistencyToken, Unavailable
 from regional.near import NearCache
 from regional.replica import ReplayClock, Replica
+from regional.replica.feed import FeedStep
 
 log = logging.getLogger("memorybank.realtime")
 
@@ -40,6 +41,9 @@ class Row:
 
 
 Sink = Callable[[list[Row], ConsistencyToken], Awaitable[None]]
+# Given each step as the follower reads it (``regional.follower.Follower.take``), in the worker
+# that runs the follower, so a hub tails its feed once per worker, not once more for the cache.
+Rider = Callable[[FeedStep], Awaitable[None]]
 
 _ROWS = "select seq, kind, key, version from change_feed where seq > %s"
 # The tail's step: numbered rows and the pending ones in one statement (one snapshot).
@@ -54,6 +58,7 @@ class RealtimeFeed:
         self.token = ConsistencyToken(0)
         self.covered = ConsistencyToken(0)  # every row committed at or before it handed on
         self.sink: Sink | None = None
+        self.rider: Rider | None = None  # set and cleared by the follower (``Follower.ride``)
         self.started = asyncio.Event()
         self.near: NearCache | None = None  # the worker's twin views, evicted from here
         self._moved = asyncio.Condition()   # notified whenever ``cursor`` moves
@@ -83,7 +88,9 @@ class RealtimeFeed:
             before, rows, pending, after = await self.tail()
             more = len(rows) >= self.batch
             complete = not more and len(pending) < self.batch
-            await self.hand_on(rows, after, before if complete else None, pending)
+            step = FeedStep(before, [(r.seq, r.kind, r.key) for r in rows], pending, after,
+                            more=more, complete=complete)
+            await self.hand_on(rows, after, before if complete else None, pending, step)
             if not more:
                 if complete:
                     self.covered = max(self.covered, before)
@@ -94,7 +101,7 @@ class RealtimeFeed:
         """The rows after the cursor and the pending ones (kind, key), between two replay
         positions read on one connection (``Replica.feed_since``'s rule)."""
         async with self.replica.connection() as conn:
-            before = await Replica.position_on(conn)
+            before = await self.replica.floor(conn)  # the clock's, without a statement
             cur = await conn.execute(_STEP, (self.cursor, self.batch, self.batch))
             found = await cur.fetchall()
             after = await Replica.position_on(conn)
@@ -103,18 +110,27 @@ class RealtimeFeed:
 
     async def hand_on(self, rows: list[Row], after: ConsistencyToken,
                       before: ConsistencyToken | None = None,
-                      pending: list[tuple[str, str]] | None = None) -> None:
+                      pending: list[tuple[str, str]] | None = None,
+                      step: FeedStep | None = None) -> None:
         """Gives rows read up to ``after`` to the sink, and wakes whoever waits in ``reach``.
         ``before``: a replay position read before the rows, when they are all the feed had up
         to it (every change committed at or before it is among them, ``pending`` or handed on
-        earlier). ``pending``: (kind, key) of rows not numbered yet, evicted only."""
+        earlier). ``pending``: (kind, key) of rows not numbered yet, evicted only. ``step``:
+        the same read as the follower's ``FeedStep``, for the rider (the Redis cache is
+        invalidated before subscribers hear of the rows)."""
         if self.near is not None:  # before anyone hears of the rows
             self.near.evict([*((r.kind, r.key) for r in rows), *(pending or ())], before)
         for row in rows:
             if row.kind == "twin" and row.version is None:  # erased
                 self.replica.keys.forget(row.key)
+        # The rider is taken and the cursor moved in one go (no await between): a follower
+        # that saw this cursor and rode on is given exactly the rows after it.
+        rider = self.rider if step is not None else None
         if rows:
             self.cursor = rows[-1].seq
+        if rider is not None and step is not None:
+            await rider(step)
+        if rows:
             if self.sink is not None:
                 await self.sink(rows, after)
         self.token = max(self.token, after)
@@ -146,7 +162,7 @@ class RealtimeFeed:
             args.extend(kinds_keys)
         sql += " order by seq limit %s"
         async with self.replica.connection() as conn:
-            before = await Replica.position_on(conn)
+            before = await self.replica.floor(conn)
             cur = await conn.execute(sql, (*args, limit))
             found = [Row(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
             after = await Replica.position_on(conn)

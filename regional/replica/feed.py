@@ -43,9 +43,11 @@ class FeedReads(ReplicaPool):
         """Numbered rows after ``cursor`` and the pending ones, between two replay positions read
         on the same connection: every change committed at or before ``before`` is among them (or
         earlier rows) when the step is ``complete``, and every row's commit is at or before
-        ``after``."""
+        ``after``. ``before`` is the replay clock's position when it can say it (``floor``: a
+        position read earlier from the same server instance serves as well), so a step is two
+        statements, not three."""
         async with self.connection() as conn:
-            before = await self.position_on(conn)
+            before = await self.floor(conn)
             cur = await conn.execute(_SINCE, (cursor, limit, limit))
             rows, pending = [], []
             for seq, kind, key in await cur.fetchall():

@@ -13,6 +13,7 @@ from mbwire.access import (
     TWIN_MANAGEABLE_SQL,
     TWIN_READABLE_SQL,
     TWIN_WRITABLE_SQL,
+    TWINS_READABLE_SQL,
     Need,
     allows,
     sql_params,
@@ -55,6 +56,12 @@ def test_sql_and_python_agree_on_every_case(live: LiveStack) -> None:
                 expected = allows(principal, need, owner, grant)
                 assert row[0] is expected, (sub, tier, role, need)
                 outcomes.add(expected)
+                if need == "read" and not principal.is_superuser:
+                    # The readable twins as a set (by the indexes): this twin is in it exactly
+                    # when the rule allows.
+                    listed = {r[0] for r in conn.execute(TWINS_READABLE_SQL,
+                                                         sql_params(principal)).fetchall()}
+                    assert (twin in listed) is expected, (sub, tier, role)
         finally:
             conn.execute("delete from twins where twin_id = %s", (twin,))
     assert outcomes == {True, False}  # the table has both answers, so the comparison can fail

@@ -1,6 +1,7 @@
 """No full scans per request, on a bare primary: an events page after its first is planned over
-the partitions from its cursor's day on (not all 30 days'), and a feed prune walks the primary
-key in bounded batches instead of scanning the feed."""
+the partitions from its cursor's day on (not all 30 days'), a feed prune walks the primary key in
+bounded batches instead of scanning the feed, and a caller's readable twins come from the
+indexes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 from central.partitions import maintain
 from central.store import _PRUNE_FEED, Store
 from devstack.launcher import Stack
+from mbwire.access import TWINS_READABLE_SQL, sql_params
+from mbwire.types import Principal
 from regional.reads.history import cursor_parts, events_page, events_query, since_and_floor
 from sealing import Keyring, KeyStore
 
@@ -109,3 +112,31 @@ async def test_a_prune_reads_what_it_deletes_by_the_key_in_bounded_batches(
         await store.close()
     row = await (await conn.execute("select count(*), min(seq) from change_feed")).fetchone()
     assert row == (5000, 25001)
+
+
+async def test_a_callers_readable_twins_are_found_by_index_not_by_a_pass_over_twins(
+        conn: Any) -> None:
+    """Asked before every semantic search by a non-superuser: its own twins and its grants,
+    each read by its index, at a size where a pass over every twin is what the planner would
+    otherwise do (the rule as a condition over ``twins`` read all 20,000)."""
+    async with conn.transaction(force_rollback=True):
+        await conn.execute(
+            "insert into twins (twin_id, owner_sub, state, profile, version, compacted)"
+            " select 'rt' || g, 'owner-' || (g / 10), '', '{}', 1, 1"
+            " from generate_series(0, 19999) g")
+        await conn.execute(
+            "insert into twin_grants (twin_id, sub, access, granted_by)"
+            " select 'rt' || g, 'owner-0', case when g % 200 = 0 then 'write' else 'read' end,"
+            " 'x' from generate_series(100, 19999, 100) g")
+        await conn.execute(  # everyone else's grants: one per twin
+            "insert into twin_grants (twin_id, sub, access, granted_by)"
+            " select 'rt' || g, 'reader-' || (g % 997), 'read', 'x'"
+            " from generate_series(0, 19999) g")
+        await conn.execute("analyze twins")
+        await conn.execute("analyze twin_grants")
+        args = sql_params(Principal(sub="owner-0", tier="pro"))
+        plan = await plan_of(conn, TWINS_READABLE_SQL, args, analyze=True)
+        found = {r[0] for r in await (await conn.execute(TWINS_READABLE_SQL, args)).fetchall()}
+    assert not [n for n in plan if n["Node Type"] == "Seq Scan"], plan
+    assert sum(n["Actual Rows"] for n in plan if "Relation Name" in n) <= 300, plan
+    assert found == {f"rt{g}" for g in range(10)} | {f"rt{g}" for g in range(100, 20000, 100)}

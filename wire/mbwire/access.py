@@ -77,6 +77,21 @@ def sql_allows(need: Need, *, owner: str, grants: str, key: str, resource_key: s
     return "(" + " or ".join(terms) + ")"
 
 
+def sql_allowed(need: Need, *, table: str, owner: str, grants: str, key: str) -> str:
+    """The keys of every resource in ``table`` the rule allows a (non-superuser) caller
+    ``%(sub)s``, as a SQL query: the resources it owns, then those it holds a grant on, each
+    found by its index (``owner``, and ``grants``' ``sub``), never by a pass over ``table``."""
+    accepted = RULES[need]
+    grant_ok = [r for r in GRANT_RELATIONS if r in accepted]
+    parts = []
+    if "owner" in accepted:
+        parts.append(f"select {key} from {table} where {owner} = %(sub)s")
+    if grant_ok:
+        listed = ", ".join(f"'{r}'" for r in grant_ok)
+        parts.append(f"select {key} from {grants} where sub = %(sub)s and access in ({listed})")
+    return " union ".join(parts) or f"select {key} from {table} where false"
+
+
 def sql_params(principal: Principal) -> dict[str, object]:
     return {"sub": principal.sub, "superuser": principal.is_superuser}
 
@@ -99,6 +114,9 @@ TWIN_WRITABLE_SQL = sql_allows(
 TWIN_READABLE_SQL = sql_allows(
     "read", owner="t.owner_sub", grants="twin_grants", key="twin_id", resource_key="t.twin_id"
 )
+# The twins a caller may read, by the indexes (twins_owner, twin_grants_sub: migration 0017).
+TWINS_READABLE_SQL = sql_allowed("read", table="twins", owner="owner_sub", grants="twin_grants",
+                                 key="twin_id")
 TWIN_MANAGEABLE_SQL = sql_allows(
     "manage", owner="t.owner_sub", grants="twin_grants", key="twin_id", resource_key="t.twin_id"
 )

@@ -4,12 +4,14 @@ read, and only once everything up to it is processed)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from mbwire import ConsistencyToken as T
 from regional.follower import Follower, LostState
+from regional.realtime.feed import RealtimeFeed, Row
 from regional.replica.feed import FeedStep
 
 Rows = list[tuple[int, str, str]]
@@ -125,3 +127,65 @@ async def test_a_redis_that_lost_the_followers_state_stops_the_step() -> None:
     with pytest.raises(LostState):
         await f.step()
     assert f.mark == T(0)   # nothing is marked processed in a Redis that lost the rest
+
+
+class QuietReplica:
+    keys = None
+
+
+def riding(cursor: int) -> tuple[Follower, RealtimeFeed]:
+    feed = RealtimeFeed(QuietReplica(), FakeClock())  # type: ignore[arg-type]
+    feed.cursor = cursor
+    f = follower([])
+    f.cursor = cursor
+    return f, feed
+
+
+async def hand(feed: RealtimeFeed, before: int, rows: Rows, after: int) -> None:
+    """One complete step of the tail, as ``RealtimeFeed.step`` hands it on."""
+    await feed.hand_on([Row(seq, kind, key, 1) for seq, kind, key in rows], T(after), T(before),
+                       [], FeedStep(T(before), rows, [], T(after), more=False, complete=True))
+
+
+async def test_a_follower_in_step_with_the_tail_takes_its_reads_instead_of_its_own() -> None:
+    f, feed = riding(7)
+    heard: list[list[int]] = []
+
+    async def sink(rows: list[Row], at: T) -> None:
+        heard.append([r.seq for r in rows])
+
+    feed.sink = sink
+    ride = asyncio.create_task(f.ride(feed))
+    await asyncio.sleep(0)
+    await hand(feed, 100, [(8, "twin", "a"), (9, "grant", "b")], 120)
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    assert cache.calls == [({"a", "b"}, T(120), 9, T(100))]  # before the subscribers heard
+    assert (f.cursor, f.mark, f.rides, heard) == (9, T(100), 1, [[8, 9]])
+    replica: FakeReplica = f.replica  # type: ignore[assignment]
+    assert replica.asked == []  # no read of its own
+    ride.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ride
+    assert feed.rider is None  # a follower that stopped (its lease lost) is not called again
+
+
+async def test_a_step_the_follower_cannot_take_detaches_it_and_the_tail_goes_on() -> None:
+    f, feed = riding(3)
+    heard: list[int] = []
+
+    async def sink(rows: list[Row], at: T) -> None:
+        heard.extend(r.seq for r in rows)
+
+    feed.sink = sink
+    f.cache.kept = False  # type: ignore[attr-defined]
+    ride = asyncio.create_task(f.ride(feed))
+    await asyncio.sleep(0)
+    await hand(feed, 40, [(4, "twin", "a")], 50)
+    with pytest.raises(LostState):
+        await ride
+    assert feed.rider is None and f.mark == T(0)
+    f.cache.kept = True  # type: ignore[attr-defined]
+    await hand(feed, 55, [(5, "twin", "b")], 60)
+    assert heard == [4, 5]  # subscribers heard of both; the follower of neither after it fell
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    assert len(cache.calls) == 1

@@ -20,8 +20,8 @@ from regional.index import IndexFollower
 from regional.index_client import LocalIndex
 from regional.index_service import IndexService
 from regional.index_store import STATE, IndexStore
-from regional.replica import POSITION_SQL
 from regional.replica.feed import FeedStep
+from regional.replica.pool import REPLAY_SQL
 from regional.settings import HubSettings
 from regional.vectors import Scope
 from sealing import Keyring
@@ -78,8 +78,8 @@ class Replica:
         yield self
 
     async def execute(self, sql: str, params: Any = None) -> Cursor:
-        if sql == POSITION_SQL:
-            return Cursor([(lsn(self.position), lsn(self.position), 0.0, True)])
+        if sql == REPLAY_SQL:
+            return Cursor([(lsn(self.position),)])
         if "max(seq)" in sql:
             return Cursor([(len(self.feed),)])
         rows = sorted(r for chunks in self.chunks.values() for r in chunks)

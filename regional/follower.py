@@ -74,9 +74,17 @@ class Follower:
             try:
                 await self._start()
                 while True:
-                    if self.feed is not None and self.feed.cursor == self.cursor:
-                        await self.ride(self.feed)
-                    else:
+                    feed = self.feed
+                    if feed is None or feed.cursor < 0:
+                        await self.step()
+                    elif feed.cursor == self.cursor:
+                        log.info("follower takes the realtime tail's reads from seq %d",
+                                 self.cursor)
+                        await self.ride(feed)
+                    elif feed.cursor > self.cursor:
+                        if not await self.catch_up(feed.cursor, feed.cursor_at):
+                            await self.step()
+                    elif not await feed.reach(self.cursor, 0.5):  # the tail is behind
                         await self.step()
             except (Unavailable, RedisError, OSError, LostState) as exc:
                 log.warning("follower paused: %s", exc)
@@ -91,6 +99,21 @@ class Follower:
             await self.take(step)
             if not step.more:
                 return
+
+    async def catch_up(self, upto: int, seen_at: ConsistencyToken) -> bool:
+        """Reads the rows after ``cursor`` up to ``upto``, where the realtime tail is (it read
+        them by ``seen_at``), so the two meet: two readers of a moving feed that read on every
+        move rarely stop at the same row. A bounded step covers no position (rows after
+        ``upto`` are not in it). The cursor moves to ``upto`` itself (past a gap in seq) only
+        when this read saw everything the tail saw: its replica had replayed ``seen_at``
+        before the read (seq is drawn in the order rows became visible), which a replica that
+        restarted behind may not have. False when the cursor did not move."""
+        was = self.cursor
+        step = await self.replica.feed_since(self.cursor, self.batch, upto=upto, fresh=True)
+        await self.take(step)
+        if not step.more and step.before >= seen_at:
+            self.cursor = upto
+        return self.cursor != was
 
     async def take(self, step: FeedStep) -> None:
         """Acts on one read of the feed: the rows after ``cursor`` and the pending ones."""

@@ -55,6 +55,7 @@ class RealtimeFeed:
     def __init__(self, replica: Replica, clock: ReplayClock, *, batch: int = 1000) -> None:
         self.replica, self.clock, self.batch = replica, clock, batch
         self.cursor = -1          # the last seq handed to the sink; -1 until started
+        self.cursor_at = ConsistencyToken(0)  # a position at which the rows up to it were read
         self.token = ConsistencyToken(0)
         self.covered = ConsistencyToken(0)  # every row committed at or before it handed on
         self.sink: Sink | None = None
@@ -69,7 +70,7 @@ class RealtimeFeed:
                 if self.cursor < 0:
                     if self.near is not None:
                         self.near.clear()
-                    _, self.cursor = await self.bounds()
+                    _, self.cursor, self.cursor_at = await self.replica.feed_head_at()
                     self.started.set()
                 while True:
                     await self.step()
@@ -127,7 +128,7 @@ class RealtimeFeed:
         # that saw this cursor and rode on is given exactly the rows after it.
         rider = self.rider if step is not None else None
         if rows:
-            self.cursor = rows[-1].seq
+            self.cursor, self.cursor_at = rows[-1].seq, after
         if rider is not None and step is not None:
             await rider(step)
         if rows:

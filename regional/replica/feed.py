@@ -17,7 +17,7 @@ from regional.replica.pool import ReplicaPool
 
 # One statement, so one snapshot: a row numbered between two statements would be in neither.
 _SINCE = """
-(select seq, kind, key from change_feed where seq > %s order by seq limit %s)
+(select seq, kind, key from change_feed where seq > %s and seq <= %s order by seq limit %s)
 union all
 (select null, kind, key from change_feed where seq is null limit %s)"""
 
@@ -39,23 +39,25 @@ class FeedStep(NamedTuple):
 class FeedReads(ReplicaPool):
     """The pool's change-feed reads (``Replica`` has them)."""
 
-    async def feed_since(self, cursor: int, limit: int = 1000) -> FeedStep:
+    async def feed_since(self, cursor: int, limit: int = 1000, upto: int = 2**63 - 1,
+                         fresh: bool = False) -> FeedStep:
         """Numbered rows after ``cursor`` and the pending ones, between two replay positions read
         on the same connection: every change committed at or before ``before`` is among them (or
         earlier rows) when the step is ``complete``, and every row's commit is at or before
-        ``after``. ``before`` is the replay clock's position when it can say it (``floor``: a
+        ``after``. With ``upto``, numbered rows after it are left out (so the step is complete
+        only without it). ``before`` is the replay clock's position when it can say it (``floor``: a
         position read earlier from the same server instance serves as well), so a step is two
-        statements, not three."""
+        statements, not three; ``fresh``: read on the connection (the latest)."""
         async with self.connection() as conn:
-            before = await self.floor(conn)
-            cur = await conn.execute(_SINCE, (cursor, limit, limit))
+            before = await (self.position_on(conn) if fresh else self.floor(conn))
+            cur = await conn.execute(_SINCE, (cursor, upto, limit, limit))
             rows, pending = [], []
             for seq, kind, key in await cur.fetchall():
                 (pending.append((kind, key)) if seq is None else rows.append((seq, kind, key)))
             after = await self.position_on(conn)
         more = len(rows) >= limit
         return FeedStep(before, rows, pending, after, more=more,
-                        complete=not more and len(pending) < limit)
+                        complete=not more and len(pending) < limit and upto == 2**63 - 1)
 
     async def feed_head(self) -> tuple[int, int]:
         """(lowest retained seq, highest seq) of the change feed."""

@@ -24,14 +24,15 @@ class FakeReplica:
     def __init__(self, polls: list[Poll]) -> None:
         self.polls, self.asked = polls, []  # type: ignore[var-annotated]
 
-    async def feed_since(self, cursor: int, limit: int) -> FeedStep:
-        self.asked.append(cursor)
+    async def feed_since(self, cursor: int, limit: int, upto: int | None = None,
+                         fresh: bool = False) -> FeedStep:
+        self.asked.append(cursor if upto is None else (cursor, upto))
         poll = self.polls.pop(0)
         before, rows, after = poll[:3]
         pending = poll[3] if len(poll) > 3 else []
         more = len(rows) >= limit
         return FeedStep(T(before), rows, pending, T(after), more=more,
-                        complete=not more and len(pending) < limit)
+                        complete=not more and len(pending) < limit and upto is None)
 
 
 class FakeClock:
@@ -189,3 +190,26 @@ async def test_a_step_the_follower_cannot_take_detaches_it_and_the_tail_goes_on(
     assert heard == [4, 5]  # subscribers heard of both; the follower of neither after it fell
     cache: FakeCache = f.cache  # type: ignore[assignment]
     assert len(cache.calls) == 1
+
+
+async def test_catching_up_reads_to_the_tail_and_meets_it_past_a_gap_in_seq() -> None:
+    # The tail is at seq 9, read by position 300; rows 5 and 6 are all there is up to it (7-9
+    # were never drawn, or went with a rolled-back commit).
+    f = follower([(310, [(5, "twin", "a"), (6, "twin", "b")], 320)])
+    f.cursor, f.mark = 4, T(100)
+    assert await f.catch_up(9, T(300))
+    replica: FakeReplica = f.replica  # type: ignore[assignment]
+    cache: FakeCache = f.cache  # type: ignore[assignment]
+    assert replica.asked == [(4, 9)]
+    assert cache.calls == [({"a", "b"}, T(320), 6, None)]  # bounded: it covers no position
+    assert (f.cursor, f.mark) == (9, T(100))
+
+
+async def test_a_replica_behind_what_the_tail_read_does_not_move_the_cursor_past_it() -> None:
+    # Replayed only to 250 when read (restarted behind?): rows 7-9 may be there but unseen.
+    f = follower([(250, [(5, "twin", "a")], 260), (250, [], 260)])
+    f.cursor = 4
+    assert await f.catch_up(9, T(300))  # it moved to the row it read
+    assert f.cursor == 5
+    assert not await f.catch_up(9, T(300))  # nothing new and no jump: it waits instead
+    assert f.cursor == 5

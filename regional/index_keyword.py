@@ -1,5 +1,5 @@
 """Keyword search and the caller's readable twins, on this region's replica. The tenant rule is
-the access policy's own SQL (``mbwire.access.TWIN_READABLE_SQL``), inside the query.
+the access policy's own SQL (``mbwire.access.TWINS_READABLE_SQL``), inside the query.
 
 Two kinds of chunk answer one query. Knowledge's ``tsv`` holds its English lexemes; a twin's
 chunk's holds the keyed hashes of its lexemes (``central.knowledge``: its text is sealed). So
@@ -19,7 +19,7 @@ from typing import Any
 
 from blobs.room import labels_of
 from mbwire import ConsistencyToken, NotFound, Principal
-from mbwire.access import TWIN_READABLE_SQL, TWINS_READABLE_SQL, sql_params
+from mbwire.access import TWINS_READABLE_SQL, sql_params
 from regional.reads.artifacts import metadata_of
 from regional.replica import Replica
 from regional.vectors import Scope
@@ -27,9 +27,11 @@ from sealing import Keyring, SealError
 
 log = logging.getLogger("memorybank.search")
 
-# Knowledge is readable by all; an artifact's text as its twin is (owner, grant, superuser).
-TENANT_SQL = ("(d.kind = 'knowledge' or exists (select 1 from twins t"
-              f" where t.twin_id = d.twin_id and {TWIN_READABLE_SQL}))")
+# Knowledge is readable by all; a twin's text (artifacts, events) as its twin is (owner, grant,
+# superuser). Judged on the chunk: a twin's chunks carry its id and knowledge's none (migration
+# 0015, as ``knowledge_docs`` checks for documents), and the caller's readable twins are one
+# hashed set for the statement, not a probe of the document and its twin per matching chunk.
+TENANT_SQL = f"(%(superuser)s or c.twin_id is null or c.twin_id in ({TWINS_READABLE_SQL}))"
 
 # The caller's own twins and those granted to it, each by its index: neither every twin that
 # has a document (which grew with every text event a twin logged) nor every twin (the rule as a
@@ -178,19 +180,24 @@ async def keyword_search(
         if hashed:
             q = f"({q} || %(hq)s::tsquery)"
             params["hq"] = " | ".join(hashed)
+        # Ranked first, carrying only (document, chunk, rank) through the sorts; the page's
+        # chunks, documents and artifacts are read after, for ``limit`` rows. The documents
+        # are joined while ranking only when a filter is on them.
+        docs = " join knowledge_docs d using (doc_id)" if where else ""
         sql = (
-            "with best as (select distinct on (c.doc_id) c.doc_id, c.n, c.body, c.sealed,"
-            f" ts_rank(c.tsv, {q}) as rank"
-            " from knowledge_chunks c join knowledge_docs d using (doc_id)"
-            f" where c.tsv @@ {q} and {TENANT_SQL}{where}"
-            " order by c.doc_id, rank desc, c.n)"
+            f"with ranked as (select c.doc_id, c.n, ts_rank(c.tsv, {q}) as rank"
+            f" from knowledge_chunks c{docs} where c.tsv @@ {q} and {TENANT_SQL}{where}),"
+            " best as (select distinct on (doc_id) doc_id, n, rank from ranked"
+            " order by doc_id, rank desc, n),"
+            " page as (select * from best order by rank desc, doc_id limit %(limit)s)"
             " select b.doc_id, b.rank,"
-            f" ts_headline('english', b.body, {q}, '{HEADLINE}'),"
-            " d.title, d.kind, d.twin_id, d.source, d.tags, b.n, b.sealed, a.metadata,"
+            f" ts_headline('english', c.body, {q}, '{HEADLINE}'),"
+            " d.title, d.kind, d.twin_id, d.source, d.tags, b.n, c.sealed, a.metadata,"
             f" {OCCURRED}"
-            " from best b join knowledge_docs d using (doc_id)"
+            " from page b join knowledge_chunks c on c.doc_id = b.doc_id and c.n = b.n"
+            " join knowledge_docs d on d.doc_id = b.doc_id"
             " left join artifacts a on a.artifact_id = b.doc_id and d.kind = 'artifact'"
-            " order by b.rank desc, b.doc_id limit %(limit)s"
+            " order by b.rank desc, b.doc_id"
         )
         params.update(sql_params(principal), q=words, limit=limit)
         cur = await conn.execute(sql, params)

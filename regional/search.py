@@ -99,7 +99,8 @@ class KnowledgeSearch:
                       kind=f.kind if f else None, twin_id=f.twin_id if f else None)
         depth = q.limit if q.mode != "hybrid" else max(q.limit, FUSE_DEPTH)
         # The two searches side by side: keywords on one replica connection, vectors after
-        # another (the caller's readable twins) and the query's embedding.
+        # another (the caller's readable twins) and the query's embedding, themselves side by
+        # side.
         words_task = (asyncio.create_task(
             keyword_search(self.replica, principal, q.query, scope, depth))
             if q.mode in ("keyword", "hybrid") else None)
@@ -109,8 +110,9 @@ class KnowledgeSearch:
         answered = ConsistencyToken(2**64 - 1)
         try:
             if q.mode in ("semantic", "hybrid"):
-                readable = await readable_twins(self.replica, principal)
-                vector = (await self.embedder.embed([q.query]))[0]
+                readable, vectors_of = await asyncio.gather(
+                    readable_twins(self.replica, principal), self.embedder.embed([q.query]))
+                vector = vectors_of[0]
                 vectors, mark = await self.vectors(vector, replace(scope, readable=readable),
                                                    depth, token, wait_s)
                 answered = min(answered, mark)

@@ -39,6 +39,10 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # restarts) before answering 503 + Retry-After: well below the edge's per-hub attempt
     # timeout, so the edge moves the read to another region instead of timing out here.
     replica_pool_timeout_ms: int = 500
+    # The realtime tail (and the cache follower riding it) reads the feed at most this often:
+    # a move of the replica within it waits for the next step (what a subscriber or a cache
+    # invalidation may wait more); a read holding a token never waits on it.
+    feed_step_ms: float = 5.0
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
     # Bytes of twin views each worker keeps in its own memory (regional/near.py: counted as

@@ -94,7 +94,7 @@ def build_hub(settings: HubSettings) -> Hub:
     near = NearCache(settings.near_cache_bytes)
     reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000,
                       use_cache=settings.cache_reads, near=near)
-    realtime_feed = RealtimeFeed(replica, clock)
+    realtime_feed = RealtimeFeed(replica, clock, step_every_s=settings.feed_step_ms / 1000)
     # In the worker holding the feed lease the follower takes the realtime tail's reads.
     follower = Follower(replica, clock, cache, feed=realtime_feed)
     limits_redis = (

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -52,8 +53,14 @@ _STEP = f"""({_ROWS} order by seq limit %s) union all
 
 
 class RealtimeFeed:
-    def __init__(self, replica: Replica, clock: ReplayClock, *, batch: int = 1000) -> None:
+    def __init__(self, replica: Replica, clock: ReplayClock, *, batch: int = 1000,
+                 step_every_s: float = 0.0) -> None:
         self.replica, self.clock, self.batch = replica, clock, batch
+        # Steps at least this far apart: under writes the replica moves every millisecond or
+        # two, and each move read on its own costs two statements (and the follower's Redis
+        # pipeline) for a row or two.
+        self.step_every_s = step_every_s
+        self._stepped_at = 0.0
         self.cursor = -1          # the last seq handed to the sink; -1 until started
         self.cursor_at = ConsistencyToken(0)  # a position at which the rows up to it were read
         self.token = ConsistencyToken(0)
@@ -85,6 +92,10 @@ class RealtimeFeed:
         would hold it back until the next write."""
         if self.clock.position <= self.covered.lsn:
             await self.clock.advanced()
+        pause = self.step_every_s - (time.monotonic() - self._stepped_at)
+        if pause > 0:
+            await asyncio.sleep(pause)
+        self._stepped_at = time.monotonic()
         while True:
             before, rows, pending, after = await self.tail()
             more = len(rows) >= self.batch

@@ -115,8 +115,13 @@ async def run(url: str, sizes: list[int], reps: int) -> None:
                 print(f"  {name:<42} {ms:9.3f} ms  {ms / anchor:9.1f}x")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+Sized = Callable[[str, list[int], int], Awaitable[None]]
+
+
+def on_bare_primary(run: Sized, doc: str) -> None:
+    """``run(url, sizes, reps)`` on a fresh bare primary, with ``--sizes`` and ``--reps`` (also
+    ``bench/readable_bench.py``'s)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--reps", type=int, default=50)
     args = parser.parse_args()
@@ -125,6 +130,10 @@ def main() -> None:
         url = stack.topology().postgres.primary
         create_database(url)
         asyncio.run(run(url, sizes, args.reps))
+
+
+def main() -> None:
+    on_bare_primary(run, __doc__ or "")
 
 
 if __name__ == "__main__":

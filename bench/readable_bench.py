@@ -17,8 +17,6 @@ Everything shares this machine's cores: read the ratios, not the milliseconds.""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,11 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"), str(ROOT / "geo-routing")]
 
 import psycopg  # noqa: E402
-from popular_bench import mean_ms  # noqa: E402
+from popular_bench import mean_ms, on_bare_primary  # noqa: E402
 
 from central.migrate import apply_migrations  # noqa: E402
-from devstack.postgres import create_database  # noqa: E402
-from devstack.testing import running_stack  # noqa: E402
 from mbwire.access import TWIN_READABLE_SQL, TWINS_READABLE_SQL  # noqa: E402
 
 CALLER = "owner-0"
@@ -88,15 +84,7 @@ async def run(url: str, sizes: list[int], reps: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--reps", type=int, default=50)
-    args = parser.parse_args()
-    sizes = sorted(int(s) for s in args.sizes.split(","))
-    with running_stack(services={"postgres"}, regions=("ams",)) as stack:
-        url = stack.topology().postgres.primary
-        create_database(url)
-        asyncio.run(run(url, sizes, args.reps))
+    on_bare_primary(run, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ class IndexFollower:
     """Keeps ``index`` at the replica's position. ``store`` (the index service's): the shard is
     kept on disk and resumed, HNSW is built on a copy when ``build_after`` points are unbuilt,
     and the position is saved at most every ``save_every_s``. Without a store: in memory
-    (tests, benchmarks, a Qdrant server's collection).
+    (tests, benchmarks), or a Qdrant server's collection, whose position is saved beside it
+    (``QdrantIndex.save_state``) and resumed the same way.
 
     ``state``: ``loading`` (nothing to search yet), ``catching up`` (resumed or loaded, the feed
     not yet followed to the replica's position) or ``current``. A query holding a token answers
@@ -106,9 +107,10 @@ class IndexFollower:
         # What an index without a store holds, so a reload in place drops the gone (with a
         # store, a reload builds a new shard and needs no list).
         self.docs: set[str] = set()
+        self._docs_known = False  # ``docs`` lists every document the index holds
         self.batch = 1000
         self.generation = 0
-        self.loaded_from = ""  # "replica" or "disk": how the last start got its points
+        self.loaded_from = ""  # "replica", "disk" or "server": how the last start got them
         self._moved = asyncio.Event()
         self._saved_at = 0.0
         self._build: asyncio.Task[int | None] | None = None
@@ -136,6 +138,15 @@ class IndexFollower:
                 log.info("index resumed at seq %d (%s), generation %d, %d points",
                          self.cursor, self.mark, self.generation, await self.index.count())
                 return
+        if isinstance(self.index, QdrantIndex):  # a server's collection: the position it kept
+            state = await self.index.load_state()
+            if state is not None and state.get("embedder") == self.embedder:
+                self.cursor = int(state["cursor"])
+                self._advance(ConsistencyToken(int(state["mark"])))
+                self.ready, self.loaded_from = True, "server"
+                log.info("index resumed at seq %d (%s) on its server, %d points", self.cursor,
+                         self.mark, await self.index.count())
+                return
         await self.load()
 
     async def load(self) -> None:
@@ -145,6 +156,10 @@ class IndexFollower:
         in is simply replayed from the feed again)."""
         self.ready = self.current = False
         self._give_up_build()
+        if isinstance(self.index, QdrantIndex) and not self._docs_known:
+            # A server's collection kept from before (resumed, or its position never saved):
+            # which documents it holds is not known here, so it starts over empty.
+            await self.index.reset()
         old = self.index if self.store is not None else None
         if self.store is not None:
             self.index, self.generation = self.store.fresh(self.generation)
@@ -176,7 +191,7 @@ class IndexFollower:
         if self.store is None:
             for doc_id in self.docs - seen:
                 await self.index.delete(doc_id)
-            self.docs = seen
+            self.docs, self._docs_known = seen, True
         self.cursor = head[0] if head else 0
         self._advance(before)
         self.ready, self.loaded_from = True, "replica"
@@ -196,12 +211,16 @@ class IndexFollower:
     async def _save(self, *, force: bool = False) -> None:
         """The shard flushed and its position recorded (in a thread: a flush may take a
         while), at most every ``save_every_s``."""
-        if self.store is None or self.index is None:
+        if self.index is None or (self.store is None and not isinstance(self.index, QdrantIndex)):
             return
         now = time.monotonic()
         if force or now - self._saved_at >= self.save_every_s:
-            await asyncio.to_thread(self.store.save, self.index, self.generation, self.cursor,
-                                    self.mark.lsn)
+            if self.store is not None:
+                await asyncio.to_thread(self.store.save, self.index, self.generation,
+                                        self.cursor, self.mark.lsn)
+            elif self.ready:  # every point up to the cursor was acknowledged by the server
+                await self.index.save_state({"cursor": self.cursor, "mark": self.mark.lsn,
+                                             "embedder": self.embedder})
             self._saved_at = now
 
     async def run(self) -> None:

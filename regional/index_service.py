@@ -87,7 +87,7 @@ class IndexStatus(msgspec.Struct, frozen=True, kw_only=True):
     points: int
     unbuilt: int            # points not in an HNSW graph yet (searched exactly)
     generation: int
-    loaded_from: str        # replica | disk (how the last start got its points)
+    loaded_from: str        # replica | disk | server (how the last start got its points)
     builds: int             # HNSW builds swapped in since start
 
 
@@ -100,7 +100,7 @@ class IndexService:
                  clock: ReplayClock | None = None) -> None:
         """Its own replica pool and replay clock, or a hub worker's (``LocalIndex``). Kept in
         ``HUB_INDEX_DIR`` when set, else in memory; on a Qdrant server when
-        ``HUB_QDRANT_URL`` names one (loaded again at every start: see ARCHITECTURE)."""
+        ``HUB_QDRANT_URL`` names one (its position kept beside the collection)."""
         self.settings = settings
         embedder = hub_embedder(settings)
         self.replica = replica or Replica(settings.replica_url, pool_timeout_s=2.0,

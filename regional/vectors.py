@@ -116,10 +116,38 @@ class QdrantIndex:
     """qdrant-client: ``url=""`` is its local mode (in this process's memory, for the contract
     tests: too slow to serve, see ``vectors_edge``), else a Qdrant server (production)."""
 
-    def __init__(self, collection: str, dim: int, *, url: str = "") -> None:
+    def __init__(self, collection: str, dim: int, *, url: str = "", path: str = "") -> None:
+        """``path``: local mode kept in that directory (tests of a restart)."""
         self.collection, self.dim = collection, dim
-        self.client = AsyncQdrantClient(url=url) if url else AsyncQdrantClient(location=":memory:")
+        self.client = (AsyncQdrantClient(url=url) if url else AsyncQdrantClient(path=path)
+                       if path else AsyncQdrantClient(location=":memory:"))
         self._server = bool(url)
+        self._ready = False
+        # The feed position the collection covers, in a collection of its own (one point), so
+        # an index service that restarts resumes from it instead of loading everything again.
+        self._state = f"{collection}__state"
+
+    async def load_state(self) -> dict[str, Any] | None:
+        """What ``save_state`` recorded last, or None."""
+        if not await self.client.collection_exists(self._state):
+            return None
+        found = await self.client.retrieve(self._state, ids=[1], with_payload=True)
+        return dict(found[0].payload or {}) if found else None
+
+    async def save_state(self, state: dict[str, Any]) -> None:
+        """Records the position the points written so far cover (each write was acknowledged
+        once applied: the client waits)."""
+        if not await self.client.collection_exists(self._state):
+            await self.client.create_collection(self._state, vectors_config=models.VectorParams(
+                size=1, distance=models.Distance.DOT))
+        await self.client.upsert(self._state, wait=True, points=[
+            models.PointStruct(id=1, vector=[1.0], payload=state)])
+
+    async def reset(self) -> None:
+        """Drops every point and the recorded position (a load starts over)."""
+        for name in (self._state, self.collection):
+            if await self.client.collection_exists(name):
+                await self.client.delete_collection(name)
         self._ready = False
 
     async def _ensure(self) -> None:

@@ -23,7 +23,7 @@ from regional.index_store import STATE, IndexStore
 from regional.replica.feed import FeedStep
 from regional.replica.pool import REPLAY_SQL
 from regional.settings import HubSettings
-from regional.vectors import Scope
+from regional.vectors import QdrantIndex, Scope
 from sealing import Keyring
 
 DIM = 8
@@ -204,3 +204,41 @@ async def test_a_build_swaps_in_with_the_changes_made_while_it_ran(tmp_path: Pat
     assert state["generation"] == f.generation and state["cursor"] == f.cursor
     assert generations(tmp_path) == [f"gen-{f.generation:06d}"]
     await f.close()
+
+
+async def test_a_qdrant_collection_resumes_from_the_position_kept_beside_it(
+        tmp_path: Path) -> None:
+    """As a Qdrant server keeps its collection over an index service's restart (here
+    qdrant-client's local mode, kept in a directory): the position is saved beside it, and the
+    next start resumes from there instead of loading every chunk again."""
+    replica = Replica(docs=20)
+
+    def over_qdrant() -> IndexFollower:
+        return IndexFollower(replica, Clock(replica),  # type: ignore[arg-type]
+                             QdrantIndex("e", DIM, path=str(tmp_path)), "e")
+
+    first = over_qdrant()
+    await first.start()
+    await first.step()
+    assert (first.loaded_from, first.state) == ("replica", "current")
+    await first.close()  # saves the position
+    read = replica.chunk_reads
+    replica.drop("doc-001")  # changed while the service was down
+    replica.put("doc-new")
+
+    second = over_qdrant()
+    await second.start()
+    assert second.loaded_from == "server" and replica.chunk_reads == read
+    assert second.mark == first.mark and await second.index.count() == 40
+    await second.step()  # the feed: one document gone, one new
+    assert second.state == "current" and await second.index.count() == 40
+    hits = await second.index.search(VECTOR, EVERYONE, 100)
+    assert "doc-new" in {h.doc_id for h in hits} and "doc-001" not in {h.doc_id for h in hits}
+    await second.close()
+
+    # Of another embedder (or never saved): loaded again, from an empty collection.
+    third = IndexFollower(replica, Clock(replica),  # type: ignore[arg-type]
+                          QdrantIndex("e", DIM, path=str(tmp_path)), "another")
+    await third.start()
+    assert third.loaded_from == "replica" and await third.index.count() == 40
+    await third.close()

@@ -33,10 +33,6 @@ log = logging.getLogger("memorybank.search")
 # hashed set for the statement, not a probe of the document and its twin per matching chunk.
 TENANT_SQL = f"(%(superuser)s or c.twin_id is null or c.twin_id in ({TWINS_READABLE_SQL}))"
 
-# The caller's own twins and those granted to it, each by its index: neither every twin that
-# has a document (which grew with every text event a twin logged) nor every twin (the rule as a
-# condition over the twins table was a pass over all of them).
-_READABLE = TWINS_READABLE_SQL
 _LEXEMES = "select tsvector_to_array(to_tsvector('english', %s))"
 # An event's time as a hit shows it (RFC 3339, UTC, microseconds); null for other kinds.
 OCCURRED = ("to_char(d.occurred_at at time zone 'UTC',"
@@ -105,7 +101,9 @@ async def readable_twins(replica: Replica, principal: Principal) -> frozenset[st
     if principal.is_superuser:
         return None
     async with replica.connection() as conn:
-        cur = await conn.execute(_READABLE, sql_params(principal))
+        # Its own twins and those granted to it, each by its index: neither every twin that
+        # has a document (which grew with every text event a twin logged) nor every twin.
+        cur = await conn.execute(TWINS_READABLE_SQL, sql_params(principal))
         return frozenset(r[0] for r in await cur.fetchall())
 
 

@@ -25,12 +25,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from knowledge.embed import Embedder
 from mbwire import ConsistencyToken, NotFound, ReplicaBehind, Unavailable
 from regional.index_store import IndexStore, build_hnsw
+from regional.index_words import WordChunk, WordIndex, terms_of
 from regional.replica import ReplayClock, Replica
 from regional.vectors import Point, QdrantIndex, VectorIndex
 from regional.vectors_edge import EdgeIndex
@@ -42,7 +43,7 @@ SNIPPET_CHARS = 240
 
 _CHUNKS = (
     "select c.doc_id, c.n, c.embedding, d.kind, d.twin_id, d.tags, d.source, d.title,"
-    " coalesce(left(c.body, %(snip)s), ''), c.sealed_embedding"
+    " coalesce(left(c.body, %(snip)s), ''), c.sealed_embedding, c.tsv::text"
     " from knowledge_chunks c join knowledge_docs d using (doc_id)"
     " where c.embedder = %(embedder)s"
 )
@@ -65,6 +66,18 @@ async def _points(rows: Iterable[Any], keys: Keyring) -> dict[str, list[Point]]:
         out.setdefault(r[0], []).append(Point(
             doc_id=r[0], n=r[1], vector=vector, kind=r[3], twin_id=r[4], tags=list(r[5]),
             source=r[6], title=r[7], snippet=r[8]))
+    return out
+
+
+def _word_chunks(rows: Iterable[Any], docs: dict[str, list[Point]]
+                 ) -> dict[str, list[WordChunk]]:
+    """The chunks of these documents (those ``_points`` kept) as the keyword index takes them."""
+    out: dict[str, list[WordChunk]] = {}
+    for r in rows:
+        if r[0] in docs:
+            out.setdefault(r[0], []).append(WordChunk(
+                n=r[1], terms=terms_of(r[10] or ""), kind=r[3], twin_id=r[4], tags=list(r[5]),
+                source=r[6]))
     return out
 
 
@@ -96,8 +109,11 @@ class IndexFollower:
 
     def __init__(self, replica: Replica, clock: ReplayClock, index: VectorIndex | None,
                  embedder: str, *, store: IndexStore | None = None,
-                 build_after: int = 5000, save_every_s: float = 1.0) -> None:
+                 build_after: int = 5000, save_every_s: float = 1.0,
+                 words: WordIndex | None = None) -> None:
         self.replica, self.clock, self.embedder = replica, clock, embedder
+        # The keyword index, kept from the same rows and committed before the mark moves.
+        self.words = words
         self.index: Any = index
         self.store, self.build_after, self.save_every_s = store, build_after, save_every_s
         self.cursor = 0
@@ -134,6 +150,7 @@ class IndexFollower:
                 self.index, st = kept
                 self.generation, self.cursor = st.generation, st.cursor
                 self._advance(ConsistencyToken(st.mark))
+                await self._load_words()
                 self.ready, self.loaded_from = True, "disk"
                 log.info("index resumed at seq %d (%s), generation %d, %d points",
                          self.cursor, self.mark, self.generation, await self.index.count())
@@ -143,6 +160,7 @@ class IndexFollower:
             if state is not None and state.get("embedder") == self.embedder:
                 self.cursor = int(state["cursor"])
                 self._advance(ConsistencyToken(int(state["mark"])))
+                await self._load_words()
                 self.ready, self.loaded_from = True, "server"
                 log.info("index resumed at seq %d (%s) on its server, %d points", self.cursor,
                          self.mark, await self.index.count())
@@ -169,17 +187,14 @@ class IndexFollower:
             head = await cur.fetchone()
         seen: set[str] = set()
         loaded = 0
-        after: tuple[str, int] = ("", -1)
-        while True:
-            async with self.replica.connection() as conn:
-                cur = await conn.execute(_PAGE, {"snip": SNIPPET_CHARS, "embedder": self.embedder,
-                                                 "doc": after[0], "n": after[1],
-                                                 "page": LOAD_PAGE})
-                rows = await cur.fetchall()
-            if not rows:
-                break
-            after = (rows[-1][0], rows[-1][1])
+        if self.words is not None:
+            self.words.mark_loaded(False)
+            self.words.clear()
+        async for rows in self._pages():
             docs = await _points(rows, self.replica.keys)
+            if self.words is not None:
+                for doc_id, chunks in _word_chunks(rows, docs).items():
+                    self.words.add(doc_id, chunks)
             for doc_id, points in docs.items():
                 if self.store is None and doc_id not in seen:
                     await self.index.replace(doc_id, points)  # reloaded: its old points go
@@ -193,6 +208,9 @@ class IndexFollower:
                 await self.index.delete(doc_id)
             self.docs, self._docs_known = seen, True
         self.cursor = head[0] if head else 0
+        if self.words is not None:
+            await self.words.commit()
+            self.words.mark_loaded(True)
         self._advance(before)
         self.ready, self.loaded_from = True, "replica"
         if old is not None:
@@ -201,6 +219,38 @@ class IndexFollower:
         if self.store is not None:  # what a kept index of another embedder or a build left
             self.store.remove_others(self.generation)
         log.info("index loaded %d chunks at seq %d (%s)", loaded, self.cursor, before)
+
+    async def _pages(self) -> AsyncIterator[list[Any]]:
+        """Every chunk of this embedder on the replica, ``LOAD_PAGE`` rows at a time."""
+        after: tuple[str, int] = ("", -1)
+        while True:
+            async with self.replica.connection() as conn:
+                cur = await conn.execute(_PAGE, {"snip": SNIPPET_CHARS, "embedder": self.embedder,
+                                                 "doc": after[0], "n": after[1],
+                                                 "page": LOAD_PAGE})
+                rows = await cur.fetchall()
+            if not rows:
+                return
+            after = (rows[-1][0], rows[-1][1])
+            yield rows
+
+    async def _load_words(self) -> None:
+        """The keyword index loaded from the replica when the vectors were resumed without it
+        (kept in memory, or not completely on disk). What the replica shows now is at or after
+        the resumed mark, and the feed replayed from the resumed cursor re-reads every document
+        changed since: the two end at the same position."""
+        if self.words is None or self.words.loaded:
+            return
+        self.words.clear()
+        loaded = 0
+        async for rows in self._pages():
+            docs = await _points(rows, self.replica.keys)
+            for doc_id, chunks in _word_chunks(rows, docs).items():
+                self.words.add(doc_id, chunks)
+            loaded += len(rows)
+        await self.words.commit()
+        self.words.mark_loaded(True)
+        log.info("keyword index loaded %d chunks", loaded)
 
     def _advance(self, mark: ConsistencyToken) -> None:
         if mark > self.mark:
@@ -265,6 +315,8 @@ class IndexFollower:
                 self.cursor = changes[-1][0]
             if not step.more:
                 if step.complete:
+                    if self.words is not None:  # searchable before the mark says so
+                        await self.words.commit()
                     self._advance(step.before)
                     self.current = True
                 return
@@ -309,8 +361,13 @@ class IndexFollower:
             cur = await conn.execute(_CHUNKS + " and c.doc_id = any(%(docs)s)",
                                      {"snip": SNIPPET_CHARS, "embedder": self.embedder,
                                       "docs": docs})
-            found = await _points(await cur.fetchall(), self.replica.keys)
+            rows = await cur.fetchall()
+            found = await _points(rows, self.replica.keys)
+        words = (_word_chunks(rows, found) if self.words is not None and index is self.index
+                 else None)
         for doc_id in docs:
+            if words is not None and self.words is not None:
+                self.words.replace(doc_id, words.get(doc_id, []))
             if doc_id in found:
                 await index.replace(doc_id, found[doc_id])
                 if index is self.index and self.store is None:
@@ -370,6 +427,8 @@ class IndexFollower:
             self._build.cancel()
             with contextlib.suppress(BaseException):
                 await self._build
+        if self.words is not None:
+            await self.words.close()
         if self.index is not None:
             await self._save(force=True)
             await self.index.close()

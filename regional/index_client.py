@@ -14,7 +14,16 @@ import aiohttp
 import msgspec
 
 from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable
-from regional.index_service import IndexStatus, ScopeBody, SearchAnswer, SearchBody, hits_of
+from regional.index_service import (
+    IndexStatus,
+    ScopeBody,
+    SearchAnswer,
+    SearchBody,
+    WordsAnswer,
+    WordsBody,
+    hits_of,
+)
+from regional.index_words import WordHit
 from regional.vectors import Hit, Scope
 
 log = logging.getLogger("memorybank.index")
@@ -36,10 +45,14 @@ class SearchIndex(Protocol):
     async def search(self, vector: list[float], scope: Scope, limit: int,
                      token: ConsistencyToken | None = None, wait_s: float = 0.0,
                      ) -> tuple[list[Hit], ConsistencyToken]: ...
+    async def words(self, terms: list[str], scope: Scope, limit: int,
+                    token: ConsistencyToken | None = None, wait_s: float = 0.0,
+                    ) -> tuple[list[WordHit], ConsistencyToken]: ...
 
 
 _encode = msgspec.json.Encoder().encode
 _answer = msgspec.json.Decoder(SearchAnswer)
+_words = msgspec.json.Decoder(WordsAnswer)
 _status = msgspec.json.Decoder(IndexStatus)
 _JSON = {"content-type": "application/json"}
 
@@ -75,9 +88,23 @@ class IndexClient:
         body = SearchBody(vector=vector, scope=ScopeBody.of(scope), limit=limit,
                           after=None if token is None else str(token),
                           wait_ms=int(wait_s * 1000))
+        answer = _answer.decode(await self._post("search", _encode(body), wait_s))
+        return hits_of(answer), ConsistencyToken.parse(answer.mark)
+
+    async def words(self, terms: list[str], scope: Scope, limit: int,
+                    token: ConsistencyToken | None = None, wait_s: float = 0.0,
+                    ) -> tuple[list[WordHit], ConsistencyToken]:
+        """Keyword hits (document, best chunk, score) and the position they cover."""
+        body = WordsBody(terms=terms, scope=ScopeBody.of(scope), limit=limit,
+                         after=None if token is None else str(token), wait_ms=int(wait_s * 1000))
+        answer = _words.decode(await self._post("words", _encode(body), wait_s))
+        return [WordHit(*h) for h in answer.hits], ConsistencyToken.parse(answer.mark)
+
+    async def _post(self, what: str, data: bytes, wait_s: float) -> bytes:
+        """The service's answer to a search; its refusals as this side's errors."""
         assert self._session is not None
         try:
-            async with self._session.post(f"{self.url}/v1/index/search", data=_encode(body),
+            async with self._session.post(f"{self.url}/v1/index/{what}", data=data,
                                           headers=_JSON,
                                           timeout=aiohttp.ClientTimeout(
                                               total=self.timeout_s + wait_s)) as r:
@@ -87,8 +114,7 @@ class IndexClient:
             raise Unavailable(f"this region's search index does not answer "
                               f"({type(exc).__name__})", retry_after=1) from None
         if status == 200:
-            answer = _answer.decode(raw)
-            return hits_of(answer), ConsistencyToken.parse(answer.mark)
+            return raw
         detail = _detail(raw)
         if status == 400:
             raise BadRequest(detail)
@@ -155,6 +181,14 @@ class LocalIndex:
             vector=vector, scope=ScopeBody.of(scope), limit=limit,
             after=None if token is None else str(token), wait_ms=int(wait_s * 1000)))
         return hits_of(answer), ConsistencyToken.parse(answer.mark)
+
+    async def words(self, terms: list[str], scope: Scope, limit: int,
+                    token: ConsistencyToken | None = None, wait_s: float = 0.0,
+                    ) -> tuple[list[WordHit], ConsistencyToken]:
+        answer = await self.service.words(WordsBody(
+            terms=terms, scope=ScopeBody.of(scope), limit=limit,
+            after=None if token is None else str(token), wait_ms=int(wait_s * 1000)))
+        return [WordHit(*h) for h in answer.hits], ConsistencyToken.parse(answer.mark)
 
     async def watch(self) -> None:
         await self.service.follower.run()

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from blobs.room import labels_of
-from mbwire import ConsistencyToken, NotFound, Principal
+from mbwire import ConsistencyToken, NotFound, Principal, Unavailable
 from mbwire.access import TWINS_READABLE_SQL, sql_params
+from regional.index_words import WordHit
 from regional.reads.artifacts import metadata_of
 from regional.replica import Replica
 from regional.vectors import Scope
@@ -43,6 +44,14 @@ _HASHED = re.compile(r"^h[0-9a-f]{16}$")  # what Keyring.blind makes: safe as ts
 HEADLINE = "MaxFragments=1, MaxWords=35, MinWords=12"
 MAX_WORDS = 35
 _WORD = re.compile(r"\w+")
+
+
+class WordSearch(Protocol):
+    """The hub's keyword index, as its worker asks it (``regional.index_client``)."""
+
+    async def words(self, terms: list[str], scope: Scope, limit: int,
+                    token: ConsistencyToken | None = None, wait_s: float = 0.0,
+                    ) -> tuple[list[WordHit], ConsistencyToken]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,22 +167,66 @@ async def reveal(keys: Keyring, doc_id: str, twin_id: str, n: int, sealed: bytes
     return Revealed(text, title, tags, source)
 
 
+# The query's lexemes, and (not for a superuser) the twins whose text the caller may read: one
+# round trip before the keyword index is asked.
+_LEXEMES_READABLE = (
+    "select tsvector_to_array(to_tsvector('english', %(q)s)),"
+    f" case when %(superuser)s then null else array({TWINS_READABLE_SQL}) end")
+
+# The page's rows for the keyword index's hits, in its order (a chunk gone from the replica
+# since the index read it is simply not there).
+_PAGE_OF = (
+    "select h.doc_id, h.rank, ts_headline('english', c.body, {q}, '" + HEADLINE + "'),"
+    " d.title, d.kind, d.twin_id, d.source, d.tags, h.n, c.sealed, a.metadata, " + OCCURRED +
+    " from unnest(%(docs)s::text[], %(ns)s::int[], %(ranks)s::float8[]) with ordinality"
+    " h(doc_id, n, rank, o)"
+    " join knowledge_chunks c on c.doc_id = h.doc_id and c.n = h.n"
+    " join knowledge_docs d on d.doc_id = h.doc_id"
+    " left join artifacts a on a.artifact_id = h.doc_id and d.kind = 'artifact'"
+    " order by h.o")
+
+# Bounds the query's terms sent to the keyword index (a question of a thousand words still
+# asks for its first thousand distinct lexemes and their hashes).
+TERMS_MAX = 1000
+
+
 async def keyword_search(
-    replica: Replica, principal: Principal, query: str, scope: Scope, limit: int
+    replica: Replica, principal: Principal, query: str, scope: Scope, limit: int,
+    index: WordSearch | None = None, token: ConsistencyToken | None = None, wait_s: float = 0.0,
 ) -> tuple[list[KeywordHit], ConsistencyToken, int]:
-    """Documents by their best chunk's ``ts_rank``, the replay position read before the query
-    on the same connection (what the answer reflects at least), and how many distinct terms
-    (lexemes) the query has (hybrid fusion weighs its keyword side by it)."""
-    where, params = filter_sql(scope)
+    """Documents by their best chunk's score, what the answer reflects at least, and how many
+    distinct terms (lexemes) the query has (hybrid fusion weighs its keyword side by it).
+
+    The hub's keyword index (``index``: BM25, ``regional.index_words``) ranks when it covers the
+    caller's token (or is current, without one) within ``wait_s``; else Postgres ranks on the
+    replica (``ts_rank`` over every match), so keyword search stays in the region whatever
+    its index service does."""
     words = any_word(query)
+    q = "websearch_to_tsquery('english', %(q)s)"
+    if index is not None:
+        async with replica.connection() as conn:
+            cur = await conn.execute(_LEXEMES_READABLE, {**sql_params(principal), "q": words})
+            found = await cur.fetchone()
+        lexemes: list[str] = list(found[0]) if found else []
+        readable = None if found is None or found[1] is None else frozenset(found[1])
+        hashed = [h for h in await blinded(replica.keys, lexemes) if _HASHED.match(h)]
+        try:
+            ranked, mark = await index.words(list(dict.fromkeys([*lexemes, *hashed]))[:TERMS_MAX],
+                                             replace(scope, readable=readable), limit, token,
+                                             wait_s)
+        except Unavailable as exc:  # ReplicaBehind too: behind the token, not current, busy
+            log.info("keyword search on the replica: the index did not answer (%s)", exc)
+        else:
+            hits = await _shown(replica, ranked, words, hashed, lexemes)
+            return hits, mark, len(set(lexemes))
+    where, params = filter_sql(scope)
     # The tsquery is written out in each place (not joined from a CTE) so the planner sees a
     # constant and uses the GIN index (joined, it scanned every chunk: 28 ms at 10k chunks).
-    q = "websearch_to_tsquery('english', %(q)s)"
     async with replica.connection() as conn:
         answered = await replica.floor(conn)
         cur = await conn.execute(_LEXEMES, (words,))
         found = await cur.fetchone()
-        lexemes: list[str] = list(found[0]) if found else []
+        lexemes = list(found[0]) if found else []
         hashed = [h for h in await blinded(replica.keys, lexemes) if _HASHED.match(h)]
         if hashed:
             q = f"({q} || %(hq)s::tsquery)"
@@ -200,12 +253,33 @@ async def keyword_search(
         params.update(sql_params(principal), q=words, limit=limit)
         cur = await conn.execute(sql, params)
         rows = await cur.fetchall()
+    return await _hits(replica.keys, rows, lexemes), answered, len(set(lexemes))
+
+
+async def _shown(replica: Replica, ranked: Sequence[WordHit], words: str, hashed: list[str],
+                 lexemes: list[str]) -> list[KeywordHit]:
+    """The keyword index's hits as shown: their rows read from the replica."""
+    if not ranked:
+        return []
+    q = "websearch_to_tsquery('english', %(q)s)"
+    params: dict[str, Any] = {"q": words, "docs": [h.doc_id for h in ranked],
+                              "ns": [h.n for h in ranked], "ranks": [h.score for h in ranked]}
+    if hashed:
+        q = f"({q} || %(hq)s::tsquery)"
+        params["hq"] = " | ".join(hashed)
+    async with replica.connection() as conn:
+        cur = await conn.execute(_PAGE_OF.format(q=q), params)
+        rows = await cur.fetchall()
+    return await _hits(replica.keys, rows, lexemes)
+
+
+async def _hits(keys: Keyring, rows: Sequence[Any], lexemes: Sequence[str]) -> list[KeywordHit]:
     hits = []
     for r in rows:
         if r[9] is None:
             hits.append(KeywordHit(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6], list(r[7])))
             continue
-        opened = await reveal(replica.keys, r[0], r[5], r[8], r[9], r[10])
+        opened = await reveal(keys, r[0], r[5], r[8], r[9], r[10])
         if opened is None:
             continue
         if r[4] == "event":  # titled by its type; no tags or source
@@ -214,4 +288,4 @@ async def keyword_search(
         else:
             hits.append(KeywordHit(r[0], float(r[1]), headline(opened.text, lexemes),
                                    opened.title, r[4], r[5], opened.source, opened.tags))
-    return hits, answered, len(set(lexemes))
+    return hits

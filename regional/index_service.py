@@ -3,6 +3,7 @@ in the local stack), however many workers the hub runs. The workers embed the qu
 here (``regional.index_client``); this process holds the one shard and its one follower.
 
     POST /v1/index/search   {vector, scope, limit, after?, wait_ms}  -> {hits, mark}
+    POST /v1/index/words    {terms, scope, limit, after?, wait_ms}   -> {hits, mark}
     GET  /v1/index/status                                           -> IndexStatus
     GET  /healthz           IndexStatus (200 while the process and its replica answer)
 
@@ -32,6 +33,7 @@ from mbhttp import exception_handlers, setup_logging
 from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable, cells
 from regional.index import IndexFollower, make_index
 from regional.index_store import IndexStore
+from regional.index_words import WordHit, WordIndex
 from regional.replica import ReplayClock, Replica
 from regional.search import hub_embedder
 from regional.settings import HubSettings
@@ -67,6 +69,19 @@ class SearchBody(msgspec.Struct, frozen=True, kw_only=True):
     wait_ms: int = 0
 
 
+class WordsBody(msgspec.Struct, frozen=True, kw_only=True):
+    terms: list[str]  # the query's lexemes and their keyed hashes (``regional.index_keyword``)
+    scope: ScopeBody
+    limit: int = msgspec.field(default=10)
+    after: str | None = None
+    wait_ms: int = 0
+
+
+class WordsAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    hits: list[tuple[str, int, float]]  # (document, its best chunk, BM25 score), best first
+    mark: str
+
+
 class HitBody(msgspec.Struct, frozen=True, array_like=True):
     doc_id: str
     score: float
@@ -89,6 +104,8 @@ class IndexStatus(msgspec.Struct, frozen=True, kw_only=True):
     generation: int
     loaded_from: str        # replica | disk | server (how the last start got its points)
     builds: int             # HNSW builds swapped in since start
+    words: int = 0          # chunks in the keyword index
+    word_searches: int = 0  # keyword searches it answered since start
 
 
 def hits_of(answer: SearchAnswer) -> list[Hit]:
@@ -114,11 +131,14 @@ class IndexService:
         root = Path(settings.index_dir) if settings.index_dir else None
         store = (IndexStore(root, embedder.name, embedder.dim)
                  if root is not None and not settings.qdrant_url else None)
+        # The keyword index beside the shard on disk; in memory (loaded at start) otherwise.
+        words = WordIndex(root / "words" if root is not None and store is not None else None)
         self.follower = IndexFollower(
             self.replica, self.clock,
             None if store else make_index(embedder, settings.qdrant_url), embedder.name,
-            store=store, build_after=settings.index_build_after)
+            store=store, build_after=settings.index_build_after, words=words)
         self.searches = 0
+        self.word_searches = 0
 
     async def status(self) -> IndexStatus:
         f = self.follower
@@ -129,28 +149,53 @@ class IndexService:
             state=f.state, position=str(f.mark),
             replica_position=str(ConsistencyToken(self.clock.position)),
             lag_bytes=max(0, self.clock.position - f.mark.lsn), cursor=f.cursor, points=points,
-            unbuilt=unbuilt, generation=f.generation, loaded_from=f.loaded_from, builds=f.builds)
+            unbuilt=unbuilt, generation=f.generation, loaded_from=f.loaded_from, builds=f.builds,
+            words=f.words.count() if f.words is not None and f.ready else 0,
+            word_searches=self.word_searches)
 
-    async def search(self, body: SearchBody) -> SearchAnswer:
+    async def _covering(self, after: str | None, wait_ms: int) -> ConsistencyToken:
+        """Waits until the index covers ``after`` (or is current, without one); the mark the
+        answer covers. Counts the search in flight: the caller releases it."""
         f = self.follower
         if self.searches >= self.settings.index_searches_max:
             raise Unavailable(f"this region's search index has {self.searches} searches in "
                               "flight, its bound", retry_after=1)
         self.searches += 1
         try:
-            if body.after is not None:
-                await f.wait_for(ConsistencyToken.parse(body.after), body.wait_ms / 1000)
+            if after is not None:
+                await f.wait_for(ConsistencyToken.parse(after), wait_ms / 1000)
             elif not f.current:
                 raise ReplicaBehind(
                     f"this region's search index is {f.state} (at {f.mark}; the replica is at "
                     f"{ConsistencyToken(self.clock.position)}): another region answers",
                     retry_after=1)
-            mark = f.mark  # read before the search: the answer covers it
-            hits = await f.index.search(body.vector, body.scope.scope(), max(1, body.limit))
+        except BaseException:
+            self.searches -= 1
+            raise
+        return f.mark  # read before the search: the answer covers it
+
+    async def search(self, body: SearchBody) -> SearchAnswer:
+        mark = await self._covering(body.after, body.wait_ms)
+        try:
+            hits = await self.follower.index.search(body.vector, body.scope.scope(),
+                                                    max(1, body.limit))
         finally:
             self.searches -= 1
         return SearchAnswer(hits=[HitBody(h.doc_id, h.score, h.payload) for h in hits],
                             mark=str(mark))
+
+    async def words(self, body: WordsBody) -> WordsAnswer:
+        words = self.follower.words
+        if words is None:
+            raise Unavailable("this region's index keeps no keyword index", retry_after=1)
+        mark = await self._covering(body.after, body.wait_ms)
+        try:
+            hits: list[WordHit] = await words.search(body.terms, body.scope.scope(),
+                                                     max(1, body.limit))
+        finally:
+            self.searches -= 1
+        self.word_searches += 1
+        return WordsAnswer(hits=[(h.doc_id, h.n, h.score) for h in hits], mark=str(mark))
 
 
 def create_app(settings: HubSettings | None = None) -> Litestar:
@@ -166,6 +211,14 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise BadRequest(f"not a search: {exc}") from None
         return await service.search(body)
+
+    @post("/v1/index/words", status_code=200)
+    async def words(request: Request[Any, Any, Any]) -> WordsAnswer:
+        try:
+            body = msgspec.json.decode(await request.body(), type=WordsBody)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadRequest(f"not a keyword search: {exc}") from None
+        return await service.words(body)
 
     @get(["/v1/index/status", "/healthz"])
     async def status() -> IndexStatus:
@@ -187,6 +240,6 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
             await service.follower.close()
             await service.replica.close()
 
-    return Litestar(route_handlers=[search, status], lifespan=[lifespan],
+    return Litestar(route_handlers=[search, words, status], lifespan=[lifespan],
                     exception_handlers=exception_handlers(), logging_config=None,
                     openapi_config=None, request_max_body_size=1 << 20)

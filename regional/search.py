@@ -1,8 +1,9 @@
-"""query_knowledge at the hub: semantic (this hub's vector index), keyword (Postgres full text on
-its replica) or hybrid (both, their scores fused: ``knowledge.fuse.combine``). Tenant safety is
-inside both queries (the vector filter and the SQL condition). With a consistency token T the
-query waits until the replica and the index both cover T (or answers 503); the answer's token is
-what it reflects.
+"""query_knowledge at the hub: semantic (this hub's vector index), keyword (its keyword index,
+BM25, or Postgres full text on its replica when that index cannot answer) or hybrid (both,
+their scores fused: ``knowledge.fuse.combine``). Tenant safety is inside every query (the
+index's filters, the SQL condition). With a consistency token T the query waits until the
+replica and the index both cover T (or answers 503; keyword search falls back to the replica);
+the answer's token is what it reflects.
 
 A twin's chunks (text artifacts) are sealed at rest and indexed by keyed hashes: a filter's tags
 and source are asked for in both forms (as knowledge has them, and hashed), and a vector hit of
@@ -102,7 +103,8 @@ class KnowledgeSearch:
         # another (the caller's readable twins) and the query's embedding, themselves side by
         # side.
         words_task = (asyncio.create_task(
-            keyword_search(self.replica, principal, q.query, scope, depth))
+            keyword_search(self.replica, principal, q.query, scope, depth, self.index, token,
+                           wait_s))
             if q.mode in ("keyword", "hybrid") else None)
         vectors: list[Hit] = []
         words: list[KeywordHit] = []

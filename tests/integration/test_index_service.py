@@ -56,7 +56,11 @@ async def test_a_killed_index_service_resumes_from_disk_and_another_region_answe
     assert r.status_code == 200 and hub_of(r) == "ams", r.text
     url = live.topology.indexes["ams"]
     before = await index_status(http, url)
-    assert before["state"] == "current" and before["points"] >= 5
+    assert before["state"] == "current" and before["points"] >= 5 and before["words"] >= 5
+    # Keyword search is ranked by the service's keyword index.
+    r = await search(live, http, "ams", {"query": word, "mode": "keyword"}, token=token)
+    assert r.status_code == 200 and hub_of(r) == "ams" and len(ids(r)) == 5, r.text
+    assert (await index_status(http, url))["word_searches"] > before["word_searches"]
 
     name = "index-ams"
     record = next(c for c in live.stack.status().children if c.name == name)
@@ -68,7 +72,7 @@ async def test_a_killed_index_service_resumes_from_disk_and_another_region_answe
         # The hub refuses a token-less semantic search (503): the edge asks another region.
         r = await search(live, http, "ams", {"query": TOPICS[5][1], "mode": "semantic"})
         assert r.status_code == 200 and hub_of(r) != "ams", r.text
-        # Keyword search needs no vector index: ams still answers it.
+        # Keyword search needs no index service: ams still answers it (Postgres ranks).
         r = await search(live, http, "ams", {"query": word, "mode": "keyword"})
         assert r.status_code == 200 and hub_of(r) == "ams", r.text
         # Written while ams's index service is down.
@@ -82,4 +86,9 @@ async def test_a_killed_index_service_resumes_from_disk_and_another_region_answe
     r = await search(live, http, "ams", {"query": TOPICS[5][1], "mode": "semantic"},
                      token=token)
     assert hub_of(r) == "ams" and late in ids(r)[:5], r.text
+    # Its keyword index resumed from disk too, and followed the feed to the late write.
+    assert after["words"] >= before["words"]
+    r = await search(live, http, "ams", {"query": word, "mode": "keyword"}, token=token)
+    assert hub_of(r) == "ams" and late in ids(r), r.text
+    assert (await index_status(http, url))["word_searches"] >= 1
     await until(lambda: hub_index_is(live, http, "ams", "current"))

@@ -20,6 +20,7 @@ from regional.index import IndexFollower
 from regional.index_client import LocalIndex
 from regional.index_service import IndexService
 from regional.index_store import STATE, IndexStore
+from regional.index_words import WordIndex
 from regional.replica.feed import FeedStep
 from regional.replica.pool import REPLAY_SQL
 from regional.settings import HubSettings
@@ -61,7 +62,8 @@ class Replica:
     def put(self, doc: str, *, write_feed: bool = True) -> None:
         self.chunks[doc] = [
             (doc, n, [self.rng.random() for _ in range(DIM)], "knowledge", None, ["t"], None,
-             doc, "snippet", None) for n in range(2)]
+             doc, "snippet", None, f"'{doc}':1 'every':" + ",".join(map(str, range(2, n + 3))))
+            for n in range(2)]
         if write_feed:
             self._changed(doc)
 
@@ -120,6 +122,11 @@ def follower(replica: Replica, root: Path, embedder: str = "e", **kw: Any) -> In
                          store=IndexStore(root, embedder, DIM), **kw)
 
 
+def with_words(replica: Replica, root: Path) -> IndexFollower:
+    """A follower keeping the keyword index too, on disk beside the shard (as the service)."""
+    return follower(replica, root, build_after=10**9, words=WordIndex(root / "words"))
+
+
 def local_index(f: IndexFollower) -> LocalIndex:
     settings = HubSettings(region="ams", replica_url="", redis_url="", central_url="",
                            hop_secret="h", central_secret="c")
@@ -161,6 +168,46 @@ async def test_a_restart_resumes_from_disk_and_waits_for_the_feed(tmp_path: Path
     hits, _ = await index.search(VECTOR, EVERYONE, 100)
     assert "doc-new" in {h.doc_id for h in hits}
     await second.close()
+
+
+async def test_the_keyword_index_resumes_from_disk_and_follows_the_feed(tmp_path: Path) -> None:
+    replica = Replica(docs=30)
+    first = with_words(replica, tmp_path)
+    await first.start()
+    await first.step()
+    index = local_index(first)
+    hits, _ = await index.words(["doc-007"], EVERYONE, 5)
+    assert [(h.doc_id, h.n) for h in hits] == [("doc-007", 0)]  # its best chunk, once
+    hits, _ = await index.words(["every"], EVERYONE, 100)
+    assert len(hits) == 30 and all(h.n == 1 for h in hits)   # "every" twice in chunk 1
+    await first.close()
+    read = replica.chunk_reads
+    replica.put("doc-new")  # written while the service was down
+    replica.drop("doc-007")
+
+    second = with_words(replica, tmp_path)
+    index = local_index(second)
+    await second.start()
+    assert second.loaded_from == "disk" and replica.chunk_reads == read  # nor its words
+    assert second.words is not None and second.words.count() == 60
+    with pytest.raises(ReplicaBehind, match="catching up"):  # not current: refused
+        await index.words(["doc-new"], EVERYONE, 5)
+    with pytest.raises(ReplicaBehind):  # a token past it: waits, then 503
+        await index.words(["doc-new"], EVERYONE, 5, token=T(replica.position), wait_s=0.01)
+    await second.step()
+    hits, mark = await index.words(["doc-new", "doc-007"], EVERYONE, 5,
+                                   token=T(replica.position))
+    assert [h.doc_id for h in hits] == ["doc-new"] and mark == T(replica.position)
+    await second.close()
+
+    # A load that did not finish leaves no "loaded" mark: the next start loads the words again.
+    assert second.words is not None
+    second.words.mark_loaded(False)
+    third = with_words(replica, tmp_path)
+    await third.start()
+    assert third.loaded_from == "disk" and replica.chunk_reads > read
+    assert third.words is not None and third.words.count() == 60
+    await third.close()
 
 
 async def test_an_index_of_another_embedder_or_a_broken_state_is_loaded_again(

@@ -194,6 +194,11 @@ async def main() -> None:
                 print(f"{size} chunks ({args.vectors} vectors): loaded and indexed at sin in "
                       f"{time.perf_counter() - t0:.1f} s")
                 await built(http, topo.indexes["sin"], size)
+                # ams builds its graph too, on the same 2 cores: measured once it is done.
+                await built(http, topo.indexes["ams"], size, quiet=True)
+                for n in range(20):  # warm: the swapped-in shard's pages, each path once
+                    await query(http, edge, jwts[n % 8], {
+                        "query": text(rng, 4), "mode": ("semantic", "keyword", "hybrid")[n % 3]})
                 i = 0
                 for mode in ("semantic", "keyword", "hybrid"):
                     for filtered, tenant in ((False, True), (True, True), (False, False)):
@@ -226,7 +231,7 @@ async def main() -> None:
             print(f"ingest (commit at primary) -> searchable via sin edge: {pct(visible)}")
 
 
-async def built(http: httpx.AsyncClient, url: str, size: int) -> None:
+async def built(http: httpx.AsyncClient, url: str, size: int, *, quiet: bool = False) -> None:
     """Waits for the index service's HNSW build (when the size calls for one) and prints what
     its shard costs."""
     t0 = time.perf_counter()
@@ -235,6 +240,8 @@ async def built(http: httpx.AsyncClient, url: str, size: int) -> None:
         if status["unbuilt"] < 5000 or time.perf_counter() - t0 > 900:
             break
         await asyncio.sleep(0.5)
+    if quiet:
+        return
     print(f"  index service: {status['points']} points, {status['unbuilt']} unbuilt, "
           f"{status['builds']} HNSW builds swapped in (waited {time.perf_counter() - t0:.1f} s"
           " after the load was searchable)")

@@ -13,6 +13,10 @@ after one warm call), beside ``select 1`` on the same connection:
 - then: the rule as a condition over every twin (the query of 7783f8c);
 - now: the caller's own twins and its grants, each by its index (``TWINS_READABLE_SQL``).
 
+And the ten newest artifacts it may read (get_recommendations for a twin with nothing to go on),
+as a tenant and as a superuser: before, every artifact joined to the rule and sorted (the query
+of 13bec5e); now, newest first by the indexes of migration 0018 (``regional.recommend``).
+
 Everything shares this machine's cores: read the ratios, not the milliseconds."""
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from popular_bench import mean_ms, on_bare_primary  # noqa: E402
 
 from central.migrate import apply_migrations  # noqa: E402
 from mbwire.access import TWIN_READABLE_SQL, TWINS_READABLE_SQL  # noqa: E402
+from regional.recommend import _NEWEST_ARTIFACTS, _NEWEST_READABLE_ARTIFACTS  # noqa: E402
 
 CALLER = "owner-0"
 QUERIES = {
@@ -37,6 +42,16 @@ QUERIES = {
         f" where d.kind = 'artifact' and {TWIN_READABLE_SQL}"),
     "then: the rule over every twin": f"select t.twin_id from twins t where {TWIN_READABLE_SQL}",
     "now: own twins and grants, by index": TWINS_READABLE_SQL,
+}
+
+_BEFORE = ("select d.doc_id, d.title, d.twin_id from knowledge_docs d join twins t"
+           f" using (twin_id) where d.kind = 'artifact' and d.twin_id <> %(twin)s"
+           f" and {TWIN_READABLE_SQL} order by d.updated_at desc, d.doc_id limit %(limit)s")
+NEWEST = {  # name: (query, superuser)
+    "before: tenant, every artifact sorted": (_BEFORE, False),
+    "now: tenant, each readable twin's newest": (_NEWEST_READABLE_ARTIFACTS, False),
+    "before: superuser, every artifact sorted": (_BEFORE, True),
+    "now: superuser, newest first by index": (_NEWEST_ARTIFACTS, True),
 }
 
 
@@ -80,6 +95,16 @@ async def run(url: str, sizes: list[int], reps: int) -> None:
                   f" select 1 = {anchor:.3f} ms")
             for name, sql in QUERIES.items():
                 ms = await mean_ms(lambda sql=sql: q(sql, params), reps)  # type: ignore[misc]
+                print(f"  {name:<40} {ms:9.3f} ms  {ms / anchor:9.1f}x")
+            print("  the ten newest artifacts it may read, not twin-0's:")
+            for name, (sql, root) in NEWEST.items():
+                args = {**params, "superuser": root, "twin": "twin-0", "limit": 10}
+                async with conn.transaction(force_rollback=True):
+                    if name.startswith("before"):  # as it ran: without migration 0018's indexes
+                        await conn.execute("drop index knowledge_docs_artifacts_newest,"
+                                           " knowledge_docs_twin_artifacts_newest")
+                    ms = await mean_ms(lambda sql=sql, args=args: q(sql, args),  # type: ignore[misc]
+                                       reps)
                 print(f"  {name:<40} {ms:9.3f} ms  {ms / anchor:9.1f}x")
 
 

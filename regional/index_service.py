@@ -48,17 +48,18 @@ class ScopeBody(msgspec.Struct, frozen=True, kw_only=True):
     sources: list[str] = msgspec.field(default_factory=list)
     kind: str | None = None
     twin_id: str | None = None
+    not_twin: str | None = None
 
     def scope(self) -> Scope:
         return Scope(readable=None if self.readable is None else frozenset(self.readable),
                      tags=tuple(self.tags), sources=tuple(self.sources), kind=self.kind,
-                     twin_id=self.twin_id)
+                     twin_id=self.twin_id, not_twin=self.not_twin)
 
     @classmethod
     def of(cls, scope: Scope) -> ScopeBody:
         return cls(readable=None if scope.readable is None else sorted(scope.readable),
                    tags=list(scope.tags), sources=list(scope.sources), kind=scope.kind,
-                   twin_id=scope.twin_id)
+                   twin_id=scope.twin_id, not_twin=scope.not_twin)
 
 
 class SearchBody(msgspec.Struct, frozen=True, kw_only=True):

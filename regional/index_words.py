@@ -170,9 +170,12 @@ class WordIndex:
             filters.append(Q.term_query(s, "kind", scope.kind))
         if scope.twin_id is not None:
             filters.append(Q.term_query(s, "twin", scope.twin_id))
-        if not filters:
+        but = ([(tantivy.Occur.MustNot, Q.term_query(s, "twin", scope.not_twin))]
+               if scope.not_twin is not None else [])
+        if not filters and not but:
             return words
-        return Q.boolean_query([(must, words), *((must, Q.boost_query(f, 0.0)) for f in filters)])
+        return Q.boolean_query([(must, words), *((must, Q.boost_query(f, 0.0)) for f in filters),
+                                *but])
 
     def _search(self, terms: Sequence[str], scope: Scope, limit: int) -> list[WordHit]:
         searcher = self._searcher

@@ -23,7 +23,7 @@ from litestar import Request, Response
 
 from mbhttp import require_principal
 from mbwire import ConsistencyToken, Principal, Unprocessable
-from mbwire.access import TWIN_READABLE_SQL, sql_params
+from mbwire.access import TWINS_READABLE_SQL, sql_params
 from mbwire.params import int_param
 from mbwire.types_agents import Recommendation, Recommendations
 from regional.agents import Reads
@@ -37,8 +37,6 @@ from regional.vectors import Scope
 KINDS = {"knowledge": "knowledge", "artifacts": "artifact", "agents": "agent"}
 _EVENTS = ("select type, payload, seq from events where twin_id = %s"
            " order by created_at desc, event_id desc limit 20")
-_ARTIFACT_TWINS = ("select distinct d.twin_id from knowledge_docs d join twins t using (twin_id)"
-                   f" where d.kind = 'artifact' and d.twin_id <> %(twin)s and {TWIN_READABLE_SQL}")
 _BY_INTERESTS = f"""
 select sub, name, shared, n from (
   select a.sub, a.name, cardinality(a.interests) n,
@@ -50,10 +48,18 @@ select a.sub, a.name, ts_rank(a.tsv, websearch_to_tsquery('english', %(q)s)),
        a.name || ' ' || a.description || ' ' || array_to_string(a.interests, ' ')
 from agents a where {LISTED} and a.tsv @@ websearch_to_tsquery('english', %(q)s)
 order by 3 desc, a.sub limit %(limit)s"""
-_NEWEST_ARTIFACTS = ("select d.doc_id, d.title, d.twin_id from knowledge_docs d join twins t"
-                     f" using (twin_id) where d.kind = 'artifact' and d.twin_id <> %(twin)s"
-                     f" and {TWIN_READABLE_SQL} order by d.updated_at desc, d.doc_id"
-                     " limit %(limit)s")
+# The newest artifacts the caller may read, not this twin's, by the newest-first indexes
+# (migration 0018): a superuser's from everyone's, stopped at the page; a tenant's as the newest
+# page of each twin it may read (found by the policy's indexes), then the newest of those.
+_NEWEST = "select d.doc_id, d.title, d.twin_id, d.updated_at from knowledge_docs d"
+_NEWEST_ARTIFACTS = (
+    f"{_NEWEST} where %(superuser)s and d.kind = 'artifact' and d.twin_id <> %(twin)s"
+    " order by d.updated_at desc, d.doc_id limit %(limit)s")
+_NEWEST_READABLE_ARTIFACTS = (
+    f"select n.doc_id, n.title, n.twin_id from ({TWINS_READABLE_SQL}) r(twin_id)"
+    f" cross join lateral ({_NEWEST} where d.twin_id = r.twin_id and d.kind = 'artifact'"
+    " order by d.updated_at desc, d.doc_id limit %(limit)s) n"
+    " where r.twin_id <> %(twin)s order by n.updated_at desc, n.doc_id limit %(limit)s")
 
 
 def popular_reason(why: str, tags: list[str], otherwise: str) -> str:
@@ -109,19 +115,21 @@ async def _popular_docs(conn: psycopg.AsyncConnection[Any], principal: Principal
                                score=round(float(r[2]) / top, 4), reason=popular_reason(
                                    "on the most common topics", r[3], "recently added"))
                 for r in rows]
-    cur = await conn.execute(_NEWEST_ARTIFACTS,
-                             {**sql_params(principal), "twin": twin_id, "limit": limit})
+    cur = await conn.execute(
+        _NEWEST_ARTIFACTS if principal.is_superuser else _NEWEST_READABLE_ARTIFACTS,
+        {**sql_params(principal), "twin": twin_id, "limit": limit})
     return [Recommendation(id=r[0], kind="artifact", title=r[1], score=round(1 / (i + 1), 4),
                            reason=f"recently added to twin {r[2]!r}, which you may read; "
                                   f"{POPULAR}") for i, r in enumerate(await cur.fetchall())]
 
 
-async def _similar_docs(knowledge: KnowledgeSearch, readable: frozenset[str], basis: Basis,
+async def _similar_docs(knowledge: KnowledgeSearch, readable: frozenset[str] | None,
+                        twin_id: str, basis: Basis,
                         kind: str, limit: int, token: ConsistencyToken | None, wait_s: float,
                         ) -> tuple[list[Recommendation], ConsistencyToken]:
     vector = (await knowledge.embedder.embed([basis.text()]))[0]
     hits, mark = await knowledge.vectors(  # a twin's text: sealed, opened
-        vector, Scope(readable=readable, kind=kind), limit, token, wait_s)
+        vector, Scope(readable=readable, kind=kind, not_twin=twin_id), limit, token, wait_s)
     out = []
     for hit in hits:
         p = hit.payload
@@ -160,17 +168,21 @@ async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
         found: dict[str, list[Recommendation]] = {}
         if "agent" in kinds:
             found["agent"] = await _agents(conn, basis, [principal.sub, entry.owner_sub], limit)
-        readable: frozenset[str] = frozenset()
+        # The twins whose artifacts it may be shown: those the caller may read (by the policy's
+        # indexes, not a pass over every artifact), never this twin (what it produced).
+        readable: frozenset[str] | None = frozenset()
         if docs and basis.empty:
             for kind in docs:
                 found[kind] = await _popular_docs(conn, principal, kind, twin_id, limit)
+        elif "artifact" in docs and principal.is_superuser:
+            readable = None
         elif "artifact" in docs:
-            cur = await conn.execute(_ARTIFACT_TWINS, {**sql_params(principal), "twin": twin_id})
-            readable = frozenset(r[0] for r in await cur.fetchall())
+            cur = await conn.execute(TWINS_READABLE_SQL, sql_params(principal))
+            readable = frozenset(r[0] for r in await cur.fetchall()) - {twin_id}
     if docs and not basis.empty:
         for kind in docs:  # the index covers the token too, and says what it answered at
-            found[kind], mark = await _similar_docs(knowledge, readable, basis, kind, limit,
-                                                    token, wait_s)
+            found[kind], mark = await _similar_docs(knowledge, readable, twin_id, basis, kind,
+                                                    limit, token, wait_s)
             answered = min(answered, mark)
     items = interleave([found.get(k, []) for k in kinds], limit)
     body = Recommendations(twin_id=twin_id, items=items,

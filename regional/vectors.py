@@ -57,6 +57,7 @@ class Scope:
     sources: Sequence[str] = field(default_factory=tuple)
     kind: str | None = None
     twin_id: str | None = None
+    not_twin: str | None = None  # none of this twin's (recommendations: not what it produced)
 
 
 class VectorIndex(Protocol):
@@ -99,7 +100,9 @@ def qdrant_filter(scope: Scope, lib: Any = models) -> Any:
         value = getattr(scope, key)
         if value is not None:
             must.append(lib.FieldCondition(key=key, match=lib.MatchValue(value=value)))
-    return lib.Filter(must=must) if must else None
+    must_not = ([lib.FieldCondition(key="twin_id", match=lib.MatchValue(value=scope.not_twin))]
+                if scope.not_twin is not None else None)
+    return lib.Filter(must=must or None, must_not=must_not) if must or must_not else None
 
 
 def doc_filter(doc_id: str, lib: Any = models, *, from_n: int = 0) -> Any:

@@ -1,7 +1,7 @@
 """No full scans per request, on a bare primary: an events page after its first is planned over
 the partitions from its cursor's day on (not all 30 days'), a feed prune walks the primary key in
-bounded batches instead of scanning the feed, and a caller's readable twins come from the
-indexes."""
+bounded batches instead of scanning the feed, and a caller's readable twins and the newest
+artifacts it may read come from the indexes."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from devstack.launcher import Stack
 from mbwire.access import TWINS_READABLE_SQL, sql_params
 from mbwire.types import Principal
 from regional.reads.history import cursor_parts, events_page, events_query, since_and_floor
+from regional.recommend import _NEWEST_ARTIFACTS, _NEWEST_READABLE_ARTIFACTS
 from sealing import Keyring, KeyStore
 
 pytestmark = pytest.mark.integration
@@ -140,3 +141,48 @@ async def test_a_callers_readable_twins_are_found_by_index_not_by_a_pass_over_tw
     assert not [n for n in plan if n["Node Type"] == "Seq Scan"], plan
     assert sum(n["Actual Rows"] for n in plan if "Relation Name" in n) <= 300, plan
     assert found == {f"rt{g}" for g in range(10)} | {f"rt{g}" for g in range(100, 20000, 100)}
+
+
+async def test_the_newest_artifacts_are_read_newest_first_by_index_not_sorted_from_all(
+        conn: Any) -> None:
+    """A twin with nothing to go on gets the newest artifacts the caller may read: a superuser's
+    walk one index newest first and stop at the page; a tenant's are each readable twin's
+    newest page. Neither sorts every artifact (100,000 here) per call, and both answer what the
+    rule says."""
+    async with conn.transaction(force_rollback=True):
+        await conn.execute(
+            "insert into twins (twin_id, owner_sub, state, profile, version, compacted)"
+            " select 'nt' || g, 'owner-' || (g / 10), '', '{}', 1, 1"
+            " from generate_series(0, 9999) g")
+        await conn.execute(
+            "insert into twin_grants (twin_id, sub, access, granted_by)"
+            " select 'nt' || g, 'owner-0', 'read', 'x' from generate_series(500, 9999, 500) g")
+        await conn.execute(
+            "insert into knowledge_docs (doc_id, kind, twin_id, owner_sub, title, updated_at)"
+            " select 'na' || g, 'artifact', 'nt' || (g % 10000), 'x', 't' || g,"
+            " now() - make_interval(secs => (g * 7919) % 100000)"
+            " from generate_series(0, 99999) g")
+        await conn.execute("analyze knowledge_docs")
+        await conn.execute("analyze twins")
+        await conn.execute("analyze twin_grants")
+        expected = {}
+        for who in (Principal(sub="root", tier="internal"), Principal(sub="owner-0", tier="pro")):
+            args = {**sql_params(who), "twin": "nt3", "limit": 10}
+            sql = _NEWEST_ARTIFACTS if who.is_superuser else _NEWEST_READABLE_ARTIFACTS
+            plan = await plan_of(conn, sql, args, analyze=True)
+            assert not [n for n in plan if n["Node Type"] in ("Seq Scan", "Sort")
+                        and n.get("Relation Name") == "knowledge_docs"], plan
+            read = sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in plan
+                       if n.get("Relation Name") == "knowledge_docs")
+            assert read <= 400, plan
+            got = [r[0] for r in await (await conn.execute(sql, args)).fetchall()]
+            rule = ("" if who.is_superuser else
+                    " and (d.twin_id like 'nt_' or d.twin_id in"
+                    " (select twin_id from twin_grants where sub = 'owner-0'))")
+            want = await (await conn.execute(
+                "select d.doc_id from knowledge_docs d where d.kind = 'artifact'"
+                f" and d.twin_id <> 'nt3'{rule} order by d.updated_at desc, d.doc_id limit 10"
+            )).fetchall()
+            expected[who.sub] = [r[0] for r in want]
+            assert got == expected[who.sub], (who.sub, got)
+    assert expected["root"] != expected["owner-0"]

@@ -37,7 +37,7 @@ scopes = st.builds(
     tags=st.lists(st.sampled_from(TAGS), max_size=1).map(tuple),
     sources=st.lists(st.just("web"), max_size=1).map(tuple),
     kind=st.sampled_from([None, "knowledge", "artifact"]),
-    twin_id=st.sampled_from([None, *TWINS]))
+    twin_id=st.sampled_from([None, *TWINS]), not_twin=st.sampled_from([None, *TWINS]))
 
 
 def admitted(c: WordChunk, terms: list[str], scope: Scope) -> bool:
@@ -46,7 +46,8 @@ def admitted(c: WordChunk, terms: list[str], scope: Scope) -> bool:
             and (not scope.tags or bool(set(c.tags) & set(scope.tags)))
             and (not scope.sources or c.source in scope.sources)
             and (scope.kind is None or c.kind == scope.kind)
-            and (scope.twin_id is None or c.twin_id == scope.twin_id))
+            and (scope.twin_id is None or c.twin_id == scope.twin_id)
+            and (scope.not_twin is None or c.twin_id != scope.not_twin))
 
 
 @settings(max_examples=60, deadline=None)

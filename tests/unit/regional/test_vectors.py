@@ -87,6 +87,10 @@ def test_request_filters(adapter: str) -> None:
         assert await ids(Scope(None, twin_id="ada")) == ["a1"]
         assert await ids(Scope(frozenset(), twin_id="ada")) == []
         assert await ids(Scope(frozenset({"ada"}), kind="artifact")) == ["a1"]
+        # Not this twin's (a twin's recommendations), knowledge kept: it has no twin.
+        assert await ids(Scope(None, not_twin="ada")) == ["k1", "k2"]
+        assert await ids(Scope(None, kind="artifact", not_twin="ada")) == []
+        assert await ids(Scope(frozenset({"ada"}), not_twin="bob")) == ["a1", "k1", "k2"]
     run(ADAPTERS[adapter], body)
 
 

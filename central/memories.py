@@ -8,12 +8,13 @@ consistency token log_event answers covers the memory's words: a query holding i
 event by keyword (and so by hybrid) in every region.
 
 The vectors come after the acknowledgement: embedding would put model time on log_event's path,
-whose 202 promises only durability. Until then a chunk's ``embedder`` is '' (no hub indexes
-it). ``MemoryEmbedder`` runs in every central shard, for the twins the shard is home to first
+whose 202 promises only durability. Until then a chunk's ``embedder`` is '' (no hub's vector
+index holds it; their keyword indexes do, from the event's own ``memory`` feed row).
+``MemoryEmbedder`` runs in every central shard, for the twins the shard is home to first
 (another's when none of its own waits, so a shard that is down holds nothing up): it picks up
 to ``BATCH`` pending chunks, opens them with their twins' keys, embeds them in one
 call (no transaction or row lock held meanwhile), and stores each sealed vector with the
-embedder's name and a ``knowledge`` feed row in one write, where the chunk is still pending
+embedder's name and a ``memory`` feed row in one write, where the chunk is still pending
 (a replaced or erased one is left alone). The hubs' index followers then index it. The queue is
 the table itself (durable, bounded by what was logged); the embedder holds at most ``BATCH``
 chunks in memory and is busy at most ``share`` of the time (``CENTRAL_MEMORY_EMBED_SHARE``,
@@ -69,8 +70,10 @@ _CHUNKS = (
 async def store_memories(tx: WriteTx, owner_sub: str, memories: list[Memory],
                          keys: dict[str, TwinKey], keyring: Keyring) -> None:
     """The memories' documents and chunks (sealed, keyword-indexed by blind hashes; no vectors
-    yet), inside the caller's transaction. No feed row: the hubs' keyword search reads the
-    replica, and the vector index hears of a memory once its vectors are stored."""
+    yet), inside the caller's transaction, with a ``memory`` feed row each: the hubs' keyword
+    index reads its words at once (so log_event's token covers them there too), and the vector
+    index hears of it again once its vectors are stored. ``memory``, not ``knowledge``: a
+    twin's memories are announced on no public channel (``regional.realtime.channels``)."""
     pieces = [(m, n, text) for m in memories for n, text in enumerate(chunk(m.text))]
     terms = await hashed_lexemes(tx, keyring, [text for _, _, text in pieces])
     await tx.conn.execute(_DOCS, (
@@ -81,6 +84,7 @@ async def store_memories(tx: WriteTx, owner_sub: str, memories: list[Memory],
         [keys[m.twin_id].seal(f"chunk:{doc_id_of(m.event_id)}:{n}", text.encode())
          for m, n, text in pieces],
         [" ".join(t) for t in terms], [m.twin_id for m, _, _ in pieces]))
+    tx.feed.extend(("memory", doc_id_of(m.event_id), 0) for m in memories)
 
 
 _PENDING = (
@@ -151,5 +155,5 @@ class MemoryEmbedder:
                 [key.seal(f"vector:{d}:{n}", pack_vector(v))
                  for (d, n, _, key), v in zip(opened, vectors, strict=True)]))
             stored = {r[0] for r in await cur.fetchall()}
-            tx.feed.extend(("knowledge", doc_id, 1) for doc_id in sorted(stored))
+            tx.feed.extend(("memory", doc_id, 1) for doc_id in sorted(stored))
         return len(opened)

@@ -4,9 +4,10 @@ It runs in the hub's index service (``regional.index_service``), one per hub how
 workers it has, which keeps the index on disk (``regional.index_store``): a restart resumes
 from the saved position instead of loading again. Loading (the first start, a changed
 embedder, a feed pruned past the saved position) reads every chunk's vector for this hub's
-embedder from the replica a page at a time. Then it follows ``change_feed`` rows of kind
-``knowledge``: for each changed document it re-reads the document's chunks from the replica and
-replaces its points (a document gone: its points are deleted). Like ``regional.follower``, it
+embedder from the replica a page at a time (and every chunk's words, ``regional.index_words``).
+Then it follows ``change_feed`` rows of kinds ``knowledge`` and ``memory``: for each changed
+document it re-reads the document's chunks from the replica and replaces its points and words
+(a document gone: they are deleted). Like ``regional.follower``, it
 reads the feed between two replay positions taken on one connection, and ``mark`` is the
 ``before`` of a fully processed step: every change committed at or before ``mark`` is in the
 index. A query holding a token T answers only once ``mark >= T``.
@@ -41,14 +42,22 @@ log = logging.getLogger("memorybank.index")
 
 SNIPPET_CHARS = 240
 
+# Every chunk: its vector (when of this hub's embedder: the last column says) and its words (a
+# text event's chunk is keyword-searchable at once; its vector comes after, ``central.memories``).
 _CHUNKS = (
     "select c.doc_id, c.n, c.embedding, d.kind, d.twin_id, d.tags, d.source, d.title,"
-    " coalesce(left(c.body, %(snip)s), ''), c.sealed_embedding, c.tsv::text"
+    " coalesce(left(c.body, %(snip)s), ''), c.sealed_embedding, c.tsv::text,"
+    " c.embedder = %(embedder)s"
     " from knowledge_chunks c join knowledge_docs d using (doc_id)"
-    " where c.embedder = %(embedder)s"
 )
-_PAGE = (_CHUNKS + " and (c.doc_id, c.n) > (%(doc)s, %(n)s) order by c.doc_id, c.n"
-         " limit %(page)s")
+# Only the words (the keyword index loaded alone): the same columns, the vectors' left empty.
+_WORDS = (
+    "select c.doc_id, c.n, null, d.kind, d.twin_id, d.tags, d.source, null, null, null,"
+    " c.tsv::text, false"
+    " from knowledge_chunks c join knowledge_docs d using (doc_id)"
+)
+_AFTER = (" where (c.doc_id, c.n) > (%(doc)s, %(n)s) order by c.doc_id, c.n"
+          " limit %(page)s")
 
 
 async def _points(rows: Iterable[Any], keys: Keyring) -> dict[str, list[Point]]:
@@ -56,6 +65,8 @@ async def _points(rows: Iterable[Any], keys: Keyring) -> dict[str, list[Point]]:
     meanwhile: its chunks are left out, and the feed row of the erasure drops them)."""
     out: dict[str, list[Point]] = {}
     for r in rows:
+        if not r[11]:  # another embedder's vector, or none yet
+            continue
         vector = list(r[2])
         if r[9] is not None:
             try:
@@ -69,15 +80,14 @@ async def _points(rows: Iterable[Any], keys: Keyring) -> dict[str, list[Point]]:
     return out
 
 
-def _word_chunks(rows: Iterable[Any], docs: dict[str, list[Point]]
-                 ) -> dict[str, list[WordChunk]]:
-    """The chunks of these documents (those ``_points`` kept) as the keyword index takes them."""
+def _word_chunks(rows: Iterable[Any]) -> dict[str, list[WordChunk]]:
+    """The chunks as the keyword index takes them (a twin's: its keyed hashes; one erased
+    meanwhile is dropped by its erasure's feed row, and shown by no search: its key is gone)."""
     out: dict[str, list[WordChunk]] = {}
     for r in rows:
-        if r[0] in docs:
-            out.setdefault(r[0], []).append(WordChunk(
-                n=r[1], terms=terms_of(r[10] or ""), kind=r[3], twin_id=r[4], tags=list(r[5]),
-                source=r[6]))
+        out.setdefault(r[0], []).append(WordChunk(
+            n=r[1], terms=terms_of(r[10] or ""), kind=r[3], twin_id=r[4], tags=list(r[5]),
+            source=r[6]))
     return out
 
 
@@ -88,6 +98,10 @@ def make_index(embedder: Embedder, qdrant_url: str = "") -> VectorIndex:
         return QdrantIndex(embedder.name, embedder.dim, url=qdrant_url)
     return EdgeIndex(embedder.dim)
 
+
+# Feed rows keyed by a document: knowledge's and twins' documents ingested or deleted, and a
+# text event's memory (its words stored with the event, its vectors after).
+DOC_KINDS = frozenset({"knowledge", "memory"})
 
 # Rows read per statement while loading, and document ids remembered while a build runs (more
 # changed meanwhile: the build is given up and tried again later).
@@ -190,10 +204,10 @@ class IndexFollower:
         if self.words is not None:
             self.words.mark_loaded(False)
             self.words.clear()
-        async for rows in self._pages():
+        async for rows in self._pages(_CHUNKS):
             docs = await _points(rows, self.replica.keys)
             if self.words is not None:
-                for doc_id, chunks in _word_chunks(rows, docs).items():
+                for doc_id, chunks in _word_chunks(rows).items():
                     self.words.add(doc_id, chunks)
             for doc_id, points in docs.items():
                 if self.store is None and doc_id not in seen:
@@ -220,14 +234,15 @@ class IndexFollower:
             self.store.remove_others(self.generation)
         log.info("index loaded %d chunks at seq %d (%s)", loaded, self.cursor, before)
 
-    async def _pages(self) -> AsyncIterator[list[Any]]:
-        """Every chunk of this embedder on the replica, ``LOAD_PAGE`` rows at a time."""
+    async def _pages(self, sql: str) -> AsyncIterator[list[Any]]:
+        """Every chunk on the replica (``_CHUNKS`` or ``_WORDS``), ``LOAD_PAGE`` rows at a
+        time."""
         after: tuple[str, int] = ("", -1)
         while True:
             async with self.replica.connection() as conn:
-                cur = await conn.execute(_PAGE, {"snip": SNIPPET_CHARS, "embedder": self.embedder,
-                                                 "doc": after[0], "n": after[1],
-                                                 "page": LOAD_PAGE})
+                cur = await conn.execute(sql + _AFTER, {
+                    "snip": SNIPPET_CHARS, "embedder": self.embedder, "doc": after[0],
+                    "n": after[1], "page": LOAD_PAGE})
                 rows = await cur.fetchall()
             if not rows:
                 return
@@ -243,9 +258,8 @@ class IndexFollower:
             return
         self.words.clear()
         loaded = 0
-        async for rows in self._pages():
-            docs = await _points(rows, self.replica.keys)
-            for doc_id, chunks in _word_chunks(rows, docs).items():
+        async for rows in self._pages(_WORDS):
+            for doc_id, chunks in _word_chunks(rows).items():
                 self.words.add(doc_id, chunks)
             loaded += len(rows)
         await self.words.commit()
@@ -308,7 +322,7 @@ class IndexFollower:
                 await self.load()
                 return
             # Pending rows too (refreshed again once numbered): the mark must not wait for them.
-            docs = step.keys({"knowledge"})
+            docs = step.keys(DOC_KINDS)
             if docs:
                 await self.refresh(docs)
             if changes:
@@ -358,13 +372,12 @@ class IndexFollower:
 
     async def _refresh_page(self, index: Any, docs: list[str]) -> None:
         async with self.replica.connection() as conn:
-            cur = await conn.execute(_CHUNKS + " and c.doc_id = any(%(docs)s)",
+            cur = await conn.execute(_CHUNKS + " where c.doc_id = any(%(docs)s)",
                                      {"snip": SNIPPET_CHARS, "embedder": self.embedder,
                                       "docs": docs})
             rows = await cur.fetchall()
             found = await _points(rows, self.replica.keys)
-        words = (_word_chunks(rows, found) if self.words is not None and index is self.index
-                 else None)
+        words = _word_chunks(rows) if self.words is not None and index is self.index else None
         for doc_id in docs:
             if words is not None and self.words is not None:
                 self.words.replace(doc_id, words.get(doc_id, []))
@@ -436,6 +449,11 @@ class IndexFollower:
     async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
         """Returns once the index covers ``token``; ReplicaBehind after ``budget_s``."""
         deadline = time.monotonic() + budget_s
+        if self.mark < token:
+            # The clock polls fast while someone waits (its idle poll is 50 ms here): a step
+            # brackets its reads with the clock's position, so without this the follower would
+            # index the token's rows only once the clock's next idle poll saw them.
+            await self.clock.wait_for(token, budget_s)
         while self.mark < token:
             self._wanted.set()  # the follower steps now, not after its pause
             remaining = deadline - time.monotonic()

@@ -190,19 +190,39 @@ _PAGE_OF = (
 TERMS_MAX = 1000
 
 
-async def keyword_search(
+@dataclass(slots=True)
+class Ranked:
+    """A keyword query's ranking: documents by their best chunk's score, best first; what it
+    reflects at least; its distinct lexemes (hybrid fusion weighs its keyword side by how many).
+    Rows are read for the page only (``keyword_show``), unless Postgres ranked (``shown``: it
+    read them in the ranking statement)."""
+
+    hits: list[WordHit]
+    answered: ConsistencyToken
+    lexemes: list[str]
+    words: str              # the query as any-word tsquery text
+    hashed: list[str]       # its lexemes' keyed hashes
+    shown: dict[str, KeywordHit] | None = None
+
+    @property
+    def terms(self) -> int:
+        return len(set(self.lexemes))
+
+    def scored(self) -> list[tuple[str, float]]:
+        return [(h.doc_id, h.score) for h in self.hits]
+
+
+async def keyword_rank(
     replica: Replica, principal: Principal, query: str, scope: Scope, limit: int,
     index: WordSearch | None = None, token: ConsistencyToken | None = None, wait_s: float = 0.0,
-) -> tuple[list[KeywordHit], ConsistencyToken, int]:
-    """Documents by their best chunk's score, what the answer reflects at least, and how many
-    distinct terms (lexemes) the query has (hybrid fusion weighs its keyword side by it).
+) -> Ranked:
+    """At most ``limit`` documents for the query's words, by their best chunk.
 
     The hub's keyword index (``index``: BM25, ``regional.index_words``) ranks when it covers the
     caller's token (or is current, without one) within ``wait_s``; else Postgres ranks on the
     replica (``ts_rank`` over every match), so keyword search stays in the region whatever
     its index service does."""
     words = any_word(query)
-    q = "websearch_to_tsquery('english', %(q)s)"
     if index is not None:
         async with replica.connection() as conn:
             cur = await conn.execute(_LEXEMES_READABLE, {**sql_params(principal), "q": words})
@@ -217,11 +237,11 @@ async def keyword_search(
         except Unavailable as exc:  # ReplicaBehind too: behind the token, not current, busy
             log.info("keyword search on the replica: the index did not answer (%s)", exc)
         else:
-            hits = await _shown(replica, ranked, words, hashed, lexemes)
-            return hits, mark, len(set(lexemes))
+            return Ranked(ranked, mark, lexemes, words, hashed)
     where, params = filter_sql(scope)
     # The tsquery is written out in each place (not joined from a CTE) so the planner sees a
     # constant and uses the GIN index (joined, it scanned every chunk: 28 ms at 10k chunks).
+    q = "websearch_to_tsquery('english', %(q)s)"
     async with replica.connection() as conn:
         answered = await replica.floor(conn)
         cur = await conn.execute(_LEXEMES, (words,))
@@ -253,24 +273,31 @@ async def keyword_search(
         params.update(sql_params(principal), q=words, limit=limit)
         cur = await conn.execute(sql, params)
         rows = await cur.fetchall()
-    return await _hits(replica.keys, rows, lexemes), answered, len(set(lexemes))
+    shown = await _hits(replica.keys, rows, lexemes)
+    return Ranked([WordHit(h.doc_id, 0, h.score) for h in shown], answered, lexemes, words,
+                  hashed, {h.doc_id: h for h in shown})
 
 
-async def _shown(replica: Replica, ranked: Sequence[WordHit], words: str, hashed: list[str],
-                 lexemes: list[str]) -> list[KeywordHit]:
-    """The keyword index's hits as shown: their rows read from the replica."""
-    if not ranked:
+async def keyword_show(replica: Replica, ranked: Ranked, docs: Sequence[str]
+                       ) -> list[KeywordHit]:
+    """These of the ranking's documents as shown (their rows read from the replica, for these
+    only: a headline costs), in the ranking's order; one gone since it was ranked is left out."""
+    wanted = set(docs)
+    if ranked.shown is not None:
+        return [ranked.shown[h.doc_id] for h in ranked.hits if h.doc_id in wanted]
+    page = [h for h in ranked.hits if h.doc_id in wanted]
+    if not page:
         return []
     q = "websearch_to_tsquery('english', %(q)s)"
-    params: dict[str, Any] = {"q": words, "docs": [h.doc_id for h in ranked],
-                              "ns": [h.n for h in ranked], "ranks": [h.score for h in ranked]}
-    if hashed:
+    params: dict[str, Any] = {"q": ranked.words, "docs": [h.doc_id for h in page],
+                              "ns": [h.n for h in page], "ranks": [h.score for h in page]}
+    if ranked.hashed:
         q = f"({q} || %(hq)s::tsquery)"
-        params["hq"] = " | ".join(hashed)
+        params["hq"] = " | ".join(ranked.hashed)
     async with replica.connection() as conn:
         cur = await conn.execute(_PAGE_OF.format(q=q), params)
         rows = await cur.fetchall()
-    return await _hits(replica.keys, rows, lexemes)
+    return await _hits(replica.keys, rows, ranked.lexemes)
 
 
 async def _hits(keys: Keyring, rows: Sequence[Any], lexemes: Sequence[str]) -> list[KeywordHit]:

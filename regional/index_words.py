@@ -93,6 +93,9 @@ class WordIndex:
                 self.index = tantivy.Index(self.schema, path=str(path), reuse=False)
         else:
             self.index = tantivy.Index(self.schema)
+        # Reloaded by ``commit`` (its own policy reloads later, and a reload in memory waited
+        # ~50 ms for it).
+        self.index.config_reader(reload_policy="Manual")
         self.writer = self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
         self.dirty = False
         self._closed = False

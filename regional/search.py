@@ -34,8 +34,10 @@ from regional.index import SNIPPET_CHARS
 from regional.index_keyword import (
     OCCURRED,
     KeywordHit,
+    Ranked,
     blinded,
-    keyword_search,
+    keyword_rank,
+    keyword_show,
     readable_twins,
     reveal,
 )
@@ -103,12 +105,11 @@ class KnowledgeSearch:
         # another (the caller's readable twins) and the query's embedding, themselves side by
         # side.
         words_task = (asyncio.create_task(
-            keyword_search(self.replica, principal, q.query, scope, depth, self.index, token,
-                           wait_s))
+            keyword_rank(self.replica, principal, q.query, scope, depth, self.index, token,
+                         wait_s))
             if q.mode in ("keyword", "hybrid") else None)
         vectors: list[Hit] = []
-        words: list[KeywordHit] = []
-        terms = 0
+        ranked: Ranked | None = None
         answered = ConsistencyToken(2**64 - 1)
         try:
             if q.mode in ("semantic", "hybrid"):
@@ -122,11 +123,18 @@ class KnowledgeSearch:
             if words_task is not None:
                 words_task.cancel()
             raise
+        words: list[KeywordHit] = []
         if words_task is not None:
-            words, replayed, terms = await words_task
-            answered = min(answered, replayed)
-        return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit, terms),
-                                mode=q.mode), answered
+            ranked = await words_task
+            answered = min(answered, ranked.answered)
+            # Rows (and headlines) only for the keyword hits that make the page.
+            page = ([d for d, _ in combine(ranked.scored(), [(h.doc_id, h.score) for h in vectors],
+                                           keyword_weight(ranked.terms))[:q.limit]]
+                    if q.mode == "hybrid" else [h.doc_id for h in ranked.hits[:q.limit]])
+            words = await keyword_show(self.replica, ranked, page)
+        return KnowledgeResults(results=merge(
+            q.mode, vectors, words, q.limit, ranked.terms if ranked else 0,
+            ranked.scored() if ranked else None), mode=q.mode), answered
 
 
 # The chunks of a page's vector hits of twins' documents, with their artifacts' metadata.
@@ -187,21 +195,30 @@ def from_keyword(hit: KeywordHit, score: float) -> KnowledgeHit:
                         source=hit.source, tags=hit.tags, occurred_at=hit.occurred_at)
 
 
-def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int, terms: int = 0
-          ) -> list[KnowledgeHit]:
+def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int, terms: int = 0,
+          scored: list[tuple[str, float]] | None = None) -> list[KnowledgeHit]:
     """One mode's hits as they ranked, or both fused (``knowledge.fuse.combine``, the keyword
     side weighted by the query's ``terms``); a fused hit shows the keyword snippet (the matched
-    words) when it has one."""
+    words) when it has one. ``scored``: the keyword side's whole ranking, when ``words`` holds
+    only the page's shown hits (its scores are normalised over all of them); a keyword hit not
+    shown (gone since it was ranked) is left out."""
     if mode == "semantic":
         return [from_vector(h, h.score) for h in vectors[:limit]]
     if mode == "keyword":
         return [from_keyword(h, h.score) for h in words[:limit]]
     by_vector = {h.doc_id: h for h in vectors}
     by_word = {h.doc_id: h for h in words}
-    fused = combine([(h.doc_id, h.score) for h in words],
+    fused = combine(scored if scored is not None else [(h.doc_id, h.score) for h in words],
                     [(h.doc_id, h.score) for h in vectors], keyword_weight(terms))
-    return [from_keyword(by_word[d], s) if d in by_word else from_vector(by_vector[d], s)
-            for d, s in fused[:limit]]
+    out = []
+    for d, s in fused:
+        if d in by_word:
+            out.append(from_keyword(by_word[d], s))
+        elif d in by_vector:
+            out.append(from_vector(by_vector[d], s))
+        if len(out) == limit:
+            break
+    return out
 
 
 Search = NamedDependency[KnowledgeSearch]

@@ -9,8 +9,9 @@
   version), which every caller may search.
 - ``community``: the participants: ``agent`` rows (an agent published or updated its public
   card in the directory; key = its sub).
-Not on any channel: wallets (private, and not keyed by a twin) and artifacts (keyed by the
-artifact: its twin is not in the row).
+Not on any channel: wallets (private, and not keyed by a twin), artifacts (keyed by the
+artifact: its twin is not in the row) and ``memory`` rows (a text event's memory document,
+for the hubs' indexes; the event itself is on its twin's channel).
 
 A name is checked before anything reads with it (``check_name``): at most ``MAX_NAME`` characters,
 no control character (a NUL would fail the replica's query and, before, the whole socket), and a

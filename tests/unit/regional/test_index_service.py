@@ -59,10 +59,13 @@ class Replica:
         for i in range(docs):
             self.put(f"doc-{i:03d}", write_feed=False)
 
-    def put(self, doc: str, *, write_feed: bool = True) -> None:
+    def put(self, doc: str, *, write_feed: bool = True, vector: bool = True) -> None:
+        """``vector``: its chunks have a vector of the index's embedder (else none yet, as a
+        text event's until central embeds it)."""
         self.chunks[doc] = [
             (doc, n, [self.rng.random() for _ in range(DIM)], "knowledge", None, ["t"], None,
-             doc, "snippet", None, f"'{doc}':1 'every':" + ",".join(map(str, range(2, n + 3))))
+             doc, "snippet", None, f"'{doc}':1 'every':" + ",".join(map(str, range(2, n + 3))),
+             vector)
             for n in range(2)]
         if write_feed:
             self._changed(doc)
@@ -111,6 +114,10 @@ class Clock:
 
     async def advanced(self) -> None:
         await asyncio.sleep(3600)
+
+    async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
+        if self.position < token.lsn:
+            raise ReplicaBehind("the stand-in replica is not there")
 
 
 def generations(root: Path) -> list[str]:
@@ -199,6 +206,21 @@ async def test_the_keyword_index_resumes_from_disk_and_follows_the_feed(tmp_path
                                    token=T(replica.position))
     assert [h.doc_id for h in hits] == ["doc-new"] and mark == T(replica.position)
     await second.close()
+
+    # A text event's chunks before their vectors: found by their words at once, no point yet.
+    third = with_words(replica, tmp_path)
+    await third.start()
+    await third.step()
+    replica.put("doc-event", vector=False)
+    await third.step()
+    hits, _ = await local_index(third).words(["doc-event"], EVERYONE, 5)
+    assert [h.doc_id for h in hits] == ["doc-event"] and await third.index.count() == 60
+    replica.put("doc-event")  # its vectors came
+    await third.step()
+    assert await third.index.count() == 62
+    await third.close()
+    replica.drop("doc-event")
+    second = third
 
     # A load that did not finish leaves no "loaded" mark: the next start loads the words again.
     assert second.words is not None

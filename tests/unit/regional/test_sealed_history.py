@@ -157,4 +157,5 @@ async def test_a_text_event_is_a_sealed_memory_found_by_hashed_words_only(
     assert chunks[3] == [" ".join(await ring.blind(["whippet", "biscuit"]))]
     stored = repr([insert, docs, chunks])  # what is written (the lexemes' statement only reads)
     assert "whippet" not in stored and "Biscuit" not in stored
-    assert tx.feed == [("event", "ada", 5)]  # the vector index hears of it once embedded
+    # The keyword index hears of its words now; the vector index again once it is embedded.
+    assert tx.feed == [("memory", "event/501", 0), ("event", "ada", 5)]

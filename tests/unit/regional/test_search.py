@@ -43,6 +43,19 @@ def test_hybrid_fuses_and_prefers_the_keyword_snippet() -> None:
     assert len(merge("hybrid", vectors, words, 2)) == 2
 
 
+def test_hybrid_normalises_over_the_whole_keyword_ranking_but_shows_only_the_page() -> None:
+    """The keyword side's rows are read for the page only: its scores are normalised over its
+    whole ranking (as if every row were read), and a ranked hit whose row is gone is left out."""
+    vectors = [vhit("a", 0.9), vhit("b", 0.5)]
+    scored = [("b", 4.0), ("x", 3.0), ("y", 1.0), ("z", 0.0)]
+    words = [khit("b", 4.0), khit("y", 1.0)]  # x: gone since ranked (z: not on the page)
+    full = merge("hybrid", vectors, [khit(d, sc) for d, sc in scored], 3, 1)
+    page = merge("hybrid", vectors, words, 3, 1, scored)
+    assert [h.id for h in full] == ["b", "x", "a"]
+    assert [h.id for h in page] == ["b", "a", "y"]
+    assert (page[0].score, page[1].score) == (full[0].score, full[2].score)
+
+
 def test_filter_sql_names_parameters_never_values() -> None:
     where, params = filter_sql(Scope(None, tags=("x'--",), sources=("s", "hs"), kind="artifact"))
     assert "x'--" not in where
@@ -64,6 +77,9 @@ class FakeReplica:
 
 class FakeClock:
     position = 10_000
+
+    async def wait_for(self, token: T, budget_s: float) -> None:
+        """The replica has every token here; only the index may be behind."""
 
 
 class Refreshed(IndexFollower):

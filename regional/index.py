@@ -164,6 +164,9 @@ class IndexFollower:
                 self.index, st = kept
                 self.generation, self.cursor = st.generation, st.cursor
                 self._advance(ConsistencyToken(st.mark))
+                if self.words is not None and self.words.loaded:
+                    # Committed before every save of the position: it covers the saved mark.
+                    self.words.covers = st.mark
                 await self._load_words()
                 self.ready, self.loaded_from = True, "disk"
                 log.info("index resumed at seq %d (%s), generation %d, %d points",
@@ -203,12 +206,12 @@ class IndexFollower:
         loaded = 0
         if self.words is not None:
             self.words.mark_loaded(False)
-            self.words.clear()
+            await self.words.clear()
         async for rows in self._pages(_CHUNKS):
             docs = await _points(rows, self.replica.keys)
             if self.words is not None:
                 for doc_id, chunks in _word_chunks(rows).items():
-                    self.words.add(doc_id, chunks)
+                    await self.words.add(doc_id, chunks)
             for doc_id, points in docs.items():
                 if self.store is None and doc_id not in seen:
                     await self.index.replace(doc_id, points)  # reloaded: its old points go
@@ -223,7 +226,7 @@ class IndexFollower:
             self.docs, self._docs_known = seen, True
         self.cursor = head[0] if head else 0
         if self.words is not None:
-            await self.words.commit()
+            await self.words.commit(before.lsn)
             self.words.mark_loaded(True)
         self._advance(before)
         self.ready, self.loaded_from = True, "replica"
@@ -256,13 +259,13 @@ class IndexFollower:
         changed since: the two end at the same position."""
         if self.words is None or self.words.loaded:
             return
-        self.words.clear()
+        await self.words.clear()
         loaded = 0
         async for rows in self._pages(_WORDS):
             for doc_id, chunks in _word_chunks(rows).items():
-                self.words.add(doc_id, chunks)
+                await self.words.add(doc_id, chunks)
             loaded += len(rows)
-        await self.words.commit()
+        await self.words.commit(self.mark.lsn)
         self.words.mark_loaded(True)
         log.info("keyword index loaded %d chunks", loaded)
 
@@ -273,19 +276,23 @@ class IndexFollower:
             self._moved = asyncio.Event()
 
     async def _save(self, *, force: bool = False) -> None:
-        """The shard flushed and its position recorded (in a thread: a flush may take a
-        while), at most every ``save_every_s``."""
+        """At most every ``save_every_s``: the keyword index committed (searchable, and on disk
+        before the position that covers it is), then the shard flushed and its position
+        recorded (in a thread: a flush may take a while)."""
+        now = time.monotonic()
+        if not force and now - self._saved_at < self.save_every_s:
+            return
+        self._saved_at = now
+        if self.words is not None and self.ready:
+            await self.words.commit(self.mark.lsn)
         if self.index is None or (self.store is None and not isinstance(self.index, QdrantIndex)):
             return
-        now = time.monotonic()
-        if force or now - self._saved_at >= self.save_every_s:
-            if self.store is not None:
-                await asyncio.to_thread(self.store.save, self.index, self.generation,
-                                        self.cursor, self.mark.lsn)
-            elif self.ready:  # every point up to the cursor was acknowledged by the server
-                await self.index.save_state({"cursor": self.cursor, "mark": self.mark.lsn,
-                                             "embedder": self.embedder})
-            self._saved_at = now
+        if self.store is not None:
+            await asyncio.to_thread(self.store.save, self.index, self.generation,
+                                    self.cursor, self.mark.lsn)
+        elif self.ready:  # every point up to the cursor was acknowledged by the server
+            await self.index.save_state({"cursor": self.cursor, "mark": self.mark.lsn,
+                                         "embedder": self.embedder})
 
     async def run(self) -> None:
         while True:
@@ -329,8 +336,6 @@ class IndexFollower:
                 self.cursor = changes[-1][0]
             if not step.more:
                 if step.complete:
-                    if self.words is not None:  # searchable before the mark says so
-                        await self.words.commit()
                     self._advance(step.before)
                     self.current = True
                 return
@@ -380,7 +385,7 @@ class IndexFollower:
         words = _word_chunks(rows) if self.words is not None and index is self.index else None
         for doc_id in docs:
             if words is not None and self.words is not None:
-                self.words.replace(doc_id, words.get(doc_id, []))
+                await self.words.replace(doc_id, words.get(doc_id, []))
             if doc_id in found:
                 await index.replace(doc_id, found[doc_id])
                 if index is self.index and self.store is None:
@@ -440,11 +445,20 @@ class IndexFollower:
             self._build.cancel()
             with contextlib.suppress(BaseException):
                 await self._build
+        if self.index is not None:
+            await self._save(force=True)  # the words committed first
         if self.words is not None:
             await self.words.close()
         if self.index is not None:
-            await self._save(force=True)
             await self.index.close()
+
+    async def words_cover(self, token: ConsistencyToken) -> ConsistencyToken:
+        """The keyword index's committed position, once it covers ``token`` (which the mark
+        covers: ``wait_for`` first): a commit now when the last one does not."""
+        assert self.words is not None
+        if self.words.covers < token.lsn:
+            await self.words.commit(self.mark.lsn)
+        return ConsistencyToken(self.words.covers)
 
     async def wait_for(self, token: ConsistencyToken, budget_s: float) -> None:
         """Returns once the index covers ``token``; ReplicaBehind after ``budget_s``."""

@@ -106,6 +106,7 @@ class IndexStatus(msgspec.Struct, frozen=True, kw_only=True):
     loaded_from: str        # replica | disk | server (how the last start got its points)
     builds: int             # HNSW builds swapped in since start
     words: int = 0          # chunks in the keyword index
+    words_position: str = ""  # every change up to it is in the keyword index's last commit
     word_searches: int = 0  # keyword searches it answered since start
 
 
@@ -152,6 +153,7 @@ class IndexService:
             lag_bytes=max(0, self.clock.position - f.mark.lsn), cursor=f.cursor, points=points,
             unbuilt=unbuilt, generation=f.generation, loaded_from=f.loaded_from, builds=f.builds,
             words=f.words.count() if f.words is not None and f.ready else 0,
+            words_position=str(ConsistencyToken(f.words.covers)) if f.words is not None else "",
             word_searches=self.word_searches)
 
     async def _covering(self, after: str | None, wait_ms: int) -> ConsistencyToken:
@@ -163,6 +165,9 @@ class IndexService:
                               "flight, its bound", retry_after=1)
         self.searches += 1
         try:
+            if not f.ready:  # loading: nothing (or a part) to search, token or not
+                raise ReplicaBehind(f"this region's search index is {f.state}: another region "
+                                    "answers", retry_after=1)
             if after is not None:
                 await f.wait_for(ConsistencyToken.parse(after), wait_ms / 1000)
             elif not f.current:
@@ -189,8 +194,12 @@ class IndexService:
         words = self.follower.words
         if words is None:
             raise Unavailable("this region's index keeps no keyword index", retry_after=1)
-        mark = await self._covering(body.after, body.wait_ms)
+        await self._covering(body.after, body.wait_ms)
         try:
+            # What the keyword index reflects: its last commit (at most a second behind the
+            # mark), or a commit now for a token it does not cover.
+            mark = await self.follower.words_cover(
+                ConsistencyToken.parse(body.after) if body.after else ConsistencyToken(0))
             hits: list[WordHit] = await words.search(body.terms, body.scope.scope(),
                                                      max(1, body.limit))
         finally:

@@ -9,8 +9,12 @@ twin's text reaches it, in memory or on disk, as none reaches the vector shard.
 
 A query is the lexemes the hub made on its replica and their hashes (``index_keyword``), OR-ed;
 the filters (the caller's readable twins, tags, source, kind, twin) are conditions that add no
-score. A document ranks by its best chunk. Changes are searchable once committed, and the
-follower commits before it moves its mark, so a search that waited for a token sees them.
+score. A document ranks by its best chunk. Changes are searchable once committed, and a commit
+on disk costs ~10-15 ms (fsyncs) and a segment to merge later, so the follower commits at most
+once a second (before it saves its position), and a search holding a token its follower
+covers but the last commit does not commits first (``covers``: every change up to that
+replay position is searchable). Mutations wait for a commit in flight (its thread holds the
+writer).
 
 On disk (the index service's ``HUB_INDEX_DIR``): ``<dir>/words/``; ``words/loaded`` is written
 once a full load was committed, and removed before the next one, so a start finds either a
@@ -98,6 +102,8 @@ class WordIndex:
         self.index.config_reader(reload_policy="Manual")
         self.writer = self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
         self.dirty = False
+        self.covers = 0  # a replay position (LSN) every change up to which is committed
+        self._lock = asyncio.Lock()  # the writer: one commit at a time, no edit during one
         self._closed = False
         self.index.reload()
         self._searcher = self.index.searcher()
@@ -115,11 +121,17 @@ class WordIndex:
         else:
             (self.path / LOADED).unlink(missing_ok=True)
 
-    def clear(self) -> None:
-        self.writer.delete_all_documents()
-        self.dirty = True
+    async def clear(self) -> None:
+        async with self._lock:
+            self.writer.delete_all_documents()
+            self.dirty = True
+            self.covers = 0
 
-    def add(self, doc_id: str, chunks: Sequence[WordChunk]) -> None:
+    async def add(self, doc_id: str, chunks: Sequence[WordChunk]) -> None:
+        async with self._lock:
+            self._add(doc_id, chunks)
+
+    def _add(self, doc_id: str, chunks: Sequence[WordChunk]) -> None:
         for c in chunks:
             d = tantivy.Document()
             d.add_text("doc", doc_id)
@@ -134,26 +146,31 @@ class WordIndex:
             self.writer.add_document(d)
         self.dirty = True
 
-    def delete(self, doc_id: str) -> None:
-        self.writer.delete_documents_by_term("doc", doc_id)
-        self.dirty = True
+    async def delete(self, doc_id: str) -> None:
+        async with self._lock:
+            self.writer.delete_documents_by_term("doc", doc_id)
+            self.dirty = True
 
-    def replace(self, doc_id: str, chunks: Sequence[WordChunk]) -> None:
-        self.delete(doc_id)
-        self.add(doc_id, chunks)
+    async def replace(self, doc_id: str, chunks: Sequence[WordChunk]) -> None:
+        async with self._lock:
+            self.writer.delete_documents_by_term("doc", doc_id)
+            self._add(doc_id, chunks)
 
-    async def commit(self) -> None:
-        """What was added and deleted, made durable (on disk) and searchable, in a thread."""
-        if not self.dirty:
-            return
+    async def commit(self, covering: int = 0) -> None:
+        """What was added and deleted, made durable (on disk) and searchable, in a thread.
+        ``covering``: a replay position every change up to which was added before this call
+        (the follower's mark), so the commit covers it."""
+        async with self._lock:
+            if self.dirty and not self._closed:
 
-        def commit() -> tantivy.Searcher:
-            self.writer.commit()
-            self.index.reload()
-            return self.index.searcher()
+                def commit() -> tantivy.Searcher:
+                    self.writer.commit()
+                    self.index.reload()
+                    return self.index.searcher()
 
-        self._searcher = await asyncio.to_thread(commit)
-        self.dirty = False
+                self._searcher = await asyncio.to_thread(commit)
+                self.dirty = False
+            self.covers = max(self.covers, covering)
 
     def count(self) -> int:
         return int(self._searcher.num_docs)
@@ -207,5 +224,6 @@ class WordIndex:
         if self._closed:
             return
         await self.commit()
-        self._closed = True
-        await asyncio.to_thread(self.writer.wait_merging_threads)
+        async with self._lock:
+            self._closed = True
+            await asyncio.to_thread(self.writer.wait_merging_threads)

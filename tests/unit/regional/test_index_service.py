@@ -183,8 +183,13 @@ async def test_the_keyword_index_resumes_from_disk_and_follows_the_feed(tmp_path
     await first.start()
     await first.step()
     index = local_index(first)
-    hits, _ = await index.words(["doc-007"], EVERYONE, 5)
+    assert first.words is not None and first.words.covers == first.mark.lsn  # the load's
+    replica.put("doc-029")  # rewritten: followed, not committed yet (at most once a second)
+    await first.step()
+    assert first.words.covers < first.mark.lsn
+    hits, mark = await index.words(["doc-007"], EVERYONE, 5, token=first.mark)  # commits
     assert [(h.doc_id, h.n) for h in hits] == [("doc-007", 0)]  # its best chunk, once
+    assert mark == first.mark and first.words.covers == first.mark.lsn
     hits, _ = await index.words(["every"], EVERYONE, 100)
     assert len(hits) == 30 and all(h.n == 1 for h in hits)   # "every" twice in chunk 1
     await first.close()
@@ -213,7 +218,7 @@ async def test_the_keyword_index_resumes_from_disk_and_follows_the_feed(tmp_path
     await third.step()
     replica.put("doc-event", vector=False)
     await third.step()
-    hits, _ = await local_index(third).words(["doc-event"], EVERYONE, 5)
+    hits, _ = await local_index(third).words(["doc-event"], EVERYONE, 5, token=third.mark)
     assert [h.doc_id for h in hits] == ["doc-event"] and await third.index.count() == 60
     replica.put("doc-event")  # its vectors came
     await third.step()

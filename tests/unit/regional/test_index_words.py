@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regional.index_words import WordChunk, WordIndex, terms_of
+from regional.index_words import WordChunk, WordHit, WordIndex, terms_of
 from regional.vectors import Scope
 
 WORDS = ["ant", "bee", "cat", "dog", "eel"]
@@ -54,12 +54,15 @@ def admitted(c: WordChunk, terms: list[str], scope: Scope) -> bool:
 @given(docs=docs, terms=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3), scope=scopes)
 def test_a_search_answers_what_the_rules_admit_once_per_document(
         docs: list[list[WordChunk]], terms: list[str], scope: Scope) -> None:
-    index = WordIndex()
-    for i, chunks in enumerate(docs):
-        index.add(f"d{i}", [WordChunk(n, c.terms, c.kind, c.twin_id, c.tags, c.source)
-                            for n, c in enumerate(chunks)])
-    asyncio.run(index.commit())
-    hits = asyncio.run(index.search(terms, scope, 100))
+    async def run() -> list[WordHit]:
+        index = WordIndex()
+        for i, chunks in enumerate(docs):
+            await index.add(f"d{i}", [WordChunk(n, c.terms, c.kind, c.twin_id, c.tags, c.source)
+                                      for n, c in enumerate(chunks)])
+        await index.commit()
+        return await index.search(terms, scope, 100)
+
+    hits = asyncio.run(run())
     want = {f"d{i}" for i, chunks in enumerate(docs)
             if any(admitted(c, terms, scope) for c in chunks)}
     assert [h.doc_id for h in hits] == sorted({h.doc_id for h in hits},
@@ -74,12 +77,13 @@ async def test_changes_show_once_committed_and_a_reopened_index_keeps_them(
         tmp_path: Path) -> None:
     index = WordIndex(tmp_path / "words")
     one = [WordChunk(0, "cat dog", "knowledge", None, [], None)]
-    index.add("a", one)
+    await index.add("a", one)
     assert await index.search(["cat"], Scope(readable=None), 5) == []  # not committed
-    await index.commit()
+    await index.commit(covering=7)
+    assert index.covers == 7
     assert [h.doc_id for h in await index.search(["cat"], Scope(readable=None), 5)] == ["a"]
-    index.replace("a", [WordChunk(0, "eel", "knowledge", None, [], None)])
-    index.add("b", one)
+    await index.replace("a", [WordChunk(0, "eel", "knowledge", None, [], None)])
+    await index.add("b", one)
     await index.commit()
     assert [h.doc_id for h in await index.search(["cat"], Scope(readable=None), 5)] == ["b"]
     index.mark_loaded(True)
@@ -87,16 +91,17 @@ async def test_changes_show_once_committed_and_a_reopened_index_keeps_them(
     again = WordIndex(tmp_path / "words")
     assert again.loaded and again.count() == 2
     assert [h.doc_id for h in await again.search(["eel"], Scope(readable=None), 5)] == ["a"]
-    again.delete("a")
+    await again.delete("a")
     await again.close()
     assert WordIndex(tmp_path / "words").count() == 1
 
 
 async def test_many_chunks_of_one_document_do_not_crowd_out_the_others() -> None:
     index = WordIndex()
-    index.add("big", [WordChunk(n, "cat cat", "knowledge", None, [], None) for n in range(200)])
+    await index.add("big", [WordChunk(n, "cat cat", "knowledge", None, [], None)
+                            for n in range(200)])
     for i in range(5):
-        index.add(f"small{i}", [WordChunk(0, "cat dog", "knowledge", None, [], None)])
+        await index.add(f"small{i}", [WordChunk(0, "cat dog", "knowledge", None, [], None)])
     await index.commit()
     hits = await index.search(["cat"], Scope(readable=None), 4)
     assert len(hits) == 4 and hits[0].doc_id == "big"

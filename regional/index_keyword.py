@@ -1,13 +1,17 @@
-"""Keyword search and the caller's readable twins, on this region's replica. The tenant rule is
-the access policy's own SQL (``mbwire.access.TWINS_READABLE_SQL``), inside the query.
+"""Keyword search and the caller's readable twins. The tenant rule is the access policy's own
+SQL (``mbwire.access.TWINS_READABLE_SQL``): the readable set filters inside the keyword index's
+search, and inside the query when Postgres ranks.
 
 Two kinds of chunk answer one query. Knowledge's ``tsv`` holds its English lexemes; a twin's
 chunk's holds the keyed hashes of its lexemes (``central.knowledge``: its text is sealed). So
 the query's lexemes are made by Postgres, hashed with the cell's blind-index key here, and both
-sets are OR-ed into one tsquery: one statement, the GIN index used for both. A knowledge hit's
-snippet is ``ts_headline``'s; a twin's chunk is opened with its twin's key (the caller may read
-that twin: the tenant rule chose the row) and its snippet made here (``headline``), with the
-title, tags and source of its artifact's sealed metadata (``reveal``)."""
+sets are asked for at once. ``keyword_rank`` ranks: the hub's keyword index (BM25, its index
+service: ``regional.index_words``), or, when that cannot answer, Postgres on the replica (both
+sets OR-ed into one tsquery, the GIN index used for both, ``ts_rank`` over every match).
+``keyword_show`` reads the page's rows: a knowledge hit's snippet is ``ts_headline``'s; a twin's
+chunk is opened with its twin's key (the caller may read that twin: the tenant rule chose the
+row) and its snippet made here (``headline``), with the title, tags and source of its
+artifact's sealed metadata (``reveal``)."""
 
 from __future__ import annotations
 
@@ -80,7 +84,8 @@ class Revealed:
 def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
     """The request's filters as SQL conditions over ``d`` (knowledge_docs) and ``c`` (its
     chunks), with parameters."""
-    terms, params = [], {}
+    terms: list[str] = []
+    params: dict[str, Any] = {}
     if scope.tags:
         terms.append("d.tags && %(tags)s::text[]")
         params["tags"] = list(scope.tags)
@@ -93,6 +98,9 @@ def filter_sql(scope: Scope) -> tuple[str, dict[str, Any]]:
             params[key] = getattr(scope, key)
     if scope.twin_id is not None:  # one twin's chunks: the (twin_id, tsv) index finds only them
         terms.append("c.twin_id = %(twin_id)s")
+    if scope.not_twin is not None:
+        terms.append("d.twin_id is distinct from %(not_twin)s")
+        params["not_twin"] = scope.not_twin
     return "".join(f" and {t}" for t in terms), params
 
 

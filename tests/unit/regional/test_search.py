@@ -63,6 +63,8 @@ def test_filter_sql_names_parameters_never_values() -> None:
                      " and d.kind = %(kind)s")
     assert params == {"tags": ["x'--"], "sources": ["s", "hs"], "kind": "artifact"}
     assert filter_sql(Scope(None)) == ("", {})
+    assert filter_sql(Scope(None, not_twin="t")) == (" and d.twin_id is distinct from"
+                                                     " %(not_twin)s", {"not_twin": "t"})
 
 
 class FakeReplica:

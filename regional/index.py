@@ -126,7 +126,8 @@ class IndexFollower:
                  build_after: int = 5000, save_every_s: float = 1.0,
                  words: WordIndex | None = None) -> None:
         self.replica, self.clock, self.embedder = replica, clock, embedder
-        # The keyword index, kept from the same rows and committed before the mark moves.
+        # The keyword index, kept from the same rows; committed at most once a second (before
+        # the position is saved) and when a search holds a token its last commit does not cover.
         self.words = words
         self.index: Any = index
         self.store, self.build_after, self.save_every_s = store, build_after, save_every_s

@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Litestar, Request, get, post
@@ -41,6 +41,7 @@ from regional.vectors import Hit, Scope
 from sealing import Keyring
 
 log = logging.getLogger("memorybank.index")
+Body = TypeVar("Body", bound=msgspec.Struct)
 
 class ScopeBody(msgspec.Struct, frozen=True, kw_only=True):
     readable: list[str] | None
@@ -208,6 +209,13 @@ class IndexService:
         return WordsAnswer(hits=[(h.doc_id, h.n, h.score) for h in hits], mark=str(mark))
 
 
+async def _body(request: Request[Any, Any, Any], kind: type[Body], what: str) -> Body:
+    try:
+        return msgspec.json.decode(await request.body(), type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BadRequest(f"not {what}: {exc}") from None
+
+
 def create_app(settings: HubSettings | None = None) -> Litestar:
     settings = settings or HubSettings.from_env()
     cells.serve(*settings.served_cell())
@@ -216,19 +224,11 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
 
     @post("/v1/index/search", status_code=200)
     async def search(request: Request[Any, Any, Any]) -> SearchAnswer:
-        try:
-            body = msgspec.json.decode(await request.body(), type=SearchBody)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise BadRequest(f"not a search: {exc}") from None
-        return await service.search(body)
+        return await service.search(await _body(request, SearchBody, "a search"))
 
     @post("/v1/index/words", status_code=200)
     async def words(request: Request[Any, Any, Any]) -> WordsAnswer:
-        try:
-            body = msgspec.json.decode(await request.body(), type=WordsBody)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise BadRequest(f"not a keyword search: {exc}") from None
-        return await service.words(body)
+        return await service.words(await _body(request, WordsBody, "a keyword search"))
 
     @get(["/v1/index/status", "/healthz"])
     async def status() -> IndexStatus:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,3 +107,23 @@ async def test_many_chunks_of_one_document_do_not_crowd_out_the_others() -> None
     hits = await index.search(["cat"], Scope(readable=None), 4)
     assert len(hits) == 4 and hits[0].doc_id == "big"
     assert {h.doc_id for h in hits[1:]} <= {f"small{i}" for i in range(5)}
+
+
+class _Request:
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    async def body(self) -> bytes:
+        return self.raw
+
+
+async def test_the_index_service_refuses_a_body_that_is_not_a_search_with_a_400() -> None:
+    from mbwire import BadRequest
+    from regional.index_service import WordsBody, _body
+
+    ok = await _body(_Request(b'{"terms": ["cat"], "scope": {"readable": null}}'),  # type: ignore[arg-type]
+                     WordsBody, "a keyword search")
+    assert ok.terms == ["cat"] and ok.scope.readable is None and ok.limit == 10
+    for raw in (b"", b"\x00", b'{"terms": "cat", "scope": {}}', b"[" * 10_000):
+        with pytest.raises(BadRequest, match=r"^not a keyword search"):
+            await _body(_Request(raw), WordsBody, "a keyword search")  # type: ignore[arg-type]

@@ -38,7 +38,6 @@ log = logging.getLogger("memorybank.search")
 # hashed set for the statement, not a probe of the document and its twin per matching chunk.
 TENANT_SQL = f"(%(superuser)s or c.twin_id is null or c.twin_id in ({TWINS_READABLE_SQL}))"
 
-_LEXEMES = "select tsvector_to_array(to_tsvector('english', %s))"
 # An event's time as a hit shows it (RFC 3339, UTC, microseconds); null for other kinds.
 OCCURRED = ("to_char(d.occurred_at at time zone 'UTC',"
             " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
@@ -118,10 +117,15 @@ async def readable_twins(replica: Replica, principal: Principal) -> frozenset[st
     if principal.is_superuser:
         return None
     async with replica.connection() as conn:
-        # Its own twins and those granted to it, each by its index: neither every twin that
-        # has a document (which grew with every text event a twin logged) nor every twin.
-        cur = await conn.execute(TWINS_READABLE_SQL, sql_params(principal))
-        return frozenset(r[0] for r in await cur.fetchall())
+        return await readable_on(conn, principal)
+
+
+async def readable_on(conn: Any, principal: Principal) -> frozenset[str]:
+    """``readable_twins`` on a connection the caller holds (not for a superuser): its own twins
+    and those granted to it, each by its index, neither every twin that has a document (which
+    grew with every text event a twin logged) nor every twin."""
+    cur = await conn.execute(TWINS_READABLE_SQL, sql_params(principal))
+    return frozenset(r[0] for r in await cur.fetchall())
 
 
 def any_word(query: str) -> str:
@@ -176,7 +180,7 @@ async def reveal(keys: Keyring, doc_id: str, twin_id: str, n: int, sealed: bytes
 
 
 # The query's lexemes, and (not for a superuser) the twins whose text the caller may read: one
-# round trip before the keyword index is asked.
+# round trip for both sides of a hybrid query.
 _LEXEMES_READABLE = (
     "select tsvector_to_array(to_tsvector('english', %(q)s)),"
     f" case when %(superuser)s then null else array({TWINS_READABLE_SQL}) end")
@@ -198,30 +202,60 @@ _PAGE_OF = (
 TERMS_MAX = 1000
 
 
-@dataclass(slots=True)
-class Ranked:
-    """A keyword query's ranking: documents by their best chunk's score, best first; what it
-    reflects at least; its distinct lexemes (hybrid fusion weighs its keyword side by how many).
-    Rows are read for the page only (``keyword_show``), unless Postgres ranked (``shown``: it
-    read them in the ranking statement)."""
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A query as the searches ask it: any of its words (``any_word``), their English lexemes
+    and keyed hashes, and the twins whose text the caller may read (None: a superuser)."""
 
-    hits: list[WordHit]
-    answered: ConsistencyToken
+    words: str
     lexemes: list[str]
-    words: str              # the query as any-word tsquery text
-    hashed: list[str]       # its lexemes' keyed hashes
-    shown: dict[str, KeywordHit] | None = None
+    hashed: list[str]
+    readable: frozenset[str] | None
 
     @property
     def terms(self) -> int:
+        """Distinct lexemes (hybrid fusion weighs its keyword side by how many)."""
         return len(set(self.lexemes))
+
+    def tsquery(self) -> tuple[str, dict[str, Any]]:
+        """The words and their hashes as one tsquery: SQL, written out wherever it is used (not
+        joined from a CTE, so the planner sees a constant and uses the GIN index: joined, it
+        scanned every chunk, 28 ms at 10k chunks), and its parameters."""
+        if not self.hashed:
+            return "websearch_to_tsquery('english', %(q)s)", {"q": self.words}
+        return ("(websearch_to_tsquery('english', %(q)s) || %(hq)s::tsquery)",
+                {"q": self.words, "hq": " | ".join(self.hashed)})
+
+
+async def ask(replica: Replica, principal: Principal, query: str) -> Asked:
+    """The query's lexemes and the caller's readable twins in one statement, then the hashes."""
+    words = any_word(query)
+    async with replica.connection() as conn:
+        cur = await conn.execute(_LEXEMES_READABLE, {**sql_params(principal), "q": words})
+        found = await cur.fetchone()
+    lexemes: list[str] = list(found[0]) if found else []
+    readable = None if found is None or found[1] is None else frozenset(found[1])
+    hashed = [h for h in await blinded(replica.keys, lexemes) if _HASHED.match(h)]
+    return Asked(words, lexemes, hashed, readable)
+
+
+@dataclass(slots=True)
+class Ranked:
+    """A keyword query's ranking: documents by their best chunk's score, best first, and what
+    it reflects at least. Rows are read for the page only (``keyword_show``), unless Postgres
+    ranked (``shown``: it read them in the ranking statement)."""
+
+    hits: list[WordHit]
+    answered: ConsistencyToken
+    asked: Asked
+    shown: dict[str, KeywordHit] | None = None
 
     def scored(self) -> list[tuple[str, float]]:
         return [(h.doc_id, h.score) for h in self.hits]
 
 
 async def keyword_rank(
-    replica: Replica, principal: Principal, query: str, scope: Scope, limit: int,
+    replica: Replica, principal: Principal, asked: Asked, scope: Scope, limit: int,
     index: WordSearch | None = None, token: ConsistencyToken | None = None, wait_s: float = 0.0,
 ) -> Ranked:
     """At most ``limit`` documents for the query's words, by their best chunk.
@@ -230,35 +264,19 @@ async def keyword_rank(
     caller's token (or is current, without one) within ``wait_s``; else Postgres ranks on the
     replica (``ts_rank`` over every match), so keyword search stays in the region whatever
     its index service does."""
-    words = any_word(query)
     if index is not None:
-        async with replica.connection() as conn:
-            cur = await conn.execute(_LEXEMES_READABLE, {**sql_params(principal), "q": words})
-            found = await cur.fetchone()
-        lexemes: list[str] = list(found[0]) if found else []
-        readable = None if found is None or found[1] is None else frozenset(found[1])
-        hashed = [h for h in await blinded(replica.keys, lexemes) if _HASHED.match(h)]
+        terms = list(dict.fromkeys([*asked.lexemes, *asked.hashed]))[:TERMS_MAX]
         try:
-            ranked, mark = await index.words(list(dict.fromkeys([*lexemes, *hashed]))[:TERMS_MAX],
-                                             replace(scope, readable=readable), limit, token,
-                                             wait_s)
+            ranked, mark = await index.words(terms, replace(scope, readable=asked.readable),
+                                             limit, token, wait_s)
         except Unavailable as exc:  # ReplicaBehind too: behind the token, not current, busy
             log.info("keyword search on the replica: the index did not answer (%s)", exc)
         else:
-            return Ranked(ranked, mark, lexemes, words, hashed)
+            return Ranked(ranked, mark, asked)
     where, params = filter_sql(scope)
-    # The tsquery is written out in each place (not joined from a CTE) so the planner sees a
-    # constant and uses the GIN index (joined, it scanned every chunk: 28 ms at 10k chunks).
-    q = "websearch_to_tsquery('english', %(q)s)"
+    q, tsq = asked.tsquery()
     async with replica.connection() as conn:
         answered = await replica.floor(conn)
-        cur = await conn.execute(_LEXEMES, (words,))
-        found = await cur.fetchone()
-        lexemes = list(found[0]) if found else []
-        hashed = [h for h in await blinded(replica.keys, lexemes) if _HASHED.match(h)]
-        if hashed:
-            q = f"({q} || %(hq)s::tsquery)"
-            params["hq"] = " | ".join(hashed)
         # Ranked first, carrying only (document, chunk, rank) through the sorts; the page's
         # chunks, documents and artifacts are read after, for ``limit`` rows. The documents
         # are joined while ranking only when a filter is on them.
@@ -278,12 +296,12 @@ async def keyword_rank(
             " left join artifacts a on a.artifact_id = b.doc_id and d.kind = 'artifact'"
             " order by b.rank desc, b.doc_id"
         )
-        params.update(sql_params(principal), q=words, limit=limit)
+        params.update({**sql_params(principal), **tsq}, limit=limit)
         cur = await conn.execute(sql, params)
         rows = await cur.fetchall()
-    shown = await _hits(replica.keys, rows, lexemes)
-    return Ranked([WordHit(h.doc_id, 0, h.score) for h in shown], answered, lexemes, words,
-                  hashed, {h.doc_id: h for h in shown})
+    shown = await _hits(replica.keys, rows, asked.lexemes)
+    return Ranked([WordHit(h.doc_id, 0, h.score) for h in shown], answered, asked,
+                  {h.doc_id: h for h in shown})
 
 
 async def keyword_show(replica: Replica, ranked: Ranked, docs: Sequence[str]
@@ -296,16 +314,13 @@ async def keyword_show(replica: Replica, ranked: Ranked, docs: Sequence[str]
     page = [h for h in ranked.hits if h.doc_id in wanted]
     if not page:
         return []
-    q = "websearch_to_tsquery('english', %(q)s)"
-    params: dict[str, Any] = {"q": ranked.words, "docs": [h.doc_id for h in page],
-                              "ns": [h.n for h in page], "ranks": [h.score for h in page]}
-    if ranked.hashed:
-        q = f"({q} || %(hq)s::tsquery)"
-        params["hq"] = " | ".join(ranked.hashed)
+    q, params = ranked.asked.tsquery()
+    params.update(docs=[h.doc_id for h in page], ns=[h.n for h in page],
+                  ranks=[h.score for h in page])
     async with replica.connection() as conn:
         cur = await conn.execute(_PAGE_OF.format(q=q), params)
         rows = await cur.fetchall()
-    return await _hits(replica.keys, rows, ranked.lexemes)
+    return await _hits(replica.keys, rows, ranked.asked.lexemes)
 
 
 async def _hits(keys: Keyring, rows: Sequence[Any], lexemes: Sequence[str]) -> list[KeywordHit]:

@@ -27,6 +27,7 @@ from mbwire.access import TWINS_READABLE_SQL, sql_params
 from mbwire.params import int_param
 from mbwire.types_agents import Recommendation, Recommendations
 from regional.agents import Reads
+from regional.index_keyword import readable_on
 from regional.popular import LISTED, popular_agents, popular_knowledge
 from regional.reads.history import payload_of
 from regional.recommend_basis import POPULAR, Basis, basis_of, shared_reason, similarity_reason
@@ -177,8 +178,7 @@ async def get_recommendations(request: Request[Any, Any, Any], reads: Reads,
         elif "artifact" in docs and principal.is_superuser:
             readable = None
         elif "artifact" in docs:
-            cur = await conn.execute(TWINS_READABLE_SQL, sql_params(principal))
-            readable = frozenset(r[0] for r in await cur.fetchall()) - {twin_id}
+            readable = await readable_on(conn, principal) - {twin_id}
     if docs and not basis.empty:
         for kind in docs:  # the index covers the token too, and says what it answered at
             found[kind], mark = await _similar_docs(knowledge, readable, twin_id, basis, kind,

@@ -33,8 +33,10 @@ from regional.audit import AuditRecorder
 from regional.index import SNIPPET_CHARS
 from regional.index_keyword import (
     OCCURRED,
+    Asked,
     KeywordHit,
     Ranked,
+    ask,
     blinded,
     keyword_rank,
     keyword_show,
@@ -101,27 +103,37 @@ class KnowledgeSearch:
                       sources=(*sources, *await blinded(keys, sources)),
                       kind=f.kind if f else None, twin_id=f.twin_id if f else None)
         depth = q.limit if q.mode != "hybrid" else max(q.limit, FUSE_DEPTH)
-        # The two searches side by side: keywords on one replica connection, vectors after
-        # another (the caller's readable twins) and the query's embedding, themselves side by
-        # side.
-        words_task = (asyncio.create_task(
-            keyword_rank(self.replica, principal, q.query, scope, depth, self.index, token,
-                         wait_s))
-            if q.mode in ("keyword", "hybrid") else None)
+        # The two searches side by side. The query's lexemes and the caller's readable twins
+        # come from one statement (``ask``) that both sides wait for; the vector side embeds the
+        # query meanwhile.
+        asked = (asyncio.create_task(ask(self.replica, principal, q.query))
+                 if q.mode in ("keyword", "hybrid") else None)
+
+        async def rank_words(asked: asyncio.Task[Asked]) -> Ranked:
+            return await keyword_rank(self.replica, principal, await asked, scope, depth,
+                                      self.index, token, wait_s)
+
+        async def readable() -> frozenset[str] | None:
+            if asked is not None:
+                return (await asked).readable
+            return await readable_twins(self.replica, principal)
+
+        words_task = asyncio.create_task(rank_words(asked)) if asked is not None else None
         vectors: list[Hit] = []
         ranked: Ranked | None = None
         answered = ConsistencyToken(2**64 - 1)
         try:
             if q.mode in ("semantic", "hybrid"):
-                readable, vectors_of = await asyncio.gather(
-                    readable_twins(self.replica, principal), self.embedder.embed([q.query]))
-                vector = vectors_of[0]
-                vectors, mark = await self.vectors(vector, replace(scope, readable=readable),
+                readable_of, vectors_of = await asyncio.gather(
+                    readable(), self.embedder.embed([q.query]))
+                vectors, mark = await self.vectors(vectors_of[0],
+                                                   replace(scope, readable=readable_of),
                                                    depth, token, wait_s)
                 answered = min(answered, mark)
         except BaseException:
-            if words_task is not None:
-                words_task.cancel()
+            for task in (words_task, asked):
+                if task is not None:
+                    task.cancel()
             raise
         words: list[KeywordHit] = []
         if words_task is not None:
@@ -129,11 +141,11 @@ class KnowledgeSearch:
             answered = min(answered, ranked.answered)
             # Rows (and headlines) only for the keyword hits that make the page.
             page = ([d for d, _ in combine(ranked.scored(), [(h.doc_id, h.score) for h in vectors],
-                                           keyword_weight(ranked.terms))[:q.limit]]
+                                           keyword_weight(ranked.asked.terms))[:q.limit]]
                     if q.mode == "hybrid" else [h.doc_id for h in ranked.hits[:q.limit]])
             words = await keyword_show(self.replica, ranked, page)
         return KnowledgeResults(results=merge(
-            q.mode, vectors, words, q.limit, ranked.terms if ranked else 0,
+            q.mode, vectors, words, q.limit, ranked.asked.terms if ranked else 0,
             ranked.scored() if ranked else None), mode=q.mode), answered
 
 

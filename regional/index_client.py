@@ -16,12 +16,10 @@ import msgspec
 from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable
 from regional.index_service import (
     IndexStatus,
-    ScopeBody,
     SearchAnswer,
     SearchBody,
     WordsAnswer,
     WordsBody,
-    hits_of,
 )
 from regional.index_words import WordHit
 from regional.vectors import Hit, Scope
@@ -85,20 +83,15 @@ class IndexClient:
                      token: ConsistencyToken | None = None, wait_s: float = 0.0,
                      ) -> tuple[list[Hit], ConsistencyToken]:
         """The hits and the position they cover."""
-        body = SearchBody(vector=vector, scope=ScopeBody.of(scope), limit=limit,
-                          after=None if token is None else str(token),
-                          wait_ms=int(wait_s * 1000))
-        answer = _answer.decode(await self._post("search", _encode(body), wait_s))
-        return hits_of(answer), ConsistencyToken.parse(answer.mark)
+        body = SearchBody.asking(vector, scope, limit, token, wait_s)
+        return _answer.decode(await self._post("search", _encode(body), wait_s)).answered()
 
     async def words(self, terms: list[str], scope: Scope, limit: int,
                     token: ConsistencyToken | None = None, wait_s: float = 0.0,
                     ) -> tuple[list[WordHit], ConsistencyToken]:
         """Keyword hits (document, best chunk, score) and the position they cover."""
-        body = WordsBody(terms=terms, scope=ScopeBody.of(scope), limit=limit,
-                         after=None if token is None else str(token), wait_ms=int(wait_s * 1000))
-        answer = _words.decode(await self._post("words", _encode(body), wait_s))
-        return [WordHit(*h) for h in answer.hits], ConsistencyToken.parse(answer.mark)
+        body = WordsBody.asking(terms, scope, limit, token, wait_s)
+        return _words.decode(await self._post("words", _encode(body), wait_s)).answered()
 
     async def _post(self, what: str, data: bytes, wait_s: float) -> bytes:
         """The service's answer to a search; its refusals as this side's errors."""
@@ -177,18 +170,14 @@ class LocalIndex:
     async def search(self, vector: list[float], scope: Scope, limit: int,
                      token: ConsistencyToken | None = None, wait_s: float = 0.0,
                      ) -> tuple[list[Hit], ConsistencyToken]:
-        answer = await self.service.search(SearchBody(
-            vector=vector, scope=ScopeBody.of(scope), limit=limit,
-            after=None if token is None else str(token), wait_ms=int(wait_s * 1000)))
-        return hits_of(answer), ConsistencyToken.parse(answer.mark)
+        answer = await self.service.search(SearchBody.asking(vector, scope, limit, token, wait_s))
+        return answer.answered()
 
     async def words(self, terms: list[str], scope: Scope, limit: int,
                     token: ConsistencyToken | None = None, wait_s: float = 0.0,
                     ) -> tuple[list[WordHit], ConsistencyToken]:
-        answer = await self.service.words(WordsBody(
-            terms=terms, scope=ScopeBody.of(scope), limit=limit,
-            after=None if token is None else str(token), wait_ms=int(wait_s * 1000)))
-        return [WordHit(*h) for h in answer.hits], ConsistencyToken.parse(answer.mark)
+        answer = await self.service.words(WordsBody.asking(terms, scope, limit, token, wait_s))
+        return answer.answered()
 
     async def watch(self) -> None:
         await self.service.follower.run()

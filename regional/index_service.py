@@ -70,6 +70,11 @@ class SearchBody(msgspec.Struct, frozen=True, kw_only=True):
     after: str | None = None   # a consistency token the answer must cover
     wait_ms: int = 0
 
+    @classmethod
+    def asking(cls, vector: list[float], scope: Scope, limit: int,
+               token: ConsistencyToken | None, wait_s: float) -> SearchBody:
+        return cls(vector=vector, scope=ScopeBody.of(scope), limit=limit, **_until(token, wait_s))
+
 
 class WordsBody(msgspec.Struct, frozen=True, kw_only=True):
     terms: list[str]  # the query's lexemes and their keyed hashes (``regional.index_keyword``)
@@ -78,10 +83,23 @@ class WordsBody(msgspec.Struct, frozen=True, kw_only=True):
     after: str | None = None
     wait_ms: int = 0
 
+    @classmethod
+    def asking(cls, terms: list[str], scope: Scope, limit: int,
+               token: ConsistencyToken | None, wait_s: float) -> WordsBody:
+        return cls(terms=terms, scope=ScopeBody.of(scope), limit=limit, **_until(token, wait_s))
+
+
+def _until(token: ConsistencyToken | None, wait_s: float) -> dict[str, Any]:
+    """A search body's token and wait, as a worker passes them."""
+    return {"after": None if token is None else str(token), "wait_ms": int(wait_s * 1000)}
+
 
 class WordsAnswer(msgspec.Struct, frozen=True, kw_only=True):
     hits: list[tuple[str, int, float]]  # (document, its best chunk, BM25 score), best first
     mark: str
+
+    def answered(self) -> tuple[list[WordHit], ConsistencyToken]:
+        return [WordHit(*h) for h in self.hits], ConsistencyToken.parse(self.mark)
 
 
 class HitBody(msgspec.Struct, frozen=True, array_like=True):
@@ -93,6 +111,10 @@ class HitBody(msgspec.Struct, frozen=True, array_like=True):
 class SearchAnswer(msgspec.Struct, frozen=True, kw_only=True):
     hits: list[HitBody]
     mark: str  # what the answer covers: the index's mark read before the search
+
+    def answered(self) -> tuple[list[Hit], ConsistencyToken]:
+        return ([Hit(h.doc_id, h.score, h.payload) for h in self.hits],
+                ConsistencyToken.parse(self.mark))
 
 
 class IndexStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,10 +131,6 @@ class IndexStatus(msgspec.Struct, frozen=True, kw_only=True):
     words: int = 0          # chunks in the keyword index
     words_position: str = ""  # every change up to it is in the keyword index's last commit
     word_searches: int = 0  # keyword searches it answered since start
-
-
-def hits_of(answer: SearchAnswer) -> list[Hit]:
-    return [Hit(h.doc_id, h.score, h.payload) for h in answer.hits]
 
 
 class IndexService:
@@ -157,9 +175,10 @@ class IndexService:
             words_position=str(ConsistencyToken(f.words.covers)) if f.words is not None else "",
             word_searches=self.word_searches)
 
-    async def _covering(self, after: str | None, wait_ms: int) -> ConsistencyToken:
-        """Waits until the index covers ``after`` (or is current, without one); the mark the
-        answer covers. Counts the search in flight: the caller releases it."""
+    @asynccontextmanager
+    async def _covering(self, after: str | None, wait_ms: int) -> AsyncIterator[ConsistencyToken]:
+        """A search in flight (at most ``index_searches_max``) once the index covers ``after``
+        (or is current, without one): yields the mark the answer covers."""
         f = self.follower
         if self.searches >= self.settings.index_searches_max:
             raise Unavailable(f"this region's search index has {self.searches} searches in "
@@ -176,18 +195,14 @@ class IndexService:
                     f"this region's search index is {f.state} (at {f.mark}; the replica is at "
                     f"{ConsistencyToken(self.clock.position)}): another region answers",
                     retry_after=1)
-        except BaseException:
-            self.searches -= 1
-            raise
-        return f.mark  # read before the search: the answer covers it
-
-    async def search(self, body: SearchBody) -> SearchAnswer:
-        mark = await self._covering(body.after, body.wait_ms)
-        try:
-            hits = await self.follower.index.search(body.vector, body.scope.scope(),
-                                                    max(1, body.limit))
+            yield f.mark  # read before the search: the answer covers it
         finally:
             self.searches -= 1
+
+    async def search(self, body: SearchBody) -> SearchAnswer:
+        async with self._covering(body.after, body.wait_ms) as mark:
+            hits = await self.follower.index.search(body.vector, body.scope.scope(),
+                                                    max(1, body.limit))
         return SearchAnswer(hits=[HitBody(h.doc_id, h.score, h.payload) for h in hits],
                             mark=str(mark))
 
@@ -195,16 +210,13 @@ class IndexService:
         words = self.follower.words
         if words is None:
             raise Unavailable("this region's index keeps no keyword index", retry_after=1)
-        await self._covering(body.after, body.wait_ms)
-        try:
+        async with self._covering(body.after, body.wait_ms):
             # What the keyword index reflects: its last commit (at most a second behind the
             # mark), or a commit now for a token it does not cover.
             mark = await self.follower.words_cover(
                 ConsistencyToken.parse(body.after) if body.after else ConsistencyToken(0))
             hits: list[WordHit] = await words.search(body.terms, body.scope.scope(),
                                                      max(1, body.limit))
-        finally:
-            self.searches -= 1
         self.word_searches += 1
         return WordsAnswer(hits=[(h.doc_id, h.n, h.score) for h in hits], mark=str(mark))
 

@@ -129,6 +129,7 @@ class QdrantIndex:
         # The feed position the collection covers, in a collection of its own (one point), so
         # an index service that restarts resumes from it instead of loading everything again.
         self._state = f"{collection}__state"
+        self._state_made = False  # that collection exists (saves come once a second)
 
     async def load_state(self) -> dict[str, Any] | None:
         """What ``save_state`` recorded last, or None."""
@@ -140,9 +141,10 @@ class QdrantIndex:
     async def save_state(self, state: dict[str, Any]) -> None:
         """Records the position the points written so far cover (each write was acknowledged
         once applied: the client waits)."""
-        if not await self.client.collection_exists(self._state):
+        if not self._state_made and not await self.client.collection_exists(self._state):
             await self.client.create_collection(self._state, vectors_config=models.VectorParams(
                 size=1, distance=models.Distance.DOT))
+        self._state_made = True
         await self.client.upsert(self._state, wait=True, points=[
             models.PointStruct(id=1, vector=[1.0], payload=state)])
 
@@ -151,7 +153,7 @@ class QdrantIndex:
         for name in (self._state, self.collection):
             if await self.client.collection_exists(name):
                 await self.client.delete_collection(name)
-        self._ready = False
+        self._ready = self._state_made = False
 
     async def _ensure(self) -> None:
         if self._ready:

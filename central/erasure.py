@@ -4,18 +4,17 @@ one transaction, and the answer is a receipt signed by the cell.
 Under the twin's stripe lock (no merge of it runs meanwhile) and its row lock, the transaction
 counts what is held per kind (the twin's row, its Yjs log, grants, events, trajectory steps,
 artifacts, their text documents with chunks and vectors, and the artifacts' bytes), deletes the
-bytes from the blob store, deletes the rows (grants, artifacts and documents with their chunks
-go with the twin row), appends change-feed rows (``twin``, ``grant``, and each ``knowledge``
-document and ``artifact``: so every hub drops its Redis and near-cache views and its index's
-vectors of them once its replica shows the erasure), records the twin's pseudonym in
-``erased_twins`` (so its id is never created again: 409), counts again (``held_after``) and
-stores the receipt. Last, before the commit, it destroys the twin's data key in the cell's key
-store (sealing/): rows deleted here survive as dead tuples, in WAL segments, on replicas and in
-base backups until vacuum, recycling and retention, and all of them are ciphertext under that
-key, so none can be opened from that moment. A commit that fails after it leaves the twin
-unreadable and still present; the retry (the key already gone) erases it whole. The resident
-document is dropped after the commit, and each hub forgets the key when its replica shows the
-erasure."""
+bytes from the blob store, deletes the rows (grants, artifacts and documents with their chunks go
+with the twin row), appends change-feed rows (``twin``, ``grant``, a ``memory`` row for each of its
+documents and an ``artifact`` row for each artifact: so every hub drops its Redis and near-cache
+views and its index's vectors of them once its replica shows the erasure), records the twin's
+pseudonym in ``erased_twins`` (so its id is never created again: 409), counts again (``held_after``)
+and stores the receipt. Last, before the commit, it destroys the twin's data key in the cell's key
+store (sealing/): rows deleted here survive as dead tuples, in WAL segments, on replicas and in base
+backups until vacuum, recycling and retention, and all of them are ciphertext under that key, so
+none can be opened from that moment. A commit that fails after it leaves the twin unreadable and
+still present; the retry (the key already gone) erases it whole. The resident document is dropped
+after the commit, and each hub forgets the key when its replica shows the erasure."""
 
 from __future__ import annotations
 
@@ -107,7 +106,7 @@ async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, keyring:
                 await tx.conn.execute("insert into erased_twins (twin_ref) values (%s)"
                                       " on conflict do nothing", (ref,))
                 tx.feed += [("twin", twin_id, None), ("grant", twin_id, None)]
-                tx.feed += [("knowledge", d, None) for d in docs]
+                tx.feed += [("memory", d, None) for d in docs]  # a twin's: feed_kind
                 tx.feed += [("artifact", r[0], None) for r in artifacts]
                 after = await _counts(tx, twin_id)
                 after["blobs"] = sum([await blob_store.exists(b) for b in stored]) \

@@ -170,8 +170,15 @@ async def store_document(
                   prepared.embedder, key.seal(f"vector:{doc_id}:{n}", pack_vector(vector)),
                   twin_id)
                  for n, (text, vector) in pairs])
-    tx.feed.append(("knowledge", doc_id, version))
+    tx.feed.append((feed_kind(twin_id), doc_id, version))
     return version
+
+
+def feed_kind(twin_id: str | None) -> str:
+    """The feed row a document's change makes: ``knowledge`` for the public corpus (announced
+    on the ``global`` channel), ``memory`` for a twin's document (a text artifact's chunks, a
+    text event's memory): the hubs' indexes follow both, no channel carries a twin's."""
+    return "knowledge" if twin_id is None else "memory"
 
 
 def pack_vector(vector: Sequence[float]) -> bytes:
@@ -199,11 +206,12 @@ async def delete_document(tx: WriteTx, doc_id: str, *, kind: DocKind) -> bool:
     """Deletes the document of this kind and its chunks (cascade), with its feed row. The row
     carries no version: the document is gone, and a follower reads what its replica holds."""
     cur = await tx.conn.execute(
-        "delete from knowledge_docs where doc_id = %s and kind = %s returning 1", (doc_id, kind)
-    )
-    if await cur.fetchone() is None:
+        "delete from knowledge_docs where doc_id = %s and kind = %s returning twin_id",
+        (doc_id, kind))
+    row = await cur.fetchone()
+    if row is None:
         return False
-    tx.feed.append(("knowledge", doc_id, None))
+    tx.feed.append((feed_kind(row[0]), doc_id, None))
     return True
 
 

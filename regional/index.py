@@ -99,8 +99,9 @@ def make_index(embedder: Embedder, qdrant_url: str = "") -> VectorIndex:
     return EdgeIndex(embedder.dim)
 
 
-# Feed rows keyed by a document: knowledge's and twins' documents ingested or deleted, and a
-# text event's memory (its words stored with the event, its vectors after).
+# Feed rows keyed by a document: ``knowledge`` (the public corpus) and ``memory`` (a twin's
+# document: a text artifact's chunks, a text event's memory: its words stored with the event,
+# its vectors after), each ingested or deleted (``central.knowledge.feed_kind``).
 DOC_KINDS = frozenset({"knowledge", "memory"})
 
 # Rows read per statement while loading, and document ids remembered while a build runs (more

@@ -10,8 +10,9 @@
 - ``community``: the participants: ``agent`` rows (an agent published or updated its public
   card in the directory; key = its sub).
 Not on any channel: wallets (private, and not keyed by a twin), artifacts (keyed by the
-artifact: its twin is not in the row) and ``memory`` rows (a text event's memory document,
-for the hubs' indexes; the event itself is on its twin's channel).
+artifact: its twin is not in the row) and ``memory`` rows (a twin's document changed: a text
+artifact's chunks or a text event's memory, for the hubs' indexes; the event itself is on its
+twin's channel). A twin's document ids are never announced on a public channel.
 
 A name is checked before anything reads with it (``check_name``): at most ``MAX_NAME`` characters,
 no control character (a NUL would fail the replica's query and, before, the whole socket), and a

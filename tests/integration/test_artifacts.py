@@ -13,14 +13,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import msgspec
 import psycopg
 import pytest
+from websockets.asyncio.client import connect
 
 from blobs import UrlSigner
 from blobs.sealed import sealed_size
 from mbwire import HopSigner
 
 from .conftest import LiveStack
+from .test_realtime import frame, ws_url
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +129,33 @@ async def test_text_artifact_is_a_knowledge_document_of_its_twin(
                   artifact)
     assert chunks and all(body is None and sealed for body, sealed in chunks)
     feed = rows(live, "select kind from change_feed where key = %s order by id", artifact)
-    assert [k for (k,) in feed] == ["artifact", "knowledge", "artifact"]
+    # Its document's row is a twin's (``memory``): the hubs' indexes follow it, no channel.
+    assert [k for (k,) in feed] == ["artifact", "memory", "artifact"]
+
+
+async def test_a_text_artifact_is_never_announced_on_the_public_channel(
+    live: LiveStack, http: httpx.AsyncClient
+) -> None:
+    """A subscriber of ``global`` (any caller may be one) hears the corpus's documents, never a
+    twin's: the artifact is written first, so its announcement would come before the
+    knowledge document's (the feed is in commit order)."""
+    twin = await new_twin(live, http, "ada")
+    async with connect(ws_url(live, "ams"), additional_headers=live.auth("eve", tier="pro")) as ws:
+        await ws.send(msgspec.json.encode({"op": "subscribe", "channels": ["global"]}).decode())
+        assert (await frame(ws))["op"] == "subscribed"
+        created = await announce(live, http, "ada", twin, NOTES)
+        assert (await http.put(created["upload_url"], content=NOTES)).status_code == 200
+        doc_id = f"kn-{uuid.uuid4().hex[:12]}"
+        r = await http.post(f"{live.topology.edges['ams']}/v1/knowledge",
+                            headers={**live.auth("curator"), **JSON},
+                            json={"id": doc_id, "title": "Public", "body": "Tides and moons."})
+        assert r.status_code == 201, r.text
+        heard = [await frame(ws)]
+        while heard[-1].get("data", {}).get("doc_id") != doc_id:
+            heard.append(await frame(ws))
+    announced = {f.get("data", {}).get("doc_id") for f in heard}
+    assert created["artifact_id"] not in announced
+    assert heard[-1]["channel"] == "global" and heard[-1]["event"] == "knowledge"
 
 
 async def test_binary_artifact_is_stored_not_indexed(live: LiveStack,

@@ -1,13 +1,14 @@
 """Knowledge search benchmark: prints figures, asserts nothing.
 
     .venv/bin/python bench/knowledge_bench.py [--chunks 10000 100000] [--queries 200]
-        [--vectors random|model]
+        [--vectors random|model] [--regions ams,sin] [--bare-max 200000]
 
 ``--vectors random`` (the default): the loaded chunks' vectors are seeded random unit vectors, a
 stand-in for the model's (embedding 100k chunks with the local model takes longer than the rest
 of the run); queries are still embedded by the real model. ``model``: the chunks' too.
 
-On a fresh local stack (ams, sin), always torn down. For each size: documents of 5 chunks are
+On a fresh local stack (``--regions``, default ams and sin; the last one's edge is asked),
+always torn down. For each size: documents of 5 chunks are
 written into the primary as central writes them (document, chunks with their vectors from the
 hub's embedder, a change-feed row, one transaction per 200 documents), then, once the sin hub's
 index covers the last token:
@@ -15,7 +16,8 @@ index covers the last token:
    query a different text (no edge or query-cache hits), as a non-superuser (the tenant filter is
    in every query);
 2. in the same run: the bare embedder call, and the bare vector search on the embedded engine
-   loaded with the same vectors in this process (tenant filter; and tenant + tags filter);
+   loaded with the same vectors in this process (tenant filter; and tenant + tags filter; only
+   up to ``--bare-max`` chunks: its HNSW build holds this process for minutes at 1M);
 3. ingest → searchable at a remote hub: one document committed at the primary; from then, a
    tokened keyword query through the sin edge (sin's replica, sin's index) until it lists it;
 4. sin's index service: how long its HNSW build (a child process, off the request path) took
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"), str(ROOT / "geo-routing")]
 
 import httpx  # noqa: E402
+import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from devstack.secrets import mint_token  # noqa: E402
@@ -67,15 +70,13 @@ class RandomVectors:
 
     def __init__(self, rng: random.Random) -> None:
         model = make_embedder("local")
-        self.name, self.dim, self.rng = model.name, model.dim, rng
+        self.name, self.dim = model.name, model.dim
+        self.gen = np.random.default_rng(rng.randrange(2**32))
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        out = []
-        for _ in texts:
-            v = [self.rng.gauss(0, 1) for _ in range(self.dim)]
-            norm = sum(x * x for x in v) ** 0.5
-            out.append([x / norm for x in v])
-        return out
+        v = self.gen.standard_normal((len(texts), self.dim), dtype=np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        return v.tolist()
 
 
 async def load(primary: str, start: int, chunks: int, rng: random.Random,
@@ -83,7 +84,10 @@ async def load(primary: str, start: int, chunks: int, rng: random.Random,
     embedder: Any = make_embedder("local") if vectors == "model" else RandomVectors(rng)
     token = ""
     docs = range(start // 5, (start + chunks) // 5)
-    with psycopg.connect(primary) as conn:
+    # Autocommit: each ``transaction()`` below is a transaction of its own, committed before
+    # its token is read (without it, every batch after the first was a savepoint of one
+    # transaction left open until the connection closed).
+    with psycopg.connect(primary, autocommit=True) as conn:
         for lo in range(docs.start, docs.stop, 200):
             with conn.transaction(), conn.cursor() as cur:
                 batch = range(lo, min(lo + 200, docs.stop))
@@ -119,11 +123,20 @@ async def until_covered(http: httpx.AsyncClient, edge: str, jwt: str, token: str
         r = await query(http, edge, jwt, {"query": "vector", "mode": "semantic"}, token)
         if r.status_code == 200:
             return
-    raise RuntimeError(f"sin never covered {token}")
+    raise RuntimeError(f"{edge} never covered {token}")
 
 
-async def bare(primary: str, rng: random.Random, n: int) -> None:
+async def bare(primary: str, rng: random.Random, n: int, size: int, bare_max: int) -> None:
     embedder = make_embedder("local")
+    if size > bare_max:
+        embed_s = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await embedder.embed([text(rng, 4)])
+            embed_s.append(time.perf_counter() - t0)
+        print(f"  bare embedder call ({embedder.name}):      {pct(embed_s)}")
+        print(f"  (no bare vector search above --bare-max {bare_max} chunks)")
+        return
     index = EdgeIndex(embedder.dim)
     with psycopg.connect(primary) as conn:
         rows = conn.execute("select c.doc_id, c.n, c.embedding, d.tags from knowledge_chunks c"
@@ -168,11 +181,15 @@ async def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--visible", type=int, default=50)
     ap.add_argument("--vectors", choices=("random", "model"), default="random")
+    ap.add_argument("--regions", default="ams,sin")
+    ap.add_argument("--bare-max", type=int, default=200_000)
     args = ap.parse_args()
     rng = random.Random(7)
-    with running_stack(regions=("ams", "sin")) as stack:
+    regions = tuple(args.regions.split(","))
+    asked = regions[-1]
+    with running_stack(regions=regions) as stack:
         topo, secrets = stack.topology(), stack.secrets()
-        edge, primary = topo.edges["sin"], topo.postgres.primary
+        edge, primary = topo.edges[asked], topo.postgres.primary
         # Several callers: each stays under its tier's per-minute limit.
         jwts = [mint_token(secrets.jwt_hs256_secret, f"bench-{i}", tier="enterprise")
                 for i in range(8)]
@@ -191,11 +208,13 @@ async def main() -> None:
                     conn.execute("vacuum analyze knowledge_docs")
                 await until_covered(http, edge, jwts[0], token)
                 loaded = size
-                print(f"{size} chunks ({args.vectors} vectors): loaded and indexed at sin in "
+                print(f"{size} chunks ({args.vectors} vectors): loaded and indexed at {asked} in "
                       f"{time.perf_counter() - t0:.1f} s")
-                await built(http, topo.indexes["sin"], size)
-                # ams builds its graph too, on the same 2 cores: measured once it is done.
-                await built(http, topo.indexes["ams"], size, quiet=True)
+                await built(http, topo.indexes[asked], size)
+                # The other regions build their graphs too, on the same 2 cores: measured once
+                # they are done.
+                for region in regions[:-1]:
+                    await built(http, topo.indexes[region], size, quiet=True)
                 for n in range(20):  # warm: the swapped-in shard's pages, each path once
                     await query(http, edge, jwts[n % 8], {
                         "query": text(rng, 4), "mode": ("semantic", "keyword", "hybrid")[n % 3]})
@@ -215,8 +234,8 @@ async def main() -> None:
                         label = (f"{mode}{' + tags' if filtered else ''}"
                                  f"{'' if tenant else ', no tenant filter'}")
                         print(f"  query_knowledge via edge, {label:34s}: {pct(times)}")
-                await restart_index(stack, http, topo.indexes["sin"])
-                await bare(primary, rng, args.queries)
+                await restart_index(stack, http, topo.indexes[asked], asked)
+                await bare(primary, rng, args.queries, size, args.bare_max)
             visible = []
             for _ in range(args.visible):
                 word = f"fresh{uuid.uuid4().hex[:10]}"
@@ -228,7 +247,7 @@ async def main() -> None:
                     if r.status_code == 200 and r.json()["results"]:
                         break
                 visible.append(time.perf_counter() - t0)
-            print(f"ingest (commit at primary) -> searchable via sin edge: {pct(visible)}")
+            print(f"ingest (commit at primary) -> searchable via {asked} edge: {pct(visible)}")
 
 
 async def built(http: httpx.AsyncClient, url: str, size: int, *, quiet: bool = False) -> None:
@@ -247,22 +266,22 @@ async def built(http: httpx.AsyncClient, url: str, size: int, *, quiet: bool = F
           " after the load was searchable)")
 
 
-async def restart_index(stack: Any, http: httpx.AsyncClient, url: str) -> None:
+async def restart_index(stack: Any, http: httpx.AsyncClient, url: str, region: str) -> None:
     """Disk and memory per chunk, then a restart of the service until it is current again."""
     import psutil
 
-    record = next(c for c in stack.status().children if c.name == "index-sin")
+    record = next(c for c in stack.status().children if c.name == f"index-{region}")
     procs = [psutil.Process(record.pid), *psutil.Process(record.pid).children(recursive=True)]
     rss = sum(p.memory_info().rss for p in procs)
-    shard = stack.data_dir / "index" / "sin"
+    shard = stack.data_dir / "index" / region
     disk = sum(f.stat().st_size for f in shard.rglob("*") if f.is_file())
     points = max(1, (await http.get(f"{url}/healthz")).json()["points"])
     print(f"  index service memory {rss / 2**20:.0f} MiB RSS ({rss / points:.0f} B per chunk,"
           f" with the interpreter); shard on disk {disk / 2**20:.0f} MiB "
           f"({disk / points:.0f} B per chunk)")
     t0 = time.perf_counter()
-    stack.stop_process("index-sin")
-    stack.start_process("index-sin")
+    stack.stop_process(f"index-{region}")
+    stack.start_process(f"index-{region}")
     while True:
         status = (await http.get(f"{url}/healthz")).json()
         if status["state"] == "current":

@@ -136,17 +136,20 @@ class KnowledgeSearch:
                     task.cancel()
             raise
         words: list[KeywordHit] = []
+        fused: list[tuple[str, float]] = []
         if words_task is not None:
             ranked = await words_task
             answered = min(answered, ranked.answered)
             # Rows (and headlines) only for the keyword hits that make the page.
-            page = ([d for d, _ in combine(ranked.scored(), [(h.doc_id, h.score) for h in vectors],
-                                           keyword_weight(ranked.asked.terms))[:q.limit]]
-                    if q.mode == "hybrid" else [h.doc_id for h in ranked.hits[:q.limit]])
+            if q.mode == "hybrid":
+                fused = combine(ranked.scored(), [(h.doc_id, h.score) for h in vectors],
+                                keyword_weight(ranked.asked.terms))
+                page = [d for d, _ in fused[:q.limit]]
+            else:
+                page = [h.doc_id for h in ranked.hits[:q.limit]]
             words = await keyword_show(self.replica, ranked, page)
-        return KnowledgeResults(results=merge(
-            q.mode, vectors, words, q.limit, ranked.asked.terms if ranked else 0,
-            ranked.scored() if ranked else None), mode=q.mode), answered
+        return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit, fused),
+                                mode=q.mode), answered
 
 
 # The chunks of a page's vector hits of twins' documents, with their artifacts' metadata.
@@ -207,21 +210,18 @@ def from_keyword(hit: KeywordHit, score: float) -> KnowledgeHit:
                         source=hit.source, tags=hit.tags, occurred_at=hit.occurred_at)
 
 
-def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int, terms: int = 0,
-          scored: list[tuple[str, float]] | None = None) -> list[KnowledgeHit]:
-    """One mode's hits as they ranked, or both fused (``knowledge.fuse.combine``, the keyword
-    side weighted by the query's ``terms``); a fused hit shows the keyword snippet (the matched
-    words) when it has one. ``scored``: the keyword side's whole ranking, when ``words`` holds
-    only the page's shown hits (its scores are normalised over all of them); a keyword hit not
-    shown (gone since it was ranked) is left out."""
+def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int,
+          fused: list[tuple[str, float]]) -> list[KnowledgeHit]:
+    """One mode's hits as they ranked, or both as ``fused`` ranked them (``knowledge.fuse.combine``
+    over the keyword side's whole ranking, while ``words`` holds only the page's shown keyword
+    hits); a fused hit shows the keyword snippet (the matched words) when it has one, and a
+    keyword hit not shown (gone since it was ranked) is left out."""
     if mode == "semantic":
         return [from_vector(h, h.score) for h in vectors[:limit]]
     if mode == "keyword":
         return [from_keyword(h, h.score) for h in words[:limit]]
     by_vector = {h.doc_id: h for h in vectors}
     by_word = {h.doc_id: h for h in words}
-    fused = combine(scored if scored is not None else [(h.doc_id, h.score) for h in words],
-                    [(h.doc_id, h.score) for h in vectors], keyword_weight(terms))
     out = []
     for d, s in fused:
         if d in by_word:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from knowledge.fuse import combine, keyword_weight
 from mbwire import ConsistencyToken as T
 from mbwire import ReplicaBehind
 from regional.index import IndexFollower
@@ -25,22 +26,30 @@ def khit(doc: str, score: float) -> KeywordHit:
     return KeywordHit(doc, score, f"<b>{doc}</b>", doc, "knowledge", None, None, [])
 
 
+def fused(vectors: list[Hit], scored: list[tuple[str, float]],
+          terms: int = 0) -> list[tuple[str, float]]:
+    """The hybrid ranking as the query makes it: the keyword side's whole ranking and the
+    vector hits, fused."""
+    return combine(scored, [(h.doc_id, h.score) for h in vectors], keyword_weight(terms))
+
+
 def test_each_mode_keeps_its_own_ranking() -> None:
     vectors, words = [vhit("a", 0.9), vhit("b", 0.8)], [khit("c", 0.5)]
-    assert [h.id for h in merge("semantic", vectors, words, 10)] == ["a", "b"]
-    assert [h.id for h in merge("keyword", vectors, words, 10)] == ["c"]
-    assert merge("semantic", vectors, words, 1)[0].snippet == "start of a"
+    assert [h.id for h in merge("semantic", vectors, words, 10, [])] == ["a", "b"]
+    assert [h.id for h in merge("keyword", vectors, words, 10, [])] == ["c"]
+    assert merge("semantic", vectors, words, 1, [])[0].snippet == "start of a"
 
 
 def test_hybrid_fuses_and_prefers_the_keyword_snippet() -> None:
     vectors = [vhit("a", 0.9), vhit("b", 0.8), vhit("c", 0.7)]
     words = [khit("b", 0.4), khit("d", 0.3)]
-    hits = merge("hybrid", vectors, words, 10)
+    ranking = fused(vectors, [(h.doc_id, h.score) for h in words])
+    hits = merge("hybrid", vectors, words, 10, ranking)
     assert hits[0].id == "b"                         # second and first: beats first and absent
     assert hits[0].snippet == "<b>b</b>"
     assert {h.id for h in hits} == {"a", "b", "c", "d"}
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert len(merge("hybrid", vectors, words, 2)) == 2
+    assert len(merge("hybrid", vectors, words, 2, ranking)) == 2
 
 
 def test_hybrid_normalises_over_the_whole_keyword_ranking_but_shows_only_the_page() -> None:
@@ -49,8 +58,8 @@ def test_hybrid_normalises_over_the_whole_keyword_ranking_but_shows_only_the_pag
     vectors = [vhit("a", 0.9), vhit("b", 0.5)]
     scored = [("b", 4.0), ("x", 3.0), ("y", 1.0), ("z", 0.0)]
     words = [khit("b", 4.0), khit("y", 1.0)]  # x: gone since ranked (z: not on the page)
-    full = merge("hybrid", vectors, [khit(d, sc) for d, sc in scored], 3, 1)
-    page = merge("hybrid", vectors, words, 3, 1, scored)
+    full = merge("hybrid", vectors, [khit(d, sc) for d, sc in scored], 3, fused(vectors, scored, 1))
+    page = merge("hybrid", vectors, words, 3, fused(vectors, scored, 1))
     assert [h.id for h in full] == ["b", "x", "a"]
     assert [h.id for h in page] == ["b", "a", "y"]
     assert (page[0].score, page[1].score) == (full[0].score, full[2].score)

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 
 from blobs.room import ArtifactBlobs
 from central import replay
+from central.knowledge import feed_kind
 from central.settings import CentralSettings
 from central.store import Store, WriteTx
 from central.twins import TwinWriter
@@ -106,7 +107,7 @@ async def erase(store: Store, writer: TwinWriter, blobs: ArtifactBlobs, keyring:
                 await tx.conn.execute("insert into erased_twins (twin_ref) values (%s)"
                                       " on conflict do nothing", (ref,))
                 tx.feed += [("twin", twin_id, None), ("grant", twin_id, None)]
-                tx.feed += [("memory", d, None) for d in docs]  # a twin's: feed_kind
+                tx.feed += [(feed_kind(twin_id), d, None) for d in docs]
                 tx.feed += [("artifact", r[0], None) for r in artifacts]
                 after = await _counts(tx, twin_id)
                 after["blobs"] = sum([await blob_store.exists(b) for b in stored]) \

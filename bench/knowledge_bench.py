@@ -7,22 +7,23 @@
 stand-in for the model's (embedding 100k chunks with the local model takes longer than the rest
 of the run); queries are still embedded by the real model. ``model``: the chunks' too.
 
-On a fresh local stack (``--regions``, default ams and sin; the last one's edge is asked),
-always torn down. For each size: documents of 5 chunks are
-written into the primary as central writes them (document, chunks with their vectors from the
-hub's embedder, a change-feed row, one transaction per 200 documents), then, once the sin hub's
-index covers the last token:
-1. query_knowledge through the sin edge, p50/p95 per mode, without and with a filter (tags), each
+On a fresh local stack (``--regions``, default ams and sin; the last one, "the asked region",
+is the one measured), always torn down. For each size: documents of 5 chunks are written into
+the primary as central writes them (document, chunks with their vectors from the hub's embedder,
+a change-feed row, one transaction per 200 documents), then, once the asked region's index
+covers the last token (and its HNSW builds are done, or ``--build-wait`` seconds passed):
+1. query_knowledge through its edge, p50/p95 per mode, without and with a filter (tags), each
    query a different text (no edge or query-cache hits), as a non-superuser (the tenant filter is
    in every query);
 2. in the same run: the bare embedder call, and the bare vector search on the embedded engine
    loaded with the same vectors in this process (tenant filter; and tenant + tags filter; only
    up to ``--bare-max`` chunks: its HNSW build holds this process for minutes at 1M);
-3. ingest → searchable at a remote hub: one document committed at the primary; from then, a
-   tokened keyword query through the sin edge (sin's replica, sin's index) until it lists it;
-4. sin's index service: how long its HNSW build (a child process, off the request path) took
-   to be swapped in, its shard's bytes per chunk on disk and its memory, and a restart: SIGTERM,
-   start, time until it is current again and whether it resumed from disk.
+3. ingest → searchable: one document committed at the primary; from then, a tokened keyword
+   query through the asked edge (its region's replica and index) until it lists it;
+4. its index service: how long its HNSW build (a child process, off the request path) took to
+   be swapped in, its shard's bytes per chunk on disk and its memory (with a build child's,
+   when one runs), and a restart: SIGTERM, start, time until it is current again and whether it
+   resumed from disk.
 Clients, servers, Postgres and Redis share this machine's cores."""
 
 from __future__ import annotations
@@ -281,8 +282,8 @@ async def restart_index(stack: Any, http: httpx.AsyncClient, url: str, region: s
     disk = sum(f.stat().st_size for f in shard.rglob("*") if f.is_file())
     points = max(1, (await http.get(f"{url}/healthz")).json()["points"])
     print(f"  index service memory {rss / 2**20:.0f} MiB RSS ({rss / points:.0f} B per chunk,"
-          f" with the interpreter); shard on disk {disk / 2**20:.0f} MiB "
-          f"({disk / points:.0f} B per chunk)")
+          f" with the interpreter; {len(procs) - 1} child processes counted); shard on disk"
+          f" {disk / 2**20:.0f} MiB ({disk / points:.0f} B per chunk)")
     t0 = time.perf_counter()
     stack.stop_process(f"index-{region}")
     stack.start_process(f"index-{region}")

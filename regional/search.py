@@ -120,7 +120,6 @@ class KnowledgeSearch:
 
         words_task = asyncio.create_task(rank_words(asked)) if asked is not None else None
         vectors: list[Hit] = []
-        ranked: Ranked | None = None
         answered = ConsistencyToken(2**64 - 1)
         try:
             if q.mode in ("semantic", "hybrid"):

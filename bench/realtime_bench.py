@@ -1,12 +1,14 @@
 """Realtime benchmark: prints figures, asserts nothing.
 
-    .venv/bin/python bench/realtime_bench.py [--writes 60] [--connections 1000]
+    .venv/bin/python bench/realtime_bench.py [--writes 60] [--connections 1000] [--gap-ms 0]
 
 On a fresh local stack from the launcher (ams, iad, sin):
 1. write → event: a subscriber of ``twin:<id>`` through edge-ams (same region: hub-ams) and
    through edge-sin (cross-region: hub-sin) while the twin is patched through edge-ams, one
    write at a time; p50/p95 from sending the PATCH to the message arriving, next to the PATCH's
-   own round trip (the bare anchor: the write acknowledged at the writer);
+   own round trip (the bare anchor: the write acknowledged at the writer); ``--gap-ms``: a pause
+   before each write (over a second: every write comes after a quiet spell, when the hubs'
+   replay clocks nap longer, ``HUB_CLOCK_QUIET_MS``);
 2. idle connections: ``--connections`` sockets straight to hub-ams (hop signed here, so the
    edge's own costs stay out), each subscribed to ``global``; the hub's resident memory before
    and after, per connection;
@@ -55,7 +57,7 @@ async def next_message(ws: ClientConnection) -> dict[str, Any]:
             return frame
 
 
-async def latency(stack: Stack, writes: int) -> None:
+async def latency(stack: Stack, writes: int, gap_s: float = 0.0) -> None:
     top, secret = stack.topology(), stack.secrets().jwt_hs256_secret
     sub = f"bench-rt-{uuid.uuid4().hex[:6]}"
     auth = {"Authorization": f"Bearer {mint_token(secret, sub, tier='internal')}"}
@@ -71,6 +73,7 @@ async def latency(stack: Stack, writes: int) -> None:
                 assert msgspec.json.decode(await ws.recv())["op"] == "subscribed"
                 event, acked = [], []
                 for i in range(writes):
+                    await asyncio.sleep(gap_s)
                     started = time.perf_counter()
                     r = await http.patch(f"{top.edges['ams']}/v1/twins/{twin}", json={"i": i},
                                          headers={**auth, "content-type": MERGE})
@@ -145,11 +148,13 @@ async def connections(stack: Stack, count: int, writes: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--writes", type=int, default=60)
-    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=1000, help="0: skip 2 and 3")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause before each write")
     args = parser.parse_args()
     with running_stack(regions=("ams", "iad", "sin")) as stack:
-        asyncio.run(latency(stack, args.writes))
-        asyncio.run(connections(stack, args.connections, max(3, args.writes // 10)))
+        asyncio.run(latency(stack, args.writes, args.gap_ms / 1000))
+        if args.connections:
+            asyncio.run(connections(stack, args.connections, max(3, args.writes // 10)))
 
 
 if __name__ == "__main__":

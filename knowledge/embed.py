@@ -12,6 +12,7 @@ queries again and again. Errors:
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
@@ -44,7 +45,13 @@ class WrongDimension(EmbedderUnavailable):
 class QueryCache:
     """An embedder that remembers the vectors of its last ``size`` distinct texts (bounded
     LRU keyed by the exact text). Same ``name`` and ``dim`` as the one it wraps: the vectors
-    are that embedder's."""
+    are that embedder's.
+
+    A text asked for while it is being embedded joins that call instead of embedding it again:
+    a burst of agents asking the same new query costs one embedding, not one each. The call
+    runs as a task of its own, so a caller that gives up (its client went away) neither
+    cancels it for the others nor loses its vectors to the cache. What flies at once is
+    bounded by the callers waiting on it (at most one call per distinct text)."""
 
     def __init__(self, inner: Embedder, size: int = 4096) -> None:
         if size < 1:
@@ -52,7 +59,9 @@ class QueryCache:
         self.inner, self.size = inner, size
         self.name, self.dim = inner.name, inner.dim
         self._vectors: OrderedDict[str, tuple[float, ...]] = OrderedDict()
-        self.hits = self.misses = 0
+        # text -> (the call embedding it, its index in that call)
+        self._flying: dict[str, tuple[asyncio.Task[list[list[float]]], int]] = {}
+        self.hits = self.misses = self.joined = 0
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # Read what is cached before awaiting: a concurrent call may evict it meanwhile.
@@ -61,14 +70,36 @@ class QueryCache:
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if missing:
-            vectors = await self.inner.embed(missing)
-            found.update(zip(missing, map(tuple, vectors), strict=True))
+            calls = self._calls(missing)
+            for text, (call, i) in calls.items():
+                found[text] = tuple((await asyncio.shield(call))[i])
         for text in dict.fromkeys(texts):
             self._vectors[text] = found[text]
             self._vectors.move_to_end(text)
         while len(self._vectors) > self.size:
             self._vectors.popitem(last=False)
         return [list(found[t]) for t in texts]
+
+    def _calls(self, missing: list[str]) -> dict[str, tuple[asyncio.Task[list[list[float]]], int]]:
+        """The call each missing text comes from: one already flying, else one started here
+        for all the texts no call has."""
+        calls = {t: self._flying[t] for t in missing if t in self._flying}
+        self.joined += len(calls)
+        mine = [t for t in missing if t not in calls]
+        if mine:
+            call = asyncio.ensure_future(self.inner.embed(mine))
+            for i, text in enumerate(mine):
+                calls[text] = self._flying[text] = (call, i)
+
+            def landed(done: asyncio.Task[list[list[float]]]) -> None:
+                for text in mine:
+                    if self._flying.get(text, (None, 0))[0] is done:
+                        del self._flying[text]
+                if not done.cancelled():
+                    done.exception()  # retrieved: every caller may have gone
+
+            call.add_done_callback(landed)
+        return calls
 
     async def aclose(self) -> None:
         await close_embedder(self.inner)

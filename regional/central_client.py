@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -76,6 +76,9 @@ class CentralClient:
         # own connections and a short timeout: writes hung on a stalled central or primary fill
         # the write session's 64 connections, and must not make those reads wait behind them.
         self._ops: aiohttp.ClientSession | None = None
+        # Called when central acknowledges a write (the replay clock's ``expect_change``: the
+        # change is on its way to this region's replica).
+        self.on_write: Callable[[], None] | None = None
 
     async def open(self) -> None:
         """Made in the app's lifespan: a session belongs to the running event loop."""
@@ -125,6 +128,8 @@ class CentralClient:
                     payload = await response.read()
                     kept = {k.lower(): v for k, v in response.headers.items()
                             if k.lower() in _PASS_BACK}
+                    if method != "GET" and response.status < 300 and self.on_write is not None:
+                        self.on_write()
                     return Forwarded(response.status, payload, kept)
             except aiohttp.ClientConnectorError:
                 # Refused: nothing was sent, so the next shard may take it.

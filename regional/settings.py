@@ -43,6 +43,14 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # a move of the replica within it waits for the next step (what a subscriber or a cache
     # invalidation may wait more); a read holding a token never waits on it.
     feed_step_ms: float = 5.0
+    # The replay clock's nap after a second in which the replica did not move and this hub
+    # forwarded no write, while no realtime or Yjs socket is open on the worker
+    # (regional.replica.clock.QUIET_AFTER_S), instead of its 10 ms: an idle hub polls its
+    # replica 20 times a second, not 100. What it costs: the first change after such a spell
+    # that came from another region evicts the worker's caches up to this much later (no
+    # subscriber waits on it: with one connected the clock stays at 10 ms). A read holding a
+    # token never waits on it. 0 = always 10 ms.
+    clock_quiet_ms: float = 50.0
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
     # Bytes of twin views each worker keeps in its own memory (regional/near.py: counted as

@@ -86,7 +86,9 @@ def build_hub(settings: HubSettings) -> Hub:
                       pool_timeout_s=settings.replica_pool_timeout_ms / 1000, keys=keyring)
     central = CentralClient(settings.central_url, settings.central_secret,
                             timeout_s=settings.central_timeout_s)
-    clock = ReplayClock(settings.replica_url, primary=central.primary_position)
+    clock = ReplayClock(settings.replica_url, primary=central.primary_position,
+                        quiet_s=settings.clock_quiet_ms / 1000)
+    central.on_write = clock.expect_change  # a write acknowledged: its change is on the way
     replica.clock = clock  # reads take their position from it (ReplicaPool.floor)
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     hot = hot_redis(settings.redis_url, connect_timeout_s=2)
@@ -129,6 +131,7 @@ def build_hub(settings: HubSettings) -> Hub:
     yjs_writes = Writes(central, admission, resync=rooms.resync,
                         pending_max=settings.yjs_pending_max)
     realtime_feed.sink, realtime_feed.near = both(broker.publish, rooms.publish), near
+    clock.listening = lambda: bool(broker.connections)  # realtime and Yjs sockets both
     # Connections per caller are counted fleet-wide, in the Redis the fleet limiter uses.
     slots = FleetSlots(limits_redis, settings.realtime_limits)
     signer = HopSigner(settings.hop_secret)

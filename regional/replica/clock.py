@@ -1,8 +1,9 @@
 """The replay clock: how far the region's replica has replayed, and waiting for a token.
 
 One task (``ReplayClock.run``) polls ``pg_last_wal_replay_lsn()`` (fast while a read waits for its
-token, slower when idle) and wakes whoever waits: readers holding a consistency token, and the
-change-feed follower. ``settle`` refuses a token no write has made (400) rather than wait for it."""
+token, slower when idle, slower still after a quiet spell while no socket listens) and wakes
+whoever waits: readers holding a consistency token, and the change-feed follower. ``settle``
+refuses a token no write has made (400) rather than wait for it."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ log = logging.getLogger("memorybank.replica")
 SILENT_S = 0.5
 
 
+# After this long without the replica moving (and no write forwarded by this hub), while no
+# realtime or Yjs socket is open on this worker, the clock naps ``quiet_s`` instead of
+# ``idle_s``: an idle hub stops asking its replica 100 times a second. What it costs: the first
+# change after the quiet spell that this hub did not forward itself (another region's write)
+# evicts this worker's caches up to ``quiet_s`` later; nobody listening means no message is
+# late. A reader holding a token never waits on it (it wakes the clock).
+QUIET_AFTER_S = 1.0
+
+
 # How long a token may simply be waited for before the hub asks whether it exists at all: long
 # enough that a token from a write in another region is usually replayed by then (no call to
 # central on the read-your-writes path), short enough that a made-up token is refused at once.
@@ -44,11 +54,20 @@ ASK_AFTER_S = 0.05
 
 class ReplayClock:
     def __init__(
-        self, url: str, *, idle_s: float = 0.01, busy_s: float = 0.001,
+        self, url: str, *, idle_s: float = 0.01, busy_s: float = 0.001, quiet_s: float = 0.0,
         primary: Callable[[], Awaitable[ConsistencyToken]] | None = None,
     ) -> None:
+        """``idle_s``: the nap between polls while nobody waits; ``busy_s`` while a reader
+        waits for a token; ``quiet_s``: the nap after ``QUIET_AFTER_S`` without a move (no
+        longer than ``idle_s`` means never slower)."""
         self._url = url
         self._idle_s, self._busy_s = idle_s, busy_s
+        self._quiet_s = max(idle_s, quiet_s)
+        self.moved_at = time.monotonic()  # when the replica last moved, or a write was sent
+        self._quiet = False               # napping ``quiet_s`` now
+        # Whether anyone on this worker listens for changes (realtime or Yjs sockets open):
+        # then the clock never naps longer, so no message waits on it.
+        self.listening: Callable[[], bool] | None = None
         self.position = 0
         self.received = 0  # WAL the replica has received, replayed or not
         # Where the primary was when last asked: tokens up to it exist, so asking again for
@@ -109,7 +128,8 @@ class ReplayClock:
                             continue
                         self._wake.clear()
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), self._idle_s)
+                            await asyncio.wait_for(self._wake.wait(), self.nap())
+                        self._quiet = False
             except (psycopg.Error, OSError) as exc:
                 log.warning("replay clock lost the replica: %s", exc)
                 await asyncio.sleep(0.5)
@@ -134,10 +154,27 @@ class ReplayClock:
             elif received <= replayed:
                 self._lag_ms = 0.0
             self.streamed_at = self.checked_at
+        if replayed > self.position or received > replayed:
+            self.moved_at = self.checked_at
         if replayed > self.position:
             self.position = replayed
             self._advanced.set()
             self._advanced = asyncio.Event()
+
+    def nap(self) -> float:
+        """How long to nap before the next poll while nobody waits: ``quiet_s`` after
+        ``QUIET_AFTER_S`` without a move or a write forwarded while nobody listens, else
+        ``idle_s``."""
+        self._quiet = (time.monotonic() - self.moved_at >= QUIET_AFTER_S
+                       and not (self.listening is not None and self.listening()))
+        return self._quiet_s if self._quiet else self._idle_s
+
+    def expect_change(self) -> None:
+        """A write this hub forwarded was acknowledged: its change is on the way, so the clock
+        polls at ``idle_s`` again (at once, when it was napping after a quiet spell)."""
+        self.moved_at = time.monotonic()
+        if self._quiet:
+            self._wake.set()
 
     async def advanced(self) -> None:
         await self._advanced.wait()

@@ -1,7 +1,7 @@
 """Locust against a fresh local stack: one fixed rate, or steps up to the highest rate the
 whole stack holds with edge p95 < 50 ms and no errors. Run by ``scripts/load``.
 
-    scripts/load [--rate 100 --seconds 60] | [--start 25 --factor 1.5 --step-seconds 30]
+    scripts/load [--rate 100[,200...] --seconds 60] | [--start 25 --factor 1.5 --step-seconds 30]
                  [--regions ams,iad,sin] [--out load-report] [--p95-ms 50]
 
 Each step is one headless locust run (``bench/locustfile.py``: the seed's agent mix, agents
@@ -13,7 +13,13 @@ and the steps go on until the loosest fails: p95 over all requests < ``--p95-ms`
 50 ms at the edge), the p95 of every read kind < ``--p95-ms`` (reads alone: writes wait for a
 durable commit on the primary and its synchronous standby), and p95 over all requests <
 ``--slo-ms`` (the API's 200 ms). Locust's own CPU is printed: it shares the machine with the
-stack."""
+stack.
+
+CPU per request by tier is each step's CPU over its requests, so at a low rate it includes the
+fixed cost of every process's background work (pollers, followers) spread over few requests.
+With two or more steps that held (no failure, the rate achieved), a least-squares line through
+(requests per second, CPU per second) splits each tier into that fixed cost (ms of CPU a second)
+and the marginal cost of a request (ms): what sizes a busy fleet, where the fixed part vanishes."""
 
 from __future__ import annotations
 
@@ -97,14 +103,16 @@ def step(stack: Stack, env: dict[str, str], rate: float, seconds: int, out: Path
     p95_bound, slo = bounds
     held = {"all": kept and p95 < p95_bound, "reads": kept and reads_p95 < p95_bound,
             "slo": kept and p95 < slo}
-    figures = {"rate": rate, "users": users, "achieved_rps": round(achieved, 1), "p95_ms": p95,
-               "p50_ms": float(total["50%"] or "nan"), "reads_p95_ms": reads_p95,
-               "writes_p95_ms": writes_p95, "p95_by_kind": kinds, "failures": failures,
-               "requests": int(total["Request Count"]),
-               "locust_cpu": round((_children_cpu() - cpu0) / wall, 2), "held": held,
-               # CPU ms per answered request, by tier (the set-up of new agents included)
-               "cpu_ms_per_request": {k: round(v * 1000 / max(1, int(total["Request Count"])),
-                                               2) for k, v in sorted(tiers.items())}}
+    figures: dict[str, Any] = {
+        "rate": rate, "users": users, "achieved_rps": round(achieved, 1), "p95_ms": p95,
+        "p50_ms": float(total["50%"] or "nan"), "reads_p95_ms": reads_p95,
+        "writes_p95_ms": writes_p95, "p95_by_kind": kinds, "failures": failures,
+        "requests": int(total["Request Count"]),
+        "cpu_ms_per_s": {k: round(v * 1000 / wall, 1) for k, v in sorted(tiers.items())},
+        "locust_cpu": round((_children_cpu() - cpu0) / wall, 2), "held": held,
+        # CPU ms per answered request, by tier (the set-up of new agents included)
+        "cpu_ms_per_request": {k: round(v * 1000 / max(1, int(total["Request Count"])),
+                                        2) for k, v in sorted(tiers.items())}}
     print(f"   target {rate:7.1f}/s  agents {users:4d}  achieved {achieved:7.1f}/s  "
           f"p50 {figures['p50_ms']:5.0f} ms  p95 {p95:5.0f} ms (reads {reads_p95:4.0f}, "
           f"writes {writes_p95:4.0f})  failures {failures}  locust cpu "
@@ -115,9 +123,28 @@ def step(stack: Stack, env: dict[str, str], rate: float, seconds: int, out: Path
     return figures
 
 
+def split_costs(results: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """tier -> (fixed ms of CPU per second, marginal ms per request): the least-squares line
+    through each held step's (achieved req/s, CPU ms/s); {} with fewer than two distinct rates."""
+    held = [r for r in results if r["failures"] == 0 and r["achieved_rps"] >= 0.9 * r["rate"]]
+    xs = [r["achieved_rps"] for r in held]
+    if len({round(x) for x in xs}) < 2:
+        return {}
+    mean_x = sum(xs) / len(xs)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    out = {}
+    for tier in held[0]["cpu_ms_per_s"]:
+        ys = [r["cpu_ms_per_s"].get(tier, 0.0) for r in held]
+        mean_y = sum(ys) / len(ys)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+        out[tier] = (round(mean_y - slope * mean_x, 1), round(slope, 2))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rate", type=float, help="one run at this rate (req/s) instead of steps")
+    p.add_argument("--rate", help="runs at these rates (req/s, comma-separated) instead of "
+                   "steps")
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--start", type=float, default=20.0)
     p.add_argument("--factor", type=float, default=1.5)
@@ -141,7 +168,8 @@ def main() -> None:
         results = []
         bounds = (a.p95_ms, a.slo_ms)
         if a.rate:
-            results.append(step(stack, env, a.rate, a.seconds, a.out, a.user_rps, bounds))
+            for rate in (float(r) for r in a.rate.split(",")):
+                results.append(step(stack, env, rate, a.seconds, a.out, a.user_rps, bounds))
         else:
             rate = a.start
             for _ in range(a.max_steps):
@@ -156,7 +184,13 @@ def main() -> None:
         held = [r["achieved_rps"] for r in results if r["held"][bound]]
         print(f"highest rate held with no errors and {name}: "
               f"{max(held) if held else 'none'} req/s", flush=True)
-    (a.out / "summary.json").write_text(json.dumps(results, indent=1))
+    split = split_costs(results)
+    if split:
+        print("CPU by tier, fitted over the steps that held: fixed ms per second + marginal ms "
+              "per request: " + ", ".join(f"{k} {f:.0f} + {m:.2f}" for k, (f, m) in split.items()),
+              flush=True)
+    (a.out / "summary.json").write_text(json.dumps(
+        {"steps": results, "fixed_ms_per_s_and_marginal_ms": split}, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from mbwire.errors import UpstreamUnavailable
@@ -49,9 +49,10 @@ class QueryCache:
 
     A text asked for while it is being embedded joins that call instead of embedding it again:
     a burst of agents asking the same new query costs one embedding, not one each. The call
-    runs as a task of its own, so a caller that gives up (its client went away) neither
-    cancels it for the others nor loses its vectors to the cache. What flies at once is
-    bounded by the callers waiting on it (at most one call per distinct text)."""
+    runs as a task of its own and keeps its vectors when it lands, so a caller that gives up
+    (its client went away) neither cancels it for the others nor loses its vectors to the
+    cache. What flies at once is bounded by the callers waiting on it (at most one call per
+    distinct text)."""
 
     def __init__(self, inner: Embedder, size: int = 4096) -> None:
         if size < 1:
@@ -73,11 +74,7 @@ class QueryCache:
             calls = self._calls(missing)
             for text, (call, i) in calls.items():
                 found[text] = tuple((await asyncio.shield(call))[i])
-        for text in dict.fromkeys(texts):
-            self._vectors[text] = found[text]
-            self._vectors.move_to_end(text)
-        while len(self._vectors) > self.size:
-            self._vectors.popitem(last=False)
+        self._keep((t, found[t]) for t in dict.fromkeys(texts))
         return [list(found[t]) for t in texts]
 
     def _calls(self, missing: list[str]) -> dict[str, tuple[asyncio.Task[list[list[float]]], int]]:
@@ -95,11 +92,20 @@ class QueryCache:
                 for text in mine:
                     if self._flying.get(text, (None, 0))[0] is done:
                         del self._flying[text]
-                if not done.cancelled():
-                    done.exception()  # retrieved: every caller may have gone
+                if done.cancelled() or done.exception() is not None:
+                    return  # (the exception is retrieved: every caller may have gone)
+                self._keep(zip(mine, map(tuple, done.result()), strict=True))
 
             call.add_done_callback(landed)
         return calls
+
+    def _keep(self, vectors: Iterable[tuple[str, tuple[float, ...]]]) -> None:
+        """Remembers ``vectors`` as the most recently used, dropping the least beyond ``size``."""
+        for text, vector in vectors:
+            self._vectors[text] = vector
+            self._vectors.move_to_end(text)
+        while len(self._vectors) > self.size:
+            self._vectors.popitem(last=False)
 
     async def aclose(self) -> None:
         await close_embedder(self.inner)

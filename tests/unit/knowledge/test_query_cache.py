@@ -80,3 +80,17 @@ async def test_a_failed_call_fails_its_callers_and_the_next_ask_tries_again() ->
         assert isinstance(outcome, EmbedderUnavailable)
     inner.fail = False
     assert await cache.embed(["q"]) == [[1.0, 2.0]] and len(inner.calls) == 2
+
+
+async def test_a_call_whose_every_caller_gave_up_still_fills_the_cache() -> None:
+    inner = Gated()
+    cache = QueryCache(inner, size=8)
+    gone = asyncio.ensure_future(cache.embed(["q"]))
+    await asyncio.sleep(0)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    inner.open.set()
+    for _ in range(3):  # the call lands on its own
+        await asyncio.sleep(0)
+    assert await cache.embed(["q"]) == [[1.0, 1.0]] and len(inner.calls) == 1

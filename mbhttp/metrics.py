@@ -33,7 +33,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mbwire import cells
@@ -92,18 +92,24 @@ class Probes(Collector):
     second app in one process replaces the first's, it does not register twice)."""
 
     def __init__(self) -> None:
-        self._probes: dict[str, tuple[str, tuple[str, ...], Callable[[], Reading]]] = {}
+        self._probes: dict[str, tuple[str, tuple[str, ...], Callable[[], Reading], type]] = {}
 
     def gauge(self, name: str, doc: str, read: Callable[[], Reading],
               labels: tuple[str, ...] = ()) -> None:
-        self._probes[name] = (doc, labels, read)
+        self._probes[name] = (doc, labels, read, GaugeMetricFamily)
+
+    def counter(self, name: str, doc: str, read: Callable[[], Reading],
+                labels: tuple[str, ...] = ()) -> None:
+        """A count kept by a live object since its process started (exposed as ``name_total``),
+        read at scrape time like a gauge."""
+        self._probes[name] = (doc, labels, read, CounterMetricFamily)
 
     def collect(self) -> Iterator[Metric]:
-        for name, (doc, labels, read) in list(self._probes.items()):
+        for name, (doc, labels, read, kind) in list(self._probes.items()):
             value = read()
             if value is None:
                 continue
-            family = GaugeMetricFamily(name, doc, labels=list(labels) or None)
+            family = kind(name, doc, labels=list(labels) or None)
             if isinstance(value, Mapping):
                 for label_values, v in value.items():
                     family.add_metric(list(label_values), float(v))

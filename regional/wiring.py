@@ -114,7 +114,7 @@ def build_hub(settings: HubSettings) -> Hub:
     indexer = index_for(settings, replica, clock)
     knowledge = KnowledgeSearch(replica, clock, indexer, embedder,
                                 wait_s=settings.index_wait_ms / 1000)
-    watch_hub(clock, follower, indexer, {"limits": lambda: admission.breaker.state})
+    watch_hub(clock, follower, indexer, {"limits": lambda: admission.breaker.state}, embedder)
     broker = Broker(replica, limits=settings.realtime_limits,
                     max_connections=socket_cap(settings.realtime_max_connections),
                     queue_max=settings.realtime_queue_max)

@@ -161,6 +161,11 @@ class ReplayClock:
             self._advanced.set()
             self._advanced = asyncio.Event()
 
+    @property
+    def quiet(self) -> bool:
+        """Napping the quiet nap now (a gauge: how much of the time a hub's replica is idle)."""
+        return self._quiet
+
     def nap(self) -> float:
         """How long to nap before the next poll while nobody waits: ``quiet_s`` after
         ``QUIET_AFTER_S`` without a move or a write forwarded while nobody listens, else

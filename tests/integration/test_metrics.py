@@ -81,7 +81,8 @@ async def test_hub_gauges_read_live_parts(live: LiveStack, http: httpx.AsyncClie
     for region in REGIONS:
         found = await scrape(http, live.topology.hubs[region])
         for name in ("memorybank_replica_lag_seconds", "memorybank_replica_replay_position_bytes",
-                     "memorybank_index_lag_bytes", "memorybank_replica_healthy"):
+                     "memorybank_index_lag_bytes", "memorybank_replica_healthy",
+                     "memorybank_replica_clock_quiet", "memorybank_query_cache_lookups_total"):
             assert name in found, (region, name)
         assert value(found, "memorybank_replica_replay_position_bytes") > 0
         assert value(found, "memorybank_replica_healthy") == 1

@@ -40,6 +40,16 @@ def test_probes_are_read_when_scraped_and_skipped_when_none():
     assert not any(name == "memorybank_ob_unit_absent" for name, _ in found)
 
 
+def test_probe_counters_are_exposed_as_counters_read_at_scrape_time():
+    counts = {"hit": 3}
+    metrics.probes.counter("memorybank_ob_unit_lookups", "a test counter",
+                           lambda: {(k,): v for k, v in counts.items()}, labels=("result",))
+    counts["hit"] = 5
+    text = metrics.exposition()[0].decode()
+    assert "# TYPE memorybank_ob_unit_lookups_total counter" in text
+    assert samples(text)[("memorybank_ob_unit_lookups_total", (("result", "hit"),))] == 5
+
+
 def test_breaker_states_are_one_hot():
     states = metrics.breaker_states({"limits": lambda: "half-open"})
     assert states == {("limits", "closed"): 0.0, ("limits", "open"): 0.0,

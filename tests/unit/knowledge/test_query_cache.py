@@ -31,6 +31,13 @@ class Gated:
         return [[float(len(t)), float(call)] for t in texts]  # (the text's length, which call)
 
 
+async def give_up(caller: asyncio.Future[list[list[float]]]) -> None:
+    """Cancels a caller (its client went away) and sees it end cancelled."""
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
 async def test_a_burst_of_the_same_new_query_is_embedded_once() -> None:
     inner = Gated()
     cache = QueryCache(inner, size=8)
@@ -62,9 +69,7 @@ async def test_a_caller_that_gives_up_leaves_the_vector_to_the_others_and_the_ca
     await asyncio.sleep(0)
     staying = asyncio.ensure_future(cache.embed(["q"]))
     await asyncio.sleep(0)
-    gone.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await gone
+    await give_up(gone)
     inner.open.set()
     assert await staying == [[1.0, 1.0]]
     assert await cache.embed(["q"]) == [[1.0, 1.0]] and len(inner.calls) == 1
@@ -86,10 +91,8 @@ async def test_a_call_whose_every_caller_gave_up_still_fills_the_cache() -> None
     inner = Gated()
     cache = QueryCache(inner, size=8)
     gone = asyncio.ensure_future(cache.embed(["q"]))
-    await asyncio.sleep(0)
-    gone.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await gone
+    await asyncio.sleep(0)  # its call started
+    await give_up(gone)
     inner.open.set()
     for _ in range(3):  # the call lands on its own
         await asyncio.sleep(0)

@@ -45,4 +45,3 @@ def test_a_shard_that_refused_lately_is_tried_last_until_its_time_is_up() -> Non
     assert order[-1] == home and sorted(order) == [0, 1, 2]
     c._down_until[home] = time.monotonic() - 1
     assert c._order("/v1/twins/ada")[0] == home
-

@@ -109,7 +109,7 @@ def step(stack: Stack, env: dict[str, str], rate: float, seconds: int, out: Path
         "writes_p95_ms": writes_p95, "p95_by_kind": kinds, "failures": failures,
         "requests": int(total["Request Count"]),
         "cpu_ms_per_s": {k: round(v * 1000 / wall, 1) for k, v in sorted(tiers.items())},
-        "locust_cpu": round((_children_cpu() - cpu0) / wall, 2), "held": held,
+        "locust_cpu": round((_children_cpu() - cpu0) / wall, 2), "kept": kept, "held": held,
         # CPU ms per answered request, by tier (the set-up of new agents included)
         "cpu_ms_per_request": {k: round(v * 1000 / max(1, int(total["Request Count"])),
                                         2) for k, v in sorted(tiers.items())}}
@@ -125,8 +125,8 @@ def step(stack: Stack, env: dict[str, str], rate: float, seconds: int, out: Path
 
 def split_costs(results: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     """tier -> (fixed ms of CPU per second, marginal ms per request): the least-squares line
-    through each held step's (achieved req/s, CPU ms/s); {} with fewer than two distinct rates."""
-    held = [r for r in results if r["failures"] == 0 and r["achieved_rps"] >= 0.9 * r["rate"]]
+    through each kept step's (achieved req/s, CPU ms/s); {} with fewer than two distinct rates."""
+    held = [r for r in results if r["kept"]]
     xs = [r["achieved_rps"] for r in held]
     if len({round(x) for x in xs}) < 2:
         return {}

@@ -67,6 +67,10 @@ def wait_until(predicate, within_s: float, what: str) -> None:  # type: ignore[n
         time.sleep(0.25)
 
 
+def child_state(stack: Stack, name: str) -> str:
+    return next(c.state for c in stack.status().children if c.name == name)
+
+
 def member_roles(stack: Stack) -> dict[str, tuple[str, str]]:
     rest = [m.rest_url for m in patroni.members(plan_of(stack))]
     return {m["name"]: (m["role"], m["state"]) for m in patroni.cluster_view(rest)}
@@ -192,12 +196,16 @@ async def test_old_primary_node_restarted_by_up_is_never_a_writer(stack: Stack) 
     assert pid is not None
     os.kill(postmaster_pid(stack, other), signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
-    await asyncio.to_thread(wait_until, lambda: in_recovery(topo.postgres.nodes[other]) is None,
+    # Down means its Patroni is gone too, not only its port: a SIGKILLed process takes a moment
+    # to exit, and `up` leaves alone a child it still sees running.
+    await asyncio.to_thread(wait_until, lambda: in_recovery(topo.postgres.nodes[other]) is None
+                            and child_state(stack, f"pg-{other}") == "crashed",
                             30, "the node is down")
     await asyncio.to_thread(stack.up)  # brings back what crashed, as `memorybank up` does
+    assert child_state(stack, f"pg-{other}") in ("running", "starting")  # `up` started it
     assert patroni.leader_of(plan) == leader
-    # The supervisor may have restarted the node before `up` looked (then `up` leaves it be,
-    # and it may still be starting): its first answer, whenever it comes, is as a replica.
+    # `up` returns once Patroni answers; Postgres may still be starting. Its first answer,
+    # whenever it comes, is as a replica.
     answers: list[bool] = []
 
     def answered() -> bool:

@@ -7,6 +7,11 @@ per second (chunks of the README, ARCHITECTURE and issue texts cut by knowledge.
 to --docs), per-query latency p50/p95 for short queries one at a time (as a hub embeds them),
 and the same queries again through the QueryCache (all hits). Load time (with both sha256
 checks) is printed too. Best of three for throughput, to damp a shared machine's noise.
+
+Last, what a hub's setting ``HUB_EMBEDDER_THREADS`` weighs: the same queries embedded by one
+thread (the anchor) and by one per core, each after a 5 ms pause (queries reach a hub apart, not
+back to back), with the process's CPU per query: onnxruntime's threads spin after each run,
+burning a core that the hub's requests, its index service and Postgres want.
 """
 
 from __future__ import annotations
@@ -76,6 +81,27 @@ async def main(docs: int, queries: int, threads: int) -> None:
                 await target.embed([q])
                 hits.append(time.perf_counter() - t0)
             print(f"query (cached hit): p50 {_ms(hits, 50)} ms, p95 {_ms(hits, 95)} ms")
+
+    await per_thread_count(qs)
+
+
+async def per_thread_count(qs: list[str]) -> None:
+    anchor: dict[str, float] = {}
+    for threads in (1, 0):
+        embedder = LocalEmbedder(threads=threads)
+        await embedder.embed(["warm up"])
+        samples = []
+        cpu0 = time.process_time()
+        for q in qs:
+            t0 = time.perf_counter()
+            await embedder.embed([q])
+            samples.append(time.perf_counter() - t0)
+            await asyncio.sleep(0.005)
+        figures = {"p50": _ms(samples, 50), "p95": _ms(samples, 95),
+                   "cpu": round((time.process_time() - cpu0) / len(qs) * 1000, 2)}
+        anchor = anchor or figures
+        print(f"query, {'one thread' if threads else 'one thread per core'} (5 ms apart): "
+              + ", ".join(f"{k} {v} ms ({v / anchor[k]:.2f}x)" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ def hub_embedder(settings: HubSettings) -> Embedder:
     return embed.make_embedder(
         settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
         api_key=settings.embedder_api_key, dim=settings.embedder_dim, query_cache=QUERY_CACHE,
+        threads=settings.embedder_threads,
     )
 
 
@@ -109,9 +110,15 @@ class KnowledgeSearch:
         asked = (asyncio.create_task(ask(self.replica, principal, q.query))
                  if q.mode in ("keyword", "hybrid") else None)
 
-        async def rank_words(asked: asyncio.Task[Asked]) -> Ranked:
-            return await keyword_rank(self.replica, principal, await asked, scope, depth,
-                                      self.index, token, wait_s)
+        async def rank_words(asked: asyncio.Task[Asked]) -> tuple[Ranked, list[KeywordHit]]:
+            ranked = await keyword_rank(self.replica, principal, await asked, scope, depth,
+                                        self.index, token, wait_s)
+            if q.mode != "hybrid":
+                return ranked, []
+            # The keyword side's own first page shown now, while the vector side still
+            # searches: a fused page's keyword hits are mostly among them; the rest are read
+            # after fusion.
+            return ranked, await keyword_show(self.replica, ranked, early_page(ranked, q.limit))
 
         async def readable() -> frozenset[str] | None:
             if asked is not None:
@@ -137,18 +144,24 @@ class KnowledgeSearch:
         words: list[KeywordHit] = []
         fused: list[tuple[str, float]] = []
         if words_task is not None:
-            ranked = await words_task
+            ranked, early = await words_task
             answered = min(answered, ranked.answered)
             # Rows (and headlines) only for the keyword hits that make the page.
             if q.mode == "hybrid":
                 fused = combine(ranked.scored(), [(h.doc_id, h.score) for h in vectors],
                                 keyword_weight(ranked.asked.terms))
-                page = [d for d, _ in fused[:q.limit]]
+                shown = set(early_page(ranked, q.limit))
+                words = early + await keyword_show(
+                    self.replica, ranked, [d for d, _ in fused[:q.limit] if d not in shown])
             else:
-                page = [h.doc_id for h in ranked.hits[:q.limit]]
-            words = await keyword_show(self.replica, ranked, page)
+                words = await keyword_show(self.replica, ranked, early_page(ranked, q.limit))
         return KnowledgeResults(results=merge(q.mode, vectors, words, q.limit, fused),
                                 mode=q.mode), answered
+
+
+def early_page(ranked: Ranked, limit: int) -> list[str]:
+    """The keyword ranking's first page of documents."""
+    return [h.doc_id for h in ranked.hits[:limit]]
 
 
 # The chunks of a page's vector hits of twins' documents, with their artifacts' metadata.
@@ -212,9 +225,10 @@ def from_keyword(hit: KeywordHit, score: float) -> KnowledgeHit:
 def merge(mode: str, vectors: list[Hit], words: list[KeywordHit], limit: int,
           fused: list[tuple[str, float]]) -> list[KnowledgeHit]:
     """One mode's hits as they ranked, or both as ``fused`` ranked them (``knowledge.fuse.combine``
-    over the keyword side's whole ranking, while ``words`` holds only the page's shown keyword
-    hits); a fused hit shows the keyword snippet (the matched words) when it has one, and a
-    keyword hit not shown (gone since it was ranked) is left out."""
+    over the keyword side's whole ranking, while ``words`` holds only the shown keyword hits:
+    the page's, and the keyword side's own first page); a fused hit shows the keyword snippet
+    (the matched words) when it has one, and a keyword hit not shown (gone since it was ranked,
+    or ranked past both pages) is left out."""
     if mode == "semantic":
         return [from_vector(h, h.score) for h in vectors[:limit]]
     if mode == "keyword":

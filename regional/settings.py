@@ -89,6 +89,11 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     embedder_model: str = ""
     embedder_api_key: str = ""
     embedder_dim: int = 0
+    # The local model's threads per hub worker (0: one per core). One: a query is a few words;
+    # two threads embed it sooner on an idle machine but burn 2.4 times the CPU spinning, which
+    # the worker's requests, its index service and Postgres want (bench/embed_bench.py; under
+    # knowledge_bench-like queries, one thread cut hybrid p95 by a third).
+    embedder_threads: Annotated[int, msgspec.Meta(ge=0)] = 1
     qdrant_url: str = ""          # a Qdrant server; empty = the embedded engine in this process
     # The hub's index service (regional/index_service.py): where the workers reach it, where it
     # keeps its shard (empty: in memory, loaded at every start), how many unbuilt points start

@@ -3,15 +3,20 @@ filter SQL. The index follower's bookkeeping: which position becomes its mark.""
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from knowledge.fuse import combine, keyword_weight
 from mbwire import ConsistencyToken as T
-from mbwire import ReplicaBehind
+from mbwire import Principal, ReplicaBehind
+from mbwire.types import KnowledgeQuery
+from regional import search
 from regional.index import IndexFollower
-from regional.index_keyword import KeywordHit, filter_sql, headline
+from regional.index_keyword import Asked, KeywordHit, Ranked, filter_sql, headline
+from regional.index_words import WordHit
 from regional.replica.feed import FeedStep
 from regional.search import merge
 from regional.vectors import Hit, Scope
@@ -63,6 +68,51 @@ def test_hybrid_normalises_over_the_whole_keyword_ranking_but_shows_only_the_pag
     assert [h.id for h in full] == ["b", "x", "a"]
     assert [h.id for h in page] == ["b", "a", "y"]
     assert (page[0].score, page[1].score) == (full[0].score, full[2].score)
+
+
+async def test_hybrid_reads_the_keyword_page_while_the_vectors_search(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keyword side's first page is read while the vector side still searches (its search
+    here ends only once that read began); a fused page's keyword hit past it (k5: last by its
+    words, first by its meaning) is read after fusion, and shown with its keyword snippet."""
+    asked = Asked("w", ["w"], [], frozenset())
+    ranked = Ranked([WordHit("k0", 0, 10.0), *(WordHit(f"k{i}", 0, 1.0 - i / 10)
+                                                for i in range(1, 6))], T(5), asked)
+    reads: list[list[str]] = []
+    began = asyncio.Event()
+
+    async def ask(*_: Any) -> Asked:
+        return asked
+
+    async def rank(*_: Any) -> Ranked:
+        return ranked
+
+    async def show(_: Any, ranking: Ranked, docs: list[str]) -> list[KeywordHit]:
+        reads.append(list(docs))
+        began.set()
+        return [khit(h.doc_id, h.score) for h in ranking.hits if h.doc_id in docs]
+
+    class Index:
+        async def search(self, *_: Any) -> tuple[list[Hit], T]:
+            await asyncio.wait_for(began.wait(), 2)
+            return [vhit("k5", 0.99), vhit("v1", 0.5)], T(5)
+
+    class Embedder:
+        async def embed(self, texts: list[str]) -> list[list[float]]:
+            return [[1.0] for _ in texts]
+
+    monkeypatch.setattr(search, "ask", ask)
+    monkeypatch.setattr(search, "keyword_rank", rank)
+    monkeypatch.setattr(search, "keyword_show", show)
+    replica: Any = SimpleNamespace(keys=SimpleNamespace(store=None))
+    knowledge = search.KnowledgeSearch(replica, None, Index(), Embedder(),  # type: ignore[arg-type]
+                                       wait_s=1.0)
+    results, answered = await knowledge.query(
+        Principal(sub="a", tier="free"), KnowledgeQuery(query="w", mode="hybrid", limit=2), None)
+    assert reads == [["k0", "k1"], ["k5"]]
+    assert {h.title: h.snippet for h in results.results} == {"k0": "<b>k0</b>",
+                                                             "k5": "<b>k5</b>"}
+    assert answered == T(5)
 
 
 def test_filter_sql_names_parameters_never_values() -> None:

@@ -6,6 +6,9 @@ import msgspec
 import pytest
 
 from central.settings import CentralSettings
+from knowledge.embed import QueryCache
+from knowledge.embed_local import LocalEmbedder
+from regional.search import hub_embedder
 from regional.settings import HubSettings
 
 HUB_ENV = {
@@ -47,3 +50,15 @@ def test_central_settings_regions() -> None:
                                          "CENTRAL_HOP_SECRET": "x" * 32,
                                          "CENTRAL_REGIONS": "ams,sin"})
     assert settings.region_list == ("ams", "sin")
+
+
+def test_hub_embeds_queries_on_the_threads_its_setting_names() -> None:
+    """One thread unless told (bench/embed_bench.py weighs it); 0 is one per core."""
+    base = {**HUB_ENV, "HUB_REGION": "ams"}
+    for env, threads in (({}, 1), ({"HUB_EMBEDDER_THREADS": "2"}, 2),
+                         ({"HUB_EMBEDDER_THREADS": "0"}, 0)):
+        embedder = hub_embedder(HubSettings.from_env({**base, **env}))
+        assert isinstance(embedder, QueryCache) and isinstance(embedder.inner, LocalEmbedder)
+        assert embedder.inner._session.get_session_options().intra_op_num_threads == threads
+    with pytest.raises(msgspec.ValidationError, match="embedder_threads"):
+        HubSettings.from_env({**base, "HUB_EMBEDDER_THREADS": "-1"})

@@ -146,7 +146,8 @@ class KnowledgeSearch:
         if words_task is not None:
             ranked, early = await words_task
             answered = min(answered, ranked.answered)
-            # Rows (and headlines) only for the keyword hits that make the page.
+            # Rows (and headlines) only for the keyword hits that make the page (in hybrid,
+            # those of the keyword side's first page too: read above, before fusion).
             if q.mode == "hybrid":
                 fused = combine(ranked.scored(), [(h.doc_id, h.score) for h in vectors],
                                 keyword_weight(ranked.asked.terms))

@@ -92,7 +92,7 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # The local model's threads per hub worker (0: one per core). One: a query is a few words;
     # two threads embed it sooner on an idle machine but burn 2.4 times the CPU spinning, which
     # the worker's requests, its index service and Postgres want (bench/embed_bench.py; under
-    # knowledge_bench-like queries, one thread cut hybrid p95 by a third).
+    # knowledge_bench at 100k chunks, one thread took a fifth to two fifths off hybrid's p95).
     embedder_threads: Annotated[int, msgspec.Meta(ge=0)] = 1
     qdrant_url: str = ""          # a Qdrant server; empty = the embedded engine in this process
     # The hub's index service (regional/index_service.py): where the workers reach it, where it

@@ -9,6 +9,7 @@ import asyncio
 import math
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -135,3 +136,44 @@ def test_filter_shapes() -> None:
     some = qdrant_filter(Scope(frozenset({"b", "a"}), tags=("x",), sources=("s",), twin_id="a"))
     assert some.must[0].should[1].match.any == ["a", "b"]
     assert [c.key for c in some.must[1:]] == ["tags", "source", "twin_id"]
+
+
+def near(base: list[float], seed: int, spread: float) -> list[float]:
+    rng = random.Random(seed)
+    v = [x + rng.uniform(-spread, spread) for x in base]
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / norm for x in v]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(docs=st.lists(st.tuples(st.integers(1, 12), st.booleans()), min_size=1, max_size=30),
+       limits=st.lists(st.integers(1, 12), min_size=1, max_size=6), seed=st.integers(0, 1000))
+def test_a_page_holds_the_best_documents_whatever_spread_was_learned(
+        docs: list[tuple[int, bool]], limits: list[int], seed: int) -> None:
+    """The embedded engine asks for as many chunks as the spread it learned from earlier
+    searches says a page needs (``vectors_edge.first_fetch``), and again for more when that
+    was short: every page is still the ``limit`` documents whose best chunks score highest
+    (a small shard is searched exactly), whether a document's chunks sit close together
+    (many chunks of one document among the first hits) or far apart."""
+    points: list[Point] = []
+    for i, (chunks, close) in enumerate(docs):
+        base = unit(seed * 1000 + i)
+        points += [replace(p, vector=near(base, seed * 1000 + i * 50 + p.n, 0.05) if close
+                           else unit(seed * 1000 + i * 50 + p.n + 500_000))
+                   for p in doc(f"d{i}", chunks)]
+
+    def best(query: list[float]) -> list[float]:
+        score: dict[str, float] = {}
+        for p in points:
+            s = sum(a * b for a, b in zip(query, p.vector, strict=True))
+            score[p.doc_id] = max(score.get(p.doc_id, -2.0), s)
+        return sorted(score.values(), reverse=True)
+
+    async def body(index: VectorIndex) -> None:
+        await index.add(points)
+        for n, limit in enumerate(limits):
+            query = unit(seed + 7919 * (n + 1))
+            hits = await index.search(query, ALL, limit)
+            assert len({h.doc_id for h in hits}) == len(hits) == min(limit, len(docs))
+            assert [h.score for h in hits] == pytest.approx(best(query)[:limit], abs=1e-4)
+    run(ADAPTERS["edge"], body)

@@ -15,9 +15,10 @@ covers the last token (and its HNSW builds are done, or ``--build-wait`` seconds
 1. query_knowledge through its edge, p50/p95 per mode, without and with a filter (tags), each
    query a different text (no edge or query-cache hits), as a non-superuser (the tenant filter is
    in every query);
-2. in the same run: the bare embedder call, and the bare vector search on the embedded engine
-   loaded with the same vectors in this process (tenant filter; and tenant + tags filter; only
-   up to ``--bare-max`` chunks: its HNSW build holds this process for minutes at 1M);
+2. in the same run: the bare embedder call (on one thread, as a hub worker embeds), and the bare
+   vector search on the embedded engine loaded with the same vectors in this process (10
+   documents with the tenant filter, and with tenant + tags; hybrid's 50 with the tenant filter;
+   only up to ``--bare-max`` chunks: its HNSW build holds this process for minutes at 1M);
 3. ingest → searchable: one document committed at the primary; from then, a tokened keyword
    query through the asked edge (its region's replica and index) until it lists it;
 4. its index service: how long its HNSW build (a child process, off the request path) took to
@@ -49,6 +50,7 @@ from devstack.secrets import mint_token  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
 from knowledge.embed import make_embedder  # noqa: E402
 from mbwire import ConsistencyToken  # noqa: E402
+from regional.search import FUSE_DEPTH  # noqa: E402
 from regional.vectors import Point, Scope  # noqa: E402
 from regional.vectors_edge import EdgeIndex  # noqa: E402
 
@@ -128,7 +130,8 @@ async def until_covered(http: httpx.AsyncClient, edge: str, jwt: str, token: str
 
 
 async def bare(primary: str, rng: random.Random, n: int, size: int, bare_max: int) -> None:
-    embedder = make_embedder("local")
+    # As a hub worker embeds a query: on one thread (HUB_EMBEDDER_THREADS' default).
+    embedder = make_embedder("local", threads=1)
     if size > bare_max:
         await bare_queries(embedder, None, rng, n)
         print(f"  (no bare vector search above --bare-max {bare_max} chunks)")
@@ -155,7 +158,7 @@ async def bare(primary: str, rng: random.Random, n: int, size: int, bare_max: in
 async def bare_queries(embedder: Any, index: EdgeIndex | None, rng: random.Random,
                        n: int) -> None:
     """The bare embedder call, and with ``index`` the bare vector searches after it."""
-    embed_s, plain_s, tagged_s = [], [], []
+    embed_s, plain_s, tagged_s, deep_s = [], [], [], []
     for _ in range(n):
         q = text(rng, 4)
         t0 = time.perf_counter()
@@ -168,12 +171,15 @@ async def bare_queries(embedder: Any, index: EdgeIndex | None, rng: random.Rando
         t2 = time.perf_counter()
         await index.search(vector, Scope(frozenset(), tags=(rng.choice(TAGS),)), 10)
         t3 = time.perf_counter()
+        await index.search(vector, Scope(frozenset()), FUSE_DEPTH)
         plain_s.append(t2 - t1)
         tagged_s.append(t3 - t2)
+        deep_s.append(time.perf_counter() - t3)
     print(f"  bare embedder call ({embedder.name}):      {pct(embed_s)}")
     if index is not None:
         print(f"  bare vector search, tenant filter:       {pct(plain_s)}")
         print(f"  bare vector search, tenant + tags:       {pct(tagged_s)}")
+        print(f"  bare vector search, {FUSE_DEPTH} documents (hybrid's side): {pct(deep_s)}")
 
 
 async def main() -> None:

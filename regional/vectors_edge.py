@@ -39,9 +39,10 @@ _KEYWORDS = ("doc_id", "kind", "twin_id", "tags", "source")
 
 # A search asks the engine for chunks, and a document shows once (by its best chunk): a page of
 # ``limit`` documents takes ``limit`` times the chunks per document among a search's hits
-# (``EdgeIndex.spread``, learned from the searches' own hits, a running mean of weight
-# SPREAD_WEIGHT starting at SPREAD_START), asked with SPREAD_SLACK to spare, and asked again
-# at FETCH_GROWTH times as many when that was short. The engine's work grows with what it is
+# (``EdgeIndex.spread``: a running mean of weight SPREAD_WEIGHT starting at SPREAD_START,
+# learned from the searches whose page filled: a filter that matches a few long documents
+# says nothing of the rest), asked with SPREAD_SLACK to spare, and asked again at
+# FETCH_GROWTH times as many when that was short. The engine's work grows with what it is
 # asked for (its search beam, past its default, and the payloads), so a fixed four chunks per
 # document cost a hybrid query's 50 documents 3.7 ms where 60 chunks take 1.8 (100k chunks,
 # 384 dimensions, 2 cores; README, "Hybrid's critical path, the sixth round").
@@ -155,7 +156,7 @@ class EdgeIndex:
                     doc = str(payload.get("doc_id"))
                     if doc not in best:
                         best[doc] = Hit(doc, float(p.score), payload)
-                if best:
+                if len(best) >= limit:  # (a page the matches could not fill: see SPREAD_START)
                     self.spread += (len(found) / len(best) - self.spread) * SPREAD_WEIGHT
                 if len(best) >= limit or len(found) < fetch:
                     return list(best.values())[:limit]

@@ -177,3 +177,20 @@ def test_a_page_holds_the_best_documents_whatever_spread_was_learned(
             assert len({h.doc_id for h in hits}) == len(hits) == min(limit, len(docs))
             assert [h.score for h in hits] == pytest.approx(best(query)[:limit], abs=1e-4)
     run(ADAPTERS["edge"], body)
+
+
+def test_a_narrow_filters_few_long_documents_teach_the_spread_nothing() -> None:
+    """What a search learns of how many chunks a document brings to a page comes from searches
+    whose page filled: three documents of twelve chunks matching a twin filter would otherwise
+    make every later search ask for a dozen chunks per document."""
+    async def body(index: VectorIndex) -> None:
+        assert isinstance(index, EdgeIndex)
+        await index.add([p for i in range(3) for p in doc(f"long{i}", 12, twin="t1", seed=i)])
+        await index.add([p for i in range(40) for p in doc(f"d{i}", 1, seed=100 + i)])
+        before = index.spread
+        hits = await index.search(unit(5), Scope(frozenset({"t1"}), twin_id="t1"), 10)
+        assert sorted(h.doc_id for h in hits) == ["long0", "long1", "long2"]
+        assert index.spread == before                    # 3 documents of 10: not learned
+        await index.search(unit(6), Scope(readable=None, kind="knowledge"), 10)
+        assert index.spread < before                     # one chunk each: learned
+    run(ADAPTERS["edge"], body)

@@ -26,7 +26,11 @@ COPY examples examples
 COPY knowledge knowledge
 COPY blobs blobs
 # Our packages on top, without dependencies (all locked above) and with the locked setuptools.
+# The hubs' int8 query graph, derived from the pinned model here, once, into the image (a hub
+# reads it from MEMORYBANK_MODEL_CACHE at start: knowledge/embed_local.py).
+ENV MEMORYBANK_MODEL_CACHE=/app/models
 RUN pip install --no-deps --no-build-isolation ./wire ./geo-routing . \
+    && python -c "from knowledge.embed_local import LocalEmbedder; LocalEmbedder(compute='int8')" \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin memorybank \
     && chmod -R a+rX /app
 

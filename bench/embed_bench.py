@@ -11,7 +11,9 @@ checks) is printed too. Best of three for throughput, to damp a shared machine's
 Last, what a hub's setting ``HUB_EMBEDDER_THREADS`` weighs: the same queries embedded by one
 thread (the anchor) and by one per core, each after a 5 ms pause (queries reach a hub apart, not
 back to back), with the process's CPU per query: onnxruntime's threads spin after each run,
-burning a core that the hub's requests, its index service and Postgres want.
+burning a core that the hub's requests, its index service and Postgres want. Then what
+``HUB_EMBEDDER_COMPUTE`` weighs: the float graph (the anchor) against the int8 one, on one
+thread, and the cosine between their vectors.
 """
 
 from __future__ import annotations
@@ -83,25 +85,53 @@ async def main(docs: int, queries: int, threads: int) -> None:
             print(f"query (cached hit): p50 {_ms(hits, 50)} ms, p95 {_ms(hits, 95)} ms")
 
     await per_thread_count(qs)
+    await per_compute(qs)
+
+
+async def paced(embedder: LocalEmbedder, qs: list[str]) -> tuple[dict[str, float],
+                                                                 list[list[float]]]:
+    """Each query embedded alone, 5 ms after the last (queries reach a hub apart, not back to
+    back): p50, p95 and the process's CPU per query, and the vectors."""
+    await embedder.embed(["warm up"])
+    samples, vectors = [], []
+    cpu0 = time.process_time()
+    for q in qs:
+        t0 = time.perf_counter()
+        vectors += await embedder.embed([q])
+        samples.append(time.perf_counter() - t0)
+        await asyncio.sleep(0.005)
+    return {"p50": _ms(samples, 50), "p95": _ms(samples, 95),
+            "cpu": round((time.process_time() - cpu0) / len(qs) * 1000, 2)}, vectors
+
+
+def _against(figures: dict[str, float], anchor: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v} ms ({v / anchor[k]:.2f}x)" for k, v in figures.items())
 
 
 async def per_thread_count(qs: list[str]) -> None:
     anchor: dict[str, float] = {}
     for threads in (1, 0):
-        embedder = LocalEmbedder(threads=threads)
-        await embedder.embed(["warm up"])
-        samples = []
-        cpu0 = time.process_time()
-        for q in qs:
-            t0 = time.perf_counter()
-            await embedder.embed([q])
-            samples.append(time.perf_counter() - t0)
-            await asyncio.sleep(0.005)
-        figures = {"p50": _ms(samples, 50), "p95": _ms(samples, 95),
-                   "cpu": round((time.process_time() - cpu0) / len(qs) * 1000, 2)}
+        figures, _ = await paced(LocalEmbedder(threads=threads), qs)
         anchor = anchor or figures
         print(f"query, {'one thread' if threads else 'one thread per core'} (5 ms apart): "
-              + ", ".join(f"{k} {v} ms ({v / anchor[k]:.2f}x)" for k, v in figures.items()))
+              + _against(figures, anchor))
+
+
+async def per_compute(qs: list[str]) -> None:
+    """What ``HUB_EMBEDDER_COMPUTE`` weighs, on one thread, 5 ms apart: the published float
+    graph (the anchor: central's, the chunks') and the int8 one, and how far apart their
+    vectors are (cosine: 1 is the same vector)."""
+    vectors: dict[str, list[list[float]]] = {}
+    anchor: dict[str, float] = {}
+    for compute in ("float", "int8"):
+        figures, vectors[compute] = await paced(
+            LocalEmbedder(threads=1, compute=compute), qs)  # type: ignore[arg-type]
+        anchor = anchor or figures
+        print(f"query, {compute} graph, one thread (5 ms apart): " + _against(figures, anchor))
+    cosines = [sum(a * b for a, b in zip(f, i, strict=True))
+               for f, i in zip(vectors["float"], vectors["int8"], strict=True)]
+    print(f"int8 against float vectors: cosine mean {statistics.fmean(cosines):.4f}, "
+          f"least {min(cosines):.4f}")
 
 
 if __name__ == "__main__":

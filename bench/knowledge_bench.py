@@ -15,7 +15,8 @@ covers the last token (and its HNSW builds are done, or ``--build-wait`` seconds
 1. query_knowledge through its edge, p50/p95 per mode, without and with a filter (tags), each
    query a different text (no edge or query-cache hits), as a non-superuser (the tenant filter is
    in every query);
-2. in the same run: the bare embedder call (on one thread, as a hub worker embeds), and the bare
+2. in the same run: the bare embedder call (on one thread and in the compute a hub worker
+   embeds with, ``HUB_EMBEDDER_COMPUTE``, int8 unless set), and the bare
    vector search on the embedded engine loaded with the same vectors in this process (10
    documents with the tenant filter, and with tenant + tags; hybrid's 50 with the tenant filter;
    only up to ``--bare-max`` chunks: its HNSW build holds this process for minutes at 1M);
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import sys
@@ -130,8 +132,10 @@ async def until_covered(http: httpx.AsyncClient, edge: str, jwt: str, token: str
 
 
 async def bare(primary: str, rng: random.Random, n: int, size: int, bare_max: int) -> None:
-    # As a hub worker embeds a query: on one thread (HUB_EMBEDDER_THREADS' default).
-    embedder = make_embedder("local", threads=1)
+    # As a hub worker embeds a query: on one thread (HUB_EMBEDDER_THREADS' default), with the
+    # compute HUB_EMBEDDER_COMPUTE names (the stack's hubs read the same variable).
+    embedder = make_embedder("local", threads=1,
+                             compute=os.environ.get("HUB_EMBEDDER_COMPUTE", "int8"))
     if size > bare_max:
         await bare_queries(embedder, None, rng, n)
         print(f"  (no bare vector search above --bare-max {bare_max} chunks)")

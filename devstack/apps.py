@@ -44,6 +44,8 @@ def base_env() -> dict[str, str]:
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # The hubs' int8 query graph, derived once per checkout (knowledge.embed_local).
+    env.setdefault("MEMORYBANK_MODEL_CACHE", str(REPO_ROOT / ".cache" / "models"))
     return env
 
 

@@ -120,15 +120,17 @@ def make_embedder(
     dim: int = 0,
     query_cache: int = 0,
     threads: int = 0,
+    compute: str = "float",
 ) -> Embedder:
     """The embedder a service's settings name. ``query_cache`` > 0 wraps it in a QueryCache
     of that many texts (for the hubs); ``threads``: the local model's threads (0: one per core;
-    a background embedder takes 1). Raises EmbedderConfigError for a bad combination."""
+    a background embedder takes 1); ``compute``: the local model's (float, or int8 for
+    queries: ``knowledge.embed_local``). Raises EmbedderConfigError for a bad combination."""
     embedder: Embedder
     if kind == "local":
         from knowledge.embed_local import LocalEmbedder
 
-        embedder = LocalEmbedder(threads=threads)
+        embedder = LocalEmbedder(threads=threads, compute=compute)  # type: ignore[arg-type]
     elif kind == "openai":
         from knowledge.embed_openai import OpenAIEmbedder
 

@@ -61,12 +61,12 @@ QUERY_CACHE = 1024
 
 
 def hub_embedder(settings: HubSettings) -> Embedder:
-    """The embedder central used for the chunks (same settings, same name: same index), with
-    a query cache in front."""
+    """The embedder central used for the chunks (same settings, same name: same index; the
+    local model computing as ``HUB_EMBEDDER_COMPUTE`` says), with a query cache in front."""
     return embed.make_embedder(
         settings.embedder, url=settings.embedder_url, model=settings.embedder_model,
         api_key=settings.embedder_api_key, dim=settings.embedder_dim, query_cache=QUERY_CACHE,
-        threads=settings.embedder_threads,
+        threads=settings.embedder_threads, compute=settings.embedder_compute,
     )
 
 

@@ -18,6 +18,11 @@ if os.environ.get("CI") == "true":
     settings.load_profile("ci")
 
 
+# The hubs' int8 query graph (knowledge.embed_local) is derived where the dev stack keeps it,
+# once per checkout, whether a test builds a hub in process or starts one.
+os.environ.setdefault("MEMORYBANK_MODEL_CACHE",
+                      str(Path(__file__).resolve().parents[1] / ".cache" / "models"))
+
 _INTEGRATION = Path(__file__).parent / "integration"
 
 

@@ -16,12 +16,18 @@ from knowledge.embed_local import (
     TOKENIZER_SHA256,
     LocalEmbedder,
     default_model_path,
+    integer_graph,
 )
 
 
 @pytest.fixture(scope="module")
 def local() -> LocalEmbedder:
     return LocalEmbedder(threads=1)
+
+
+@pytest.fixture(scope="module")
+def integer(tmp_path_factory: pytest.TempPathFactory) -> LocalEmbedder:
+    return LocalEmbedder(threads=1, compute="int8", cache_dir=tmp_path_factory.mktemp("models"))
 
 
 def _cos(a: list[float], b: list[float]) -> float:
@@ -117,3 +123,55 @@ def test_make_embedder_refuses_unknown_kinds_and_incomplete_openai_settings() ->
     with pytest.raises(EmbedderConfigError, match="needs url, model and dim"):
         make_embedder("openai", url="http://127.0.0.1:1", model="m")
     assert isinstance(make_embedder("local", query_cache=8), QueryCache)
+
+
+PASSAGES = [
+    "The cat is sleeping on the sofa.",
+    "Quarterly revenue grew five percent in Europe.",
+    "How do I stop my bicycle chain from rusting?",
+    "The primary database fails over to its synchronous standby.",
+    "She moved from Lisbon to Oslo last spring for a new job.",
+    "Bake the bread at 220 degrees for thirty minutes.",
+    "The twins' profiles merge edits made offline on two phones.",
+    "Our team won the regional football final on penalties.",
+]
+QUERIES = [
+    "kitten napping on a couch", "sales growth in european markets", "rusty bike chain",
+    "database failover to a standby", "relocated to Norway", "baking bread temperature",
+    "offline edits merged across devices", "football match won by penalty shootout",
+]
+
+
+async def test_int8_queries_find_what_float_queries_find(local: LocalEmbedder,
+                                                         integer: LocalEmbedder) -> None:
+    """The hubs embed queries with the int8 graph and search chunks the float graph embedded:
+    each query's vector stays close to the float one, and ranks the float passages alike."""
+    assert integer.name == local.name and integer.dim == local.dim  # the same index
+    passages = await local.embed(PASSAGES)
+    exact, quick = await local.embed(QUERIES), await integer.embed(QUERIES)
+    for e, q in zip(exact, quick, strict=True):
+        assert _cos(e, q) > 0.97
+        assert abs(math.sqrt(_cos(q, q)) - 1.0) < 1e-5
+
+        def ranking(v: list[float]) -> list[int]:
+            return sorted(range(len(passages)), key=lambda i: -_cos(v, passages[i]))
+        assert ranking(q)[:2] == ranking(e)[:2]
+    assert [max(range(len(passages)), key=lambda i: _cos(q, passages[i])) for q in quick] == \
+        list(range(len(QUERIES)))
+
+
+def test_the_int8_graph_is_derived_once_and_again_when_changed(tmp_path: Path) -> None:
+    source = default_model_path()
+    graph = integer_graph(source, MODEL_SHA256, tmp_path)
+    made, stamp = graph.read_bytes(), graph.stat().st_mtime_ns
+    assert integer_graph(source, MODEL_SHA256, tmp_path) == graph
+    assert graph.stat().st_mtime_ns == stamp                   # kept, not derived again
+    _altered_copy(graph, tmp_path / "altered.onnx").replace(graph)
+    assert integer_graph(source, MODEL_SHA256, tmp_path) == graph
+    assert graph.read_bytes() == made                          # a changed file: derived again
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".onnx", ".sha256"]
+
+
+def test_an_unknown_compute_is_refused() -> None:
+    with pytest.raises(EmbedderConfigError, match="unknown compute"):
+        LocalEmbedder(compute="fp16")  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
@@ -52,8 +54,10 @@ def test_central_settings_regions() -> None:
     assert settings.region_list == ("ams", "sin")
 
 
-def test_hub_embeds_queries_on_the_threads_its_setting_names() -> None:
+def test_hub_embeds_queries_on_the_threads_its_setting_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One thread unless told (bench/embed_bench.py weighs it); 0 is one per core."""
+    monkeypatch.setenv("MEMORYBANK_MODEL_CACHE", str(tmp_path))
     base = {**HUB_ENV, "HUB_REGION": "ams"}
     for env, threads in (({}, 1), ({"HUB_EMBEDDER_THREADS": "2"}, 2),
                          ({"HUB_EMBEDDER_THREADS": "0"}, 0)):
@@ -62,3 +66,16 @@ def test_hub_embeds_queries_on_the_threads_its_setting_names() -> None:
         assert embedder.inner._session.get_session_options().intra_op_num_threads == threads
     with pytest.raises(msgspec.ValidationError, match="embedder_threads"):
         HubSettings.from_env({**base, "HUB_EMBEDDER_THREADS": "-1"})
+
+
+def test_hub_embeds_queries_in_int8_unless_told_float(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORYBANK_MODEL_CACHE", str(tmp_path))
+    base = {**HUB_ENV, "HUB_REGION": "ams"}
+    for env, compute in (({}, "int8"), ({"HUB_EMBEDDER_COMPUTE": "float"}, "float")):
+        embedder = hub_embedder(HubSettings.from_env({**base, **env}))
+        assert isinstance(embedder, QueryCache) and isinstance(embedder.inner, LocalEmbedder)
+        assert embedder.inner.compute == compute
+    assert any(tmp_path.glob("*.onnx"))             # the int8 graph, derived where it was told
+    with pytest.raises(msgspec.ValidationError, match="embedder_compute"):
+        HubSettings.from_env({**base, "HUB_EMBEDDER_COMPUTE": "fp16"})

@@ -10,11 +10,12 @@ Two ways to compute with it (``compute``):
   load and streams 90 MB of weights per text (``MatMul`` is 72 % of a run). Central embeds
   chunks with it: every vector in an index comes from it.
 - ``int8``, the hubs' queries: the same weights quantized per output channel and the
-  activations on the fly (onnxruntime's ``quantize_dynamic``, integer ``MatMul``), 3.1x faster
-  for a short query (1.9 ms against 6.0 on one thread). Its vectors are at cosine 0.993 (mean;
-  0.988 least) to the float ones: as a query against float-embedded chunks it ranked Lee 2005
-  as well (nDCG@10 0.824 both; README, "Hybrid's critical path, the seventh round"). The
-  graph is derived from the pinned model once per machine (``integer_graph``)."""
+  activations on the fly (onnxruntime's ``quantize_dynamic``, integer ``MatMul``), 2.7 times
+  faster for a short query (2.5 ms against 6.7 on one thread, ``bench/embed_bench.py``). Its
+  vectors are at cosine 0.993 (mean; 0.985 least) to the float ones: as a query against
+  float-embedded chunks it ranked Lee 2005 as well (nDCG@10 0.824 both; README, "Hybrid's
+  critical path, the seventh round"). The graph is derived from the pinned model once per
+  machine (``integer_graph``)."""
 
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # the worker's requests, its index service and Postgres want (bench/embed_bench.py; under
     # knowledge_bench at 100k chunks, one thread took a fifth to two fifths off hybrid's p95).
     embedder_threads: Annotated[int, msgspec.Meta(ge=0)] = 1
-    # How the local model computes a query: int8 (its weights as integers, 3.1x faster, vectors
+    # How the local model computes a query: int8 (its weights as integers, 2.7x faster, vectors
     # at cosine 0.993 to central's, which ranked as well on Lee 2005) or float (central's own
     # graph, the chunks' exact vectors). knowledge/embed_local.py says both.
     embedder_compute: Literal["float", "int8"] = "int8"

@@ -62,6 +62,10 @@ class ReplicaPool:
         self._instance: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        # What ``snapshot``'s transactions are: said in their BEGIN, not a statement of its own
+        # after it (autocommit statements outside a transaction block are unaffected).
+        await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+        await conn.set_read_only(True)
         cur = await conn.execute(INSTANCE_SQL)
         row = await cur.fetchone()
         self._instance[conn] = str(row[0]) if row else ""
@@ -104,11 +108,12 @@ class ReplicaPool:
         """One read-only repeatable-read transaction, and the replay position it reflects at
         least: every statement inside agrees with the others. The position is read before the
         transaction's snapshot is taken (at its first statement), so every write up to it is in
-        the snapshot; read inside, it could run ahead of the snapshot."""
+        the snapshot; read inside, it could run ahead of the snapshot. The transaction's
+        characteristics are the connection's (``_configure``): one ``BEGIN ISOLATION LEVEL
+        REPEATABLE READ READ ONLY``, not a ``SET TRANSACTION`` round trip after it."""
         async with self.connection() as conn:
             answered = await self.floor(conn)
             async with conn.transaction():
-                await conn.execute("set transaction isolation level repeatable read, read only")
                 yield conn, answered
 
     @staticmethod

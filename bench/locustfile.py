@@ -8,7 +8,9 @@ queries 20, its grants 10, its wallet 10) and 20 writes (profile patches 8, even
 twin 6, transfers to another agent's wallet 6).
 
 Environment (``bench/load_steps.py`` sets it from the stack): ``MB_EDGES`` (JSON region -> edge
-URL), ``MB_JWT_SECRET``, ``MB_USER_RPS`` (requests per second per agent, default 2).
+URL), ``MB_JWT_SECRET``, ``MB_USER_RPS`` (requests per second per agent, default 2),
+``MB_ONLY`` (task names, comma-separated: only those, at equal weight, to price one kind of
+request alone, e.g. ``MB_ONLY=query_knowledge scripts/load --rate 60``).
 
     locust -f bench/locustfile.py --headless -u 50 -r 25 -t 30s --csv out/run --html out/run.html
 """
@@ -117,3 +119,7 @@ class Agent(FastHttpUser):
                          json={"from_wallet": self.wallet, "to_wallet": to, "amount": "0.01",
                                "currency": "TOK", "idempotency_key": uuid.uuid4().hex},
                          name="POST /v1/transactions")
+
+
+if os.environ.get("MB_ONLY"):
+    Agent.tasks = [getattr(Agent, name.strip()) for name in os.environ["MB_ONLY"].split(",")]

@@ -113,11 +113,14 @@ class RealtimeFeed:
 
     def wanted(self) -> int | None:
         """The cursor the clock's next poll reads after (``ReplayClock.Passenger``): none
-        before the tail has started, while a carried read is being handed on, nor within
+        before the tail has started, while a carried read is being handed on, within
         ``step_every_s`` of the last one that had something (the clock polls every
-        millisecond while a reader waits for its token)."""
+        millisecond while a reader waits for its token), nor while the replica is quiet and
+        nobody listens with nothing left to cover (a carried poll costs the worker two to
+        three lean ones; the first move after the quiet spell is read a poll later)."""
         if (self.cursor < 0 or self._carried is not None
-                or time.monotonic() - self._stepped_at < self.step_every_s):
+                or time.monotonic() - self._stepped_at < self.step_every_s
+                or (self.clock.position <= self.covered.lsn and not self.clock.stirring)):
             return None
         return self.cursor
 

@@ -210,12 +210,17 @@ class ReplayClock:
         """Napping the quiet nap now (a gauge: how much of the time a hub's replica is idle)."""
         return self._quiet
 
+    @property
+    def stirring(self) -> bool:
+        """Whether a change may be on its way or awaited: the replica moved (or this hub
+        forwarded a write) within ``QUIET_AFTER_S``, or a socket on this worker listens."""
+        return (time.monotonic() - self.moved_at < QUIET_AFTER_S
+                or (self.listening is not None and self.listening()))
+
     def nap(self) -> float:
-        """How long to nap before the next poll while nobody waits: ``quiet_s`` after
-        ``QUIET_AFTER_S`` without a move or a write forwarded while nobody listens, else
-        ``idle_s``."""
-        self._quiet = (time.monotonic() - self.moved_at >= QUIET_AFTER_S
-                       and not (self.listening is not None and self.listening()))
+        """How long to nap before the next poll while nobody waits: ``quiet_s`` once not
+        ``stirring``, else ``idle_s``."""
+        self._quiet = not self.stirring
         return self._quiet_s if self._quiet else self._idle_s
 
     def expect_change(self) -> None:

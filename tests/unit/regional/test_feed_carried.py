@@ -12,7 +12,7 @@ from regional.realtime.feed import RealtimeFeed, Row
 
 
 class Clock:
-    position = 0x40
+    position, stirring = 0x40, True
 
     def __init__(self) -> None:
         self.passenger: Any = None
@@ -105,3 +105,14 @@ async def test_a_hand_on_that_fails_still_frees_the_tail_for_the_clocks_next_rea
     except OSError:
         pass
     assert feed._carried is None and feed.wanted() is not None
+
+
+async def test_a_quiet_replica_with_nothing_left_to_cover_is_polled_without_a_read() -> None:
+    feed, _ = carried_feed()
+    clock: Any = feed.clock
+    clock.stirring, feed.covered = False, ConsistencyToken(0x40)
+    assert feed.wanted() is None  # quiet, and covered up to where the clock stands
+    clock.position = 0x48  # a lean poll saw it move: the next poll carries a read
+    assert feed.wanted() == 7
+    clock.position, clock.stirring = 0x40, True  # a write forwarded, or a socket listening
+    assert feed.wanted() == 7

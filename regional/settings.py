@@ -39,10 +39,9 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # restarts) before answering 503 + Retry-After: well below the edge's per-hub attempt
     # timeout, so the edge moves the read to another region instead of timing out here.
     replica_pool_timeout_ms: int = 500
-    # The realtime tail (and the cache follower riding it) reads the feed at most this often
-    # (in the replay clock's polls, which carry its reads: every 10 ms, every 1 ms while a
-    # reader waits for a token): a move of the replica within it waits for the next step (what
-    # a subscriber or a cache invalidation may wait more); a read holding a token never waits.
+    # The realtime tail (and the cache follower riding it) reads the feed at most this often:
+    # a move of the replica within it waits for the next step (what a subscriber or a cache
+    # invalidation may wait more); a read holding a token never waits on it.
     feed_step_ms: float = 5.0
     # The replay clock's nap after a second in which the replica did not move and this hub
     # forwarded no write, while no realtime or Yjs socket is open on the worker

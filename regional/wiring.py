@@ -97,7 +97,6 @@ def build_hub(settings: HubSettings) -> Hub:
     reads = TwinReads(replica, clock, cache, wait_s=settings.token_wait_ms / 1000,
                       use_cache=settings.cache_reads, near=near)
     realtime_feed = RealtimeFeed(replica, clock, step_every_s=settings.feed_step_ms / 1000)
-    clock.passenger = realtime_feed  # the clock's polls carry the tail's reads
     # In the worker holding the feed lease the follower takes the realtime tail's reads.
     follower = Follower(replica, clock, cache, feed=realtime_feed)
     limits_redis = (

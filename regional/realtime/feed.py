@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from mbwire import ConsistencyToken, Unavailable
 from regional.near import NearCache
 from regional.replica import ReplayClock, Replica
-from regional.replica.clock import FeedRow
-from regional.replica.feed import TAIL_ROWS, FeedStep
+from regional.replica.feed import FeedStep
 
 log = logging.getLogger("memorybank.realtime")
 
@@ -48,7 +47,9 @@ Sink = Callable[[list[Row], ConsistencyToken], Awaitable[None]]
 Rider = Callable[[FeedStep], Awaitable[None]]
 
 _ROWS = "select seq, kind, key, version from change_feed where seq > %s"
-Carried = tuple[ConsistencyToken, list[FeedRow], ConsistencyToken]  # before, rows, after
+# The tail's step: numbered rows and the pending ones in one statement (one snapshot).
+_STEP = f"""({_ROWS} order by seq limit %s) union all
+(select null, kind, key, version from change_feed where seq is null limit %s)"""
 
 
 class RealtimeFeed:
@@ -69,9 +70,6 @@ class RealtimeFeed:
         self.started = asyncio.Event()
         self.near: NearCache | None = None  # the worker's twin views, evicted from here
         self._moved = asyncio.Condition()   # notified whenever ``cursor`` moves
-        # A read the clock's poll carried (``board``), until handed on; set: none is wanted.
-        self._carried: Carried | None = None
-        self._boarded = asyncio.Event()
 
     async def run(self) -> None:
         while True:
@@ -88,80 +86,39 @@ class RealtimeFeed:
                 await asyncio.sleep(0.5)
 
     async def step(self) -> None:
-        """Hands on the next read of the feed: the one the replay clock's poll carried (when
-        the clock carries this tail: ``ReplayClock.passenger``), else its own, after waiting
-        for the replica to move past what the last step covered. Covered means ``before``, not
-        ``after``: a row committed between the read and ``after`` is not among the rows, so
-        waiting for a replay beyond ``after`` would hold it back until the next write."""
-        if self.clock.passenger is self:
-            await self._boarded.wait()
-            self._boarded.clear()
-            try:
-                assert self._carried is not None
-                if await self._take(*self._carried):
-                    await self._read_on()
-            finally:
-                self._carried = None  # wanted again
-            return
+        """Waits for the replica to move past what the last step covered, then hands on every
+        row it now shows. Covered means ``before``, not ``after``: a row committed between the
+        read and ``after`` is not among the rows, so waiting for a replay beyond ``after``
+        would hold it back until the next write."""
         if self.clock.position <= self.covered.lsn:
             await self.clock.advanced()
         pause = self.step_every_s - (time.monotonic() - self._stepped_at)
         if pause > 0:
             await asyncio.sleep(pause)
         self._stepped_at = time.monotonic()
-        await self._read_on()
+        while True:
+            before, rows, pending, after = await self.tail()
+            more = len(rows) >= self.batch
+            complete = not more and len(pending) < self.batch
+            step = FeedStep(before, [(r.seq, r.kind, r.key) for r in rows], pending, after,
+                            more=more, complete=complete)
+            await self.hand_on(rows, after, before if complete else None, pending, step)
+            if not more:
+                if complete:
+                    self.covered = max(self.covered, before)
+                return
 
-    def wanted(self) -> int | None:
-        """The cursor the clock's next poll reads after (``ReplayClock.Passenger``): none
-        before the tail has started, while a carried read is being handed on, within
-        ``step_every_s`` of the last one that had something (the clock polls every
-        millisecond while a reader waits for its token), nor while the replica is quiet and
-        nobody listens with nothing left to cover (a carried poll costs the worker two to
-        three lean ones; the first move after the quiet spell is read a poll later)."""
-        if (self.cursor < 0 or self._carried is not None
-                or time.monotonic() - self._stepped_at < self.step_every_s
-                or (self.clock.position <= self.covered.lsn and not self.clock.stirring)):
-            return None
-        return self.cursor
-
-    def board(self, before: ConsistencyToken, rows: list[FeedRow],
-              after: ConsistencyToken) -> None:
-        """A read the clock's poll carried. One with no row that covers nothing new is
-        dropped (an idle replica costs the tail nothing)."""
-        if self._carried is None and (rows or before > self.covered):
-            self._carried = (before, rows, after)
-            self._stepped_at = time.monotonic()
-            self._boarded.set()
-
-    async def _read_on(self) -> None:
-        """Reads and hands on until a read is not full."""
-        while await self._take(*await self.tail()):
-            pass
-
-    async def _take(self, before: ConsistencyToken, found: list[FeedRow],
-                    after: ConsistencyToken) -> bool:
-        """Hands on one read (rows numbered first, then the pending ones); True when a list
-        came full, so there is more to read after the new cursor."""
-        rows = [Row(r[0], r[1], r[2], r[3]) for r in found if r[0] is not None]
-        pending = [(r[1], r[2]) for r in found if r[0] is None]
-        more = len(rows) >= self.batch
-        complete = not more and len(pending) < self.batch
-        step = FeedStep(before, [(r.seq, r.kind, r.key) for r in rows], pending, after,
-                        more=more, complete=complete)
-        await self.hand_on(rows, after, before if complete else None, pending, step)
-        if complete:
-            self.covered = max(self.covered, before)
-        return more
-
-    async def tail(self) -> Carried:
-        """The rows after the cursor and the pending ones (``TAIL_ROWS``), between two replay
+    async def tail(self) -> tuple[ConsistencyToken, list[Row], list[tuple[str, str]],
+                                  ConsistencyToken]:
+        """The rows after the cursor and the pending ones (kind, key), between two replay
         positions read on one connection (``Replica.feed_since``'s rule)."""
         async with self.replica.connection() as conn:
             before = await self.replica.floor(conn)  # the clock's, without a statement
-            cur = await conn.execute(TAIL_ROWS, {"cursor": self.cursor, "limit": self.batch})
+            cur = await conn.execute(_STEP, (self.cursor, self.batch, self.batch))
             found = await cur.fetchall()
             after = await Replica.position_on(conn)
-        return before, found, after
+        return (before, [Row(r[0], r[1], r[2], r[3]) for r in found if r[0] is not None],
+                [(r[1], r[2]) for r in found if r[0] is None], after)
 
     async def hand_on(self, rows: list[Row], after: ConsistencyToken,
                       before: ConsistencyToken | None = None,

@@ -3,12 +3,7 @@
 One task (``ReplayClock.run``) polls ``pg_last_wal_replay_lsn()`` (fast while a read waits for its
 token, slower when idle, slower still after a quiet spell while no socket listens) and wakes
 whoever waits: readers holding a consistency token, and the change-feed follower. ``settle``
-refuses a token no write has made (400) rather than wait for it.
-
-A ``passenger`` (the worker's realtime tail, which the cache follower rides) has its read of the
-change feed carried in the same statement as the poll (``regional.replica.feed.carried``): one
-statement per poll does both, where the tail used to wait for the clock to move and then spend
-two statements of its own (with the poll, three per move of the replica)."""
+refuses a token no write has made (400) rather than wait for it."""
 
 from __future__ import annotations
 
@@ -17,12 +12,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
 from mbwire import BadRequest, ConsistencyToken, ReplicaBehind, Unavailable
-from regional.replica.feed import carried
 from regional.replica.pool import INSTANCE_SQL, POSITION_SQL
 
 # Most polls read only the two positions; the WAL receiver's row and the replay timestamp
@@ -35,25 +29,6 @@ select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
             else pg_current_wal_lsn() end::text
 """
 FULL_EVERY_S = 0.1
-# The same two polls with a passenger's feed read in them (their own statement, one snapshot).
-LEAN_CARRIED, FULL_CARRIED = carried(LEAN_SQL), carried(POSITION_SQL)
-FeedRow = tuple[Any, ...]  # (seq or None while pending, kind, key, version)
-
-
-class Passenger(Protocol):
-    """A reader of the change feed whose reads the clock's polls carry (``ReplayClock``)."""
-
-    batch: int  # the most numbered (and the most pending) rows a read takes
-
-    def wanted(self) -> int | None:
-        """The cursor to read after in the next poll; None while it is busy with a read."""
-
-    def board(self, before: ConsistencyToken, rows: list[FeedRow],
-              after: ConsistencyToken) -> None:
-        """A poll's read: ``rows`` after the cursor ``wanted`` gave, numbered first; every
-        change committed at or before ``before`` is among them or earlier rows (unless a list
-        came full), every row's commit is at or before ``after``. Not a coroutine: the clock
-        polls on while the passenger acts on it."""
 
 log = logging.getLogger("memorybank.replica")
 
@@ -115,8 +90,6 @@ class ReplayClock:
         # restarted or re-cloned replica) may show less than the old one had replayed: the
         # position starts over from its first poll, never kept from the old instance.
         self.instance = ""
-        self.passenger: Passenger | None = None  # whose feed reads the polls carry
-        self.carried = 0  # polls that carried a read, for tests and the curious
 
     @property
     def healthy(self) -> bool:
@@ -163,20 +136,8 @@ class ReplayClock:
 
     async def _poll(self, conn: psycopg.AsyncConnection[Any]) -> None:
         full = time.monotonic() - self._full_at >= FULL_EVERY_S
-        passenger = self.passenger
-        cursor = passenger.wanted() if passenger is not None else None
-        # Read earlier on this server instance (``run`` starts it over on a new one), so every
-        # commit up to it is in this statement's snapshot: the carried read's ``before``.
-        before = ConsistencyToken(self.position)
-        if passenger is None or cursor is None:
-            cur = await conn.execute(POSITION_SQL if full else LEAN_SQL)
-            found = None
-            row = await cur.fetchone()
-        else:
-            cur = await conn.execute(FULL_CARRIED if full else LEAN_CARRIED,
-                                     {"cursor": cursor, "limit": passenger.batch})
-            found = await cur.fetchall()
-            row = found[0]
+        cur = await conn.execute(POSITION_SQL if full else LEAN_SQL)
+        row = await cur.fetchone()
         assert row is not None
         replayed = ConsistencyToken.from_pg_lsn(row[0]).lsn if row[0] else 0
         received = ConsistencyToken.from_pg_lsn(row[1]).lsn if row[1] else replayed
@@ -195,11 +156,6 @@ class ReplayClock:
             self.streamed_at = self.checked_at
         if replayed > self.position or received > replayed:
             self.moved_at = self.checked_at
-        if passenger is not None and found is not None:
-            width = 4 if full else 2  # the positions' columns, then the feed row's
-            self.carried += 1
-            passenger.board(before, [r[width:] for r in found if r[width + 1] is not None],
-                            ConsistencyToken(replayed))
         if replayed > self.position:
             self.position = replayed
             self._advanced.set()
@@ -210,17 +166,12 @@ class ReplayClock:
         """Napping the quiet nap now (a gauge: how much of the time a hub's replica is idle)."""
         return self._quiet
 
-    @property
-    def stirring(self) -> bool:
-        """Whether a change may be on its way or awaited: the replica moved (or this hub
-        forwarded a write) within ``QUIET_AFTER_S``, or a socket on this worker listens."""
-        return (time.monotonic() - self.moved_at < QUIET_AFTER_S
-                or (self.listening is not None and self.listening()))
-
     def nap(self) -> float:
-        """How long to nap before the next poll while nobody waits: ``quiet_s`` once not
-        ``stirring``, else ``idle_s``."""
-        self._quiet = not self.stirring
+        """How long to nap before the next poll while nobody waits: ``quiet_s`` after
+        ``QUIET_AFTER_S`` without a move or a write forwarded while nobody listens, else
+        ``idle_s``."""
+        self._quiet = (time.monotonic() - self.moved_at >= QUIET_AFTER_S
+                       and not (self.listening is not None and self.listening()))
         return self._quiet_s if self._quiet else self._idle_s
 
     def expect_change(self) -> None:

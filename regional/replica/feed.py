@@ -22,21 +22,6 @@ union all
 (select null, kind, key from change_feed where seq is null limit %s)"""
 
 
-# The rows after a cursor and the pending ones, each (seq or None, kind, key, version).
-TAIL_ROWS = """(select seq, kind, key, version from change_feed where seq > %(cursor)s
- order by seq limit %(limit)s)
-union all
-(select null, kind, key, version from change_feed where seq is null limit %(limit)s)"""
-
-
-def carried(positions: str) -> str:
-    """The replay clock's poll (``positions``: one row) with ``TAIL_ROWS`` in the same
-    statement, so on one snapshot: the positions are read after the statement's snapshot was
-    taken, so every row's commit is at or before them (what ``after`` means). A row has the
-    positions' columns, then the feed row's (all null when the feed had no row: one row then)."""
-    return f"select p.*, f.* from ({positions}) p left join lateral ({TAIL_ROWS}) f on true"
-
-
 class FeedStep(NamedTuple):
     before: ConsistencyToken
     rows: list[tuple[int, str, str]]  # (seq, kind, key), numbered, oldest first

@@ -16,13 +16,11 @@ import uuid
 from typing import Any
 
 import psycopg
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mbwire import ConsistencyToken
-from regional.replica import ReplayClock, Replica
-from regional.replica.feed import FeedStep
+from regional.replica import Replica
 from tests.integration.conftest import LiveStack
 
 KIND = "feed-test"  # routed nowhere: hubs skip it (regional/realtime/channels.py)
@@ -36,12 +34,9 @@ class Follower:
         self.replica, self.cursor, self.run = replica, cursor, run
         self.numbered: dict[str, int] = {}  # our key -> the seq it was met at
 
-    async def read(self) -> FeedStep:
-        return await self.replica.feed_since(self.cursor, 1000)
-
     async def step(self, committed: dict[str, ConsistencyToken]) -> None:
         while True:
-            step = await self.read()
+            step = await self.replica.feed_since(self.cursor, 1000)
             seqs = [seq for seq, _, _ in step.rows]
             assert seqs == sorted(set(seqs)) and all(s > self.cursor for s in seqs)
             for seq, kind, key in step.rows:
@@ -57,38 +52,6 @@ class Follower:
             missed = [key for key, at in committed.items()
                       if at <= step.before and key not in self.numbered and key not in pending]
             assert not missed, f"committed by {step.before}, never met: {missed}"
-
-
-class Carried(Follower):
-    """The same, reading as a hub's realtime tail does: carried in the replay clock's poll
-    (``ReplayClock.passenger``), ``before`` the clock's position from its previous poll."""
-
-    def __init__(self, replica: Replica, cursor: int, run: str, url: str) -> None:
-        super().__init__(replica, cursor, run)
-        self.clock, self.url, self.batch = ReplayClock(url), url, 1000
-        self.clock.passenger = self
-        self.conn: psycopg.AsyncConnection[Any] | None = None
-        self.boarded: FeedStep | None = None
-
-    def wanted(self) -> int:
-        return self.cursor
-
-    def board(self, before: ConsistencyToken, rows: list[tuple[Any, ...]],
-              after: ConsistencyToken) -> None:
-        numbered = [(r[0], r[1], r[2]) for r in rows if r[0] is not None]
-        pending = [(r[1], r[2]) for r in rows if r[0] is None]
-        more = len(numbered) >= self.batch
-        self.boarded = FeedStep(before, numbered, pending, after, more=more,
-                                complete=not more and len(pending) < self.batch)
-
-    async def read(self) -> FeedStep:
-        if self.conn is None:
-            self.conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-            await self.clock._poll(self.conn)  # a position from a poll before the first read
-        self.boarded = None
-        await self.clock._poll(self.conn)
-        assert self.boarded is not None and self.clock.carried
-        return self.boarded
 
 
 async def _position(conn: psycopg.AsyncConnection[Any]) -> ConsistencyToken:
@@ -111,24 +74,17 @@ def schedules(draw: st.DrawFn) -> tuple[list[int], set[int], list[list[Action]]]
 @settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(schedule=schedules())
-@pytest.mark.parametrize("reads", ["own", "carried"])
 async def test_followers_never_skip_or_repeat_a_row(
-        live: LiveStack, reads: str,
-        schedule: tuple[list[int], set[int], list[list[Action]]]) -> None:
-    """``own``: a step of its own (``Replica.feed_since``, the cache follower and the index);
-    ``carried``: in the replay clock's poll (a hub worker's realtime tail)."""
+        live: LiveStack, schedule: tuple[list[int], set[int], list[list[Action]]]) -> None:
     order, aborted, between = schedule
     primary, run = live.topology.postgres.primary, f"p{uuid.uuid4().hex[:10]}-"
-    url = live.topology.postgres.replicas["iad"]
-    replica = Replica(url)
+    replica = Replica(live.topology.postgres.replicas["iad"])
     await replica.open()
     writers = [await psycopg.AsyncConnection.connect(primary) for _ in order]
     admin = await psycopg.AsyncConnection.connect(primary, autocommit=True)
-    follower: Follower | None = None
     try:
         _, high = await replica.feed_head()
-        follower = (Follower(replica, high, run) if reads == "own"
-                    else Carried(replica, high, run, url))
+        follower = Follower(replica, high, run)
         for i, conn in enumerate(writers):  # in start order: ids grow with i
             await conn.execute("insert into change_feed (kind, key) values (%s, %s)",
                                (KIND, f"{run}{i}"))
@@ -160,8 +116,6 @@ async def test_followers_never_skip_or_repeat_a_row(
     finally:
         for conn in (*writers, admin):
             await conn.close()
-        if isinstance(follower, Carried) and follower.conn is not None:
-            await follower.conn.close()
         await replica.close()
 
 

@@ -296,17 +296,17 @@ async def test_the_tail_does_not_wait_for_a_write_to_hand_on_a_row_its_read_miss
     # The replica replayed row 8 between the tail's read (which missed it) and the position read
     # after it: the next step must read again at once, not wait for a replay past that position.
     class Clock:
-        position, passenger = 0x20, None  # the tail reads alone (no poll carries its reads)
+        position = 0x20
 
         async def advanced(self) -> None:
             await asyncio.Event().wait()  # no further replay comes
 
     feed = RealtimeFeed(None, Clock())  # type: ignore[arg-type]
     feed.cursor, got = 7, []
-    reads = iter([[], [(8, "knowledge", "d", 1)]])
+    reads = iter([[], [Row(8, "knowledge", "d", 1)]])
 
-    async def tail() -> tuple[ConsistencyToken, list[Any], ConsistencyToken]:
-        return ConsistencyToken(0x10), next(reads), ConsistencyToken(0x20)
+    async def tail() -> tuple[ConsistencyToken, list[Row], list[Any], ConsistencyToken]:
+        return ConsistencyToken(0x10), next(reads), [], ConsistencyToken(0x20)
 
     async def sink(rows: list[Row], _: ConsistencyToken) -> None:
         got.extend(rows)
@@ -321,7 +321,7 @@ async def test_a_row_not_numbered_yet_is_evicted_at_once_and_sent_once_numbered(
     # Central's sequencer numbers a committed row a tick later (migration 0011): the worker's
     # near cache must not serve the twin's old view meanwhile; subscribers hear of it numbered.
     class Clock:
-        position, passenger = 0x20, None
+        position = 0x20
 
         async def advanced(self) -> None:
             Clock.position += 0x10
@@ -338,8 +338,8 @@ async def test_a_row_not_numbered_yet_is_evicted_at_once_and_sent_once_numbered(
     feed = RealtimeFeed(None, Clock())  # type: ignore[arg-type]
     feed.cursor, feed.near, got = 7, Near(), []  # type: ignore[assignment]
     tails = iter([
-        (ConsistencyToken(0x10), [(None, "twin", "t1", 2)], ConsistencyToken(0x20)),
-        (ConsistencyToken(0x30), [(8, "twin", "t1", 2)], ConsistencyToken(0x30)),
+        (ConsistencyToken(0x10), [], [("twin", "t1")], ConsistencyToken(0x20)),
+        (ConsistencyToken(0x30), [Row(8, "twin", "t1", 2)], [], ConsistencyToken(0x30)),
     ])
 
     async def tail() -> Any:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire")]
 
 from knowledge.chunk import chunk  # noqa: E402
-from knowledge.embed import QueryCache  # noqa: E402
+from knowledge.embed import Compute, QueryCache  # noqa: E402
 from knowledge.embed_local import LocalEmbedder  # noqa: E402
 
 QUERIES = [
@@ -123,9 +123,10 @@ async def per_compute(qs: list[str]) -> None:
     vectors are (cosine: 1 is the same vector)."""
     vectors: dict[str, list[list[float]]] = {}
     anchor: dict[str, float] = {}
-    for compute in ("float", "int8"):
+    computes: tuple[Compute, ...] = ("float", "int8")
+    for compute in computes:
         figures, vectors[compute] = await paced(
-            LocalEmbedder(threads=1, compute=compute), qs)  # type: ignore[arg-type]
+            LocalEmbedder(threads=1, compute=compute), qs)
         anchor = anchor or figures
         print(f"query, {compute} graph, one thread (5 ms apart): " + _against(figures, anchor))
     cosines = [sum(a * b for a, b in zip(f, i, strict=True))

@@ -39,7 +39,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "edge"), str(ROOT / "wire"), str(ROOT / "geo-routing")]
@@ -50,7 +50,7 @@ import psycopg  # noqa: E402
 
 from devstack.secrets import mint_token  # noqa: E402
 from devstack.testing import running_stack  # noqa: E402
-from knowledge.embed import make_embedder  # noqa: E402
+from knowledge.embed import Compute, make_embedder  # noqa: E402
 from mbwire import ConsistencyToken  # noqa: E402
 from regional.search import FUSE_DEPTH  # noqa: E402
 from regional.vectors import Point, Scope  # noqa: E402
@@ -135,7 +135,7 @@ async def bare(primary: str, rng: random.Random, n: int, size: int, bare_max: in
     # As a hub worker embeds a query: on one thread (HUB_EMBEDDER_THREADS' default), with the
     # compute HUB_EMBEDDER_COMPUTE names (the stack's hubs read the same variable).
     embedder = make_embedder("local", threads=1,
-                             compute=os.environ.get("HUB_EMBEDDER_COMPUTE", "int8"))
+                             compute=cast(Compute, os.environ.get("HUB_EMBEDDER_COMPUTE", "int8")))
     if size > bare_max:
         await bare_queries(embedder, None, rng, n)
         print(f"  (no bare vector search above --bare-max {bare_max} chunks)")

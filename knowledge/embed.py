@@ -15,9 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mbwire.errors import UpstreamUnavailable
+
+# How the local model computes (knowledge/embed_local.py): its published float graph, or the
+# same weights as integers (the hubs' queries).
+Compute = Literal["float", "int8"]
 
 
 class Embedder(Protocol):
@@ -120,7 +124,7 @@ def make_embedder(
     dim: int = 0,
     query_cache: int = 0,
     threads: int = 0,
-    compute: str = "float",
+    compute: Compute = "float",
 ) -> Embedder:
     """The embedder a service's settings name. ``query_cache`` > 0 wraps it in a QueryCache
     of that many texts (for the hubs); ``threads``: the local model's threads (0: one per core;
@@ -130,7 +134,7 @@ def make_embedder(
     if kind == "local":
         from knowledge.embed_local import LocalEmbedder
 
-        embedder = LocalEmbedder(threads=threads, compute=compute)  # type: ignore[arg-type]
+        embedder = LocalEmbedder(threads=threads, compute=compute)
     elif kind == "openai":
         from knowledge.embed_openai import OpenAIEmbedder
 

@@ -28,13 +28,10 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from knowledge.embed import EmbedderConfigError
-
-Compute = Literal["float", "int8"]
+from knowledge.embed import Compute, EmbedderConfigError
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -56,7 +53,7 @@ def default_model_path() -> Path:
 def verify_sha256(path: Path, expected: str) -> None:
     """Refuse a file whose content is not the pinned one (a swapped or corrupted model)."""
     try:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        actual = _sha256(path)
     except OSError as exc:
         raise EmbedderConfigError(f"cannot read model file {path}: {exc}") from exc
     if actual != expected:

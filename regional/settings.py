@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
+from knowledge.embed import Compute
 from mbwire.cells import Cell, CellMap, served_from
 from mbwire.envcheck import check_known
 
@@ -97,7 +98,7 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # How the local model computes a query: int8 (its weights as integers, 2.7x faster, vectors
     # at cosine 0.993 to central's, which ranked as well on Lee 2005) or float (central's own
     # graph, the chunks' exact vectors). knowledge/embed_local.py says both.
-    embedder_compute: Literal["float", "int8"] = "int8"
+    embedder_compute: Compute = "int8"
     qdrant_url: str = ""          # a Qdrant server; empty = the embedded engine in this process
     # The hub's index service (regional/index_service.py): where the workers reach it, where it
     # keeps its shard (empty: in memory, loaded at every start), how many unbuilt points start

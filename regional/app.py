@@ -36,7 +36,7 @@ from regional import (
     trajectory,
     twins,
 )
-from regional.fastpath import fast_twin_reads
+from regional.fastpath import fast_reads
 from regional.lifespan import run_hub
 from regional.realtime import realtime_endpoint
 from regional.settings import HubSettings
@@ -125,8 +125,9 @@ def wrap_asgi(app: Litestar, hub: Hub, *, served_by: str, stamps: dict[str, str]
                                     admission=hub.admission, clock=hub.clock, slots=hub.slots,
                                     ping_s=settings.realtime_ping_s,
                                     wait_s=settings.token_wait_ms / 1000, audit=hub.audit)
-    # Before Litestar too: profile reads the worker's near cache can answer (regional.fastpath).
+    # Before Litestar too: profile and grants reads from the twin's view, wallet reads of one
+    # statement (regional.fastpath).
     # Wrapped last, so outermost: an HTTP read it can answer never reaches the realtime check.
-    app.asgi_handler = fast_twin_reads(app.asgi_handler, signer=hub.signer, admit=hub.admission,
-                                       reads=hub.reads, served_by=served_by,
-                                       extra_headers=stamps, on_answer=hub.audit.after_answer)
+    app.asgi_handler = fast_reads(app.asgi_handler, signer=hub.signer, admit=hub.admission,
+                                  reads=hub.reads, served_by=served_by,
+                                  extra_headers=stamps, on_answer=hub.audit.after_answer)

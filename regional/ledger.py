@@ -18,7 +18,7 @@ from mbwire.decode import check_wallet_id
 from mbwire.params import int_param
 from mbwire.types import WalletView
 from regional.reads.wallets import DEFAULT_LIMIT, MAX_LIMIT, NEWEST, wallet_on
-from regional.twins import TwinReads, forward, read_headers, snapshot
+from regional.twins import TwinReads, forward, read_headers, statement, token_of
 
 Reads = NamedDependency[TwinReads]
 
@@ -28,8 +28,8 @@ async def get_wallet(request: Request[Any, Any, Any], reads: Reads) -> Response[
     wallet_id = check_wallet_id(str(request.path_params["wallet_id"]))
     limit = int_param(request.query_params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     before = int_param(request.query_params, "cursor", NEWEST, NEWEST)
-    # One snapshot: the balance and the entries agree with each other.
-    async with snapshot(request, reads) as (conn, answered):
+    # One statement: the balance and the entries agree with each other.
+    async with statement(token_of(request), reads) as (conn, answered):
         view = await wallet_on(conn, principal, wallet_id, limit=limit, before=before)
     return Response(view, headers=read_headers(answered, reads.clock))
 

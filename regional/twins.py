@@ -103,6 +103,17 @@ async def snapshot(request: Request[Any, Any, Any], reads: Reads,
         yield conn, answered
 
 
+@asynccontextmanager
+async def statement(token: ConsistencyToken | None, reads: TwinReads,
+                    ) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], ConsistencyToken]]:
+    """For a read of one statement (a wallet): waits for the caller's token, then
+    ``Replica.statement`` (the read decides access)."""
+    if token is not None:
+        await reads.clock.settle(token, reads.wait_s)
+    async with reads.replica.statement() as (conn, answered):
+        yield conn, answered
+
+
 def read_headers(token: ConsistencyToken, clock: ReplayClock) -> dict[str, str]:
     return {h.CONSISTENCY_TOKEN: str(token), h.REPLICA_LAG_MS: f"{clock.lag_ms:.1f}"}
 

@@ -116,6 +116,17 @@ class ReplicaPool:
             async with conn.transaction():
                 yield conn, answered
 
+    @asynccontextmanager
+    async def statement(
+        self,
+    ) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], ConsistencyToken]]:
+        """A connection for a read of one statement, and the replay position that statement
+        reflects at least (read before it, as ``snapshot``'s). One statement sees one snapshot
+        on its own, so it needs no transaction: ``snapshot``'s BEGIN and COMMIT would be two
+        more round trips."""
+        async with self.connection() as conn:
+            yield conn, await self.floor(conn)
+
     @staticmethod
     async def position_on(conn: psycopg.AsyncConnection[Any]) -> ConsistencyToken:
         """The replay position, read on ``conn`` (so it orders with that connection's reads)."""

@@ -15,6 +15,8 @@ import psycopg
 import pytest
 
 from .conftest import REGIONS, LiveStack
+from .test_metrics import scrape, value
+from .test_twins import _alike, hub_headers
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +244,58 @@ async def test_a_batch_reading_every_wallet_during_transfers_sees_a_conserved_su
     # the batches did see the balances move (so the sum was not trivially one snapshot).
     assert set(sums) == {Decimal(200)}, sums
     assert len(moved) > 1
+
+
+async def test_the_fast_path_reads_a_wallet_as_the_litestar_path_does(
+    live: LiveStack, http: httpx.AsyncClient,
+) -> None:
+    """``GET /v1/wallets/{id}`` without a query string is answered before Litestar
+    (regional.fastpath), in one statement; with ``?limit=20`` (the default) Litestar answers
+    the same read. Both agree (status, body, header names and values) on the owner's read, a
+    stranger's (403), an unknown wallet (404) and a token beyond every write (400); pages by
+    cursor hold every entry once, newest first."""
+    hub = live.topology.hubs["iad"]
+    a, b = new_id(), new_id()
+    assert (await mint(live, http, a, "10", "alice")).status_code == 201
+    assert (await mint(live, http, b, "1", "bob")).status_code == 201
+    for i in range(3):
+        r = await transfer(live, http, "alice", {"from_wallet": a, "to_wallet": b,
+                                                 "amount": f"0.{i + 1}", "currency": "TOK",
+                                                 "idempotency_key": uuid.uuid4().hex})
+        assert r.status_code == 201, r.text
+    token = {"x-consistency-token": r.json()["consistency_token"]}
+    before = value(await scrape(http, hub), "memorybank_fast_path_total", action="get_wallet")
+
+    async def both(path: str, sub: str, extra: dict[str, str],
+                   ) -> tuple[httpx.Response, httpx.Response]:
+        fast = await http.get(hub + path, headers={
+            **hub_headers(live, "GET", path, sub, "enterprise"), **extra})
+        slow = await http.get(hub + path + "?limit=20", headers={
+            **hub_headers(live, "GET", path, sub, "enterprise", query="limit=20"), **extra})
+        return fast, slow
+
+    fast, slow = await both(f"/v1/wallets/{a}", "alice", token)
+    assert fast.status_code == 200 and _alike(fast) == _alike(slow)
+    view = fast.json()
+    assert view["balance"] == "9.400000" and view["next_cursor"] is None
+    assert [e["amount"] for e in view["entries"]] == ["-0.300000", "-0.200000", "-0.100000",
+                                                     "10.000000"]
+    for path, sub, extra, status in (
+            (f"/v1/wallets/{a}", "mallory", {}, 403),
+            (f"/v1/wallets/{new_id()}", "alice", {}, 404),
+            (f"/v1/wallets/{a}", "alice", {"x-consistency-token": "LFFFFFFFFFFFFFFFF"}, 400)):
+        fast, slow = await both(path, sub, extra)
+        assert fast.status_code == status and _alike(fast) == _alike(slow), fast.text
+    assert value(await scrape(http, hub), "memorybank_fast_path_total",
+                 action="get_wallet") - before == 4
+    # Litestar's path pages: two by two, every entry once, newest first.
+    seen, cursor = [], ""
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        path = f"/v1/wallets/{a}"
+        page = (await http.get(f"{hub}{path}?{query}", headers=hub_headers(
+            live, "GET", path, "alice", "enterprise", query=query))).json()
+        seen += [e["entry_id"] for e in page["entries"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == [e["entry_id"] for e in view["entries"]]

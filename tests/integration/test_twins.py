@@ -22,6 +22,7 @@ from mbwire import HopSigner, Principal
 
 from .conftest import REGIONS, LiveStack, kill_central_while
 from .sealed_rows import primary_profile
+from .test_metrics import scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -181,41 +182,56 @@ def _alike(r: httpx.Response) -> tuple[int, object, set[str], dict[str, str]]:
 async def test_the_fast_path_answers_as_the_litestar_path_does(
     live: LiveStack, http: httpx.AsyncClient,
 ) -> None:
-    """``GET /v1/twins/{id}`` is served before Litestar (regional.fastpath) unless it has a query
-    string: with ``?fields=`` naming every field, Litestar answers the same read. Both must
-    agree (status, body, header names and values) on a hit, a miss, a stranger's read, an
-    unknown twin and a token beyond every write."""
+    """``GET /v1/twins/{id}`` and ``GET /v1/twins/{id}/grants`` are served before Litestar
+    (regional.fastpath) unless they have a query string: with ``?fields=`` naming every field
+    (for the grants listing, a parameter it does not take and ignores), Litestar answers the
+    same read. Both must agree (status, body, header names and values) on a hit, a miss, a
+    stranger's read, an unknown twin and a token beyond every write; and a granted reader's
+    profile read, while the grants listing is the owner's only."""
     hub = live.topology.hubs["sin"]
     twin_id = await create(live, http, "fast", {"k": "v"})
-    path = f"/v1/twins/{twin_id}"
+    r = await http.post(f"{live.topology.edges['ams']}/v1/twins/{twin_id}/grants",
+                        json={"sub": "fast-reader", "access": "read"},
+                        headers=live.auth("fast"))
+    assert r.status_code in (200, 201), r.text
+    token = r.headers["x-consistency-token"]
+    counted = await scrape(http, hub)
 
     async def both(path: str, sub: str, extra: dict[str, str] | None = None,
                    ) -> tuple[httpx.Response, httpx.Response]:
+        query = "fields=k" if not path.endswith("/grants") else "via=litestar"
         fast = await http.get(hub + path, headers={
             **hub_headers(live, "GET", path, sub, "pro"), **(extra or {})})
-        slow = await http.get(hub + path, params={"fields": "k"}, headers={
-            **hub_headers(live, "GET", path, sub, "pro", query="fields=k"), **(extra or {})})
+        slow = await http.get(hub + path + "?" + query, headers={
+            **hub_headers(live, "GET", path, sub, "pro", query=query), **(extra or {})})
         return fast, slow
 
-    deadline = time.monotonic() + 10
-    while (got := await both(path, "fast"))[0].status_code == 404:  # not replayed at sin yet
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
-    for _ in range(3):  # a miss, then (once the worker keeps the view) hits
-        fast, slow = got
-        assert fast.status_code == 200 and _alike(fast) == _alike(slow)
-        got = await both(path, "fast")
-    fast, slow = await both(path, "fast-stranger")
-    assert fast.status_code == 403 and _alike(fast) == _alike(slow)
-    fast, slow = await both("/v1/twins/no-such-twin", "fast")
-    assert fast.status_code == 404 and _alike(fast) == _alike(slow)
-    fast, slow = await both(path, "fast", {"x-consistency-token": "LFFFFFFFFFFFFFFFF"})
-    assert fast.status_code == 400 and _alike(fast) == _alike(slow)
-    # A hop replayed to the fast path is refused as Litestar refuses it.
-    replayed = hub_headers(live, "GET", path, "fast")
-    assert (await http.get(hub + path, headers=replayed)).status_code == 200
-    again = await http.get(hub + path, headers=replayed)
-    assert again.status_code == 401 and "replayed" in again.json()["detail"]
+    for path in (f"/v1/twins/{twin_id}", f"/v1/twins/{twin_id}/grants"):
+        got = await both(path, "fast", {"x-consistency-token": token})
+        for _ in range(3):  # a miss, then (once the worker keeps the view) hits
+            fast, slow = got
+            assert fast.status_code == 200 and _alike(fast) == _alike(slow)
+            got = await both(path, "fast")
+        reader = 200 if not path.endswith("/grants") else 403  # a grant to read, not manage
+        for sub, status in (("fast-reader", reader), ("fast-stranger", 403)):
+            fast, slow = await both(path, sub)
+            assert fast.status_code == status and _alike(fast) == _alike(slow)
+        unknown = "/v1/twins/no-such-twin" + path.removeprefix(f"/v1/twins/{twin_id}")
+        fast, slow = await both(unknown, "fast")
+        assert fast.status_code == 404 and _alike(fast) == _alike(slow)
+        fast, slow = await both(path, "fast", {"x-consistency-token": "LFFFFFFFFFFFFFFFF"})
+        assert fast.status_code == 400 and _alike(fast) == _alike(slow)
+        # A hop replayed to the fast path is refused as Litestar refuses it.
+        replayed = hub_headers(live, "GET", path, "fast")
+        assert (await http.get(hub + path, headers=replayed)).status_code == 200
+        again = await http.get(hub + path, headers=replayed)
+        assert again.status_code == 401 and "replayed" in again.json()["detail"]
+    # Each read above went both ways: 9 by the fast path (a replayed hop falls through).
+    now = await scrape(http, hub)
+    for action in ("get_twin_profile", "list_twin_grants"):
+        served = (value(now, "memorybank_fast_path_total", action=action)
+                  - value(counted, "memorybank_fast_path_total", action=action))
+        assert served == 9, (action, served)
 
 
 async def test_concurrent_writers_through_every_edge_all_survive(live: LiveStack,

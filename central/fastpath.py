@@ -40,7 +40,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from central import replay
 from central.twins import TwinWriter
-from mbhttp.asgi import read_upto, send_answer, send_problem
+from mbhttp.asgi import body_fits, read_upto, send_answer, send_problem
 from mbhttp.context import in_context
 from mbhttp.guard import required, verify_hop
 from mbhttp.metrics import FAST_PATH
@@ -82,7 +82,7 @@ def fast_twin_writes(app: ASGIApp, *, signer: HopSigner, writer: TwinWriter, ser
         request_id = headers.get(h.REQUEST_ID, "")
         if (not h.SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers
                 or len(headers) != len(pairs)  # a header given twice: Litestar's to read
-                or not _fits(headers.get("content-length"), limit)):
+                or not body_fits(headers.get("content-length"), limit)):
             await app(scope, receive, send)
             return
         try:
@@ -129,15 +129,6 @@ def fast_twin_writes(app: ASGIApp, *, signer: HopSigner, writer: TwinWriter, ser
         await in_context(scope, receive, send, answer, action, served_by, stamps)
 
     return wrapped
-
-
-def _fits(content_length: str | None, limit: int) -> bool:
-    """Whether an announced body may be read here: none announced, or a length within
-    ``limit`` (Litestar refuses a longer one before reading it; an unreadable one is its too)."""
-    if content_length is None:
-        return True
-    return (content_length.isascii() and content_length.isdigit()
-            and int(content_length) <= limit)
 
 
 __all__ = ["PATCH", "UPDATE", "fast_twin_writes"]

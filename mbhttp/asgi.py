@@ -1,5 +1,6 @@
 """What a fast path needs to answer a request itself, before Litestar routes it (an ASGI wrapper:
-the hub's profile reads in ``regional.fastpath``, central's twin merges in ``central.fastpath``):
+the hub's reads and forwarded writes in ``regional.fastpath``, central's twin merges in
+``central.fastpath``):
 the body read up to a limit and handed back untouched when the request goes on to Litestar after
 all, and an answer or a problem sent as Litestar's path sends it (the request context,
 ``mbhttp.context.in_context``, stamps both)."""
@@ -53,6 +54,16 @@ async def send_problem(send: Send, problem: Problem, path: str, request_id: str)
     """``problem`` as ``mbhttp.problems.render`` answers it: problem+json naming ``path``."""
     body = _encode(problem.body(instance=path, request_id=request_id))
     await send_answer(send, problem.status, PROBLEM_CONTENT_TYPE, body, problem.headers())
+
+
+def body_fits(content_length: str | None, limit: int) -> bool:
+    """Whether an announced body may be read by a fast path: none announced, or a length
+    within ``limit`` (Litestar refuses a longer one before reading it; an unreadable one is its
+    too)."""
+    if content_length is None:
+        return True
+    return (content_length.isascii() and content_length.isdigit()
+            and int(content_length) <= limit)
 
 
 async def send_answer(send: Send, status: int, media_type: str, body: bytes,

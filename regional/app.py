@@ -8,7 +8,9 @@ front of Litestar (``wrap_asgi``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -36,7 +38,7 @@ from regional import (
     trajectory,
     twins,
 )
-from regional.fastpath import fast_reads
+from regional.fastpath import body_answers, fast_bodies, fast_reads
 from regional.lifespan import run_hub
 from regional.realtime import realtime_endpoint
 from regional.settings import HubSettings
@@ -76,19 +78,21 @@ def create_app(settings: HubSettings | None = None) -> Litestar:
     return app
 
 
+def handlers() -> dict[str, Callable[..., Any]]:
+    """A handler for every action: each room's ``HANDLERS`` (and the writes twins forwards to
+    central), merged here in one dict."""
+    return {
+        **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
+        **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
+        **events.HANDLERS, **trajectory.HANDLERS,
+        **agents.HANDLERS, **recommend.HANDLERS,
+        **export.HANDLERS, **audit.HANDLERS, **erasures.HANDLERS,
+    }
+
+
 def route_handlers() -> list[ControllerRouterHandler]:
-    """The hub's own routes (health, docs, metrics) and a handler for every action: each room's
-    ``HANDLERS`` (and the writes twins forwards to central), merged here in one dict."""
-    return [
-        *ops.ROUTES, *audit.ROUTES, *docs_routes(), metrics_route(),
-        *routes_for({
-            **twins.HANDLERS, **ops.HANDLERS, **search.HANDLERS, **artifacts.HANDLERS,
-            **twins.FORWARDED, **ledger.HANDLERS, **batch.HANDLERS,
-            **events.HANDLERS, **trajectory.HANDLERS,
-            **agents.HANDLERS, **recommend.HANDLERS,
-            **export.HANDLERS, **audit.HANDLERS, **erasures.HANDLERS,
-        }),
-    ]
+    """The hub's own routes (health, docs, metrics) and every action's (``handlers``)."""
+    return [*ops.ROUTES, *audit.ROUTES, *docs_routes(), metrics_route(), *routes_for(handlers())]
 
 
 def dependencies(hub: Hub) -> dict[str, Provide]:
@@ -108,10 +112,11 @@ def dependencies(hub: Hub) -> dict[str, Provide]:
 
 
 def wrap_asgi(app: Litestar, hub: Hub, *, served_by: str, stamps: dict[str, str]) -> None:
-    """Put the realtime endpoint, the Yjs endpoint and the fast path in front of Litestar's
+    """Put the realtime endpoint, the Yjs endpoint and the fast paths in front of Litestar's
     router. Order matters: each wraps the handler before it, so the last one wrapped sees a
-    request first. A request meets the fast path, then the Yjs endpoint (WebSockets under
-    /v1/yjs/), then the realtime endpoint (every other WebSocket), then Litestar."""
+    request first. A request meets the fast reads, the fast bodies, then the Yjs endpoint
+    (WebSockets under /v1/yjs/), then the realtime endpoint (every other WebSocket), then
+    Litestar."""
     settings = hub.settings
     # Before Litestar's router, which would close the socket (the server's bare 403).
     app.asgi_handler = realtime_endpoint(app.asgi_handler, signer=hub.signer, broker=hub.broker,
@@ -125,9 +130,14 @@ def wrap_asgi(app: Litestar, hub: Hub, *, served_by: str, stamps: dict[str, str]
                                     admission=hub.admission, clock=hub.clock, slots=hub.slots,
                                     ping_s=settings.realtime_ping_s,
                                     wait_s=settings.token_wait_ms / 1000, audit=hub.audit)
-    # Before Litestar too: profile and grants reads from the twin's view, wallet reads of one
-    # statement (regional.fastpath).
-    # Wrapped last, so outermost: an HTTP read it can answer never reaches the realtime check.
+    # Before Litestar too (regional.fastpath): the writes relayed to central as they came and
+    # knowledge queries; profile and grants reads from the twin's view, wallet reads of one
+    # statement. Wrapped last, so outermost: an HTTP request they answer never reaches the
+    # realtime check.
+    answers = body_answers(handlers(), hub.central, hub.knowledge, hub.audit)
+    app.asgi_handler = fast_bodies(app.asgi_handler, signer=hub.signer, admit=hub.admission,
+                                   answers=answers, served_by=served_by, extra_headers=stamps,
+                                   on_answer=hub.audit.after_answer)
     app.asgi_handler = fast_reads(app.asgi_handler, signer=hub.signer, admit=hub.admission,
                                   reads=hub.reads, served_by=served_by,
                                   extra_headers=stamps, on_answer=hub.audit.after_answer)

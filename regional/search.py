@@ -252,20 +252,30 @@ Search = NamedDependency[KnowledgeSearch]
 
 async def query_knowledge(request: Request[Any, Any, Any], knowledge: Search,
                           audit: NamedDependency[AuditRecorder]) -> Response[KnowledgeResults]:
-    """Knowledge and the twins' text the caller may read. An answer that shows any twin's text
-    is recorded in each such twin's audit trail and never kept by an edge PoP (``no-store``:
-    a PoP's cache hit would reach no audit, and the text would sit in the PoP's cache)."""
+    """Knowledge and the twins' text the caller may read (``answer_query``)."""
     principal = require_principal(request)
     body: KnowledgeQuery = await decode_body(request)
-    results, answered = await knowledge.query(principal, body, token_of(request))
+    results, headers = await answer_query(knowledge, audit, principal, body, token_of(request),
+                                          request_id_of(request))
+    return Response(results, headers=headers)
+
+
+async def answer_query(knowledge: KnowledgeSearch, audit: AuditRecorder, principal: Principal,
+                       q: KnowledgeQuery, token: ConsistencyToken | None, request_id: str,
+                       ) -> tuple[KnowledgeResults, dict[str, str]]:
+    """``query_knowledge``'s answer and headers (its handler's, and the hub's fast path's). An
+    answer that shows any twin's text is recorded in each such twin's audit trail and never
+    kept by an edge PoP (``no-store``: a PoP's cache hit would reach no audit, and the text
+    would sit in the PoP's cache)."""
+    results, answered = await knowledge.query(principal, q, token)
     headers = read_headers(answered, knowledge.clock)
     twins = sorted({hit.twin_id for hit in results.results
                     if hit.kind != "knowledge" and hit.twin_id})
     if twins:
         headers.update(NO_STORE)
         for twin in twins:
-            audit.record(principal, "query_knowledge", twin, request_id_of(request), 200)
-    return Response(results, headers=headers)
+            audit.record(principal, "query_knowledge", twin, request_id, 200)
+    return results, headers
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {"query_knowledge": query_knowledge}

@@ -3,17 +3,17 @@
 and the requests with a body (``fast_bodies``): every write the hub relays to central as it came
 and ``POST /v1/knowledge/query``; none with a query string.
 
-The profile and grants reads are answered from the twin's view: a dictionary lookup in the worker's near cache
-(``regional.near``), or one Redis call or one replica query; a wallet is one replica statement.
-Litestar's per-request work around them (routing, dependency injection, guards over a
-``Request``, response objects, its exception middleware) cost more than the read: a grants
-listing or a wallet through it cost a hub ~1 ms of CPU more than here, a relayed write ~1 ms
-more (README, "Reads at scale"). So these ASGI wrappers serve the request themselves, with the
-same parts the Litestar path uses: the hop signature (``HopSigner.verify``), the fleet
-admission, the action's contract (``check_contract``), the token's wait, the read and its access check (``TwinReads.view`` for the access
-the action needs, ``wallet_on``), the body as the handler makes it, the request context
-(``mbhttp.context.in_context``: request id, trace, ``X-Served-By``, metrics, access log, the
-audit record) and problem bodies.
+The profile and grants reads are answered from the twin's view: a dictionary lookup in the
+worker's near cache (``regional.near``), or one Redis call or one replica query; a wallet is one
+replica statement. Litestar's per-request work around them (routing, dependency injection,
+guards over a ``Request``, response objects, its exception middleware) cost more than the read:
+a grants listing or a wallet through it cost a hub ~1 ms of CPU more than here, a relayed write
+~1 ms more (README, "Reads at scale"). So these ASGI wrappers serve the request themselves, with
+the same parts the Litestar path uses: the hop signature (``HopSigner.verify``), the fleet
+admission, the action's contract (``check_contract``), the token's wait, the read and its access
+check (``TwinReads.view`` for the access the action needs, ``wallet_on``), the body as the
+handler makes it, the request context (``mbhttp.context.in_context``: request id, trace,
+``X-Served-By``, metrics, access log, the audit record) and problem bodies.
 
 Everything else falls through to Litestar untouched: another path or method, a query string
 (``fields``, a wallet's ``limit`` or ``cursor``), a request without a sane request id or a

@@ -40,17 +40,16 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from central import replay
 from central.twins import TwinWriter
-from mbhttp.asgi import body_fits, read_upto, send_answer, send_problem
+from mbhttp.asgi import send_answer, send_problem, take_with_body
 from mbhttp.context import in_context
-from mbhttp.guard import required, verify_hop
+from mbhttp.guard import required
 from mbhttp.metrics import FAST_PATH
 from mbhttp.problems import unexpected
 from mbhttp.routes import check_body, check_contract, decode, max_body, media_type
-from mbwire import HopError, HopSigner, Principal, Problem
+from mbwire import HopSigner, Principal, Problem
 from mbwire import headers as h
 from mbwire.actions import BY_NAME, Action
 from mbwire.decode import check_twin_id
-from mbwire.hop import PRINCIPAL_HEADER
 
 PATCH, UPDATE = BY_NAME["patch_twin"], BY_NAME["post_twin_update"]
 _PATH = re.compile(r"/v1/twins/([^/]+)(/updates)?")
@@ -77,30 +76,14 @@ def fast_twin_writes(app: ASGIApp, *, signer: HopSigner, writer: TwinWriter, ser
                 or (found := writes.get((str(method), m[2] is not None))) is None):
             await app(scope, receive, send)
             return
-        pairs = list(scope["headers"])
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in pairs}
-        request_id = headers.get(h.REQUEST_ID, "")
-        if (not h.SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers
-                or len(headers) != len(pairs)  # a header given twice: Litestar's to read
-                or not body_fits(headers.get("content-length"), limit)):
-            await app(scope, receive, send)
-            return
-        try:
-            twin_id = check_twin_id(m[1])
-        except Problem:  # a 422: Litestar's path answers it
-            await app(scope, receive, send)
-            return
-        body, receive = await read_upto(receive, limit)
-        if body is None:  # over the limit, or the client left: Litestar meets it as it came
-            await app(scope, receive, send)
-            return
-        try:
-            principal = verify_hop(signer, scope, headers, request_id, body)
-        except HopError:
+        taken, receive = await take_with_body(scope, receive, signer, limit,
+                                              lambda: check_twin_id(m[1]))
+        if taken is None:
             await app(scope, receive, send)
             return
         # The hop's nonce is spent: from here on this request is answered here.
-        scope.setdefault("state", {})["raw_headers"] = headers
+        headers, request_id, body, principal = taken
+        twin_id = m[1]
         action, write = found
         served[action.name].inc()
 

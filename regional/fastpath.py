@@ -39,7 +39,7 @@ import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import Counter
 
-from mbhttp.asgi import body_fits, read_upto, send_answer, send_problem
+from mbhttp.asgi import send_answer, send_problem, take_with_body
 from mbhttp.context import AnswerHook, in_context
 from mbhttp.guard import Admission, required, verify_hop
 from mbhttp.metrics import FAST_PATH
@@ -239,31 +239,15 @@ def fast_bodies(app: ASGIApp, *, signer: HopSigner, admit: Admission,
                 or (answer_of := answers.get(found.action.name)) is None):
             await app(scope, receive, send)
             return
-        pairs = list(scope["headers"])
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in pairs}
-        request_id = headers.get(h.REQUEST_ID, "")
-        if (not h.SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers
-                or len(headers) != len(pairs)  # a header given twice: Litestar's to read
-                or not body_fits(headers.get("content-length"), limit)):
-            await app(scope, receive, send)
-            return
-        try:
-            if "twin_id" in found.params:
-                check_twin_id(found.params["twin_id"])
-        except Problem:  # a 422: Litestar's path answers it
-            await app(scope, receive, send)
-            return
-        body, receive = await read_upto(receive, limit)
-        if body is None:  # over the limit, or the client left: Litestar meets it as it came
-            await app(scope, receive, send)
-            return
-        try:
-            principal = verify_hop(signer, scope, headers, request_id, body)
-        except HopError:
+        params = found.params
+        taken, receive = await take_with_body(
+            scope, receive, signer, limit,
+            lambda: check_twin_id(params["twin_id"]) if "twin_id" in params else None)
+        if taken is None:
             await app(scope, receive, send)
             return
         # The hop's nonce is spent: from here on this request is answered here.
-        scope.setdefault("state", {})["raw_headers"] = headers
+        headers, request_id, body, principal = taken
         action = found.action
         served[action.name].inc()
 

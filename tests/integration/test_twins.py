@@ -186,8 +186,9 @@ async def test_the_fast_path_answers_as_the_litestar_path_does(
     (regional.fastpath) unless they have a query string: with ``?fields=`` naming every field
     (for the grants listing, a parameter it does not take and ignores), Litestar answers the
     same read. Both must agree (status, body, header names and values) on a hit, a miss, a
-    stranger's read, an unknown twin and a token beyond every write; and a granted reader's
-    profile read, while the grants listing is the owner's only."""
+    stranger's read, an unknown twin, a token beyond every write and a malformed
+    Idempotency-Key (the action's contract); and a granted reader's profile read, while the
+    grants listing is the owner's only."""
     hub = live.topology.hubs["sin"]
     twin_id = await create(live, http, "fast", {"k": "v"})
     r = await http.post(f"{live.topology.edges['ams']}/v1/twins/{twin_id}/grants",
@@ -221,17 +222,20 @@ async def test_the_fast_path_answers_as_the_litestar_path_does(
         assert fast.status_code == 404 and _alike(fast) == _alike(slow)
         fast, slow = await both(path, "fast", {"x-consistency-token": "LFFFFFFFFFFFFFFFF"})
         assert fast.status_code == 400 and _alike(fast) == _alike(slow)
+        # The action's contract: an Idempotency-Key this service could not have taken.
+        fast, slow = await both(path, "fast", {"idempotency-key": "a b"})
+        assert fast.status_code == 400 and _alike(fast) == _alike(slow)
         # A hop replayed to the fast path is refused as Litestar refuses it.
         replayed = hub_headers(live, "GET", path, "fast")
         assert (await http.get(hub + path, headers=replayed)).status_code == 200
         again = await http.get(hub + path, headers=replayed)
         assert again.status_code == 401 and "replayed" in again.json()["detail"]
-    # Each read above went both ways: 9 by the fast path (a replayed hop falls through).
+    # Each read above went both ways: 10 by the fast path (a replayed hop falls through).
     now = await scrape(http, hub)
     for action in ("get_twin_profile", "list_twin_grants"):
         served = (value(now, "memorybank_fast_path_total", action=action)
                   - value(counted, "memorybank_fast_path_total", action=action))
-        assert served == 9, (action, served)
+        assert served == 10, (action, served)
 
 
 async def test_concurrent_writers_through_every_edge_all_survive(live: LiveStack,

@@ -60,7 +60,7 @@ async def send_problem(send: Send, problem: Problem, path: str, request_id: str)
     await send_answer(send, problem.status, PROBLEM_CONTENT_TYPE, body, problem.headers())
 
 
-def body_fits(content_length: str | None, limit: int) -> bool:
+def _body_fits(content_length: str | None, limit: int) -> bool:
     """Whether an announced body may be read by a fast path: none announced, or a length
     within ``limit`` (Litestar refuses a longer one before reading it; an unreadable one is its
     too)."""
@@ -93,7 +93,7 @@ async def take_with_body(scope: Scope, receive: Receive, signer: HopSigner, limi
     request_id = headers.get(h.REQUEST_ID, "")
     if (not h.SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers
             or len(headers) != len(pairs)  # a header given twice: Litestar's to read
-            or not body_fits(headers.get("content-length"), limit)):
+            or not _body_fits(headers.get("content-length"), limit)):
         return None, receive
     try:
         check()

@@ -45,19 +45,21 @@ from mbhttp.guard import Admission, required, verify_hop
 from mbhttp.metrics import FAST_PATH
 from mbhttp.problems import unexpected
 from mbhttp.routes import check_body, check_contract, decode, max_body, media_type
-from mbwire import HopError, HopSigner, Problem, cells
+from mbwire import HopError, HopSigner, Problem
 from mbwire import headers as h
+from mbwire.access import Need
 from mbwire.actions import BY_NAME, Action, match
 from mbwire.checks_events import check_events
 from mbwire.decode import check_twin_id, check_wallet_id
 from mbwire.hop import PRINCIPAL_HEADER
 from mbwire.token import ConsistencyToken
-from mbwire.types import Principal, TwinView
+from mbwire.types import Principal
 from regional import search, twins
 from regional.audit import AuditRecorder
+from regional.cache import CachedTwin
 from regional.central_client import CentralClient
 from regional.events import log_event
-from regional.reads.twins import grant_list_of
+from regional.reads.twins import grant_list_of, twin_view_of
 from regional.reads.wallets import wallet_on
 from regional.search import KnowledgeSearch
 from regional.twins import TwinReads, grant_headers, read_headers, statement
@@ -68,19 +70,21 @@ _encode = msgspec.json.Encoder().encode
 Answer = tuple[bytes, dict[str, str]]  # the body and the headers of a 200
 
 
-async def _profile(reads: TwinReads, who: Principal, twin_id: str,
-                   token: ConsistencyToken | None) -> Answer:
-    entry, answered = await reads.view(who, twin_id, token)
-    body = _encode(TwinView(twin_id=twin_id, version=entry.version, profile=entry.profile,
-                            residency=cells.served().zone))
-    return body, {**read_headers(answered, reads.clock), **grant_headers(who, entry.owner_sub)}
+# A read's answer from the caller, the path's id and the caller's token (its Litestar handler's).
+ReadAnswer = Callable[[TwinReads, Principal, str, ConsistencyToken | None], Awaitable[Answer]]
 
 
-async def _grants(reads: TwinReads, who: Principal, twin_id: str,
-                  token: ConsistencyToken | None) -> Answer:
-    entry, answered = await reads.view(who, twin_id, token, "manage")
-    body = _encode(grant_list_of(who, twin_id, entry))
-    return body, {**read_headers(answered, reads.clock), **grant_headers(who, entry.owner_sub)}
+def _from_view(need: Need, body_of: Callable[[Principal, str, CachedTwin], msgspec.Struct],
+               ) -> ReadAnswer:
+    """A read answered from the twin's view, if the caller may ``need`` it: its body as the
+    handler makes it (``twin_view_of``, ``grant_list_of``)."""
+    async def answer(reads: TwinReads, who: Principal, twin_id: str,
+                     token: ConsistencyToken | None) -> Answer:
+        entry, answered = await reads.view(who, twin_id, token, need)
+        return _encode(body_of(who, twin_id, entry)), {
+            **read_headers(answered, reads.clock), **grant_headers(who, entry.owner_sub)}
+
+    return answer
 
 
 async def _wallet(reads: TwinReads, who: Principal, wallet_id: str,
@@ -97,19 +101,19 @@ class _Read(NamedTuple):
 
     action: Action
     check: Callable[[str], str]
-    answer: Callable[[TwinReads, Principal, str, ConsistencyToken | None], Awaitable[Answer]]
+    answer: ReadAnswer
     served: Counter
 
 
-def _read(name: str, check: Callable[[str], str],
-          answer: Callable[[TwinReads, Principal, str, ConsistencyToken | None],
-                           Awaitable[Answer]]) -> _Read:
+def _read(name: str, check: Callable[[str], str], answer: ReadAnswer) -> _Read:
     return _Read(BY_NAME[name], check, answer, FAST_PATH.labels(name))
 
 
 # By (collection, whether the path ends in /grants).
-_READS = {("twins", False): _read("get_twin_profile", check_twin_id, _profile),
-          ("twins", True): _read("list_twin_grants", check_twin_id, _grants),
+_READS = {("twins", False): _read("get_twin_profile", check_twin_id,
+                                   _from_view("read", twin_view_of)),
+          ("twins", True): _read("list_twin_grants", check_twin_id,
+                                 _from_view("manage", grant_list_of)),
           ("wallets", False): _read("get_wallet", check_wallet_id, _wallet)}
 
 

@@ -152,10 +152,11 @@ async def test_int8_queries_find_what_float_queries_find(local: LocalEmbedder,
     for e, q in zip(exact, quick, strict=True):
         assert _cos(e, q) > 0.97
         assert abs(math.sqrt(_cos(q, q)) - 1.0) < 1e-5
-
-        def ranking(v: list[float]) -> list[int]:
-            return sorted(range(len(passages)), key=lambda i: -_cos(v, passages[i]))
-        assert ranking(q)[:2] == ranking(e)[:2]
+        # Each passage scores within 0.05 of its float score (the relevant one leads the rest
+        # by ~0.4). Not the runner-up's rank: the unrelated passages sit within 0.02 of each
+        # other, and which comes second flips with the CPU's integer kernels (it did on an
+        # AMD EPYC).
+        assert max(abs(_cos(q, p) - _cos(e, p)) for p in passages) < 0.05
     assert [max(range(len(passages)), key=lambda i: _cos(q, passages[i])) for q in quick] == \
         list(range(len(QUERIES)))
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from mbwire import ConsistencyToken, Unavailable
 from regional.near import NearCache
 from regional.replica import ReplayClock, Replica
-from regional.replica.feed import FeedStep
+from regional.replica.feed import FeedStep, split, with_position
 
 log = logging.getLogger("memorybank.realtime")
 
@@ -47,9 +47,10 @@ Sink = Callable[[list[Row], ConsistencyToken], Awaitable[None]]
 Rider = Callable[[FeedStep], Awaitable[None]]
 
 _ROWS = "select seq, kind, key, version from change_feed where seq > %s"
-# The tail's step: numbered rows and the pending ones in one statement (one snapshot).
-_STEP = f"""({_ROWS} order by seq limit %s) union all
-(select null, kind, key, version from change_feed where seq is null limit %s)"""
+# The tail's step: numbered rows, the pending ones and the replay position after them, in one
+# statement (one snapshot: regional.replica.feed says why the position may share it).
+_STEP = with_position(f"""({_ROWS} order by seq limit %s) union all
+(select null, kind, key, version from change_feed where seq is null limit %s)""", 4)
 
 
 class RealtimeFeed:
@@ -111,14 +112,13 @@ class RealtimeFeed:
     async def tail(self) -> tuple[ConsistencyToken, list[Row], list[tuple[str, str]],
                                   ConsistencyToken]:
         """The rows after the cursor and the pending ones (kind, key), between two replay
-        positions read on one connection (``Replica.feed_since``'s rule)."""
+        positions read on one connection (``Replica.feed_since``'s rule): the clock's before
+        the statement, and the one the statement read after its rows."""
         async with self.replica.connection() as conn:
             before = await self.replica.floor(conn)  # the clock's, without a statement
             cur = await conn.execute(_STEP, (self.cursor, self.batch, self.batch))
-            found = await cur.fetchall()
-            after = await Replica.position_on(conn)
-        return (before, [Row(r[0], r[1], r[2], r[3]) for r in found if r[0] is not None],
-                [(r[1], r[2]) for r in found if r[0] is None], after)
+            rows, pending, after = split(await cur.fetchall())
+        return before, [Row(r[0], r[1], r[2], r[3]) for r in rows], pending, after
 
     async def hand_on(self, rows: list[Row], after: ConsistencyToken,
                       before: ConsistencyToken | None = None,

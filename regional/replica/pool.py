@@ -34,8 +34,10 @@ select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
 INSTANCE_SQL = "select pg_postmaster_start_time()::text"
 # Only the position (``position_on``): POSITION_SQL's WAL receiver row and replay timestamp
 # are the clock's health figures, and building that row costs the server more than the rest.
-REPLAY_SQL = ("select case when pg_is_in_recovery() then pg_last_wal_replay_lsn()"
-              " else pg_current_wal_lsn() end::text")
+# The expression alone is also a column of the feed's reads (``regional.replica.feed``).
+REPLAY_POSITION = ("(case when pg_is_in_recovery() then pg_last_wal_replay_lsn()"
+                   " else pg_current_wal_lsn() end)::text")
+REPLAY_SQL = f"select {REPLAY_POSITION}"
 
 
 class ReplicaPool:

@@ -37,6 +37,8 @@ class Follower:
     async def step(self, committed: dict[str, ConsistencyToken]) -> None:
         while True:
             step = await self.replica.feed_since(self.cursor, 1000)
+            # ``after`` is read inside the step's statement (its last row), after ``before``
+            assert step.after >= step.before
             seqs = [seq for seq, _, _ in step.rows]
             assert seqs == sorted(set(seqs)) and all(s > self.cursor for s in seqs)
             for seq, kind, key in step.rows:

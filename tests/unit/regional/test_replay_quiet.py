@@ -6,6 +6,7 @@ hand, so the decision is tested without a clock on the wall to race.)"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -59,12 +60,16 @@ async def test_a_move_of_the_replica_or_wal_on_its_way_ends_the_quiet() -> None:
 
 async def test_a_forwarded_write_wakes_a_quiet_clock_at_once_and_a_busy_one_not_at_all() -> None:
     clock = ReplayClock("postgresql://unused", idle_s=0.01, quiet_s=0.05)
+    napping = asyncio.create_task(clock._nap(30.0))
+    await asyncio.sleep(0.01)
     clock.expect_change()
-    assert not clock._wake.is_set()  # polling every 10 ms anyway: no extra poll per write
+    await asyncio.sleep(0.01)
+    assert not napping.done()  # polling every 10 ms anyway: no extra poll per write
     quiet_for(clock, QUIET_AFTER_S + 0.1)
     assert clock.nap() == 0.05  # now napping the quiet nap
     clock.expect_change()
-    assert clock._wake.is_set() and clock.nap() == 0.01
+    await asyncio.wait_for(napping, 1.0)  # cut short: the clock polls at once
+    assert clock.nap() == 0.01
 
 
 def test_a_quiet_nap_below_the_idle_one_never_makes_the_clock_faster() -> None:

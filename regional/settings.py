@@ -52,6 +52,13 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # subscriber waits on it: with one connected the clock stays at 10 ms). A read holding a
     # token never waits on it. 0 = always 10 ms.
     clock_quiet_ms: float = 50.0
+    # The replay clock's nap while the replica moves and no realtime or Yjs socket is open on
+    # the worker, instead of its 10 ms: under writes a hub polls its replica 40 times a second,
+    # not 100, and its feed tail reads in batches that size. What it costs: a change evicts the
+    # worker's caches up to this much after the replica shows it (a token-less read may see the
+    # old view that much longer; a read holding a token wakes the clock and never waits on it).
+    # With a socket open, 10 ms: no subscriber's message waits on it. 0 = always 10 ms.
+    clock_unheard_ms: float = 25.0
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
     # Bytes of twin views each worker keeps in its own memory (regional/near.py: counted as

@@ -87,7 +87,8 @@ def build_hub(settings: HubSettings) -> Hub:
     central = CentralClient(settings.central_url, settings.central_secret,
                             timeout_s=settings.central_timeout_s)
     clock = ReplayClock(settings.replica_url, primary=central.primary_position,
-                        quiet_s=settings.clock_quiet_ms / 1000)
+                        quiet_s=settings.clock_quiet_ms / 1000,
+                        unheard_s=settings.clock_unheard_ms / 1000)
     central.on_write = clock.expect_change  # a write acknowledged: its change is on the way
     replica.clock = clock  # reads take their position from it (ReplicaPool.floor)
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)

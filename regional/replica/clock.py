@@ -43,6 +43,9 @@ SILENT_S = 0.5
 # evicts this worker's caches up to ``quiet_s`` later; nobody listening means no message is
 # late. A reader holding a token never waits on it (it wakes the clock).
 QUIET_AFTER_S = 1.0
+# While the replica moves but nobody on the worker listens, the clock naps ``unheard_s`` (when
+# given; the hubs' HUB_CLOCK_UNHEARD_MS): it polls for the caches' evictions alone then, which a
+# token-less read may see late anyway, and a reader holding a token wakes it.
 
 
 # How long a token may simply be waited for before the hub asks whether it exists at all: long
@@ -59,14 +62,17 @@ def _done(future: asyncio.Future[None]) -> None:
 class ReplayClock:
     def __init__(
         self, url: str, *, idle_s: float = 0.01, busy_s: float = 0.001, quiet_s: float = 0.0,
+        unheard_s: float = 0.0,
         primary: Callable[[], Awaitable[ConsistencyToken]] | None = None,
     ) -> None:
         """``idle_s``: the nap between polls while nobody waits; ``busy_s`` while a reader
-        waits for a token; ``quiet_s``: the nap after ``QUIET_AFTER_S`` without a move (no
-        longer than ``idle_s`` means never slower)."""
+        waits for a token; ``unheard_s``: the nap while nobody listens; ``quiet_s``: the nap
+        after ``QUIET_AFTER_S`` without a move while nobody listens (either no longer than the
+        nap before it means never slower)."""
         self._url = url
         self._idle_s, self._busy_s = idle_s, busy_s
-        self._quiet_s = max(idle_s, quiet_s)
+        self._unheard_s = max(idle_s, unheard_s)
+        self._quiet_s = max(self._unheard_s, quiet_s)
         self.moved_at = time.monotonic()  # when the replica last moved, or a write was sent
         self._quiet = False               # napping ``quiet_s`` now
         # Whether anyone on this worker listens for changes (realtime or Yjs sockets open):
@@ -189,12 +195,14 @@ class ReplayClock:
         return self._quiet
 
     def nap(self) -> float:
-        """How long to nap before the next poll while nobody waits: ``quiet_s`` after
-        ``QUIET_AFTER_S`` without a move or a write forwarded while nobody listens, else
-        ``idle_s``."""
-        self._quiet = (time.monotonic() - self.moved_at >= QUIET_AFTER_S
-                       and not (self.listening is not None and self.listening()))
-        return self._quiet_s if self._quiet else self._idle_s
+        """How long to nap before the next poll while no reader waits: ``idle_s`` while a socket
+        on the worker listens; else ``quiet_s`` after ``QUIET_AFTER_S`` without a move or a
+        write forwarded, and ``unheard_s`` before that."""
+        if self.listening is not None and self.listening():
+            self._quiet = False
+            return self._idle_s
+        self._quiet = time.monotonic() - self.moved_at >= QUIET_AFTER_S
+        return self._quiet_s if self._quiet else self._unheard_s
 
     def expect_change(self) -> None:
         """A write this hub forwarded was acknowledged: its change is on the way, so the clock

@@ -1,6 +1,6 @@
-"""The replay clock's naps: 10 ms while the replica moves, a write was just forwarded or anyone
-listens on a socket, the quiet nap after a second of none of these, and back at once when this
-hub forwards a write. (Polling
+"""The replay clock's naps: 10 ms while anyone listens on a socket, else the unheard nap while
+the replica moves or a write was just forwarded, the quiet nap after a second of neither, and
+back at once when this hub forwards a write. (Polling
 itself runs against real Postgres in every integration test; here the positions are fed by
 hand, so the decision is tested without a clock on the wall to race.)"""
 
@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import Any
 
+from mbwire import ConsistencyToken
 from regional.replica import ReplayClock
 from regional.replica.clock import QUIET_AFTER_S
 
@@ -86,3 +87,32 @@ def test_a_clock_never_naps_longer_while_a_socket_listens() -> None:
     assert clock.nap() == 0.01
     sockets.clear()
     assert clock.nap() == 0.05
+
+
+def test_while_nobody_listens_a_moving_replica_is_polled_at_the_unheard_nap() -> None:
+    clock = ReplayClock("postgresql://unused", idle_s=0.01, unheard_s=0.025, quiet_s=0.05)
+    sockets: set[str] = set()
+    clock.listening = lambda: bool(sockets)
+    assert clock.nap() == 0.025 and not clock.quiet  # just moved, nobody listens
+    sockets.add("a subscriber")
+    assert clock.nap() == 0.01  # a socket opened: no message waits on the longer nap
+    sockets.clear()
+    quiet_for(clock, QUIET_AFTER_S + 0.1)
+    assert clock.nap() == 0.05 and clock.quiet
+    # the quiet nap is never shorter than the unheard one
+    slow = ReplayClock("postgresql://unused", idle_s=0.01, unheard_s=0.06, quiet_s=0.05)
+    quiet_for(slow, QUIET_AFTER_S + 0.1)
+    assert slow.nap() == 0.06
+
+
+async def test_a_reader_waiting_for_its_token_cuts_the_nap_short() -> None:
+    replica, clock = Replica(), ReplayClock("postgresql://unused", unheard_s=0.025)
+    await clock._poll(replica)  # type: ignore[arg-type]
+    napping = asyncio.create_task(clock._nap(30.0))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(
+        clock.wait_for(ConsistencyToken(replica.replayed + 0x10), 5.0))
+    await asyncio.wait_for(napping, 1.0)  # the reader woke the clock: it polls now
+    replica.replayed += 0x10
+    await clock._poll(replica)  # type: ignore[arg-type]
+    await asyncio.wait_for(waiting, 1.0)

@@ -83,6 +83,7 @@ class EdgeIndex:
         for key in _KEYWORDS:
             self.shard.update(qe.UpdateOperation.create_field_index(
                 key, qe.PayloadSchemaType.Keyword))
+        self._unflushed = True  # updates since the last flush (``flush``)
         self.spread = SPREAD_START
         self._busy = 0
         self._idle = asyncio.Event()
@@ -94,6 +95,7 @@ class EdgeIndex:
         self = cls.__new__(cls)
         self.dim, self.path, self._temporary = dim, path, False
         self.shard = qe.EdgeShard.load(str(path), _config(dim, wal=True))
+        self._unflushed = False
         self.spread = SPREAD_START
         self._busy = 0
         self._idle = asyncio.Event()
@@ -105,20 +107,29 @@ class EdgeIndex:
         past the new count: a search meanwhile (in another thread) never finds the document
         missing."""
         await self.add(points)
-        await asyncio.to_thread(self.shard.update, qe.UpdateOperation.delete_points_by_filter(
+        await self._update(qe.UpdateOperation.delete_points_by_filter(
             doc_filter(doc_id, qe, from_n=len(points))))
 
     async def add(self, points: Sequence[Point]) -> None:
         """Points of documents the shard does not hold yet (a fresh load's pages)."""
         if points:
-            await asyncio.to_thread(self.shard.update, qe.UpdateOperation.upsert_points([
+            await self._update(qe.UpdateOperation.upsert_points([
                 qe.Point(point_id(p.doc_id, p.n), p.vector, payload_of(p)) for p in points]))
 
     async def delete(self, doc_id: str) -> None:
-        await asyncio.to_thread(self.shard.update, qe.UpdateOperation.delete_points_by_filter(
-            doc_filter(doc_id, qe)))
+        await self._update(qe.UpdateOperation.delete_points_by_filter(doc_filter(doc_id, qe)))
+
+    async def _update(self, operation: Any) -> None:
+        await asyncio.to_thread(self.shard.update, operation)
+        self._unflushed = True  # after the update: a flush that saw the flag covers it
 
     def flush(self) -> None:
+        """Makes every update so far durable. Nothing to do when none came since the last flush:
+        the index service saves its position every second while the feed moves, and under the
+        mix (no knowledge written) flushing the unchanged shard was a quarter of its CPU."""
+        if not self._unflushed:
+            return
+        self._unflushed = False  # before the flush: an update landing during it flags again
         self.shard.flush()
 
     def unbuilt(self) -> int:

@@ -194,3 +194,40 @@ def test_a_narrow_filters_few_long_documents_teach_the_spread_nothing() -> None:
         await index.search(unit(6), Scope(readable=None, kind="knowledge"), 10)
         assert index.spread < before                     # one chunk each: learned
     run(ADAPTERS["edge"], body)
+
+
+def test_a_flush_touches_the_shard_only_after_an_update_and_keeps_what_it_flushed(
+        tmp_path: Any) -> None:
+    """The index service saves its position every second while the feed moves: a save with no
+    update since the last one must not flush the shard again, and one after an update must."""
+    async def go() -> None:
+        index = EdgeIndex(DIM, tmp_path / "shard")
+        real, flushes = index.shard, []
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def flush(self) -> None:
+                flushes.append(1)
+                real.flush()
+
+        index.shard = Counting()
+        index.flush()
+        index.flush()
+        assert len(flushes) == 1  # the new shard's field indexes, once
+        await index.add(doc("d1", 3))
+        index.flush()
+        index.flush()
+        assert len(flushes) == 2
+        await index.delete("d1")
+        await index.add(doc("d2", 2))
+        index.flush()
+        assert len(flushes) == 3
+        index.shard = real
+        await index.close()
+        again = EdgeIndex.load(DIM, tmp_path / "shard")
+        assert again.points() == 2
+        again.flush()  # loaded as it was flushed: nothing to do
+        await again.close()
+    asyncio.run(go())

@@ -126,7 +126,8 @@ class EdgeIndex:
     def flush(self) -> None:
         """Makes every update so far durable. Nothing to do when none came since the last flush:
         the index service saves its position every second while the feed moves, and under the
-        mix (no knowledge written) flushing the unchanged shard was a quarter of its CPU."""
+        mix (no knowledge written) it flushed the unchanged shard each time (a quarter of
+        py-spy's samples of it, mostly a thread waiting on the disk)."""
         if not self._unflushed:
             return
         self._unflushed = False  # before the flush: an update landing during it flags again

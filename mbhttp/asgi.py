@@ -80,21 +80,29 @@ class Taken(NamedTuple):
     principal: Principal | None
 
 
+def take_headers(scope: Scope) -> dict[str, str] | None:
+    """A request's headers, decoded once, when a fast path may take it: a sane request id, a
+    principal header and no header given twice (Litestar's to read). None: Litestar answers."""
+    pairs = list(scope["headers"])
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in pairs}
+    if (not h.SANE_REQUEST_ID.match(headers.get(h.REQUEST_ID, ""))
+            or PRINCIPAL_HEADER not in headers or len(headers) != len(pairs)):
+        return None
+    return headers
+
+
 async def take_with_body(scope: Scope, receive: Receive, signer: HopSigner, limit: int,
                          check: Callable[[], object]) -> tuple[Taken | None, Receive]:
     """What a fast path does before it may answer a request with a body, in Litestar's order:
-    a sane request id and a principal header, no header given twice, an announced body within
-    ``limit``, the path's own ``check`` (a ``Problem``: Litestar answers it), the body read
-    whole within ``limit``, the hop verified over it (``verify_hop``: its nonce is then spent,
-    so from here on the request is the fast path's). ``(None, receive)`` when Litestar must
-    answer it, ``receive`` handing back whatever body was read, as it came."""
-    pairs = list(scope["headers"])
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in pairs}
-    request_id = headers.get(h.REQUEST_ID, "")
-    if (not h.SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers
-            or len(headers) != len(pairs)  # a header given twice: Litestar's to read
-            or not _body_fits(headers.get("content-length"), limit)):
+    its headers (``take_headers``), an announced body within ``limit``, the path's own
+    ``check`` (a ``Problem``: Litestar answers it), the body read whole within ``limit``, the
+    hop verified over it (``verify_hop``: its nonce is then spent, so from here on the request
+    is the fast path's). ``(None, receive)`` when Litestar must answer it, ``receive`` handing
+    back whatever body was read, as it came."""
+    headers = take_headers(scope)
+    if headers is None or not _body_fits(headers.get("content-length"), limit):
         return None, receive
+    request_id = headers[h.REQUEST_ID]
     try:
         check()
     except Problem:

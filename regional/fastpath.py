@@ -39,7 +39,7 @@ import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import Counter
 
-from mbhttp.asgi import send_answer, send_problem, take_with_body
+from mbhttp.asgi import send_answer, send_problem, take_headers, take_with_body
 from mbhttp.context import AnswerHook, in_context
 from mbhttp.guard import Admission, required, verify_hop
 from mbhttp.metrics import FAST_PATH
@@ -51,7 +51,6 @@ from mbwire.access import Need
 from mbwire.actions import BY_NAME, Action, match
 from mbwire.checks_events import check_events
 from mbwire.decode import check_twin_id, check_wallet_id
-from mbwire.hop import PRINCIPAL_HEADER
 from mbwire.token import ConsistencyToken
 from mbwire.types import Principal
 from regional import search, twins
@@ -126,11 +125,11 @@ def fast_reads(app: ASGIApp, *, signer: HopSigner, admit: Admission, reads: Twin
                 or (read := _READS.get((m[1], m[3] is not None))) is None):
             await app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        raw_token, request_id = headers.get(h.CONSISTENCY_TOKEN), headers.get(h.REQUEST_ID, "")
-        if not h.SANE_REQUEST_ID.match(request_id) or PRINCIPAL_HEADER not in headers:
+        headers = take_headers(scope)
+        if headers is None:
             await app(scope, receive, send)
             return
+        raw_token, request_id = headers.get(h.CONSISTENCY_TOKEN), headers[h.REQUEST_ID]
         try:
             key = read.check(m[2])
             token = ConsistencyToken.parse(raw_token) if raw_token else None
@@ -230,9 +229,9 @@ def fast_bodies(app: ASGIApp, *, signer: HopSigner, admit: Admission,
     and in the order Litestar's path uses them: the hop check over the body, the fleet
     admission (which prices a request by its body), the action's contract, the caller (401),
     the body's media type and size (``check_body``), then the action's own answer. It falls
-    through to Litestar as ``fast_reads`` does, and also for a header given twice, a body over
-    the largest any action takes or a client gone before its body came (the body, read here,
-    handed back as it came)."""
+    through to Litestar as ``fast_reads`` does, and also for a body over the largest any
+    action takes or a client gone before its body came (the body, read here, handed back as
+    it came)."""
     limit = max_body()
     served = {name: FAST_PATH.labels(name) for name in answers}
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -196,13 +197,17 @@ class Stack:
             return fresh.topology
 
     def down(self) -> None:
-        """Stops every recorded child, last started first, and every other cell's stack; the
-        data directories stay."""
-        self._down_cells()
-        with state.locked(self.data_dir):
-            current = state.load(self.data_dir)
-            if current is not None:
-                self._stop_all(current)
+        """Stops every recorded child, last started first, those of a service side by side
+        (``stop_waves``), and every other cell's stack meanwhile; the data directories stay."""
+        with ThreadPoolExecutor(1) as pool:  # the other cells' stacks meanwhile
+            cells_down = pool.submit(self._down_cells)
+            try:
+                with state.locked(self.data_dir):
+                    current = state.load(self.data_dir)
+                    if current is not None:
+                        self._stop_all(current)
+            finally:
+                cells_down.result()
 
     def _up_cells(self) -> None:
         """Starts the other cells' stacks (before the edges, which route to them)."""
@@ -211,9 +216,12 @@ class Stack:
             stack.up()
 
     def _down_cells(self) -> None:
-        for name, stack in self.cell_stacks().items():
+        """The other cells' stacks, side by side."""
+        stacks = self.cell_stacks()
+        for name in stacks:
             self._progress(f"cell {name}: stopping its stack")
-            stack.down()
+        with ThreadPoolExecutor(max(1, len(stacks))) as pool:
+            list(pool.map(Stack.down, stacks.values()))
 
     def stop_process(self, name: str) -> None:
         """Stops one child (e.g. ``hub-ams``) on purpose; ``status`` then shows it as stopped
@@ -381,7 +389,8 @@ class Stack:
     def _start(self, current: StackState, specs: list[ProcessSpec]) -> None:
         """Spawns a group of independent children at once, then waits until each is healthy.
         Each is recorded before the wait, so a failed ``up`` (or ``down``) can still stop it."""
-        self._wait(self._spawn(current, specs))
+        if specs:
+            self._wait(self._spawn(current, specs))
 
     def _spawn(self, current: StackState, specs: list[ProcessSpec]) -> list[_Started]:
         began, started = time.monotonic(), []
@@ -490,27 +499,51 @@ class Stack:
                             postgres.find_bin_dir(self._pg_bin))
 
     def _stop_all(self, current: StackState) -> None:
-        names = children.all_names(current)
+        leader = None
         if "postgres" in current.services and current.processes:
-            # The leader goes last of the two that may lead: stopped first, it would hand the
-            # lock to the other (a needless failover while everything shuts down).
             leader = patroni.leader_of(PortPlan(base=current.port_base,
                                                 regions=tuple(current.regions)), timeout=0.5)
-            if leader in patroni.FAILOVER_MEMBERS:
-                names.remove(f"pg-{leader}")
-                names.insert(names.index("pg-witness") + 1, f"pg-{leader}")
-        order = {name: i for i, name in enumerate(names)}
-        last_first = sorted(
-            current.processes, key=lambda p: order.get(p.name, len(order)), reverse=True)
-        # Unknown names sort last, so stopped first: the supervisor, before it could restart
-        # a child being stopped.
-        for record in last_first:
-            self._progress(f"stopping {record.name}")
-            if record.name == supervisor.NAME:
-                supervisor.stop(record)
-            else:
-                procs.stop(record)
-            liveness.stop_postmaster(self.data_dir, record.name)
-            current.drop(record.name)
+        recorded = {p.name: p for p in current.processes}
+        for wave in stop_waves(current, list(recorded), leader):
+            records = [recorded[name] for name in wave]
+            for record in records:
+                self._progress(f"stopping {record.name}")
+            with ThreadPoolExecutor(len(records)) as pool:
+                list(pool.map(self._stop_one, records))
+            for record in records:
+                current.drop(record.name)
             current.held, current.lost_regions = [], []
             state.save(self.data_dir, current)
+
+    def _stop_one(self, record: procs.ProcessRecord) -> None:
+        if record.name == supervisor.NAME:
+            supervisor.stop(record)
+        else:
+            procs.stop(record)
+        liveness.stop_postmaster(self.data_dir, record.name)
+
+
+def stop_waves(current: StackState, recorded: list[str], leader: str | None) -> list[list[str]]:
+    """The recorded children in the order ``down`` stops them, as waves stopped side by side:
+    first whatever the stack does not name (the supervisor, before it could restart a child
+    being stopped), then each service in reverse start order (edges, hubs with their index
+    services, central, Redis, the backup agent), all of a service at once. Postgres goes last,
+    in three waves: the regions' replicas with the node that may lead but does not (the
+    standby, unless it leads), then the leader (stopped before the other, it would hand it the
+    lock: a needless failover while everything shuts down), then the witness. Patroni takes two
+    seconds or more to stop a node (it polls its postmaster once a second until it is gone; a
+    synchronous standby first waits to be released), so side by side the first wave costs
+    about what one node did."""
+    names = set(recorded)
+    known = children.names_by_service(current)
+    waves = [[n for n in recorded if n not in children.all_names(current)]]
+    for service, members in reversed(known.items()):
+        members = [n for n in members if n in names]
+        if service != "postgres":
+            waves.append(members)
+            continue
+        # Without a known leader, the primary goes last: it led when the stack started.
+        last = f"pg-{leader}" if leader in patroni.FAILOVER_MEMBERS else "pg-primary"
+        waves.append([n for n in members if n not in (last, "pg-witness")])
+        waves += [[n for n in members if n == last], [n for n in members if n == "pg-witness"]]
+    return [wave for wave in waves if wave]

@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from qdrant_client import AsyncQdrantClient, models
-
 
 @dataclass(frozen=True, slots=True)
 class Point:
@@ -79,10 +77,20 @@ def payload_of(p: Point) -> dict[str, Any]:
             "source": p.source, "title": p.title, "snippet": p.snippet}
 
 
-def qdrant_filter(scope: Scope, lib: Any = models) -> Any:
+def client_models() -> Any:
+    """qdrant-client's ``models``, imported on first use: importing qdrant-client costs a
+    process ~2 s of CPU (its pydantic models), and a hub worker whose index service searches
+    for it never needs it, so neither its start nor its restart pays for it."""
+    from qdrant_client import models
+
+    return models
+
+
+def qdrant_filter(scope: Scope, lib: Any = None) -> Any:
     """The scope as a Qdrant filter: the tenant rule ``kind = knowledge OR twin_id IN readable``
     and every request filter, all conditions of one query. ``lib``: qdrant-client's ``models``
-    or ``qdrant_edge`` (the same class names and fields)."""
+    (None) or ``qdrant_edge`` (the same class names and fields)."""
+    lib = client_models() if lib is None else lib
     must: list[Any] = []
     if scope.readable is not None:
         tenant: list[Any] = [lib.FieldCondition(key="kind",
@@ -105,12 +113,13 @@ def qdrant_filter(scope: Scope, lib: Any = models) -> Any:
     return lib.Filter(must=must or None, must_not=must_not) if must or must_not else None
 
 
-def doc_filter(doc_id: str, lib: Any = models, *, from_n: int = 0) -> Any:
+def doc_filter(doc_id: str, lib: Any = None, *, from_n: int = 0) -> Any:
     """A document's points; ``from_n``: only its chunks from that number on (what a shorter
-    new version of the document no longer has)."""
+    new version of the document no longer has). ``lib`` as ``qdrant_filter``'s."""
+    client, lib = lib is None, client_models() if lib is None else lib
     must = [lib.FieldCondition(key="doc_id", match=lib.MatchValue(value=doc_id))]
     if from_n:
-        rng = lib.Range(gte=from_n) if lib is models else lib.RangeFloat(gte=from_n)
+        rng = lib.Range(gte=from_n) if client else lib.RangeFloat(gte=from_n)
         must.append(lib.FieldCondition(key="n", range=rng))
     return lib.Filter(must=must)
 
@@ -121,7 +130,10 @@ class QdrantIndex:
 
     def __init__(self, collection: str, dim: int, *, url: str = "", path: str = "") -> None:
         """``path``: local mode kept in that directory (tests of a restart)."""
+        from qdrant_client import AsyncQdrantClient
+
         self.collection, self.dim = collection, dim
+        self.models = client_models()
         self.client = (AsyncQdrantClient(url=url) if url else AsyncQdrantClient(path=path)
                        if path else AsyncQdrantClient(location=":memory:"))
         self._server = bool(url)
@@ -142,11 +154,12 @@ class QdrantIndex:
         """Records the position the points written so far cover (each write was acknowledged
         once applied: the client waits)."""
         if not self._state_made and not await self.client.collection_exists(self._state):
-            await self.client.create_collection(self._state, vectors_config=models.VectorParams(
-                size=1, distance=models.Distance.DOT))
+            m = self.models
+            await self.client.create_collection(self._state, vectors_config=m.VectorParams(
+                size=1, distance=m.Distance.DOT))
         self._state_made = True
         await self.client.upsert(self._state, wait=True, points=[
-            models.PointStruct(id=1, vector=[1.0], payload=state)])
+            self.models.PointStruct(id=1, vector=[1.0], payload=state)])
 
     async def reset(self) -> None:
         """Drops every point and the recorded position (a load starts over)."""
@@ -161,12 +174,12 @@ class QdrantIndex:
         if not await self.client.collection_exists(self.collection):
             await self.client.create_collection(
                 self.collection,
-                vectors_config=models.VectorParams(size=self.dim,
-                                                   distance=models.Distance.COSINE))
+                vectors_config=self.models.VectorParams(
+                    size=self.dim, distance=self.models.Distance.COSINE))
             # Local mode ignores payload indexes (and warns): a server uses them.
             for key in ("doc_id", "kind", "twin_id", "tags", "source") if self._server else ():
                 await self.client.create_payload_index(self.collection, key,
-                                                       models.PayloadSchemaType.KEYWORD)
+                                                       self.models.PayloadSchemaType.KEYWORD)
         self._ready = True
 
     async def replace(self, doc_id: str, points: Sequence[Point]) -> None:
@@ -174,20 +187,20 @@ class QdrantIndex:
         past the new count: a search meanwhile never finds the document missing."""
         await self._ensure()
         await self.add(points)
-        await self.client.delete(self.collection, points_selector=models.FilterSelector(
+        await self.client.delete(self.collection, points_selector=self.models.FilterSelector(
             filter=doc_filter(doc_id, from_n=len(points))))
 
     async def add(self, points: Sequence[Point]) -> None:
         await self._ensure()
         if points:
             await self.client.upsert(self.collection, points=[
-                models.PointStruct(id=point_id(p.doc_id, p.n), vector=p.vector,
+                self.models.PointStruct(id=point_id(p.doc_id, p.n), vector=p.vector,
                                    payload=payload_of(p)) for p in points])
 
     async def delete(self, doc_id: str) -> None:
         await self._ensure()
-        await self.client.delete(self.collection,
-                                 points_selector=models.FilterSelector(filter=doc_filter(doc_id)))
+        await self.client.delete(self.collection, points_selector=self.models.FilterSelector(
+            filter=doc_filter(doc_id)))
 
     async def search(self, vector: list[float], scope: Scope, limit: int) -> list[Hit]:
         await self._ensure()

@@ -159,3 +159,22 @@ def test_a_fleet_needs_its_home_cell_in_every_region() -> None:
     with pytest.raises(ValueError, match="home cell"):
         check_fleet(CellMap(cells=(Cell("g1", "global", ("ams",)),
                                    Cell("ru1", "ru", ("mow",)))))
+
+
+def test_down_stops_in_waves_the_leader_after_its_peer_and_the_witness_last() -> None:
+    from devstack.launcher import stop_waves
+
+    current = state(list(SERVICE_ORDER))
+    recorded = ["supervisor", *children.all_names(current)]
+    apps_waves = [["edge-iad", "edge-ams"], ["index-iad", "index-ams", "hub-iad", "hub-ams"],
+                  ["central"], ["redis-iad", "redis-ams"], ["backup"]]
+    for leader, first_pg, last_pg in (("primary", "pg-standby", "pg-primary"),
+                                      ("standby", "pg-primary", "pg-standby"),
+                                      (None, "pg-standby", "pg-primary")):
+        waves = stop_waves(current, recorded, leader)
+        assert waves == [["supervisor"], *apps_waves,
+                         sorted([first_pg, "pg-iad", "pg-ams"], key=recorded.index),
+                         [last_pg], ["pg-witness"]]
+    # Each child once, only those recorded; an empty wave is left out.
+    partial = stop_waves(current, ["pg-witness", "pg-iad", "hub-ams"], "primary")
+    assert partial == [["hub-ams"], ["pg-iad"], ["pg-witness"]]

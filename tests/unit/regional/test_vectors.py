@@ -231,3 +231,20 @@ def test_a_flush_touches_the_shard_only_after_an_update_and_keeps_what_it_flushe
         again.flush()  # loaded as it was flushed: nothing to do
         await again.close()
     asyncio.run(go())
+
+
+def test_a_hub_and_its_index_service_start_without_qdrant_client() -> None:
+    """Importing qdrant-client costs a process ~2 s of CPU: a hub worker and an index service
+    without a Qdrant server (``HUB_QDRANT_URL``) never import it, so their starts and restarts
+    do not pay for it. The engine's own filters still build with qdrant-client's models."""
+    import subprocess
+    import sys
+
+    from devstack.apps import base_env
+
+    code = ("import sys, regional.app, regional.index_service, regional.vectors as v; "
+            "print('qdrant_client' in sys.modules); v.qdrant_filter(v.Scope(frozenset({'a'}))); "
+            "print('qdrant_client' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=base_env(), capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "True"]

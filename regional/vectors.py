@@ -195,7 +195,7 @@ class QdrantIndex:
         if points:
             await self.client.upsert(self.collection, points=[
                 self.models.PointStruct(id=point_id(p.doc_id, p.n), vector=p.vector,
-                                   payload=payload_of(p)) for p in points])
+                                        payload=payload_of(p)) for p in points])
 
     async def delete(self, doc_id: str) -> None:
         await self._ensure()

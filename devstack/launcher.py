@@ -191,23 +191,20 @@ class Stack:
                 self._start_supervisor(fresh)
             except BaseException:
                 self._progress("start failed; stopping what was started (logs kept)")
-                self._down_cells()
-                self._stop_all(fresh)
+                self._down_cells(meanwhile=lambda: self._stop_all(fresh))
                 raise
             return fresh.topology
 
     def down(self) -> None:
         """Stops every recorded child, last started first, those of a service side by side
         (``stop_waves``), and every other cell's stack meanwhile; the data directories stay."""
-        with ThreadPoolExecutor(1) as pool:  # the other cells' stacks meanwhile
-            cells_down = pool.submit(self._down_cells)
-            try:
-                with state.locked(self.data_dir):
-                    current = state.load(self.data_dir)
-                    if current is not None:
-                        self._stop_all(current)
-            finally:
-                cells_down.result()
+        def stop_own() -> None:
+            with state.locked(self.data_dir):
+                current = state.load(self.data_dir)
+                if current is not None:
+                    self._stop_all(current)
+
+        self._down_cells(meanwhile=stop_own)
 
     def _up_cells(self) -> None:
         """Starts the other cells' stacks (before the edges, which route to them)."""
@@ -215,13 +212,19 @@ class Stack:
             self._progress(f"cell {name}: starting its stack in {stack.data_dir}")
             stack.up()
 
-    def _down_cells(self) -> None:
-        """The other cells' stacks, side by side."""
+    def _down_cells(self, meanwhile: Callable[[], None] = lambda: None) -> None:
+        """Stops the other cells' stacks side by side, running ``meanwhile`` (this stack's own
+        stop) on this thread as they go; returns once all are done."""
         stacks = self.cell_stacks()
         for name in stacks:
             self._progress(f"cell {name}: stopping its stack")
         with ThreadPoolExecutor(max(1, len(stacks))) as pool:
-            list(pool.map(Stack.down, stacks.values()))
+            stopping = [pool.submit(stack.down) for stack in stacks.values()]
+            try:
+                meanwhile()
+            finally:
+                for each in stopping:
+                    each.result()
 
     def stop_process(self, name: str) -> None:
         """Stops one child (e.g. ``hub-ams``) on purpose; ``status`` then shows it as stopped
@@ -389,8 +392,7 @@ class Stack:
     def _start(self, current: StackState, specs: list[ProcessSpec]) -> None:
         """Spawns a group of independent children at once, then waits until each is healthy.
         Each is recorded before the wait, so a failed ``up`` (or ``down``) can still stop it."""
-        if specs:
-            self._wait(self._spawn(current, specs))
+        self._wait(self._spawn(current, specs))
 
     def _spawn(self, current: StackState, specs: list[ProcessSpec]) -> list[_Started]:
         began, started = time.monotonic(), []
@@ -536,7 +538,8 @@ def stop_waves(current: StackState, recorded: list[str], leader: str | None) -> 
     about what one node did."""
     names = set(recorded)
     known = children.names_by_service(current)
-    waves = [[n for n in recorded if n not in children.all_names(current)]]
+    named = {n for members in known.values() for n in members}
+    waves = [[n for n in recorded if n not in named]]
     for service, members in reversed(known.items()):
         members = [n for n in members if n in names]
         if service != "postgres":

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.apps import base_env
 from regional.vectors import Point, QdrantIndex, Scope, VectorIndex, qdrant_filter
 from regional.vectors_edge import EdgeIndex
 
@@ -237,11 +240,6 @@ def test_a_hub_and_its_index_service_start_without_qdrant_client() -> None:
     """Importing qdrant-client costs a process ~2 s of CPU: a hub worker and an index service
     without a Qdrant server (``HUB_QDRANT_URL``) never import it, so their starts and restarts
     do not pay for it. The engine's own filters still build with qdrant-client's models."""
-    import subprocess
-    import sys
-
-    from devstack.apps import base_env
-
     code = ("import sys, regional.app, regional.index_service, regional.vectors as v; "
             "print('qdrant_client' in sys.modules); v.qdrant_filter(v.Scope(frozenset({'a'}))); "
             "print('qdrant_client' in sys.modules)")

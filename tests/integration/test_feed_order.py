@@ -23,6 +23,7 @@ from mbwire import ConsistencyToken
 from regional.replica import Replica
 from tests.integration.conftest import LiveStack
 
+FEED_LOCK = 1296189765  # the sequencer ticks' lock (migration 0011)
 KIND = "feed-test"  # routed nowhere: hubs skip it (regional/realtime/channels.py)
 Action = str  # "tick" (one sequencer tick) or "read" (one follower step on the replica)
 
@@ -112,6 +113,12 @@ async def test_followers_never_skip_or_repeat_a_row(
         assert not {f"{run}{i}" for i in aborted} & set(follower.numbered)
         # Numbered in the order they became visible: a row committed after another's tick
         # never gets a smaller seq than one that tick numbered (checked on the primary).
+        # A tick of central's is visible on the replicas while it still waits for the
+        # synchronous standby's answer, before the primary shows it (a transaction leaves the
+        # primary's list of running ones only after that wait): the ticks' lock is released
+        # after it, so taking the lock waits for such a tick.
+        await admin.execute("select pg_advisory_lock(%s), pg_advisory_unlock(%s)",
+                            (FEED_LOCK, FEED_LOCK))
         cur = await admin.execute("select key, seq from change_feed where key like %s",
                                   (f"{run}%",))
         assert dict(await cur.fetchall()) == follower.numbered
@@ -129,7 +136,7 @@ async def test_a_write_does_not_wait_for_another_writers_commit(live: LiveStack)
     async with (await psycopg.AsyncConnection.connect(primary) as slow,
                 await psycopg.AsyncConnection.connect(primary) as fast):
         await slow.execute("insert into change_feed (kind, key) values (%s, 'slow')", (KIND,))
-        await slow.execute("select pg_advisory_xact_lock(1296189765)")  # as a tick in progress
+        await slow.execute("select pg_advisory_xact_lock(%s)", (FEED_LOCK,))  # a tick in progress
         await fast.execute("insert into change_feed (kind, key) values (%s, 'fast')", (KIND,))
         await asyncio.wait_for(fast.commit(), timeout=5)
         await slow.rollback()

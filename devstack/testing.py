@@ -60,10 +60,16 @@ def running_stack(
         stack.up()
         yield stack
     finally:
+        stopped = False
         try:
             stack.down()
+            stopped = True
+        except BaseException as e:  # an interrupt too (a broken pipe, ^C) in the middle of down
+            # Its pid files are in the directory: removing it would orphan what still runs.
+            e.add_note(f"the stack is kept: memorybank down --data-dir {stack.data_dir}")
+            raise
         finally:
-            if os.environ.get(KEEP_ENV) != "1":
+            if stopped and os.environ.get(KEEP_ENV) != "1":
                 # Postgres's data may live outside ``root`` (postgres.pg_data_root).
                 for directory in [stack.data_dir, *(cells.cell_dir(stack.data_dir, name)
                                                     for name in fleet_names(fleet))]:

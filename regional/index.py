@@ -125,7 +125,7 @@ class IndexFollower:
     def __init__(self, replica: Replica, clock: ReplayClock, index: VectorIndex | None,
                  embedder: str, *, store: IndexStore | None = None,
                  build_after: int = 5000, save_every_s: float = 1.0,
-                 words: WordIndex | None = None) -> None:
+                 words: WordIndex | None = None, step_every_s: float = 0.05) -> None:
         self.replica, self.clock, self.embedder = replica, clock, embedder
         # The keyword index, kept from the same rows; committed at most once a second (before
         # the position is saved) and when a search holds a token its last commit does not cover.
@@ -149,7 +149,7 @@ class IndexFollower:
         self._building: tuple[int, int, int] | None = None  # (generation, cursor, mark)
         self._changed: set[str] | None = None  # documents changed since the build's copy
         self.builds = 0
-        self.step_every_s = 0.05
+        self.step_every_s = step_every_s
         self._stepped_at = 0.0
         self._wanted = asyncio.Event()  # a search waits for a token past the mark
         self._left_unbuilt = 0  # what the last build left unbuilt (segments below the bound)

@@ -143,10 +143,11 @@ class IndexService:
         embedder = hub_embedder(settings)
         self.replica = replica or Replica(settings.replica_url, pool_timeout_s=2.0,
                                           keys=Keyring.from_settings(settings))
-        # Its own clock polls every 50 ms (the follower steps at most that often; a search
-        # waiting for a token wakes the follower directly): a clock per service at the hubs'
+        # Its own clock polls every HUB_INDEX_STEP_MS (the follower steps at most that often;
+        # a search waiting for a token wakes both directly): a clock per service at the hubs'
         # 10 ms cost a poll of the replica every 10 ms per region for nothing.
-        self.clock = clock or ReplayClock(settings.replica_url, idle_s=0.05)
+        step_s = settings.index_step_ms / 1000
+        self.clock = clock or ReplayClock(settings.replica_url, idle_s=step_s)
         if replica is None:  # its feed reads take ``before`` from the clock (ReplicaPool.floor)
             self.replica.clock = self.clock
         root = Path(settings.index_dir) if settings.index_dir else None
@@ -157,7 +158,8 @@ class IndexService:
         self.follower = IndexFollower(
             self.replica, self.clock,
             None if store else make_index(embedder, settings.qdrant_url), embedder.name,
-            store=store, build_after=settings.index_build_after, words=words)
+            store=store, build_after=settings.index_build_after, words=words,
+            step_every_s=step_s)
         self.searches = 0
         self.word_searches = 0
 

@@ -119,6 +119,10 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a tokened query waits for the index; below the edge's per-hub timeout, like
     # token_wait_ms.
     index_wait_ms: int = 1000
+    # How often the index service polls its replica's position and, when it moved, reads the
+    # feed for changed documents. A search holding a token the index does not cover wakes both
+    # at once, so what this delays is only a token-less search's view of new knowledge.
+    index_step_ms: float = 200.0
     # Realtime (regional/realtime/): WebSocket connections per caller by tier, counted across
     # the fleet in the limits Redis (HUB_REALTIME_LIMITS is a JSON object), and per worker in
     # all; frames queued per connection before it is closed as a slow consumer (4008); seconds

@@ -58,8 +58,9 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     # worker's caches up to this much after the replica shows it (a token-less read may see the
     # old view that much longer, well within the edge's own 5 s cache of it; a read holding a
     # token wakes the clock and never waits on it). With a socket open, 10 ms: no subscriber's
-    # message waits on it. 0 = always 10 ms. Measured (README, "Reads at scale"): 25 -> 100 ms
-    # took 13-22 % off a hub's CPU per request under the mix, relative to the edges'.
+    # message waits on it. 0: 10 ms (until a quiet second). Measured (README, "Reads at
+    # scale"): 25 -> 100 ms took 13-22 % off a hub's CPU per request under the mix, relative
+    # to the edges'.
     clock_unheard_ms: float = 100.0
     cache_ttl_s: int = 300
     cache_reads: bool = True      # off only to measure uncached reads (bench/spine_bench.py)
@@ -121,8 +122,9 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     index_wait_ms: int = 1000
     # How often the index service polls its replica's position and, when it moved, reads the
     # feed for changed documents. A search holding a token the index does not cover wakes both
-    # at once, so what this delays is only a token-less search's view of new knowledge.
-    index_step_ms: float = 200.0
+    # at once, so what this delays is only a token-less search's view of new knowledge. At
+    # least 1 ms: a nap of nothing would poll the replica in a loop.
+    index_step_ms: Annotated[float, msgspec.Meta(ge=1)] = 200.0
     # Realtime (regional/realtime/): WebSocket connections per caller by tier, counted across
     # the fleet in the limits Redis (HUB_REALTIME_LIMITS is a JSON object), and per worker in
     # all; frames queued per connection before it is closed as a slow consumer (4008); seconds

@@ -10,6 +10,7 @@ import pytest
 from central.settings import CentralSettings
 from knowledge.embed import QueryCache
 from knowledge.embed_local import LocalEmbedder
+from regional.index_service import IndexService
 from regional.search import hub_embedder
 from regional.settings import HubSettings
 
@@ -79,3 +80,15 @@ def test_hub_embeds_queries_in_int8_unless_told_float(tmp_path: Path,
     assert any(tmp_path.glob("*.onnx"))             # the int8 graph, derived where it was told
     with pytest.raises(msgspec.ValidationError, match="embedder_compute"):
         HubSettings.from_env({**base, "HUB_EMBEDDER_COMPUTE": "fp16"})
+
+
+def test_the_index_service_polls_and_steps_at_its_setting() -> None:
+    """HUB_INDEX_STEP_MS sets both the index service's clock nap and its follower's interval
+    (200 ms unless told); a nap of nothing (a poll loop) is refused at start."""
+    base = {**HUB_ENV, "HUB_REGION": "ams"}
+    for env, step_s in (({}, 0.2), ({"HUB_INDEX_STEP_MS": "500"}, 0.5)):
+        service = IndexService(HubSettings.from_env({**base, **env}))
+        assert service.follower.step_every_s == step_s
+        assert service.clock.nap() == step_s  # nobody listens in an index service
+    with pytest.raises(msgspec.ValidationError, match="index_step_ms"):
+        HubSettings.from_env({**base, "HUB_INDEX_STEP_MS": "0"})

@@ -134,10 +134,11 @@ def with_words(replica: Replica, root: Path) -> IndexFollower:
     return follower(replica, root, build_after=10**9, words=WordIndex(root / "words"))
 
 
-def local_index(f: IndexFollower) -> LocalIndex:
+async def local_index(f: IndexFollower) -> LocalIndex:
     settings = HubSettings(region="ams", replica_url="", redis_url="", central_url="",
                            hop_secret="h", central_secret="c")
     service = IndexService(settings, replica=f.replica, clock=f.clock)  # type: ignore[arg-type]
+    await service.follower.index.close()  # the in-memory shard it made: its temporary directory
     service.follower = f
     return LocalIndex(service)
 
@@ -158,7 +159,7 @@ async def test_a_restart_resumes_from_disk_and_waits_for_the_feed(tmp_path: Path
     replica.put("doc-new")  # written while the service was down
 
     second = follower(replica, tmp_path, build_after=10**9)
-    index = local_index(second)
+    index = await local_index(second)
     await second.start()
     assert second.loaded_from == "disk" and replica.chunk_reads == read  # no chunk read again
     assert second.state == "catching up" and await second.index.count() == 80
@@ -182,7 +183,7 @@ async def test_the_keyword_index_resumes_from_disk_and_follows_the_feed(tmp_path
     first = with_words(replica, tmp_path)
     await first.start()
     await first.step()
-    index = local_index(first)
+    index = await local_index(first)
     assert first.words is not None and first.words.covers == first.mark.lsn  # the load's
     replica.put("doc-029")  # rewritten: followed, not committed yet (at most once a second)
     await first.step()
@@ -198,7 +199,7 @@ async def test_the_keyword_index_resumes_from_disk_and_follows_the_feed(tmp_path
     replica.drop("doc-007")
 
     second = with_words(replica, tmp_path)
-    index = local_index(second)
+    index = await local_index(second)
     await second.start()
     assert second.loaded_from == "disk" and replica.chunk_reads == read  # nor its words
     assert second.words is not None and second.words.count() == 60
@@ -218,7 +219,7 @@ async def test_the_keyword_index_resumes_from_disk_and_follows_the_feed(tmp_path
     await third.step()
     replica.put("doc-event", vector=False)
     await third.step()
-    hits, _ = await local_index(third).words(["doc-event"], EVERYONE, 5, token=third.mark)
+    hits, _ = await (await local_index(third)).words(["doc-event"], EVERYONE, 5, token=third.mark)
     assert [h.doc_id for h in hits] == ["doc-event"] and await third.index.count() == 60
     replica.put("doc-event")  # its vectors came
     await third.step()
@@ -270,7 +271,7 @@ async def test_a_build_swaps_in_with_the_changes_made_while_it_ran(tmp_path: Pat
     await asyncio.wait_for(asyncio.shield(f._build), 120)
     await f._maybe_build()              # swapped, with the two changes replayed onto it
     assert f.builds == 1 and f.index.unbuilt() < 5000 and f._left_unbuilt < 5000
-    index = local_index(f)
+    index = await local_index(f)
     hits, _ = await index.search(VECTOR, EVERYONE, 3100)
     docs = {h.doc_id for h in hits}
     assert "doc-fresh" in docs and "doc-000" not in docs and len(docs) == 3000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import msgspec
@@ -88,7 +89,10 @@ def test_the_index_service_polls_and_steps_at_its_setting() -> None:
     base = {**HUB_ENV, "HUB_REGION": "ams"}
     for env, step_s in (({}, 0.2), ({"HUB_INDEX_STEP_MS": "500"}, 0.5)):
         service = IndexService(HubSettings.from_env({**base, **env}))
-        assert service.follower.step_every_s == step_s
-        assert service.clock.nap() == step_s  # nobody listens in an index service
+        try:
+            assert service.follower.step_every_s == step_s
+            assert service.clock.nap() == step_s  # nobody listens in an index service
+        finally:
+            asyncio.run(service.follower.index.close())  # its shard's temporary directory
     with pytest.raises(msgspec.ValidationError, match="index_step_ms"):
         HubSettings.from_env({**base, "HUB_INDEX_STEP_MS": "0"})

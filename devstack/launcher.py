@@ -538,7 +538,7 @@ def stop_waves(current: StackState, recorded: list[str], leader: str | None) -> 
     about what one node did."""
     names = set(recorded)
     known = children.names_by_service(current)
-    named = {n for members in known.values() for n in members}
+    named = set(children.all_names(current))
     waves = [[n for n in recorded if n not in named]]
     for service, members in reversed(known.items()):
         members = [n for n in members if n in names]

@@ -36,10 +36,15 @@ def ports_of(current: StackState, name: str) -> list[int]:
     return [int(url.rsplit(":", 1)[1].split("/", 1)[0])] if url else []
 
 
+def is_postgres_node(name: str) -> bool:
+    """A child that runs a Postgres node under Patroni (the witness runs none)."""
+    return name.startswith("pg-") and name != "pg-witness"
+
+
 def postmaster(data_dir: Path, name: str) -> psutil.Process | None:
     """The postmaster running a Postgres node's data directory (from its ``postmaster.pid``,
     checked against the process's command line: the PID may have been reused)."""
-    if not name.startswith("pg-") or name == "pg-witness":
+    if not is_postgres_node(name):
         return None
     directory = postgres.pg_data_root(data_dir, procs.unprivileged()) / name.removeprefix("pg-")
     try:
@@ -52,13 +57,16 @@ def postmaster(data_dir: Path, name: str) -> psutil.Process | None:
     return None
 
 
-def stop_postmaster(data_dir: Path, name: str) -> None:
+def stop_postmaster(data_dir: Path, name: str, *, immediate: bool = False) -> None:
     """Stops a node's postmaster that outlived its Patroni (Patroni starts it in a session of
-    its own, so stopping Patroni's process tree does not reach it)."""
+    its own, so stopping Patroni's process tree does not reach it): a fast shutdown (SIGINT,
+    with a checkpoint), or with ``immediate`` an immediate one (SIGQUIT: for data about to be
+    deleted; Postgres still releases its shared memory)."""
     master = postmaster(data_dir, name)
     if master is not None:
+        stop_signal = signal.SIGQUIT if immediate else signal.SIGINT
         procs.stop(ProcessRecord(name=name, pid=master.pid, create_time=master.create_time(),
-                                 command=[], log="", stop_signal=int(signal.SIGINT)))
+                                 command=[], log="", stop_signal=int(stop_signal)))
 
 
 def _family(record: ProcessRecord, pid: int, master: psutil.Process | None) -> bool:

@@ -62,7 +62,7 @@ def running_stack(
     finally:
         stopped = False
         try:
-            stack.down()
+            stack.down(discard=os.environ.get(KEEP_ENV) != "1")
             stopped = True
         except BaseException as e:  # an interrupt too (a broken pipe, ^C) in the middle of down
             # Its pid files are in the directory: removing it would orphan what still runs.

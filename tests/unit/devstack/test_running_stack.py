@@ -27,7 +27,8 @@ class _Stack:
     def up(self) -> None:
         pass
 
-    def down(self) -> None:
+    def down(self, *, discard: bool = False) -> None:
+        self.discarded = discard
         if _Stack.fail is not None:
             raise _Stack.fail
 
@@ -43,7 +44,21 @@ def fake_stack(monkeypatch: pytest.MonkeyPatch) -> type[_Stack]:
 def test_a_stopped_stack_takes_its_directory_with_it(fake_stack: type[_Stack]) -> None:
     with testing.running_stack(services={"redis"}, regions=("ams",)):
         pass
+    assert fake_stack.made[0].discarded  # its Postgres stopped at once: the data goes next
     assert not fake_stack.made[0].data_dir.parent.exists()
+
+
+def test_a_kept_stack_stops_in_order_and_keeps_its_directory(
+        fake_stack: type[_Stack], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(testing.KEEP_ENV, "1")
+    with testing.running_stack(services={"redis"}, regions=("ams",)):
+        pass
+    data_dir = fake_stack.made[0].data_dir
+    try:
+        assert not fake_stack.made[0].discarded  # kept to be read: each node's ordered stop
+        assert (data_dir / "hub-ams.pid").exists()
+    finally:
+        shutil.rmtree(data_dir.parent)
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), BrokenPipeError(32, "pipe")])

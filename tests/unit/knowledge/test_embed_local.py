@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,8 +28,13 @@ def local() -> LocalEmbedder:
 
 
 @pytest.fixture(scope="module")
-def integer(tmp_path_factory: pytest.TempPathFactory) -> LocalEmbedder:
-    return LocalEmbedder(threads=1, compute="int8", cache_dir=tmp_path_factory.mktemp("models"))
+def int8_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def integer(int8_cache: Path) -> LocalEmbedder:
+    return LocalEmbedder(threads=1, compute="int8", cache_dir=int8_cache)
 
 
 def _cos(a: list[float], b: list[float]) -> float:
@@ -171,6 +178,24 @@ def test_the_int8_graph_is_derived_once_and_again_when_changed(tmp_path: Path) -
     assert integer_graph(source, MODEL_SHA256, tmp_path) == graph
     assert graph.read_bytes() == made                          # a changed file: derived again
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".onnx", ".sha256"]
+
+
+def test_a_kept_int8_graph_loads_without_importing_onnx(integer: LocalEmbedder,
+                                                         int8_cache: Path) -> None:
+    """onnx is needed only to derive the graph; importing it cost every hub worker and index
+    service 1.2 s of CPU at start. Its version still names the graph (a new onnx derives a
+    new one)."""
+    import onnx
+
+    [graph] = int8_cache.glob("*.onnx")
+    assert graph.name.endswith(f"-onnx{onnx.__version__}.onnx")
+    code = ("import sys; from pathlib import Path; from knowledge.embed_local import *; "
+            f"LocalEmbedder(threads=1, compute='int8', cache_dir=Path({str(int8_cache)!r})); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'onnx'))")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3])
+    assert ran.stdout.strip() == "[]"
+    assert sorted(p.name for p in int8_cache.glob("*.onnx")) == [graph.name]  # not derived again
 
 
 def test_an_unknown_compute_is_refused() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
@@ -148,10 +149,19 @@ def _detail(raw: bytes) -> str:
 
 class LocalIndex:
     """The index in this worker (a hub without ``HUB_INDEX_URL``: tests, one-process tools):
-    an ``IndexService`` on the hub's own replica and clock, the same rules as the service's."""
+    an ``IndexService`` on the hub's own replica and clock, the same rules as the service's.
+    Made by ``make`` when first used (its shard is a temporary directory, which an app built and
+    never started, such as one asked only for its OpenAPI document, would leave behind)."""
 
-    def __init__(self, service: Any) -> None:
-        self.service = service
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make: Callable[[], Any] | None = make
+        self._service: Any = None
+
+    @property
+    def service(self) -> Any:
+        if self._service is None and self._make is not None:
+            self._service, self._make = self._make(), None
+        return self._service
 
     @property
     def mark(self) -> ConsistencyToken:
@@ -165,7 +175,8 @@ class LocalIndex:
         return None
 
     async def close(self) -> None:
-        await self.service.follower.close()
+        if self._service is not None:  # never made: nothing to close
+            await self._service.follower.close()
 
     async def search(self, vector: list[float], scope: Scope, limit: int,
                      token: ConsistencyToken | None = None, wait_s: float = 0.0,
@@ -190,5 +201,5 @@ def index_for(settings: Any, replica: Any, clock: Any) -> SearchIndex:
     from regional.index_service import IndexService
 
     # In this worker's memory, never in HUB_INDEX_DIR: several workers would share the shard.
-    return LocalIndex(IndexService(msgspec.structs.replace(settings, index_dir=""),
-                                   replica=replica, clock=clock))
+    return LocalIndex(lambda: IndexService(msgspec.structs.replace(settings, index_dir=""),
+                                           replica=replica, clock=clock))

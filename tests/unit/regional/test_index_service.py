@@ -140,7 +140,7 @@ async def local_index(f: IndexFollower) -> LocalIndex:
     service = IndexService(settings, replica=f.replica, clock=f.clock)  # type: ignore[arg-type]
     await service.follower.index.close()  # the in-memory shard it made: its temporary directory
     service.follower = f
-    return LocalIndex(service)
+    return LocalIndex(lambda: service)
 
 
 VECTOR = [0.5] * DIM

@@ -3,6 +3,9 @@ needs no network."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import msgspec
 from litestar.testing import TestClient
 
@@ -30,3 +33,12 @@ def test_hub_serves_the_generated_document_and_an_offline_docs_page() -> None:
     # Nothing to fetch from elsewhere: no script, no stylesheet link, no remote URL.
     assert b"<script" not in page.content and b"http" not in page.content.lower()
     assert b"/v1/twins/{twin_id}" in page.content
+
+
+def test_an_app_built_and_never_started_leaves_no_index_shard_behind() -> None:
+    """The in-worker index (no ``HUB_INDEX_URL``) keeps its shard in a temporary directory: made
+    when the index is first used, not when the app is built, so this one makes none."""
+    shards = lambda: set(Path(tempfile.gettempdir()).glob("mb-vectors-*"))  # noqa: E731
+    before = shards()
+    hub().get("/schema/openapi.json")
+    assert shards() == before

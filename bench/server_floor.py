@@ -16,21 +16,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import os
-import socket
+import shutil
+import signal
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from spine_servers import free_port, tree_cpu
+from spine_servers import BENCH_DIR, free_port, serving, tree_cpu
 
-ROOT = Path(__file__).resolve().parents[1]
+from devstack.apps import REPO_ROOT, base_env
+from devstack.health import HttpCheck
+from devstack.procs import ProcessSpec
+from devstack.topology import HOST, http_url
+
 SERVERS = ("granian", "granian-st", "uvicorn-h11",
            # httptools is not among our dependencies: measured when installed by hand
            *(("uvicorn-httptools",) if importlib.util.find_spec("httptools") else ()))
@@ -41,38 +44,24 @@ def argv_of(server: str, port: int) -> list[str]:
     if server.startswith("granian"):
         mode = ["--runtime-mode", "st"] if server == "granian-st" else []
         return [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
-                "127.0.0.1", "--port", str(port), "--workers", "1", *mode,
+                HOST, "--port", str(port), "--workers", "1", *mode,
                 "bare_app:create_app"]
     parser = server.removeprefix("uvicorn-")
-    return [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port",
+    return [sys.executable, "-m", "uvicorn", "--factory", "--host", HOST, "--port",
             str(port), "--workers", "1", "--loop", "uvloop", "--http", parser,
             "--no-access-log", "--log-level", "warning", "bare_app:create_app"]
 
 
-@contextlib.contextmanager
-def served(server: str) -> Iterator[tuple[int, psutil.Process]]:
+def spec_of(server: str, logs: Path) -> tuple[ProcessSpec, str]:
+    """``server`` serving ``bench/bare_app.py`` on a free port, as ``spine_servers.bare_spec``
+    serves it (the repo's environment, ``bench/`` importable, ``/healthz`` its check)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)])}
-    proc = subprocess.Popen(argv_of(server, port), env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{server} did not start (exit {proc.poll()})") from None
-                time.sleep(0.1)
-        yield port, psutil.Process(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    url = http_url(port)
+    env = base_env()
+    env["PYTHONPATH"] = f"{BENCH_DIR}:{env['PYTHONPATH']}"
+    return ProcessSpec(name=f"floor-{server}", argv=tuple(argv_of(server, port)), env=env,
+                       log=logs / f"{server}.log", cwd=REPO_ROOT,
+                       check=HttpCheck(f"{url}/healthz"), stop_signal=signal.SIGTERM), url
 
 
 async def drive(port: int, rate: float, seconds: float, connections: int) -> int:
@@ -83,7 +72,7 @@ async def drive(port: int, rate: float, seconds: float, connections: int) -> int
 
     async def one(i: int) -> None:
         nonlocal answered
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(HOST, port)
         start = time.perf_counter() + i * gap / connections
         end = time.perf_counter() + seconds
         k = 0
@@ -113,18 +102,23 @@ def main() -> None:
           f"{a.rate:g} req/s over {a.connections} connections for {a.seconds:g} s", flush=True)
     servers = a.servers.split(",")
     figures: dict[str, list[float]] = {server: [] for server in servers}
-    for _ in range(a.repeats):
-        for server in servers:
-            with served(server) as (port, proc):
-                asyncio.run(drive(port, a.rate, 2.0, a.connections))  # warm up
-                before = tree_cpu(proc)
-                n = asyncio.run(drive(port, a.rate, a.seconds, a.connections))
-                cpu = tree_cpu(proc) - before
-            figures[server].append(cpu * 1000 / n)
-            print(f"  {server:<18} {n:6d} requests  {figures[server][-1]:.3f} ms of CPU each",
-                  flush=True)
-    print("median ms of CPU per request: " + ", ".join(
-        f"{server} {statistics.median(v):.3f}" for server, v in figures.items()), flush=True)
+    logs = Path(tempfile.mkdtemp(prefix="mb-server-floor-"))  # the servers' logs
+    try:
+        for _ in range(a.repeats):
+            for server in servers:
+                with serving(*spec_of(server, logs)) as served:
+                    proc = psutil.Process(served.pid)
+                    asyncio.run(drive(served.port, a.rate, 2.0, a.connections))  # warm up
+                    before = tree_cpu(proc)
+                    n = asyncio.run(drive(served.port, a.rate, a.seconds, a.connections))
+                    cpu = tree_cpu(proc) - before
+                figures[server].append(cpu * 1000 / n)
+                print(f"  {server:<18} {n:6d} requests  {figures[server][-1]:.3f} ms of CPU each",
+                      flush=True)
+        print("median ms of CPU per request: " + ", ".join(
+            f"{server} {statistics.median(v):.3f}" for server, v in figures.items()), flush=True)
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 if __name__ == "__main__":

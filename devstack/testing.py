@@ -61,15 +61,17 @@ def running_stack(
         yield stack
     finally:
         stopped = False
+        # One decision for both: a stack whose directory goes stops at once (Stack.down).
+        discard = os.environ.get(KEEP_ENV) != "1"
         try:
-            stack.down(discard=os.environ.get(KEEP_ENV) != "1")
+            stack.down(discard=discard)
             stopped = True
         except BaseException as e:  # an interrupt too (a broken pipe, ^C) in the middle of down
             # Its pid files are in the directory: removing it would orphan what still runs.
             e.add_note(f"the stack is kept: memorybank down --data-dir {stack.data_dir}")
             raise
         finally:
-            if stopped and os.environ.get(KEEP_ENV) != "1":
+            if stopped and discard:
                 # Postgres's data may live outside ``root`` (postgres.pg_data_root).
                 for directory in [stack.data_dir, *(cells.cell_dir(stack.data_dir, name)
                                                     for name in fleet_names(fleet))]:
